@@ -1,0 +1,4 @@
+"""ft-recipes: portable, schema-validated LLM fine-tuning recipes."""
+
+__version__ = "0.1.0"
+RECIPE_VERSION = 1

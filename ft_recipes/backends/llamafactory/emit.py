@@ -1,0 +1,197 @@
+"""Recipe -> LLaMA-Factory 0.9.5 config (``llamafactory.yaml``) plus its ``dataset_info.json``.
+
+Every value whose default differs from Axolotl's is written explicitly (BACKENDS.md section 2).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ...emit import Emitted, Note, deepspeed_path, unsupported
+from ...recipe import Dataset, Recipe
+
+NAME = "llamafactory"
+VERSION = "0.9.5"
+MAIN = "llamafactory.yaml"
+DATASET_INFO = "dataset_info.json"
+
+# ftr template name -> LLaMA-Factory template name.
+TEMPLATES = {
+    "chatml": "chatml", "qwen": "qwen", "qwen2.5": "qwen", "qwen3": "qwen3", "qwen3_nothink": "qwen3_nothink",
+    "llama3": "llama3", "llama2": "llama2", "mistral": "mistral", "gemma": "gemma", "gemma2": "gemma",
+    "gemma3": "gemma3", "phi3": "phi", "phi4": "phi4", "deepseek3": "deepseek3", "alpaca": "alpaca",
+    "vicuna": "vicuna", "zephyr": "zephyr", "default": "default", "empty": "empty",
+}
+STAGES = {"pt": ("pt", None), "sft": ("sft", None), "rm": ("rm", None), "ppo": ("ppo", None),
+          "dpo": ("dpo", "sigmoid"), "orpo": ("dpo", "orpo"), "simpo": ("dpo", "simpo"), "kto": ("kto", None)}
+
+
+def _dataset_entry(ds: Dataset, stage: str) -> dict:
+    entry: dict = {"hf_hub_url": ds.hub} if ds.hub else {"file_name": str(ds.path)}
+    if ds.split != "train":
+        entry["split"] = ds.split
+    if ds.num_samples:
+        entry["num_samples"] = ds.num_samples
+    columns: dict = {}
+    if ds.format == "alpaca":
+        columns = {"prompt": ds.column("instruction"), "query": ds.column("input"), "response": ds.column("output")}
+        entry["formatting"] = "alpaca"
+    elif ds.format == "preference":
+        prompt = ds.column("prompt") if "prompt" in dict(ds.columns) else ds.column("instruction")
+        columns = {"prompt": prompt,
+                   "query": ds.column("input"), "chosen": ds.column("chosen"), "rejected": ds.column("rejected")}
+        entry["formatting"] = "alpaca"
+        entry["ranking"] = True
+    elif ds.format in ("sharegpt", "messages"):
+        default = "conversations" if ds.format == "sharegpt" else "messages"
+        columns = {"messages": ds.column("messages") if "messages" in dict(ds.columns) else default}
+        entry["formatting"] = "sharegpt"
+        tags = ({"role_tag": "from", "content_tag": "value", "user_tag": "human", "assistant_tag": "gpt",
+                 "system_tag": "system"} if ds.format == "sharegpt" else
+                {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant",
+                 "system_tag": "system"})
+        for std, tag in SHAREGPT_TAGS.items():
+            if std in dict(ds.columns):
+                tags[tag] = ds.column(std)
+        entry["tags"] = tags
+    elif ds.format == "text":
+        columns = {"prompt": ds.column("text")}
+    for optional, lf_name in (("system", "system"), ("history", "history"), ("tools", "tools")):
+        if optional in dict(ds.columns):
+            columns[lf_name] = ds.column(optional)
+    entry["columns"] = columns
+    return entry
+
+
+def _method(recipe: Recipe, cfg: dict) -> None:
+    method = recipe.method
+    cfg["finetuning_type"] = {"lora": "lora", "qlora": "lora", "full": "full", "freeze": "freeze"}[method.type]
+    if method.lora:
+        lora = method.lora
+        cfg["lora_rank"] = lora.r
+        cfg["lora_alpha"] = int(lora.alpha) if float(lora.alpha).is_integer() else lora.alpha
+        cfg["lora_dropout"] = lora.dropout
+        cfg["lora_target"] = "all" if lora.target == "all-linear" else ",".join(lora.target)
+        cfg["use_dora"] = lora.dora
+        cfg["use_rslora"] = lora.rslora
+        if lora.modules_to_save:
+            cfg["additional_target"] = ",".join(lora.modules_to_save)
+    if method.quant:
+        cfg["quantization_bit"] = method.quant.bits
+        cfg["quantization_method"] = "bnb"
+        if method.quant.bits == 4:
+            cfg["quantization_type"] = method.quant.type
+            cfg["double_quantization"] = method.quant.double_quant
+    if method.freeze:
+        cfg["freeze_trainable_layers"] = method.freeze.trainable_layers
+        modules = method.freeze.trainable_modules
+        cfg["freeze_trainable_modules"] = modules if isinstance(modules, str) else ",".join(modules)
+
+
+def _notes(recipe: Recipe) -> list[Note]:
+    notes = []
+    quant = recipe.method.quant
+    if quant and quant.bits == 4 and quant.compute_dtype != {"bf16": "bf16", "fp16": "fp16"}.get(recipe.train.precision, "fp32"):
+        notes.append(Note("method.quant.compute_dtype",
+                          f"LLaMA-Factory derives the 4-bit compute dtype from the training precision "
+                          f"({recipe.train.precision}), not {quant.compute_dtype}"))
+    if recipe.model.pad_token not in (None, "eos"):
+        notes.append(Note("model.pad_token", "LLaMA-Factory has no pad-token key: it uses the tokenizer's pad token, "
+                                             "or EOS when there is none"))
+    if recipe.data.val_split:
+        notes.append(Note("data.val.split", "LLaMA-Factory shuffles (seeded) before holding out validation rows; "
+                                            "Axolotl takes them without shuffling: the rows differ"))
+    return notes
+
+
+def _check(recipe: Recipe) -> None:
+    if recipe.stage not in STAGES:
+        raise unsupported(recipe, ("stage",), f"LLaMA-Factory {VERSION} has no {recipe.stage} stage",
+                          "use --backend axolotl, which supports grpo")
+    if recipe.data.overlength == "drop" and not recipe.data.packing:
+        raise unsupported(recipe, ("data", "overlength"),
+                          "LLaMA-Factory truncates over-long examples and cannot drop them",
+                          "set data.overlength: truncate, or use --backend axolotl")
+    template = recipe.model.template
+    if template is not None and template not in TEMPLATES:
+        raise unsupported(recipe, ("model", "template"), f"no LLaMA-Factory template for {template!r}",
+                          f"known templates: {', '.join(sorted(TEMPLATES))}")
+
+
+def emit(recipe: Recipe, out_dir: Path) -> Emitted:
+    _check(recipe)
+    t, d = recipe.train, recipe.data
+    stage, pref_loss = STAGES[recipe.stage]
+    cfg: dict = {"model_name_or_path": recipe.model.base, "trust_remote_code": recipe.model.trust_remote_code}
+    if recipe.model.revision:
+        cfg["model_revision"] = recipe.model.revision
+    if recipe.model.template:
+        cfg["template"] = TEMPLATES[recipe.model.template]
+    cfg.update({"stage": stage, "do_train": True})
+    _method(recipe, cfg)
+    if recipe.preference:
+        cfg["pref_beta"] = recipe.preference.beta
+        cfg["pref_ftx"] = recipe.preference.ftx
+        if pref_loss:
+            cfg["pref_loss"] = pref_loss
+        if recipe.stage == "simpo":
+            cfg["simpo_gamma"] = recipe.preference.simpo_gamma
+    info = {ds.name: _dataset_entry(ds, recipe.stage) for ds in (*d.train, *d.val)}
+    cfg["dataset"] = ",".join(ds.name for ds in d.train)
+    if d.val:
+        cfg["eval_dataset"] = ",".join(ds.name for ds in d.val)
+    cfg["dataset_dir"] = str(out_dir)
+    cfg["val_size"] = d.val_split
+    cfg["cutoff_len"] = d.max_length
+    cfg["packing"] = d.packing
+    if d.packing and recipe.stage == "sft":
+        cfg["neat_packing"] = True
+    cfg["train_on_prompt"] = d.train_on_prompt
+    if d.system_prompt is not None:
+        cfg["default_system"] = d.system_prompt
+    if d.num_workers:
+        cfg["preprocessing_num_workers"] = d.num_workers
+    cfg["output_dir"] = str(recipe.output.dir)
+    cfg["overwrite_output_dir"] = False
+    cfg["num_train_epochs"] = float(t.epochs) if t.epochs is not None else 1.0
+    cfg["max_steps"] = t.max_steps if t.max_steps is not None else -1
+    cfg["per_device_train_batch_size"] = t.micro_batch_size
+    cfg["gradient_accumulation_steps"] = t.grad_accum
+    cfg["learning_rate"] = float(t.lr)
+    cfg["lr_scheduler_type"] = t.scheduler
+    if t.warmup_steps is not None:
+        cfg["warmup_steps"] = t.warmup_steps
+    else:
+        cfg["warmup_ratio"] = float(t.warmup_ratio or 0.0)
+    cfg["weight_decay"] = float(t.weight_decay)
+    cfg["optim"] = t.optimizer
+    cfg["bf16"] = t.precision == "bf16"
+    cfg["fp16"] = t.precision == "fp16"
+    cfg["disable_gradient_checkpointing"] = not t.gradient_checkpointing
+    cfg["seed"] = t.seed
+    cfg["max_grad_norm"] = float(t.max_grad_norm)
+    cfg["logging_steps"] = t.logging_steps
+    cfg["eval_strategy"] = recipe.eval.strategy if d.has_validation else "no"
+    if recipe.eval.strategy == "steps" and recipe.eval.steps:
+        cfg["eval_steps"] = recipe.eval.steps
+    cfg["per_device_eval_batch_size"] = recipe.eval.batch_size or t.micro_batch_size
+    o = recipe.output
+    cfg["save_strategy"] = o.save
+    if o.save == "steps" and o.save_steps:
+        cfg["save_steps"] = o.save_steps
+    if o.save_total_limit:
+        cfg["save_total_limit"] = o.save_total_limit
+    cfg["report_to"] = list(o.report_to) or "none"
+    if o.run_name:
+        cfg["run_name"] = o.run_name
+    cfg["plot_loss"] = False
+    if recipe.hardware.deepspeed:
+        cfg["deepspeed"] = deepspeed_path(recipe)
+    notes = _notes(recipe)
+    for key, value in recipe.backends.get(NAME, {}).items():
+        if key in cfg and cfg[key] != value:
+            notes.append(Note(f"backends.{NAME}.{key}", f"passthrough value {value!r} replaces {cfg[key]!r}"))
+        cfg[key] = value
+    emitted = Emitted(NAME, VERSION, MAIN, configs={MAIN: cfg, DATASET_INFO: info}, notes=notes)
+    return emitted
+

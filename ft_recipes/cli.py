@@ -1,0 +1,52 @@
+"""The ``ftr`` command line. Commands live in ``ft_recipes.commands.<name>`` and load on demand,
+so ``ftr --version`` and ``ftr lint`` start without importing anything heavy."""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+from . import __version__
+
+COMMANDS = {
+    "compile": "ft_recipes.commands.compile:compile_cmd",
+    "validate": "ft_recipes.commands.compile:validate_cmd",
+    "schema": "ft_recipes.commands.compile:schema_cmd",
+    "lint": "ft_recipes.commands.lint:lint_cmd",
+    "rules": "ft_recipes.commands.lint:rules_cmd",
+    "backend": "ft_recipes.commands.backend:backend",
+    "presets": "ft_recipes.commands.presets:presets_cmd",
+    "init": "ft_recipes.commands.presets:init_cmd",
+    "run": "ft_recipes.commands.run:run_cmd",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(name for name in COMMANDS if self._available(name))
+
+    def _available(self, name: str) -> bool:
+        module = COMMANDS[name].split(":")[0]
+        return importlib.util.find_spec(module) is not None
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS or not self._available(name):
+            return None
+        module, attr = COMMANDS[name].split(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", "-V", prog_name="ftr")
+def main() -> None:
+    """ft-recipes: one portable fine-tuning recipe for LLaMA-Factory and Axolotl.
+
+    \b
+    ftr lint recipe.yaml                          best-practice findings (file:line:col)
+    ftr compile recipe.yaml --backend axolotl -o build/
+    ftr run recipe.yaml --backend llamafactory    compile and launch in the backend's environment
+
+    Exit codes: 0 success, 1 invalid input or error-level findings, 2 usage or I/O error.
+    Docs: docs/commands/*.md and docs/rules/*.md, or `ftr rules CODE`.
+    """

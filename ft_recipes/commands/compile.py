@@ -1,0 +1,82 @@
+"""``ftr compile``, ``ftr validate`` and ``ftr schema``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from . import guard
+from .. import backends
+from ..backends import NAMES
+
+
+def compile_recipe(path: str, backend: str, out_dir: Path | None, force: bool = False):
+    """Load -> resolve -> validate -> normalise -> emit; write into out_dir when given."""
+    from ..emit import render, write_outputs
+    from ..pipeline import load_recipe
+
+    loaded = load_recipe(path)
+    target = backends.get(backend)
+    emitted = target.emit(loaded.recipe, (out_dir or Path.cwd()).resolve())
+    written = write_outputs(emitted, loaded.recipe, out_dir.resolve(), force) if out_dir else []
+    text = render(emitted.main, emitted.configs[emitted.main], loaded.recipe, emitted)
+    return loaded, emitted, written, text
+
+
+@click.command("compile")
+@click.argument("recipe", type=click.Path(dir_okay=False))
+@click.option("--backend", "-b", type=click.Choice(NAMES), required=True, help="Backend to compile for.")
+@click.option("--output", "-o", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Directory for the native config(s); without it the main config goes to stdout.")
+@click.option("--force", is_flag=True, help="Overwrite files in the output directory that ftr did not write.")
+@guard
+def compile_cmd(recipe: str, backend: str, out_dir: Path | None, force: bool) -> None:
+    """Compile RECIPE into the backend's native config.
+
+    \b
+    axolotl:      OUT/axolotl.yaml (+ OUT/data/*.jsonl for rows rewritten as messages)
+    llamafactory: OUT/llamafactory.yaml and OUT/dataset_info.json
+    """
+    _, emitted, written, text = compile_recipe(recipe, backend, out_dir, force)
+    for note in emitted.notes:
+        click.echo(note.text(backend), err=True)
+    if out_dir is None:
+        click.echo(text, nl=False)
+        extra = [name for name in (*emitted.configs, *emitted.data_files) if name != emitted.main]
+        if extra:
+            click.echo(f"note: {', '.join(extra)} not written; use -o DIR to write every file", err=True)
+    else:
+        for path in written:
+            click.echo(f"wrote {path}", err=True)
+
+
+@click.command("validate")
+@click.argument("recipes", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@guard
+def validate_cmd(recipes: tuple[str, ...]) -> None:
+    """Check RECIPES against the recipe schema only (no best-practice rules: see `ftr lint`)."""
+    from ..findings import FtrError
+    from ..pipeline import load_recipe
+
+    failed = 0
+    worst = 0
+    for path in recipes:
+        try:
+            load_recipe(path)
+            click.echo(f"{path}: ok")
+        except FtrError as exc:
+            click.echo(exc.render(), err=True)
+            failed += 1
+            worst = max(worst, exc.exit_code)
+    if failed:
+        raise SystemExit(worst)
+
+
+@click.command("schema")
+@guard
+def schema_cmd() -> None:
+    """Print the recipe JSON Schema (schemas/recipe.schema.json), for editors and CI."""
+    from ..paths import data_dir
+
+    click.echo((data_dir("schemas") / "recipe.schema.json").read_text(encoding="utf-8"), nl=False)

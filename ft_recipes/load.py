@@ -1,0 +1,174 @@
+"""Stage 1: load YAML safely, keeping the line and column of every key and value.
+
+PyYAML follows YAML 1.1, which reads ``2e-5`` (no dot) as a string. ftr adds the YAML 1.2 float
+form so such rates are numbers in recipes and native configs alike. Duplicate keys, recursive
+aliases, alias bombs and oversized files are refused.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .findings import Finding, FtrError
+
+MAX_BYTES = 2_000_000
+MAX_NODES = 200_000
+MAX_DEPTH = 64
+
+Path_ = tuple  # a key path inside the document, e.g. ("method", "lora", "r")
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2 floats (``1e-4``, ``5E-6``)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+@dataclass
+class Document:
+    """A loaded YAML file: plain data plus positions of every value and key."""
+
+    file: str
+    data: Any
+    positions: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+    key_positions: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+    lines: list[str] = field(default_factory=list)
+
+    def pos(self, path: Path_, key: bool = False) -> tuple[int, int]:
+        """Position of the value at ``path`` (or of its key), falling back to the nearest parent."""
+        table = self.key_positions if key else self.positions
+        path = tuple(path)
+        while path:
+            if path in table:
+                return table[path]
+            if path in self.positions:
+                return self.positions[path]
+            path = path[:-1]
+        return self.positions.get((), (1, 1))
+
+
+def _error(file: str, line: int, col: int, message: str, hint: str = "") -> FtrError:
+    finding = Finding(file, line, col, "FTR000", "error", message, hint)
+    return FtrError(message, [finding], exit_code=1)
+
+
+def read_text(path: Path) -> str:
+    """Read a YAML file as UTF-8 text; I/O problems are usage errors (exit 2)."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise FtrError(f"{path}: no such file", exit_code=2) from None
+    except IsADirectoryError:
+        raise FtrError(f"{path}: is a directory", exit_code=2) from None
+    except OSError as exc:
+        raise FtrError(f"{path}: cannot read: {exc.strerror}", exit_code=2) from None
+    if len(raw) > MAX_BYTES:
+        raise _error(str(path), 1, 1, f"file is {len(raw)} bytes; ftr reads YAML files up to {MAX_BYTES}")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise _error(str(path), 1, 1, f"not UTF-8 text (byte {exc.start})", "save the file as UTF-8") from None
+
+
+def load_file(path: str | Path) -> Document:
+    path = Path(path)
+    return load_text(read_text(path), str(path))
+
+
+def load_text(text: str, file: str = "<string>") -> Document:
+    if "\x00" in text:
+        raise _error(file, 1, 1, "binary data (NUL byte) in a YAML file")
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        raise _error(file, line, col, f"YAML syntax: {exc.problem or exc.context}") from None
+    except yaml.YAMLError as exc:
+        raise _error(file, 1, 1, f"YAML syntax: {exc}") from None
+    finally:
+        loader.dispose()
+    doc = Document(file=file, data=None, lines=text.splitlines())
+    if node is not None:
+        builder = _Builder(doc, _Loader(""))
+        doc.data = builder.build(node, ())
+    return doc
+
+
+class _Builder:
+    def __init__(self, doc: Document, loader: yaml.SafeLoader):
+        self.doc = doc
+        self.loader = loader
+        self.count = 0
+        self.active: set[int] = set()
+
+    def fail(self, node: yaml.Node, message: str, hint: str = "") -> FtrError:
+        return _error(self.doc.file, node.start_mark.line + 1, node.start_mark.column + 1, message, hint)
+
+    def build(self, node: yaml.Node, path: Path_) -> Any:
+        self.count += 1
+        if self.count > MAX_NODES:
+            raise self.fail(node, f"document expands to more than {MAX_NODES} values (alias bomb?)")
+        if len(path) > MAX_DEPTH:
+            raise self.fail(node, f"nesting deeper than {MAX_DEPTH} levels")
+        if id(node) in self.active:
+            raise self.fail(node, "recursive alias: a value contains itself")
+        self.doc.positions[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+        if isinstance(node, yaml.ScalarNode):
+            return self.scalar(node)
+        self.active.add(id(node))
+        try:
+            if isinstance(node, yaml.SequenceNode):
+                return [self.build(child, path + (i,)) for i, child in enumerate(node.value)]
+            return self.mapping(node, path)
+        finally:
+            self.active.discard(id(node))
+
+    def scalar(self, node: yaml.ScalarNode) -> Any:
+        try:
+            value = self.loader.construct_object(node, deep=True)
+        except yaml.YAMLError as exc:
+            raise self.fail(node, f"bad value: {exc}") from None
+        if isinstance(value, (datetime.date, datetime.datetime)):
+            return node.value
+        if isinstance(value, bytes):
+            raise self.fail(node, "binary (!!binary) values are not supported")
+        return value
+
+    def mapping(self, node: yaml.MappingNode, path: Path_) -> dict:
+        result: dict = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                raise self.fail(key_node, "YAML merge keys (<<) are not supported", "use extends: to reuse recipes")
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise self.fail(key_node, "a mapping key must be a plain scalar")
+            key = self.scalar(key_node)
+            key = key if isinstance(key, str) else str(key).lower() if isinstance(key, bool) else str(key)
+            if key in result:
+                first = self.doc.key_positions[path + (key,)]
+                raise self.fail(key_node, f"duplicate key {key!r} (first defined at line {first[0]})",
+                                "remove one of the two")
+            child = path + (key,)
+            self.doc.key_positions[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            result[key] = self.build(value_node, child)
+        return result
+
+
+def dotted(path: Path_) -> str:
+    """("data", "train", 0, "path") -> "data.train[0].path"."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out

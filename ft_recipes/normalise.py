@@ -1,0 +1,174 @@
+"""Stage 4: turn a valid, resolved recipe into the typed ``Recipe`` with every default explicit.
+
+Relative paths are resolved against the file that wrote them (a preset's data path is relative to
+the preset), so compiled configs work from any working directory.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from . import recipe as r
+from .resolve import Resolved
+
+DEFAULT_LORA = r.Lora()
+
+
+def _get(data: dict, *keys: str, default: Any = None) -> Any:
+    for key in keys:
+        if not isinstance(data, dict) or key not in data:
+            return default
+        data = data[key]
+    return data
+
+
+def _base_dir(resolved: Resolved, path: tuple) -> Path:
+    src = resolved.source(path)
+    return Path(src.file if src else resolved.document.file).resolve().parent
+
+
+def _local_path(value: str, base: Path) -> Path:
+    return (base / Path(value).expanduser()).resolve()
+
+
+def _is_local_model(value: str, base: Path) -> bool:
+    return value.startswith((".", "/", "~")) or (base / value).is_dir()
+
+
+def _model(resolved: Resolved) -> r.Model:
+    m = resolved.data["model"]
+    base = m["base"]
+    local = _is_local_model(base, _base_dir(resolved, ("model", "base")))
+    if local:
+        base = str(_local_path(base, _base_dir(resolved, ("model", "base"))))
+    return r.Model(base=base, template=m.get("template"), pad_token=m.get("pad_token"),
+                   trust_remote_code=bool(m.get("trust_remote_code", False)), params=m.get("params"),
+                   revision=m.get("revision"), is_local=local)
+
+
+def _method(data: dict, precision: str) -> r.Method:
+    m = data.get("method", {})
+    kind = m.get("type", "lora")
+    lora = quant = freeze = None
+    if kind in r.ADAPTER_METHODS:
+        spec = m.get("lora", {})
+        rank = spec.get("r", DEFAULT_LORA.r)
+        target = spec.get("target", DEFAULT_LORA.target)
+        lora = r.Lora(r=rank, alpha=spec.get("alpha", 2 * rank), dropout=spec.get("dropout", DEFAULT_LORA.dropout),
+                      target=target if isinstance(target, str) else tuple(target),
+                      dora=spec.get("dora", False), rslora=spec.get("rslora", False),
+                      modules_to_save=tuple(spec.get("modules_to_save", ())))
+    if kind == "qlora" or "quant" in m:
+        spec = m.get("quant", {})
+        default_dtype = precision if precision in ("bf16", "fp16") else "fp32"
+        quant = r.Quant(bits=spec.get("bits", 4), type=spec.get("type", "nf4"),
+                        double_quant=spec.get("double_quant", True),
+                        compute_dtype=spec.get("compute_dtype", default_dtype))
+    if kind == "freeze":
+        spec = m.get("freeze", {})
+        modules = spec.get("trainable_modules", "all")
+        freeze = r.Freeze(trainable_layers=spec.get("trainable_layers", 2),
+                          trainable_modules=modules if isinstance(modules, str) else tuple(modules))
+    return r.Method(type=kind, lora=lora, quant=quant, freeze=freeze)
+
+
+def _dataset_name(entry: dict, taken: set[str]) -> str:
+    name = entry.get("name")
+    if not name:
+        stem = Path(entry.get("path") or entry.get("hub")).name
+        stem = re.sub(r"\.(jsonl|json|csv|parquet|arrow|txt)$", "", stem)
+        name = re.sub(r"[^A-Za-z0-9_.-]", "_", stem) or "data"
+    unique, n = name, 2
+    while unique in taken:
+        unique, n = f"{name}_{n}", n + 1
+    taken.add(unique)
+    return unique
+
+
+def _datasets(resolved: Resolved, path: tuple, taken: set[str]) -> tuple[r.Dataset, ...]:
+    out = []
+    for i, entry in enumerate(_get(resolved.data, *path, default=[])):
+        where = path + (i,)
+        local = None
+        if "path" in entry:
+            local = _local_path(entry["path"], _base_dir(resolved, where + ("path",)))
+        out.append(r.Dataset(format=entry["format"], path=local, hub=entry.get("hub"),
+                             name=_dataset_name(entry, taken),
+                             columns=tuple(sorted(entry.get("columns", {}).items())),
+                             split=entry.get("split", "train"), num_samples=entry.get("num_samples"),
+                             key_path=where))
+    return tuple(out)
+
+
+def _data(resolved: Resolved) -> r.Data:
+    d = resolved.data["data"]
+    taken: set[str] = set()
+    val = d.get("val", {})
+    return r.Data(train=_datasets(resolved, ("data", "train"), taken),
+                  val_split=float(val.get("split", 0.0)),
+                  val=_datasets(resolved, ("data", "val", "datasets"), taken),
+                  max_length=d.get("max_length", 2048), packing=d.get("packing", False),
+                  overlength=d.get("overlength", "truncate"), train_on_prompt=d.get("train_on_prompt", False),
+                  system_prompt=d.get("system_prompt"), num_workers=d.get("num_workers"))
+
+
+def _train(data: dict) -> r.Train:
+    t = data.get("train", {})
+    defaults = r.Train()
+    epochs = t.get("epochs")
+    if epochs is None and "max_steps" not in t:
+        epochs = defaults.epochs
+    warmup_steps = t.get("warmup_steps")
+    warmup_ratio = t.get("warmup_ratio", None if warmup_steps is not None else defaults.warmup_ratio)
+    kwargs = {k: t[k] for k in ("lr", "micro_batch_size", "grad_accum", "scheduler", "weight_decay", "optimizer",
+                                "precision", "gradient_checkpointing", "seed", "max_grad_norm", "logging_steps")
+              if k in t}
+    return r.Train(epochs=epochs, max_steps=t.get("max_steps"), warmup_ratio=warmup_ratio,
+                   warmup_steps=warmup_steps, **kwargs)
+
+
+def _eval(data: dict, has_validation: bool) -> r.Eval:
+    e = data.get("eval", {})
+    strategy = e.get("every")
+    if strategy is None:
+        strategy = "steps" if "steps" in e else ("epoch" if has_validation else "no")
+    return r.Eval(strategy=strategy, steps=e.get("steps"), batch_size=e.get("batch_size"))
+
+
+def _output(resolved: Resolved) -> r.Output:
+    o = resolved.data.get("output", {})
+    stem = Path(resolved.document.file).stem
+    out_dir = _local_path(o.get("dir", f"runs/{stem}"), _base_dir(resolved, ("output", "dir")))
+    report = o.get("report_to", "none")
+    report = () if report == "none" else ((report,) if isinstance(report, str) else tuple(report))
+    save = o.get("save", "steps" if "save_steps" in o else "epoch")
+    return r.Output(dir=out_dir, save=save, save_steps=o.get("save_steps"),
+                    save_total_limit=o.get("save_total_limit", 2), report_to=report,
+                    run_name=o.get("run_name"), wandb_project=o.get("wandb_project"))
+
+
+def _hardware(data: dict) -> r.Hardware:
+    h = data.get("hardware", {})
+    return r.Hardware(**{k: h[k] for k in ("gpus", "nodes", "gpu_memory_gb", "bf16", "deepspeed") if k in h})
+
+
+def _preference(data: dict, stage: str) -> r.Preference | None:
+    if stage not in r.PREFERENCE_STAGES and "preference" not in data:
+        return None
+    return r.Preference(**data.get("preference", {}))
+
+
+def normalise(resolved: Resolved) -> r.Recipe:
+    data = resolved.data
+    stage = data.get("stage", "sft")
+    train = _train(data)
+    recipe_data = _data(resolved)
+    ignore = tuple(_get(data, "lint", "ignore", default=[]))
+    return r.Recipe(model=_model(resolved), stage=stage, method=_method(data, train.precision), data=recipe_data,
+                    train=train, eval=_eval(data, recipe_data.has_validation), output=_output(resolved),
+                    hardware=_hardware(data), preference=_preference(data, stage),
+                    backends=dict(data.get("backends", {})), lint_ignore=ignore,
+                    source_file=resolved.document.file, raw=data,
+                    provenance=resolved.provenance)

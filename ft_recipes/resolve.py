@@ -1,0 +1,163 @@
+"""Stage 2: resolve ``extends`` into one merged document, keeping where every value came from.
+
+Merge rules: mappings merge recursively, lists and scalars replace, ``null`` deletes the key.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .findings import Finding, FtrError
+from .load import Document, load_file
+from .presets import find_preset
+
+MAX_EXTENDS_DEPTH = 16
+
+
+@dataclass(frozen=True)
+class Source:
+    file: str
+    line: int
+    col: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+@dataclass
+class Resolved:
+    """The merged recipe data, the top-level document, and the origin of each value."""
+
+    data: dict
+    document: Document
+    layers: list[Document] = field(default_factory=list)
+    provenance: dict[tuple, Source] = field(default_factory=dict)
+
+    def source(self, path: tuple) -> Source | None:
+        path = tuple(path)
+        while path:
+            if path in self.provenance:
+                return self.provenance[path]
+            path = path[:-1]
+        return None
+
+
+def deep_merge(base: Any, overlay: Any) -> Any:
+    if isinstance(base, dict) and isinstance(overlay, dict):
+        merged = dict(base)
+        for key, value in overlay.items():
+            if value is None:
+                merged.pop(key, None)
+            elif key in merged:
+                merged[key] = deep_merge(merged[key], value)
+            else:
+                merged[key] = _drop_nulls(value)
+        return merged
+    return _drop_nulls(overlay)
+
+
+def _drop_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _drop_nulls(v) for k, v in value.items() if v is not None}
+    return copy.deepcopy(value)
+
+
+def _extends_list(doc: Document) -> list[tuple[str, tuple]]:
+    if not isinstance(doc.data, dict):
+        return []
+    value = doc.data.get("extends")
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [(value, ("extends",))]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return [(v, ("extends", i)) for i, v in enumerate(value)]
+    line, col = doc.pos(("extends",))
+    raise FtrError("extends must be a name or a list of names",
+                   [Finding(doc.file, line, col, "FTR002", "error", "extends must be a string or a list of strings",
+                            "e.g. extends: [lora-sft]", "extends")])
+
+
+def _target_path(ref: str, doc: Document) -> Path:
+    if ref.endswith((".yaml", ".yml")) or "/" in ref or ref.startswith("."):
+        return (Path(doc.file).parent / ref).resolve()
+    return find_preset(ref)
+
+
+def _layers(doc: Document, chain: tuple[str, ...]) -> list[Document]:
+    """Documents in merge order: the deepest preset first, ``doc`` last."""
+    if len(chain) > MAX_EXTENDS_DEPTH:
+        raise FtrError(f"extends nested deeper than {MAX_EXTENDS_DEPTH} levels")
+    layers: list[Document] = []
+    for ref, path in _extends_list(doc):
+        line, col = doc.pos(path)
+        try:
+            target = _target_path(ref, doc)
+        except FtrError as exc:
+            raise FtrError(str(exc), [Finding(doc.file, line, col, "FTR004", "error", str(exc),
+                                              "run `ftr presets list` to see the presets", "extends")]) from None
+        key = str(target)
+        if key in chain:
+            cycle = " -> ".join([*chain[chain.index(key):], key])
+            raise FtrError("extends cycle", [Finding(doc.file, line, col, "FTR004", "error",
+                                                     f"extends cycle: {cycle}", "remove one of the extends", "extends")])
+        if not target.is_file():
+            raise FtrError("extends target missing", [Finding(doc.file, line, col, "FTR004", "error",
+                                                              f"extends target {ref!r} not found ({target})",
+                                                              "check the path; it is relative to this file", "extends")])
+        parent = load_file(target)
+        if parent.data is not None and not isinstance(parent.data, dict):
+            raise FtrError("preset is not a mapping", [Finding(parent.file, 1, 1, "FTR002", "error",
+                                                              "a preset must be a YAML mapping")])
+        layers += _layers(parent, chain + (key,))
+    layers.append(doc)
+    return layers
+
+
+def _record(value: Any, path: tuple, doc: Document, provenance: dict) -> None:
+    if path:
+        line, col = doc.pos(path)
+        provenance[path] = Source(doc.file, line, col)
+    if isinstance(value, dict):
+        for key, child in value.items():
+            _record(child, path + (key,), doc, provenance)
+    elif isinstance(value, list):
+        for i, child in enumerate(value):
+            _record(child, path + (i,), doc, provenance)
+
+
+def _has(data: Any, path: tuple) -> bool:
+    for part in path:
+        if isinstance(data, dict) and part in data:
+            data = data[part]
+        elif isinstance(data, list) and isinstance(part, int) and part < len(data):
+            data = data[part]
+        else:
+            return False
+    return data is not None
+
+
+def resolve(doc: Document) -> Resolved:
+    if doc.data is None:
+        doc.data = {}
+    if not isinstance(doc.data, dict):
+        raise FtrError("not a recipe", [Finding(doc.file, 1, 1, "FTR002", "error",
+                                                "a recipe must be a YAML mapping of keys to values")])
+    layers = _layers(doc, (str(Path(doc.file).resolve()),))
+    data: dict = {}
+    for layer in layers:
+        data = deep_merge(data, layer.data or {})
+    data.pop("extends", None)
+    provenance: dict[tuple, Source] = {}
+    final_paths: dict[tuple, Source] = {}
+    _record(data, (), doc, provenance)
+    for path in provenance:
+        for layer in reversed(layers):
+            if _has(layer.data, path):
+                line, col = layer.pos(path)
+                final_paths[path] = Source(layer.file, line, col)
+                break
+    return Resolved(data=data, document=doc, layers=layers, provenance=final_paths)

@@ -1,0 +1,173 @@
+"""Stage 3: validate the merged recipe against schemas/recipe.schema.json.
+
+Schema errors become findings: FTR001 unknown key (with did-you-mean), FTR002 wrong type or value,
+FTR003 required value missing. Positions come from the document each value was written in.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from functools import lru_cache
+from typing import Any, Iterable
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError, best_match
+
+from .findings import Finding
+from .load import dotted
+from .paths import data_dir
+from .resolve import Resolved
+
+# Spellings users bring from the backends or older drafts -> the recipe key path they mean.
+KNOWN_SPELLINGS = {
+    "lora_rank": "method.lora.r", "lora_r": "method.lora.r", "rank": "method.lora.r",
+    "lora_alpha": "method.lora.alpha", "lora_dropout": "method.lora.dropout",
+    "lora_target": "method.lora.target", "lora_target_modules": "method.lora.target",
+    "target_modules": "method.lora.target", "use_dora": "method.lora.dora", "use_rslora": "method.lora.rslora",
+    "learning_rate": "train.lr", "num_epochs": "train.epochs", "num_train_epochs": "train.epochs",
+    "per_device_train_batch_size": "train.micro_batch_size", "batch_size": "train.micro_batch_size",
+    "gradient_accumulation_steps": "train.grad_accum", "lr_scheduler": "train.scheduler",
+    "lr_scheduler_type": "train.scheduler", "optim": "train.optimizer", "bf16": "train.precision",
+    "fp16": "train.precision", "cutoff_len": "data.max_length", "sequence_len": "data.max_length",
+    "max_seq_length": "data.max_length", "val_size": "data.val.split", "val_set_size": "data.val.split",
+    "output_dir": "output.dir", "base_model": "model.base", "model_name_or_path": "model.base",
+    "finetuning_type": "method.type", "adapter": "method.type", "datasets": "data.train",
+    "dataset": "data.train", "quantization_bit": "method.quant.bits", "load_in_4bit": "method.quant.bits",
+    "sample_packing": "data.packing", "chat_template": "model.template",
+}
+
+
+@lru_cache(maxsize=1)
+def recipe_schema() -> dict:
+    return json.loads((data_dir("schemas") / "recipe.schema.json").read_text(encoding="utf-8"))
+
+
+@lru_cache(maxsize=1)
+def _validator() -> Draft202012Validator:
+    return Draft202012Validator(recipe_schema())
+
+
+def suggest(key: str, allowed: Iterable[str], section: str = "") -> str:
+    """A did-you-mean for an unknown key, or ''."""
+    allowed = sorted(allowed)
+    if key in KNOWN_SPELLINGS:
+        return f"did you mean {KNOWN_SPELLINGS[key]}?"
+    candidates = [key]
+    for prefix in ("lora_", "lora", "train_", "model_", "data_", f"{section}_"):
+        if prefix and key.lower().startswith(prefix) and len(key) > len(prefix):
+            candidates.append(key[len(prefix):])
+    for candidate in candidates:
+        close = difflib.get_close_matches(candidate.lower(), allowed, n=1, cutoff=0.6)
+        if close:
+            where = f"{section}.{close[0]}" if section else close[0]
+            return f"did you mean {where}?"
+    return f"expected one of: {', '.join(allowed)}" if len(allowed) <= 12 else ""
+
+
+def _unknown_key_findings(error: ValidationError, resolved: Resolved) -> list[Finding]:
+    path = tuple(error.absolute_path)
+    allowed = list(error.schema.get("properties", {}))
+    instance = error.instance if isinstance(error.instance, dict) else {}
+    findings = []
+    for key in instance:
+        if key in allowed:
+            continue
+        src = resolved.source(path + (key,))
+        line, col = _key_pos(resolved, path + (key,))
+        section = dotted(path)
+        message = f"unknown key {dotted(path + (key,))!r}"
+        findings.append(Finding(src.file if src else resolved.document.file, line, col, "FTR001", "error",
+                                message, suggest(key, allowed, section), dotted(path + (key,))))
+    return findings
+
+
+def _key_pos(resolved: Resolved, path: tuple) -> tuple[int, int]:
+    src = resolved.source(path)
+    for layer in reversed(resolved.layers):
+        if src and layer.file == src.file and path in layer.key_positions:
+            return layer.key_positions[path]
+    return (src.line, src.col) if src else (1, 1)
+
+
+def _describe(error: ValidationError) -> tuple[str, str, str]:
+    """(code, message, hint) for one schema error."""
+    where = dotted(tuple(error.absolute_path)) or "recipe"
+    kind = error.validator
+    if kind == "required":
+        missing = error.message.split("'")[1] if "'" in error.message else error.message
+        return "FTR003", f"{where}: required key {missing!r} is missing", _example_for(error, missing)
+    if kind == "enum":
+        allowed = ", ".join(map(str, error.validator_value))
+        close = difflib.get_close_matches(str(error.instance), [str(v) for v in error.validator_value], n=1)
+        hint = f"did you mean {close[0]}?" if close else f"expected one of: {allowed}"
+        return "FTR002", f"{where}: {error.instance!r} is not one of the allowed values", hint
+    if kind == "const":
+        return "FTR002", f"{where}: must be {error.validator_value!r}, got {error.instance!r}", ""
+    if kind == "type":
+        expected = error.validator_value
+        return "FTR002", f"{where}: expected {_type_name(expected)}, got {_type_name_of(error.instance)} {_short(error.instance)}", \
+            "write numbers without quotes" if isinstance(error.instance, str) and _looks_numeric(error.instance) else ""
+    if kind in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minLength", "minItems",
+                "maxProperties", "minProperties", "pattern", "not", "propertyNames"):
+        return "FTR002", f"{where}: {error.message}", error.schema.get("description", "")
+    return "FTR002", f"{where}: {error.message}", error.schema.get("description", "")
+
+
+def _example_for(error: ValidationError, missing: str) -> str:
+    prop = error.schema.get("properties", {}).get(missing, {})
+    return prop.get("description", "")
+
+
+def _type_name(expected: Any) -> str:
+    names = {"integer": "an integer", "number": "a number", "string": "a string", "boolean": "true or false",
+             "object": "a mapping", "array": "a list", "null": "nothing"}
+    if isinstance(expected, list):
+        return " or ".join(names.get(e, e) for e in expected)
+    return names.get(expected, str(expected))
+
+
+def _type_name_of(value: Any) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list",
+            dict: "a mapping", type(None): "nothing"}.get(type(value), type(value).__name__)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _looks_numeric(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def _flatten(error: ValidationError) -> ValidationError:
+    if error.context:
+        return _flatten(best_match(error.context))
+    return error
+
+
+def validate(resolved: Resolved) -> list[Finding]:
+    """Schema findings for a resolved recipe, sorted; empty when valid."""
+    findings: list[Finding] = []
+    seen = set()
+    for error in _validator().iter_errors(resolved.data):
+        error = _flatten(error)
+        if error.validator == "additionalProperties":
+            batch = _unknown_key_findings(error, resolved)
+        else:
+            path = tuple(error.absolute_path)
+            src = resolved.source(path)
+            code, message, hint = _describe(error)
+            file = src.file if src else resolved.document.file
+            line, col = (src.line, src.col) if src else (1, 1)
+            batch = [Finding(file, line, col, code, "error", message, hint, dotted(path))]
+        for finding in batch:
+            if (finding.line, finding.col, finding.message) not in seen:
+                seen.add((finding.line, finding.col, finding.message))
+                findings.append(finding)
+    return sorted(findings)
