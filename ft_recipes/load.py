@@ -128,6 +128,8 @@ class _Builder:
         self.doc.positions[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
         if isinstance(node, yaml.ScalarNode):
             return self.scalar(node)
+        if node.tag not in ("tag:yaml.org,2002:seq", "tag:yaml.org,2002:map"):
+            raise self.fail(node, f"YAML tag {node.tag!r} is not allowed", "ftr reads plain YAML data only")
         self.active.add(id(node))
         try:
             if isinstance(node, yaml.SequenceNode):

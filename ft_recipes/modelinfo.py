@@ -63,6 +63,31 @@ def special_token(base: str, which: str) -> str | None:
     return token
 
 
+# Common architectures, for when config.json is not on this machine (values from the models' config.json).
+# id suffix (lower case) -> (hidden_size, num_hidden_layers, intermediate_size, heads, kv_heads, vocab, params_b)
+KNOWN_ARCHITECTURES = {
+    "qwen2.5-0.5b": (896, 24, 4864, 14, 2, 151936, 0.49), "qwen2.5-1.5b": (1536, 28, 8960, 12, 2, 151936, 1.54),
+    "qwen2.5-3b": (2048, 36, 11008, 16, 2, 151936, 3.09), "qwen2.5-7b": (3584, 28, 18944, 28, 4, 152064, 7.62),
+    "qwen2.5-14b": (5120, 48, 13824, 40, 8, 152064, 14.7), "qwen2.5-32b": (5120, 64, 27648, 40, 8, 152064, 32.8),
+    "qwen2.5-72b": (8192, 80, 29568, 64, 8, 152064, 72.7),
+    "meta-llama-3-8b": (4096, 32, 14336, 32, 8, 128256, 8.03), "llama-3.1-8b": (4096, 32, 14336, 32, 8, 128256, 8.03),
+    "meta-llama-3-70b": (8192, 80, 28672, 64, 8, 128256, 70.6), "llama-3.1-70b": (8192, 80, 28672, 64, 8, 128256, 70.6),
+    "llama-2-7b": (4096, 32, 11008, 32, 32, 32000, 6.74), "llama-2-13b": (5120, 40, 13824, 40, 40, 32000, 13.0),
+    "mistral-7b": (4096, 32, 14336, 32, 8, 32000, 7.24), "gemma-2-9b": (3584, 42, 14336, 16, 8, 256000, 9.24),
+    "gemma-2-2b": (2304, 26, 9216, 8, 4, 256000, 2.61), "gemma-2-27b": (4608, 46, 36864, 32, 16, 256000, 27.2),
+}
+ARCH_FIELDS = ("hidden_size", "num_hidden_layers", "intermediate_size", "num_attention_heads",
+               "num_key_value_heads", "vocab_size", "params_b")
+
+
+def _known(base: str) -> dict:
+    name = base.lower().rsplit("/", 1)[-1]
+    for prefix in sorted(KNOWN_ARCHITECTURES, key=len, reverse=True):
+        if name.startswith(prefix):
+            return dict(zip(ARCH_FIELDS, KNOWN_ARCHITECTURES[prefix]))
+    return {}
+
+
 def config(base: str) -> dict:
-    """The model's config.json, or {}."""
-    return read_json(base, "config.json")
+    """The model's config.json, else the bundled table's entry, else {}."""
+    return read_json(base, "config.json") or _known(base)

@@ -76,6 +76,7 @@ def _dataset(recipe: Recipe, ds: Dataset, out_dir: Path, data_files: dict) -> di
     elif ds.path is not None:
         entry["ds_type"] = "json" if ds.path.suffix in (".jsonl", ".json") else ds.path.suffix.lstrip(".")
     if ds.format == "preference" or recipe.stage in RL and recipe.stage != "orpo":
+        entry.pop("ds_type", None)  # Axolotl's DPO dataset schema drops it silently
         entry.update({"type": "chat_template.default", "field_messages": "messages",
                       "field_chosen": "chosen", "field_rejected": "rejected"})
         return entry

@@ -1,0 +1,26 @@
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = sorted((ROOT / "recipes" / "examples").glob("*.yaml"))
+PRESETS = sorted((ROOT / "recipes" / "presets").glob("*.yaml"))
+
+
+@pytest.fixture
+def write(tmp_path):
+    """write("name.yaml", text) -> path inside tmp_path."""
+
+    def _write(name: str, text: str) -> Path:
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    return _write
+
+
+@pytest.fixture(autouse=True)
+def _isolate_presets(monkeypatch):
+    monkeypatch.delenv("FTR_PRESET_PATH", raising=False)
