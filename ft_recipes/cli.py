@@ -19,6 +19,7 @@ COMMANDS = {
     "presets": "ft_recipes.commands.presets:presets_cmd",
     "init": "ft_recipes.commands.presets:init_cmd",
     "run": "ft_recipes.commands.run:run_cmd",
+    "merge": "ft_recipes.commands.run:merge_cmd",
 }
 
 

@@ -25,3 +25,8 @@ def get(name: str):
 
 def env_spec(name: str):
     return _module(name).ENV
+
+
+def launcher(name: str):
+    """The backend's launch module: ``launch``, ``run_overrides``, ``merge``."""
+    return _module(name).LAUNCH

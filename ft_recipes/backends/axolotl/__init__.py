@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import emit as BACKEND  # noqa: N812  (the module is the backend object)
+from . import launch as LAUNCH  # noqa: N812, F401
 
 
 def __getattr__(name: str):

@@ -1,0 +1,40 @@
+"""How Axolotl is launched: ``axolotl train`` with its launcher (accelerate / torchrun / python)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ...launch import Launch, LaunchOptions
+
+
+def launch(python: Path, config: Path, opts: LaunchOptions) -> Launch:
+    env = {"AXOLOTL_DO_NOT_TRACK": "1", "DO_NOT_TRACK": "1"}
+    if opts.gpus == 0:
+        env["CUDA_VISIBLE_DEVICES"] = ""
+        return Launch([str(python), "-m", "axolotl.cli.train", str(config), *opts.extra], env)
+    argv = [str(python.parent / "axolotl"), "train", str(config)]
+    if opts.gpus <= 1 and opts.nnodes <= 1:
+        return Launch(argv + ["--launcher", "python", *opts.extra], env)
+    launcher = ["--launcher", "torchrun", "--", f"--nproc_per_node={opts.gpus}", f"--nnodes={opts.nnodes}",
+                f"--node_rank={opts.node_rank}"]
+    if opts.master_addr:
+        launcher.append(f"--rdzv_endpoint={opts.master_addr}:{opts.master_port or 29500}")
+    return Launch(argv + launcher + list(opts.extra), env)
+
+
+def run_overrides(opts: LaunchOptions, checkpoint: Path | None) -> dict:
+    keys: dict = {}
+    if checkpoint is not None:
+        keys["resume_from_checkpoint"] = str(checkpoint)
+    if opts.fsdp:
+        keys["fsdp_version"] = 2
+        keys["fsdp_config"] = {"offload_params": False, "state_dict_type": "FULL_STATE_DICT",
+                               "auto_wrap_policy": "TRANSFORMER_BASED_WRAP", "reshard_after_forward": True}
+    return keys
+
+
+def merge(python: Path, run_dir: Path, cfg: dict, out: Path) -> Launch:
+    """``axolotl merge-lora``; Axolotl writes into {output_dir}/merged, which ftr then moves to ``out``."""
+    env = {"AXOLOTL_DO_NOT_TRACK": "1", "DO_NOT_TRACK": "1"}
+    return Launch([str(python), "-m", "axolotl.cli.merge_lora", str(run_dir / "axolotl.yaml"),
+                   f"--lora-model-dir={cfg['output_dir']}"], env, produces=Path(cfg["output_dir"]) / "merged")

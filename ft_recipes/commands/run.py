@@ -1,0 +1,79 @@
+"""``ftr run`` and ``ftr merge``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from . import guard
+from ..backends import NAMES
+
+
+@click.command("run", context_settings={"ignore_unknown_options": False})
+@click.argument("recipe", type=click.Path(dir_okay=False))
+@click.option("--backend", "-b", type=click.Choice(NAMES), required=True)
+@click.option("--gpus", type=int, default=None, help="GPUs per node (0 = CPU). Default: recipe hardware.gpus.")
+@click.option("--nnodes", type=int, default=None, help="Number of nodes.")
+@click.option("--node-rank", type=int, default=0, show_default=True)
+@click.option("--master-addr", default=None, help="Rendezvous address for multi-node runs.")
+@click.option("--master-port", type=int, default=None)
+@click.option("--deepspeed", default=None, help="zero2, zero3, zero3_offload or a DeepSpeed JSON path.")
+@click.option("--fsdp", is_flag=True, help="Shard with FSDP (Axolotl).")
+@click.option("--dry-run", is_flag=True, help="Print the command, environment and config paths; start nothing.")
+@click.option("--resume", is_flag=True, help="Continue from the run directory's last checkpoint.")
+@click.option("--force", is_flag=True, help="Start over; the previous run directory is moved aside, not deleted.")
+@click.option("--no-lint", is_flag=True, help="Launch even when lint reports errors.")
+@click.argument("extra", nargs=-1, type=click.UNPROCESSED)
+@guard
+def run_cmd(recipe, backend, gpus, nnodes, node_rank, master_addr, master_port, deepspeed, fsdp, dry_run,
+            resume, force, no_lint, extra):
+    """Lint RECIPE, compile it into its run directory (output.dir) and launch BACKEND there.
+
+    Arguments after `--` go to the backend command. The backend's exit code is ftr's.
+    """
+    from ..launch import LaunchOptions
+    from ..pipeline import load_recipe
+    from ..run import describe, execute, plan
+
+    if resume and force:
+        raise click.UsageError("--resume and --force exclude each other")
+    loaded = load_recipe(recipe)
+    _lint_gate(loaded, no_lint)
+    hw = loaded.recipe.hardware
+    opts = LaunchOptions(gpus=hw.gpus if gpus is None else gpus, nnodes=nnodes or hw.nodes, node_rank=node_rank,
+                         master_addr=master_addr, master_port=master_port, deepspeed=deepspeed, fsdp=fsdp,
+                         extra=tuple(extra))
+    run_plan = plan(loaded, backend, opts, resume, force, dry_run)
+    click.echo(describe(run_plan), err=dry_run is False)
+    if dry_run:
+        return
+    sys.exit(execute(run_plan, loaded, backend, sys.argv))
+
+
+def _lint_gate(loaded, no_lint: bool) -> None:
+    try:
+        from ..lint import lint_recipe
+    except ImportError:
+        return
+    findings = lint_recipe(loaded)
+    errors = [f for f in findings if f.severity == "error"]
+    for finding in findings:
+        click.echo(finding.text(), err=True)
+    if errors and not no_lint:
+        from ..findings import FtrError
+
+        raise FtrError(f"lint found {len(errors)} error(s); fix them or pass --no-lint", exit_code=1)
+
+
+@click.command("merge")
+@click.argument("run_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--output", "-o", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where the merged model goes (default RUN_DIR/merged).")
+@guard
+def merge_cmd(run_dir: Path, output: Path | None) -> None:
+    """Merge the LoRA adapter of RUN_DIR into its base model with the backend's own merge."""
+    from ..run import merge
+
+    sys.exit(merge(run_dir, output))

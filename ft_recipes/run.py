@@ -1,0 +1,210 @@
+"""``ftr run``: lint, compile into a run directory, launch the backend from its own environment,
+tee its logs, forward signals, and record a manifest."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import __version__, backends
+from .emit import atomic_write, recipe_hash, to_yaml, write_outputs
+from .findings import Finding, FtrError
+from .launch import Launch, LaunchOptions
+from .pipeline import Loaded
+
+MANIFEST = "manifest.json"
+
+
+@dataclass
+class RunPlan:
+    run_dir: Path
+    config: Path
+    launch: Launch
+    python: Path
+    checkpoint: Path | None
+
+
+def backend_python(name: str) -> Path:
+    """The interpreter of the backend's environment, or FTR503 with the command that installs it."""
+    from .envs import find_python
+
+    spec = backends.env_spec(name)
+    python = find_python(spec)
+    if python is None:
+        raise FtrError(f"no {name} environment", [Finding(
+            "<environment>", 1, 1, "FTR503", "error", f"the {name} {spec.version} environment is not installed",
+            f"run `ftr backend install {name}`, or point FTR_{name.upper()}_PYTHON at its python")])
+    return python
+
+
+def last_checkpoint(run_dir: Path) -> Path | None:
+    found = [p for p in run_dir.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
+    return max(found, key=lambda p: int(p.name.split("-")[-1])) if found else None
+
+
+def prepare_dir(run_dir: Path, resume: bool, force: bool) -> Path | None:
+    """Apply the reuse rules (FTR501); returns the checkpoint to resume from."""
+    if not run_dir.exists() or not any(run_dir.iterdir()):
+        if resume:
+            raise FtrError(f"{run_dir}: nothing to resume", exit_code=1)
+        return None
+    if resume:
+        checkpoint = last_checkpoint(run_dir)
+        if checkpoint is None:
+            raise FtrError(f"{run_dir}: --resume given but the directory holds no checkpoint-N", exit_code=1)
+        return checkpoint
+    if force:
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        aside = run_dir.with_name(f"{run_dir.name}.old-{stamp}")
+        run_dir.rename(aside)
+        print(f"ftr: moved the previous run aside to {aside}", file=sys.stderr)
+        return None
+    raise FtrError("output directory in use", [Finding(
+        "<run>", 1, 1, "FTR501", "error", f"{run_dir} holds a previous run",
+        "pass --resume to continue from its last checkpoint, or --force to start over (the old one is moved aside)")])
+
+
+def plan(loaded: Loaded, backend: str, opts: LaunchOptions, resume: bool, force: bool,
+         dry_run: bool) -> RunPlan:
+    recipe = loaded.recipe
+    run_dir = recipe.output.dir
+    launcher = backends.launcher(backend)
+    checkpoint = last_checkpoint(run_dir) if dry_run and resume else (
+        None if dry_run else prepare_dir(run_dir, resume, force))
+    emitted = backends.get(backend).emit(recipe, run_dir)
+    main_cfg = emitted.configs[emitted.main]
+    try:
+        main_cfg.update(launcher.run_overrides(opts, checkpoint))
+    except ValueError as exc:
+        raise FtrError(str(exc), exit_code=2) from None
+    if opts.deepspeed:
+        main_cfg["deepspeed"] = _deepspeed(opts.deepspeed)
+    python = backend_python(backend) if not dry_run else _python_or_placeholder(backend)
+    if not dry_run:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_outputs(emitted, recipe, run_dir, force=True)
+        atomic_write(run_dir / "recipe.resolved.yaml", to_yaml(recipe.raw))
+    config = run_dir / emitted.main
+    return RunPlan(run_dir, config, launcher.launch(python, config, opts), python, checkpoint)
+
+
+def _deepspeed(value: str) -> str:
+    from .paths import data_dir
+
+    preset = data_dir("recipes") / "deepspeed" / f"{value}.json"
+    return str(preset if preset.is_file() else Path(value).resolve())
+
+
+def _python_or_placeholder(backend: str) -> Path:
+    try:
+        return backend_python(backend)
+    except FtrError:
+        return Path(f"<{backend}-env>/bin/python")
+
+
+def describe(p: RunPlan) -> str:
+    env = " ".join(f"{k}={v!r}" if v == "" else f"{k}={v}" for k, v in sorted(p.launch.env.items()))
+    lines = [f"run dir:  {p.run_dir}", f"config:   {p.config}"]
+    if p.checkpoint:
+        lines.append(f"resume:   {p.checkpoint}")
+    lines.append(f"env:      {env or '(unchanged)'}")
+    lines.append("command:  " + " ".join(p.launch.argv))
+    return "\n".join(lines)
+
+
+def _probe(python: Path) -> dict:
+    code = ("import json, sys, platform\n"
+            "info = {'python': platform.python_version()}\n"
+            "try:\n import torch\n info['torch'] = torch.__version__\n"
+            " info['gpus'] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]\n"
+            "except Exception as e:\n info['torch'] = None\n"
+            "print(json.dumps(info))")
+    try:
+        out = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=120)
+        return json.loads(out.stdout.strip().splitlines()[-1])
+    except (OSError, ValueError, IndexError, subprocess.TimeoutExpired):
+        return {}
+
+
+def execute(p: RunPlan, loaded: Loaded, backend: str, argv: list[str]) -> int:
+    from .envs import installed_version
+
+    spec = backends.env_spec(backend)
+    manifest = {"ftr_version": __version__, "recipe": str(Path(loaded.recipe.source_file).resolve()),
+                "recipe_hash": recipe_hash(loaded.recipe), "backend": backend,
+                "backend_version": installed_version(p.python, spec), "command_line": argv,
+                "backend_command": p.launch.argv, "env": p.launch.env, "host": platform.node(),
+                "resumed_from": str(p.checkpoint) if p.checkpoint else None, **_probe(p.python),
+                "start": _now(), "end": None, "exit_status": None, "interrupted": False}
+    _save(p.run_dir, manifest)
+    (p.run_dir / "logs").mkdir(exist_ok=True)
+    code, interrupted = _stream(p, p.run_dir / "logs" / "train.log")
+    manifest.update(end=_now(), exit_status=code, interrupted=interrupted)
+    _save(p.run_dir, manifest)
+    return code
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _save(run_dir: Path, manifest: dict) -> None:
+    atomic_write(run_dir / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+
+def _stream(p: RunPlan, log_path: Path) -> tuple[int, bool]:
+    """Run the backend in its own process group; tee output; forward SIGINT/SIGTERM to the group."""
+    env = {**os.environ, **p.launch.env}
+    proc = subprocess.Popen(p.launch.argv, cwd=p.run_dir, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    interrupted = False
+
+    def forward(signum, _frame):
+        nonlocal interrupted
+        interrupted = True
+        try:
+            os.killpg(proc.pid, signum)
+        except ProcessLookupError:
+            pass
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with log_path.open("ab") as log:
+            for chunk in iter(lambda: proc.stdout.readline(), b""):
+                log.write(chunk)
+                log.flush()
+                sys.stdout.buffer.write(chunk)
+                sys.stdout.flush()
+        code = proc.wait()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if code < 0:  # killed by a signal: report it the shell's way
+        code = 128 - code
+    return code, interrupted
+
+
+def merge(run_dir: Path, out: Path | None) -> int:
+    manifest = json.loads((run_dir / MANIFEST).read_text(encoding="utf-8"))
+    backend = manifest["backend"]
+    import yaml
+
+    cfg_name = backends.get(backend).MAIN
+    cfg = yaml.safe_load((run_dir / cfg_name).read_text(encoding="utf-8"))
+    python = backend_python(backend)
+    target = (out or run_dir / "merged").resolve()
+    if target.exists() and any(target.iterdir()):
+        raise FtrError(f"{target} is not empty; choose another -o", exit_code=2)
+    job = backends.launcher(backend).merge(python, run_dir, cfg, target)
+    code = subprocess.run(job.argv, env={**os.environ, **job.env}, cwd=run_dir).returncode
+    if code == 0 and job.produces is not None and job.produces.resolve() != target:
+        shutil.move(str(job.produces), str(target))
+    return code
