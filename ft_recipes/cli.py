@@ -20,6 +20,8 @@ COMMANDS = {
     "init": "ft_recipes.commands.presets:init_cmd",
     "run": "ft_recipes.commands.run:run_cmd",
     "merge": "ft_recipes.commands.run:merge_cmd",
+    "import": "ft_recipes.commands.convert:import_cmd",
+    "convert": "ft_recipes.commands.convert:convert_cmd",
 }
 
 

@@ -30,3 +30,8 @@ def env_spec(name: str):
 def launcher(name: str):
     """The backend's launch module: ``launch``, ``run_overrides``, ``merge``."""
     return _module(name).LAUNCH
+
+
+def importer(name: str):
+    """The backend's importer module: ``to_recipe(mapper, base_dir)``."""
+    return importlib.import_module(f"ft_recipes.backends.{_module(name).__name__.rsplit('.', 1)[-1]}.importer")

@@ -1,0 +1,97 @@
+"""``ftr import`` (native -> recipe) and ``ftr convert`` (native -> other backend, via a recipe)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from . import guard
+from ..backends import NAMES
+
+
+def _import(native: str, source: str | None):
+    from ..load import load_file
+    from ..native import import_document
+
+    return import_document(load_file(native), source)
+
+
+def _report(imported) -> None:
+    for key, value in sorted(imported.passthrough.items()):
+        click.echo(f"kept  {key}: {value!r} (no recipe key; under backends.{imported.dialect})", err=True)
+    for note in imported.notes:
+        click.echo(f"note  {note.key}: {note.reason}", err=True)
+
+
+@click.command("import")
+@click.argument("native", type=click.Path(dir_okay=False))
+@click.option("--from", "source", type=click.Choice(NAMES), default=None, help="Dialect (default: detected).")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Recipe file to write (default stdout). Never overwritten without --force.")
+@click.option("--force", is_flag=True)
+@guard
+def import_cmd(native: str, source: str | None, output: Path | None, force: bool) -> None:
+    """Turn a native LLaMA-Factory or Axolotl config into a recipe.
+
+    Keys with no recipe counterpart are kept under `backends.<name>`, so nothing is lost; each is listed.
+    """
+    from ..emit import atomic_write, to_yaml
+    from ..findings import FtrError
+
+    imported = _import(native, source)
+    text = f"# Imported by ftr from {Path(native).name} ({imported.dialect}).\n" + to_yaml(imported.resolved.data)
+    _report(imported)
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    if output.exists() and not force:
+        raise FtrError(f"{output} exists; use --force to overwrite", exit_code=2)
+    atomic_write(output, text)
+    click.echo(f"wrote {output}", err=True)
+
+
+@click.command("convert")
+@click.argument("native", type=click.Path(dir_okay=False))
+@click.option("--to", "target", type=click.Choice(NAMES), required=True, help="Backend to convert to.")
+@click.option("--from", "source", type=click.Choice(NAMES), default=None, help="Dialect (default: detected).")
+@click.option("--output", "-o", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None)
+@click.option("--force", is_flag=True)
+@guard
+def convert_cmd(native: str, target: str, source: str | None, out_dir: Path | None, force: bool) -> None:
+    """Convert a native config to another backend through a recipe, with a fidelity report.
+
+    The report lists every value that was approximated, changed meaning, or could not be carried.
+    """
+    from .. import backends
+    from ..emit import render, write_outputs
+    from ..findings import FtrError
+    from ..normalise import normalise
+    from ..validate import validate
+
+    imported = _import(native, source)
+    findings = validate(imported.resolved)
+    if findings:
+        raise FtrError(f"{native}: cannot convert", findings)
+    recipe = normalise(imported.resolved)
+    if imported.dialect != target:
+        recipe = _drop_foreign_passthrough(recipe, imported.dialect)
+    emitted = backends.get(target).emit(recipe, (out_dir or Path.cwd()).resolve())
+    for key in sorted(imported.passthrough):
+        if imported.dialect != target:
+            click.echo(f"lost  {key}: {imported.passthrough[key]!r} ({imported.dialect}-only; not carried)", err=True)
+    for note in imported.notes:
+        click.echo(f"note  {note.key}: {note.reason}", err=True)
+    for note in emitted.notes:
+        click.echo(f"note  {note.key}: {note.message}", err=True)
+    if out_dir is None:
+        click.echo(render(emitted.main, emitted.configs[emitted.main], recipe, emitted), nl=False)
+    else:
+        for path in write_outputs(emitted, recipe, out_dir.resolve(), force):
+            click.echo(f"wrote {path}", err=True)
+
+
+def _drop_foreign_passthrough(recipe, dialect: str):
+    from dataclasses import replace
+
+    return replace(recipe, backends={k: v for k, v in recipe.backends.items() if k != dialect})

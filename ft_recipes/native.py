@@ -1,0 +1,119 @@
+"""Native configs (LLaMA-Factory, Axolotl): dialect detection and the shared machinery that turns a
+native file into a recipe whose every value remembers the native key it came from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .findings import FtrError
+from .load import Document
+from .resolve import Resolved, Source
+
+DIALECTS = ("recipe", "llamafactory", "axolotl")
+_MISSING = object()
+
+LF_MARKERS = ("model_name_or_path", "finetuning_type", "cutoff_len", "lora_rank", "dataset_dir", "template")
+AX_MARKERS = ("base_model", "datasets", "sequence_len", "micro_batch_size", "adapter", "lora_r")
+
+
+def detect_dialect(data: Any) -> str:
+    """'recipe', 'llamafactory' or 'axolotl' from the keys a mapping uses."""
+    if not isinstance(data, dict):
+        return "recipe"
+    if "ftr" in data or isinstance(data.get("model"), dict) or "extends" in data:
+        return "recipe"
+    lf = sum(key in data for key in LF_MARKERS)
+    ax = sum(key in data for key in AX_MARKERS)
+    if lf == ax == 0:
+        return "recipe"
+    return "llamafactory" if lf > ax else "axolotl"
+
+
+@dataclass(frozen=True)
+class Unmapped:
+    key: str
+    value: Any
+    reason: str
+
+
+@dataclass
+class Mapper:
+    """Collects recipe values from a native mapping, remembering the native key of each."""
+
+    doc: Document
+    out: dict = field(default_factory=dict)
+    origin: dict[tuple, tuple] = field(default_factory=dict)
+    used: set[str] = field(default_factory=set)
+    notes: list[Unmapped] = field(default_factory=list)
+
+    @property
+    def src(self) -> dict:
+        return self.doc.data
+
+    def has(self, key: str) -> bool:
+        return key in self.src and self.src[key] is not None
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.used.add(key)
+        value = self.src.get(key)
+        return default if value is None else value
+
+    def put(self, path: tuple, value: Any, native: tuple | str | None = None) -> None:
+        node = self.out
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = value
+        if native is not None:
+            self.origin[path] = (native,) if isinstance(native, str) else native
+
+    def take(self, key: str, path: tuple, default: Any = _MISSING, convert: Callable | None = None) -> None:
+        """Recipe ``path`` <- native ``key`` (converted), or the backend's default when absent."""
+        self.used.add(key)
+        if self.has(key):
+            value = self.src[key]
+            self.put(path, convert(value) if convert else value, key)
+        elif default is not _MISSING:
+            self.put(path, default)
+
+    def cosmetic(self, *keys: str) -> None:
+        self.used.update(keys)
+
+    def leftover(self) -> dict:
+        return {k: v for k, v in self.src.items() if k not in self.used}
+
+    def resolved(self) -> Resolved:
+        provenance = {}
+        for path, native in self.origin.items():
+            line, col = self.doc.pos(native, key=True)
+            provenance[path] = Source(self.doc.file, line, col)
+        provenance.setdefault(("ftr",), Source(self.doc.file, 1, 1))
+        return Resolved(data=self.out, document=self.doc, layers=[self.doc], provenance=provenance)
+
+
+@dataclass
+class Imported:
+    resolved: Resolved
+    dialect: str
+    passthrough: dict
+    notes: list[Unmapped]
+
+
+def import_document(doc: Document, dialect: str | None = None) -> Imported:
+    """A native document -> a recipe (as a Resolved whose provenance points at native keys)."""
+    from . import backends
+
+    if not isinstance(doc.data, dict):
+        raise FtrError(f"{doc.file}: a native config must be a YAML mapping", exit_code=1)
+    dialect = dialect or detect_dialect(doc.data)
+    if dialect == "recipe":
+        raise FtrError(f"{doc.file} is already a recipe", exit_code=2)
+    mapper = Mapper(doc)
+    backends.importer(dialect).to_recipe(mapper, Path(doc.file).resolve().parent)
+    passthrough = mapper.leftover()
+    if passthrough:
+        mapper.put(("backends", dialect), passthrough)
+        for key in passthrough:
+            mapper.origin[("backends", dialect, key)] = (key,)
+    return Imported(mapper.resolved(), dialect, passthrough, mapper.notes)
