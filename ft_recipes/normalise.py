@@ -133,8 +133,9 @@ def _eval(data: dict, has_validation: bool) -> r.Eval:
     e = data.get("eval", {})
     strategy = e.get("every")
     if strategy is None:
-        strategy = "steps" if "steps" in e else ("epoch" if has_validation else "no")
-    return r.Eval(strategy=strategy, steps=e.get("steps"), batch_size=e.get("batch_size"))
+        strategy = "steps" if "steps" in e or "per_epoch" in e else ("epoch" if has_validation else "no")
+    return r.Eval(strategy=strategy, steps=e.get("steps"), per_epoch=e.get("per_epoch"),
+                  batch_size=e.get("batch_size"))
 
 
 def _output(resolved: Resolved) -> r.Output:
@@ -143,8 +144,8 @@ def _output(resolved: Resolved) -> r.Output:
     out_dir = _local_path(o.get("dir", f"runs/{stem}"), _base_dir(resolved, ("output", "dir")))
     report = o.get("report_to", "none")
     report = () if report == "none" else ((report,) if isinstance(report, str) else tuple(report))
-    save = o.get("save", "steps" if "save_steps" in o else "epoch")
-    return r.Output(dir=out_dir, save=save, save_steps=o.get("save_steps"),
+    save = o.get("save", "steps" if "save_steps" in o or "per_epoch" in o else "epoch")
+    return r.Output(dir=out_dir, save=save, save_steps=o.get("save_steps"), per_epoch=o.get("per_epoch"),
                     save_total_limit=o.get("save_total_limit", 2), report_to=report,
                     run_name=o.get("run_name"), wandb_project=o.get("wandb_project"))
 

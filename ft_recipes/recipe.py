@@ -139,6 +139,7 @@ class Train:
 class Eval:
     strategy: Literal["epoch", "steps", "no"] = _f("no", "When to evaluate.")
     steps: Optional[int] = _f(None, "Every N steps.")
+    per_epoch: Optional[int] = _f(None, "N times per epoch.")
     batch_size: Optional[int] = _f(None, "Per-device eval batch; None = micro batch.")
 
 
@@ -147,6 +148,7 @@ class Output:
     dir: Path = _f(Path("runs/out"), "Absolute output directory.")
     save: Literal["epoch", "steps", "no"] = _f("epoch", "When to checkpoint.")
     save_steps: Optional[int] = _f(None, "Every N steps.")
+    per_epoch: Optional[int] = _f(None, "N saves per epoch.")
     save_total_limit: Optional[int] = _f(2, "Checkpoints kept.")
     report_to: tuple[str, ...] = _f((), "Trackers.")
     run_name: Optional[str] = _f(None, "Run name.")

@@ -76,6 +76,7 @@ def convert_cmd(native: str, target: str, source: str | None, out_dir: Path | No
     recipe = normalise(imported.resolved)
     if imported.dialect != target:
         recipe = _drop_foreign_passthrough(recipe, imported.dialect)
+        recipe = _soften_defaults(recipe, imported)
     emitted = backends.get(target).emit(recipe, (out_dir or Path.cwd()).resolve())
     for key in sorted(imported.passthrough):
         if imported.dialect != target:
@@ -89,6 +90,17 @@ def convert_cmd(native: str, target: str, source: str | None, out_dir: Path | No
     else:
         for path in write_outputs(emitted, recipe, out_dir.resolve(), force):
             click.echo(f"wrote {path}", err=True)
+
+
+def _soften_defaults(recipe, imported):
+    """A source backend's *default* that the target cannot express is approximated, with a note;
+    a value the user wrote stays and makes the emitter refuse (FTR005)."""
+    from dataclasses import replace
+
+    if recipe.data.overlength == "drop" and ("data", "overlength") not in imported.resolved.provenance:
+        click.echo("note  data.overlength: the source's default (drop over-long rows) becomes truncate", err=True)
+        recipe = replace(recipe, data=replace(recipe.data, overlength="truncate"))
+    return recipe
 
 
 def _drop_foreign_passthrough(recipe, dialect: str):

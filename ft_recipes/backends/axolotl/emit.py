@@ -213,11 +213,17 @@ def emit(recipe: Recipe, out_dir: Path) -> Emitted:
     cfg["max_grad_norm"] = float(t.max_grad_norm)
     cfg["logging_steps"] = t.logging_steps
     cfg["eval_strategy"] = recipe.eval.strategy if d.has_validation else "no"
-    if recipe.eval.strategy == "steps" and recipe.eval.steps:
+    if recipe.eval.per_epoch:
+        del cfg["eval_strategy"]  # Axolotl derives steps from evals_per_epoch and refuses both
+        cfg["evals_per_epoch"] = recipe.eval.per_epoch
+    elif recipe.eval.strategy == "steps" and recipe.eval.steps:
         cfg["eval_steps"] = recipe.eval.steps
     cfg["eval_batch_size"] = recipe.eval.batch_size or t.micro_batch_size
     cfg["save_strategy"] = o.save
-    if o.save == "steps" and o.save_steps:
+    if o.per_epoch:
+        del cfg["save_strategy"]
+        cfg["saves_per_epoch"] = o.per_epoch
+    elif o.save == "steps" and o.save_steps:
         cfg["save_steps"] = o.save_steps
     if o.save_total_limit:
         cfg["save_total_limit"] = o.save_total_limit

@@ -115,14 +115,18 @@ def _train(m: Mapper) -> None:
 
 
 def _eval_output(m: Mapper, base: Path) -> None:
-    if m.has("eval_steps") or m.has("evals_per_epoch"):
-        m.put(("eval", "every"), "steps", "eval_steps" if m.has("eval_steps") else "evals_per_epoch")
+    if m.has("evals_per_epoch"):
+        m.take("evals_per_epoch", ("eval", "per_epoch"), convert=int)
+    elif m.has("eval_steps"):
+        m.put(("eval", "every"), "steps", "eval_steps")
         m.take("eval_steps", ("eval", "steps"), convert=int)
     else:
         m.take("eval_strategy", ("eval", "every"), "no")
     m.take("eval_batch_size", ("eval", "batch_size"))
     m.take("output_dir", ("output", "dir"), str(base / "model-out"), lambda v: str((base / v).resolve()))
-    if m.has("save_steps"):
+    if m.has("saves_per_epoch"):
+        m.take("saves_per_epoch", ("output", "per_epoch"), convert=int)
+    elif m.has("save_steps"):
         m.put(("output", "save"), "steps", "save_steps")
         m.take("save_steps", ("output", "save_steps"), convert=int)
     else:

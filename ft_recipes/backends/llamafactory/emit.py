@@ -173,13 +173,13 @@ def emit(recipe: Recipe, out_dir: Path) -> Emitted:
     cfg["max_grad_norm"] = float(t.max_grad_norm)
     cfg["logging_steps"] = t.logging_steps
     cfg["eval_strategy"] = recipe.eval.strategy if d.has_validation else "no"
-    if recipe.eval.strategy == "steps" and recipe.eval.steps:
-        cfg["eval_steps"] = recipe.eval.steps
+    if recipe.eval.strategy == "steps":
+        cfg["eval_steps"] = recipe.eval.steps or _ratio(recipe.eval.per_epoch, t)
     cfg["per_device_eval_batch_size"] = recipe.eval.batch_size or t.micro_batch_size
     o = recipe.output
     cfg["save_strategy"] = o.save
-    if o.save == "steps" and o.save_steps:
-        cfg["save_steps"] = o.save_steps
+    if o.save == "steps":
+        cfg["save_steps"] = o.save_steps or _ratio(o.per_epoch, t) or 500
     if o.save_total_limit:
         cfg["save_total_limit"] = o.save_total_limit
     cfg["report_to"] = list(o.report_to) or "none"
@@ -196,3 +196,10 @@ def emit(recipe: Recipe, out_dir: Path) -> Emitted:
     emitted = Emitted(NAME, VERSION, MAIN, configs={MAIN: cfg, DATASET_INFO: info}, notes=notes)
     return emitted
 
+
+
+def _ratio(per_epoch: int | None, t) -> float | None:
+    """N times per epoch as Hugging Face's fraction-of-total-steps (what Axolotl's *_per_epoch computes)."""
+    if not per_epoch:
+        return None
+    return round(1.0 / (per_epoch * (t.epochs or 1.0)), 6)

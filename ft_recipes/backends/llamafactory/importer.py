@@ -13,7 +13,7 @@ TEMPLATE_BACK = {}
 for _ftr, _lf in TEMPLATES.items():
     TEMPLATE_BACK.setdefault(_lf, _ftr)
 STAGE_BACK = {value: key for key, value in STAGES.items()}
-COSMETIC = ("do_train", "overwrite_output_dir", "plot_loss", "dataset_dir", "ddp_timeout", "quantization_method",
+COSMETIC = ("do_train", "overwrite_output_dir", "plot_loss", "dataset_dir", "quantization_method",
             "finetuning_type", "stage", "pref_loss", "dataset", "eval_dataset")
 
 

@@ -1,0 +1,122 @@
+"""Native configs: dialect detection, import, convert, and the round-trip property
+(import -> compile to the same backend gives back every training-relevant value)."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from ft_recipes import backends
+from ft_recipes.cli import main
+from ft_recipes.load import load_file
+from ft_recipes.native import detect_dialect, import_document
+from ft_recipes.normalise import normalise
+from ft_recipes.validate import validate
+
+NATIVE = Path(__file__).parent / "data" / "native"
+LF_FILES = sorted(NATIVE.glob("lf_*.yaml"))
+AX_FILES = sorted(NATIVE.glob("ax_*.yaml"))
+
+# Keys that do not change training: where files go, logging artefacts, and launch-time safety flags
+# that `ftr run` manages itself.
+COSMETIC = {"do_train", "plot_loss", "overwrite_output_dir", "dataset_dir", "dataset_prepared_path", "tf32"}
+PATH_KEYS = {"output_dir", "deepspeed"}
+
+
+def _compile_same(path: Path, tmp_path: Path) -> tuple[dict, dict]:
+    imported = import_document(load_file(path))
+    assert validate(imported.resolved) == []
+    recipe = normalise(imported.resolved)
+    emitted = backends.get(imported.dialect).emit(recipe, tmp_path)
+    return yaml.safe_load(path.read_text()), emitted.configs[emitted.main]
+
+
+def _same_path(a, b, base: Path) -> bool:
+    return (base / str(a)).resolve() == Path(str(b)).resolve()
+
+
+@pytest.mark.parametrize("path", LF_FILES + AX_FILES, ids=lambda p: p.stem)
+def test_detects_dialect(path):
+    expected = "llamafactory" if path.name.startswith("lf_") else "axolotl"
+    assert detect_dialect(yaml.safe_load(path.read_text())) == expected
+
+
+@pytest.mark.parametrize("path", LF_FILES + AX_FILES, ids=lambda p: p.stem)
+def test_round_trip(path, tmp_path):
+    original, compiled = _compile_same(path, tmp_path)
+    for key, value in original.items():
+        if key in COSMETIC:
+            continue
+        assert key in compiled, f"{key} lost"
+        if key in PATH_KEYS:
+            assert _same_path(value, compiled[key], path.parent), key
+        elif key in ("datasets", "test_datasets"):
+            for before, after in zip(value, compiled[key]):
+                assert _same_path(before["path"], after["path"], path.parent) or before["type"] == "alpaca"
+                for field in ("field_messages", "message_property_mappings"):
+                    if field in before:
+                        assert after[field] == before[field], (key, field)
+        elif key == "bf16" and value == "auto":
+            assert compiled[key] is True  # approximated: "auto" means bf16 where the GPU has it
+        elif key == "learning_rate":
+            assert float(compiled[key]) == float(value)
+        else:
+            assert compiled[key] == value, f"{key}: {value!r} became {compiled[key]!r}"
+
+
+def test_lf_import_reads_dataset_info():
+    imported = import_document(load_file(NATIVE / "lf_dpo.yaml"))
+    train = imported.resolved.data["data"]["train"]
+    assert train[0]["format"] == "preference" and train[0]["name"] == "pref_demo"
+    assert Path(train[0]["path"]).is_file()
+    assert imported.resolved.data["stage"] == "dpo"
+
+
+def test_positions_point_at_native_keys():
+    imported = import_document(load_file(NATIVE / "lf_lora.yaml"))
+    recipe = normalise(imported.resolved)
+    file, line, col = recipe.where(("train", "lr"))
+    assert file.endswith("lf_lora.yaml")
+    assert (NATIVE / "lf_lora.yaml").read_text().splitlines()[line - 1].startswith("learning_rate")
+
+
+def test_import_keeps_unmapped_keys(tmp_path):
+    out = tmp_path / "recipe.yaml"
+    result = CliRunner().invoke(main, ["import", str(NATIVE / "lf_lora.yaml"), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "kept  max_samples" in result.output
+    data = yaml.safe_load(out.read_text())
+    assert data["backends"]["llamafactory"]["max_samples"] == 1000
+    # the written recipe is itself valid and compiles
+    result = CliRunner().invoke(main, ["compile", str(out), "-b", "llamafactory"])
+    assert result.exit_code == 0, result.output
+    assert "max_samples: 1000" in result.stdout
+    # never overwritten without --force
+    assert CliRunner().invoke(main, ["import", str(NATIVE / "lf_lora.yaml"), "-o", str(out)]).exit_code == 2
+
+
+@pytest.mark.parametrize("path", LF_FILES, ids=lambda p: p.stem)
+def test_convert_lf_to_axolotl(path, tmp_path):
+    result = CliRunner().invoke(main, ["convert", str(path), "--to", "axolotl", "-o", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    cfg = yaml.safe_load((tmp_path / "out" / "axolotl.yaml").read_text())
+    original = yaml.safe_load(path.read_text())
+    assert float(cfg["learning_rate"]) == float(original["learning_rate"])
+    assert cfg["base_model"] == original["model_name_or_path"]
+
+
+@pytest.mark.parametrize("path", AX_FILES, ids=lambda p: p.stem)
+def test_convert_axolotl_to_lf(path, tmp_path):
+    result = CliRunner().invoke(main, ["convert", str(path), "--to", "llamafactory", "-o", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    cfg = yaml.safe_load((tmp_path / "out" / "llamafactory.yaml").read_text())
+    original = yaml.safe_load(path.read_text())
+    assert cfg["model_name_or_path"] == original["base_model"]
+    assert cfg["cutoff_len"] == original["sequence_len"]
+
+
+def test_convert_reports_what_is_lost(tmp_path):
+    result = CliRunner().invoke(main, ["convert", str(NATIVE / "lf_lora.yaml"), "--to", "axolotl"])
+    assert result.exit_code == 0
+    assert "lost  max_samples" in result.output
