@@ -21,6 +21,7 @@ COMMANDS = {
     "run": "ft_recipes.commands.run:run_cmd",
     "merge": "ft_recipes.commands.run:merge_cmd",
     "import": "ft_recipes.commands.convert:import_cmd",
+    "explain": "ft_recipes.commands.explain:explain_cmd",
     "convert": "ft_recipes.commands.convert:convert_cmd",
 }
 

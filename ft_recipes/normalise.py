@@ -173,3 +173,54 @@ def normalise(resolved: Resolved) -> r.Recipe:
                     backends=dict(data.get("backends", {})), lint_ignore=ignore,
                     source_file=resolved.document.file, raw=data,
                     provenance=resolved.provenance)
+
+
+def _dataset_data(ds: r.Dataset) -> dict:
+    out: dict = {"path": str(ds.path)} if ds.path else {"hub": ds.hub}
+    out.update({"name": ds.name, "format": ds.format})
+    if ds.columns:
+        out["columns"] = dict(ds.columns)
+    if ds.split != "train":
+        out["split"] = ds.split
+    if ds.num_samples:
+        out["num_samples"] = ds.num_samples
+    return out
+
+
+def _fields(obj, rename: dict | None = None, skip: tuple = ()) -> dict:
+    from dataclasses import fields
+
+    out = {}
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        if f.name in skip or value is None or value == ():
+            continue
+        out[(rename or {}).get(f.name, f.name)] = list(value) if isinstance(value, tuple) else (
+            str(value) if isinstance(value, Path) else value)
+    return out
+
+
+def to_data(recipe: r.Recipe) -> dict:
+    """The normalised recipe written back in recipe format: every default explicit."""
+    method: dict = {"type": recipe.method.type}
+    for name in ("lora", "quant", "freeze"):
+        part = getattr(recipe.method, name)
+        if part is not None:
+            method[name] = _fields(part)
+    data = {"train": [_dataset_data(ds) for ds in recipe.data.train]}
+    if recipe.data.val:
+        data["val"] = {"datasets": [_dataset_data(ds) for ds in recipe.data.val]}
+    elif recipe.data.val_split:
+        data["val"] = {"split": recipe.data.val_split}
+    data.update(_fields(recipe.data, skip=("train", "val", "val_split")))
+    out = {"ftr": 1, "model": _fields(recipe.model, skip=("is_local",)), "stage": recipe.stage, "method": method}
+    if recipe.preference:
+        out["preference"] = _fields(recipe.preference)
+    out.update({"data": data, "train": _fields(recipe.train),
+                "eval": _fields(recipe.eval, rename={"strategy": "every"}),
+                "output": _fields(recipe.output), "hardware": _fields(recipe.hardware)})
+    if recipe.backends:
+        out["backends"] = recipe.backends
+    if recipe.lint_ignore:
+        out["lint"] = {"ignore": list(recipe.lint_ignore)}
+    return out

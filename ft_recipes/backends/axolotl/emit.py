@@ -248,3 +248,31 @@ def emit(recipe: Recipe, out_dir: Path) -> Emitted:
         cfg[key] = value
     return Emitted(NAME, VERSION, MAIN, configs={MAIN: cfg}, data_files=data_files, notes=notes)
 
+
+
+# Recipe key -> the Axolotl key it becomes (for `ftr explain`).
+NATIVE_KEYS = {
+    "model.base": "base_model", "model.template": "chat_template", "model.trust_remote_code": "trust_remote_code",
+    "model.pad_token": "special_tokens.pad_token", "stage": "rl / reward_model", "method.type": "adapter",
+    "method.lora.r": "lora_r", "method.lora.alpha": "lora_alpha", "method.lora.dropout": "lora_dropout",
+    "method.lora.target": "lora_target_linear / lora_target_modules", "method.lora.dora": "peft_use_dora",
+    "method.lora.rslora": "peft_use_rslora", "method.lora.modules_to_save": "lora_modules_to_save",
+    "method.quant.bits": "load_in_4bit / load_in_8bit", "method.quant.type": "bnb_config_kwargs",
+    "method.quant.double_quant": "bnb_config_kwargs", "method.quant.compute_dtype": "(from bf16/fp16)",
+    "method.freeze.trainable_layers": "unfrozen_parameters", "method.freeze.trainable_modules": "unfrozen_parameters",
+    "preference.beta": "rl_beta / orpo_alpha", "preference.simpo_gamma": "simpo_gamma", "data.train": "datasets",
+    "data.val.split": "val_set_size", "data.val.datasets": "test_datasets", "data.max_length": "sequence_len",
+    "data.packing": "sample_packing", "data.overlength": "excess_length_strategy",
+    "data.train_on_prompt": "train_on_inputs", "data.system_prompt": "default_system_message",
+    "data.num_workers": "dataset_num_proc", "train.epochs": "num_epochs", "train.max_steps": "max_steps",
+    "train.micro_batch_size": "micro_batch_size", "train.grad_accum": "gradient_accumulation_steps",
+    "train.lr": "learning_rate", "train.scheduler": "lr_scheduler", "train.warmup_ratio": "warmup_ratio",
+    "train.warmup_steps": "warmup_steps", "train.weight_decay": "weight_decay", "train.optimizer": "optimizer",
+    "train.precision": "bf16 / fp16", "train.gradient_checkpointing": "gradient_checkpointing", "train.seed": "seed",
+    "train.max_grad_norm": "max_grad_norm", "train.logging_steps": "logging_steps", "eval.every": "eval_strategy",
+    "eval.steps": "eval_steps", "eval.per_epoch": "evals_per_epoch", "eval.batch_size": "eval_batch_size",
+    "output.dir": "output_dir", "output.save": "save_strategy", "output.save_steps": "save_steps",
+    "output.per_epoch": "saves_per_epoch", "output.save_total_limit": "save_total_limit",
+    "output.report_to": "use_wandb / use_tensorboard / use_mlflow", "output.run_name": "wandb_name",
+    "hardware.deepspeed": "deepspeed",
+}

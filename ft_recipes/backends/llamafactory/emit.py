@@ -203,3 +203,31 @@ def _ratio(per_epoch: int | None, t) -> float | None:
     if not per_epoch:
         return None
     return round(1.0 / (per_epoch * (t.epochs or 1.0)), 6)
+
+
+# Recipe key -> the LLaMA-Factory key it becomes (for `ftr explain`).
+NATIVE_KEYS = {
+    "model.base": "model_name_or_path", "model.template": "template", "model.trust_remote_code": "trust_remote_code",
+    "model.pad_token": "(tokenizer; no key)", "stage": "stage / pref_loss", "method.type": "finetuning_type",
+    "method.lora.r": "lora_rank", "method.lora.alpha": "lora_alpha", "method.lora.dropout": "lora_dropout",
+    "method.lora.target": "lora_target", "method.lora.dora": "use_dora", "method.lora.rslora": "use_rslora",
+    "method.lora.modules_to_save": "additional_target", "method.quant.bits": "quantization_bit",
+    "method.quant.type": "quantization_type", "method.quant.double_quant": "double_quantization",
+    "method.quant.compute_dtype": "(from bf16/fp16)", "method.freeze.trainable_layers": "freeze_trainable_layers",
+    "method.freeze.trainable_modules": "freeze_trainable_modules", "preference.beta": "pref_beta",
+    "preference.ftx": "pref_ftx", "preference.simpo_gamma": "simpo_gamma", "data.train": "dataset + dataset_info.json",
+    "data.val.split": "val_size", "data.val.datasets": "eval_dataset", "data.max_length": "cutoff_len",
+    "data.packing": "packing / neat_packing", "data.overlength": "(always truncates)",
+    "data.train_on_prompt": "train_on_prompt", "data.system_prompt": "default_system",
+    "data.num_workers": "preprocessing_num_workers", "train.epochs": "num_train_epochs", "train.max_steps": "max_steps",
+    "train.micro_batch_size": "per_device_train_batch_size", "train.grad_accum": "gradient_accumulation_steps",
+    "train.lr": "learning_rate", "train.scheduler": "lr_scheduler_type", "train.warmup_ratio": "warmup_ratio",
+    "train.warmup_steps": "warmup_steps", "train.weight_decay": "weight_decay", "train.optimizer": "optim",
+    "train.precision": "bf16 / fp16", "train.gradient_checkpointing": "disable_gradient_checkpointing (negated)",
+    "train.seed": "seed", "train.max_grad_norm": "max_grad_norm", "train.logging_steps": "logging_steps",
+    "eval.every": "eval_strategy", "eval.steps": "eval_steps", "eval.per_epoch": "eval_steps (fraction)",
+    "eval.batch_size": "per_device_eval_batch_size", "output.dir": "output_dir", "output.save": "save_strategy",
+    "output.save_steps": "save_steps", "output.per_epoch": "save_steps (fraction)",
+    "output.save_total_limit": "save_total_limit", "output.report_to": "report_to", "output.run_name": "run_name",
+    "hardware.deepspeed": "deepspeed",
+}
