@@ -22,6 +22,7 @@ COMMANDS = {
     "merge": "ft_recipes.commands.run:merge_cmd",
     "import": "ft_recipes.commands.convert:import_cmd",
     "explain": "ft_recipes.commands.explain:explain_cmd",
+    "report": "ft_recipes.commands.report:report_cmd",
     "convert": "ft_recipes.commands.convert:convert_cmd",
 }
 

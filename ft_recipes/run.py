@@ -18,6 +18,7 @@ from . import __version__, backends
 from .emit import atomic_write, recipe_hash, to_yaml, write_outputs
 from .findings import Finding, FtrError
 from .launch import Launch, LaunchOptions
+from .normalise import to_data
 from .pipeline import Loaded
 
 MANIFEST = "manifest.json"
@@ -91,7 +92,7 @@ def plan(loaded: Loaded, backend: str, opts: LaunchOptions, resume: bool, force:
     if not dry_run:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_outputs(emitted, recipe, run_dir, force=True)
-        atomic_write(run_dir / "recipe.resolved.yaml", to_yaml(recipe.raw))
+        atomic_write(run_dir / "recipe.resolved.yaml", to_yaml(to_data(recipe)))
     config = run_dir / emitted.main
     return RunPlan(run_dir, config, launcher.launch(python, config, opts), python, checkpoint)
 

@@ -1,0 +1,56 @@
+"""``ftr report``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from . import guard
+
+
+@click.command("report")
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Draw train/validation loss and learning rate to this PNG (needs ft-recipes[report]).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "md"]), default="text", show_default=True)
+@guard
+def report_cmd(run_dirs: tuple[Path, ...], output: Path | None, fmt: str) -> None:
+    """Loss curves and a diagnosis (overfitting, underfitting, divergence, no validation) for one or more
+    run directories; several directories overlay in the plot for comparison."""
+    from ..findings import FtrError
+    from ..report import diagnose, plot, read_curves
+
+    results = []
+    for run_dir in run_dirs:
+        try:
+            curves = read_curves(run_dir)
+        except (FileNotFoundError, ValueError) as exc:
+            raise FtrError(str(exc), exit_code=2) from None
+        results.append((curves, diagnose(curves)))
+    if output is not None:
+        try:
+            plot([c for c, _ in results], output)
+        except RuntimeError as exc:
+            raise FtrError(str(exc), exit_code=2) from None
+    click.echo(_render(results, fmt))
+    if output is not None:
+        click.echo(f"wrote {output}", err=True)
+
+
+def _render(results, fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps([{"run_dir": str(c.run_dir), "source": c.source, "train": c.train, "eval": c.eval,
+                            "lr": c.lr, "diagnosis": [d.__dict__ for d in ds]} for c, ds in results], indent=2)
+    lines = []
+    for curves, diagnoses in results:
+        last_train = f"{curves.train[-1][1]:.4f}" if curves.train else "-"
+        last_eval = f"{curves.eval[-1][1]:.4f}" if curves.eval else "-"
+        head = f"## {curves.run_dir}" if fmt == "md" else f"{curves.run_dir}"
+        lines += [head, f"steps {curves.train[-1][0] if curves.train else 0}, final train loss {last_train}, "
+                        f"final validation loss {last_eval}"]
+        for d in diagnoses:
+            lines.append(f"{'- **' if fmt == 'md' else ''}{d.kind}{'**' if fmt == 'md' else ''}: {d.summary}")
+            lines += [f"    {i}. {r}" for i, r in enumerate(d.remedies, 1)]
+    return "\n".join(lines)

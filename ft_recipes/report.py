@@ -1,0 +1,202 @@
+"""``ftr report``: loss curves from the backends' own logs, and a diagnosis in the seeds' terms.
+
+Logs read: LLaMA-Factory ``trainer_log.jsonl`` and every backend's ``trainer_state.json`` (in the run
+directory or its newest ``checkpoint-N``)."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+OVERFIT_EVALS = 2          # consecutive evaluations with validation loss rising while train loss falls
+SPIKE_FACTOR = 3.0         # a loss above 3x the running minimum (after warm-up) is a spike
+FLAT_TRAIN_DROP = 0.10     # underfitting: train loss fell by less than 10% ...
+HIGH_LOSS = 1.5            # ... and stays above this
+
+
+@dataclass
+class Curves:
+    run_dir: Path
+    train: list[tuple[int, float]] = field(default_factory=list)
+    eval: list[tuple[int, float]] = field(default_factory=list)
+    lr: list[tuple[int, float]] = field(default_factory=list)
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    kind: str       # overfitting | underfitting | divergence | no-validation | ok
+    summary: str
+    remedies: tuple[str, ...] = ()
+
+
+def _state_file(run_dir: Path) -> Path | None:
+    if (run_dir / "trainer_state.json").is_file():
+        return run_dir / "trainer_state.json"
+    checkpoints = sorted(run_dir.glob("checkpoint-*/trainer_state.json"),
+                         key=lambda p: int(p.parent.name.split("-")[-1]) if p.parent.name.split("-")[-1].isdigit()
+                         else -1)
+    return checkpoints[-1] if checkpoints else None
+
+
+def _num(value) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def read_curves(run_dir: Path) -> Curves:
+    curves = Curves(run_dir)
+    state = _state_file(run_dir)
+    if state is not None:
+        history = json.loads(state.read_text(encoding="utf-8")).get("log_history", [])
+        curves.source = str(state)
+    elif (run_dir / "trainer_log.jsonl").is_file():
+        lines = (run_dir / "trainer_log.jsonl").read_text(encoding="utf-8").splitlines()
+        history = [json.loads(line) for line in lines if line.strip()]
+        curves.source = str(run_dir / "trainer_log.jsonl")
+    else:
+        raise FileNotFoundError(f"{run_dir}: no trainer_state.json or trainer_log.jsonl")
+    for entry in history:
+        step = int(entry.get("step", entry.get("current_steps", 0)))
+        for key, series in (("loss", curves.train), ("eval_loss", curves.eval),
+                            ("learning_rate", curves.lr), ("lr", curves.lr)):
+            value = _num(entry.get(key))
+            if value is not None:
+                series.append((step, value))
+    return curves
+
+
+def _recipe_values(run_dir: Path) -> dict:
+    path = run_dir / "recipe.resolved.yaml"
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return {}
+
+
+def _get(data: dict, dotted: str, default=None):
+    for part in dotted.split("."):
+        if not isinstance(data, dict) or part not in data:
+            return default
+        data = data[part]
+    return data
+
+
+def _remedies(kind: str, recipe: dict) -> tuple[str, ...]:
+    is_lora = _get(recipe, "method.type", "lora") in ("lora", "qlora")
+    r = _get(recipe, "method.lora.r", 16)
+    dropout = _get(recipe, "method.lora.dropout", 0.05)
+    wd = _get(recipe, "train.weight_decay", 0.0)
+    epochs = _get(recipe, "train.epochs", 3)
+    lr = _get(recipe, "train.lr")
+    alpha = _get(recipe, "method.lora.alpha", 2 * r)
+    target = _get(recipe, "method.lora.target", "all-linear")
+    if kind == "overfitting":
+        steps = [f"lora dropout is {dropout}: try {min(round(dropout + 0.05, 2), 0.2)}" if is_lora else
+                 "add dropout where the model allows it",
+                 f"weight decay is {wd}: try {max(0.01, round(wd * 2, 3)) if wd else 0.01}",
+                 f"lora r is {r}: try {max(r // 2, 4)}" if is_lora else "train fewer layers (freeze or LoRA)",
+                 f"epochs is {epochs}: try {max(1, int(epochs) - 1)} or stop at the best evaluation",
+                 "add more (or more varied) training data"]
+    elif kind == "underfitting":
+        steps = [f"lora r is {r}: try {min(r * 2, 64)}" if is_lora else "train more layers",
+                 f"lora alpha is {alpha}: try {alpha * 2}" if is_lora else "",
+                 f"learning rate is {lr}: try {lr * 2:g}" if isinstance(lr, (int, float)) else "raise the learning rate",
+                 f"epochs is {epochs}: try {int(epochs) + 2}",
+                 "lora targets are attention only: try all-linear" if is_lora and target != "all-linear" else ""]
+    elif kind == "divergence":
+        steps = [f"learning rate is {lr}: try {lr / 4:g}" if isinstance(lr, (int, float)) else "lower the learning rate",
+                 "keep gradient clipping on (max_grad_norm 1.0)", "add warmup (warmup_ratio 0.03-0.1)",
+                 "use bf16 rather than fp16 where the GPU supports it"]
+    elif kind == "no-validation":
+        steps = ["add data.val: {split: 0.1} (train:val = 9:1)", "set eval: {every: epoch} or {steps: N}"]
+    else:
+        steps = []
+    return tuple(s for s in steps if s)
+
+
+def diagnose(curves: Curves, recipe: dict | None = None) -> list[Diagnosis]:
+    recipe = recipe if recipe is not None else _recipe_values(curves.run_dir)
+    found = []
+    losses = [v for _, v in curves.train] + [v for _, v in curves.eval]
+    if any(not math.isfinite(v) for v in losses):
+        found.append(Diagnosis("divergence", "the loss became NaN or infinite", _remedies("divergence", recipe)))
+    elif _spike(curves.train):
+        found.append(Diagnosis("divergence", f"a loss spike above {SPIKE_FACTOR:g}x the running minimum",
+                               _remedies("divergence", recipe)))
+    if not curves.eval:
+        found.append(Diagnosis("no-validation", "no validation loss was logged", _remedies("no-validation", recipe)))
+    elif _overfitting(curves):
+        found.append(Diagnosis("overfitting", f"validation loss rose for {OVERFIT_EVALS} evaluations in a row while "
+                                              f"train loss fell", _remedies("overfitting", recipe)))
+    if _underfitting(curves):
+        found.append(Diagnosis("underfitting", "train loss stayed high and flat", _remedies("underfitting", recipe)))
+    return found or [Diagnosis("ok", "no over- or underfitting, divergence or missing validation detected")]
+
+
+def _spike(train: list[tuple[int, float]]) -> bool:
+    values = [v for _, v in train]
+    start = max(len(values) // 10, 1)
+    low = math.inf
+    for i, v in enumerate(values):
+        if i >= start and low < math.inf and v > SPIKE_FACTOR * low:
+            return True
+        low = min(low, v)
+    return False
+
+
+def _train_trend(curves: Curves, upto: int) -> float | None:
+    before = [v for s, v in curves.train if s <= upto]
+    return before[-1] if before else None
+
+
+def _overfitting(curves: Curves) -> bool:
+    rising = 0
+    for (s0, e0), (s1, e1) in zip(curves.eval, curves.eval[1:]):
+        t0, t1 = _train_trend(curves, s0), _train_trend(curves, s1)
+        falling_train = t0 is not None and t1 is not None and t1 <= t0
+        rising = rising + 1 if e1 > e0 and falling_train else 0
+        if rising >= OVERFIT_EVALS:
+            return True
+    return False
+
+
+def _underfitting(curves: Curves) -> bool:
+    values = [v for _, v in curves.train]
+    if len(values) < 4:
+        return False
+    head = sum(values[: len(values) // 4]) / (len(values) // 4)
+    tail = sum(values[-(len(values) // 4):]) / (len(values) // 4)
+    return tail > HIGH_LOSS and (head - tail) / head < FLAT_TRAIN_DROP
+
+
+def plot(curves_list: list[Curves], out: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise RuntimeError("drawing needs matplotlib: pip install 'ft-recipes[report]'") from None
+    fig, (loss_ax, lr_ax) = plt.subplots(2, 1, figsize=(8, 6), sharex=True, height_ratios=(3, 1))
+    for curves in curves_list:
+        name = curves.run_dir.name
+        if curves.train:
+            loss_ax.plot(*zip(*curves.train), label=f"{name} train")
+        if curves.eval:
+            loss_ax.plot(*zip(*curves.eval), marker="o", label=f"{name} validation")
+        if curves.lr:
+            lr_ax.plot(*zip(*curves.lr), label=name)
+    loss_ax.set_ylabel("loss")
+    loss_ax.legend()
+    lr_ax.set_ylabel("learning rate")
+    lr_ax.set_xlabel("step")
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)

@@ -1,0 +1,94 @@
+"""ftr report: reading the backends' logs and the diagnosis, on synthetic logs."""
+
+import json
+import math
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from ft_recipes.cli import main
+from ft_recipes.report import diagnose, read_curves
+
+
+def _state(run_dir, train, evals, recipe=None):
+    history = [{"step": s, "loss": v, "learning_rate": 1e-4} for s, v in train]
+    history += [{"step": s, "eval_loss": v} for s, v in evals]
+    history.sort(key=lambda e: e["step"])
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "checkpoint-10").mkdir()
+    (run_dir / "checkpoint-10" / "trainer_state.json").write_text(json.dumps({"log_history": history}))
+    if recipe:
+        (run_dir / "recipe.resolved.yaml").write_text(yaml.safe_dump(recipe))
+    return run_dir
+
+
+RECIPE = {"method": {"type": "lora", "lora": {"r": 16, "alpha": 32, "dropout": 0.05, "target": "all-linear"}},
+          "train": {"lr": 2e-4, "epochs": 3, "weight_decay": 0.01}}
+
+
+def kinds(run_dir):
+    return [d.kind for d in diagnose(read_curves(run_dir))]
+
+
+def test_overfitting_with_remedies_phrased_on_the_recipe(tmp_path):
+    run = _state(tmp_path / "r", [(i, 2.0 - i * 0.1) for i in range(1, 11)],
+                 [(2, 1.9), (4, 1.7), (6, 1.8), (8, 1.95), (10, 2.1)], RECIPE)
+    diagnoses = diagnose(read_curves(run))
+    over = next(d for d in diagnoses if d.kind == "overfitting")
+    assert over.remedies[0] == "lora dropout is 0.05: try 0.1"
+    assert "weight decay is 0.01" in over.remedies[1]
+    assert "lora r is 16: try 8" in over.remedies[2]
+
+
+def test_healthy_run(tmp_path):
+    run = _state(tmp_path / "r", [(i, 2.0 - i * 0.1) for i in range(1, 11)], [(5, 1.6), (10, 1.2)], RECIPE)
+    assert kinds(run) == ["ok"]
+
+
+def test_underfitting(tmp_path):
+    run = _state(tmp_path / "r", [(i, 2.5 - i * 0.01) for i in range(1, 21)], [(10, 2.5), (20, 2.49)], RECIPE)
+    diagnoses = diagnose(read_curves(run))
+    under = next(d for d in diagnoses if d.kind == "underfitting")
+    assert "lora r is 16: try 32" in under.remedies
+
+
+def test_divergence_nan_and_spike(tmp_path):
+    assert "divergence" in kinds(_state(tmp_path / "a", [(1, 2.0), (2, math.nan)], [(2, 1.0)]))
+    spike = [(i, 1.0) for i in range(1, 20)] + [(20, 9.0)]
+    assert "divergence" in kinds(_state(tmp_path / "b", spike, [(10, 1.0)]))
+
+
+def test_no_validation(tmp_path):
+    assert "no-validation" in kinds(_state(tmp_path / "r", [(1, 2.0), (2, 1.5)], []))
+
+
+def test_llamafactory_trainer_log(tmp_path):
+    lines = [{"current_steps": 1, "total_steps": 2, "loss": 2.0, "lr": 1e-4},
+             {"current_steps": 2, "total_steps": 2, "eval_loss": 1.8}]
+    (tmp_path / "trainer_log.jsonl").write_text("\n".join(json.dumps(x) for x in lines))
+    curves = read_curves(tmp_path)
+    assert curves.train == [(1, 2.0)] and curves.eval == [(2, 1.8)] and curves.lr == [(1, 1e-4)]
+
+
+def test_cli_formats_and_missing_logs(tmp_path):
+    run = _state(tmp_path / "r", [(1, 2.0), (2, 1.5)], [(2, 1.4)], RECIPE)
+    result = CliRunner().invoke(main, ["report", str(run), "--format", "json"])
+    assert result.exit_code == 0
+    assert json.loads(result.output)[0]["eval"] == [[2, 1.4]]
+    assert "## " in CliRunner().invoke(main, ["report", str(run), "--format", "md"]).output
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = CliRunner().invoke(main, ["report", str(empty)])
+    assert result.exit_code == 2 and "trainer_state.json" in result.output
+
+
+def test_plot_or_clear_message(tmp_path):
+    run = _state(tmp_path / "r", [(1, 2.0), (2, 1.5)], [(2, 1.4)], RECIPE)
+    result = CliRunner().invoke(main, ["report", str(run), str(run), "-o", str(tmp_path / "loss.png")])
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        assert result.exit_code == 2 and "ft-recipes[report]" in result.output
+    else:
+        assert result.exit_code == 0 and (tmp_path / "loss.png").stat().st_size > 1000
