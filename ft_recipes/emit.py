@@ -68,6 +68,8 @@ def to_yaml(data: Any) -> str:
 
 
 def render(name: str, data: Any, recipe: Recipe, emitted: Emitted) -> str:
+    if isinstance(data, str):  # a script, written as is
+        return data
     if name.endswith(".json"):
         return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
     return header(recipe, emitted.backend, emitted.version) + to_yaml(data)

@@ -71,7 +71,8 @@ def _method(data: dict, precision: str) -> r.Method:
         modules = spec.get("trainable_modules", "all")
         freeze = r.Freeze(trainable_layers=spec.get("trainable_layers", 2),
                           trainable_modules=modules if isinstance(modules, str) else tuple(modules))
-    return r.Method(type=kind, lora=lora, quant=quant, freeze=freeze)
+    prompt = r.PromptLearning(**m.get("prompt", {})) if kind in r.PROMPT_METHODS else None
+    return r.Method(type=kind, lora=lora, quant=quant, freeze=freeze, prompt=prompt)
 
 
 def _dataset_name(entry: dict, taken: set[str]) -> str:
@@ -203,7 +204,7 @@ def _fields(obj, rename: dict | None = None, skip: tuple = ()) -> dict:
 def to_data(recipe: r.Recipe) -> dict:
     """The normalised recipe written back in recipe format: every default explicit."""
     method: dict = {"type": recipe.method.type}
-    for name in ("lora", "quant", "freeze"):
+    for name in ("lora", "quant", "freeze", "prompt"):
         part = getattr(recipe.method, name)
         if part is not None:
             method[name] = _fields(part)

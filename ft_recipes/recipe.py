@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Literal, Optional
 
 Stage = Literal["pt", "sft", "rm", "dpo", "orpo", "kto", "simpo", "ppo", "grpo"]
-MethodType = Literal["full", "freeze", "lora", "qlora"]
+MethodType = Literal["full", "freeze", "lora", "qlora", "prefix", "ptuning", "prompt"]
 Format = Literal["alpaca", "sharegpt", "messages", "preference", "text"]
 Precision = Literal["bf16", "fp16", "fp32"]
 
 PREFERENCE_STAGES = ("dpo", "orpo", "kto", "simpo")
 ADAPTER_METHODS = ("lora", "qlora")
+PROMPT_METHODS = ("prefix", "ptuning", "prompt")
 
 
 def _f(default=None, help: str = "", **kw):
@@ -62,11 +63,18 @@ class Freeze:
 
 
 @dataclass(frozen=True)
+class PromptLearning:
+    num_virtual_tokens: int = _f(20, "Virtual tokens.")
+    encoder_hidden_size: int = _f(128, "P-Tuning encoder hidden size.")
+
+
+@dataclass(frozen=True)
 class Method:
     type: MethodType = _f("lora", "Fine-tuning method.")
     lora: Optional[Lora] = _f(None, "Set for lora and qlora.")
     quant: Optional[Quant] = _f(None, "Set for qlora, or 8-bit LoRA.")
     freeze: Optional[Freeze] = _f(None, "Set for freeze.")
+    prompt: Optional[PromptLearning] = _f(None, "Set for prefix, ptuning and prompt.")
 
     @property
     def is_adapter(self) -> bool:

@@ -199,7 +199,7 @@ def merge(run_dir: Path, out: Path | None) -> int:
     import yaml
 
     cfg_name = backends.get(backend).MAIN
-    cfg = yaml.safe_load((run_dir / cfg_name).read_text(encoding="utf-8"))
+    cfg = yaml.safe_load((run_dir / cfg_name).read_text(encoding="utf-8"))  # JSON is YAML too
     python = backend_python(backend)
     target = (out or run_dir / "merged").resolve()
     if target.exists() and any(target.iterdir()):

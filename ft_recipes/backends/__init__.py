@@ -9,7 +9,7 @@ import importlib
 
 from ..findings import UsageError
 
-NAMES = ("llamafactory", "axolotl")
+NAMES = ("llamafactory", "axolotl", "trl")
 
 
 def _module(name: str):

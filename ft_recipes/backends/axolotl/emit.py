@@ -15,7 +15,7 @@ from ...emit import Emitted, Note, deepspeed_path, unsupported
 from ...findings import Finding, FtrError
 from ...modelinfo import config as model_config
 from ...modelinfo import special_token
-from ...recipe import Dataset, Recipe
+from ...recipe import PROMPT_METHODS, Dataset, Recipe
 
 NAME = "axolotl"
 VERSION = "0.19.0"
@@ -34,6 +34,9 @@ CPU_FLAGS = {"lora_mlp_kernel": False, "lora_qkv_kernel": False, "lora_o_kernel"
 
 
 def _check(recipe: Recipe) -> None:
+    if recipe.method.type in PROMPT_METHODS:
+        raise unsupported(recipe, ("method", "type"), f"Axolotl has no {recipe.method.type} tuning",
+                          "use --backend trl, which supports prefix, ptuning and prompt tuning")
     if recipe.stage == "ppo":
         raise unsupported(recipe, ("stage",), f"Axolotl {VERSION} has no PPO stage",
                           "use --backend llamafactory, which supports ppo")

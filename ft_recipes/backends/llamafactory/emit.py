@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ...emit import Emitted, Note, deepspeed_path, unsupported
-from ...recipe import Dataset, Recipe
+from ...recipe import PROMPT_METHODS, Dataset, Recipe
 
 NAME = "llamafactory"
 VERSION = "0.9.5"
@@ -106,6 +106,9 @@ def _notes(recipe: Recipe) -> list[Note]:
 
 
 def _check(recipe: Recipe) -> None:
+    if recipe.method.type in PROMPT_METHODS:
+        raise unsupported(recipe, ("method", "type"), f"LLaMA-Factory has no {recipe.method.type} tuning",
+                          "use --backend trl, which supports prefix, ptuning and prompt tuning")
     if recipe.stage not in STAGES:
         raise unsupported(recipe, ("stage",), f"LLaMA-Factory {VERSION} has no {recipe.stage} stage",
                           "use --backend axolotl, which supports grpo")
