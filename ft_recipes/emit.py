@@ -68,8 +68,10 @@ def to_yaml(data: Any) -> str:
 
 
 def render(name: str, data: Any, recipe: Recipe, emitted: Emitted) -> str:
-    if isinstance(data, str):  # a script, written as is
-        return data
+    if isinstance(data, str):  # a script: the header goes after its shebang line
+        first, _, rest = data.partition("\n")
+        return f"{first}\n{header(recipe, emitted.backend, emitted.version)}{rest}" if first.startswith("#!") \
+            else header(recipe, emitted.backend, emitted.version) + data
     if name.endswith(".json"):
         return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
     return header(recipe, emitted.backend, emitted.version) + to_yaml(data)

@@ -89,8 +89,9 @@ def load_file(path: str | Path) -> Document:
 def load_text(text: str, file: str = "<string>") -> Document:
     if "\x00" in text:
         raise _error(file, 1, 1, "binary data (NUL byte) in a YAML file")
-    loader = _Loader(text)
+    loader = None
     try:
+        loader = _Loader(text)
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -99,7 +100,8 @@ def load_text(text: str, file: str = "<string>") -> Document:
     except yaml.YAMLError as exc:
         raise _error(file, 1, 1, f"YAML syntax: {exc}") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     doc = Document(file=file, data=None, lines=text.splitlines())
     if node is not None:
         builder = _Builder(doc, _Loader(""))

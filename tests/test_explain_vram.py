@@ -76,7 +76,8 @@ def test_explain_provenance_and_native_keys(write):
     assert values["train.epochs"]["source"] == f"{path}:8"
     assert values["train.lr"]["source"].endswith("qlora-sft.yaml:8")
     assert values["train.max_grad_norm"]["source"] == "ftr default"
-    assert values["train.lr"]["native"] == {"llamafactory": "learning_rate", "axolotl": "learning_rate"}
+    assert values["train.lr"]["native"] == {"llamafactory": "learning_rate", "axolotl": "learning_rate",
+                                            "trl": "args.learning_rate"}
     assert values["method.lora.r"]["native"]["llamafactory"] == "lora_rank"
     assert out["vram_gb_per_gpu"]["total_gb"] > 0
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ...emit import Emitted, Note, unsupported
+from ...emit import Emitted, Note, header, unsupported
 from ...recipe import Dataset, Recipe
 
 NAME = "trl"
@@ -94,7 +94,7 @@ def _args(recipe: Recipe) -> dict:
 def emit(recipe: Recipe, out_dir: Path) -> Emitted:
     _check(recipe)
     quant = recipe.method.quant
-    cfg = {"model": recipe.model.base, "trust_remote_code": recipe.model.trust_remote_code,
+    cfg = {"generated_by": header(recipe, NAME, VERSION).splitlines()[0].lstrip("# "), "model": recipe.model.base, "trust_remote_code": recipe.model.trust_remote_code,
            "template": recipe.model.template, "pad_token": recipe.model.pad_token,
            "stage": "dpo" if recipe.stage == "dpo" else "sft", "method": _method(recipe),
            "quant": {"bits": quant.bits, "type": quant.type, "double_quant": quant.double_quant,
