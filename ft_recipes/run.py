@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import subprocess
@@ -150,7 +151,21 @@ def execute(p: RunPlan, loaded: Loaded, backend: str, argv: list[str]) -> int:
     code, interrupted = _stream(p, p.run_dir / "logs" / "train.log")
     manifest.update(end=_now(), exit_status=code, interrupted=interrupted)
     _save(p.run_dir, manifest)
+    _final_report(p.run_dir)
     return code
+
+
+def _final_report(run_dir: Path) -> None:
+    from .report import diagnose, read_curves
+
+    try:
+        curves = read_curves(run_dir)
+    except (OSError, ValueError):
+        return
+    for d in diagnose(curves):
+        print(f"ftr: {d.kind}: {d.summary}", file=sys.stderr)
+        for remedy in d.remedies:
+            print(f"ftr:   - {remedy}", file=sys.stderr)
 
 
 def _now() -> str:
@@ -178,12 +193,16 @@ def _stream(p: RunPlan, log_path: Path) -> tuple[int, bool]:
 
     previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
+        progress = Progress()
         with log_path.open("ab") as log:
             for chunk in iter(lambda: proc.stdout.readline(), b""):
                 log.write(chunk)
                 log.flush()
                 sys.stdout.buffer.write(chunk)
                 sys.stdout.flush()
+                line = progress.feed(chunk.decode("utf-8", "replace"))
+                if line:
+                    print(line, file=sys.stderr, flush=True)
         code = proc.wait()
     finally:
         for s, handler in previous.items():
@@ -191,6 +210,30 @@ def _stream(p: RunPlan, log_path: Path) -> tuple[int, bool]:
     if code < 0:  # killed by a signal: report it the shell's way
         code = 128 - code
     return code, interrupted
+
+
+class Progress:
+    """Turns the backend's tqdm bars and Trainer log dicts into one short ftr progress line."""
+
+    BAR = re.compile(r"(\d+)/(\d+) \[[^<\]]*<([^,\]]+)")
+    LOSS = re.compile(r"'loss': '?([0-9.eE+-]+|nan|inf)'?")
+
+    def __init__(self) -> None:
+        self.step = self.total = None
+        self.eta = "?"
+        self.loss = None
+
+    def feed(self, text: str) -> str | None:
+        for part in text.split("\r"):
+            bar = self.BAR.search(part)
+            if bar:
+                self.step, self.total, self.eta = int(bar.group(1)), int(bar.group(2)), bar.group(3).strip()
+            loss = self.LOSS.search(part)
+            if loss:
+                self.loss = loss.group(1)
+                if self.step is not None:
+                    return f"ftr: step {self.step}/{self.total}  loss {self.loss}  eta {self.eta}"
+        return None
 
 
 def merge(run_dir: Path, out: Path | None) -> int:

@@ -92,3 +92,12 @@ def test_plot_or_clear_message(tmp_path):
         assert result.exit_code == 2 and "ft-recipes[report]" in result.output
     else:
         assert result.exit_code == 0 and (tmp_path / "loss.png").stat().st_size > 1000
+
+
+def test_progress_line_from_backend_output():
+    from ft_recipes.run import Progress
+
+    progress = Progress()
+    assert progress.feed(" 50%|#####     | 2/4 [00:01<00:03,  1.5it/s]\r") is None
+    line = progress.feed("{'loss': '6.21', 'grad_norm': '0.5', 'learning_rate': '1e-4', 'epoch': '0.2'}\n")
+    assert line == "ftr: step 2/4  loss 6.21  eta 00:03"
