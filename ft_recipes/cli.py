@@ -23,6 +23,7 @@ COMMANDS = {
     "import": "ft_recipes.commands.convert:import_cmd",
     "explain": "ft_recipes.commands.explain:explain_cmd",
     "report": "ft_recipes.commands.report:report_cmd",
+    "tokens": "ft_recipes.commands.tokens:tokens_cmd",
     "convert": "ft_recipes.commands.convert:convert_cmd",
 }
 

@@ -146,6 +146,9 @@ def _notes(recipe: Recipe) -> list[Note]:
     if recipe.model.template == "qwen":
         notes.append(Note("model.template", "LLaMA-Factory's qwen template adds Qwen's default system prompt to rows "
                                             "without one; Axolotl's qwen_25 renders the tokenizer's template"))
+    if recipe.model.template in ("chatml", "qwen", "qwen2.5", "qwen3") and recipe.stage == "sft":
+        notes.append(Note("model.template", "Axolotl masks the newline after <|im_end|> that LLaMA-Factory trains "
+                                            "(one token per assistant turn; token ids are otherwise identical)"))
     if recipe.data.val_split:
         notes.append(Note("data.val.split", "Axolotl holds out validation rows without shuffling; "
                                             "LLaMA-Factory shuffles (seeded) first"))

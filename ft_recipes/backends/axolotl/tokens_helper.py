@@ -1,0 +1,47 @@
+"""Tokenize the first rows of a compiled Axolotl config with Axolotl's own preprocessing, without
+training. Runs INSIDE the backend environment:
+
+    python tokens_helper.py CONFIG.yaml N
+
+Prints one line per row: FTR-TOKENS {"input_ids": [...], "labels": [...], "tokens": [...]}.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+
+import yaml
+
+
+def main() -> None:
+    from axolotl.cli.config import load_cfg
+    from axolotl.common.datasets import load_datasets
+    from axolotl.loaders import load_tokenizer
+
+    path, n = sys.argv[1], int(sys.argv[2])
+    cfg = yaml.safe_load(open(path, encoding="utf-8"))
+    cfg.update({"val_set_size": 0.0, "dataset_prepared_path": tempfile.mkdtemp(), "output_dir": tempfile.mkdtemp(),
+                "bf16": False, "fp16": False, "sample_packing": False, "dataset_num_proc": 1,
+                "shuffle_merged_datasets": False})
+    for key in ("test_datasets", "eval_steps", "eval_strategy", "evals_per_epoch"):
+        cfg.pop(key, None)
+    tmp = os.path.join(tempfile.mkdtemp(), "cfg.yaml")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        yaml.safe_dump(cfg, handle)
+    parsed = load_cfg(tmp)
+    tokenizer = load_tokenizer(parsed)
+    meta = load_datasets(cfg=parsed)
+    for row in list(meta.train_dataset)[:n]:
+        ids = list(row["input_ids"])
+        labels = list(row.get("labels", ids))
+        row = {"input_ids": ids, "labels": labels, "tokens": tokenizer.convert_ids_to_tokens(ids)}
+        print("FTR-TOKENS " + json.dumps(row), flush=True)  # the backend logs to stdout too
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("AXOLOTL_DO_NOT_TRACK", "1")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    main()

@@ -1,0 +1,45 @@
+"""Tokenize the first rows of a compiled LLaMA-Factory config with LLaMA-Factory's own data pipeline,
+without training. Runs INSIDE the backend environment:
+
+    python tokens_helper.py CONFIG.yaml N
+
+Prints one line per row: FTR-TOKENS {"input_ids": [...], "labels": [...], "tokens": [...]}.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+
+
+def main() -> None:
+    from omegaconf import OmegaConf
+
+    from llamafactory.data import get_dataset, get_template_and_fix_tokenizer
+    from llamafactory.hparams import get_train_args
+    from llamafactory.model import load_tokenizer
+
+    path, n = sys.argv[1], int(sys.argv[2])
+    cfg = OmegaConf.to_container(OmegaConf.load(path))
+    cfg.update({"output_dir": tempfile.mkdtemp(), "val_size": 0.0, "max_samples": n, "bf16": False,
+                "fp16": False, "overwrite_cache": True, "preprocessing_num_workers": None, "do_eval": False,
+                "eval_strategy": "no", "eval_dataset": None, "report_to": "none"})
+    cfg = {k: v for k, v in cfg.items() if v is not None}
+    model_args, data_args, training_args, finetuning_args, _ = get_train_args(cfg)
+    tokenizer_module = load_tokenizer(model_args)
+    tokenizer = tokenizer_module["tokenizer"]
+    template = get_template_and_fix_tokenizer(tokenizer, data_args)
+    module = get_dataset(template, model_args, data_args, training_args, stage=finetuning_args.stage,
+                         **tokenizer_module)
+    for row in list(module["train_dataset"])[:n]:
+        ids = list(row["input_ids"])
+        labels = list(row.get("labels", ids))
+        row = {"input_ids": ids, "labels": labels, "tokens": tokenizer.convert_ids_to_tokens(ids)}
+        print("FTR-TOKENS " + json.dumps(row), flush=True)  # the backend logs to stdout too
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("DISABLE_VERSION_CHECK", "1")
+    main()

@@ -1,0 +1,40 @@
+"""``ftr tokens``."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from . import guard
+from ..backends import NAMES
+
+
+@click.command("tokens")
+@click.argument("recipe", type=click.Path(dir_okay=False))
+@click.option("--backend", "-b", type=click.Choice(NAMES), default=None, help="Show this backend's tokenization.")
+@click.option("--diff", "pair", nargs=2, type=click.Choice(NAMES), default=None,
+              help="Compare two backends row by row; exit 1 on any difference.")
+@click.option("-n", "rows", type=int, default=5, show_default=True, help="Rows to show.")
+@guard
+def tokens_cmd(recipe: str, backend: str | None, pair: tuple[str, str] | None, rows: int) -> None:
+    """Show how the first rows of RECIPE's data are rendered and tokenized by a backend's own
+    preprocessing (run in its environment, without training), trained tokens highlighted."""
+    from ..pipeline import load_recipe
+    from ..tokens import diff, render, tokenize
+
+    if not backend and not pair:
+        raise click.UsageError("give --backend B or --diff A B")
+    loaded = load_recipe(recipe)
+    if pair:
+        a, b = (tokenize(loaded, name, rows) for name in pair)
+        problems = diff(a, b)
+        for line in problems:
+            click.echo(line)
+        click.echo(f"{pair[0]} vs {pair[1]}: " + (f"{len(problems)} difference(s)" if problems else
+                                                   f"identical token ids and loss masks on {len(a)} rows"))
+        sys.exit(1 if problems else 0)
+    color = sys.stdout.isatty()
+    for i, row in enumerate(tokenize(loaded, backend, rows)):
+        click.echo(f"--- row {i}: {len(row.input_ids)} tokens, {sum(row.trained)} trained")
+        click.echo(render(row, color))
