@@ -1,0 +1,1 @@
+"""Integrations that run ftr inside a backend (the Axolotl plugin)."""
