@@ -3,9 +3,9 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = sorted((ROOT / "recipes" / "examples").glob("*.yaml"))
-PRESETS = sorted((ROOT / "recipes" / "presets").glob("*.yaml"))
+import sys
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # for `from paths import ...`
 
 
 @pytest.fixture

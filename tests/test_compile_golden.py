@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from ft_recipes.cli import main
 
-from conftest import EXAMPLES, ROOT
+from paths import EXAMPLES, ROOT
 
 GOLDEN = ROOT / "tests" / "golden"
 BACKENDS = ("llamafactory", "axolotl", "trl")

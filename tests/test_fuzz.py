@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from ft_recipes.cli import main
 
-from conftest import EXAMPLES, ROOT
+from paths import EXAMPLES, ROOT
 
 NATIVE = sorted((ROOT / "tests" / "data" / "native").glob("*.yaml"))
 SEEDS = [p.read_text() for p in EXAMPLES + NATIVE]
@@ -23,7 +23,7 @@ values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=
                                                          st.dictionaries(st.text(max_size=12), inner, max_size=4)),
                       max_leaves=20)
 
-COMMANDS = [["validate"], ["compile", "-b", "axolotl"], ["compile", "-b", "llamafactory"], ["import"],
+COMMANDS = [["validate"], ["lint"], ["lint", "--format", "sarif"], ["compile", "-b", "axolotl"], ["compile", "-b", "llamafactory"], ["import"],
             ["convert", "--to", "axolotl"], ["convert", "--to", "llamafactory"], ["explain"]]
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

@@ -13,7 +13,7 @@ from ft_recipes.cli import main
 from ft_recipes.findings import FtrError
 from ft_recipes.pipeline import load_recipe
 
-from conftest import EXAMPLES, PRESETS, ROOT
+from paths import EXAMPLES, PRESETS, ROOT
 
 BASE = """\
 ftr: 1

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from ft_recipes.cli import main
 
-from conftest import ROOT
+from paths import ROOT
 
 EXAMPLES = ROOT / "recipes" / "examples"
 

@@ -1,0 +1,87 @@
+"""`ftr lint PATH...` and `ftr rules [CODE]`."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from . import guard
+
+FORMATS = ("text", "json", "sarif", "github")  # keys of ft_recipes.lint.reporters.REPORTERS (kept import-free)
+
+
+@click.command("lint")
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
+              help="Output format: text lines, JSON, SARIF 2.1.0, or GitHub Actions annotations.")
+@click.option("--strict", is_flag=True, help="Treat warnings as errors.")
+@click.option("--select", multiple=True, metavar="CODES", help="Only these codes or prefixes (e.g. FTR1,FTR301).")
+@click.option("--extend-select", multiple=True, metavar="CODES", help="Add codes or prefixes to the selection.")
+@click.option("--ignore", multiple=True, metavar="CODES", help="Skip these codes or prefixes.")
+@click.option("--rule-pack", "rule_packs", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="A rule pack YAML merged over the default and [tool.ftr.lint] packs.")
+@click.option("--no-noqa", is_flag=True, help="Ignore `# ftr: noqa` comments.")
+@click.option("--only-recipes", is_flag=True,
+              help="Skip named files that are not recipes (no top-level `ftr:` key, or under presets/): "
+                   "for pre-commit, which passes every YAML file.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the report to a file, not stdout.")
+@guard
+def lint_cmd(paths, fmt, strict, select, extend_select, ignore, rule_packs, no_noqa, only_recipes, output):
+    """Check recipes against the best-practice rules (`ftr rules` lists them).
+
+    PATHS are recipe files, directories (YAML files with a top-level `ftr:` key, found recursively,
+    skipping `presets/`), or globs. Settings come from [tool.ftr.lint] in pyproject.toml, the
+    recipe's `lint.ignore`, `# ftr: noqa: CODE` comments, and these options.
+
+    Exit codes: 0 no error-level finding, 1 error-level findings, 2 usage or I/O error.
+    """
+    from ..lint.engine import lint_file
+    from ..lint.files import expand
+    from ..lint.options import from_project, merge_cli
+    from ..lint.reporters import REPORTERS
+
+    options = merge_cli(from_project(), select, ignore, extend_select, strict, rule_packs, no_noqa)
+    files = expand(paths, only_recipes)
+    findings = sorted(f for file in files for f in lint_file(file, options))
+    text = REPORTERS[fmt]().render(findings, len(files))
+    if output:
+        with open(output, "w", encoding="utf-8") as handle:
+            handle.write(text + "\n")
+    elif text:
+        click.echo(text)
+    sys.exit(1 if any(f.severity == "error" for f in findings) else 0)
+
+
+@click.command("rules")
+@click.argument("code", required=False)
+@click.option("--format", "fmt", type=click.Choice(("text", "json")), default="text", show_default=True)
+@guard
+def rules_cmd(code, fmt):
+    """List the lint rules, or show the documentation of one (e.g. `ftr rules FTR101`)."""
+    import json
+
+    from ..findings import UsageError
+    from ..lint.registry import all_rules
+
+    rules = all_rules()
+    if code:
+        cls = rules.get(code.upper())
+        if cls is None:
+            raise UsageError(f"unknown rule {code!r}; `ftr rules` lists them")
+        from ..lint.docs import markdown
+
+        click.echo(json.dumps(_rule_data(cls), indent=2) if fmt == "json" else markdown(cls).rstrip())
+        return
+    if fmt == "json":
+        click.echo(json.dumps([_rule_data(cls) for cls in rules.values()], indent=2))
+        return
+    width = max(len(cls.name) for cls in rules.values())
+    for cls in rules.values():
+        status = "" if cls.status == "stable" else f" [{cls.status}]"
+        click.echo(f"{cls.code}  {cls.severity:<7}  {cls.name:<{width}}  {cls.summary}{status}")
+
+
+def _rule_data(cls) -> dict:
+    return {"code": cls.code, "name": cls.name, "severity": cls.severity, "status": cls.status,
+            "summary": cls.summary, "url": cls.url()}

@@ -1,0 +1,70 @@
+"""Which files `ftr lint PATH...` reads: named files always; in directories, recipes found recursively."""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+from pathlib import Path
+
+from ..findings import UsageError
+
+SUFFIXES = (".yaml", ".yml")
+SKIP_DIRS = {".git", ".hg", ".svn", ".venv", "venv", "node_modules", "__pycache__", ".tox", ".mypy_cache",
+             ".pytest_cache", "build", "dist", "presets"}
+RECIPE_MARK = re.compile(r"^ftr\s*:", re.MULTILINE)
+
+
+def looks_like_recipe(path: Path) -> bool:
+    """A YAML file with a top-level ``ftr:`` key (the recipe version marker)."""
+    try:
+        with path.open(encoding="utf-8", errors="replace") as handle:
+            return bool(RECIPE_MARK.search(handle.read(200_000)))
+    except OSError:
+        return False
+
+
+def wanted(path: Path) -> bool:
+    """The directory filter: a .yaml/.yml recipe outside skipped folders such as presets/."""
+    skipped = any(part in SKIP_DIRS for part in path.parent.parts)
+    return path.suffix in SUFFIXES and not skipped and looks_like_recipe(path)
+
+
+def _walk(root: Path) -> list[Path]:
+    found = []
+    for directory, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not d.startswith("."))
+        for name in sorted(files):
+            path = Path(directory) / name
+            if path.suffix in SUFFIXES and looks_like_recipe(path):
+                found.append(path)
+    return found
+
+
+def _one(arg: str) -> list[Path]:
+    path = Path(arg)
+    if path.is_dir():
+        return _walk(path)
+    if path.exists():
+        return [path]
+    if glob.has_magic(arg):
+        matches = sorted(Path(m) for m in glob.glob(arg, recursive=True))
+        files = [m for m in matches if m.is_file()] + [f for m in matches if m.is_dir() for f in _walk(m)]
+        if files:
+            return files
+        raise UsageError(f"{arg}: no file matches")
+    raise UsageError(f"{arg}: no such file or directory")
+
+
+def expand(args, only_recipes: bool = False) -> list[Path]:
+    """The files to lint, in a stable order, each once; ``only_recipes`` filters named files as directories are."""
+    if not args:
+        raise UsageError("no path given; e.g. `ftr lint recipe.yaml` or `ftr lint recipes/`")
+    seen, out = set(), []
+    for arg in args:
+        for path in _one(str(arg)):
+            key = os.path.normpath(str(path))
+            if key not in seen and (not only_recipes or wanted(path)):
+                seen.add(key)
+                out.append(path)
+    return out

@@ -1,0 +1,69 @@
+"""Lint options: command line over [tool.ftr.lint] in pyproject.toml over the defaults."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from ..findings import UsageError
+
+CODE_PREFIX = re.compile(r"^FTR[0-9]{0,3}$")
+
+
+@dataclass(frozen=True)
+class Options:
+    select: tuple[str, ...] = ("FTR",)
+    ignore: tuple[str, ...] = ()
+    strict: bool = False
+    rule_packs: tuple[str, ...] = ()
+    noqa: bool = True  # honour `# ftr: noqa` comments
+
+    def selects(self, code: str) -> bool:
+        """Whether ``code`` is selected: the longest matching prefix of select/ignore decides (ruff's way)."""
+        chosen = max((p for p in self.select if code.startswith(p)), key=len, default=None)
+        dropped = max((p for p in self.ignore if code.startswith(p)), key=len, default=None)
+        if chosen is None:
+            return False
+        return dropped is None or len(chosen) > len(dropped)
+
+
+def codes(values, where: str) -> tuple[str, ...]:
+    """Normalise a list (or comma-separated strings) of codes or prefixes; UsageError on a bad one."""
+    out: list[str] = []
+    for value in values or ():
+        for part in str(value).split(","):
+            part = part.strip().upper()
+            if not part:
+                continue
+            if not CODE_PREFIX.match(part):
+                raise UsageError(f"{where}: {part!r} is not a rule code or prefix (e.g. FTR101, FTR1, FTR)")
+            out.append(part)
+    return tuple(out)
+
+
+def from_project(start: Path | None = None) -> Options:
+    """Options from the nearest pyproject.toml's [tool.ftr.lint] table."""
+    from ..project import find_pyproject, project_settings
+
+    table = project_settings(start).get("lint", {})
+    where = f"{find_pyproject(start)} [tool.ftr.lint]"
+    if not isinstance(table, dict):
+        raise UsageError(f"{where} must be a table")
+    unknown = sorted(set(table) - {"select", "ignore", "strict", "rule-packs"})
+    if unknown:
+        raise UsageError(f"{where}: unknown setting(s) {', '.join(unknown)}; "
+                         "expected select, ignore, strict, rule-packs")
+    return Options(select=codes(table.get("select"), where) or ("FTR",), ignore=codes(table.get("ignore"), where),
+                   strict=bool(table.get("strict", False)), rule_packs=tuple(table.get("rule-packs", ())))
+
+
+def merge_cli(base: Options, select=(), ignore=(), extend_select=(), strict: bool = False,
+              rule_packs=(), no_noqa: bool = False) -> Options:
+    """Command-line values over project values: --select replaces, --ignore and --extend-select add."""
+    chosen = codes(select, "--select") or base.select
+    return replace(base, select=chosen + codes(extend_select, "--extend-select"),
+                   ignore=base.ignore + codes(ignore, "--ignore"), strict=base.strict or strict,
+                   rule_packs=base.rule_packs + tuple(str(Path(p).resolve()) for p in rule_packs),
+                   noqa=base.noqa and not no_noqa)
+
