@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .findings import FtrError
@@ -17,6 +17,8 @@ from .validate import validate
 class Loaded:
     resolved: Resolved
     recipe: Recipe
+    dialect: str = "recipe"
+    notes: list = field(default_factory=list)
 
 
 def resolve_file(path: str | Path) -> Resolved:
@@ -32,23 +34,29 @@ def load_recipe(path: str | Path) -> Loaded:
     return Loaded(resolved, normalise(resolved))
 
 
-def load_any(path: str | Path, dialect: str | None = None) -> tuple[Loaded, str, list]:
-    """A recipe or a native LLaMA-Factory / Axolotl config, as a normalised recipe.
+def load_any(path: str | Path, dialect: str | None = None) -> Loaded:
+    """A recipe or a native LLaMA-Factory / Axolotl config (dialect detected unless given), as a recipe.
 
-    Returns (loaded, dialect, import notes). Positions of a native file's values point at its own keys.
+    Positions of a native file's values point at its own keys; ``loaded.notes`` lists what did not map.
     """
     from .load import load_file
-    from .native import detect_dialect, import_document
+    from .native import detect_dialect
 
     doc = load_file(path)
-    dialect = dialect or detect_dialect(doc.data)
+    return load_document(doc, dialect or detect_dialect(doc.data))
+
+
+def load_document(doc, dialect: str) -> Loaded:
+    """A loaded document of the given dialect, resolved, validated and normalised (FtrError if invalid)."""
+    from .native import import_document
+
+    notes: list = []
     if dialect == "recipe":
         resolved = resolve(doc)
-        notes: list = []
     else:
         imported = import_document(doc, dialect)
         resolved, notes = imported.resolved, imported.notes
     findings = validate(resolved)
     if findings:
-        raise FtrError(f"{path}: invalid {dialect} config ({len(findings)} problem(s))", findings)
-    return Loaded(resolved, normalise(resolved)), dialect, notes
+        raise FtrError(f"{doc.file}: invalid {dialect} config ({len(findings)} problem(s))", findings)
+    return Loaded(resolved, normalise(resolved), dialect, notes)

@@ -23,15 +23,19 @@ FORMATS = ("text", "json", "sarif", "github")  # keys of ft_recipes.lint.reporte
               help="A rule pack YAML merged over the default and [tool.ftr.lint] packs.")
 @click.option("--no-noqa", is_flag=True, help="Ignore `# ftr: noqa` comments.")
 @click.option("--only-recipes", is_flag=True,
-              help="Skip named files that are not recipes (no top-level `ftr:` key, or under presets/): "
-                   "for pre-commit, which passes every YAML file.")
+              help="Skip named files that are neither recipes nor native LLaMA-Factory/Axolotl configs (or are "
+                   "under presets/): for pre-commit, which passes every YAML file.")
+@click.option("--dialect", type=click.Choice(("recipe", "llamafactory", "axolotl")), default=None,
+              help="Read every file as this dialect (default: detected from its keys).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the report to a file, not stdout.")
 @guard
-def lint_cmd(paths, fmt, strict, select, extend_select, ignore, rule_packs, no_noqa, only_recipes, output):
-    """Check recipes against the best-practice rules (`ftr rules` lists them).
+def lint_cmd(paths, fmt, strict, select, extend_select, ignore, rule_packs, no_noqa, only_recipes, dialect,
+             output):
+    """Check recipes and native LLaMA-Factory / Axolotl configs against the best-practice rules
+    (`ftr rules` lists them); native files are also checked against the backend's key catalogue.
 
-    PATHS are recipe files, directories (YAML files with a top-level `ftr:` key, found recursively,
-    skipping `presets/`), or globs. Settings come from [tool.ftr.lint] in pyproject.toml, the
+    PATHS are files, directories (recipes and native configs found recursively, skipping `presets/`),
+    or globs. Settings come from [tool.ftr.lint] in pyproject.toml, the
     recipe's `lint.ignore`, `# ftr: noqa: CODE` comments, and these options.
 
     Exit codes: 0 no error-level finding, 1 error-level findings, 2 usage or I/O error.
@@ -43,7 +47,7 @@ def lint_cmd(paths, fmt, strict, select, extend_select, ignore, rule_packs, no_n
 
     options = merge_cli(from_project(), select, ignore, extend_select, strict, rule_packs, no_noqa)
     files = expand(paths, only_recipes)
-    findings = sorted(f for file in files for f in lint_file(file, options))
+    findings = sorted(f for file in files for f in lint_file(file, options, dialect))
     text = REPORTERS[fmt]().render(findings, len(files))
     if output:
         with open(output, "w", encoding="utf-8") as handle:

@@ -38,7 +38,7 @@ def lint_config(cfg: dict) -> list:
         with os.fdopen(handle, "w", encoding="utf-8") as out:
             yaml.safe_dump(plain, out, sort_keys=False)
     try:
-        loaded, _, _ = load_any(path, "axolotl")
+        loaded = load_any(path, "axolotl")
     except FtrError as exc:
         return list(exc.findings)
     ignore = tuple(cfg.get("ftr_ignore") or ())

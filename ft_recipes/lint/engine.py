@@ -56,17 +56,61 @@ def lint_recipe(loaded, options: Options | None = None) -> list[Finding]:
     return finish(run_rules(recipe, options), options, recipe.lint_ignore, _layer_lines(loaded))
 
 
-def lint_file(path: str | Path, options: Options) -> list[Finding]:
-    """Findings for one recipe file: schema/load findings when it is invalid, else the rules' findings."""
-    from ..pipeline import load_recipe
+def lint_file(path: str | Path, options: Options, dialect: str | None = None) -> list[Finding]:
+    """Findings for one recipe or native LLaMA-Factory / Axolotl file.
+
+    Invalid input gives its load/schema findings only; a native file also gets its backend key-catalogue
+    findings (unknown keys, types, deprecations), then the same rules as a recipe, at the native keys.
+    """
+    from ..catalogue import check_native
+    from ..load import load_file
+    from ..native import detect_dialect
+    from ..pipeline import load_document
 
     try:
-        loaded = load_recipe(path)
+        doc = load_file(path)
     except FtrError as exc:
         if not exc.findings:
             raise
         return finish(list(exc.findings), options)
-    return lint_recipe(loaded, options)
+    dialect = dialect or detect_dialect(doc.data)
+    native = check_native(doc, dialect) if dialect != "recipe" else []
+    lines = {doc.file: tuple(doc.lines)}
+    try:
+        loaded = load_document(doc if not native else _coerced(doc), dialect)
+    except FtrError as exc:
+        if not exc.findings:
+            raise
+        return finish(_not_covered(list(exc.findings), native) + native, options, lines=lines)
+    return sorted(set(finish(native, options, lines=lines) + lint_recipe(loaded, options)))
+
+
+def _coerced(doc):
+    """A native document with quoted numbers read as numbers, as the backends' own loaders do, so the
+    best-practice rules still run after the catalogue has reported the quoting (FTR002)."""
+    import copy
+    from dataclasses import replace
+
+    def fix(value):
+        if isinstance(value, dict):
+            return {k: fix(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [fix(v) for v in value]
+        if isinstance(value, str):
+            try:
+                number = float(value)
+            except ValueError:
+                return value
+            return int(number) if number.is_integer() and "." not in value and "e" not in value.lower() else number
+        return value
+
+    return replace(doc, data=fix(copy.deepcopy(doc.data)))
+
+
+def _not_covered(findings: list[Finding], native: list[Finding]) -> list[Finding]:
+    """Schema findings on lines the catalogue already reported are the same problem said twice."""
+    lines = {f.line for f in native}
+    return [f for f in findings if f.line not in lines]
 
 
 def lint_paths(paths, options: Options | None = None) -> list[Finding]:

@@ -12,11 +12,11 @@ from ..findings import UsageError
 SUFFIXES = (".yaml", ".yml")
 SKIP_DIRS = {".git", ".hg", ".svn", ".venv", "venv", "node_modules", "__pycache__", ".tox", ".mypy_cache",
              ".pytest_cache", "build", "dist", "presets"}
-RECIPE_MARK = re.compile(r"^ftr\s*:", re.MULTILINE)
+RECIPE_MARK = re.compile(r"^(ftr|model_name_or_path|base_model)\s*:", re.MULTILINE)  # recipe, LF, Axolotl
 
 
 def looks_like_recipe(path: Path) -> bool:
-    """A YAML file with a top-level ``ftr:`` key (the recipe version marker)."""
+    """A YAML file ftr can lint: a recipe (``ftr:``) or a native LLaMA-Factory / Axolotl config."""
     try:
         with path.open(encoding="utf-8", errors="replace") as handle:
             return bool(RECIPE_MARK.search(handle.read(200_000)))

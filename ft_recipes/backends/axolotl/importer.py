@@ -51,9 +51,11 @@ def _data(m: Mapper, base: Path) -> None:
         if entries and all(converted):
             m.put(path, converted, key)
             m.used.add(key)
-        elif entries:
-            m.put(path, [c for c in converted if c] or [{"path": "<see backends.axolotl.datasets>",
-                                                         "format": "messages"}], key)
+        elif entries:  # kept verbatim under backends.axolotl; the recipe gets a best guess for linting
+            guess = [c or {"path": str((base / str(e.get("path", ""))).resolve()), "format": "messages"}
+                     for c, e in zip(converted, entries) if isinstance(e, dict)]
+            if guess:
+                m.put(path, guess, key)
             m.used.discard(key)
     if m.has("val_set_size") and float(m.src["val_set_size"]) > 0:
         m.take("val_set_size", ("data", "val", "split"))

@@ -13,5 +13,7 @@ def __getattr__(name: str):
         from ...envs import EnvSpec
 
         return EnvSpec(name="llamafactory", version="0.9.5", python="3.11", lock=Path(__file__).parent / "lock.txt",
-                       import_name="llamafactory", cli="llamafactory-cli")
+                       import_name="llamafactory", cli="llamafactory-cli",
+                       # PyPI's torchaudio links CUDA libs; LF imports it unconditionally but needs no native op
+                       prune=("torchaudio/lib/*.so",))
     raise AttributeError(name)

@@ -1,0 +1,137 @@
+"""Backend key catalogues (schemas/backends/<backend>-<version>.json, generated from each backend's own
+definitions by scripts/gen_catalogue_*.py) and the checks they allow on native files without the backend
+installed: unknown keys with a did-you-mean (FTR001), wrong types and values (FTR002), deprecations (FTR006)."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from functools import lru_cache
+from typing import Any
+
+from .findings import Finding
+from .load import Document, dotted
+from .paths import data_dir
+
+# What each backend does with a key it does not know (the reason FTR001 matters there).
+UNKNOWN_FATE = {"axolotl": "Axolotl silently drops it", "llamafactory": "LLaMA-Factory refuses to start"}
+FTR_PLUGIN = "ft_recipes.integrations.axolotl.FtrPlugin"
+FTR_PLUGIN_KEYS = {"ftr_fail_on_error": {"type": "boolean"}, "ftr_ignore": {"type": "list"}}
+PREFERENCE_RL = ("dpo", "ipo", "simpo")
+
+
+@lru_cache(maxsize=None)
+def load(backend: str, version: str | None = None) -> dict:
+    """The catalogue of ``backend`` (the given version, else the backend's targeted version), or {}."""
+    from . import backends
+
+    version = version or backends.get(backend).VERSION
+    path = data_dir("schemas") / "backends" / f"{backend}-{version}.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def _known(catalogue: dict, plugins: list) -> dict[str, dict]:
+    keys = dict(catalogue.get("keys", {}))
+    for spec in list(keys.values()):
+        for alias in spec.get("aliases") or []:
+            keys.setdefault(alias, spec)
+    for plugin in plugins:
+        keys.update(catalogue.get("plugins", {}).get(plugin, {}))
+        if plugin == FTR_PLUGIN:
+            keys.update(FTR_PLUGIN_KEYS)
+    return keys
+
+
+def type_ok(value: Any, expected: Any) -> bool:
+    if value is None or expected in (None, "any"):
+        return True
+    if isinstance(expected, list):
+        return any(type_ok(value, option) for option in expected)
+    if isinstance(expected, dict):
+        return "enum" not in expected or value in expected["enum"]
+    checks = {"integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+              "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+              "string": lambda v: isinstance(v, str), "boolean": lambda v: isinstance(v, bool),
+              "list": lambda v: isinstance(v, list), "object": lambda v: isinstance(v, dict),
+              "null": lambda v: v is None}
+    return checks.get(expected, lambda v: True)(value)
+
+
+def _describe_type(expected: Any) -> str:
+    if isinstance(expected, list):
+        return " or ".join(_describe_type(e) for e in expected)
+    if isinstance(expected, dict) and "enum" in expected:
+        values = expected["enum"]
+        return "one of " + ", ".join(map(str, values[:12])) + (" ..." if len(values) > 12 else "")
+    return str(expected)
+
+
+def _hint_for(value: Any, expected: Any) -> str:
+    if isinstance(value, str):
+        try:
+            float(value)
+            return "write the number without quotes"
+        except ValueError:
+            pass
+    if isinstance(expected, (dict, list)):
+        options = [str(v) for e in (expected if isinstance(expected, list) else [expected])
+                   if isinstance(e, dict) for v in e.get("enum", [])]
+        close = difflib.get_close_matches(str(value), options, n=1)
+        if close:
+            return f"did you mean {close[0]}?"
+    return ""
+
+
+def _check_mapping(doc: Document, data: dict, path: tuple, known: dict[str, dict], backend: str,
+                   version: str, where: str) -> list[Finding]:
+    findings = []
+    for key, value in data.items():
+        kpath = path + (key,)
+        line, col = doc.pos(kpath, key=True)
+        spec = known.get(key)
+        if spec is None:
+            close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.7)
+            hint = f"did you mean {close[0]}?" if close else f"not a {where} key of {backend} {version}"
+            findings.append(Finding(doc.file, line, col, "FTR001", "error",
+                                    f"unknown key {dotted(kpath)!r}: {UNKNOWN_FATE.get(backend, 'unknown')}",
+                                    hint, dotted(kpath)))
+            continue
+        if spec.get("deprecated"):
+            findings.append(Finding(doc.file, line, col, "FTR006", "warning",
+                                    f"{key!r} is deprecated in {backend} {version}",
+                                    (spec.get("description") or "").split(".")[0][:120], dotted(kpath)))
+        if not type_ok(value, spec.get("type")):
+            vline, vcol = doc.pos(kpath)
+            findings.append(Finding(doc.file, vline, vcol, "FTR002", "error",
+                                    f"{dotted(kpath)}: {value!r} is not {_describe_type(spec.get('type'))}",
+                                    _hint_for(value, spec.get("type")), dotted(kpath)))
+    return findings
+
+
+def _dataset_model(data: dict) -> str:
+    rl = data.get("rl")
+    if rl in PREFERENCE_RL:
+        return "DPODataset"
+    return "KTODataset" if rl == "kto" else "SFTDataset"
+
+
+def check_native(doc: Document, backend: str) -> list[Finding]:
+    """Catalogue findings for a native config; [] when no catalogue ships for the backend."""
+    catalogue = load(backend)
+    if not catalogue or not isinstance(doc.data, dict):
+        return []
+    version = catalogue.get("version", "?")
+    plugins = [p for p in doc.data.get("plugins") or [] if isinstance(p, str)]
+    findings = _check_mapping(doc, doc.data, (), _known(catalogue, plugins), backend, version, "top-level")
+    model = catalogue.get("dataset_keys", {}).get(_dataset_model(doc.data))
+    for list_key in ("datasets", "test_datasets"):
+        entries = doc.data.get(list_key)
+        if model and isinstance(entries, list):
+            for i, entry in enumerate(entries):
+                if isinstance(entry, dict):
+                    findings += _check_mapping(doc, entry, (list_key, i), model, backend, version,
+                                               f"{_dataset_model(doc.data)} dataset")
+    return findings

@@ -1,0 +1,235 @@
+"""Backend environments: one virtual environment per backend, built from the backend's pinned lock file.
+
+Stdlib only. An environment lives in ``cache_root()/<name>-<sha256(lock)[:12]>``, so a changed lock file
+gives a new directory and an old one is never half-updated. It is built in a temp dir next to its final place
+and renamed into place only once ``.complete`` is written; a crashed install leaves nothing that looks usable.
+
+Where ``ftr`` finds a backend's python, first match wins:
+  1. ``$FTR_<NAME>_PYTHON`` (e.g. ``FTR_LLAMAFACTORY_PYTHON``), when it exists;
+  2. the cached environment, when complete;
+  3. nothing (``ftr backend install NAME`` builds it).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import glob
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+COMPLETE = ".complete"
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    name: str  # "llamafactory" | "axolotl" | "trl"
+    version: str  # backend version, e.g. "0.9.5"
+    python: str  # interpreter version, e.g. "3.11"
+    lock: Path  # fully pinned requirements file (pip freeze of a known-good env), installed with --no-deps
+    import_name: str  # module that must import after install, e.g. "llamafactory"
+    cli: str  # the backend's command, e.g. "llamafactory-cli"
+    # Files to delete after install, as globs relative to site-packages. Used where a PyPI wheel carries a
+    # native extension that cannot load here and the package works without it (see the backend's lock notes).
+    prune: tuple[str, ...] = field(default=())
+
+    @property
+    def env_var(self) -> str:
+        return f"FTR_{re.sub(r'[^A-Za-z0-9]', '_', self.name).upper()}_PYTHON"
+
+
+def cache_root() -> Path:
+    """``$FTR_ENV_DIR``, else ``~/.cache/ft-recipes/envs``."""
+    value = os.environ.get("FTR_ENV_DIR")
+    return Path(value).expanduser() if value else Path.home() / ".cache" / "ft-recipes" / "envs"
+
+
+def lock_hash(spec: EnvSpec) -> str:
+    return hashlib.sha256(Path(spec.lock).read_bytes()).hexdigest()
+
+
+def env_dir(spec: EnvSpec) -> Path:
+    return cache_root() / f"{spec.name}-{lock_hash(spec)[:12]}"
+
+
+def _venv_python(root: Path) -> Path:
+    return root / "Scripts" / "python.exe" if os.name == "nt" else root / "bin" / "python"
+
+
+def _is_complete(root: Path) -> bool:
+    return (root / COMPLETE).is_file() and _venv_python(root).exists()
+
+
+def find_python(spec: EnvSpec) -> Path | None:
+    """The backend's interpreter: ``$FTR_<NAME>_PYTHON`` if it exists, else the complete cached env, else None."""
+    value = os.environ.get(spec.env_var)
+    if value:
+        path = Path(value).expanduser()
+        return path if path.exists() else None
+    root = env_dir(spec)
+    return _venv_python(root) if _is_complete(root) else None
+
+
+def _python_version(python: Path | str) -> str | None:
+    try:
+        out = subprocess.run([str(python), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                             capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def find_interpreter(version: str) -> Path:
+    """A python of ``version`` ("3.11"): this one, ``python3.11`` on PATH, or a pyenv install; else an error."""
+    if "%d.%d" % sys.version_info[:2] == version:
+        return Path(sys.executable)
+    candidates: list[str] = []
+    on_path = shutil.which(f"python{version}")
+    if on_path:
+        candidates.append(on_path)
+    roots = [os.environ.get("PYENV_ROOT")]
+    if shutil.which("pyenv"):
+        try:
+            roots.append(subprocess.run(["pyenv", "root"], capture_output=True, text=True, timeout=30).stdout.strip())
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+    roots.append(str(Path.home() / ".pyenv"))
+    for root in filter(None, roots):
+        found = sorted(glob.glob(os.path.join(root, "versions", f"{version}.*", "bin", "python")), reverse=True)
+        candidates += [p for p in found if re.search(rf"/{re.escape(version)}\.\d+/bin/python$", p)]
+    for candidate in candidates:  # a pyenv shim on PATH may exist yet refuse to run: ask each one
+        if _python_version(candidate) == version:
+            return Path(candidate)
+    raise RuntimeError(f"no Python {version} found (looked for python{version} on PATH and in pyenv's "
+                       f"versions/{version}.*); install Python {version}, e.g. `pyenv install {version}`")
+
+
+def _requirements(lock: Path) -> list[str]:
+    lines = []
+    for raw in Path(lock).read_text(encoding="utf-8").splitlines():
+        line = raw.split(" #", 1)[0].strip()
+        if line and not line.startswith("#"):
+            lines.append(line)
+    return lines
+
+
+def _req_name(line: str) -> str:
+    return re.split(r"[\s=<>!~\[;@]", line, maxsplit=1)[0].lower().replace("_", "-")
+
+
+def _run_logged(argv: list[str], logfile: Path, what: str) -> None:
+    with open(logfile, "a", encoding="utf-8") as fh:
+        fh.write(f"$ {' '.join(argv)}\n")
+        fh.flush()
+        proc = subprocess.run(argv, stdout=fh, stderr=subprocess.STDOUT)
+    if proc.returncode != 0:
+        tail = "".join(logfile.read_text(encoding="utf-8", errors="replace").splitlines(True)[-25:])
+        raise RuntimeError(f"{what} failed (exit {proc.returncode}); last lines of {logfile}:\n{tail}")
+
+
+def _relocate_scripts(root: Path, old: Path, new: Path) -> None:
+    """Console scripts and activate files hold the venv's absolute path: point them at its final place."""
+    bindir = _venv_python(root).parent
+    old_b, new_b = str(old).encode(), str(new).encode()
+    for path in bindir.iterdir():
+        if path.is_symlink() or not path.is_file() or path.stat().st_size > 1_000_000:
+            continue
+        data = path.read_bytes()
+        if old_b in data:
+            mode = path.stat().st_mode
+            path.write_bytes(data.replace(old_b, new_b))
+            os.chmod(path, mode)
+    cfg = root / "pyvenv.cfg"
+    if cfg.exists():
+        cfg.write_text(cfg.read_text(encoding="utf-8").replace(str(old), str(new)), encoding="utf-8")
+
+
+def _site_packages(python: Path) -> Path:
+    out = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                         capture_output=True, text=True, check=True)
+    return Path(out.stdout.strip())
+
+
+def install(spec: EnvSpec, force: bool = False, log: Callable[[str], None] = print) -> Path:
+    """Build the backend's environment from its lock file (or reuse a complete one); returns its python."""
+    target = env_dir(spec)
+    if _is_complete(target) and not force:
+        log(f"{spec.name} {spec.version}: environment already installed at {target}")
+        return _venv_python(target)
+    if not Path(spec.lock).is_file():
+        raise RuntimeError(f"{spec.name}: lock file {spec.lock} is missing")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    interpreter = find_interpreter(spec.python)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    os.chmod(tmp, 0o755)  # mkdtemp makes it private; the env is a shared cache entry
+    logfile = tmp / "install.log"
+    started = time.monotonic()
+    try:
+        log(f"{spec.name} {spec.version}: creating a Python {spec.python} environment ({interpreter})")
+        _run_logged([str(interpreter), "-m", "venv", str(tmp)], logfile, "creating the virtual environment")
+        python = _venv_python(tmp)
+        reqs = _requirements(spec.lock)
+        first = [r for r in reqs if _req_name(r) == "torch"]  # torch first, so an on-disk wheel is used
+        pip = [str(python), "-m", "pip", "install", "--no-deps", "--no-input", "--disable-pip-version-check"]
+        if first:
+            log(f"{spec.name}: installing {', '.join(first)}")
+            _run_logged(pip + first, logfile, f"pip install {' '.join(first)}")
+        log(f"{spec.name}: installing {len(reqs)} pinned packages from {spec.lock.name} (log: {target}/install.log)")
+        _run_logged(pip + ["-r", str(spec.lock)], logfile, f"pip install -r {spec.lock}")
+        if spec.prune:
+            site = _site_packages(python)
+            for pattern in spec.prune:
+                for hit in glob.glob(str(site / pattern)):
+                    log(f"{spec.name}: removing {Path(hit).relative_to(site)}")
+                    shutil.rmtree(hit) if os.path.isdir(hit) else os.remove(hit)
+        _run_logged([str(python), "-c", f"import {spec.import_name}"], logfile, f"import {spec.import_name}")
+        _relocate_scripts(tmp, tmp, target)
+        seconds = round(time.monotonic() - started, 1)
+        (tmp / COMPLETE).write_text(json.dumps({
+            "name": spec.name, "version": spec.version, "lock_sha256": lock_hash(spec), "seconds": seconds,
+            "installed": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}) + "\n", encoding="utf-8")
+        old = None
+        if target.exists():
+            if _is_complete(target) and not force:  # another process finished first: keep theirs
+                shutil.rmtree(tmp, ignore_errors=True)
+                return _venv_python(target)
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}-old-", dir=target.parent))
+            os.rename(target, old / "env")
+        try:
+            os.rename(tmp, target)
+        except OSError:
+            if _is_complete(target):
+                shutil.rmtree(tmp, ignore_errors=True)
+                return _venv_python(target)
+            raise
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        log(f"{spec.name} {spec.version}: installed in {seconds} s at {target}")
+        return _venv_python(target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # nothing half-built is left behind
+        raise
+
+
+def installed_version(python: Path, spec: EnvSpec) -> str | None:
+    """The backend's distribution version inside ``python``'s environment, or None."""
+    code = ("import importlib.metadata as m, sys\n"
+            "for n in sys.argv[1:]:\n"
+            "    try:\n        print(m.version(n)); break\n"
+            "    except m.PackageNotFoundError:\n        pass\n")
+    try:
+        out = subprocess.run([str(python), "-c", code, spec.import_name, spec.name],
+                             capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    version = out.stdout.strip()
+    return version if out.returncode == 0 and version else None
