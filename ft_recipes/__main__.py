@@ -1,0 +1,5 @@
+"""``python -m ft_recipes`` = ``ftr``."""
+
+from .cli import main
+
+main()
