@@ -163,10 +163,8 @@ def emit(recipe: Recipe, out_dir: Path) -> Emitted:
     cfg["gradient_accumulation_steps"] = t.grad_accum
     cfg["learning_rate"] = float(t.lr)
     cfg["lr_scheduler_type"] = t.scheduler
-    if t.warmup_steps is not None:
-        cfg["warmup_steps"] = t.warmup_steps
-    else:
-        cfg["warmup_ratio"] = float(t.warmup_ratio or 0.0)
+    # transformers 5 (LLaMA-Factory 0.9.5 pins 5.6) deprecates warmup_ratio: warmup_steps < 1 is a ratio
+    cfg["warmup_steps"] = t.warmup_steps if t.warmup_steps is not None else float(t.warmup_ratio or 0.0)
     cfg["weight_decay"] = float(t.weight_decay)
     cfg["optim"] = t.optimizer
     cfg["bf16"] = t.precision == "bf16"
@@ -224,7 +222,7 @@ NATIVE_KEYS = {
     "data.train_on_prompt": "train_on_prompt", "data.system_prompt": "default_system",
     "data.num_workers": "preprocessing_num_workers", "train.epochs": "num_train_epochs", "train.max_steps": "max_steps",
     "train.micro_batch_size": "per_device_train_batch_size", "train.grad_accum": "gradient_accumulation_steps",
-    "train.lr": "learning_rate", "train.scheduler": "lr_scheduler_type", "train.warmup_ratio": "warmup_ratio",
+    "train.lr": "learning_rate", "train.scheduler": "lr_scheduler_type", "train.warmup_ratio": "warmup_steps (< 1: ratio)",
     "train.warmup_steps": "warmup_steps", "train.weight_decay": "weight_decay", "train.optimizer": "optim",
     "train.precision": "bf16 / fp16", "train.gradient_checkpointing": "disable_gradient_checkpointing (negated)",
     "train.seed": "seed", "train.max_grad_norm": "max_grad_norm", "train.logging_steps": "logging_steps",
