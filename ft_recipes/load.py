@@ -24,7 +24,7 @@ MAX_DEPTH = 64
 Path_ = tuple  # a key path inside the document, e.g. ("method", "lora", "r")
 
 
-class _Loader(yaml.SafeLoader):
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml's parser when available (~10x faster)
     """SafeLoader with YAML 1.2 floats (``1e-4``, ``5E-6``)."""
 
 

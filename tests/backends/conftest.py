@@ -68,7 +68,10 @@ def lf_python() -> Path:
 
 
 # --- Axolotl -------------------------------------------------------------------------------------------------
-# (the ax_python fixture goes here, built the same way: _backend_python("axolotl"))
+@pytest.fixture(scope="session")
+def ax_python() -> Path:
+    """The Axolotl 0.19.0 environment's python; installs it from its lock (about 2-3 min, 2.2 GB) when missing."""
+    return _backend_python("axolotl")
 
 
 # --- shared test assets ----------------------------------------------------------------------------------------
