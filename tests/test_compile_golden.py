@@ -92,3 +92,18 @@ def test_refuses_to_overwrite_foreign_files(tmp_path):
     # ftr may replace what it wrote itself
     result = CliRunner().invoke(main, ["compile", str(EXAMPLES[0]), "-b", "axolotl", "-o", str(out)])
     assert result.exit_code == 0
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_writes_nothing_outside_the_output_dir(backend, tmp_path, monkeypatch):
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    before = {p for p in ROOT.rglob("*") if ".git" not in p.parts and "__pycache__" not in p.parts}
+    result = CliRunner().invoke(main, ["compile", str(EXAMPLES[0]), "-b", backend, "-o", str(work / "out")])
+    assert result.exit_code == 0, result.output
+    assert all(p.is_relative_to(work / "out") for p in work.rglob("*") if p != work / "out")
+    after = {p for p in ROOT.rglob("*") if ".git" not in p.parts and "__pycache__" not in p.parts}
+    assert after == before
+    leftovers = [p.name for p in (work / "out").rglob(".*") if p.name != ".ftr-outputs.json"]
+    assert leftovers == []  # no temp files left behind by the atomic writes
