@@ -41,15 +41,17 @@ def timed(argv: list[str], repeat: int, env: dict | None = None) -> float:
 
 
 def corpus(n: int, work: Path) -> dict[str, list[Path]]:
-    """n configs: compiled examples for both backends plus the native corpus, copied round-robin."""
+    """n configs copied into ``work`` (round-robin over recipes, native files and compiled examples)."""
     from click.testing import CliRunner
 
     from ft_recipes.cli import main
 
-    shutil.copytree(NATIVE / "data", work / "data")
-    seeds = {"recipe": list(EXAMPLES), "llamafactory": sorted(NATIVE.glob("lf_*.yaml")),
-             "axolotl": sorted(NATIVE.glob("ax_*.yaml"))}
-    for example in EXAMPLES:
+    shutil.copytree(NATIVE, work / "native")
+    shutil.copytree(ROOT / "recipes" / "examples", work / "examples")
+    seeds = {"recipe": sorted((work / "examples").glob("*.yaml")),
+             "llamafactory": sorted((work / "native").glob("lf_*.yaml")),
+             "axolotl": sorted((work / "native").glob("ax_*.yaml"))}
+    for example in list(seeds["recipe"]):
         for backend in ("llamafactory", "axolotl"):
             out = work / f"compiled-{example.stem}-{backend}"
             if CliRunner().invoke(main, ["compile", str(example), "-b", backend, "-o", str(out)]).exit_code == 0:
@@ -59,8 +61,7 @@ def corpus(n: int, work: Path) -> dict[str, list[Path]]:
     for i in range(n):
         kind = kinds[i % len(kinds)]
         source = seeds[kind][(i // len(kinds)) % len(seeds[kind])]
-        target = source.parent / f"copy{i}-{source.name}" if kind != "recipe" else \
-            source.parent / f".bench-{i}-{source.name}"
+        target = source.parent / f"bench{i}-{source.name}"
         shutil.copy(source, target)
         files[kind].append(target)
     return files
@@ -99,11 +100,13 @@ def bench_cold_start(one: Path, repeat: int) -> None:
     for argv in ([ftr, "--version"], [ftr, "lint", str(one)]):
         print(f"cold start `{' '.join(Path(a).name if i == 0 else a for i, a in enumerate(argv))}`: "
               f"{timed(argv, repeat):.3f} s")
-    code = ("import sys; from ft_recipes.cli import main\n"
-            "try:\n main(['lint', sys.argv[1]], standalone_mode=False)\nexcept BaseException: pass\n"
-            f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))")
-    heavy = subprocess.run([sys.executable, "-c", code, str(one)], capture_output=True, text=True).stdout.strip()
-    print(f"heavy modules imported by `ftr lint`: {heavy.splitlines()[-1] if heavy else 'none'}")
+    code = ("import sys, io, contextlib; from ft_recipes.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            " try:\n  main(['lint', sys.argv[1]], standalone_mode=False)\n except BaseException: pass\n"
+            f"print('HEAVY=' + ','.join(m for m in {HEAVY!r} if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code, str(one)], capture_output=True, text=True).stdout
+    heavy = next((line[6:] for line in out.splitlines() if line.startswith("HEAVY=")), "?")
+    print(f"heavy modules imported by `ftr lint`: {heavy or 'none'}")
 
 
 def bench_compile(repeat: int) -> None:
@@ -163,8 +166,6 @@ def main() -> None:
         bench_cold_start(EXAMPLES[0], args.repeat)
         bench_compile(args.repeat)
         bench_run_overhead(work)
-        for path in files["recipe"]:
-            path.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

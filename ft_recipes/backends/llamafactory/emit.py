@@ -156,7 +156,6 @@ def emit(recipe: Recipe, out_dir: Path) -> Emitted:
     if d.num_workers:
         cfg["preprocessing_num_workers"] = d.num_workers
     cfg["output_dir"] = str(recipe.output.dir)
-    cfg["overwrite_output_dir"] = False
     cfg["num_train_epochs"] = float(t.epochs) if t.epochs is not None else 1.0
     cfg["max_steps"] = t.max_steps if t.max_steps is not None else -1
     cfg["per_device_train_batch_size"] = t.micro_batch_size

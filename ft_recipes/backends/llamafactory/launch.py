@@ -28,7 +28,7 @@ def launch(python: Path, config: Path, opts: LaunchOptions) -> Launch:
 
 def run_overrides(opts: LaunchOptions, checkpoint: Path | None) -> dict:
     """Config keys ``ftr run`` sets on top of the compiled config."""
-    keys: dict = {"overwrite_output_dir": False}
+    keys: dict = {}
     if checkpoint is not None:
         keys["resume_from_checkpoint"] = str(checkpoint)
     if opts.fsdp:
