@@ -197,10 +197,10 @@ def emit(recipe: Recipe, out_dir: Path) -> Emitted:
     if d.num_workers:
         cfg["dataset_num_proc"] = d.num_workers
     cfg["output_dir"] = str(o.dir)
-    if t.epochs is not None:
-        cfg["num_epochs"] = float(t.epochs)
-    if t.max_steps is not None:
+    if t.max_steps is not None:  # max_steps decides; writing epochs too would read as a contradiction
         cfg["max_steps"] = t.max_steps
+    else:
+        cfg["num_epochs"] = float(t.epochs)
     cfg["micro_batch_size"] = t.micro_batch_size
     cfg["gradient_accumulation_steps"] = t.grad_accum
     cfg["learning_rate"] = float(t.lr)

@@ -156,8 +156,11 @@ def emit(recipe: Recipe, out_dir: Path) -> Emitted:
     if d.num_workers:
         cfg["preprocessing_num_workers"] = d.num_workers
     cfg["output_dir"] = str(recipe.output.dir)
-    cfg["num_train_epochs"] = float(t.epochs) if t.epochs is not None else 1.0
-    cfg["max_steps"] = t.max_steps if t.max_steps is not None else -1
+    if t.max_steps is not None:  # max_steps decides; writing epochs too would read as a contradiction
+        cfg["max_steps"] = t.max_steps
+    else:
+        cfg["num_train_epochs"] = float(t.epochs)
+        cfg["max_steps"] = -1
     cfg["per_device_train_batch_size"] = t.micro_batch_size
     cfg["gradient_accumulation_steps"] = t.grad_accum
     cfg["learning_rate"] = float(t.lr)
@@ -202,7 +205,7 @@ def _ratio(per_epoch: int | None, t) -> float | None:
     """N times per epoch as Hugging Face's fraction-of-total-steps (what Axolotl's *_per_epoch computes)."""
     if not per_epoch:
         return None
-    return round(1.0 / (per_epoch * (t.epochs or 1.0)), 6)
+    return round(1.0 / (per_epoch * (t.epochs if t.max_steps is None and t.epochs else 1.0)), 6)
 
 
 # Recipe key -> the LLaMA-Factory key it becomes (for `ftr explain`).

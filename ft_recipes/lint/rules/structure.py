@@ -117,6 +117,8 @@ class Contradiction(Rule):
         if quant is not None and not recipe.method.is_adapter:
             ctx.report(("method", "quant"), "quant_full", bits=quant.bits, method=recipe.method.type)
         train = recipe.train
-        if train.epochs is not None and train.max_steps is not None:
-            if recipe.where(("train", "epochs"))[0] == recipe.where(("train", "max_steps"))[0]:
+        written = recipe.provenance  # only values the user wrote, not defaults filled in by ftr or a backend
+        if train.epochs is not None and train.max_steps is not None and \
+                ("train", "epochs") in written and ("train", "max_steps") in written:
+            if written[("train", "epochs")].file == written[("train", "max_steps")].file:
                 ctx.report(("train", "max_steps"), "steps_and_epochs", epochs=train.epochs, steps=train.max_steps)
