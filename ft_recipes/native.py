@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .findings import FtrError
+from .findings import Finding, FtrError
 from .load import Document
 from .resolve import Resolved, Source
 
@@ -73,7 +73,11 @@ class Mapper:
         self.used.add(key)
         if self.has(key):
             value = self.src[key]
-            self.put(path, convert(value) if convert else value, key)
+            try:
+                value = convert(value) if convert else value
+            except (TypeError, ValueError, AttributeError):
+                pass  # keep it as written: schema validation reports the wrong type at this key
+            self.put(path, value, key)
         elif default is not _MISSING:
             self.put(path, default)
 
@@ -110,7 +114,13 @@ def import_document(doc: Document, dialect: str | None = None) -> Imported:
     if dialect == "recipe":
         raise FtrError(f"{doc.file} is already a recipe", exit_code=2)
     mapper = Mapper(doc)
-    backends.importer(dialect).to_recipe(mapper, Path(doc.file).resolve().parent)
+    try:
+        backends.importer(dialect).to_recipe(mapper, Path(doc.file).resolve().parent)
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:
+        finding = Finding(doc.file, 1, 1, "FTR002", "error",
+                          f"cannot read this {dialect} config: a value has an unexpected type ({exc})",
+                          f"run `ftr lint --dialect {dialect}` for the key-by-key check")
+        raise FtrError(str(exc), [finding]) from None
     passthrough = mapper.leftover()
     if passthrough:
         mapper.put(("backends", dialect), passthrough)
