@@ -70,7 +70,7 @@ def lf_python() -> Path:
 # --- Axolotl -------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def ax_python() -> Path:
-    """The Axolotl 0.19.0 environment's python; installs it from its lock (about 2-3 min, 2.2 GB) when missing."""
+    """The Axolotl 0.19.0 environment's python; installs it from its lock (about 2-3 min, 3.5 GB) when missing."""
     return _backend_python("axolotl")
 
 
