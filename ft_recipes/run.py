@@ -95,7 +95,10 @@ def plan(loaded: Loaded, backend: str, opts: LaunchOptions, resume: bool, force:
         write_outputs(emitted, recipe, run_dir, force=True)
         atomic_write(run_dir / "recipe.resolved.yaml", to_yaml(to_data(recipe)))
     config = run_dir / emitted.main
-    return RunPlan(run_dir, config, launcher.launch(python, config, opts), python, checkpoint)
+    launch = launcher.launch(python, config, opts)
+    if recipe.model.is_local:  # a local model needs no hub; some backends still try to reach it otherwise
+        launch = Launch(launch.argv, {**launch.env, "HF_HUB_OFFLINE": "1"}, launch.produces)
+    return RunPlan(run_dir, config, launch, python, checkpoint)
 
 
 def _deepspeed(value: str) -> str:

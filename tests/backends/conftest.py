@@ -74,6 +74,14 @@ def ax_python() -> Path:
     return _backend_python("axolotl")
 
 
+# --- trl ------------------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def trl_python() -> Path:
+    """The trl backend's environment (transformers + peft + trl pinned in its lock); installs it when missing."""
+    return _backend_python("trl")
+
+
 # --- shared test assets ----------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)

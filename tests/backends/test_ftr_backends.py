@@ -30,22 +30,6 @@ def ftr(*args, env=None, check=True, timeout=900, cwd=None):
 
 
 @pytest.fixture(scope="session")
-def ax_python():
-    from ft_recipes.backends import env_spec
-    from ft_recipes.envs import find_python, install
-
-    return find_python(env_spec("axolotl")) or install(env_spec("axolotl"))
-
-
-@pytest.fixture(scope="session")
-def trl_python():
-    from ft_recipes.backends import env_spec
-    from ft_recipes.envs import find_python, install
-
-    return find_python(env_spec("trl")) or install(env_spec("trl"))
-
-
-@pytest.fixture(scope="session")
 def run_env(backend_env, lf_python, ax_python, trl_python):
     """Backend subprocess environment in which ftr finds all three backend environments."""
     return {**backend_env, "FTR_LLAMAFACTORY_PYTHON": str(lf_python), "FTR_AXOLOTL_PYTHON": str(ax_python),
