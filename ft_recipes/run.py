@@ -96,8 +96,10 @@ def plan(loaded: Loaded, backend: str, opts: LaunchOptions, resume: bool, force:
         atomic_write(run_dir / "recipe.resolved.yaml", to_yaml(to_data(recipe)))
     config = run_dir / emitted.main
     launch = launcher.launch(python, config, opts)
+    env = {**launch.env, "PATH": f"{python.parent}{os.pathsep}$PATH"}  # launchers find torchrun/accelerate here
     if recipe.model.is_local:  # a local model needs no hub; some backends still try to reach it otherwise
-        launch = Launch(launch.argv, {**launch.env, "HF_HUB_OFFLINE": "1"}, launch.produces)
+        env["HF_HUB_OFFLINE"] = "1"
+    launch = Launch(launch.argv, env, launch.produces)
     return RunPlan(run_dir, config, launch, python, checkpoint)
 
 
@@ -171,6 +173,11 @@ def _final_report(run_dir: Path) -> None:
             print(f"ftr:   - {remedy}", file=sys.stderr)
 
 
+def expand_env(changes: dict[str, str]) -> dict[str, str]:
+    """Environment changes with ``$PATH`` replaced by the current PATH."""
+    return {k: v.replace("$PATH", os.environ.get("PATH", "")) for k, v in changes.items()}
+
+
 def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
@@ -181,7 +188,7 @@ def _save(run_dir: Path, manifest: dict) -> None:
 
 def _stream(p: RunPlan, log_path: Path) -> tuple[int, bool]:
     """Run the backend in its own process group; tee output; forward SIGINT/SIGTERM to the group."""
-    env = {**os.environ, **p.launch.env}
+    env = {**os.environ, **expand_env(p.launch.env)}
     proc = subprocess.Popen(p.launch.argv, cwd=p.run_dir, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, start_new_session=True)
     interrupted = False
@@ -251,7 +258,7 @@ def merge(run_dir: Path, out: Path | None) -> int:
     if target.exists() and any(target.iterdir()):
         raise FtrError(f"{target} is not empty; choose another -o", exit_code=2)
     job = backends.launcher(backend).merge(python, run_dir, cfg, target)
-    code = subprocess.run(job.argv, env={**os.environ, **job.env}, cwd=run_dir).returncode
+    code = subprocess.run(job.argv, env={**os.environ, **expand_env(job.env)}, cwd=run_dir).returncode
     if code == 0 and job.produces is not None and job.produces.resolve() != target:
         shutil.move(str(job.produces), str(target))
     return code

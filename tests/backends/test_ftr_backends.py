@@ -160,7 +160,7 @@ def test_full_sft_llamafactory(tiny_assets, run_env, tmp_path):
     assert (run_dir / "model.safetensors").is_file()
 
 
-@pytest.mark.parametrize("backend", ["llamafactory", "axolotl"])
+@pytest.mark.parametrize("backend", ["llamafactory", "axolotl", "trl"])
 def test_dpo_lora(backend, tiny_assets, run_env, tmp_path):
     recipe = tiny_recipe(tmp_path, tiny_assets, f"dpo-{backend}", "extends: [dpo-lora]", "preference", "preference")
     proc = ftr("run", recipe, "-b", backend, env=run_env, check=False)
@@ -233,3 +233,46 @@ def test_tokens_identical_but_for_the_documented_newline(tiny_assets, run_env, t
         # LLaMA-Factory and masked by Axolotl (documented in docs/commands/tokens.md)
         assert all("loss mask differs" in line and "'Ċ'" in line for line in lines), lines
         assert proc.returncode == 1
+
+
+NATIVE = ROOT / "tests" / "data" / "native"
+
+
+@pytest.mark.parametrize("target,python_fixture", [("llamafactory", "lf_python"), ("axolotl", "ax_python")])
+def test_converted_native_corpus_accepted_by_target(target, python_fixture, request, tmp_path, backend_env):
+    """Every native config of the other backend, converted with `ftr convert`, passes the target's validator."""
+    python = request.getfixturevalue(python_fixture)
+    source = "lf_" if target == "axolotl" else "ax_"
+    configs = []
+    for native in sorted(NATIVE.glob(f"{source}*.yaml")):
+        out = tmp_path / native.stem
+        ftr("convert", native, "--to", target, "-o", out)
+        cfg_path = out / f"{target}.yaml"
+        cfg = yaml.safe_load(cfg_path.read_text())
+        # LLaMA-Factory's parser insists on the deepspeed package (not in the CPU env) when `deepspeed:` is set
+        if target == "llamafactory":
+            cfg.pop("deepspeed", None)
+        cfg_path.write_text(yaml.safe_dump(cfg))
+        configs.append(cfg_path)
+    for result in validate(python, target, configs, backend_env):
+        assert result["ok"], result
+        assert not result.get("dropped"), result
+
+
+def test_axolotl_plugin_reports_findings(ax_python, tiny_assets, tmp_path, backend_env):
+    """`plugins: [ft_recipes.integrations.axolotl.FtrPlugin]` runs the ftr rules inside Axolotl's config load."""
+    recipe = tiny_recipe(tmp_path, tiny_assets, "plugin", "extends: [lora-sft]")
+    out = tmp_path / "plugin-out"
+    ftr("compile", recipe, "-b", "axolotl", "-o", out)
+    cfg = yaml.safe_load((out / "axolotl.yaml").read_text())
+    cfg.update({"plugins": ["ft_recipes.integrations.axolotl.FtrPlugin"], "learning_rate": 1.0e-6,
+                "ftr_fail_on_error": True})
+    (out / "axolotl.yaml").write_text(yaml.safe_dump(cfg))
+    code = ("import sys; from axolotl.cli.config import load_cfg\n"
+            "try:\n    load_cfg(sys.argv[1])\nexcept ValueError as exc:\n    print('STOPPED', exc)\n")
+    env = {**backend_env, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([str(ax_python), "-c", code, str(out / "axolotl.yaml")], capture_output=True, text=True,
+                          env=env, timeout=600)
+    output = proc.stdout + proc.stderr
+    assert "FTR101" in output, output[-3000:]
+    assert "STOPPED" in output, output[-3000:]

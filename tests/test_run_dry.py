@@ -1,0 +1,79 @@
+"""`ftr run --dry-run`: the exact command, environment and paths per backend and launch mode (golden files),
+and the run-directory safety rules, without starting anything."""
+
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from ft_recipes.cli import main
+
+from paths import ROOT
+
+GOLDEN = ROOT / "tests" / "golden" / "dry-run"
+CASES = {
+    "lf-single": ("llamafactory", []),
+    "lf-cpu": ("llamafactory", ["--gpus", "0"]),
+    "lf-multinode": ("llamafactory", ["--gpus", "8", "--nnodes", "2", "--node-rank", "1", "--master-addr", "10.0.0.1",
+                                      "--master-port", "29500", "--deepspeed", "zero3"]),
+    "ax-single": ("axolotl", []),
+    "ax-cpu": ("axolotl", ["--gpus", "0"]),
+    "ax-torchrun": ("axolotl", ["--gpus", "4", "--nnodes", "2", "--master-addr", "10.0.0.1", "--", "--max_restarts=1"]),
+    "trl-accelerate": ("trl", ["--gpus", "2"]),
+}
+
+
+@pytest.fixture
+def fake_envs(tmp_path, monkeypatch):
+    for name in ("LLAMAFACTORY", "AXOLOTL", "TRL"):
+        python = tmp_path / "envs" / name.lower() / "bin" / "python"
+        python.parent.mkdir(parents=True)
+        python.write_text("#!/bin/sh\n")
+        monkeypatch.setenv(f"FTR_{name}_PYTHON", str(python))
+    return tmp_path / "envs"
+
+
+def recipe(tmp_path: Path) -> Path:
+    data = ROOT / "recipes" / "examples" / "data" / "alpaca.jsonl"
+    path = tmp_path / "r.yaml"
+    path.write_text(f"ftr: 1\nextends: [lora-sft]\nmodel: {{base: Qwen/Qwen2.5-7B-Instruct, template: chatml, "
+                    f"pad_token: eos}}\ndata:\n  train:\n    - {{path: {data}, format: alpaca}}\n"
+                    f"output: {{dir: runs/dry}}\n")
+    return path
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_dry_run_golden(case, tmp_path, fake_envs):
+    backend, args = CASES[case]
+    result = CliRunner().invoke(main, ["run", str(recipe(tmp_path)), "-b", backend, "--dry-run", *args])
+    assert result.exit_code == 0, result.output
+    text = result.stdout.replace(str(fake_envs), "<ENVS>").replace(str(tmp_path), "<TMP>").replace(str(ROOT), "<ROOT>")
+    golden = GOLDEN / f"{case}.txt"
+    if os.environ.get("UPDATE_GOLDEN"):
+        golden.parent.mkdir(parents=True, exist_ok=True)
+        golden.write_text(text)
+    assert text == golden.read_text()
+    assert not (tmp_path / "runs").exists(), "a dry run starts nothing and writes nothing"
+
+
+def test_refuses_a_used_run_dir_and_missing_env(tmp_path, fake_envs, monkeypatch):
+    path = recipe(tmp_path)
+    (tmp_path / "runs" / "dry").mkdir(parents=True)
+    (tmp_path / "runs" / "dry" / "checkpoint-5").mkdir()
+    result = CliRunner().invoke(main, ["run", str(path), "-b", "llamafactory"])
+    assert result.exit_code == 1 and "FTR501" in result.output and "--resume" in result.output
+    monkeypatch.delenv("FTR_AXOLOTL_PYTHON")
+    monkeypatch.setenv("FTR_ENV_DIR", str(tmp_path / "no-envs"))
+    result = CliRunner().invoke(main, ["run", str(path), "-b", "axolotl", "--force"])
+    assert result.exit_code == 1 and "FTR503" in result.output and "ftr backend install axolotl" in result.output
+    assert (tmp_path / "runs" / "dry" / "checkpoint-5").exists() or list((tmp_path / "runs").glob("dry.old-*"))
+
+
+def test_lint_errors_stop_the_run(tmp_path, fake_envs):
+    path = recipe(tmp_path)
+    path.write_text(path.read_text() + "train: {lr: 1.0e-6}\n")
+    result = CliRunner().invoke(main, ["run", str(path), "-b", "llamafactory", "--dry-run"])
+    assert result.exit_code == 1 and "FTR101" in result.output and "--no-lint" in result.output
+    result = CliRunner().invoke(main, ["run", str(path), "-b", "llamafactory", "--dry-run", "--no-lint"])
+    assert result.exit_code == 0
