@@ -34,3 +34,16 @@ def guard(func):
             sys.exit(2)
 
     return wrapper
+
+
+def emit_text(text: str, output, force: bool) -> None:
+    """Write ``text`` to stdout, or atomically to ``output`` (never over an existing file without force)."""
+    from ..emit import atomic_write
+
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    if output.exists() and not force:
+        raise FtrError(f"{output} exists; use --force to overwrite", exit_code=2)
+    atomic_write(output, text)
+    click.echo(f"wrote {output}", err=True)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from . import guard
+from . import emit_text, guard
 from ..backends import NAMES
 
 
@@ -36,19 +36,12 @@ def import_cmd(native: str, source: str | None, output: Path | None, force: bool
 
     Keys with no recipe counterpart are kept under `backends.<name>`, so nothing is lost; each is listed.
     """
-    from ..emit import atomic_write, to_yaml
-    from ..findings import FtrError
+    from ..emit import to_yaml
 
     imported = _import(native, source)
     text = f"# Imported by ftr from {Path(native).name} ({imported.dialect}).\n" + to_yaml(imported.resolved.data)
     _report(imported)
-    if output is None:
-        click.echo(text, nl=False)
-        return
-    if output.exists() and not force:
-        raise FtrError(f"{output} exists; use --force to overwrite", exit_code=2)
-    atomic_write(output, text)
-    click.echo(f"wrote {output}", err=True)
+    emit_text(text, output, force)
 
 
 @click.command("convert")

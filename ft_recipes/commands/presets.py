@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from . import guard
+from . import emit_text, guard
 
 STARTER = """\
 # yaml-language-server: $schema={schema}
@@ -66,8 +66,6 @@ def show_cmd(name: str) -> None:
 @guard
 def init_cmd(preset: str, model: str, data: str, output: Path | None, force: bool) -> None:
     """Write a commented starter recipe."""
-    from ..emit import atomic_write
-    from ..findings import FtrError
     from ..paths import data_dir
     from ..presets import find_preset
 
@@ -75,10 +73,4 @@ def init_cmd(preset: str, model: str, data: str, output: Path | None, force: boo
     text = STARTER.format(schema=(data_dir("schemas") / "recipe.schema.json").as_uri(), preset=preset,
                           model=model, data=data, fmt=FORMATS.get(preset.split(":")[-1], "alpaca"),
                           name=preset.split(":")[-1])
-    if output is None:
-        click.echo(text, nl=False)
-        return
-    if output.exists() and not force:
-        raise FtrError(f"{output} exists; use --force to overwrite", exit_code=2)
-    atomic_write(output, text)
-    click.echo(f"wrote {output}", err=True)
+    emit_text(text, output, force)
