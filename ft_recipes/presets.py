@@ -4,6 +4,8 @@ and installed packages exposing the ``ft_recipes.presets`` entry point group."""
 from __future__ import annotations
 
 import os
+import sys
+from functools import lru_cache
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -27,6 +29,12 @@ class Library:
 
 
 def _entry_point_libraries() -> list[Library]:
+    return list(_entry_points_for(tuple(sys.path)))
+
+
+@lru_cache(maxsize=4)
+def _entry_points_for(search_path: tuple[str, ...]) -> tuple[Library, ...]:
+    """Scanning installed distributions is slow: once per import path (sys.path changes rescan)."""
     libs = []
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
         try:
@@ -35,7 +43,7 @@ def _entry_point_libraries() -> list[Library]:
             raise FtrError(f"preset library {ep.name!r} ({ep.value}) failed to load: {exc}", exit_code=2) from None
         root = Path(target() if callable(target) else getattr(target, "__path__", [target])[0])
         libs.append(Library(ep.name, root))
-    return libs
+    return tuple(libs)
 
 
 def libraries() -> list[Library]:

@@ -6,6 +6,7 @@ Merge rules: mappings merge recursively, lists and scalars replace, ``null`` del
 from __future__ import annotations
 
 import copy
+from functools import lru_cache
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -108,13 +109,19 @@ def _layers(doc: Document, chain: tuple[str, ...]) -> list[Document]:
             raise FtrError("extends target missing", [Finding(doc.file, line, col, "FTR004", "error",
                                                               f"extends target {ref!r} not found ({target})",
                                                               "check the path; it is relative to this file", "extends")])
-        parent = load_file(target)
+        parent = _load_preset(str(target), target.stat().st_mtime_ns)
         if parent.data is not None and not isinstance(parent.data, dict):
             raise FtrError("preset is not a mapping", [Finding(parent.file, 1, 1, "FTR002", "error",
                                                               "a preset must be a YAML mapping")])
         layers += _layers(parent, chain + (key,))
     layers.append(doc)
     return layers
+
+
+@lru_cache(maxsize=256)
+def _load_preset(path: str, mtime_ns: int) -> Document:
+    """Presets are shared by many recipes: parse each (unchanged) file once per process. Read-only."""
+    return load_file(path)
 
 
 def _record(value: Any, path: tuple, doc: Document, provenance: dict) -> None:
