@@ -97,18 +97,22 @@ def _remedies(kind: str, recipe: dict) -> tuple[str, ...]:
     lr = _get(recipe, "train.lr")
     alpha = _get(recipe, "method.lora.alpha", 2 * r)
     target = _get(recipe, "method.lora.target", "all-linear")
+    steps = _get(recipe, "train.max_steps")
+    longer = f"max_steps is {steps}: try {steps * 2}" if steps else f"epochs is {epochs}: try {int(epochs) + 2}"
+    shorter = (f"max_steps is {steps}: try {max(steps // 2, 1)} or stop at the best evaluation" if steps else
+               f"epochs is {epochs}: try {max(1, int(epochs) - 1)} or stop at the best evaluation")
     if kind == "overfitting":
         steps = [f"lora dropout is {dropout}: try {min(round(dropout + 0.05, 2), 0.2)}" if is_lora else
                  "add dropout where the model allows it",
                  f"weight decay is {wd}: try {max(0.01, round(wd * 2, 3)) if wd else 0.01}",
                  f"lora r is {r}: try {max(r // 2, 4)}" if is_lora else "train fewer layers (freeze or LoRA)",
-                 f"epochs is {epochs}: try {max(1, int(epochs) - 1)} or stop at the best evaluation",
+                 shorter,
                  "add more (or more varied) training data"]
     elif kind == "underfitting":
         steps = [f"lora r is {r}: try {min(r * 2, 64)}" if is_lora else "train more layers",
                  f"lora alpha is {alpha}: try {alpha * 2}" if is_lora else "",
                  f"learning rate is {lr}: try {lr * 2:g}" if isinstance(lr, (int, float)) else "raise the learning rate",
-                 f"epochs is {epochs}: try {int(epochs) + 2}",
+                 longer,
                  "lora targets are attention only: try all-linear" if is_lora and target != "all-linear" else ""]
     elif kind == "divergence":
         steps = [f"learning rate is {lr}: try {lr / 4:g}" if isinstance(lr, (int, float)) else "lower the learning rate",
