@@ -68,3 +68,14 @@ def preference_to_messages(row: dict, ds: Dataset) -> dict:
     return {"messages": messages,
             "chosen": {"role": "assistant", "content": row.get(ds.column("chosen")) or ""},
             "rejected": {"role": "assistant", "content": row.get(ds.column("rejected")) or ""}}
+
+
+def preference_to_conversations(row: dict, ds: Dataset) -> dict:
+    """One preference row -> Argilla-style full conversations (Axolotl's ORPO ``chat_template.argilla``)."""
+    pair = preference_to_messages(row, ds)
+    system = [m for m in pair["messages"] if m["role"] == "system"]
+    user = pair["messages"][-1]
+    out = {"prompt": user["content"], "chosen": [user, pair["chosen"]], "rejected": [user, pair["rejected"]]}
+    if system:
+        out["system"] = system[0]["content"]
+    return out

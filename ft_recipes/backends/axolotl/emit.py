@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ...datasets import alpaca_to_messages, iter_rows, preference_to_messages
+from ...datasets import alpaca_to_messages, iter_rows, preference_to_conversations, preference_to_messages
 from ...emit import Emitted, Note, deepspeed_path, unsupported
 from ...findings import Finding, FtrError
 from ...modelinfo import config as model_config
@@ -72,13 +72,18 @@ def _dataset(recipe: Recipe, ds: Dataset, out_dir: Path, data_files: dict) -> di
         if ds.hub:
             raise unsupported(recipe, ds.key_path, f"ftr cannot rewrite hub dataset {ds.hub!r} for Axolotl",
                               "download it and point `path` at the file, or convert it to messages")
-        convert = preference_to_messages if ds.format == "preference" else alpaca_to_messages
+        convert = alpaca_to_messages
+        if ds.format == "preference":
+            convert = preference_to_conversations if recipe.stage == "orpo" else preference_to_messages
         name = f"data/{ds.name}.jsonl"
         data_files[name] = [convert(row, ds) for row in _rows(recipe, ds)]
         entry = {"path": str(out_dir / name), "ds_type": "json"}
     elif ds.path is not None:
         entry["ds_type"] = "json" if ds.path.suffix in (".jsonl", ".json") else ds.path.suffix.lstrip(".")
-    if ds.format == "preference" or recipe.stage in RL and recipe.stage != "orpo":
+    if recipe.stage == "orpo":  # ORPO keeps the SFT dataset schema and reads full conversations
+        entry["type"] = "chat_template.argilla"
+        return entry
+    if ds.format == "preference" or recipe.stage in RL:
         entry.pop("ds_type", None)  # Axolotl's DPO dataset schema drops it silently
         entry.update({"type": "chat_template.default", "field_messages": "messages",
                       "field_chosen": "chosen", "field_rejected": "rejected"})
