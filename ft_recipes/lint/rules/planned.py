@@ -26,16 +26,6 @@ class DeprecatedKey(Rule):
 
 
 @rule
-class VramEstimate(Rule):
-    code = "FTR404"
-    name = "vram-exceeds-gpu"
-    severity = "warning"
-    status = "planned"
-    summary = "Estimated peak VRAM per GPU exceeds hardware.gpu_memory_gb (planned; see `ftr explain`)."
-    what = "Planned: compares the `ftr explain` estimate with the declared `hardware.gpu_memory_gb`."
-
-
-@rule
 class OutputDirInUse(Rule):
     code = "FTR501"
     name = "output-dir-in-use"

@@ -78,6 +78,33 @@ class GradientCheckpointing(Rule):
 
 
 @rule
+class VramEstimate(Rule):
+    code = "FTR404"
+    name = "vram-exceeds-gpu"
+    severity = "warning"
+    summary = "Estimated peak VRAM per GPU exceeds the declared hardware.gpu_memory_gb."
+    what = ("Compares the `ftr explain` estimate (weights, adapters, gradients, optimizer states, activations, "
+            "ZeRO sharding) with `hardware.gpu_memory_gb`, when both the model size and the GPU memory are known.")
+    why = ("An out-of-memory error comes minutes into a run, after the model and data are loaded; the estimate "
+           "is accurate to roughly +-20%, so the rule only fires with `margin` to spare.")
+    bad = "model: {base: Qwen/Qwen2.5-7B-Instruct}\nmethod: {type: full}\nhardware: {gpu_memory_gb: 24}\n"
+    good = "model: {base: Qwen/Qwen2.5-7B-Instruct}\nmethod: {type: qlora}\nhardware: {gpu_memory_gb: 24}\n"
+    fix = ("Use QLoRA or LoRA, lower micro_batch_size or max_length, turn on gradient checkpointing, use an 8-bit "
+           "optimizer, or shard with DeepSpeed ZeRO-3 over more GPUs.")
+
+    def check(self, ctx: Context) -> None:
+        from ...vram import estimate
+
+        recipe = ctx.recipe
+        if recipe.hardware.gpu_memory_gb is None:
+            return
+        est = estimate(recipe)
+        if est is not None and est.total_gb > recipe.hardware.gpu_memory_gb * ctx["margin"]:
+            ctx.report(("hardware", "gpu_memory_gb"), "exceeds", need=est.total_gb,
+                       have=recipe.hardware.gpu_memory_gb)
+
+
+@rule
 class Precision(Rule):
     code = "FTR405"
     name = "precision-unsupported"
