@@ -118,9 +118,9 @@ def _dataset_model(data: dict) -> str:
     return "KTODataset" if rl == "kto" else "SFTDataset"
 
 
-def check_native(doc: Document, backend: str) -> list[Finding]:
-    """Catalogue findings for a native config; [] when no catalogue ships for the backend."""
-    catalogue = load(backend)
+def check_native(doc: Document, backend: str, version: str | None = None) -> list[Finding]:
+    """Catalogue findings for a native config; [] when no catalogue ships for the backend (version)."""
+    catalogue = load(backend, version)
     if not catalogue or not isinstance(doc.data, dict):
         return []
     version = catalogue.get("version", "?")

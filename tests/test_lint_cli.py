@@ -299,3 +299,43 @@ def test_pre_commit_hook_definition():
     hooks = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
     hook = next(h for h in hooks if h["id"] == "ftr-lint")
     assert hook["language"] == "python" and hook["entry"].startswith("ftr lint") and hook["types_or"] == ["yaml"]
+
+
+def test_native_files_get_catalogue_findings_and_rules(tmp_path):
+    """An Axolotl file: unknown keys (which Axolotl drops silently) with did-you-mean, quoted numbers,
+    deprecations, unknown dataset keys, and the best-practice rules at the native keys."""
+    from click.testing import CliRunner
+
+    from ft_recipes.cli import main
+
+    path = tmp_path / "axolotl.yaml"
+    path.write_text("base_model: NousResearch/Meta-Llama-3-8B-Instruct\nadapter: lora\nlora_r: 256\n"
+                    "lora_alhpa: 16\nlora_dropout: 0.8\nlearning_rate: 1e-5\nmicro_batch_size: \"2\"\n"
+                    "datasets:\n  - path: data.jsonl\n    typ: chat_template\nflash_attention: true\n")
+    (tmp_path / "data.jsonl").write_text('{"messages": [{"role": "user", "content": "hi"}]}\n')
+    result = CliRunner().invoke(main, ["lint", str(path), "--format", "json"])
+    assert result.exit_code == 1
+    import json
+
+    found = {(f["code"], f["line"]) for f in json.loads(result.output)["findings"]} \
+        if isinstance(json.loads(result.output), dict) else {(f["code"], f["line"]) for f in json.loads(result.output)}
+    for expected in [("FTR001", 4), ("FTR002", 7), ("FTR001", 10), ("FTR006", 11), ("FTR102", 3), ("FTR104", 5),
+                     ("FTR101", 6)]:
+        assert expected in found, (expected, sorted(found))
+    bad = CliRunner().invoke(main, ["lint", str(path), "--backend-version", "axolotl=9.9"])
+    assert bad.exit_code == 2 and "available" in bad.output
+
+
+def test_llamafactory_file_enum_and_unknown_key(tmp_path):
+    from click.testing import CliRunner
+
+    from ft_recipes.cli import main
+
+    path = tmp_path / "lf.yaml"
+    path.write_text("model_name_or_path: Qwen/Qwen2.5-7B-Instruct\nstage: sft\nfinetuning_type: qlora\n"
+                    "do_train: true\nlora_rnak: 8\nlearning_rate: 1.0e-4\ntemplate: qwen\nflash_attn: flash_attention_2\n")
+    result = CliRunner().invoke(main, ["lint", str(path)])
+    assert result.exit_code == 1
+    assert "lf.yaml:3:18: FTR002" in result.output and "did you mean lora?" in result.output
+    assert "lf.yaml:5:1: FTR001" in result.output and "did you mean lora_rank?" in result.output
+    assert "lf.yaml:8:13: FTR002" in result.output

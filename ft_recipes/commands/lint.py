@@ -27,10 +27,12 @@ FORMATS = ("text", "json", "sarif", "github")  # keys of ft_recipes.lint.reporte
                    "under presets/): for pre-commit, which passes every YAML file.")
 @click.option("--dialect", type=click.Choice(("recipe", "llamafactory", "axolotl")), default=None,
               help="Read every file as this dialect (default: detected from its keys).")
+@click.option("--backend-version", "backend_versions", multiple=True, metavar="BACKEND=VERSION",
+              help="Key catalogue for native files, e.g. axolotl=0.21.0 (default: the version ftr targets).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the report to a file, not stdout.")
 @guard
 def lint_cmd(paths, fmt, strict, select, extend_select, ignore, rule_packs, no_noqa, only_recipes, dialect,
-             output):
+             backend_versions, output):
     """Check recipes and native LLaMA-Factory / Axolotl configs against the best-practice rules
     (`ftr rules` lists them); native files are also checked against the backend's key catalogue.
 
@@ -46,6 +48,12 @@ def lint_cmd(paths, fmt, strict, select, extend_select, ignore, rule_packs, no_n
     from ..lint.reporters import REPORTERS
 
     options = merge_cli(from_project(), select, ignore, extend_select, strict, rule_packs, no_noqa)
+    if backend_versions:
+        from dataclasses import replace
+
+        from ..lint.options import versions
+
+        options = replace(options, versions=versions(backend_versions, "--backend-version"))
     files = expand(paths, only_recipes)
     findings = sorted(f for file in files for f in lint_file(file, options, dialect))
     text = REPORTERS[fmt]().render(findings, len(files))

@@ -74,7 +74,7 @@ def lint_file(path: str | Path, options: Options, dialect: str | None = None) ->
             raise
         return finish(list(exc.findings), options)
     dialect = dialect or detect_dialect(doc.data)
-    native = check_native(doc, dialect) if dialect != "recipe" else []
+    native = check_native(doc, dialect, options.version_of(dialect)) if dialect != "recipe" else []
     lines = {doc.file: tuple(doc.lines)}
     try:
         loaded = load_document(doc if not native else _coerced(doc), dialect)

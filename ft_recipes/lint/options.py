@@ -18,6 +18,10 @@ class Options:
     strict: bool = False
     rule_packs: tuple[str, ...] = ()
     noqa: bool = True  # honour `# ftr: noqa` comments
+    versions: tuple[tuple[str, str], ...] = ()  # backend -> key-catalogue version for native files
+
+    def version_of(self, backend: str) -> str | None:
+        return dict(self.versions).get(backend)
 
     def selects(self, code: str) -> bool:
         """Whether ``code`` is selected: the longest matching prefix of select/ignore decides (ruff's way)."""
@@ -50,12 +54,27 @@ def from_project(start: Path | None = None) -> Options:
     where = f"{find_pyproject(start)} [tool.ftr.lint]"
     if not isinstance(table, dict):
         raise UsageError(f"{where} must be a table")
-    unknown = sorted(set(table) - {"select", "ignore", "strict", "rule-packs"})
+    unknown = sorted(set(table) - {"select", "ignore", "strict", "rule-packs", "backend-versions"})
     if unknown:
         raise UsageError(f"{where}: unknown setting(s) {', '.join(unknown)}; "
-                         "expected select, ignore, strict, rule-packs")
+                         "expected select, ignore, strict, rule-packs, backend-versions")
     return Options(select=codes(table.get("select"), where) or ("FTR",), ignore=codes(table.get("ignore"), where),
-                   strict=bool(table.get("strict", False)), rule_packs=tuple(table.get("rule-packs", ())))
+                   strict=bool(table.get("strict", False)), rule_packs=tuple(table.get("rule-packs", ())),
+                   versions=versions([f"{k}={v}" for k, v in (table.get("backend-versions") or {}).items()], where))
+
+
+def versions(values, where: str) -> tuple[tuple[str, str], ...]:
+    """``axolotl=0.21.0`` pairs -> ((backend, version), ...); the catalogue file must exist."""
+    from ..paths import data_dir
+
+    out = []
+    for value in values or ():
+        backend, _, version = str(value).partition("=")
+        if not (data_dir("schemas") / "backends" / f"{backend}-{version}.json").is_file():
+            known = sorted(p.stem for p in (data_dir("schemas") / "backends").glob("*.json"))
+            raise UsageError(f"{where}: no key catalogue for {value!r}; available: {', '.join(known)}")
+        out.append((backend, version))
+    return tuple(out)
 
 
 def merge_cli(base: Options, select=(), ignore=(), extend_select=(), strict: bool = False,
