@@ -4,6 +4,7 @@ so ``ftr --version`` and ``ftr lint`` start without importing anything heavy."""
 from __future__ import annotations
 
 import importlib
+import importlib.util
 
 import click
 

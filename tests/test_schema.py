@@ -136,3 +136,16 @@ def test_version_and_help():
     help_text = runner.invoke(main, ["--help"]).output
     for command in ("compile", "validate", "schema"):
         assert command in help_text
+
+
+def test_cli_works_without_site_hooks():
+    """Run the CLI with `python -S` (no .pth side effects): every command must import what it uses."""
+    import site
+
+    paths = [str(ROOT)] + site.getsitepackages()
+    code = (f"import sys; sys.path[:0] = {paths!r}; from ft_recipes.cli import main\n"
+            "for args in (['presets', 'list'], ['rules'], ['schema'], ['backend', 'info']):\n"
+            "    try:\n        main(args, standalone_mode=False)\n    except SystemExit:\n        pass\n")
+    proc = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "lora-sft" in proc.stdout and "FTR101" in proc.stdout

@@ -23,6 +23,9 @@ def guard(func):
             sys.exit(exc.exit_code)
         except (click.exceptions.Exit, click.ClickException, KeyboardInterrupt, SystemExit):
             raise
+        except BrokenPipeError:  # `ftr rules | head`: the reader left; not an error of ours
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(0)
         except RecursionError:
             click.echo("error: input nested too deeply", err=True)
             sys.exit(1)
