@@ -339,3 +339,18 @@ def test_llamafactory_file_enum_and_unknown_key(tmp_path):
     assert "lf.yaml:3:18: FTR002" in result.output and "did you mean lora?" in result.output
     assert "lf.yaml:5:1: FTR001" in result.output and "did you mean lora_rank?" in result.output
     assert "lf.yaml:8:13: FTR002" in result.output
+
+
+def test_newest_axolotl_catalogue(tmp_path):
+    """0.21.0 removed the FSDP1 `fsdp:` list: the 0.21 catalogue flags it, the 0.19 one does not."""
+    from click.testing import CliRunner
+
+    from ft_recipes.cli import main
+
+    path = tmp_path / "axolotl.yaml"
+    path.write_text("base_model: org/m\nfsdp: [full_shard]\nlearning_rate: 1.0e-4\n"
+                    "datasets: [{path: d.jsonl, type: chat_template}]\n")
+    new = CliRunner().invoke(main, ["lint", str(path), "--select", "FTR001", "--backend-version", "axolotl=0.21.0"])
+    old = CliRunner().invoke(main, ["lint", str(path), "--select", "FTR001", "--backend-version", "axolotl=0.19.0"])
+    assert "axolotl.yaml:2:1: FTR001" in new.output and "0.21.0" in new.output
+    assert "FTR001" not in old.output
