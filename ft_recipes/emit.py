@@ -130,13 +130,28 @@ def unsupported(recipe: Recipe, path: tuple, message: str, hint: str) -> FtrErro
     return FtrError(message, [finding])
 
 
+def apply_passthrough(cfg: dict, recipe: Recipe, backend: str) -> list[Note]:
+    """Merge ``backends.<backend>`` over the emitted config; a replaced emitted value becomes a note."""
+    notes = []
+    for key, value in recipe.backends.get(backend, {}).items():
+        if key in cfg and cfg[key] != value:
+            notes.append(Note(f"backends.{backend}.{key}", f"passthrough value {value!r} replaces {cfg[key]!r}"))
+        cfg[key] = value
+    return notes
+
+
 DEEPSPEED_PRESETS = ("zero2", "zero3", "zero3_offload")
 
 
-def deepspeed_path(recipe: Recipe) -> str:
-    """The DeepSpeed JSON for ``hardware.deepspeed``: a shipped preset, or a path relative to the recipe."""
+def deepspeed_file(value: str, base: Path) -> str:
+    """A DeepSpeed JSON: a shipped preset (zero2, zero3, zero3_offload), or a path relative to ``base``."""
     from .paths import data_dir
-    value = recipe.hardware.deepspeed
+
     if value in DEEPSPEED_PRESETS:
         return str(data_dir("recipes") / "deepspeed" / f"{value}.json")
-    return str((Path(recipe.source_file).resolve().parent / value).resolve())
+    return str((base / value).resolve())
+
+
+def deepspeed_path(recipe: Recipe) -> str:
+    """The DeepSpeed JSON for ``hardware.deepspeed`` (a path is relative to the recipe)."""
+    return deepspeed_file(recipe.hardware.deepspeed, Path(recipe.source_file).resolve().parent)

@@ -18,6 +18,14 @@ LF_MARKERS = ("model_name_or_path", "finetuning_type", "cutoff_len", "lora_rank"
 AX_MARKERS = ("base_model", "datasets", "sequence_len", "micro_batch_size", "adapter", "lora_r")
 
 
+def invert(mapping: dict) -> dict:
+    """value -> first key with that value (an ftr name map read backwards for import)."""
+    out: dict = {}
+    for key, value in mapping.items():
+        out.setdefault(value, key)
+    return out
+
+
 def detect_dialect(data: Any) -> str:
     """'recipe', 'llamafactory' or 'axolotl' from the keys a mapping uses."""
     if not isinstance(data, dict):

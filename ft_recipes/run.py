@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__, backends
-from .emit import atomic_write, recipe_hash, to_yaml, write_outputs
+from .emit import atomic_write, deepspeed_file, recipe_hash, to_yaml, write_outputs
 from .findings import Finding, FtrError
 from .launch import Launch, LaunchOptions
 from .normalise import to_data
@@ -88,7 +88,7 @@ def plan(loaded: Loaded, backend: str, opts: LaunchOptions, resume: bool, force:
     except ValueError as exc:
         raise FtrError(str(exc), exit_code=2) from None
     if opts.deepspeed:
-        main_cfg["deepspeed"] = _deepspeed(opts.deepspeed)
+        main_cfg["deepspeed"] = deepspeed_file(opts.deepspeed, Path.cwd())
     python = backend_python(backend) if not dry_run else _python_or_placeholder(backend)
     if not dry_run:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -101,13 +101,6 @@ def plan(loaded: Loaded, backend: str, opts: LaunchOptions, resume: bool, force:
         env["HF_HUB_OFFLINE"] = "1"
     launch = Launch(launch.argv, env, launch.produces)
     return RunPlan(run_dir, config, launch, python, checkpoint)
-
-
-def _deepspeed(value: str) -> str:
-    from .paths import data_dir
-
-    preset = data_dir("recipes") / "deepspeed" / f"{value}.json"
-    return str(preset if preset.is_file() else Path(value).resolve())
 
 
 def _python_or_placeholder(backend: str) -> Path:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ...datasets import alpaca_to_messages, iter_rows, preference_to_conversations, preference_to_messages
-from ...emit import Emitted, Note, deepspeed_path, unsupported
+from ...emit import Emitted, Note, apply_passthrough, deepspeed_path, unsupported
 from ...findings import Finding, FtrError
 from ...modelinfo import config as model_config
 from ...modelinfo import special_token
@@ -253,10 +253,7 @@ def emit(recipe: Recipe, out_dir: Path) -> Emitted:
     if recipe.hardware.gpus == 0:
         cfg.update(CPU_FLAGS)
     notes = _notes(recipe)
-    for key, value in recipe.backends.get(NAME, {}).items():
-        if key in cfg and cfg[key] != value:
-            notes.append(Note(f"backends.{NAME}.{key}", f"passthrough value {value!r} replaces {cfg[key]!r}"))
-        cfg[key] = value
+    notes += apply_passthrough(cfg, recipe, NAME)
     return Emitted(NAME, VERSION, MAIN, configs={MAIN: cfg}, data_files=data_files, notes=notes)
 
 

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ...native import Mapper, Unmapped
+from ...native import Mapper, Unmapped, invert
 from .emit import RL, TEMPLATES
 
-TEMPLATE_BACK = {}
-for _ftr, _ax in TEMPLATES.items():
-    TEMPLATE_BACK.setdefault(_ax, _ftr)
-TEMPLATE_BACK["tokenizer_default"] = None
-RL_BACK = {value: key for key, value in RL.items()}
+TEMPLATE_BACK = {**invert(TEMPLATES), "tokenizer_default": None}
+RL_BACK = invert(RL)
 COSMETIC = ("adapter", "load_in_4bit", "load_in_8bit", "rl", "reward_model", "datasets", "test_datasets",
             "dataset_prepared_path", "bf16", "fp16", "tf32", "lora_target_linear", "lora_target_modules",
             "chat_template", "special_tokens", "use_wandb", "use_tensorboard", "use_mlflow", "bnb_config_kwargs")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ...emit import Emitted, Note, deepspeed_path, unsupported
+from ...emit import Emitted, Note, apply_passthrough, deepspeed_path, unsupported
 from ...recipe import PROMPT_METHODS, Dataset, Recipe
 
 NAME = "llamafactory"
@@ -192,10 +192,7 @@ def emit(recipe: Recipe, out_dir: Path) -> Emitted:
     if recipe.hardware.deepspeed:
         cfg["deepspeed"] = deepspeed_path(recipe)
     notes = _notes(recipe)
-    for key, value in recipe.backends.get(NAME, {}).items():
-        if key in cfg and cfg[key] != value:
-            notes.append(Note(f"backends.{NAME}.{key}", f"passthrough value {value!r} replaces {cfg[key]!r}"))
-        cfg[key] = value
+    notes += apply_passthrough(cfg, recipe, NAME)
     emitted = Emitted(NAME, VERSION, MAIN, configs={MAIN: cfg, DATASET_INFO: info}, notes=notes)
     return emitted
 

@@ -6,13 +6,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ...native import Mapper, Unmapped
+from ...native import Mapper, Unmapped, invert
 from .emit import STAGES, TEMPLATES
 
-TEMPLATE_BACK = {}
-for _ftr, _lf in TEMPLATES.items():
-    TEMPLATE_BACK.setdefault(_lf, _ftr)
-STAGE_BACK = {value: key for key, value in STAGES.items()}
+TEMPLATE_BACK = invert(TEMPLATES)
+STAGE_BACK = invert(STAGES)
 COSMETIC = ("do_train", "overwrite_output_dir", "plot_loss", "dataset_dir", "quantization_method",
             "finetuning_type", "stage", "pref_loss", "dataset", "eval_dataset")
 
