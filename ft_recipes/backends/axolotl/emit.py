@@ -15,18 +15,13 @@ from ...emit import Emitted, Note, apply_passthrough, deepspeed_path, unsupporte
 from ...findings import Finding, FtrError
 from ...modelinfo import config as model_config
 from ...modelinfo import special_token
+from .templates import TEMPLATES
 from ...recipe import PROMPT_METHODS, Dataset, Recipe
 
 NAME = "axolotl"
 VERSION = "0.19.0"
 MAIN = "axolotl.yaml"
 
-TEMPLATES = {
-    "chatml": "chatml", "qwen": "qwen_25", "qwen2.5": "qwen_25", "qwen3": "qwen3", "llama3": "llama3",
-    "llama2": "llama2", "mistral": "mistral_v1", "gemma": "gemma", "gemma2": "gemma", "gemma3": "gemma3",
-    "phi3": "phi_3", "phi4": "phi_4", "deepseek3": "deepseek_v3", "alpaca": "alpaca", "vicuna": "vicuna",
-    "zephyr": "zephyr", "tokenizer": "tokenizer_default",
-}
 RL = {"dpo": "dpo", "orpo": "orpo", "kto": "kto", "simpo": "simpo", "grpo": "grpo"}
 SCHEDULERS = {"cosine_with_min_lr": "cosine", "warmup_stable_decay": "warmup_stable_decay"}
 CPU_FLAGS = {"lora_mlp_kernel": False, "lora_qkv_kernel": False, "lora_o_kernel": False,

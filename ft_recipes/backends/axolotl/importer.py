@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ...native import Mapper, Unmapped, invert
-from .emit import RL, TEMPLATES
+from .emit import RL
+from .templates import TEMPLATES
 
 TEMPLATE_BACK = {**invert(TEMPLATES), "tokenizer_default": None}
 RL_BACK = invert(RL)

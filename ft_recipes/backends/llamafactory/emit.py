@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ...emit import Emitted, Note, apply_passthrough, deepspeed_path, unsupported
+from .templates import TEMPLATES
 from ...recipe import PROMPT_METHODS, Dataset, Recipe
 
 NAME = "llamafactory"
@@ -15,13 +16,6 @@ VERSION = "0.9.5"
 MAIN = "llamafactory.yaml"
 DATASET_INFO = "dataset_info.json"
 
-# ftr template name -> LLaMA-Factory template name.
-TEMPLATES = {
-    "chatml": "chatml", "qwen": "qwen", "qwen2.5": "qwen", "qwen3": "qwen3", "qwen3_nothink": "qwen3_nothink",
-    "llama3": "llama3", "llama2": "llama2", "mistral": "mistral", "gemma": "gemma", "gemma2": "gemma",
-    "gemma3": "gemma3", "phi3": "phi", "phi4": "phi4", "deepseek3": "deepseek3", "alpaca": "alpaca",
-    "vicuna": "vicuna", "zephyr": "zephyr", "default": "default", "empty": "empty",
-}
 STAGES = {"pt": ("pt", None), "sft": ("sft", None), "rm": ("rm", None), "ppo": ("ppo", None),
           "dpo": ("dpo", "sigmoid"), "orpo": ("dpo", "orpo"), "simpo": ("dpo", "simpo"), "kto": ("kto", None)}
 SHAREGPT_TAGS = {"role": "role_tag", "content": "content_tag", "user": "user_tag", "assistant": "assistant_tag"}

@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 
 from ...native import Mapper, Unmapped, invert
-from .emit import STAGES, TEMPLATES
+from .emit import STAGES
+from .templates import TEMPLATES
 
 TEMPLATE_BACK = invert(TEMPLATES)
 STAGE_BACK = invert(STAGES)

@@ -9,8 +9,8 @@ from ..registry import Context, Rule, rule
 
 def known_templates() -> set[str]:
     """ftr template names some backend can express."""
-    from ...backends.axolotl.emit import TEMPLATES as AXOLOTL
-    from ...backends.llamafactory.emit import TEMPLATES as LLAMAFACTORY
+    from ...backends.axolotl.templates import TEMPLATES as AXOLOTL
+    from ...backends.llamafactory.templates import TEMPLATES as LLAMAFACTORY
 
     return set(LLAMAFACTORY) | set(AXOLOTL)
 
