@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Iterator
 
@@ -79,3 +81,55 @@ def preference_to_conversations(row: dict, ds: Dataset) -> dict:
     if system:
         out["system"] = system[0]["content"]
     return out
+
+
+# Where the backend will run: native configs resolve dataset, dataset_dir and DeepSpeed paths against the
+# working directory of the backend (both LLaMA-Factory and Axolotl do), not against the config's folder.
+_RUN_DIR: ContextVar[Path | None] = ContextVar("ftr_run_dir", default=None)
+_DATASET_DIR: ContextVar[str | None] = ContextVar("ftr_dataset_dir", default=None)
+_UNCHECKED: dict[str, str] = {}
+
+
+def run_dir() -> Path:
+    """The directory the backend is run from: the one set by ``running_from``, else the working directory."""
+    return _RUN_DIR.get() or Path.cwd()
+
+
+def run_dir_given() -> bool:
+    return _RUN_DIR.get() is not None
+
+
+def dataset_dir_override() -> str | None:
+    """A dataset-registry directory given on the command line, over the one the config names."""
+    return _DATASET_DIR.get()
+
+
+@contextmanager
+def running_from(directory: str | Path | None = None, dataset_dir: str | None = None):
+    """Resolve native paths as a backend run from ``directory`` (and, if given, with ``dataset_dir``) would."""
+    tokens = (_RUN_DIR.set(Path(directory).resolve() if directory else None), _DATASET_DIR.set(dataset_dir))
+    try:
+        yield
+    finally:
+        _RUN_DIR.reset(tokens[0])
+        _DATASET_DIR.reset(tokens[1])
+
+
+def resolve_local(value: str | Path) -> Path:
+    """A path as the backend resolves it: absolute as written, else relative to ``run_dir()``."""
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else (run_dir() / path).resolve()
+
+
+# What an importer learnt about a path while resolving it as the backend does, for the lint rules:
+# "unchecked" (not resolvable here: a missing file is not an error), "undefined" (the backend's registry does
+# not define the dataset: an error), "rows" (rows in a backend format ftr does not read: not judged).
+_NOTES: dict[tuple[str, str], str] = {}
+
+
+def note_path(path: Path, kind: str, reason: str) -> None:
+    _NOTES[(kind, str(path))] = reason
+
+
+def path_note(path: Path, kind: str) -> str | None:
+    return _NOTES.get((kind, str(path)))

@@ -8,6 +8,10 @@ process, from a copy of its corpus folder as working directory, the way its user
 finds `data/dataset_info.json` there; both resolve DeepSpeed paths there). The network is off
 (HF_HUB_OFFLINE=1): a verdict that needs the hub is recorded as "offline", not as a refusal.
 
+For LLaMA-Factory, whose parser does not look at the data, the files it accepts also go through its own dataset
+resolution (scripts/realworld_lf_data.py): a name dataset_info.json does not define, or a local file it names
+that does not exist, is a refusal ("data: ...").
+
 Verdicts: "ok" (accepted, nothing dropped), "dropped" (accepted, but keys silently dropped: Axolotl),
 "refused" (the validator raised), "offline" (it raised because it could not reach the hub), "env" (it raised
 because its environment lacks an optional package the file asks for: not a verdict on the file).
@@ -31,7 +35,9 @@ HELPERS = {name: ROOT / "ft_recipes" / "backends" / name / "validate_helper.py"
            for name in ("llamafactory", "axolotl")}
 OFFLINE = re.compile(r"offline|HF_HUB_OFFLINE|couldn't connect|connection|LocalEntryNotFound|"
                      r"We couldn't connect|does not appear to have a file named|Max retries", re.IGNORECASE)
-PACKAGE = re.compile(r"The '([A-Za-z0-9_.-]+)[^']*' distribution was not found|No module named '([^']+)'")
+PACKAGE = re.compile(r"The '([A-Za-z0-9_.-]+)[^']*' distribution was not found|No module named '([^']+)'|"
+                     r"but ([A-Za-z0-9_]+) is not installed")
+DATA_CHECK = {"llamafactory": ROOT / "scripts" / "realworld_lf_data.py"}
 OPTIONAL_KEYS = {"matplotlib": "plot_loss", "deepspeed": "deepspeed"}
 
 
@@ -76,7 +82,7 @@ def _helper(python: str, backend: str, work: Path, files: list[str]) -> dict[str
 
 def _missing_package(record: dict) -> str | None:
     match = PACKAGE.search(record.get("error") or "")
-    return (match.group(1) or match.group(2)) if match else None
+    return next(g for g in match.groups() if g) if match else None
 
 
 def _without(path: Path, keys: list[str]) -> None:
@@ -109,15 +115,48 @@ def run_helper(backend: str, python: str, files: list[str]) -> dict[str, dict]:
             out.update(_helper(python, backend, work, again))
         for path, keys in removed.items():
             out[path]["checked_without"] = keys
+        if backend in DATA_CHECK:
+            _data_check(python, backend, work, out)
     return out
+
+
+def _data_check(python: str, backend: str, work: Path, out: dict[str, dict]) -> None:
+    """The backend's own dataset resolution, for files its config parser accepted (it does not look at data)."""
+    accepted = [path for path, record in out.items() if record.get("ok")]
+    done = subprocess.run([python, str(DATA_CHECK[backend]), *accepted], cwd=work, capture_output=True, text=True)
+    for line in done.stdout.splitlines():
+        record = json.loads(line)
+        if not record["ok"]:
+            out[record["path"]].update(ok=False, error=f"data: {record['error']}")
+
+
+# Axolotl renames `fsdp_config.fsdp_<name>` to `<name>` before validating (deprecated spelling,
+# check_fsdp_config_kwargs_prefix); the helper's walk sees the old spelling as dropped when <name> is a field.
+FSDP_FIELDS = "from axolotl.utils.schemas.fsdp import FSDPConfig; print(' '.join(FSDPConfig.model_fields))"
+
+
+def _renamed_not_dropped(python: str, records: dict[str, dict]) -> None:
+    fields = set(subprocess.run([python, "-c", FSDP_FIELDS], capture_output=True, text=True).stdout.split())
+    for record in records.values():
+        kept = []
+        for key in record.get("dropped") or []:
+            head, _, name = key.partition(".fsdp_")
+            if head == "fsdp_config" and name in fields:
+                record.setdefault("renamed", []).append(key)
+            else:
+                kept.append(key)
+        if "dropped" in record:
+            record["dropped"] = kept
 
 
 def verdicts_for(backend: str, python: str) -> dict:
     records = run_helper(backend, python, corpus_files(backend))
+    if backend == "axolotl":
+        _renamed_not_dropped(python, records)
     files = {}
     for path, record in sorted(records.items()):
         entry = {"verdict": classify(record)}
-        for key in ("error", "dropped", "checked_without"):
+        for key in ("error", "dropped", "renamed", "checked_without"):
             if record.get(key):
                 entry[key] = record[key].splitlines()[0][:400] if key == "error" else record[key]
         files[path] = entry

@@ -123,8 +123,11 @@ class DatasetRows(Rule):
     fix = "Fix the rows, pick the right `format`, or map the file's names with `columns:`."
 
     def check(self, ctx: Context) -> None:
+        from ...datasets import path_note
+
         for ds in ctx.recipe.data.train + ctx.recipe.data.val:
-            if ds.path is not None and ds.path.is_file() and ds.path.suffix in (".jsonl", ".json"):
+            if ds.path is not None and ds.path.is_file() and ds.path.suffix in (".jsonl", ".json") and \
+                    not path_note(ds.path, "rows"):
                 self._check_file(ctx, ds)
 
     def _check_file(self, ctx: Context, ds: Dataset) -> None:
