@@ -87,12 +87,17 @@ def _hint_for(value: Any, expected: Any) -> str:
 
 
 def _check_mapping(doc: Document, data: dict, path: tuple, known: dict[str, dict], backend: str,
-                   version: str, where: str) -> list[Finding]:
+                   version: str, where: str, prefix: str = "") -> list[Finding]:
     findings = []
     for key, value in data.items():
         kpath = path + (key,)
         line, col = doc.pos(kpath, key=True)
         spec = known.get(key)
+        if spec is None and prefix and key.startswith(prefix) and key[len(prefix):] in known:
+            findings.append(Finding(doc.file, line, col, "FTR006", "warning",
+                                    f"{dotted(kpath)!r} is a deprecated spelling in {backend} {version}",
+                                    f"{backend} reads it as {key[len(prefix):]!r}; write that", dotted(kpath)))
+            spec = known[key[len(prefix):]]
         if spec is None:
             close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.7)
             hint = f"did you mean {close[0]}?" if close else f"not a {where} key of {backend} {version}"
@@ -100,7 +105,12 @@ def _check_mapping(doc: Document, data: dict, path: tuple, known: dict[str, dict
                                     f"unknown key {dotted(kpath)!r}: {UNKNOWN_FATE.get(backend, 'unknown')}",
                                     hint, dotted(kpath)))
             continue
-        if spec.get("deprecated"):
+        removed = spec.get("removed")
+        if removed and value is not None and (removed == "any" or value):
+            findings.append(Finding(doc.file, line, col, "FTR006", "error",
+                                    f"{key!r} is no longer supported by {backend} {version}: it refuses the file",
+                                    (spec.get("description") or "remove it").split(".")[0][:120], dotted(kpath)))
+        elif spec.get("deprecated"):
             findings.append(Finding(doc.file, line, col, "FTR006", "warning",
                                     f"{key!r} is deprecated in {backend} {version}",
                                     (spec.get("description") or "").split(".")[0][:120], dotted(kpath)))
@@ -127,6 +137,11 @@ def check_native(doc: Document, backend: str, version: str | None = None) -> lis
     version = catalogue.get("version", "?")
     plugins = [p for p in doc.data.get("plugins") or [] if isinstance(p, str)]
     findings = _check_mapping(doc, doc.data, (), _known(catalogue, plugins), backend, version, "top-level")
+    for section, keys in catalogue.get("section_keys", {}).items():
+        if isinstance(doc.data.get(section), dict):
+            prefix = catalogue.get("section_prefixes", {}).get(section, "")
+            findings += _check_mapping(doc, doc.data[section], (section,), keys, backend, version,
+                                       f"{section}", prefix)
     model = catalogue.get("dataset_keys", {}).get(_dataset_model(doc.data))
     for list_key in ("datasets", "test_datasets"):
         entries = doc.data.get(list_key)

@@ -49,11 +49,12 @@ def cause(finding) -> str:
 
 
 def best_practice(code: str) -> bool:
-    """A best-practice rule: one whose default severity is below error (a rule pack may raise it)."""
+    """A best-practice rule: outside the structure rules (FTR0xx: facts about the file), one whose default
+    severity is below error (a message or a rule pack may raise it)."""
     from ft_recipes.lint.registry import all_rules
 
     rule = all_rules().get(code)
-    return rule is not None and rule.severity != "error"
+    return not code.startswith("FTR0") and rule is not None and rule.severity != "error"
 
 
 def lint_errors(backend: str, path: str) -> list:
@@ -137,9 +138,10 @@ def measure_convert(data: dict | None = None, validate: bool = False) -> dict:
     return out
 
 
-def _validate_converted(target: str, converted: dict[str, Path]) -> int | None:
+def _validate_converted(target: str, converted: dict[str, Path]) -> dict | None:
+    """{"accepted": n, "refused": {source file: the target validator's error}}; None without its environment."""
     sys.path.insert(0, str(ROOT / "scripts"))
-    from realworld_verdicts import _helper, backend_python  # noqa: E402 - a sibling script
+    from realworld_verdicts import _helper, backend_python, classify  # noqa: E402 - a sibling script
 
     python = backend_python(target)
     if python is None:
@@ -150,7 +152,11 @@ def _validate_converted(target: str, converted: dict[str, Path]) -> int | None:
         if configs:
             mains[source] = str(configs[0])
     records = _helper(python, target, Path(tempfile.gettempdir()), list(mains.values()))
-    return sum(1 for p in mains.values() if records[p].get("ok") and not records[p].get("dropped"))
+    verdicts = {source: classify(records[p]) for source, p in mains.items()}
+    refused = {source: records[p].get("error") or f"dropped {records[p].get('dropped')}"
+               for source, p in mains.items() if verdicts[source] in ("refused", "dropped")}
+    unjudged = sum(1 for v in verdicts.values() if v in ("env", "offline"))
+    return {"accepted": sum(1 for v in verdicts.values() if v == "ok"), "refused": refused, "unjudged": unjudged}
 
 
 def main(argv: list[str]) -> int:
@@ -170,10 +176,14 @@ def main(argv: list[str]) -> int:
             for path in m["missed"]:
                 print(f"   missed: {path}")
     for backend, c in conv.items():
-        extra = f", {c['accepted_by_target']} accepted by {OTHER[backend]}" if "accepted_by_target" in c else ""
+        target = c.get("accepted_by_target")
+        extra = (f", {target['accepted']} accepted by {OTHER[backend]} ({target['unjudged']} not judged there: "
+                 f"its environment lacks a package they need)") if target else ""
         print(f"convert {backend} -> {OTHER[backend]}: {c['converted']} of {c['accepted']}{extra}")
         for text, count in c["refusals"].items():
             print(f"   {count:4d}  {text}")
+        for source, error in (target or {}).get("refused", {}).items():
+            print(f"   refused by {OTHER[backend]}: {source}: {error[:160]}")
     return 0
 
 

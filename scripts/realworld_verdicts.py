@@ -37,6 +37,7 @@ OFFLINE = re.compile(r"offline|HF_HUB_OFFLINE|couldn't connect|connection|LocalE
                      r"We couldn't connect|does not appear to have a file named|Max retries", re.IGNORECASE)
 PACKAGE = re.compile(r"The '([A-Za-z0-9_.-]+)[^']*' distribution was not found|No module named '([^']+)'|"
                      r"but ([A-Za-z0-9_]+) is not installed")
+MACHINE = re.compile(r"not supported on this GPU|requires a GPU|CUDA is not available")  # the host, not the file
 DATA_CHECK = {"llamafactory": ROOT / "scripts" / "realworld_lf_data.py"}
 OPTIONAL_KEYS = {"matplotlib": "plot_loss", "deepspeed": "deepspeed"}
 
@@ -59,7 +60,7 @@ def backend_python(backend: str) -> str | None:
 def classify(record: dict) -> str:
     if record.get("ok"):
         return "dropped" if record.get("dropped") else "ok"
-    if _missing_package(record):
+    if _missing_package(record) or MACHINE.search(record.get("error") or ""):
         return "env"
     return "offline" if OFFLINE.search(record.get("error") or "") else "refused"
 
@@ -149,6 +150,12 @@ def _renamed_not_dropped(python: str, records: dict[str, dict]) -> None:
             record["dropped"] = kept
 
 
+def _first_lines(error: str) -> str:
+    """The error's first lines (a pydantic ValidationError names the field on its second and third)."""
+    lines = [line.strip() for line in error.splitlines() if line.strip()][:3]
+    return " | ".join(lines)[:400]
+
+
 def verdicts_for(backend: str, python: str) -> dict:
     records = run_helper(backend, python, corpus_files(backend))
     if backend == "axolotl":
@@ -158,7 +165,7 @@ def verdicts_for(backend: str, python: str) -> dict:
         entry = {"verdict": classify(record)}
         for key in ("error", "dropped", "renamed", "checked_without"):
             if record.get(key):
-                entry[key] = record[key].splitlines()[0][:400] if key == "error" else record[key]
+                entry[key] = _first_lines(record[key]) if key == "error" else record[key]
         files[path] = entry
     version = subprocess.run([python, "-c", f"import importlib.metadata as m; print(m.version({backend!r}))"],
                              capture_output=True, text=True).stdout.strip()
