@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 from functools import lru_cache
 from typing import Any, Iterable
 
@@ -170,4 +171,75 @@ def validate(resolved: Resolved) -> list[Finding]:
             if (finding.line, finding.col, finding.message) not in seen:
                 seen.add((finding.line, finding.col, finding.message))
                 findings.append(finding)
+    if not findings:
+        findings = semantic(resolved)
     return sorted(findings)
+
+
+# --- checks JSON Schema cannot express ----------------------------------------------------------------------
+
+def _numbers(data: Any, path: tuple = ()):
+    if isinstance(data, dict):
+        for key, value in data.items():
+            yield from _numbers(value, path + (key,))
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            yield from _numbers(value, path + (i,))
+    elif isinstance(data, float):
+        yield path, data
+
+
+def _finding(resolved: Resolved, path: tuple, message: str, hint: str = "") -> Finding:
+    src = resolved.source(path)
+    file = src.file if src else resolved.document.file
+    line, col = (src.line, src.col) if src else (1, 1)
+    return Finding(file, line, col, "FTR002", "error", message, hint, dotted(path))
+
+
+def _layer_rank(resolved: Resolved, path: tuple) -> int:
+    src = resolved.provenance.get(path)
+    files = [layer.file for layer in resolved.layers]
+    return files.index(src.file) if src and src.file in files else len(files)
+
+
+def _cadence_conflicts(resolved: Resolved) -> list[Finding]:
+    """``every: epoch`` next to ``steps: N`` written in the same file: which one the user meant is unknown."""
+    out = []
+    for section, steps_key in (("eval", "steps"), ("output", "save_steps")):
+        every_key = "every" if section == "eval" else "save"
+        part = resolved.data.get(section)
+        if not isinstance(part, dict) or every_key not in part or part[every_key] == "steps":
+            continue
+        for key in (steps_key, "per_epoch"):
+            if key in part and _layer_rank(resolved, (section, key)) == _layer_rank(resolved, (section, every_key)):
+                out.append(_finding(resolved, (section, key),
+                                    f"{section}.{key} is set but {section}.{every_key} is {part[every_key]!r}",
+                                    f"remove {section}.{every_key} (a step count implies steps) or {section}.{key}"))
+    return out
+
+
+def semantic(resolved: Resolved) -> list[Finding]:
+    """FTR002 for values the schema admits but no backend can run: NaN and infinities, a fractional row count,
+    cosine_with_min_lr without train.min_lr, contradicting cadences in one file."""
+    out = [_finding(resolved, path, f"{dotted(path)}: {value!r} is not a finite number", "write a finite number")
+           for path, value in _numbers(resolved.data) if not math.isfinite(value)]
+    if out:
+        return out
+    data = resolved.data
+    split = (data.get("data") or {}).get("val", {}).get("split") if isinstance(data.get("data"), dict) else None
+    if isinstance(split, float) and split >= 1 and not split.is_integer():
+        out.append(_finding(resolved, ("data", "val", "split"),
+                            f"data.val.split: {split!r} is neither a fraction below 1 nor a whole row count",
+                            "write a fraction such as 0.1, or a number of rows such as 200"))
+    train = data.get("train") if isinstance(data.get("train"), dict) else {}
+    if train.get("scheduler") == "cosine_with_min_lr" and "min_lr" not in train:
+        out.append(_finding(resolved, ("train", "scheduler"), "train.scheduler: cosine_with_min_lr needs train.min_lr",
+                            "set train.min_lr, e.g. a tenth of train.lr"))
+    if "min_lr" in train and train.get("scheduler") != "cosine_with_min_lr":
+        out.append(_finding(resolved, ("train", "min_lr"), "train.min_lr is only used by cosine_with_min_lr",
+                            "set train.scheduler: cosine_with_min_lr, or remove train.min_lr"))
+    lr = train.get("lr", 1e-4)
+    if isinstance(train.get("min_lr"), (int, float)) and isinstance(lr, (int, float)) and train["min_lr"] >= lr:
+        out.append(_finding(resolved, ("train", "min_lr"), f"train.min_lr {train['min_lr']} is not below train.lr {lr}",
+                            "the schedule decays from train.lr down to train.min_lr"))
+    return out + _cadence_conflicts(resolved)
