@@ -13,6 +13,7 @@ from pathlib import Path
 from ...datasets import alpaca_to_messages, iter_rows, preference_to_conversations, preference_to_messages
 from ...emit import Emitted, apply_passthrough, deepspeed_path, unsupported
 from ...findings import Finding, FtrError
+from ...lint.rules.data import row_problem
 from ...modelinfo import config as model_config
 from ...modelinfo import special_token
 from .templates import TEMPLATES
@@ -46,6 +47,14 @@ def _rows(recipe: Recipe, ds: Dataset) -> list[dict]:
                                                      f"cannot read dataset {ds.path}: {exc}",
                                                      "Axolotl needs alpaca/preference rows rewritten as messages; "
                                                      "ftr reads .jsonl/.json", ".".join(map(str, ds.key_path)))])
+    for number, row in enumerate(rows, 1):
+        problem = row_problem(row, ds) if isinstance(row, dict) else ("not a JSON object", "")
+        if problem:
+            file, line, col = recipe.where(ds.key_path + ("path",))
+            message = f"{ds.path.name} row {number}: {problem[0]} for format {ds.format}"
+            raise FtrError(message, [Finding(file, line, col, "FTR204", "error", message,
+                                             "fix the rows, the format, or map the columns with `columns:`",
+                                             ".".join(map(str, ds.key_path)))])
     return rows
 
 
