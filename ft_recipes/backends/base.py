@@ -172,3 +172,20 @@ def check(backend: Backend, recipe) -> None:
             continue
         raise _refuse(recipe, backend, path, f"{backend.title} cannot express {dotted}",
                       lambda b, d=dotted: b.keys.covers(d))
+
+
+# --- the effective-value oracle's expectations -------------------------------------------------------------
+
+def expectations(backend: Backend, recipe) -> list[tuple[str, str, Any]]:
+    """(recipe path, effective path, expected value) for every field the backend's parser should hold: the key
+    table's rows with an ``effective`` location plus the backend's structural expectations (``oracle.py``)."""
+    out = []
+    for row in backend.keys:
+        if not row.effective:
+            continue
+        value = recipe_value(recipe, row.path)
+        if value is None or (row.when and not row.when(recipe)):
+            continue
+        out.append((row.path, row.effective, row.expected(value)))
+    module = importlib.import_module(f"ft_recipes.backends.{backend.name}.oracle")
+    return out + list(module.structural(recipe))

@@ -28,6 +28,8 @@ def _compute_dtype_differs(recipe) -> bool:
 
 
 APPROXIMATIONS = (
+    Approximation("data.max_length", "LLaMA-Factory packs sequences of data.max_length - 1 tokens",
+                  lambda r: r.data.packing),
     Approximation("method.quant.compute_dtype",
                   "LLaMA-Factory derives the 4-bit compute dtype from the training precision, not from "
                   "method.quant.compute_dtype", _compute_dtype_differs),

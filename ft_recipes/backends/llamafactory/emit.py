@@ -64,6 +64,15 @@ def _check(recipe: Recipe) -> None:
     from . import BACKEND
 
     check(BACKEND, recipe)
+    lora = recipe.method.lora
+    if lora and lora.init == "pissa" and recipe.method.quant:
+        raise unsupported(recipe, ("method", "lora", "init"),
+                          "LLaMA-Factory initialises PiSSA on a quantized model only through its scripts/pissa_init.py",
+                          "use --backend axolotl or --backend trl, which can")
+    if recipe.data.train_on_prompt and recipe.stage != "sft":
+        raise unsupported(recipe, ("data", "train_on_prompt"),
+                          f"LLaMA-Factory trains on prompts only in sft, not in {recipe.stage}",
+                          "remove data.train_on_prompt for this stage")
     if recipe.data.overlength == "drop" and not recipe.data.packing:
         raise unsupported(recipe, ("data", "overlength"),
                           "LLaMA-Factory truncates over-long examples and cannot drop them",

@@ -1,0 +1,30 @@
+"""What LLaMA-Factory's parser should hold for the structural parts of a recipe (the oracle tests compare it
+with ``get_train_args``'s effective values; the plain keys' expectations come from keys.py)."""
+
+from __future__ import annotations
+
+from .emit import FINETUNING, STAGES, _ratio
+
+
+def structural(recipe):
+    t, d, e, o = recipe.train, recipe.data, recipe.eval, recipe.output
+    stage, loss = STAGES[recipe.stage]
+    yield "stage", "finetuning.stage", stage
+    if loss:
+        yield "stage", "finetuning.pref_loss", loss
+    yield "method.type", "finetuning.finetuning_type", FINETUNING[recipe.method.type]
+    yield "train.max_steps", "training.max_steps", t.max_steps if t.max_steps is not None else -1
+    yield "train.warmup_steps", "training.warmup_steps", t.warmup_steps if t.warmup_steps is not None \
+        else t.warmup_ratio or 0.0
+    yield "train.precision", "training.bf16", t.precision == "bf16"
+    yield "train.precision", "training.fp16", t.precision == "fp16"
+    yield "data.packing", "data.packing", d.packing
+    yield "eval.every", "training.eval_strategy", e.strategy if d.has_validation else "no"
+    if e.strategy == "steps" and d.has_validation:
+        yield "eval.steps", "training.eval_steps", e.steps or _ratio(e.per_epoch, t)
+    yield "eval.batch_size", "training.per_device_eval_batch_size", e.batch_size or t.micro_batch_size
+    if o.save == "steps":
+        yield "output.save_steps", "training.save_steps", o.save_steps or _ratio(o.per_epoch, t) or 500
+    if recipe.method.quant:
+        yield "method.quant.compute_dtype", "model.compute_dtype", \
+            f"torch.{ {'bf16': 'bfloat16', 'fp16': 'float16', 'fp32': 'float32'}[recipe.method.quant.compute_dtype]}"
