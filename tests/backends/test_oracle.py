@@ -42,11 +42,13 @@ OPTIMIZERS = ("adamw_torch", "adamw_torch_fused", "adafactor", "sgd")
 # --- generated recipes -------------------------------------------------------------------------------------
 
 @st.composite
-def recipe_docs(draw, prompt_methods: bool):
-    stage = draw(st.sampled_from(sorted(STAGE_DATA)))
+def recipe_docs(draw, caps):
+    """A recipe within the backend's capabilities (what it cannot express is tested by the refusal tests)."""
+    stage = draw(st.sampled_from(sorted(set(STAGE_DATA) & caps.stages)))
     fmt = draw(st.sampled_from(STAGE_DATA[stage]))
-    methods = ["full", "freeze", "lora", "qlora"] + (["prefix", "ptuning", "prompt"] if prompt_methods else [])
-    kind = draw(st.sampled_from(methods))
+    kind = draw(st.sampled_from(sorted(caps.methods)))
+    if kind in ("prefix", "ptuning", "prompt") and stage == "dpo":
+        kind = "lora"
     method: dict = {"type": kind}
     if kind in ("lora", "qlora"):
         method["lora"] = {"r": draw(st.sampled_from([4, 8, 16])), "alpha": draw(st.sampled_from([8, 16, 32.0])),
@@ -59,6 +61,8 @@ def recipe_docs(draw, prompt_methods: bool):
                            "double_quant": draw(st.booleans())}
     elif kind == "lora" and draw(st.integers(0, 4)) == 0:
         method["quant"] = {"bits": 8}
+    if kind in ("prefix", "ptuning", "prompt"):
+        method["prompt"] = {"num_virtual_tokens": draw(st.integers(4, 32))}
     if kind == "freeze":
         method["freeze"] = {"trainable_layers": draw(st.sampled_from([1, 2, -1]))}
     train: dict = {"lr": draw(st.sampled_from([1e-5, 5e-5, 2e-4, 3e-4])),
@@ -106,12 +110,12 @@ def recipe_docs(draw, prompt_methods: bool):
     return doc
 
 
-def _generate(prompt_methods: bool) -> list[dict]:
+def _generate(caps) -> list[dict]:
     docs: list[dict] = []
 
     @settings(max_examples=N, derandomize=True, database=None, deadline=None,
               suppress_health_check=list(HealthCheck))
-    @given(recipe_docs(prompt_methods))
+    @given(recipe_docs(caps))
     def collect(doc):
         docs.append(doc)
 
@@ -222,7 +226,7 @@ def oracle_cases(tmp_path_factory, tiny_assets):
         run = Run(name)
         for source in (*EXAMPLES, *PRESETS):
             run.add(f"{source.parent.name}/{source.name}", _wrapper(source, root / name / f"{source.parent.name}-{source.stem}", tiny_assets))
-        for i, doc in enumerate(_generate(prompt_methods=name == "trl")):
+        for i, doc in enumerate(_generate(run.backend.capabilities)):
             run.add(f"generated[{i}]", _write(doc, root / name / f"g{i:03d}", tiny_assets))
         runs[name] = run
     return runs
