@@ -129,7 +129,13 @@ def import_document(doc: Document, dialect: str | None = None) -> Imported:
     if dialect == "recipe":
         raise FtrError(f"{doc.file} is already a recipe", exit_code=2)
     mapper = Mapper(doc)
-    backends.importer(dialect).to_recipe(mapper, Path(doc.file).resolve().parent)
+    try:
+        backends.importer(dialect).to_recipe(mapper, Path(doc.file).resolve().parent)
+    except TypeError as exc:  # a value of a type the backend would refuse too (a list where a name belongs)
+        finding = Finding(doc.file, 1, 1, "FTR002", "error",
+                          f"cannot read this {dialect} config: a value has an unexpected type ({exc})",
+                          f"run `ftr lint --dialect {dialect}` for the key-by-key check")
+        raise FtrError(str(exc), [finding]) from None
     passthrough = mapper.leftover()
     if passthrough:
         mapper.put(("backends", dialect), passthrough)

@@ -118,3 +118,10 @@ def test_no_core_module_names_a_backend_key():
                     and (rel, node.value) not in NOT_KEYS:
                 offenders.append(f"{rel}:{node.lineno}: {node.value!r}")
     assert not offenders
+
+
+def test_generated_backend_docs_are_current():
+    from ft_recipes.backends.docs import DOCS, PAGES
+
+    for name, page in PAGES.items():
+        assert (DOCS / name).read_text() == page(), f"docs/backends/{name} is stale: python -m ft_recipes.backends.docs"
