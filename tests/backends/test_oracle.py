@@ -146,6 +146,8 @@ def _wrapper(source: Path, folder: Path, tiny) -> Path:
     base = yaml.safe_load(source.read_text()) or {}
     if not (base.get("data") or {}).get("train"):
         doc["data"] = {"train": [{"path": str(tiny.data / "alpaca.jsonl"), "format": "alpaca"}]}
+    if base.get("stage") == "pt":
+        doc["data"] = {"train": [{"path": str(tiny.data / "text.jsonl"), "format": "text"}]}
     if base.get("stage") in ("dpo", "orpo", "simpo", "rm", "kto"):
         doc["data"] = {"train": [{"path": str(tiny.data / "preference.jsonl"), "format": "preference"}]}
     path = folder / "recipe.yaml"

@@ -36,6 +36,11 @@ def _check(recipe: Recipe) -> None:
         raise unsupported(recipe, ("stage",), "ftr does not yet emit KTO datasets for Axolotl",
                           "use --backend llamafactory for kto")
     check(BACKEND, recipe)
+    chat = [ds for ds in recipe.data.train if ds.format != "text"]
+    if recipe.stage == "pt" and chat:
+        raise unsupported(recipe, chat[0].key_path + ("format",),
+                          f"Axolotl has no pretraining stage: {chat[0].format} rows would train as sft",
+                          "use format: text rows for pt, or stage: sft")
 
 
 def _rows(recipe: Recipe, ds: Dataset) -> list[dict]:

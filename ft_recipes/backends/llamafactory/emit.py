@@ -101,12 +101,13 @@ def _structure(recipe: Recipe, cfg: dict, out_dir: Path) -> dict:
     cfg["warmup_steps"] = t.warmup_steps if t.warmup_steps is not None else float(t.warmup_ratio or 0.0)
     cfg["bf16"] = t.precision == "bf16"
     cfg["fp16"] = t.precision == "fp16"
-    cfg["eval_strategy"] = recipe.eval.strategy if d.has_validation else "no"
+    cfg["eval_strategy"] = _strategy(recipe.eval.strategy, recipe.eval.per_epoch) if d.has_validation else "no"
     eval_steps = recipe.eval.steps or _ratio(recipe.eval.per_epoch, t)
-    if recipe.eval.strategy == "steps" and d.has_validation and eval_steps:
+    if cfg["eval_strategy"] == "steps" and eval_steps:
         cfg["eval_steps"] = eval_steps
     cfg["per_device_eval_batch_size"] = recipe.eval.batch_size or t.micro_batch_size
-    if o.save == "steps":
+    cfg["save_strategy"] = _strategy(o.save, o.per_epoch)
+    if cfg["save_strategy"] == "steps":
         cfg["save_steps"] = o.save_steps or _ratio(o.per_epoch, t) or 500
     cfg["report_to"] = list(o.report_to) or "none"
     cfg["plot_loss"] = False
@@ -126,8 +127,15 @@ def emit(recipe: Recipe, out_dir: Path) -> Emitted:
     return Emitted(NAME, VERSION, MAIN, configs={MAIN: cfg, DATASET_INFO: info}, notes=notes)
 
 
+def _strategy(strategy: str, per_epoch: int | None) -> str:
+    """Once per epoch is the epoch strategy (a ratio of 1.0 would read as every single step)."""
+    return "epoch" if per_epoch == 1 and strategy == "steps" else strategy
+
+
 def _ratio(per_epoch: int | None, t) -> float | None:
-    """N times per epoch as Hugging Face's fraction-of-total-steps (what Axolotl's *_per_epoch computes)."""
+    """N times per epoch as Hugging Face's fraction-of-total-steps (what Axolotl's *_per_epoch computes);
+    None when that fraction would not be below 1 (transformers reads 1.0 and more as a step count)."""
     if not per_epoch:
         return None
-    return round(1.0 / (per_epoch * (t.epochs if t.max_steps is None and t.epochs else 1.0)), 6)
+    ratio = round(1.0 / (per_epoch * (t.epochs if t.max_steps is None and t.epochs else 1.0)), 6)
+    return ratio if ratio < 1 else None

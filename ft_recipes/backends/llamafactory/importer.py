@@ -110,7 +110,7 @@ def _train(m: Mapper) -> None:
     if m.has("max_steps") and as_int(m.src["max_steps"]) != -1:
         m.take("max_steps", ("train", "max_steps"), convert=as_int)
     warmup = m.src.get("warmup_steps")
-    if isinstance(warmup, (int, float)) and not isinstance(warmup, bool) and 0 < warmup < 1:
+    if isinstance(warmup, float) and 0 <= warmup < 1:  # transformers reads warmup_steps < 1 as a ratio
         m.take("warmup_steps", ("train", "warmup_ratio"))
     elif m.has("warmup_steps"):
         m.take("warmup_steps", ("train", "warmup_steps"), convert=as_int)
@@ -120,19 +120,40 @@ def _train(m: Mapper) -> None:
     m.put(("train", "precision"), precision_key or "fp32", precision_key)
 
 
+def _per_epoch(m: Mapper, key: str) -> int | None:
+    """A fraction of the total steps that is N times per epoch (what ftr writes for per_epoch), else None."""
+    ratio, epochs = m.src.get(key), m.src.get("num_train_epochs", 3.0)
+    if not (isinstance(ratio, float) and 0 < ratio < 1):
+        return None
+    if as_int(m.src.get("max_steps", -1)) not in (-1, None):
+        epochs = 1.0
+    if not isinstance(epochs, (int, float)) or epochs <= 0:
+        return None
+    times = 1.0 / (ratio * epochs)
+    return round(times) if abs(times - round(times)) < 1e-3 else None
+
+
 def _eval_output(m: Mapper, base: Path) -> None:
     strategy = m.get("eval_strategy", "no")
+    per_epoch = _per_epoch(m, "eval_steps")
     m.put(("eval", "every"), strategy, "eval_strategy" if m.has("eval_strategy") else None)
     steps = m.src.get("eval_steps")
-    if isinstance(steps, float) and 0 < steps < 1:
+    if per_epoch:
+        m.put(("eval", "per_epoch"), per_epoch, "eval_steps")
+        m.used.add("eval_steps")
+    elif isinstance(steps, float) and 0 < steps < 1:
         m.notes.append(Unmapped("eval_steps", steps, "a fraction of the total steps; kept under "
                                                      "backends.llamafactory"))
     else:
         m.take("eval_steps", ("eval", "steps"), convert=as_int)
     m.take("per_device_eval_batch_size", ("eval", "batch_size"), convert=as_int)
     m.take("output_dir", ("output", "dir"), str(base / "trainer_output"), lambda v: str((base / v).resolve()))
-    save = m.src.get("save_steps")
-    if isinstance(save, float) and 0 < save < 1:
+    save, save_per_epoch = m.src.get("save_steps"), _per_epoch(m, "save_steps")
+    m.take("save_strategy", ("output", "save"), "steps")
+    if save_per_epoch:
+        m.put(("output", "per_epoch"), save_per_epoch, "save_steps")
+        m.used.add("save_steps")
+    elif isinstance(save, float) and 0 < save < 1:
         m.notes.append(Unmapped("save_steps", save, "a fraction of the total steps; kept under "
                                                     "backends.llamafactory"))
     elif m.src.get("save_strategy", "steps") == "steps":
@@ -150,7 +171,7 @@ def to_recipe(m: Mapper, base: Path) -> None:
     ftr_stage = STAGE_BACK.get((stage, loss if stage == "dpo" else None), stage)
     m.put(("stage",), ftr_stage, "stage" if m.has("stage") else None)
     sections = _method(m)
-    if ftr_stage in ("dpo", "orpo", "simpo", "kto", "rm"):
+    if ftr_stage in ("dpo", "orpo", "simpo", "kto"):
         sections.append("preference")
     TABLE.take(m, sections)
     _data(m, base)

@@ -99,7 +99,7 @@ TABLE = KeyTable([
     Key("eval.per_epoch", "eval_steps (a fraction of the total steps)", structural=True),
     Key("eval.batch_size", "per_device_eval_batch_size", structural=True),
     Key("output.dir", "output_dir", structural=True),
-    Key("output.save", "save_strategy", default="steps", effective="training.save_strategy"),
+    Key("output.save", "save_strategy", structural=True),
     Key("output.save_steps", "save_steps", structural=True),
     Key("output.per_epoch", "save_steps (a fraction of the total steps)", structural=True),
     Key("output.save_total_limit", "save_total_limit", back=as_int, effective="training.save_total_limit"),

@@ -3,7 +3,7 @@ with ``get_train_args``'s effective values; the plain keys' expectations come fr
 
 from __future__ import annotations
 
-from .emit import FINETUNING, STAGES, _ratio
+from .emit import FINETUNING, STAGES, _ratio, _strategy
 
 
 def structural(recipe):
@@ -19,12 +19,14 @@ def structural(recipe):
     yield "train.precision", "training.bf16", t.precision == "bf16"
     yield "train.precision", "training.fp16", t.precision == "fp16"
     yield "data.packing", "data.packing", d.packing
-    yield "eval.every", "training.eval_strategy", e.strategy if d.has_validation else "no"
-    if e.strategy == "steps" and d.has_validation:
+    strategy = _strategy(e.strategy, e.per_epoch) if d.has_validation else "no"
+    yield "eval.every", "training.eval_strategy", strategy
+    if strategy == "steps" and (e.steps or _ratio(e.per_epoch, t)):
         yield "eval.steps", "training.eval_steps", e.steps or _ratio(e.per_epoch, t)
     yield "eval.batch_size", "training.per_device_eval_batch_size", e.batch_size or t.micro_batch_size
-    if o.save == "steps":
+    yield "output.save", "training.save_strategy", _strategy(o.save, o.per_epoch)
+    if _strategy(o.save, o.per_epoch) == "steps":
         yield "output.save_steps", "training.save_steps", o.save_steps or _ratio(o.per_epoch, t) or 500
-    if recipe.method.quant:
+    if recipe.method.quant:  # None: bitsandbytes' own default, float32
         yield "method.quant.compute_dtype", "model.compute_dtype", \
-            f"torch.{ {'bf16': 'bfloat16', 'fp16': 'float16', 'fp32': 'float32'}[recipe.method.quant.compute_dtype]}"
+            {"bf16": "torch.bfloat16", "fp16": "torch.float16", "fp32": None}[recipe.method.quant.compute_dtype]
