@@ -48,3 +48,18 @@ def _mentions(path: str, text: str) -> bool:
             return text in handle.read()
     except OSError:
         return False
+
+
+def real_path(path: str | Path) -> Path:
+    """``Path(path).resolve()``, remembered for the process: resolving stats every component of the path, and
+    linting many files resolves the same few directories again and again. Relative paths are remembered
+    per working directory."""
+    import os
+
+    text = os.fspath(path)
+    return _real_path(text, "" if os.path.isabs(text) else os.getcwd())
+
+
+@lru_cache(maxsize=2048)
+def _real_path(text: str, cwd: str) -> Path:
+    return Path(text).resolve()
