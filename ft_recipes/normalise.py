@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from . import recipe as r
+from .paths import real_path
 from .resolve import Resolved
 
 DEFAULT_LORA = r.Lora()
@@ -27,11 +28,11 @@ def _get(data: dict, *keys: str, default: Any = None) -> Any:
 
 def _base_dir(resolved: Resolved, path: tuple) -> Path:
     src = resolved.source(path)
-    return Path(src.file if src else resolved.document.file).resolve().parent
+    return real_path(src.file if src else resolved.document.file).parent
 
 
 def _local_path(value: str, base: Path) -> Path:
-    return (base / Path(value).expanduser()).resolve()
+    return real_path(base / Path(value).expanduser())
 
 
 def _is_local_model(value: str, base: Path) -> bool:

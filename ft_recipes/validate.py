@@ -10,15 +10,16 @@ import difflib
 import json
 import math
 from functools import lru_cache
-from typing import Any, Iterable
-
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError, best_match
+from typing import TYPE_CHECKING, Any, Iterable
 
 from .findings import Finding
 from .load import dotted
 from .paths import data_dir
 from .resolve import Resolved
+
+if TYPE_CHECKING:  # jsonschema is imported only when a recipe is invalid (see schema_valid)
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import ValidationError
 
 # Spellings users bring from the backends or older drafts -> the recipe key path they mean.
 KNOWN_SPELLINGS = {
@@ -45,8 +46,18 @@ def recipe_schema() -> dict:
 
 
 @lru_cache(maxsize=1)
-def _validator() -> Draft202012Validator:
+def _validator() -> "Draft202012Validator":
+    from jsonschema import Draft202012Validator
+
     return Draft202012Validator(recipe_schema())
+
+
+def schema_valid(data: Any) -> bool:
+    """The fast path: the validator generated from the schema (scripts/gen_validator.py), which agrees with
+    jsonschema on valid or not; jsonschema runs only for an invalid recipe, to describe its errors."""
+    from ._fastschema import is_valid
+
+    return is_valid(data)
 
 
 def suggest(key: str, allowed: Iterable[str], section: str = "") -> str:
@@ -147,6 +158,8 @@ def _looks_numeric(text: str) -> bool:
 
 
 def _flatten(error: ValidationError) -> ValidationError:
+    from jsonschema.exceptions import best_match
+
     if error.context:
         return _flatten(best_match(error.context))
     return error
@@ -154,6 +167,8 @@ def _flatten(error: ValidationError) -> ValidationError:
 
 def validate(resolved: Resolved) -> list[Finding]:
     """Schema findings for a resolved recipe, sorted; empty when valid."""
+    if schema_valid(resolved.data):
+        return []
     findings: list[Finding] = []
     seen = set()
     for error in _validator().iter_errors(resolved.data):
