@@ -33,7 +33,11 @@ def load(backend: str, version: str | None = None) -> dict:
         return {}
 
 
-def _known(catalogue: dict, plugins: list) -> dict[str, dict]:
+@lru_cache(maxsize=64)
+def _known(backend: str, version: str | None, plugins: tuple[str, ...]) -> dict[str, dict]:
+    """Every key a config may set: the catalogue's keys, their aliases and the plugins' keys (once per
+    backend, version and plugin list, not once per file)."""
+    catalogue = load(backend, version)
     keys = dict(catalogue.get("keys", {}))
     for spec in list(keys.values()):
         for alias in spec.get("aliases") or []:
@@ -45,6 +49,14 @@ def _known(catalogue: dict, plugins: list) -> dict[str, dict]:
     return keys
 
 
+# A bool is an int to both backends: pydantic (Axolotl, lax mode) and LLaMA-Factory's dataclasses take it.
+TYPE_CHECKS = {"integer": lambda v: isinstance(v, int),
+               "number": lambda v: isinstance(v, (int, float)),
+               "string": lambda v: isinstance(v, str), "boolean": lambda v: isinstance(v, bool),
+               "list": lambda v: isinstance(v, list), "object": lambda v: isinstance(v, dict),
+               "null": lambda v: v is None}
+
+
 def type_ok(value: Any, expected: Any) -> bool:
     if value is None or expected in (None, "any"):
         return True
@@ -52,13 +64,8 @@ def type_ok(value: Any, expected: Any) -> bool:
         return any(type_ok(value, option) for option in expected)
     if isinstance(expected, dict):
         return "enum" not in expected or value in expected["enum"]
-    # A bool is an int to both backends: pydantic (Axolotl, lax mode) and LLaMA-Factory's dataclasses take it.
-    checks = {"integer": lambda v: isinstance(v, int),
-              "number": lambda v: isinstance(v, (int, float)),
-              "string": lambda v: isinstance(v, str), "boolean": lambda v: isinstance(v, bool),
-              "list": lambda v: isinstance(v, list), "object": lambda v: isinstance(v, dict),
-              "null": lambda v: v is None}
-    return checks.get(expected, lambda v: True)(value)
+    check = TYPE_CHECKS.get(expected)
+    return check is None or check(value)
 
 
 def _describe_type(expected: Any) -> str:
@@ -131,12 +138,14 @@ def _dataset_model(data: dict) -> str:
 
 def check_native(doc: Document, backend: str, version: str | None = None) -> list[Finding]:
     """Catalogue findings for a native config; [] when no catalogue ships for the backend (version)."""
+    version_asked = version
     catalogue = load(backend, version)
     if not catalogue or not isinstance(doc.data, dict):
         return []
     version = catalogue.get("version", "?")
-    plugins = [p for p in doc.data.get("plugins") or [] if isinstance(p, str)]
-    findings = _check_mapping(doc, doc.data, (), _known(catalogue, plugins), backend, version, "top-level")
+    plugins = tuple(p for p in doc.data.get("plugins") or [] if isinstance(p, str))
+    known = _known(backend, version_asked, plugins)
+    findings = _check_mapping(doc, doc.data, (), known, backend, version, "top-level")
     for section, keys in catalogue.get("section_keys", {}).items():
         if isinstance(doc.data.get(section), dict):
             prefix = catalogue.get("section_prefixes", {}).get(section, "")

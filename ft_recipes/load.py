@@ -35,6 +35,10 @@ _Loader.add_implicit_resolver(
 )
 
 
+_STR, _NULL, _BOOL = "tag:yaml.org,2002:str", "tag:yaml.org,2002:null", "tag:yaml.org,2002:bool"
+_BOOLS = yaml.constructor.SafeConstructor.bool_values
+
+
 @dataclass
 class Document:
     """A loaded YAML file: plain data plus positions of every value and key."""
@@ -141,6 +145,13 @@ class _Builder:
             self.active.discard(id(node))
 
     def scalar(self, node: yaml.ScalarNode) -> Any:
+        tag = node.tag
+        if tag == _STR:  # most keys and values: what SafeConstructor returns for them, without the call
+            return node.value
+        if tag == _NULL:
+            return None
+        if tag == _BOOL and node.value.lower() in _BOOLS:
+            return _BOOLS[node.value.lower()]
         try:
             value = self.loader.construct_object(node, deep=True)
         except yaml.YAMLError as exc:

@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-import sys
 from functools import lru_cache
 from pathlib import Path
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    tomllib = None
 
 
 def find_pyproject(start: Path | None = None) -> Path | None:
@@ -23,7 +17,11 @@ def find_pyproject(start: Path | None = None) -> Path | None:
 
 @lru_cache(maxsize=None)
 def _settings_at(path: Path | None) -> dict:
-    if path is None or tomllib is None:
+    if path is None:
+        return {}
+    try:
+        import tomllib  # only where a pyproject.toml is found
+    except ImportError:  # pragma: no cover  (Python < 3.11)
         return {}
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))

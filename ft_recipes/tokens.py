@@ -34,8 +34,8 @@ def tokenize(loaded: Loaded, backend: str, n: int) -> list[Row]:
     recipe = loaded.recipe
     if recipe.is_preference:
         raise FtrError("ftr tokens shows sft and pt data; preference pairs are not supported yet", exit_code=2)
-    helper = Path(backends.get(backend).__file__).with_name("tokens_helper.py")
-    if not helper.is_file():
+    helper = backends.get(backend).tokens_helper
+    if helper is None:
         raise FtrError(f"ftr tokens is not available for the {backend} backend", exit_code=2)
     python = backend_python(backend)
     with tempfile.TemporaryDirectory(prefix="ftr-tokens-") as tmp:

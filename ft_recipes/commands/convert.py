@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from . import emit_text, guard
-from ..backends import NAMES
+from ..backends import NAMES, names
 
 
 def _import(native: str, source: str | None):
@@ -26,7 +26,8 @@ def _report(imported) -> None:
 
 @click.command("import")
 @click.argument("native", type=click.Path(dir_okay=False))
-@click.option("--from", "source", type=click.Choice(NAMES), default=None, help="Dialect (default: detected).")
+@click.option("--from", "source", type=click.Choice(names("import")), default=None,
+              help="Dialect (default: detected).")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Recipe file to write (default stdout). Never overwritten without --force.")
 @click.option("--force", is_flag=True)
@@ -47,7 +48,8 @@ def import_cmd(native: str, source: str | None, output: Path | None, force: bool
 @click.command("convert")
 @click.argument("native", type=click.Path(dir_okay=False))
 @click.option("--to", "target", type=click.Choice(NAMES), required=True, help="Backend to convert to.")
-@click.option("--from", "source", type=click.Choice(NAMES), default=None, help="Dialect (default: detected).")
+@click.option("--from", "source", type=click.Choice(names("import")), default=None,
+              help="Dialect (default: detected).")
 @click.option("--output", "-o", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None)
 @click.option("--force", is_flag=True)
 @guard

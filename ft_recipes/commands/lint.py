@@ -6,6 +6,8 @@ import sys
 
 import click
 
+from ..backends import names
+
 from . import guard
 
 FORMATS = ("text", "json", "sarif", "github")  # keys of ft_recipes.lint.reporters.REPORTERS (kept import-free)
@@ -25,7 +27,7 @@ FORMATS = ("text", "json", "sarif", "github")  # keys of ft_recipes.lint.reporte
 @click.option("--only-recipes", is_flag=True,
               help="Skip named files that are neither recipes nor native LLaMA-Factory/Axolotl configs (or are "
                    "under presets/): for pre-commit, which passes every YAML file.")
-@click.option("--dialect", type=click.Choice(("recipe", "llamafactory", "axolotl")), default=None,
+@click.option("--dialect", type=click.Choice(("recipe", *names("import"))), default=None,
               help="Read every file as this dialect (default: detected from its keys).")
 @click.option("--backend-version", "backend_versions", multiple=True, metavar="BACKEND=VERSION",
               help="Key catalogue for native files, e.g. axolotl=0.21.0 (default: the version ftr targets).")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 from ..findings import Finding, FtrError
@@ -10,16 +11,21 @@ from .pack import load_pack, rule_section
 from .registry import Context, all_rules
 
 
+@lru_cache(maxsize=16)
+def _selected(options: Options) -> tuple[tuple[type, dict], ...]:
+    """The rules ``options`` select, each with its rule-pack section: worked out once per options."""
+    pack = load_pack(options.rule_packs)
+    return tuple((cls, rule_section(pack, code)) for code, cls in all_rules().items()
+                 if cls.checked_here() and options.selects(code))
+
+
 def run_rules(recipe, options: Options, dialect: str = "recipe", native: dict | None = None) -> list[Finding]:
     """Findings of every selected rule on one normalised recipe (before suppression); ``native`` is the
     mapping of a native file of ``dialect`` as written."""
-    pack = load_pack(options.rule_packs)
     findings: list[Finding] = []
     version = options.version_of(dialect) if dialect != "recipe" else None
-    for code, cls in all_rules().items():
-        if not cls.checked_here() or not options.selects(code):
-            continue
-        ctx = Context(recipe, cls, rule_section(pack, code), dialect=dialect, native=native, version=version)
+    for cls, section in _selected(options):
+        ctx = Context(recipe, cls, section, dialect=dialect, native=native, version=version)
         cls().check(ctx)
         findings += ctx.findings
     return findings

@@ -1,5 +1,5 @@
-"""LLaMA-Factory config -> recipe. Absent keys take LLaMA-Factory's own defaults (BACKENDS.md §2),
-because that is what the native file means."""
+"""LLaMA-Factory config -> recipe. Plain keys come back through the key table (keys.py); absent keys take
+LLaMA-Factory's own defaults (BACKENDS.md section 2), because that is what the native file means."""
 
 from __future__ import annotations
 
@@ -7,13 +7,14 @@ import json
 from pathlib import Path
 
 from ...native import Mapper, Unmapped, invert
+from ..keys import as_int
 from .emit import STAGES
-from .templates import TEMPLATES
+from .keys import TABLE
 
-TEMPLATE_BACK = invert(TEMPLATES)
 STAGE_BACK = invert(STAGES)
 COSMETIC = ("do_train", "overwrite_output_dir", "plot_loss", "dataset_dir", "quantization_method",
-            "finetuning_type", "stage", "pref_loss", "dataset", "eval_dataset")
+            "finetuning_type", "stage", "pref_loss", "dataset", "eval_dataset", "neat_packing", "bf16", "fp16",
+            "max_steps")
 
 
 def _split(value) -> list[str]:
@@ -137,15 +138,8 @@ def _data(m: Mapper, base: Path) -> None:
             entries.append(entry or _unresolved(m, key, name, directory, why))
         if entries:
             m.put(path, entries, key)
-    if m.has("val_size") and float(m.src["val_size"]) > 0:
-        m.take("val_size", ("data", "val", "split"))
-    m.take("cutoff_len", ("data", "max_length"), 2048)
     stage = m.src.get("stage", "sft")
     m.take("packing", ("data", "packing"), stage == "pt")
-    m.cosmetic("neat_packing")
-    m.take("train_on_prompt", ("data", "train_on_prompt"), False)
-    m.take("default_system", ("data", "system_prompt"))
-    m.take("preprocessing_num_workers", ("data", "num_workers"))
 
 
 def needs_training_data(src: dict) -> bool:
@@ -154,89 +148,94 @@ def needs_training_data(src: dict) -> bool:
     return bool(src.get("do_train"))
 
 
-def _method(m: Mapper) -> None:
+def _method(m: Mapper) -> list[str]:
+    """The method type and the recipe sections it opens."""
     kind = m.get("finetuning_type", "lora")
-    bits = m.get("quantization_bit")
+    bits = m.src.get("quantization_bit")
     if kind == "lora" and bits == 4:
         kind = "qlora"
     m.put(("method", "type"), kind, "finetuning_type" if m.has("finetuning_type") else None)
+    sections = []
     if kind in ("lora", "qlora"):
-        m.take("lora_rank", ("method", "lora", "r"), 8)
-        rank = m.src.get("lora_rank", 8)
-        m.take("lora_alpha", ("method", "lora", "alpha"), 2 * rank)
-        m.take("lora_dropout", ("method", "lora", "dropout"), 0.0)
-        m.take("lora_target", ("method", "lora", "target"), "all-linear",
-               lambda v: "all-linear" if str(v) == "all" else _split(v))
-        m.take("use_dora", ("method", "lora", "dora"), False)
-        m.take("use_rslora", ("method", "lora", "rslora"), False)
-        m.take("additional_target", ("method", "lora", "modules_to_save"), convert=_split)
+        sections.append("method.lora")
+        rank = as_int(m.src.get("lora_rank", 8))
+        if not m.has("lora_alpha") and isinstance(rank, int):  # LLaMA-Factory: lora_alpha defaults to 2 x rank
+            m.put(("method", "lora", "alpha"), 2 * rank)
     if bits:
-        m.take("quantization_bit", ("method", "quant", "bits"))
-        if bits == 4:
-            m.take("quantization_type", ("method", "quant", "type"), "nf4")
-            m.take("double_quantization", ("method", "quant", "double_quant"), True)
+        sections.append("method.quant")
     if kind == "freeze":
-        m.take("freeze_trainable_layers", ("method", "freeze", "trainable_layers"), 2)
-        m.take("freeze_trainable_modules", ("method", "freeze", "trainable_modules"), "all",
-               lambda v: "all" if v == "all" else _split(v))
+        sections.append("method.freeze")
+    return sections
 
 
 def _train(m: Mapper) -> None:
-    m.take("num_train_epochs", ("train", "epochs"), 3.0)
-    m.used.add("max_steps")
-    if m.has("max_steps") and int(m.src["max_steps"]) > 0:
-        m.take("max_steps", ("train", "max_steps"))
-    m.take("per_device_train_batch_size", ("train", "micro_batch_size"), 8)
-    m.take("gradient_accumulation_steps", ("train", "grad_accum"), 1)
-    m.take("learning_rate", ("train", "lr"), 5e-5)
-    m.take("lr_scheduler_type", ("train", "scheduler"), "linear")
-    if m.has("warmup_steps") and float(m.src["warmup_steps"]) >= 1:
-        m.take("warmup_steps", ("train", "warmup_steps"), convert=int)
-    elif m.has("warmup_steps"):
+    if m.has("max_steps") and as_int(m.src["max_steps"]) != -1:
+        m.take("max_steps", ("train", "max_steps"), convert=as_int)
+    warmup = m.src.get("warmup_steps")
+    if isinstance(warmup, float) and 0 <= warmup < 1:  # transformers reads warmup_steps < 1 as a ratio
         m.take("warmup_steps", ("train", "warmup_ratio"))
+    elif m.has("warmup_steps"):
+        m.take("warmup_steps", ("train", "warmup_steps"), convert=as_int)
     else:
         m.take("warmup_ratio", ("train", "warmup_ratio"), 0.0)
-    m.take("weight_decay", ("train", "weight_decay"), 0.0)
-    m.take("optim", ("train", "optimizer"), "adamw_torch_fused")
     precision_key = "bf16" if m.src.get("bf16") else "fp16" if m.src.get("fp16") else None
     m.put(("train", "precision"), precision_key or "fp32", precision_key)
-    m.cosmetic("bf16", "fp16")
-    m.take("disable_gradient_checkpointing", ("train", "gradient_checkpointing"), True, lambda v: not v)
-    m.take("seed", ("train", "seed"), 42)
-    m.take("max_grad_norm", ("train", "max_grad_norm"), 1.0)
-    m.take("logging_steps", ("train", "logging_steps"), 500, int)
+
+
+def _per_epoch(m: Mapper, key: str) -> int | None:
+    """A fraction of the total steps that is N times per epoch (what ftr writes for per_epoch), else None."""
+    ratio, epochs = m.src.get(key), m.src.get("num_train_epochs", 3.0)
+    if not (isinstance(ratio, float) and 0 < ratio < 1):
+        return None
+    if as_int(m.src.get("max_steps", -1)) not in (-1, None):
+        epochs = 1.0
+    if not isinstance(epochs, (int, float)) or epochs <= 0:
+        return None
+    times = 1.0 / (ratio * epochs)
+    return round(times) if abs(times - round(times)) < 1e-3 else None
 
 
 def _eval_output(m: Mapper, base: Path) -> None:
     strategy = m.get("eval_strategy", "no")
+    per_epoch = _per_epoch(m, "eval_steps")
     m.put(("eval", "every"), strategy, "eval_strategy" if m.has("eval_strategy") else None)
-    m.take("eval_steps", ("eval", "steps"), convert=int)
-    m.take("per_device_eval_batch_size", ("eval", "batch_size"))
+    steps = m.src.get("eval_steps")
+    if per_epoch:
+        m.put(("eval", "per_epoch"), per_epoch, "eval_steps")
+        m.used.add("eval_steps")
+    elif isinstance(steps, float) and 0 < steps < 1:
+        m.notes.append(Unmapped("eval_steps", steps, "a fraction of the total steps; kept under "
+                                                     "backends.llamafactory"))
+    else:
+        m.take("eval_steps", ("eval", "steps"), convert=as_int)
+    m.take("per_device_eval_batch_size", ("eval", "batch_size"), convert=as_int)
     m.take("output_dir", ("output", "dir"), str(base / "trainer_output"), lambda v: str((base / v).resolve()))
+    save, save_per_epoch = m.src.get("save_steps"), _per_epoch(m, "save_steps")
     m.take("save_strategy", ("output", "save"), "steps")
-    m.take("save_steps", ("output", "save_steps"), 500, int)
-    m.take("save_total_limit", ("output", "save_total_limit"))
+    if save_per_epoch:
+        m.put(("output", "per_epoch"), save_per_epoch, "save_steps")
+        m.used.add("save_steps")
+    elif isinstance(save, float) and 0 < save < 1:
+        m.notes.append(Unmapped("save_steps", save, "a fraction of the total steps; kept under "
+                                                    "backends.llamafactory"))
+    elif m.src.get("save_strategy", "steps") == "steps":
+        m.take("save_steps", ("output", "save_steps"), 500, as_int)
+    else:
+        m.used.add("save_steps")
     m.take("report_to", ("output", "report_to"), "none",
            lambda v: "none" if v in ("none", [], None) else ([v] if isinstance(v, str) else list(v)))
-    m.take("run_name", ("output", "run_name"))
     m.take("deepspeed", ("hardware", "deepspeed"))
 
 
 def to_recipe(m: Mapper, base: Path) -> None:
     m.put(("ftr",), 1)
-    m.take("model_name_or_path", ("model", "base"))
-    m.take("template", ("model", "template"), convert=lambda v: TEMPLATE_BACK.get(v, v))
-    m.take("trust_remote_code", ("model", "trust_remote_code"), False)
-    m.take("model_revision", ("model", "revision"))
     stage, loss = m.get("stage", "sft"), m.get("pref_loss", "sigmoid")
     ftr_stage = STAGE_BACK.get((stage, loss if stage == "dpo" else None), stage)
     m.put(("stage",), ftr_stage, "stage" if m.has("stage") else None)
-    if ftr_stage in ("dpo", "orpo", "simpo", "kto", "rm"):
-        m.take("pref_beta", ("preference", "beta"), 0.1)
-        m.take("pref_ftx", ("preference", "ftx"), 0.0)
-        if ftr_stage == "simpo":
-            m.take("simpo_gamma", ("preference", "simpo_gamma"), 0.5)
-    _method(m)
+    sections = _method(m)
+    if ftr_stage in ("dpo", "orpo", "simpo", "kto"):
+        sections.append("preference")
+    TABLE.take(m, sections)
     _data(m, base)
     _train(m)
     _eval_output(m, base)

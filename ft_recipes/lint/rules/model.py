@@ -9,10 +9,9 @@ from ..registry import Context, Rule, rule
 
 def known_templates() -> set[str]:
     """ftr template names some backend can express."""
-    from ...backends.axolotl.templates import TEMPLATES as AXOLOTL
-    from ...backends.llamafactory.templates import TEMPLATES as LLAMAFACTORY
+    from ...backends import all_backends
 
-    return set(LLAMAFACTORY) | set(AXOLOTL)
+    return {name for b in all_backends() for name in (b.capabilities.templates or ())}
 
 
 @rule
