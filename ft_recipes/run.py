@@ -8,11 +8,12 @@ import json
 import os
 import platform
 import re
+import shlex
 import shutil
 import signal
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import __version__, backends
@@ -21,6 +22,7 @@ from .findings import Finding, FtrError
 from .launch import Launch, LaunchOptions
 from .normalise import to_data
 from .pipeline import Loaded
+from .recipe import Recipe
 
 MANIFEST = "manifest.json"
 
@@ -74,9 +76,57 @@ def prepare_dir(run_dir: Path, resume: bool, force: bool) -> Path | None:
         "pass --resume to continue from its last checkpoint, or --force to start over (the old one is moved aside)")])
 
 
+def visible_gpus() -> int:
+    """The NVIDIA GPUs a launch here would see: the driver's devices, limited by CUDA_VISIBLE_DEVICES."""
+    found = _driver_gpus()
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is None:
+        return found
+    ids = [part for part in visible.split(",") if part.strip()]
+    if not ids or ids[0].strip().startswith("-"):
+        return 0
+    return min(len(ids), found)
+
+
+def _driver_gpus() -> int:
+    proc_dir = Path("/proc/driver/nvidia/gpus")
+    try:
+        return len(list(proc_dir.iterdir()))
+    except OSError:
+        pass
+    if shutil.which("nvidia-smi") is None:
+        return 0
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=15)
+    except (OSError, subprocess.TimeoutExpired):
+        return 0
+    return sum(1 for line in out.stdout.splitlines() if line.startswith("GPU ")) if out.returncode == 0 else 0
+
+
+def fit_machine(opts: LaunchOptions, available: int) -> tuple[LaunchOptions, str | None]:
+    """Options this machine can run: CPU when it has no GPU (with a note); FtrError when it has too few."""
+    if opts.gpus <= available:
+        return opts, None
+    if available == 0 and opts.nnodes == 1:
+        note = (f"ftr: this machine has no usable GPU (asked for {opts.gpus}): running on the CPU as with "
+                f"--gpus 0 (fp32; Axolotl's LoRA kernels off); pass --gpus 0 to say so")
+        return replace(opts, gpus=0), note
+    raise FtrError(f"the run asks for {opts.gpus} GPU(s) per node but this machine has {available} usable"
+                   f" (CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}); pass --gpus "
+                   f"{available} or run it where the GPUs are", exit_code=1)
+
+
+def for_cpu(recipe: Recipe) -> Recipe:
+    """The recipe as a CPU run compiles it: no GPU, fp32 (bf16/fp16 fail on a CPU)."""
+    return replace(recipe, hardware=replace(recipe.hardware, gpus=0, bf16=False),
+                   train=replace(recipe.train, precision="fp32"))
+
+
 def plan(loaded: Loaded, backend: str, opts: LaunchOptions, resume: bool, force: bool,
          dry_run: bool) -> RunPlan:
     recipe = loaded.recipe
+    if opts.gpus == 0:
+        recipe = for_cpu(recipe)
     run_dir = recipe.output.dir
     launcher = backends.launcher(backend)
     checkpoint = last_checkpoint(run_dir) if dry_run and resume else (
@@ -111,13 +161,19 @@ def _python_or_placeholder(backend: str) -> Path:
 
 
 def describe(p: RunPlan) -> str:
-    env = " ".join(f"{k}={v!r}" if v == "" else f"{k}={v}" for k, v in sorted(p.launch.env.items()))
-    lines = [f"run dir:  {p.run_dir}", f"config:   {p.config}"]
+    """The plan, every path and command shell-quoted so that a pasted line runs what ftr would run."""
+    env = " ".join(f"{k}={_quote_env(v)}" for k, v in sorted(p.launch.env.items()))
+    lines = [f"run dir:  {shlex.quote(str(p.run_dir))}", f"config:   {shlex.quote(str(p.config))}"]
     if p.checkpoint:
-        lines.append(f"resume:   {p.checkpoint}")
+        lines.append(f"resume:   {shlex.quote(str(p.checkpoint))}")
     lines.append(f"env:      {env or '(unchanged)'}")
-    lines.append("command:  " + " ".join(p.launch.argv))
+    lines.append("command:  " + shlex.join(p.launch.argv))
     return "\n".join(lines)
+
+
+def _quote_env(value: str) -> str:
+    """A value for ``NAME=value`` in a shell; ``$PATH`` stays a reference to the current PATH."""
+    return "$PATH".join(shlex.quote(part) if part else "" for part in value.split("$PATH")) or "''"
 
 
 def _probe(python: Path) -> dict:
