@@ -108,7 +108,7 @@ def fit_machine(opts: LaunchOptions, available: int) -> tuple[LaunchOptions, str
     if opts.gpus <= available:
         return opts, None
     if available == 0 and opts.nnodes == 1:
-        note = (f"ftr: this machine has no usable GPU (asked for {opts.gpus}): running on the CPU as with "
+        note = (f"this machine has no usable GPU (the run asks for {opts.gpus}): running on the CPU as with "
                 f"--gpus 0 (fp32; Axolotl's LoRA kernels off); pass --gpus 0 to say so")
         return replace(opts, gpus=0), note
     raise FtrError(f"the run asks for {opts.gpus} GPU(s) per node but this machine has {available} usable"

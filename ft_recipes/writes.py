@@ -150,6 +150,9 @@ def write_set(folder: Path, texts: dict[str, str], force: bool = False, protecte
             check_protected(folder / name, protected)
         clashes = [name for name in texts if name not in ours and _differs(folder / name, texts[name])]
         if clashes and not force:
+            if len(clashes) == 1:
+                raise FtrError(f"{folder / clashes[0]}: exists and ftr did not write it; use --force to overwrite",
+                               exit_code=2)
             raise FtrError(f"{folder}: would overwrite {', '.join(sorted(clashes))}, which ftr did not write; "
                            f"use --force to overwrite", exit_code=2)
         written = []

@@ -66,14 +66,17 @@ def _io_failure(exc: OSError) -> None:
     sys.exit(2)
 
 
-def emit_text(text: str, output, force: bool) -> None:
-    """Write ``text`` to stdout, or atomically to ``output`` (never over an existing file without force)."""
+def emit_text(text: str, output, force: bool, protected=()) -> None:
+    """Write ``text`` to stdout, or atomically to ``output`` (never over an existing file without force,
+    never over a special file or one of the command's ``protected`` inputs)."""
     from ..emit import atomic_write
+    from ..writes import check_protected
 
     if output is None:
         click.echo(text, nl=False)
         return
     if (output.exists() or output.is_symlink()) and not force:
         raise FtrError(f"{output} exists; use --force to overwrite", exit_code=2)
+    check_protected(output, protected)
     atomic_write(output, text)  # refuses devices, FIFOs, symlinks and folders even with --force
     click.echo(f"wrote {output}", err=True)

@@ -41,7 +41,7 @@ def import_cmd(native: str, source: str | None, output: Path | None, force: bool
     imported = _import(native, source)
     text = f"# Imported by ftr from {Path(native).name} ({imported.dialect}).\n" + to_yaml(imported.resolved.data)
     _report(imported)
-    emit_text(text, output, force)
+    emit_text(text, output, force, protected=[native])
 
 
 @click.command("convert")
