@@ -295,19 +295,55 @@ class Progress:
         return None
 
 
-def merge(run_dir: Path, out: Path | None) -> int:
-    manifest = json.loads((run_dir / MANIFEST).read_text(encoding="utf-8"))
-    backend = manifest["backend"]
+def read_run_manifest(run_dir: Path) -> dict:
+    """``RUN_DIR/manifest.json`` as ``ftr run`` wrote it; FtrError naming the file when it is not one."""
+    path = run_dir / MANIFEST
+    hint = "give the run directory of an `ftr run` (output.dir), which holds its manifest.json"
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FtrError(f"{path}: no such file; {hint}", exit_code=2) from None
+    except OSError as exc:
+        raise FtrError(f"{path}: cannot read: {exc.strerror}", exit_code=2) from None
+    except ValueError as exc:
+        raise FtrError(f"{path}: not valid JSON ({exc}); {hint}", exit_code=1) from None
+    if not isinstance(manifest, dict) or manifest.get("backend") not in backends.NAMES:
+        raise FtrError(f"{path}: not an `ftr run` manifest (no known \"backend\"); {hint}", exit_code=1)
+    return manifest
+
+
+def _run_config(run_dir: Path, backend: str) -> dict:
     import yaml
 
-    cfg_name = backends.get(backend).MAIN
-    cfg = yaml.safe_load((run_dir / cfg_name).read_text(encoding="utf-8"))  # JSON is YAML too
+    path = run_dir / backends.get(backend).MAIN
+    try:
+        cfg = yaml.safe_load(path.read_text(encoding="utf-8"))  # JSON is YAML too
+    except OSError as exc:
+        raise FtrError(f"{path}: cannot read: {exc.strerror}", exit_code=2) from None
+    except yaml.YAMLError as exc:
+        raise FtrError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})", exit_code=1) from None
+    if not isinstance(cfg, dict):
+        raise FtrError(f"{path}: not a {backend} config (expected a mapping)", exit_code=1)
+    return cfg
+
+
+def merge(run_dir: Path, out: Path | None) -> int:
+    backend = read_run_manifest(run_dir)["backend"]
+    cfg = _run_config(run_dir, backend)
     python = backend_python(backend)
     target = (out or run_dir / "merged").resolve()
     if target.exists() and any(target.iterdir()):
         raise FtrError(f"{target} is not empty; choose another -o", exit_code=2)
-    job = backends.launcher(backend).merge(python, run_dir, cfg, target)
-    code = subprocess.run(job.argv, env={**os.environ, **expand_env(job.env)}, cwd=run_dir).returncode
+    try:
+        job = backends.launcher(backend).merge(python, run_dir, cfg, target)
+    except KeyError as exc:
+        raise FtrError(f"{run_dir / backends.get(backend).MAIN}: has no {exc.args[0]!r}; is it a LoRA run?",
+                       exit_code=1) from None
+    try:
+        code = subprocess.run(job.argv, env={**os.environ, **expand_env(job.env)}, cwd=run_dir).returncode
+    except OSError as exc:
+        raise FtrError(f"{job.argv[0]}: cannot start: {exc.strerror}; reinstall with `ftr backend install "
+                       f"{backend}`", exit_code=2) from None
     if code == 0 and job.produces is not None and job.produces.resolve() != target:
         shutil.move(str(job.produces), str(target))
     return code
