@@ -238,8 +238,12 @@ def _save(run_dir: Path, manifest: dict) -> None:
 def _stream(p: RunPlan, log_path: Path) -> tuple[int, bool]:
     """Run the backend in its own process group; tee output; forward SIGINT/SIGTERM to the group."""
     env = {**os.environ, **expand_env(p.launch.env)}
-    proc = subprocess.Popen(p.launch.argv, cwd=p.run_dir, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        proc = subprocess.Popen(p.launch.argv, cwd=p.run_dir, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    except OSError as exc:
+        raise FtrError(f"{p.launch.argv[0]}: cannot start the backend: {exc.strerror}; check its environment "
+                       f"(`ftr backend install`)", exit_code=2) from None
     interrupted = False
 
     def forward(signum, _frame):
