@@ -108,7 +108,7 @@ def fit_machine(opts: LaunchOptions, available: int) -> tuple[LaunchOptions, str
     if opts.gpus <= available:
         return opts, None
     if available == 0 and opts.nnodes == 1:
-        note = (f"this machine has no usable GPU (the run asks for {opts.gpus}): running on the CPU as with "
+        note = (f"this machine has no usable GPU (the run asks for {opts.gpus}); running on the CPU as with "
                 f"--gpus 0 (fp32; Axolotl's LoRA kernels off); pass --gpus 0 to say so")
         return replace(opts, gpus=0), note
     raise FtrError(f"the run asks for {opts.gpus} GPU(s) per node but this machine has {available} usable"
@@ -122,6 +122,17 @@ def for_cpu(recipe: Recipe) -> Recipe:
                    train=replace(recipe.train, precision="fp32"))
 
 
+def _check_run_dir(run_dir: Path, recipe: Recipe) -> None:
+    """The run directory is the run's own: it must not hold the recipe or its data (``--force`` moves it aside)."""
+    inputs = [Path(recipe.source_file), *(d.path for d in (*recipe.data.train, *recipe.data.val) if d.path)]
+    for path in inputs:
+        if path.resolve().is_relative_to(run_dir.resolve()):
+            file, line, col = recipe.where(("output", "dir"))
+            raise FtrError("run directory holds inputs", [Finding(
+                file, line, col, "FTR501", "error", f"output.dir {run_dir} contains the run's input {path}",
+                "give the run a folder of its own, e.g. output.dir: runs/NAME")])
+
+
 def plan(loaded: Loaded, backend: str, opts: LaunchOptions, resume: bool, force: bool,
          dry_run: bool) -> RunPlan:
     recipe = loaded.recipe
@@ -129,6 +140,7 @@ def plan(loaded: Loaded, backend: str, opts: LaunchOptions, resume: bool, force:
         recipe = for_cpu(recipe)
     run_dir = recipe.output.dir
     launcher = backends.launcher(backend)
+    _check_run_dir(run_dir, recipe)
     checkpoint = last_checkpoint(run_dir) if dry_run and resume else (
         None if dry_run else prepare_dir(run_dir, resume, force))
     emitted = backends.get(backend).emit(recipe, run_dir)

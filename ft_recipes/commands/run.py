@@ -68,7 +68,7 @@ def _fit(opts, dry_run: bool):
         click.echo(f"note: {exc} (a dry run prints the command for the machine it is meant for)", err=True)
         return opts
     if note:
-        click.echo(f"ftr: {note}" if not dry_run else f"note: on this machine, {note.replace('running', 'a run would run')}",
+        click.echo(f"ftr: {note}" if not dry_run else f"note: a run here would adapt (a dry run does not): {note}",
                    err=True)
     return opts if dry_run else fitted
 
