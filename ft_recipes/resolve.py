@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .findings import Finding, FtrError
+from .findings import Finding, FtrError, UsageError
 from .load import Document, file_kind, load_file
 from .presets import find_preset
 
@@ -104,6 +104,8 @@ def _layers(doc: Document, chain: tuple[str, ...]) -> list[Document]:
         line, col = doc.pos(path)
         try:
             target = _target_path(ref, doc)
+        except UsageError:  # the configuration itself is broken (pyproject.toml): not this recipe's fault
+            raise
         except FtrError as exc:
             raise FtrError(str(exc), [Finding(doc.file, line, col, "FTR004", "error", str(exc),
                                               "run `ftr presets list` to see the presets", "extends")]) from None

@@ -173,19 +173,34 @@ def _python_or_placeholder(backend: str) -> Path:
 
 
 def describe(p: RunPlan) -> str:
-    """The plan, every path and command shell-quoted so that a pasted line runs what ftr would run."""
+    """The plan, every path and command shell-quoted (one item per line) so that a pasted line runs what
+    ftr would run."""
     env = " ".join(f"{k}={_quote_env(v)}" for k, v in sorted(p.launch.env.items()))
-    lines = [f"run dir:  {shlex.quote(str(p.run_dir))}", f"config:   {shlex.quote(str(p.config))}"]
+    lines = [f"run dir:  {quote(str(p.run_dir))}", f"config:   {quote(str(p.config))}"]
     if p.checkpoint:
-        lines.append(f"resume:   {shlex.quote(str(p.checkpoint))}")
+        lines.append(f"resume:   {quote(str(p.checkpoint))}")
     lines.append(f"env:      {env or '(unchanged)'}")
-    lines.append("command:  " + shlex.join(p.launch.argv))
+    lines.append("command:  " + " ".join(quote(arg) for arg in p.launch.argv))
     return "\n".join(lines)
+
+
+def quote(value: str) -> str:
+    """``shlex.quote``; a value with control characters (a newline) becomes one ``$'...'`` word instead,
+    so that every printed command stays on one line (bash, zsh, ksh and POSIX.1-2024 sh read it)."""
+    if all(c.isprintable() for c in value):
+        return shlex.quote(value)
+    escaped = "".join(_C_ESCAPES.get(c) or (c if c.isprintable() else f"\\x{ord(c):02x}" if ord(c) < 256
+                                            else f"\\u{ord(c):04x}" if ord(c) < 65536 else f"\\U{ord(c):08x}")
+                      for c in value)
+    return f"$'{escaped}'"
+
+
+_C_ESCAPES = {"\\": "\\\\", "'": "\\'", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
 
 
 def _quote_env(value: str) -> str:
     """A value for ``NAME=value`` in a shell; ``$PATH`` stays a reference to the current PATH."""
-    return "$PATH".join(shlex.quote(part) if part else "" for part in value.split("$PATH")) or "''"
+    return "$PATH".join(quote(part) if part else "" for part in value.split("$PATH")) or "''"
 
 
 def _probe(python: Path) -> dict:
