@@ -76,7 +76,11 @@ def make_dir(path: Path) -> None:
 
 def atomic_write(path: Path, text: str) -> None:
     """Write ``text`` to a temporary file beside ``path`` and rename it over ``path`` (a regular file or none)."""
-    path = Path(path)
+    _commit([_stage(Path(path), text)])
+
+
+def _stage(path: Path, text: str) -> tuple[Path, str]:
+    """Write ``text`` into a temporary file beside ``path``; (path, temporary name). Nothing else changes."""
     check_target(path)
     make_dir(path.parent)
     try:
@@ -91,14 +95,27 @@ def atomic_write(path: Path, text: str) -> None:
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
-        check_target(path)
-        os.replace(tmp, path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
         raise io_error(path, exc) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return path, tmp
+
+
+def _commit(staged: list[tuple[Path, str]]) -> None:
+    """Rename staged files over their targets; on a failure the renames not yet done are dropped."""
+    try:
+        for path, tmp in staged:
+            check_target(path)
+            try:
+                os.replace(tmp, path)
+            except OSError as exc:
+                raise io_error(path, exc) from None
+    finally:
+        for _, tmp in staged:
+            Path(tmp).unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -155,12 +172,16 @@ def write_set(folder: Path, texts: dict[str, str], force: bool = False, protecte
                                exit_code=2)
             raise FtrError(f"{folder}: would overwrite {', '.join(sorted(clashes))}, which ftr did not write; "
                            f"use --force to overwrite", exit_code=2)
-        written = []
-        for name, text in texts.items():
-            atomic_write(folder / name, text)
-            written.append(folder / name)
-        atomic_write(folder / MANIFEST, json.dumps(sorted(ours | set(texts)), indent=1) + "\n")
-    return written
+        staged: list[tuple[Path, str]] = []
+        try:  # every file written in full before any is renamed into place: a full disk changes nothing
+            for name, text in {**texts, MANIFEST: json.dumps(sorted(ours | set(texts)), indent=1) + "\n"}.items():
+                staged.append(_stage(folder / name, text))
+        except BaseException:
+            for _, tmp in staged:
+                Path(tmp).unlink(missing_ok=True)
+            raise
+        _commit(staged)
+    return [folder / name for name in texts]
 
 
 def write_one(path: Path, text: str, force: bool = False, protected=()) -> Path:
