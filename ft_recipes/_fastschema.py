@@ -238,12 +238,18 @@ def _check31(v):  # #/properties/method/properties/lora/properties/modules_to_sa
     return True
 
 
+def _check33(v):  # #/properties/method/properties/lora/properties/init
+    if not (isinstance(v, str) and v in _C34):
+        return False
+    return True
+
+
 def _check21(v):  # #/properties/method/properties/lora
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C33.get(key)
+            check = _C35.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -252,36 +258,36 @@ def _check21(v):  # #/properties/method/properties/lora
     return True
 
 
-def _check35(v):  # #/properties/method/properties/quant/properties/bits
-    if not any(_eq(v, each) for each in _C36):
+def _check37(v):  # #/properties/method/properties/quant/properties/bits
+    if not any(_eq(v, each) for each in _C38):
         return False
     return True
 
 
-def _check37(v):  # #/properties/method/properties/quant/properties/type
-    if not (isinstance(v, str) and v in _C38):
+def _check39(v):  # #/properties/method/properties/quant/properties/type
+    if not (isinstance(v, str) and v in _C40):
         return False
     return True
 
 
-def _check39(v):  # #/properties/method/properties/quant/properties/double_quant
+def _check41(v):  # #/properties/method/properties/quant/properties/double_quant
     if not (isinstance(v, bool)):
         return False
     return True
 
 
-def _check40(v):  # #/properties/method/properties/quant/properties/compute_dtype
-    if not (isinstance(v, str) and v in _C41):
+def _check42(v):  # #/properties/method/properties/quant/properties/compute_dtype
+    if not (isinstance(v, str) and v in _C43):
         return False
     return True
 
 
-def _check34(v):  # #/properties/method/properties/quant
+def _check36(v):  # #/properties/method/properties/quant
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C42.get(key)
+            check = _C44.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -290,56 +296,56 @@ def _check34(v):  # #/properties/method/properties/quant
     return True
 
 
-def _check45(v):  # #/properties/method/properties/freeze/properties/trainable_layers/not
+def _check47(v):  # #/properties/method/properties/freeze/properties/trainable_layers/not
     if not _eq(v, 0):
         return False
     return True
 
 
-def _check44(v):  # #/properties/method/properties/freeze/properties/trainable_layers
+def _check46(v):  # #/properties/method/properties/freeze/properties/trainable_layers
     if not (_is_integer(v)):
         return False
-    if _check45(v):
+    if _check47(v):
         return False
     return True
 
 
-def _check47(v):  # #/properties/method/properties/freeze/properties/trainable_modules/oneOf/0
+def _check49(v):  # #/properties/method/properties/freeze/properties/trainable_modules/oneOf/0
     if not _eq(v, 'all'):
         return False
     return True
 
 
-def _check49(v):  # #/properties/method/properties/freeze/properties/trainable_modules/oneOf/1/items
+def _check51(v):  # #/properties/method/properties/freeze/properties/trainable_modules/oneOf/1/items
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check48(v):  # #/properties/method/properties/freeze/properties/trainable_modules/oneOf/1
+def _check50(v):  # #/properties/method/properties/freeze/properties/trainable_modules/oneOf/1
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list) and len(v) < 1:
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check49(item):
+            if not _check51(item):
                 return False
     return True
 
 
-def _check46(v):  # #/properties/method/properties/freeze/properties/trainable_modules
-    if not (sum(1 for f in (_check47, _check48,) if f(v)) == 1):
+def _check48(v):  # #/properties/method/properties/freeze/properties/trainable_modules
+    if not (sum(1 for f in (_check49, _check50,) if f(v)) == 1):
         return False
     return True
 
 
-def _check43(v):  # #/properties/method/properties/freeze
+def _check45(v):  # #/properties/method/properties/freeze
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C50.get(key)
+            check = _C52.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -348,7 +354,7 @@ def _check43(v):  # #/properties/method/properties/freeze
     return True
 
 
-def _check52(v):  # #/properties/method/properties/prompt/properties/num_virtual_tokens
+def _check54(v):  # #/properties/method/properties/prompt/properties/num_virtual_tokens
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -356,7 +362,7 @@ def _check52(v):  # #/properties/method/properties/prompt/properties/num_virtual
     return True
 
 
-def _check53(v):  # #/properties/method/properties/prompt/properties/encoder_hidden_size
+def _check55(v):  # #/properties/method/properties/prompt/properties/encoder_hidden_size
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -364,12 +370,12 @@ def _check53(v):  # #/properties/method/properties/prompt/properties/encoder_hid
     return True
 
 
-def _check51(v):  # #/properties/method/properties/prompt
+def _check53(v):  # #/properties/method/properties/prompt
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C54.get(key)
+            check = _C56.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -383,7 +389,7 @@ def _check18(v):  # #/properties/method
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C55.get(key)
+            check = _C57.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -392,7 +398,7 @@ def _check18(v):  # #/properties/method
     return True
 
 
-def _check57(v):  # #/properties/preference/properties/beta
+def _check59(v):  # #/properties/preference/properties/beta
     if not (_is_number(v)):
         return False
     if _is_number(v) and v <= 0:
@@ -400,7 +406,7 @@ def _check57(v):  # #/properties/preference/properties/beta
     return True
 
 
-def _check58(v):  # #/properties/preference/properties/ftx
+def _check60(v):  # #/properties/preference/properties/ftx
     if not (_is_number(v)):
         return False
     if _is_number(v) and v < 0:
@@ -408,7 +414,7 @@ def _check58(v):  # #/properties/preference/properties/ftx
     return True
 
 
-def _check59(v):  # #/properties/preference/properties/simpo_gamma
+def _check61(v):  # #/properties/preference/properties/simpo_gamma
     if not (_is_number(v)):
         return False
     if _is_number(v) and v < 0:
@@ -416,12 +422,12 @@ def _check59(v):  # #/properties/preference/properties/simpo_gamma
     return True
 
 
-def _check56(v):  # #/properties/preference
+def _check58(v):  # #/properties/preference
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C60.get(key)
+            check = _C62.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -430,19 +436,19 @@ def _check56(v):  # #/properties/preference
     return True
 
 
-def _check65(v):  # #/$defs/dataset/oneOf/0
+def _check67(v):  # #/$defs/dataset/oneOf/0
     if isinstance(v, dict) and not ('path' in v):
         return False
     return True
 
 
-def _check66(v):  # #/$defs/dataset/oneOf/1
+def _check68(v):  # #/$defs/dataset/oneOf/1
     if isinstance(v, dict) and not ('hub' in v):
         return False
     return True
 
 
-def _check67(v):  # #/$defs/dataset/properties/path
+def _check69(v):  # #/$defs/dataset/properties/path
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -450,7 +456,7 @@ def _check67(v):  # #/$defs/dataset/properties/path
     return True
 
 
-def _check68(v):  # #/$defs/dataset/properties/hub
+def _check70(v):  # #/$defs/dataset/properties/hub
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -458,55 +464,55 @@ def _check68(v):  # #/$defs/dataset/properties/hub
     return True
 
 
-def _check69(v):  # #/$defs/dataset/properties/name
+def _check71(v):  # #/$defs/dataset/properties/name
     if not (isinstance(v, str)):
         return False
-    if isinstance(v, str) and not _C70.search(v):
+    if isinstance(v, str) and not _C72.search(v):
         return False
     return True
 
 
-def _check71(v):  # #/$defs/dataset/properties/format
-    if not (isinstance(v, str) and v in _C72):
+def _check73(v):  # #/$defs/dataset/properties/format
+    if not (isinstance(v, str) and v in _C74):
         return False
     return True
 
 
-def _check74(v):  # #/$defs/dataset/properties/columns/additionalProperties
+def _check76(v):  # #/$defs/dataset/properties/columns/additionalProperties
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check75(v):  # #/$defs/dataset/properties/columns/propertyNames
-    if not (isinstance(v, str) and v in _C76):
+def _check77(v):  # #/$defs/dataset/properties/columns/propertyNames
+    if not (isinstance(v, str) and v in _C78):
         return False
     return True
 
 
-def _check73(v):  # #/$defs/dataset/properties/columns
+def _check75(v):  # #/$defs/dataset/properties/columns
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            if not _check75(key):
+            if not _check77(key):
                 return False
-            check = _C77.get(key)
+            check = _C79.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
-            if not matched and not _check74(value):
+            if not matched and not _check76(value):
                 return False
     return True
 
 
-def _check78(v):  # #/$defs/dataset/properties/split
+def _check80(v):  # #/$defs/dataset/properties/split
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check79(v):  # #/$defs/dataset/properties/num_samples
+def _check81(v):  # #/$defs/dataset/properties/num_samples
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -514,16 +520,16 @@ def _check79(v):  # #/$defs/dataset/properties/num_samples
     return True
 
 
-def _check64(v):  # #/$defs/dataset
+def _check66(v):  # #/$defs/dataset
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict) and not ('format' in v):
         return False
-    if not (sum(1 for f in (_check65, _check66,) if f(v)) == 1):
+    if not (sum(1 for f in (_check67, _check68,) if f(v)) == 1):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C80.get(key)
+            check = _C82.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -533,28 +539,28 @@ def _check64(v):  # #/$defs/dataset
 
 
 def _ref1(v):  # #/$defs/dataset
-    return _check64(v)
+    return _check66(v)
 
 
-def _check63(v):  # #/properties/data/properties/train/items
+def _check65(v):  # #/properties/data/properties/train/items
     if not _ref1(v):
         return False
     return True
 
 
-def _check62(v):  # #/properties/data/properties/train
+def _check64(v):  # #/properties/data/properties/train
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list) and len(v) < 1:
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check63(item):
+            if not _check65(item):
                 return False
     return True
 
 
-def _check82(v):  # #/properties/data/properties/val/properties/split
+def _check84(v):  # #/properties/data/properties/val/properties/split
     if not (_is_number(v)):
         return False
     if _is_number(v) and v <= 0:
@@ -562,25 +568,25 @@ def _check82(v):  # #/properties/data/properties/val/properties/split
     return True
 
 
-def _check84(v):  # #/properties/data/properties/val/properties/datasets/items
+def _check86(v):  # #/properties/data/properties/val/properties/datasets/items
     if not _ref1(v):
         return False
     return True
 
 
-def _check83(v):  # #/properties/data/properties/val/properties/datasets
+def _check85(v):  # #/properties/data/properties/val/properties/datasets
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list) and len(v) < 1:
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check84(item):
+            if not _check86(item):
                 return False
     return True
 
 
-def _check81(v):  # #/properties/data/properties/val
+def _check83(v):  # #/properties/data/properties/val
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict) and len(v) < 1:
@@ -589,7 +595,7 @@ def _check81(v):  # #/properties/data/properties/val
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C85.get(key)
+            check = _C87.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -598,7 +604,7 @@ def _check81(v):  # #/properties/data/properties/val
     return True
 
 
-def _check86(v):  # #/properties/data/properties/max_length
+def _check88(v):  # #/properties/data/properties/max_length
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 8:
@@ -606,31 +612,31 @@ def _check86(v):  # #/properties/data/properties/max_length
     return True
 
 
-def _check87(v):  # #/properties/data/properties/packing
+def _check89(v):  # #/properties/data/properties/packing
     if not (isinstance(v, bool)):
         return False
     return True
 
 
-def _check88(v):  # #/properties/data/properties/overlength
-    if not (isinstance(v, str) and v in _C89):
+def _check90(v):  # #/properties/data/properties/overlength
+    if not (isinstance(v, str) and v in _C91):
         return False
     return True
 
 
-def _check90(v):  # #/properties/data/properties/train_on_prompt
+def _check92(v):  # #/properties/data/properties/train_on_prompt
     if not (isinstance(v, bool)):
         return False
     return True
 
 
-def _check91(v):  # #/properties/data/properties/system_prompt
+def _check93(v):  # #/properties/data/properties/system_prompt
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check92(v):  # #/properties/data/properties/num_workers
+def _check94(v):  # #/properties/data/properties/num_workers
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -638,14 +644,14 @@ def _check92(v):  # #/properties/data/properties/num_workers
     return True
 
 
-def _check61(v):  # #/properties/data
+def _check63(v):  # #/properties/data
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict) and not ('train' in v):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C93.get(key)
+            check = _C95.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -654,7 +660,7 @@ def _check61(v):  # #/properties/data
     return True
 
 
-def _check95(v):  # #/properties/train/properties/epochs
+def _check97(v):  # #/properties/train/properties/epochs
     if not (_is_number(v)):
         return False
     if _is_number(v) and v <= 0:
@@ -662,7 +668,7 @@ def _check95(v):  # #/properties/train/properties/epochs
     return True
 
 
-def _check96(v):  # #/properties/train/properties/max_steps
+def _check98(v):  # #/properties/train/properties/max_steps
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -670,7 +676,7 @@ def _check96(v):  # #/properties/train/properties/max_steps
     return True
 
 
-def _check97(v):  # #/properties/train/properties/micro_batch_size
+def _check99(v):  # #/properties/train/properties/micro_batch_size
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -678,7 +684,7 @@ def _check97(v):  # #/properties/train/properties/micro_batch_size
     return True
 
 
-def _check98(v):  # #/properties/train/properties/grad_accum
+def _check100(v):  # #/properties/train/properties/grad_accum
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -686,7 +692,7 @@ def _check98(v):  # #/properties/train/properties/grad_accum
     return True
 
 
-def _check99(v):  # #/properties/train/properties/lr
+def _check101(v):  # #/properties/train/properties/lr
     if not (_is_number(v)):
         return False
     if _is_number(v) and v <= 0:
@@ -694,13 +700,13 @@ def _check99(v):  # #/properties/train/properties/lr
     return True
 
 
-def _check100(v):  # #/properties/train/properties/scheduler
-    if not (isinstance(v, str) and v in _C101):
+def _check102(v):  # #/properties/train/properties/scheduler
+    if not (isinstance(v, str) and v in _C103):
         return False
     return True
 
 
-def _check102(v):  # #/properties/train/properties/warmup_ratio
+def _check104(v):  # #/properties/train/properties/warmup_ratio
     if not (_is_number(v)):
         return False
     if _is_number(v) and v < 0:
@@ -710,7 +716,7 @@ def _check102(v):  # #/properties/train/properties/warmup_ratio
     return True
 
 
-def _check103(v):  # #/properties/train/properties/warmup_steps
+def _check105(v):  # #/properties/train/properties/warmup_steps
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 0:
@@ -718,7 +724,7 @@ def _check103(v):  # #/properties/train/properties/warmup_steps
     return True
 
 
-def _check104(v):  # #/properties/train/properties/weight_decay
+def _check106(v):  # #/properties/train/properties/weight_decay
     if not (_is_number(v)):
         return False
     if _is_number(v) and v < 0:
@@ -726,25 +732,25 @@ def _check104(v):  # #/properties/train/properties/weight_decay
     return True
 
 
-def _check105(v):  # #/properties/train/properties/optimizer
-    if not (isinstance(v, str) and v in _C106):
-        return False
-    return True
-
-
-def _check107(v):  # #/properties/train/properties/precision
+def _check107(v):  # #/properties/train/properties/optimizer
     if not (isinstance(v, str) and v in _C108):
         return False
     return True
 
 
-def _check109(v):  # #/properties/train/properties/gradient_checkpointing
+def _check109(v):  # #/properties/train/properties/precision
+    if not (isinstance(v, str) and v in _C110):
+        return False
+    return True
+
+
+def _check111(v):  # #/properties/train/properties/gradient_checkpointing
     if not (isinstance(v, bool)):
         return False
     return True
 
 
-def _check110(v):  # #/properties/train/properties/seed
+def _check112(v):  # #/properties/train/properties/seed
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 0:
@@ -752,7 +758,7 @@ def _check110(v):  # #/properties/train/properties/seed
     return True
 
 
-def _check111(v):  # #/properties/train/properties/max_grad_norm
+def _check113(v):  # #/properties/train/properties/max_grad_norm
     if not (_is_number(v)):
         return False
     if _is_number(v) and v < 0:
@@ -760,7 +766,7 @@ def _check111(v):  # #/properties/train/properties/max_grad_norm
     return True
 
 
-def _check112(v):  # #/properties/train/properties/logging_steps
+def _check114(v):  # #/properties/train/properties/logging_steps
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -768,12 +774,20 @@ def _check112(v):  # #/properties/train/properties/logging_steps
     return True
 
 
-def _check94(v):  # #/properties/train
+def _check115(v):  # #/properties/train/properties/min_lr
+    if not (_is_number(v)):
+        return False
+    if _is_number(v) and v < 0:
+        return False
+    return True
+
+
+def _check96(v):  # #/properties/train
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C113.get(key)
+            check = _C116.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -782,13 +796,13 @@ def _check94(v):  # #/properties/train
     return True
 
 
-def _check115(v):  # #/properties/eval/properties/every
-    if not (isinstance(v, str) and v in _C116):
+def _check118(v):  # #/properties/eval/properties/every
+    if not (isinstance(v, str) and v in _C119):
         return False
     return True
 
 
-def _check117(v):  # #/properties/eval/properties/steps
+def _check120(v):  # #/properties/eval/properties/steps
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -796,7 +810,7 @@ def _check117(v):  # #/properties/eval/properties/steps
     return True
 
 
-def _check118(v):  # #/properties/eval/properties/batch_size
+def _check121(v):  # #/properties/eval/properties/batch_size
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -804,7 +818,7 @@ def _check118(v):  # #/properties/eval/properties/batch_size
     return True
 
 
-def _check119(v):  # #/properties/eval/properties/per_epoch
+def _check122(v):  # #/properties/eval/properties/per_epoch
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -812,12 +826,12 @@ def _check119(v):  # #/properties/eval/properties/per_epoch
     return True
 
 
-def _check114(v):  # #/properties/eval
+def _check117(v):  # #/properties/eval
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C120.get(key)
+            check = _C123.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -826,7 +840,7 @@ def _check114(v):  # #/properties/eval
     return True
 
 
-def _check122(v):  # #/properties/output/properties/dir
+def _check125(v):  # #/properties/output/properties/dir
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -834,13 +848,13 @@ def _check122(v):  # #/properties/output/properties/dir
     return True
 
 
-def _check123(v):  # #/properties/output/properties/save
-    if not (isinstance(v, str) and v in _C124):
+def _check126(v):  # #/properties/output/properties/save
+    if not (isinstance(v, str) and v in _C127):
         return False
     return True
 
 
-def _check125(v):  # #/properties/output/properties/save_steps
+def _check128(v):  # #/properties/output/properties/save_steps
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -848,7 +862,7 @@ def _check125(v):  # #/properties/output/properties/save_steps
     return True
 
 
-def _check126(v):  # #/properties/output/properties/save_total_limit
+def _check129(v):  # #/properties/output/properties/save_total_limit
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -856,47 +870,47 @@ def _check126(v):  # #/properties/output/properties/save_total_limit
     return True
 
 
-def _check128(v):  # #/properties/output/properties/report_to/oneOf/0
-    if not (isinstance(v, str) and v in _C129):
-        return False
-    return True
-
-
-def _check131(v):  # #/properties/output/properties/report_to/oneOf/1/items
+def _check131(v):  # #/properties/output/properties/report_to/oneOf/0
     if not (isinstance(v, str) and v in _C132):
         return False
     return True
 
 
-def _check130(v):  # #/properties/output/properties/report_to/oneOf/1
+def _check134(v):  # #/properties/output/properties/report_to/oneOf/1/items
+    if not (isinstance(v, str) and v in _C135):
+        return False
+    return True
+
+
+def _check133(v):  # #/properties/output/properties/report_to/oneOf/1
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check131(item):
+            if not _check134(item):
                 return False
     return True
 
 
-def _check127(v):  # #/properties/output/properties/report_to
-    if not (sum(1 for f in (_check128, _check130,) if f(v)) == 1):
+def _check130(v):  # #/properties/output/properties/report_to
+    if not (sum(1 for f in (_check131, _check133,) if f(v)) == 1):
         return False
     return True
 
 
-def _check133(v):  # #/properties/output/properties/run_name
+def _check136(v):  # #/properties/output/properties/run_name
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check134(v):  # #/properties/output/properties/wandb_project
+def _check137(v):  # #/properties/output/properties/wandb_project
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check135(v):  # #/properties/output/properties/per_epoch
+def _check138(v):  # #/properties/output/properties/per_epoch
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -904,12 +918,12 @@ def _check135(v):  # #/properties/output/properties/per_epoch
     return True
 
 
-def _check121(v):  # #/properties/output
+def _check124(v):  # #/properties/output
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C136.get(key)
+            check = _C139.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -918,7 +932,7 @@ def _check121(v):  # #/properties/output
     return True
 
 
-def _check138(v):  # #/properties/hardware/properties/gpus
+def _check141(v):  # #/properties/hardware/properties/gpus
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 0:
@@ -926,7 +940,7 @@ def _check138(v):  # #/properties/hardware/properties/gpus
     return True
 
 
-def _check139(v):  # #/properties/hardware/properties/nodes
+def _check142(v):  # #/properties/hardware/properties/nodes
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -934,7 +948,7 @@ def _check139(v):  # #/properties/hardware/properties/nodes
     return True
 
 
-def _check140(v):  # #/properties/hardware/properties/gpu_memory_gb
+def _check143(v):  # #/properties/hardware/properties/gpu_memory_gb
     if not (_is_number(v)):
         return False
     if _is_number(v) and v <= 0:
@@ -942,24 +956,24 @@ def _check140(v):  # #/properties/hardware/properties/gpu_memory_gb
     return True
 
 
-def _check141(v):  # #/properties/hardware/properties/bf16
+def _check144(v):  # #/properties/hardware/properties/bf16
     if not (isinstance(v, bool)):
         return False
     return True
 
 
-def _check142(v):  # #/properties/hardware/properties/deepspeed
+def _check145(v):  # #/properties/hardware/properties/deepspeed
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check137(v):  # #/properties/hardware
+def _check140(v):  # #/properties/hardware
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C143.get(key)
+            check = _C146.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -968,58 +982,58 @@ def _check137(v):  # #/properties/hardware
     return True
 
 
-def _check145(v):  # #/properties/backends/additionalProperties
+def _check148(v):  # #/properties/backends/additionalProperties
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check146(v):  # #/properties/backends/propertyNames
-    if not (isinstance(v, str) and v in _C147):
+def _check149(v):  # #/properties/backends/propertyNames
+    if not (isinstance(v, str) and v in _C150):
         return False
     return True
 
 
-def _check144(v):  # #/properties/backends
+def _check147(v):  # #/properties/backends
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            if not _check146(key):
+            if not _check149(key):
                 return False
-            check = _C148.get(key)
+            check = _C151.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
-            if not matched and not _check145(value):
+            if not matched and not _check148(value):
                 return False
     return True
 
 
-def _check151(v):  # #/properties/lint/properties/ignore/items
+def _check154(v):  # #/properties/lint/properties/ignore/items
     if not (isinstance(v, str)):
         return False
-    if isinstance(v, str) and not _C152.search(v):
+    if isinstance(v, str) and not _C155.search(v):
         return False
     return True
 
 
-def _check150(v):  # #/properties/lint/properties/ignore
+def _check153(v):  # #/properties/lint/properties/ignore
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check151(item):
+            if not _check154(item):
                 return False
     return True
 
 
-def _check149(v):  # #/properties/lint
+def _check152(v):  # #/properties/lint
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C153.get(key)
+            check = _C156.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -1035,7 +1049,7 @@ def _check1(v):  # #
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C154.get(key)
+            check = _C157.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -1047,39 +1061,40 @@ def _check1(v):  # #
 _C15 = {'base': _check9, 'template': _check10, 'pad_token': _check11, 'trust_remote_code': _check12, 'params': _check13, 'revision': _check14}
 _C17 = frozenset(['dpo', 'grpo', 'kto', 'orpo', 'ppo', 'pt', 'rm', 'sft', 'simpo'])
 _C20 = frozenset(['freeze', 'full', 'lora', 'prefix', 'prompt', 'ptuning', 'qlora'])
-_C33 = {'r': _check22, 'alpha': _check23, 'dropout': _check24, 'target': _check25, 'dora': _check29, 'rslora': _check30, 'modules_to_save': _check31}
-_C36 = (4, 8)
-_C38 = frozenset(['fp4', 'nf4'])
-_C41 = frozenset(['bf16', 'fp16', 'fp32'])
-_C42 = {'bits': _check35, 'type': _check37, 'double_quant': _check39, 'compute_dtype': _check40}
-_C50 = {'trainable_layers': _check44, 'trainable_modules': _check46}
-_C54 = {'num_virtual_tokens': _check52, 'encoder_hidden_size': _check53}
-_C55 = {'type': _check19, 'lora': _check21, 'quant': _check34, 'freeze': _check43, 'prompt': _check51}
-_C60 = {'beta': _check57, 'ftx': _check58, 'simpo_gamma': _check59}
-_C70 = re.compile('^[A-Za-z0-9_.-]+$')
-_C72 = frozenset(['alpaca', 'messages', 'preference', 'sharegpt', 'text'])
-_C76 = frozenset(['assistant', 'chosen', 'content', 'history', 'input', 'instruction', 'kto_tag', 'messages', 'output', 'prompt', 'rejected', 'role', 'system', 'text', 'tools', 'user'])
-_C77 = {}
-_C80 = {'path': _check67, 'hub': _check68, 'name': _check69, 'format': _check71, 'columns': _check73, 'split': _check78, 'num_samples': _check79}
-_C85 = {'split': _check82, 'datasets': _check83}
-_C89 = frozenset(['drop', 'truncate'])
-_C93 = {'train': _check62, 'val': _check81, 'max_length': _check86, 'packing': _check87, 'overlength': _check88, 'train_on_prompt': _check90, 'system_prompt': _check91, 'num_workers': _check92}
-_C101 = frozenset(['constant', 'constant_with_warmup', 'cosine', 'cosine_with_min_lr', 'cosine_with_restarts', 'inverse_sqrt', 'linear', 'polynomial', 'warmup_stable_decay'])
-_C106 = frozenset(['adafactor', 'adamw_8bit', 'adamw_bnb_8bit', 'adamw_torch', 'adamw_torch_4bit', 'adamw_torch_fused', 'lion_8bit', 'paged_adamw_32bit', 'paged_adamw_8bit', 'paged_lion_8bit', 'sgd'])
-_C108 = frozenset(['bf16', 'fp16', 'fp32'])
-_C113 = {'epochs': _check95, 'max_steps': _check96, 'micro_batch_size': _check97, 'grad_accum': _check98, 'lr': _check99, 'scheduler': _check100, 'warmup_ratio': _check102, 'warmup_steps': _check103, 'weight_decay': _check104, 'optimizer': _check105, 'precision': _check107, 'gradient_checkpointing': _check109, 'seed': _check110, 'max_grad_norm': _check111, 'logging_steps': _check112}
-_C116 = frozenset(['epoch', 'no', 'steps'])
-_C120 = {'every': _check115, 'steps': _check117, 'batch_size': _check118, 'per_epoch': _check119}
-_C124 = frozenset(['epoch', 'no', 'steps'])
-_C129 = frozenset(['mlflow', 'none', 'tensorboard', 'wandb'])
-_C132 = frozenset(['mlflow', 'tensorboard', 'wandb'])
-_C136 = {'dir': _check122, 'save': _check123, 'save_steps': _check125, 'save_total_limit': _check126, 'report_to': _check127, 'run_name': _check133, 'wandb_project': _check134, 'per_epoch': _check135}
-_C143 = {'gpus': _check138, 'nodes': _check139, 'gpu_memory_gb': _check140, 'bf16': _check141, 'deepspeed': _check142}
-_C147 = frozenset(['axolotl', 'llamafactory', 'trl'])
-_C148 = {}
-_C152 = re.compile('^FTR[0-9]{1,3}$')
-_C153 = {'ignore': _check150}
-_C154 = {'ftr': _check2, 'extends': _check3, 'description': _check7, 'model': _check8, 'stage': _check16, 'method': _check18, 'preference': _check56, 'data': _check61, 'train': _check94, 'eval': _check114, 'output': _check121, 'hardware': _check137, 'backends': _check144, 'lint': _check149}
+_C34 = frozenset(['default', 'gaussian', 'olora', 'pissa'])
+_C35 = {'r': _check22, 'alpha': _check23, 'dropout': _check24, 'target': _check25, 'dora': _check29, 'rslora': _check30, 'modules_to_save': _check31, 'init': _check33}
+_C38 = (4, 8)
+_C40 = frozenset(['fp4', 'nf4'])
+_C43 = frozenset(['bf16', 'fp16', 'fp32'])
+_C44 = {'bits': _check37, 'type': _check39, 'double_quant': _check41, 'compute_dtype': _check42}
+_C52 = {'trainable_layers': _check46, 'trainable_modules': _check48}
+_C56 = {'num_virtual_tokens': _check54, 'encoder_hidden_size': _check55}
+_C57 = {'type': _check19, 'lora': _check21, 'quant': _check36, 'freeze': _check45, 'prompt': _check53}
+_C62 = {'beta': _check59, 'ftx': _check60, 'simpo_gamma': _check61}
+_C72 = re.compile('^[A-Za-z0-9_.-]+$')
+_C74 = frozenset(['alpaca', 'messages', 'preference', 'sharegpt', 'text'])
+_C78 = frozenset(['assistant', 'chosen', 'content', 'history', 'input', 'instruction', 'kto_tag', 'messages', 'output', 'prompt', 'rejected', 'role', 'system', 'text', 'tools', 'user'])
+_C79 = {}
+_C82 = {'path': _check69, 'hub': _check70, 'name': _check71, 'format': _check73, 'columns': _check75, 'split': _check80, 'num_samples': _check81}
+_C87 = {'split': _check84, 'datasets': _check85}
+_C91 = frozenset(['drop', 'truncate'])
+_C95 = {'train': _check64, 'val': _check83, 'max_length': _check88, 'packing': _check89, 'overlength': _check90, 'train_on_prompt': _check92, 'system_prompt': _check93, 'num_workers': _check94}
+_C103 = frozenset(['constant', 'constant_with_warmup', 'cosine', 'cosine_with_min_lr', 'cosine_with_restarts', 'inverse_sqrt', 'linear', 'polynomial', 'warmup_stable_decay'])
+_C108 = frozenset(['adafactor', 'adamw_8bit', 'adamw_bnb_8bit', 'adamw_torch', 'adamw_torch_4bit', 'adamw_torch_fused', 'lion_8bit', 'paged_adamw_32bit', 'paged_adamw_8bit', 'paged_lion_8bit', 'sgd'])
+_C110 = frozenset(['bf16', 'fp16', 'fp32'])
+_C116 = {'epochs': _check97, 'max_steps': _check98, 'micro_batch_size': _check99, 'grad_accum': _check100, 'lr': _check101, 'scheduler': _check102, 'warmup_ratio': _check104, 'warmup_steps': _check105, 'weight_decay': _check106, 'optimizer': _check107, 'precision': _check109, 'gradient_checkpointing': _check111, 'seed': _check112, 'max_grad_norm': _check113, 'logging_steps': _check114, 'min_lr': _check115}
+_C119 = frozenset(['epoch', 'no', 'steps'])
+_C123 = {'every': _check118, 'steps': _check120, 'batch_size': _check121, 'per_epoch': _check122}
+_C127 = frozenset(['epoch', 'no', 'steps'])
+_C132 = frozenset(['mlflow', 'none', 'tensorboard', 'wandb'])
+_C135 = frozenset(['mlflow', 'tensorboard', 'wandb'])
+_C139 = {'dir': _check125, 'save': _check126, 'save_steps': _check128, 'save_total_limit': _check129, 'report_to': _check130, 'run_name': _check136, 'wandb_project': _check137, 'per_epoch': _check138}
+_C146 = {'gpus': _check141, 'nodes': _check142, 'gpu_memory_gb': _check143, 'bf16': _check144, 'deepspeed': _check145}
+_C150 = frozenset(['axolotl', 'llamafactory', 'trl'])
+_C151 = {}
+_C155 = re.compile('^FTR[0-9]{1,3}$')
+_C156 = {'ignore': _check153}
+_C157 = {'ftr': _check2, 'extends': _check3, 'description': _check7, 'model': _check8, 'stage': _check16, 'method': _check18, 'preference': _check58, 'data': _check63, 'train': _check96, 'eval': _check117, 'output': _check124, 'hardware': _check140, 'backends': _check147, 'lint': _check152}
 
 
 def is_valid(data):

@@ -8,7 +8,9 @@ aliases, alias bombs and oversized files are refused.
 from __future__ import annotations
 
 import datetime
+import errno
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,8 @@ from .findings import Finding, FtrError
 MAX_BYTES = 2_000_000
 MAX_NODES = 200_000
 MAX_DEPTH = 64
+
+SCALAR_TAGS = {f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "timestamp")}
 
 Path_ = tuple  # a key path inside the document, e.g. ("method", "lora", "r")
 
@@ -67,14 +71,32 @@ def _error(file: str, line: int, col: int, message: str, hint: str = "") -> FtrE
     return FtrError(message, [finding], exit_code=1)
 
 
+def file_kind(path: Path) -> str:
+    """"file" for a regular file (through symlinks), else what it is, as a phrase for an error message."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return "is a broken symbolic link" if path.is_symlink() else "no such file"
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "is a symlink loop (a link that points back at itself)"
+        return f"cannot read: {exc.strerror}"
+    if stat.S_ISREG(mode):
+        return "file"
+    if stat.S_ISDIR(mode):
+        return "is a directory"
+    return {stat.S_IFIFO: "is a FIFO", stat.S_IFCHR: "is a character device", stat.S_IFBLK: "is a block device",
+            stat.S_IFSOCK: "is a socket"}.get(stat.S_IFMT(mode), "is not a regular file")
+
+
 def read_text(path: Path) -> str:
     """Read a YAML file as UTF-8 text; I/O problems are usage errors (exit 2)."""
+    kind = file_kind(path)
+    if kind != "file":
+        raise FtrError(f"{path}: {kind}; ftr reads YAML from regular files", exit_code=2)
     try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise FtrError(f"{path}: no such file", exit_code=2) from None
-    except IsADirectoryError:
-        raise FtrError(f"{path}: is a directory", exit_code=2) from None
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_BYTES + 1)
     except OSError as exc:
         raise FtrError(f"{path}: cannot read: {exc.strerror}", exit_code=2) from None
     if len(raw) > MAX_BYTES:
@@ -146,6 +168,8 @@ class _Builder:
 
     def scalar(self, node: yaml.ScalarNode) -> Any:
         tag = node.tag
+        if tag not in SCALAR_TAGS:
+            raise self.fail(node, f"YAML tag {tag!r} is not allowed", "ftr reads plain YAML data only")
         if tag == _STR:  # most keys and values: what SafeConstructor returns for them, without the call
             return node.value
         if tag == _NULL:
@@ -154,8 +178,10 @@ class _Builder:
             return _BOOLS[node.value.lower()]
         try:
             value = self.loader.construct_object(node, deep=True)
-        except yaml.YAMLError as exc:
-            raise self.fail(node, f"bad value: {exc}") from None
+        except yaml.MarkedYAMLError as exc:
+            raise self.fail(node, f"bad value: {exc.problem or exc.context}") from None
+        except (yaml.YAMLError, ValueError, TypeError, OverflowError):  # e.g. `!!int x`
+            raise self.fail(node, f"bad value {node.value!r} for the tag {node.tag!r}") from None
         if isinstance(value, (datetime.date, datetime.datetime)):
             return node.value
         if isinstance(value, bytes):

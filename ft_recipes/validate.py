@@ -168,7 +168,7 @@ def _flatten(error: ValidationError) -> ValidationError:
 def validate(resolved: Resolved) -> list[Finding]:
     """Schema findings for a resolved recipe, sorted; empty when valid."""
     if schema_valid(resolved.data):
-        return []
+        return sorted(semantic(resolved))
     findings: list[Finding] = []
     seen = set()
     for error in _validator().iter_errors(resolved.data):

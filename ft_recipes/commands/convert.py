@@ -14,7 +14,25 @@ def _import(native: str, source: str | None):
     from ..load import load_file
     from ..native import import_document
 
-    return import_document(load_file(native), source)
+    doc = load_file(native)
+    if source is None:
+        _check_native(doc)
+    return import_document(doc, source)
+
+
+def _check_native(doc) -> None:
+    """Say what a file is when it is no native config: a recipe, or neither."""
+    from ..findings import FtrError
+    from ..native import detect_dialect
+
+    data = doc.data
+    if detect_dialect(data) != "recipe":
+        return
+    if isinstance(data, dict) and ("ftr" in data or "extends" in data or isinstance(data.get("model"), dict)):
+        raise FtrError(f"{doc.file} is already a recipe; compile it with `ftr compile`", exit_code=2)
+    raise FtrError(f"{doc.file} is neither a recipe nor a LLaMA-Factory or Axolotl config (no "
+                   f"model_name_or_path, base_model or other key of theirs); pass --from to read it as one",
+                   exit_code=1)
 
 
 def _report(imported) -> None:
@@ -42,7 +60,7 @@ def import_cmd(native: str, source: str | None, output: Path | None, force: bool
     imported = _import(native, source)
     text = f"# Imported by ftr from {Path(native).name} ({imported.dialect}).\n" + to_yaml(imported.resolved.data)
     _report(imported)
-    emit_text(text, output, force)
+    emit_text(text, output, force, protected=[native])
 
 
 @click.command("convert")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
@@ -38,9 +39,10 @@ FORMATS = ("text", "json", "sarif", "github")  # keys of ft_recipes.lint.reporte
               help="LLaMA-Factory: the dataset_dir to find dataset_info.json in, over the config's own "
                    "(relative to the run directory).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the report to a file, not stdout.")
+@click.option("--force", is_flag=True, help="Let -o replace a file that ftr did not write.")
 @guard
 def lint_cmd(paths, fmt, strict, select, extend_select, ignore, rule_packs, no_noqa, only_recipes, dialect,
-             backend_versions, run_dir, dataset_dir, output):
+             backend_versions, run_dir, dataset_dir, output, force):
     """Check recipes and native LLaMA-Factory / Axolotl configs against the best-practice rules
     (`ftr rules` lists them); native files are also checked against the backend's key catalogue.
 
@@ -69,8 +71,9 @@ def lint_cmd(paths, fmt, strict, select, extend_select, ignore, rule_packs, no_n
         findings = sorted(f for file in files for f in lint_file(file, options, dialect))
     text = REPORTERS[fmt]().render(findings, len(files))
     if output:
-        with open(output, "w", encoding="utf-8") as handle:
-            handle.write(text + "\n")
+        from ..writes import write_one
+
+        write_one(Path(output), text + "\n", force, protected=files)
     elif text:
         click.echo(text)
     sys.exit(1 if any(f.severity == "error" for f in findings) else 0)

@@ -15,9 +15,11 @@ from ..backends import NAMES
 @click.option("--backend", "-b", type=click.Choice(NAMES), default=None, help="Show this backend's tokenization.")
 @click.option("--diff", "pair", nargs=2, type=click.Choice(NAMES), default=None,
               help="Compare two backends row by row; exit 1 on any difference.")
-@click.option("-n", "rows", type=int, default=5, show_default=True, help="Rows to show.")
+@click.option("-n", "rows", type=click.IntRange(min=1), default=5, show_default=True, help="Rows to show.")
+@click.option("--timeout", type=click.FloatRange(min=1), default=300, show_default=True,
+              help="Seconds to wait for the backend before stopping it.")
 @guard
-def tokens_cmd(recipe: str, backend: str | None, pair: tuple[str, str] | None, rows: int) -> None:
+def tokens_cmd(recipe: str, backend: str | None, pair: tuple[str, str] | None, rows: int, timeout: float) -> None:
     """Show how the first rows of RECIPE's data are rendered and tokenized by a backend's own
     preprocessing (run in its environment, without training), trained tokens highlighted."""
     from ..pipeline import load_recipe
@@ -27,7 +29,7 @@ def tokens_cmd(recipe: str, backend: str | None, pair: tuple[str, str] | None, r
         raise click.UsageError("give --backend B or --diff A B")
     loaded = load_recipe(recipe)
     if pair:
-        a, b = (tokenize(loaded, name, rows) for name in pair)
+        a, b = (tokenize(loaded, name, rows, timeout) for name in pair)
         problems = diff(a, b)
         for line in problems:
             click.echo(line)
@@ -35,6 +37,6 @@ def tokens_cmd(recipe: str, backend: str | None, pair: tuple[str, str] | None, r
                                                    f"identical token ids and loss masks on {len(a)} rows"))
         sys.exit(1 if problems else 0)
     color = sys.stdout.isatty()
-    for i, row in enumerate(tokenize(loaded, backend, rows)):
+    for i, row in enumerate(tokenize(loaded, backend, rows, timeout)):
         click.echo(f"--- row {i}: {len(row.input_ids)} tokens, {sum(row.trained)} trained")
         click.echo(render(row, color))
