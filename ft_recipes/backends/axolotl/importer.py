@@ -29,11 +29,12 @@ PREFERENCE_TYPES = ("bradley_terry",)  # reward-model pair types (`reward_model:
 def _local(path: str, base: Path) -> Path | None:
     """Where Axolotl finds ``path`` on disk: relative to the directory it runs in (or, when no run directory is
     given and the working directory has nothing there, next to the config); None when it is a hub id."""
-    from ...datasets import resolve_local, run_dir_given
+    from ...datasets import note_path, resolve_local, run_dir, run_dir_given
 
     local = resolve_local(path)
     beside = (base / path).resolve()
     if not local.exists() and not run_dir_given() and beside.exists():
+        note_path(beside, "beside", f"found next to the config, not in {run_dir()}, where Axolotl looks")
         return beside
     if local.exists() or path.startswith((".", "/", "~")) or path.endswith(DATA_SUFFIXES):
         return local

@@ -127,7 +127,11 @@ def _unresolved(m: Mapper, key: str, name: str, directory: Path, why: str) -> di
 
 
 def _data(m: Mapper, base: Path) -> None:
+    from ...datasets import dataset_dir_override, note_path, resolve_local
+
     directory, info, why = _dataset_info(m, base)
+    value = dataset_dir_override() or m.src.get("dataset_dir", "data")
+    beside = isinstance(value, str) and info is not None and not why and directory != resolve_local(value)
     for key, path in (("dataset", ("data", "train")), ("eval_dataset", ("data", "val", "datasets"))):
         names = _split(m.get(key, ""))
         entries = []
@@ -135,6 +139,9 @@ def _data(m: Mapper, base: Path) -> None:
             entry = _dataset(name, info, directory) if info is not None else None
             if entry is None and info is None and why.startswith("dataset_dir"):
                 entry = {"name": name, "hub": name, "format": "alpaca"}  # ONLINE: names are hub ids
+            if entry and beside and "path" in entry:
+                note_path(Path(entry["path"]), "beside", f"dataset_info.json found next to the config "
+                                                         f"({directory}), not in the directory LLaMA-Factory runs in")
             entries.append(entry or _unresolved(m, key, name, directory, why))
         if entries:
             m.put(path, entries, key)

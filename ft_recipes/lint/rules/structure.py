@@ -79,7 +79,8 @@ class MissingFile(Rule):
             "LLaMA-Factory or Axolotl file, paths are resolved as the backend resolves them: against the directory "
             "it runs in (the working directory, or `--run-dir`), LLaMA-Factory dataset names through "
             "`<dataset_dir>/dataset_info.json` (a name it does not define is an error). Hub datasets are not "
-            "checked, and a dataset that cannot be resolved here (no dataset_info.json) is an info, not an error.")
+            "checked, and a dataset that cannot be resolved here (no dataset_info.json) is an info, not an error; "
+            "without `--run-dir`, a file found only next to the config is a warning.")
     why = "The backend would fail only after the model has been downloaded and loaded, minutes into the job."
     bad = "data:\n  train:\n    - {path: data/trian.jsonl, format: alpaca}\n"
     good = "data:\n  train:\n    - {path: data/train.jsonl, format: alpaca}\n"
@@ -92,6 +93,8 @@ class MissingFile(Rule):
 
         recipe = ctx.recipe
         for ds in recipe.data.train + recipe.data.val:
+            if ds.path is not None and ds.path.exists() and path_note(ds.path, "beside"):
+                ctx.report(ds.key_path + ("path",), "dataset_beside", path=ds.path, reason=path_note(ds.path, "beside"))
             if ds.path is None or ds.path.exists():
                 continue
             name = ds.name or ds.path.name
@@ -126,7 +129,11 @@ class MissingFile(Rule):
             return  # an inline DeepSpeed config
         target = resolve_local(value)
         beside = (Path(ctx.recipe.source_file).resolve().parent / value).resolve()
-        if target.exists() or (not run_dir_given() and beside.exists()):
+        if target.exists():
+            return
+        if not run_dir_given() and beside.exists():
+            ctx.report(("hardware", "deepspeed"), "deepspeed_beside", path=beside, backend=ctx.dialect,
+                       run_dir=_run_dir())
             return
         ctx.report(("hardware", "deepspeed"), "deepspeed_missing_native", path=target, backend=ctx.dialect,
                    run_dir=_run_dir())
