@@ -297,3 +297,11 @@ def test_a_file_found_only_next_to_the_config_is_a_warning(tmp_path, monkeypatch
     assert warned == {"data.train[0].path", "hardware.deepspeed"}
     assert _errors(path) == []
     assert len([e for e in _errors(path, run_dir=tmp_path / "elsewhere") if e.startswith("FTR004")]) == 2
+
+
+def test_an_unresolved_lf_dataset_is_not_judged_by_a_placeholder_format(tmp_path, monkeypatch):
+    root = _lf_checkout(tmp_path / "LLaMA-Factory")
+    path = _lf(root, "dpo", stage="dpo", dataset="pairs", learning_rate=5.0e-6)
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert _errors(path, run_dir=tmp_path / "elsewhere") == []  # not "DPO needs preference data"
