@@ -305,3 +305,13 @@ def test_an_unresolved_lf_dataset_is_not_judged_by_a_placeholder_format(tmp_path
     (tmp_path / "elsewhere").mkdir()
     monkeypatch.chdir(tmp_path / "elsewhere")
     assert _errors(path, run_dir=tmp_path / "elsewhere") == []  # not "DPO needs preference data"
+
+
+def test_convert_resolves_lf_datasets_from_the_run_dir(tmp_path, monkeypatch):
+    root = _lf_checkout(tmp_path / "LLaMA-Factory")
+    path = _lf(root, "sft", template="qwen3")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["convert", str(path), "--to", "axolotl", "--run-dir", str(root), "-o", str(out)])
+    assert result.exit_code == 0, result.output
