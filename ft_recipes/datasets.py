@@ -58,26 +58,53 @@ def alpaca_to_messages(row: dict, ds: Dataset) -> dict:
     return {"messages": messages}
 
 
+ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system",
+         "observation": "tool", "function_call": "assistant", "tool": "tool"}
+
+
+def _turn(turn, ds: Dataset) -> dict:
+    """One turn of a sharegpt (from/value) or OpenAI (role/content) conversation -> {"role", "content"}."""
+    if not isinstance(turn, dict):
+        return {"role": "assistant", "content": "" if turn is None else str(turn)}
+    role_key = ds.column("role") if ds.column("role") in turn else "from" if "from" in turn else "role"
+    content_key = ds.column("content") if ds.column("content") in turn else "value" if "value" in turn else "content"
+    role = str(turn.get(role_key, "user"))
+    return {"role": ROLES.get(role, role), "content": turn.get(content_key) or ""}
+
+
+def _answer(value, ds: Dataset) -> dict:
+    """A chosen/rejected answer: a string, one message object, or a list whose last turn is the answer."""
+    if isinstance(value, list):
+        value = value[-1] if value else ""
+    if isinstance(value, dict):
+        return {**_turn(value, ds), "role": "assistant"}
+    return {"role": "assistant", "content": value or ""}
+
+
 def preference_to_messages(row: dict, ds: Dataset) -> dict:
-    """One preference row (prompt + chosen/rejected strings) -> messages + chosen/rejected turns."""
-    prompt = _join(row.get(ds.column("instruction")) or row.get(ds.column("prompt")) or "",
-                   row.get(ds.column("input")) or "")
+    """One preference row -> messages + chosen/rejected turns. The prompt is a string (alpaca pairs: prompt or
+    instruction, plus input) or a conversation (LLaMA-Factory's sharegpt pairs: a list of turns, and message
+    objects as chosen/rejected)."""
+    prompt = row.get(ds.column("prompt"))
     messages = []
     system = row.get(ds.column("system"))
     if system:
         messages.append({"role": "system", "content": system})
-    messages.append({"role": "user", "content": prompt})
-    return {"messages": messages,
-            "chosen": {"role": "assistant", "content": row.get(ds.column("chosen")) or ""},
-            "rejected": {"role": "assistant", "content": row.get(ds.column("rejected")) or ""}}
+    if isinstance(prompt, list):
+        messages += [_turn(turn, ds) for turn in prompt]
+    else:
+        messages.append({"role": "user", "content": _join(row.get(ds.column("instruction")) or prompt or "",
+                                                          row.get(ds.column("input")) or "")})
+    return {"messages": messages, "chosen": _answer(row.get(ds.column("chosen")), ds),
+            "rejected": _answer(row.get(ds.column("rejected")), ds)}
 
 
 def preference_to_conversations(row: dict, ds: Dataset) -> dict:
     """One preference row -> Argilla-style full conversations (Axolotl's ORPO ``chat_template.argilla``)."""
     pair = preference_to_messages(row, ds)
     system = [m for m in pair["messages"] if m["role"] == "system"]
-    user = pair["messages"][-1]
-    out = {"prompt": user["content"], "chosen": [user, pair["chosen"]], "rejected": [user, pair["rejected"]]}
+    turns = [m for m in pair["messages"] if m["role"] != "system"]
+    out = {"prompt": turns[-1]["content"], "chosen": turns + [pair["chosen"]], "rejected": turns + [pair["rejected"]]}
     if system:
         out["system"] = system[0]["content"]
     return out

@@ -315,3 +315,18 @@ def test_convert_resolves_lf_datasets_from_the_run_dir(tmp_path, monkeypatch):
     out = tmp_path / "out"
     result = CliRunner().invoke(main, ["convert", str(path), "--to", "axolotl", "--run-dir", str(root), "-o", str(out)])
     assert result.exit_code == 0, result.output
+
+
+def test_lf_sharegpt_pairs_become_messages_and_answers():
+    from ft_recipes.datasets import preference_to_conversations, preference_to_messages
+    from ft_recipes.recipe import Dataset
+
+    ds = Dataset(format="preference", columns=(("prompt", "conversations"),))
+    row = {"conversations": [{"from": "system", "value": "be brief"}, {"from": "human", "value": "hi"},
+                             {"from": "gpt", "value": "hello"}, {"from": "human", "value": "bye?"}],
+           "chosen": {"from": "gpt", "value": "bye"}, "rejected": {"from": "gpt", "value": "no"}}
+    pair = preference_to_messages(row, ds)
+    assert [m["role"] for m in pair["messages"]] == ["system", "user", "assistant", "user"]
+    assert pair["chosen"] == {"role": "assistant", "content": "bye"}
+    assert preference_to_conversations(row, ds)["chosen"][-2:] == [{"role": "user", "content": "bye?"},
+                                                                   {"role": "assistant", "content": "bye"}]
