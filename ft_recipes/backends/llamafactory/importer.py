@@ -21,6 +21,7 @@ def _split(value) -> list[str]:
     return [v.strip() for v in str(value).split(",") if v.strip()]
 
 
+MEDIA = {"images", "videos", "audios"}
 HUB_SOURCES = ("hf_hub_url", "ms_hub_url", "om_hub_url", "script_url", "cloud_file_name")  # LF's order
 
 
@@ -139,6 +140,10 @@ def _data(m: Mapper, base: Path) -> None:
             entry = _dataset(name, info, directory) if info is not None else None
             if entry is None and info is None and why.startswith("dataset_dir"):
                 entry = {"name": name, "hub": name, "format": "alpaca"}  # ONLINE: names are hub ids
+            media = sorted(MEDIA & set((info or {}).get(name, {}).get("columns") or {})) if entry else []
+            if media:
+                m.notes.append(Unmapped(key, name, f"dataset {name!r}: its {', '.join(media)} columns have no "
+                                                   "recipe counterpart and are not carried"))
             if entry and beside and "path" in entry:
                 note_path(Path(entry["path"]), "beside", f"dataset_info.json found next to the config "
                                                          f"({directory}), not in the directory LLaMA-Factory runs in")
