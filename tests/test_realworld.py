@@ -53,6 +53,18 @@ def test_refused_files_get_an_error(measured, backend):
     assert judged and found / judged >= 0.95, measured[backend]["missed"]
 
 
+# Conversions of the accepted files that succeed today (docs/accuracy.md); the rest must be refused with a
+# named reason (an FTR code), never a crash.
+CONVERTED = {"llamafactory": 12, "axolotl": 109}
+
+
+def test_conversion_of_the_accepted_files():
+    measured = _script("realworld_report").measure_convert()
+    for backend, figures in measured.items():
+        assert figures["converted"] >= CONVERTED[backend], (backend, figures)
+        assert all("FTR" in reason for reason in figures["refusals"]), figures["refusals"]
+
+
 # --- per cause --------------------------------------------------------------------------------------------
 
 LF_INFO = {
