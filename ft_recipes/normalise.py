@@ -152,7 +152,10 @@ def _eval(resolved: Resolved, has_validation: bool) -> r.Eval:
     strategy = _cadence(resolved, "eval", "every", ("steps", "per_epoch"))
     if strategy is None:
         strategy = "steps" if "steps" in e or "per_epoch" in e else ("epoch" if has_validation else "no")
-    return r.Eval(strategy=strategy, steps=e.get("steps"), per_epoch=e.get("per_epoch"),
+    per_epoch = e.get("per_epoch")
+    if per_epoch == 1 and strategy == "steps" and "steps" not in e:  # once per epoch is the epoch strategy
+        strategy, per_epoch = "epoch", None
+    return r.Eval(strategy=strategy, steps=e.get("steps"), per_epoch=per_epoch,
                   batch_size=e.get("batch_size"))
 
 
@@ -165,7 +168,10 @@ def _output(resolved: Resolved) -> r.Output:
     save = _cadence(resolved, "output", "save", ("save_steps", "per_epoch"))
     if save is None:
         save = "steps" if "save_steps" in o or "per_epoch" in o else "epoch"
-    return r.Output(dir=out_dir, save=save, save_steps=o.get("save_steps"), per_epoch=o.get("per_epoch"),
+    per_epoch = o.get("per_epoch")
+    if per_epoch == 1 and save == "steps" and "save_steps" not in o:  # once per epoch is the epoch strategy
+        save, per_epoch = "epoch", None
+    return r.Output(dir=out_dir, save=save, save_steps=o.get("save_steps"), per_epoch=per_epoch,
                     save_total_limit=o.get("save_total_limit", 2), report_to=report,
                     run_name=o.get("run_name"), wandb_project=o.get("wandb_project"))
 
