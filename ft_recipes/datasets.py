@@ -8,8 +8,6 @@ from typing import Iterator
 
 from .recipe import Dataset
 
-READABLE = (".jsonl", ".json")
-
 
 def iter_rows(path: Path, limit: int | None = None) -> Iterator[dict]:
     """Rows of a .jsonl or .json file (a list of objects). Raises ValueError with a readable reason."""
