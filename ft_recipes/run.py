@@ -189,7 +189,7 @@ def quote(value: str) -> str:
     so that every printed command stays on one line (bash, zsh, ksh and POSIX.1-2024 sh read it)."""
     if all(c.isprintable() for c in value):
         return shlex.quote(value)
-    escaped = "".join(_C_ESCAPES.get(c) or (c if c.isprintable() else f"\\x{ord(c):02x}" if ord(c) < 256
+    escaped = "".join(_C_ESCAPES.get(c) or (c if c.isprintable() else f"\\x{ord(c):02x}" if ord(c) < 128
                                             else f"\\u{ord(c):04x}" if ord(c) < 65536 else f"\\U{ord(c):08x}")
                       for c in value)
     return f"$'{escaped}'"

@@ -137,6 +137,7 @@ def folder_lock(folder: Path):
 
 def owned(folder: Path) -> set[str]:
     """Names ftr wrote into ``folder`` (its manifest); a missing or damaged manifest owns nothing."""
+    check_target(folder / MANIFEST)  # never read (block on) a FIFO or device put in its place
     try:
         names = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError):

@@ -372,8 +372,8 @@ HOSTILE_DIRS = ["out; touch pwned", "$(touch pwned)", "`touch pwned`", "a\nb", "
 
 def shell_words(line: str, cwd: Path) -> list[str]:
     """How bash splits a printed line into words (it reads $'...' as well as '...'), running nothing."""
-    out = subprocess.run(["bash", "-c", f"printf '%s\\0' {line}"], capture_output=True, text=True, cwd=cwd,
-                         check=True).stdout
+    out = subprocess.run(["bash", "-c", f"printf '%s\\0' {line}"], capture_output=True, cwd=cwd,
+                         check=True).stdout.decode("utf-8", "surrogateescape")
     return out.split("\0")[:-1]
 
 
