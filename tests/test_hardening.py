@@ -550,3 +550,21 @@ def test_tokens_reports_the_backend_error_as_one_line_with_the_log(tmp_path, mon
     log = Path(line.rsplit("log: ", 1)[1])
     assert "Traceback" in log.read_text() and log.parent == tmp
     assert not [p for p in tmp.iterdir() if p.is_dir()], "no ftr-tokens-* folder left behind"
+
+
+def test_convert_does_not_call_a_carried_value_lost(tmp_path):
+    (tmp_path / "ax.yaml").write_text(
+        f"base_model: Qwen/Qwen2.5-0.5B\ndatasets:\n  - {{path: {DATA}, type: alpaca}}\neval_strategy: steps\n"
+        "eval_steps: 10\nval_set_size: 0.1\noutput_dir: o\nmicro_batch_size: 1\nnum_epochs: 1\n")
+    result = ftr("convert", tmp_path / "ax.yaml", "--to", "llamafactory")
+    assert result.exit_code == 0, result.output
+    assert "eval_strategy: steps" in result.stdout
+    assert "lost  eval_strategy" not in result.stderr and "kept  eval_strategy" in result.stderr
+
+
+def test_report_plot_never_replaces_a_special_file(tmp_path):
+    (tmp_path / "trainer_log.jsonl").write_text('{"current_steps": 1, "loss": 2.0}\n')
+    os.mkfifo(tmp_path / "plot.png")
+    one_line_error(ftr("report", tmp_path, "-o", tmp_path / "plot.png"), 2, "plot.png", "is a FIFO")
+    assert stat.S_ISFIFO(os.lstat(tmp_path / "plot.png").st_mode)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
