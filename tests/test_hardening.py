@@ -568,3 +568,14 @@ def test_report_plot_never_replaces_a_special_file(tmp_path):
     one_line_error(ftr("report", tmp_path, "-o", tmp_path / "plot.png"), 2, "plot.png", "is a FIFO")
     assert stat.S_ISFIFO(os.lstat(tmp_path / "plot.png").st_mode)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_presets_list_and_show_never_block_on_a_fifo(tmp_path, monkeypatch):
+    (tmp_path / "lib").mkdir()
+    os.mkfifo(tmp_path / "lib" / "bad.yaml")
+    (tmp_path / "lib" / "good.yaml").write_text("# a good preset\nftr: 1\n")
+    monkeypatch.setenv("FTR_PRESET_PATH", str(tmp_path / "lib"))
+    listed = ftr("presets", "list")
+    assert listed.exit_code == 0 and "lib:bad" in listed.output and "is a FIFO" in listed.output
+    assert "a good preset" in listed.output
+    one_line_error(ftr("presets", "show", "bad"), 2, "bad.yaml", "is a FIFO")
