@@ -579,3 +579,10 @@ def test_presets_list_and_show_never_block_on_a_fifo(tmp_path, monkeypatch):
     assert listed.exit_code == 0 and "lib:bad" in listed.output and "is a FIFO" in listed.output
     assert "a good preset" in listed.output
     one_line_error(ftr("presets", "show", "bad"), 2, "bad.yaml", "is a FIFO")
+
+
+def test_a_fifo_as_dataset_never_blocks(tmp_path):
+    os.mkfifo(tmp_path / "rows.jsonl")
+    path = recipe(tmp_path, data=str(tmp_path / "rows.jsonl"))
+    one_line_error(ftr("compile", path, "-b", "axolotl"), 1, "FTR004", "is a FIFO")
+    assert ftr("lint", path).exit_code in (0, 1)
