@@ -586,3 +586,32 @@ def test_a_fifo_as_dataset_never_blocks(tmp_path):
     path = recipe(tmp_path, data=str(tmp_path / "rows.jsonl"))
     one_line_error(ftr("compile", path, "-b", "axolotl"), 1, "FTR004", "is a FIFO")
     assert ftr("lint", path).exit_code in (0, 1)
+
+
+def test_run_refuses_gpus_asked_for_on_a_machine_without_one(tmp_path, fake_envs, monkeypatch):
+    _gpus(monkeypatch, 0)
+    path = recipe(tmp_path, out=str(tmp_path / "run"))
+    one_line_error(ftr("run", path, "-b", "axolotl", "--gpus", "2"), 1, "asks for 2 GPU(s)", "--gpus 0 (the CPU)")
+    assert not (tmp_path / "run").exists()
+
+
+def test_gpu_count_unknown_on_another_vendors_driver(monkeypatch):
+    from ft_recipes import run
+
+    monkeypatch.setattr(run, "_driver_gpus", lambda: 0)
+    monkeypatch.setattr(run.Path, "exists", lambda self: str(self) == "/dev/kfd")
+    assert run.visible_gpus() is None
+    assert run.fit_machine(run.LaunchOptions(gpus=4), None, asked=True)[0].gpus == 4
+
+
+@pytest.mark.parametrize("visible, driver, expected", [(None, 2, 2), ("", 2, 0), ("-1", 2, 0), ("0", 2, 1),
+                                                       ("0,1,2,3", 2, 2), ("GPU-abc,GPU-def", 4, 2)])
+def test_visible_gpus_honours_cuda_visible_devices(monkeypatch, visible, driver, expected):
+    from ft_recipes import run
+
+    monkeypatch.setattr(run, "_driver_gpus", lambda: driver)
+    if visible is None:
+        monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    else:
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+    assert run.visible_gpus() == expected
