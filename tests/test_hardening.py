@@ -4,7 +4,6 @@ nothing is clobbered."""
 
 import json
 import os
-import shlex
 import stat
 import subprocess
 import sys
