@@ -10,11 +10,14 @@ from typing import Iterator
 
 from .recipe import Dataset
 
-READABLE = (".jsonl", ".json")
-
 
 def iter_rows(path: Path, limit: int | None = None) -> Iterator[dict]:
     """Rows of a .jsonl or .json file (a list of objects). Raises ValueError with a readable reason."""
+    from .load import file_kind
+
+    kind = file_kind(path)
+    if kind not in ("file", "no such file"):  # never block on a FIFO or read a device
+        raise ValueError(f"{kind}; ftr reads rows from regular files")
     if path.suffix == ".jsonl":
         with path.open(encoding="utf-8") as handle:
             count = 0

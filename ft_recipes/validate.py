@@ -120,9 +120,6 @@ def _describe(error: ValidationError) -> tuple[str, str, str]:
         expected = error.validator_value
         return "FTR002", f"{where}: expected {_type_name(expected)}, got {_type_name_of(error.instance)} {_short(error.instance)}", \
             "write numbers without quotes" if isinstance(error.instance, str) and _looks_numeric(error.instance) else ""
-    if kind in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minLength", "minItems",
-                "maxProperties", "minProperties", "pattern", "not", "propertyNames"):
-        return "FTR002", f"{where}: {error.message}", error.schema.get("description", "")
     return "FTR002", f"{where}: {error.message}", error.schema.get("description", "")
 
 

@@ -106,9 +106,15 @@ def convert_cmd(native: str, target: str, source: str | None, out_dir: Path | No
         recipe = _drop_foreign_passthrough(recipe, imported.dialect)
         recipe = _soften_defaults(recipe, imported)
     emitted = backends.get(target).emit(recipe, (out_dir or Path.cwd()).resolve())
+    main_cfg = emitted.configs[emitted.main]
     for key in sorted(imported.passthrough):
-        if imported.dialect != target:
-            click.echo(f"lost  {key}: {imported.passthrough[key]!r} ({imported.dialect}-only; not carried)", err=True)
+        if imported.dialect == target:
+            continue
+        value = imported.passthrough[key]
+        if isinstance(main_cfg, dict) and key in main_cfg and main_cfg[key] == value:  # the target writes it too
+            click.echo(f"kept  {key}: {value!r} (the {target} config sets the same value)", err=True)
+        else:
+            click.echo(f"lost  {key}: {value!r} ({imported.dialect}-only; not carried)", err=True)
     for note in imported.notes:
         click.echo(f"note  {note.key}: {note.reason}", err=True)
     for note in emitted.notes:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from ..findings import FtrError
+from ..findings import SEVERITIES, FtrError
 from ..load import load_file
 from ..paths import data_dir
 from ..resolve import deep_merge
@@ -47,7 +47,6 @@ def _check_codes(overlay: dict, path: Path) -> None:
         raise FtrError(f"rule pack {path}: unknown rule code(s) {', '.join(unknown)}", exit_code=2)
 
 
-SEVERITIES = ("error", "warning", "info")
 
 
 def _kind(value) -> str:
