@@ -146,7 +146,21 @@ def bench_cold_start(one: Path, repeat: int, work: Path) -> dict:
                          cwd=work).stdout
     heavy = next((line[6:] for line in out.splitlines() if line.startswith("HEAVY=")), "?")
     print(f"  heavy modules imported by `ftr lint` ({', '.join(HEAVY)}): {heavy or 'none'}")
+    print(f"  largest imports of `ftr lint` (python -X importtime, ms): {import_costs(one, work)}")
     return {"bare": bare.median, "lint_one": lint.median, "lint_one_cpu": lint.median_cpu, "ratio": ratio}
+
+
+def import_costs(one: Path, work: Path, top: int = 8) -> str:
+    """The top-level imports of `ftr lint one.yaml` that cost most (cumulative), site's own excluded."""
+    err = subprocess.run(FTR[:2] + ["-X", "importtime"] + FTR[2:] + ["lint", str(one)], capture_output=True,
+                         text=True, env=ENV, cwd=work).stderr
+    costs = []
+    for line in err.splitlines():
+        if line.startswith("import time:") and "|" in line:
+            _, cumulative, name = line.split("|")
+            if not name.startswith("  ") and cumulative.strip().isdigit() and name.strip() != "site":
+                costs.append((int(cumulative) / 1000, name.strip()))
+    return ", ".join(f"{name} {ms:.0f}" for ms, name in sorted(costs, reverse=True)[:top])
 
 
 def bench_lint(files: dict[str, list[Path]], repeat: int, work: Path, cold_cpu: float) -> dict[str, float]:
