@@ -16,6 +16,7 @@ from ...findings import Finding, FtrError
 from ...lint.rules.data import row_problem
 from ...modelinfo import config as model_config
 from ...modelinfo import special_token
+from .keys import CPU_FLAGS, RL
 from .templates import TEMPLATES
 from ...recipe import Dataset, Recipe
 from ..base import check
@@ -24,9 +25,6 @@ NAME = "axolotl"
 VERSION = "0.19.0"
 MAIN = "axolotl.yaml"
 
-RL = {"dpo": "dpo", "orpo": "orpo", "kto": "kto", "simpo": "simpo", "grpo": "grpo"}
-CPU_FLAGS = {"lora_mlp_kernel": False, "lora_qkv_kernel": False, "lora_o_kernel": False,
-             "lora_embedding_kernel": False}
 
 
 def _check(recipe: Recipe) -> None:

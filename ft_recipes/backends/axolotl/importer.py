@@ -9,8 +9,7 @@ import re
 from ...modelinfo import config as model_config
 from ...native import Mapper, Unmapped, invert
 from ..keys import as_int
-from .emit import CPU_FLAGS, RL
-from .keys import TABLE
+from .keys import CPU_FLAGS, RL, TABLE
 from .templates import TEMPLATES
 
 TEMPLATE_BACK = {**invert(TEMPLATES), "tokenizer_default": None}

@@ -7,6 +7,9 @@ from ..keys import Key, KeyTable, as_float, as_int, whole
 from .templates import TEMPLATES
 
 TEMPLATE_BACK = {value: key for key, value in reversed(list(TEMPLATES.items()))}
+RL = {"dpo": "dpo", "orpo": "orpo", "kto": "kto", "simpo": "simpo", "grpo": "grpo"}
+CPU_FLAGS = {"lora_mlp_kernel": False, "lora_qkv_kernel": False, "lora_o_kernel": False,
+             "lora_embedding_kernel": False}
 INIT = ("pissa", "olora", "gaussian")  # PEFT init_lora_weights values Axolotl passes through
 
 

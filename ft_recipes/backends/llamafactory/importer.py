@@ -8,8 +8,7 @@ from pathlib import Path
 
 from ...native import Mapper, Unmapped, invert
 from ..keys import as_int
-from .emit import STAGES
-from .keys import TABLE
+from .keys import STAGES, TABLE
 
 STAGE_BACK = invert(STAGES)
 COSMETIC = ("do_train", "overwrite_output_dir", "plot_loss", "dataset_dir", "quantization_method",

@@ -6,6 +6,9 @@ from __future__ import annotations
 from ..keys import Key, KeyTable, as_float, as_int, comma_list, negate, split_list, whole
 from .templates import TEMPLATES
 
+STAGES = {"pt": ("pt", None), "sft": ("sft", None), "rm": ("rm", None), "ppo": ("ppo", None),
+          "dpo": ("dpo", "sigmoid"), "orpo": ("dpo", "orpo"), "simpo": ("dpo", "simpo"), "kto": ("kto", None)}
+FINETUNING = {"lora": "lora", "qlora": "lora", "full": "full", "freeze": "freeze"}
 TEMPLATE_BACK = {value: key for key, value in reversed(list(TEMPLATES.items()))}
 
 
