@@ -24,6 +24,7 @@ class Row:
     input_ids: tuple[int, ...]
     labels: tuple[int, ...]
     tokens: tuple[str, ...]
+    part: str = ""  # preference pairs: "chosen" or "rejected" (prompt + that response)
 
     @property
     def trained(self) -> tuple[bool, ...]:
@@ -32,8 +33,6 @@ class Row:
 
 def tokenize(loaded: Loaded, backend: str, n: int) -> list[Row]:
     recipe = loaded.recipe
-    if recipe.is_preference:
-        raise FtrError("ftr tokens shows sft and pt data; preference pairs are not supported yet", exit_code=2)
     helper = Path(backends.get(backend).__file__).with_name("tokens_helper.py")
     if not helper.is_file():
         raise FtrError(f"ftr tokens is not available for the {backend} backend", exit_code=2)
@@ -47,7 +46,7 @@ def tokenize(loaded: Loaded, backend: str, n: int) -> list[Row]:
     if proc.returncode != 0 or not rows:
         tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-8:])
         raise FtrError(f"{backend} could not tokenize the data:\n{tail}", exit_code=1)
-    return [Row(tuple(r["input_ids"]), tuple(r["labels"]), tuple(r["tokens"])) for r in rows]
+    return [Row(tuple(r["input_ids"]), tuple(r["labels"]), tuple(r["tokens"]), r.get("part", "")) for r in rows]
 
 
 def _env(backend: str) -> dict:
@@ -75,7 +74,8 @@ def diff(a: list[Row], b: list[Row]) -> list[str]:
     problems = []
     if len(a) != len(b):
         problems.append(f"row count differs: {len(a)} vs {len(b)}")
-    for i, (x, y) in enumerate(zip(a, b)):
+    for k, (x, y) in enumerate(zip(a, b)):
+        i = _label(a, k)
         if x.input_ids != y.input_ids:
             pos = next((k for k, (p, q) in enumerate(zip(x.input_ids, y.input_ids)) if p != q),
                        min(len(x.input_ids), len(y.input_ids)))
@@ -86,6 +86,13 @@ def diff(a: list[Row], b: list[Row]) -> list[str]:
             problems.append(f"row {i}: loss mask differs at position {pos} (token {x.tokens[pos]!r}: "
                             f"{'trained' if x.trained[pos] else 'masked'} vs {'trained' if y.trained[pos] else 'masked'})")
     return problems
+
+
+def _label(rows: list[Row], k: int) -> str:
+    """``3`` for the fourth row; ``1 (rejected)`` for one side of the second preference pair."""
+    if not rows[k].part:
+        return str(k)
+    return f"{k // 2} ({rows[k].part})"
 
 
 def _around(row: Row, pos: int) -> str:

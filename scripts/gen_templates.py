@@ -111,11 +111,139 @@ def build(backend: str) -> tuple[dict, str]:
     return data, version
 
 
+def _fresh_tokenizer(model: str):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(model)
+
+
+def render_llamafactory(model: str) -> dict:
+    """Every LLaMA-Factory template's training text for ftr's sample conversations, by LLaMA-Factory's own
+    encoding (fix_special_tokens, encode_multiturn, the final EOS of efficient_eos) decoded with the tokenizer."""
+    import copy
+
+    from llamafactory.data.template import TEMPLATES
+
+    sys.path.insert(0, str(ROOT))
+    from ft_recipes.templates import SAMPLES
+
+    out = {}
+    for name, original in sorted(TEMPLATES.items()):
+        tokenizer = _fresh_tokenizer(model)
+        template = copy.deepcopy(original)
+        try:
+            template.fix_special_tokens(tokenizer)
+            texts = []
+            for messages in SAMPLES:
+                system = messages[0]["content"] if messages[0]["role"] == "system" else None
+                turns = messages[1:] if system else messages
+                ids = [i for pair in template.encode_multiturn(tokenizer, turns, system) for part in pair for i in part]
+                if template.efficient_eos:
+                    ids.append(tokenizer.eos_token_id)
+                texts.append(tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False))
+            out[name] = {"texts": texts, "eos": tokenizer.eos_token, "bos": tokenizer.bos_token}
+        except (ValueError, TypeError, RuntimeError, NotImplementedError) as exc:  # e.g. a token the model lacks
+            out[name] = {"error": f"{type(exc).__name__}: {exc}"}
+    return out
+
+
+def render_axolotl(model: str, eos_tokens: list[str]) -> dict:
+    """Every named Axolotl template's text for ftr's sample conversations, rendered as the tokenizer renders a
+    chat template (transformers' compiled Jinja), once per EOS token; and ftr's Jinja for each LLaMA-Factory
+    template (what `chat_template: jinja` gets), rendered the same way."""
+    from transformers.utils.chat_template_utils import _compile_jinja_template
+
+    sys.path.insert(0, str(ROOT))
+    from ft_recipes.templates import SAMPLES, catalogue, to_jinja
+
+    tokenizer = _fresh_tokenizer(model)
+
+    def one(compiled, messages: list[dict], eos: str) -> str | dict:
+        try:
+            return compiled.render(messages=messages, bos_token=tokenizer.bos_token, eos_token=eos,
+                                   add_generation_prompt=False)
+        except Exception as exc:  # noqa: BLE001  a template may refuse a conversation on purpose (raise_exception)
+            return {"error": f"{type(exc).__name__}: {exc}"}
+
+    def texts(jinja: str, eos: str) -> list:
+        """One text per sample; {"error": ...} for a sample the template refuses (e.g. a system prompt)."""
+        compiled = _compile_jinja_template(jinja)
+        return [one(compiled, m, eos) for m in SAMPLES]
+
+    from axolotl.utils.chat_templates import _CHAT_TEMPLATES
+
+    named = {name: {eos: texts(jinja, eos) for eos in eos_tokens} for name, jinja in sorted(_CHAT_TEMPLATES.items())}
+    generated = {}
+    for name, template in catalogue("llamafactory", LF_VERSION).items():
+        generated[name] = texts(to_jinja(template), tokenizer.eos_token)
+    return {"named": named, "generated": generated, "eos": tokenizer.eos_token}
+
+
+LF_VERSION = "0.9.5"
+AX_VERSION = "0.19.0"
+
+
+def _similarity(a: list[str], b: list[str]) -> float:
+    import difflib
+
+    return sum(difflib.SequenceMatcher(None, x, y).ratio() for x, y in zip(a, b)) / len(a)  # a, b: texts
+
+
+def template_map(lf_render: dict, ax_render: dict) -> dict:
+    """Which template renders which: for each LLaMA-Factory template the Axolotl templates that render ftr's
+    sample conversations to the same text (and whether ftr's generated Jinja does); for each Axolotl template
+    the LLaMA-Factory templates that do, else the closest by text similarity."""
+    named = ax_render["named"]
+    lf_out, ax_out = {}, {}
+    for name, lf in sorted(lf_render.items()):
+        if "texts" not in lf:
+            lf_out[name] = {"rendered": False, "why": lf["error"], "axolotl": [], "jinja_exact": None}
+            continue
+        same = sorted(a for a, r in named.items() if r.get(lf["eos"]) == lf["texts"])
+        lf_out[name] = {"rendered": True, "axolotl": same, "jinja_exact": ax_render["generated"].get(name) == lf["texts"]}
+    for name, by_eos in sorted(named.items()):
+        same = sorted(n for n, lf in lf_render.items() if "texts" in lf and by_eos.get(lf["eos"]) == lf["texts"])
+        entry: dict = {"llamafactory": same}
+        refused = [t["error"] for t in next(iter(by_eos.values())) if isinstance(t, dict)]
+        if refused:
+            entry["refuses"] = f"{len(refused)} of {len(next(iter(by_eos.values())))} samples: {refused[0]}"
+        if not same:  # the closest, compared on the samples the template renders
+            scored = []
+            for n, lf in lf_render.items():
+                if "texts" in lf:
+                    pairs = [(a, b) for a, b in zip(by_eos[lf["eos"]], lf["texts"]) if isinstance(a, str)]
+                    scored.append((_similarity(*zip(*pairs)) if pairs else 0.0, n == name, -len(n), n))
+            score, _, _, closest = max(scored)  # ties: the same name, then the shortest
+            entry.update({"closest": closest, "similarity": round(score, 3)})
+        ax_out[name] = entry
+    return {"llamafactory": {"version": LF_VERSION, "templates": lf_out},
+            "axolotl": {"version": AX_VERSION, "templates": ax_out}, "samples": "ft_recipes.templates.SAMPLES",
+            "tokenizer": "tests/fixtures/tiny.py (byte-level BPE; ChatML special tokens)"}
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("backend", choices=["llamafactory", "axolotl"])
+    parser.add_argument("backend", choices=["llamafactory", "axolotl", "map"])
+    parser.add_argument("--from", dest="renders", nargs=2, metavar=("LF_RENDER", "AX_RENDER"),
+                        help="(map) the two --render outputs; writes the cross-backend map (no backend needed)")
     parser.add_argument("-o", "--output", type=Path)
+    parser.add_argument("--render", metavar="MODEL_DIR",
+                        help="write the backend's renderings of ftr's sample conversations with this tokenizer")
+    parser.add_argument("--eos", action="append", default=[], help="(axolotl --render) EOS tokens to render with")
     args = parser.parse_args(argv)
+    if args.backend == "map":
+        lf_render, ax_render = (json.loads(Path(p).read_text(encoding="utf-8")) for p in args.renders)
+        data = template_map(lf_render, ax_render)
+        out = args.output or ROOT / "schemas" / "backends" / f"templates-map-llamafactory-{LF_VERSION}-axolotl-{AX_VERSION}.json"
+        out.write_text(json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+        print(f"{out}: template map")
+        return 0
+    if args.render:
+        data = render_llamafactory(args.render) if args.backend == "llamafactory" else \
+            render_axolotl(args.render, args.eos)
+        args.output.write_text(json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+        print(f"{args.output}: renderings")
+        return 0
     data, version = build(args.backend)
     out = args.output or ROOT / "schemas" / "backends" / f"templates-{args.backend}-{version}.json"
     out.write_text(json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False, default=str) + "\n",

@@ -39,3 +39,45 @@ def test_axolotl_catalogue_has_every_named_chat_template_with_its_jinja():
     assert templates["tokenizer_default"]["jinja"] is None and templates["tokenizer_default"]["source"] == "tokenizer"
     assert data["strategy_defaults"]["train_on_eos"] == "turn"
     assert data["strategy_defaults"]["roles_to_train"] == ["assistant"]
+
+
+def test_the_trained_end_of_turn_follows_the_template():
+    from ft_recipes.templates import after_reply, catalogue
+
+    lf = catalogue("llamafactory", "0.9.5")
+    assert after_reply(lf["chatml"]) == ("<|im_end|>", "\n")
+    assert after_reply(lf["llama3"]) == ("<|eot_id|>", "")
+    assert after_reply(lf["gemma"]) == ("<end_of_turn>", "\n")
+    assert after_reply(lf["mistral"], "</s>") == ("</s>", "")  # the tokenizer's own EOS, not replaced
+    assert after_reply(lf["mistral"]) == (None, "")
+
+
+def test_axolotl_is_told_the_eos_and_the_end_of_turn_token_it_must_train():
+    from ft_recipes.backends.axolotl.templates import end_of_turn_keys
+
+    assert end_of_turn_keys("chatml") == {"special_tokens": {"eos_token": "<|im_end|>"}, "eot_tokens": ["\n"]}
+    assert end_of_turn_keys("llama3") == {"special_tokens": {"eos_token": "<|eot_id|>"}}
+    assert end_of_turn_keys(None) == {}
+
+
+def test_axolotl_keeps_a_known_eos_and_hands_preference_pairs_to_trl_as_conversations(tmp_path):
+    from ft_recipes.pipeline import load_recipe
+    from ft_recipes.backends import get
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    (model / "tokenizer_config.json").write_text(json.dumps({"eos_token": "<|im_end|>"}))
+    data = tmp_path / "pref.jsonl"
+    data.write_text(json.dumps({"instruction": "Hi?", "input": "", "chosen": "Hello.", "rejected": "No."}) + "\n")
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"ftr: 1\nextends: [dpo-lora]\nmodel: {{base: {model}, template: chatml}}\n"
+                      f"data:\n  train:\n    - {{path: {data}, format: preference}}\noutput: {{dir: {tmp_path}/out}}\n")
+    emitted = get("axolotl").emit(load_recipe(str(recipe)).recipe, tmp_path / "c")
+    cfg = emitted.configs[emitted.main]
+    assert "eos_token" not in cfg.get("special_tokens", {})  # the model's EOS already is the stop word
+    assert cfg["eot_tokens"] == ["\n"]
+    assert cfg["skip_prepare_dataset"] is True and "type" not in cfg["datasets"][0]
+    (rows,) = emitted.data_files.values()
+    assert rows == [{"prompt": [{"role": "user", "content": "Hi?"}], "chosen": [{"role": "assistant", "content": "Hello."}],
+                     "rejected": [{"role": "assistant", "content": "No."}]}]

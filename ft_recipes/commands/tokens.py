@@ -36,5 +36,6 @@ def tokens_cmd(recipe: str, backend: str | None, pair: tuple[str, str] | None, r
         sys.exit(1 if problems else 0)
     color = sys.stdout.isatty()
     for i, row in enumerate(tokenize(loaded, backend, rows)):
-        click.echo(f"--- row {i}: {len(row.input_ids)} tokens, {sum(row.trained)} trained")
+        name = f"{i // 2} ({row.part})" if row.part else str(i)
+        click.echo(f"--- row {name}: {len(row.input_ids)} tokens, {sum(row.trained)} trained")
         click.echo(render(row, color))

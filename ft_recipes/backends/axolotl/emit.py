@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ...datasets import alpaca_to_messages, iter_rows, preference_to_conversations, preference_to_messages
+from ...datasets import (alpaca_to_messages, iter_rows, preference_to_conversational, preference_to_conversations,
+                         preference_to_messages)
 from ...emit import Emitted, Note, apply_passthrough, deepspeed_path, unsupported
 from ...findings import Finding, FtrError
 from ...modelinfo import config as model_config
 from ...modelinfo import special_token
-from .templates import TEMPLATES
+from .templates import TEMPLATES, end_of_turn_keys
 from ...recipe import PROMPT_METHODS, Dataset, Recipe
 
 NAME = "axolotl"
@@ -24,6 +25,8 @@ MAIN = "axolotl.yaml"
 
 RL = {"dpo": "dpo", "orpo": "orpo", "kto": "kto", "simpo": "simpo", "grpo": "grpo"}
 SCHEDULERS = {"cosine_with_min_lr": "cosine", "warmup_stable_decay": "warmup_stable_decay"}
+# Preference stages whose rows ftr hands to trl in its conversational form, rendered by the chat template there.
+TRL_RENDERED = ("dpo", "simpo")
 CPU_FLAGS = {"lora_mlp_kernel": False, "lora_qkv_kernel": False, "lora_o_kernel": False,
              "lora_embedding_kernel": False}
 
@@ -70,6 +73,8 @@ def _dataset(recipe: Recipe, ds: Dataset, out_dir: Path, data_files: dict) -> di
         convert = alpaca_to_messages
         if ds.format == "preference":
             convert = preference_to_conversations if recipe.stage == "orpo" else preference_to_messages
+            if recipe.stage in TRL_RENDERED:  # issue 17: trl renders the reply with its end of turn, as LF does
+                convert = preference_to_conversational
         name = f"data/{ds.name}.jsonl"
         data_files[name] = [convert(row, ds) for row in _rows(recipe, ds)]
         entry = {"path": str(out_dir / name), "ds_type": "json"}
@@ -77,6 +82,9 @@ def _dataset(recipe: Recipe, ds: Dataset, out_dir: Path, data_files: dict) -> di
         entry["ds_type"] = "json" if ds.path.suffix in (".jsonl", ".json") else ds.path.suffix.lstrip(".")
     if recipe.stage == "orpo":  # ORPO keeps the SFT dataset schema and reads full conversations
         entry["type"] = "chat_template.argilla"
+        return entry
+    if needs_rewrite and recipe.stage in TRL_RENDERED:  # no type: rows go to trl as they are
+        entry.pop("ds_type", None)
         return entry
     if ds.format == "preference" or recipe.stage in RL:
         entry.pop("ds_type", None)  # Axolotl's DPO dataset schema drops it silently
@@ -146,9 +154,6 @@ def _notes(recipe: Recipe) -> list[Note]:
     if recipe.model.template == "qwen":
         notes.append(Note("model.template", "LLaMA-Factory's qwen template adds Qwen's default system prompt to rows "
                                             "without one; Axolotl's qwen_25 renders the tokenizer's template"))
-    if recipe.model.template in ("chatml", "qwen", "qwen2.5", "qwen3") and recipe.stage == "sft":
-        notes.append(Note("model.template", "Axolotl masks the newline after <|im_end|> that LLaMA-Factory trains "
-                                            "(one token per assistant turn; token ids are otherwise identical)"))
     if recipe.data.val_split:
         notes.append(Note("data.val.split", "Axolotl holds out validation rows without shuffling; "
                                             "LLaMA-Factory shuffles (seeded) first"))
@@ -169,6 +174,8 @@ def emit(recipe: Recipe, out_dir: Path) -> Emitted:
                               "pad_token: eos needs the EOS token string for Axolotl, and this model's is unknown",
                               "write the token itself, e.g. pad_token: '</s>'")
         cfg["special_tokens"] = {"pad_token": pad}
+    for key, value in end_of_turn_keys(recipe.model.template, recipe.model.base).items():  # issue 17: same labels as LLaMA-Factory
+        cfg[key] = {**cfg.get(key, {}), **value} if isinstance(value, dict) else value
     if recipe.stage in RL:
         cfg["rl"] = RL[recipe.stage]
     if recipe.stage == "rm":
@@ -187,6 +194,8 @@ def emit(recipe: Recipe, out_dir: Path) -> Emitted:
         cfg["test_datasets"] = [_dataset(recipe, ds, out_dir, data_files) for ds in d.val]
     else:
         cfg["val_set_size"] = d.val_split
+    if any("type" not in entry for entry in cfg["datasets"]) and recipe.stage in TRL_RENDERED:
+        cfg["skip_prepare_dataset"] = True  # Axolotl's length filter tokenizes strings; trl truncates instead
     cfg["dataset_prepared_path"] = str(o.dir / "prepared")
     cfg["sequence_len"] = d.max_length
     cfg["excess_length_strategy"] = d.overlength
