@@ -36,6 +36,22 @@ def catalogue(backend: str, version: str) -> dict:
         return {}
 
 
+@lru_cache(maxsize=None)
+def cross_map(a: str, a_version: str, b: str, b_version: str) -> dict:
+    """The generated map between two backends' templates (templates-map-<a>-<ver>-<b>-<ver>.json): per template
+    of each, the other's templates that render ftr's samples identically, or the closest one."""
+    path = data_dir("schemas") / "backends" / f"templates-map-{a}-{a_version}-{b}-{b_version}.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def pick(candidates: list[str], *preferred: str | None) -> str | None:
+    """The first preferred name among candidates, else the first candidate."""
+    return next((p for p in preferred if p in candidates), candidates[0] if candidates else None)
+
+
 def eos_of(template: dict, tokenizer_eos: str | None = None) -> str | None:
     """The end-of-sequence token the template trains with: its first stop word when it replaces the
     tokenizer's EOS, else the tokenizer's own."""

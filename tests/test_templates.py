@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMAS = ROOT / "schemas" / "backends"
 
@@ -81,3 +83,86 @@ def test_axolotl_keeps_a_known_eos_and_hands_preference_pairs_to_trl_as_conversa
     (rows,) = emitted.data_files.values()
     assert rows == [{"prompt": [{"role": "user", "content": "Hi?"}], "chosen": [{"role": "assistant", "content": "Hello."}],
                      "rejected": [{"role": "assistant", "content": "No."}]}]
+
+
+def test_a_template_axolotl_has_under_another_name_maps_to_it_and_one_it_lacks_gets_generated_jinja():
+    from ft_recipes.backends.axolotl.templates import chat_template_keys
+
+    assert chat_template_keys("qwen3_nothink") == {"chat_template": "chatml"}  # renders identically
+    assert chat_template_keys("qwen") == {"chat_template": "qwen_25"}
+    assert chat_template_keys("gemma") == {"chat_template": "gemma3"}  # Axolotl's gemma refuses system prompts
+    assert chat_template_keys("tokenizer") == {"chat_template": "tokenizer_default"}
+    assert chat_template_keys("axolotl:mistral_v1") == {"chat_template": "mistral_v1"}
+    generated = chat_template_keys("mistral")
+    assert generated["chat_template"] == "jinja" and "[INST]" in generated["chat_template_jinja"]
+    for name in ("no-such-template", "axolotl:phi_4"):  # phi_4.jinja ships, but 0.19's config cannot name it
+        with pytest.raises(KeyError):
+            chat_template_keys(name)
+
+
+def test_an_axolotl_template_maps_to_the_llamafactory_one_that_renders_like_it_or_the_closest_with_a_note():
+    from ft_recipes.backends.llamafactory.templates import resolve
+
+    assert resolve("nemotron_h") == ("chatml", None)
+    assert resolve("tokenizer") == (None, None)  # no `template` key: LLaMA-Factory parses the tokenizer's own
+    native, note = resolve("axolotl:mistral_v1")
+    assert native == "mistral" and "closest" in note
+    with pytest.raises(KeyError):
+        resolve("no-such-template")
+
+
+def test_axolotl_import_names_a_template_ftr_emits_back_unchanged():
+    from ft_recipes.backends.axolotl.templates import chat_template_keys, import_name
+
+    assert import_name("qwen_25") == "qwen" and import_name("chatml") == "chatml"
+    assert import_name("mistral_v1") == "axolotl:mistral_v1"  # no LLaMA-Factory template renders like it
+    assert import_name("tokenizer_default") is None
+    for native in load("templates-axolotl-0.19.0.json")["templates"]:
+        if native not in ("tokenizer_default", "jinja"):
+            assert chat_template_keys(import_name(native)) == {"chat_template": native}, native
+
+
+def test_generated_jinja_renders_what_the_slot_template_renders():
+    jinja2 = pytest.importorskip("jinja2")
+    from ft_recipes.templates import SAMPLES, catalogue, render, to_jinja
+
+    env = jinja2.Environment(trim_blocks=True, lstrip_blocks=True)  # as transformers compiles chat templates
+    for name in ("chatml", "llama2", "mistral", "qwen3", "gemma", "alpaca", "glm4_7", "deepseek3", "phi_small"):
+        template = catalogue("llamafactory", "0.9.5")[name]
+        compiled = env.from_string(to_jinja(template))
+        for messages in SAMPLES:
+            expected = render(template, messages, "<s>", "</s>")
+            assert compiled.render(messages=messages, bos_token="<s>", eos_token="</s>") == expected, name
+
+
+def test_every_renderable_template_is_portable_and_the_docs_table_is_current():
+    import importlib.util
+
+    data = load("templates-map-llamafactory-0.9.5-axolotl-0.19.0.json")
+    lf = data["llamafactory"]["templates"]
+    assert all(e["axolotl"] or e["jinja_exact"] for e in lf.values() if e["rendered"])
+    assert lf["qwen3_nothink"]["axolotl"] == ["chatml", "nemotron_h"]
+    spec = importlib.util.spec_from_file_location("gen_templates", ROOT / "scripts" / "gen_templates.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.docs(data) == (ROOT / "docs" / "templates.md").read_text(encoding="utf-8")
+
+
+def test_converting_llamafactory_qwen3_nothink_to_axolotl_no_longer_fails(tmp_path):
+    """LLaMA-Factory's own Qwen3 example uses template: qwen3_nothink; Axolotl's chatml renders it identically."""
+    import shutil
+
+    import yaml
+
+    from ft_recipes.cli import main
+
+    native = ROOT / "tests" / "data" / "native"
+    shutil.copytree(native / "data", tmp_path / "data")
+    text = (native / "lf_lora.yaml").read_text().replace("template: qwen\n", "template: qwen3_nothink\n")
+    (tmp_path / "qwen3.yaml").write_text(text.replace("Qwen/Qwen2.5-7B-Instruct", "Qwen/Qwen3-4B-Instruct-2507"))
+    with pytest.raises(SystemExit) as done:
+        main(["convert", str(tmp_path / "qwen3.yaml"), "--to", "axolotl", "-o", str(tmp_path / "out")])
+    assert done.value.code in (0, None)
+    cfg = yaml.safe_load((tmp_path / "out" / "axolotl.yaml").read_text())
+    assert cfg["chat_template"] == "chatml" and cfg["eot_tokens"] == ["\n"]
+    assert cfg["special_tokens"]["eos_token"] == "<|im_end|>"

@@ -16,7 +16,7 @@ from ...emit import Emitted, Note, apply_passthrough, deepspeed_path, unsupporte
 from ...findings import Finding, FtrError
 from ...modelinfo import config as model_config
 from ...modelinfo import special_token
-from .templates import TEMPLATES, end_of_turn_keys
+from .templates import TEMPLATES, chat_template_keys, end_of_turn_keys
 from ...recipe import PROMPT_METHODS, Dataset, Recipe
 
 NAME = "axolotl"
@@ -41,9 +41,12 @@ def _check(recipe: Recipe) -> None:
     if recipe.stage == "kto":
         raise unsupported(recipe, ("stage",), "ftr does not yet emit KTO datasets for Axolotl",
                           "use --backend llamafactory for kto")
-    if recipe.model.template is not None and recipe.model.template not in TEMPLATES:
+    try:
+        chat_template_keys(recipe.model.template)
+    except KeyError:
         raise unsupported(recipe, ("model", "template"), f"no Axolotl chat template for {recipe.model.template!r}",
-                          f"known templates: {', '.join(sorted(TEMPLATES))}")
+                          f"known templates: {', '.join(sorted(TEMPLATES))}, or any LLaMA-Factory or Axolotl "
+                          "template name") from None
 
 
 def _rows(recipe: Recipe, ds: Dataset) -> list[dict]:
@@ -166,7 +169,7 @@ def emit(recipe: Recipe, out_dir: Path) -> Emitted:
     cfg: dict = {"base_model": recipe.model.base, "trust_remote_code": recipe.model.trust_remote_code}
     if recipe.model.revision:
         cfg["revision_of_model"] = recipe.model.revision
-    cfg["chat_template"] = TEMPLATES[recipe.model.template] if recipe.model.template else "tokenizer_default"
+    cfg.update(chat_template_keys(recipe.model.template))  # issue 17: named if it renders the same, else jinja
     if recipe.model.pad_token:
         pad = special_token(recipe.model.base, "eos") if recipe.model.pad_token == "eos" else recipe.model.pad_token
         if pad is None:

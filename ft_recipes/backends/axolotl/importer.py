@@ -6,9 +6,8 @@ from pathlib import Path
 
 from ...native import Mapper, Unmapped, invert
 from .emit import RL
-from .templates import TEMPLATES
+from .templates import import_name
 
-TEMPLATE_BACK = {**invert(TEMPLATES), "tokenizer_default": None}
 RL_BACK = invert(RL)
 COSMETIC = ("adapter", "load_in_4bit", "load_in_8bit", "rl", "reward_model", "datasets", "test_datasets",
             "dataset_prepared_path", "bf16", "fp16", "tf32", "lora_target_linear", "lora_target_modules",
@@ -145,7 +144,7 @@ def _eval_output(m: Mapper, base: Path) -> None:
 def to_recipe(m: Mapper, base: Path) -> None:
     m.put(("ftr",), 1)
     m.take("base_model", ("model", "base"))
-    template = TEMPLATE_BACK.get(m.src.get("chat_template"), m.src.get("chat_template"))
+    template = import_name(m.src.get("chat_template"))  # issue 17: a name ftr emits back as this template
     if template:
         m.put(("model", "template"), template, "chat_template")
     pad = (m.src.get("special_tokens") or {}).get("pad_token")

@@ -12,8 +12,11 @@ newline, for ChatML) as the end-of-turn token.
 from __future__ import annotations
 
 from ... import templates as slot_templates
-from ..llamafactory.emit import VERSION as REFERENCE_VERSION
 from ..llamafactory.templates import TEMPLATES as REFERENCE
+from ..llamafactory.templates import VERSION as REFERENCE_VERSION
+
+VERSION = "0.19.0"
+PREFIX = "axolotl:"  # a recipe template "axolotl:NAME" is Axolotl's NAME exactly
 
 TEMPLATES = {
     "chatml": "chatml", "qwen": "qwen_25", "qwen2.5": "qwen_25", "qwen3": "qwen3", "llama3": "llama3",
@@ -23,10 +26,45 @@ TEMPLATES = {
 }
 
 
+def reference_name(name: str | None) -> str | None:
+    """The reference (LLaMA-Factory) template ftr's template ``name`` stands for, or None."""
+    if name in REFERENCE:
+        return REFERENCE[name]
+    return name if name in slot_templates.catalogue("llamafactory", REFERENCE_VERSION) else None
+
+
 def reference(name: str | None) -> dict | None:
     """The slot definition ftr's template ``name`` stands for, or None."""
-    native = REFERENCE.get(name or "")
+    native = reference_name(name)
     return slot_templates.catalogue("llamafactory", REFERENCE_VERSION).get(native) if native else None
+
+
+def chat_template_keys(name: str | None) -> dict:
+    """``chat_template`` (and ``chat_template_jinja``) for ftr's template ``name``: the Axolotl template that
+    renders ftr's sample conversations as the reference does (the generated map; ftr's own choice first), else
+    ftr's Jinja generated from the reference's slots (exact by construction, checked by the map), else an
+    Axolotl template of that name. KeyError if none."""
+    if name in (None, "tokenizer"):
+        return {"chat_template": "tokenizer_default"}
+    if name.startswith(PREFIX):  # an Axolotl template by its own name, from an imported Axolotl file
+        if name[len(PREFIX):] not in slot_templates.catalogue("axolotl", VERSION):
+            raise KeyError(name)
+        return {"chat_template": name[len(PREFIX):]}
+    native = reference_name(name)
+    if native is None:
+        if name in slot_templates.catalogue("axolotl", VERSION):
+            return {"chat_template": name}
+        raise KeyError(name)
+    entry = _map().get(native, {})
+    exact = slot_templates.pick(entry.get("axolotl", []), TEMPLATES.get(name), name, native)
+    if exact:
+        return {"chat_template": exact}
+    return {"chat_template": "jinja", "chat_template_jinja": slot_templates.to_jinja(reference(name))}
+
+
+def _map() -> dict:
+    full = slot_templates.cross_map("llamafactory", REFERENCE_VERSION, "axolotl", VERSION)
+    return full.get("llamafactory", {}).get("templates", {})
 
 
 def end_of_turn_keys(name: str | None, base: str = "") -> dict:
@@ -44,3 +82,20 @@ def end_of_turn_keys(name: str | None, base: str = "") -> dict:
     if eos and rest.strip(" "):
         keys["eot_tokens"] = [rest]
     return keys
+
+
+def import_name(native: str | None) -> str | None:
+    """The recipe template for an Axolotl file's ``chat_template``: a name ftr emits back as that same template
+    (ftr's, or LLaMA-Factory's when it renders identically), else ``axolotl:NAME``; None for tokenizer_default."""
+    if native in (None, "tokenizer_default"):
+        return None
+    full = slot_templates.cross_map("llamafactory", REFERENCE_VERSION, "axolotl", VERSION)
+    same = full.get("axolotl", {}).get("templates", {}).get(native, {}).get("llamafactory", [])
+    back = [ftr for ftr, ax in TEMPLATES.items() if ax == native]
+    for candidate in back + same:
+        try:
+            if chat_template_keys(candidate) == {"chat_template": native}:
+                return candidate
+        except KeyError:
+            continue
+    return PREFIX + native

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ...emit import Emitted, Note, apply_passthrough, deepspeed_path, unsupported
 from .templates import TEMPLATES
+from .templates import resolve as resolve_template
 from ...recipe import PROMPT_METHODS, Dataset, Recipe
 
 NAME = "llamafactory"
@@ -111,9 +112,12 @@ def _check(recipe: Recipe) -> None:
                           "LLaMA-Factory truncates over-long examples and cannot drop them",
                           "set data.overlength: truncate, or use --backend axolotl")
     template = recipe.model.template
-    if template is not None and template not in TEMPLATES:
+    try:
+        resolve_template(template) if template is not None else None
+    except KeyError:
         raise unsupported(recipe, ("model", "template"), f"no LLaMA-Factory template for {template!r}",
-                          f"known templates: {', '.join(sorted(TEMPLATES))}")
+                          f"known templates: {', '.join(sorted(TEMPLATES))}, or any LLaMA-Factory or Axolotl "
+                          "template name") from None
 
 
 def emit(recipe: Recipe, out_dir: Path) -> Emitted:
@@ -123,8 +127,11 @@ def emit(recipe: Recipe, out_dir: Path) -> Emitted:
     cfg: dict = {"model_name_or_path": recipe.model.base, "trust_remote_code": recipe.model.trust_remote_code}
     if recipe.model.revision:
         cfg["model_revision"] = recipe.model.revision
-    if recipe.model.template:
-        cfg["template"] = TEMPLATES[recipe.model.template]
+    template_note = None
+    if recipe.model.template:  # issue 17: any LF/Axolotl template name; "tokenizer" = no key
+        native, template_note = resolve_template(recipe.model.template)
+        if native:
+            cfg["template"] = native
     cfg.update({"stage": stage, "do_train": True})
     _method(recipe, cfg)
     if recipe.preference:
@@ -185,7 +192,7 @@ def emit(recipe: Recipe, out_dir: Path) -> Emitted:
     cfg["plot_loss"] = False
     if recipe.hardware.deepspeed:
         cfg["deepspeed"] = deepspeed_path(recipe)
-    notes = _notes(recipe)
+    notes = _notes(recipe) + ([Note("model.template", template_note)] if template_note else [])
     notes += apply_passthrough(cfg, recipe, NAME)
     emitted = Emitted(NAME, VERSION, MAIN, configs={MAIN: cfg, DATASET_INFO: info}, notes=notes)
     return emitted
