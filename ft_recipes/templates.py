@@ -200,3 +200,47 @@ def render(template: dict, messages: list[dict], bos: str | None, eos: str | Non
     if template.get("efficient_eos"):
         out.append(eos or "")
     return "".join(out)
+
+
+def saved_chat_template(base: str) -> str | None:
+    """The chat template saved with the model's local tokenizer (chat_template.jinja, or tokenizer_config.json's
+    ``chat_template``; the default one when that is a list of named templates). Never downloads."""
+    from .modelinfo import model_dir
+
+    directory = model_dir(base) if base else None
+    if directory is None:
+        return None
+    jinja = directory / "chat_template.jinja"
+    if jinja.is_file():
+        return jinja.read_text(encoding="utf-8")
+    value = read_json(base, "tokenizer_config.json").get("chat_template")
+    if isinstance(value, list):
+        value = next((t.get("template") for t in value if isinstance(t, dict) and t.get("name") == "default"), None)
+    return value if isinstance(value, str) else None
+
+
+class TemplateRefused(Exception):
+    """A chat template raised on a conversation (``raise_exception``) or is not valid Jinja."""
+
+
+def render_jinja(text: str, messages: list[dict], bos: str | None, eos: str | None) -> str:
+    """Render a Jinja chat template as transformers does (sandboxed, trim_blocks/lstrip_blocks). Needs jinja2."""
+    from jinja2 import TemplateError
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    def raise_exception(message):
+        raise TemplateRefused(message)
+
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    env.globals["raise_exception"] = raise_exception
+    try:
+        return env.from_string(text).render(messages=messages, bos_token=bos or "", eos_token=eos or "",
+                                            add_generation_prompt=False)
+    except TemplateError as exc:
+        raise TemplateRefused(str(exc)) from exc
+
+
+def first_difference(a: str, b: str) -> tuple[int, str, str]:
+    """(offset, a's text there, b's text there) of the first difference between two renderings."""
+    pos = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+    return pos, a[max(pos - 10, 0): pos + 20], b[max(pos - 10, 0): pos + 20]

@@ -99,3 +99,21 @@ def import_name(native: str | None) -> str | None:
         except KeyError:
             continue
     return PREFIX + native
+
+
+def known() -> set[str]:
+    """Every template name a recipe may give for Axolotl."""
+    named = set(slot_templates.catalogue("axolotl", VERSION)) - {"jinja", "tokenizer_default"}
+    return set(TEMPLATES) | set(slot_templates.catalogue("llamafactory", REFERENCE_VERSION)) | {
+        PREFIX + n for n in named}
+
+
+def training_text(name: str | None, messages: list[dict], bos: str | None, eos: str | None) -> str | None:
+    """The text ftr trains ``messages`` as under template ``name`` (None when it is the tokenizer's own)."""
+    if name in (None, "tokenizer"):
+        return None
+    if name.startswith(PREFIX):
+        jinja = slot_templates.catalogue("axolotl", VERSION).get(name[len(PREFIX):], {}).get("jinja")
+        return slot_templates.render_jinja(jinja, messages, bos, eos) if jinja else None
+    template = reference(name)
+    return slot_templates.render(template, messages, bos, eos) if template else None

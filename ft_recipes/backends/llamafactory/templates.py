@@ -39,3 +39,10 @@ def resolve(name: str) -> tuple[str | None, str | None]:
         return exact, None
     return entry["closest"], (f"LLaMA-Factory has no template that renders like Axolotl's {name!r}; using the closest, "
                               f"{entry['closest']!r} ({entry['similarity']:.0%} similar text on ftr's samples)")
+
+
+def known() -> set[str]:
+    """Every template name a recipe may give for LLaMA-Factory."""
+    other = slot_templates.cross_map("llamafactory", VERSION, *OTHER).get(OTHER[0], {}).get("templates", {})
+    return set(TEMPLATES) | set(slot_templates.catalogue("llamafactory", VERSION)) | {"tokenizer"} | {
+        f"{OTHER[0]}:{n}" for n in other}

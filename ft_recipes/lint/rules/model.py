@@ -9,10 +9,10 @@ from ..registry import Context, Rule, rule
 
 def known_templates() -> set[str]:
     """ftr template names some backend can express."""
-    from ...backends.axolotl.templates import TEMPLATES as AXOLOTL
-    from ...backends.llamafactory.templates import TEMPLATES as LLAMAFACTORY
+    from ...backends.axolotl.templates import known as axolotl
+    from ...backends.llamafactory.templates import known as llamafactory
 
-    return set(LLAMAFACTORY) | set(AXOLOTL)
+    return llamafactory() | axolotl()  # issue 17: ftr names, every LLaMA-Factory name, axolotl:NAME
 
 
 @rule
