@@ -12,6 +12,7 @@ from .modelinfo import read_json
 from .paths import data_dir
 
 CONTENT = "{{content}}"
+EOS_UNKNOWN = "{{eos_token}}"  # the tokenizer's EOS, when ftr does not know which token that is
 
 # The conversations two templates must render identically to count as the same template.
 SAMPLES = [
@@ -81,8 +82,9 @@ def slot_text(slots: list, bos: str | None = None, eos: str | None = None, **val
 
 
 def after_reply(template: dict, tokenizer_eos: str | None = None) -> tuple[str | None, str]:
-    """What follows a reply's text in its trained span: (the EOS token if the span starts with it, the rest).
-    E.g. ChatML: ("<|im_end|>", "\\n"); Llama 3: ("<|eot_id|>", "")."""
+    """What follows a reply's text in its trained span: (the EOS token if the span starts with one, the rest).
+    E.g. ChatML: ("<|im_end|>", "\n"); Llama 3: ("<|eot_id|>", ""). An EOS the template takes from the tokenizer
+    is ``tokenizer_eos``, or EOS_UNKNOWN when that is not known."""
     eos = eos_of(template, tokenizer_eos)
     slots = template["assistant"]
     tail = []
@@ -90,6 +92,8 @@ def after_reply(template: dict, tokenizer_eos: str | None = None) -> tuple[str |
         if isinstance(item, str) and CONTENT in item:
             tail = [item.split(CONTENT, 1)[1], *slots[i + 1:]]
             break
+    if tail and tail[0] == "" and len(tail) > 1 and tail[1] == {"special": "eos_token"}:
+        return eos or EOS_UNKNOWN, slot_text(tail[2:], eos=eos)
     text = slot_text(tail, eos=eos)
     if eos and text.startswith(eos):
         return eos, text[len(eos):]
@@ -102,6 +106,21 @@ def saved_token(base: str, which: str) -> str | None:
     if isinstance(value, dict):
         value = value.get("content")
     return value if isinstance(value, str) else None
+
+
+def single_token(base: str, text: str) -> bool | None:
+    """Whether the model's local tokenizer (tokenizer.json) encodes ``text`` as one token: a byte-level BPE
+    vocabulary entry for it, or the text itself in the vocabulary; None when there is no local tokenizer.json."""
+    data = read_json(base, "tokenizer.json") if base else {}
+    vocab = (data.get("model") or {}).get("vocab")
+    if not isinstance(vocab, dict):
+        return None
+    byte_level = "ByteLevel" in json.dumps(data.get("pre_tokenizer"))
+    piece = "".join(_BYTE_LEVEL.get(ch, ch) for ch in text) if byte_level else text
+    return piece in vocab
+
+
+_BYTE_LEVEL = {"\n": "\u010a", " ": "\u0120", "\t": "\u0109"}
 
 
 def _jinja_literal(text: str) -> str:
@@ -244,3 +263,19 @@ def first_difference(a: str, b: str) -> tuple[int, str, str]:
     """(offset, a's text there, b's text there) of the first difference between two renderings."""
     pos = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
     return pos, a[max(pos - 10, 0): pos + 20], b[max(pos - 10, 0): pos + 20]
+
+
+def label_gap(template: dict) -> str | None:
+    """Why a backend that trains a reply's content plus one EOS and one end-of-turn token after it (Axolotl's
+    chat_template) cannot train exactly what this slot template trains; None when it can."""
+    if thought(template):
+        return "the empty thought block before each reply is trained by the slot template and masked otherwise"
+    before = template["assistant"][0] if template["assistant"] else ""
+    if not (isinstance(before, str) and before.startswith(CONTENT)):
+        return "text before the reply in the assistant slot is trained by the slot template and masked otherwise"
+    if template.get("efficient_eos"):
+        return "efficient_eos trains a single EOS at the end of the conversation instead of one per reply"
+    eos, rest = after_reply(template)
+    if rest and eos is None:
+        return "text after the reply other than an EOS and one end-of-turn token"
+    return None

@@ -51,7 +51,7 @@ def test_the_trained_end_of_turn_follows_the_template():
     assert after_reply(lf["llama3"]) == ("<|eot_id|>", "")
     assert after_reply(lf["gemma"]) == ("<end_of_turn>", "\n")
     assert after_reply(lf["mistral"], "</s>") == ("</s>", "")  # the tokenizer's own EOS, not replaced
-    assert after_reply(lf["mistral"]) == (None, "")
+    assert after_reply(lf["mistral"]) == ("{{eos_token}}", "")  # the tokenizer's, not known here
 
 
 def test_axolotl_is_told_the_eos_and_the_end_of_turn_token_it_must_train():
@@ -60,6 +60,21 @@ def test_axolotl_is_told_the_eos_and_the_end_of_turn_token_it_must_train():
     assert end_of_turn_keys("chatml") == {"special_tokens": {"eos_token": "<|im_end|>"}, "eot_tokens": ["\n"]}
     assert end_of_turn_keys("llama3") == {"special_tokens": {"eos_token": "<|eot_id|>"}}
     assert end_of_turn_keys(None) == {}
+    assert end_of_turn_keys("phi3") == {"special_tokens": {"eos_token": "<|end|>"}}  # "\n" may be 2 tokens there
+
+
+def test_an_end_of_turn_token_is_named_only_when_the_local_tokenizer_keeps_it_whole(tmp_path):
+    from ft_recipes.backends.axolotl.templates import end_of_turn_keys
+
+    (tmp_path / "tokenizer.json").write_text(json.dumps({"pre_tokenizer": {"type": "ByteLevel"},
+                                                         "model": {"vocab": {"\u010a": 1, "\u010a\u010a": 2}}}))
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps({"eos_token": "</s>"}))
+    assert end_of_turn_keys("alpaca", str(tmp_path)) == {"eot_tokens": ["\n\n"]}
+    assert end_of_turn_keys("phi3", str(tmp_path))["eot_tokens"] == ["\n"]
+    sentencepiece = tmp_path / "sp"
+    sentencepiece.mkdir()
+    (sentencepiece / "tokenizer.json").write_text(json.dumps({"model": {"vocab": {"<0x0A>": 1}}}))
+    assert "eot_tokens" not in end_of_turn_keys("phi3", str(sentencepiece))
 
 
 def test_axolotl_keeps_a_known_eos_and_hands_preference_pairs_to_trl_as_conversations(tmp_path):

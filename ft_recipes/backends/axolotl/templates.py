@@ -77,11 +77,21 @@ def end_of_turn_keys(name: str | None, base: str = "") -> dict:
     tokenizer_eos = slot_templates.saved_token(base, "eos_token")
     eos, rest = slot_templates.after_reply(template, tokenizer_eos)
     keys: dict = {}
-    if eos and eos != tokenizer_eos:
+    if eos and eos not in (tokenizer_eos, slot_templates.EOS_UNKNOWN):
         keys["special_tokens"] = {"eos_token": eos}
-    if eos and rest.strip(" "):
+    if eos and rest and _one_token(base, rest, eos):
         keys["eot_tokens"] = [rest]
     return keys
+
+
+# End-of-turn tokens whose families' tokenizers encode a lone newline as one token (byte-level BPE; Gemma).
+NEWLINE_ONE_TOKEN = ("<|im_end|>", "<end_of_turn>")
+
+
+def _one_token(base: str, text: str, eos: str) -> bool:
+    """Axolotl refuses an eot_token that encodes as several tokens: only name one the tokenizer keeps whole."""
+    known = slot_templates.single_token(base, text)
+    return known if known is not None else (text == "\n" and eos in NEWLINE_ONE_TOKEN)
 
 
 def import_name(native: str | None) -> str | None:
