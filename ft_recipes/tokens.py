@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import backends
@@ -31,8 +31,11 @@ class Row:
         return tuple(label != IGNORE for label in self.labels)
 
 
-def tokenize(loaded: Loaded, backend: str, n: int) -> list[Row]:
+def tokenize(loaded: Loaded, backend: str, n: int, template: str | None = None) -> list[Row]:
+    """The first ``n`` rows as ``backend`` tokenizes them (under chat template ``template`` when given)."""
     recipe = loaded.recipe
+    if template is not None:
+        recipe = replace(recipe, model=replace(recipe.model, template=template))
     helper = Path(backends.get(backend).__file__).with_name("tokens_helper.py")
     if not helper.is_file():
         raise FtrError(f"ftr tokens is not available for the {backend} backend", exit_code=2)
@@ -97,3 +100,16 @@ def _label(rows: list[Row], k: int) -> str:
 
 def _around(row: Row, pos: int) -> str:
     return repr("".join(row.tokens[max(pos - 2, 0): pos + 3]))
+
+
+def identity_table(loaded: Loaded, pair: tuple[str, str], templates: list[str], n: int) -> list[tuple[str, str]]:
+    """(template, verdict) per template: identical ids and labels, the first difference, or why it failed."""
+    table = []
+    for name in templates:
+        try:
+            problems = diff(*(tokenize(loaded, backend, n, name) for backend in pair))
+        except FtrError as exc:
+            table.append((name, "error: " + str(exc).splitlines()[-1][:120]))
+            continue
+        table.append((name, f"{len(problems)} row(s) differ; first: {problems[0]}" if problems else "identical"))
+    return table

@@ -197,6 +197,9 @@ def template_map(lf_render: dict, ax_render: dict) -> dict:
     """Which template renders which: for each LLaMA-Factory template the Axolotl templates that render ftr's
     sample conversations to the same text (and whether ftr's generated Jinja does); for each Axolotl template
     the LLaMA-Factory templates that do, else the closest by text similarity."""
+    sys.path.insert(0, str(ROOT))
+    from ft_recipes.templates import catalogue, label_gap
+
     named = ax_render["named"]
     lf_out, ax_out = {}, {}
     for name, lf in sorted(lf_render.items()):
@@ -205,6 +208,8 @@ def template_map(lf_render: dict, ax_render: dict) -> dict:
             continue
         same = sorted(a for a, r in named.items() if r.get(lf["eos"]) == lf["texts"])
         lf_out[name] = {"rendered": True, "axolotl": same, "jinja_exact": ax_render["generated"].get(name) == lf["texts"]}
+    for name, entry in lf_out.items():
+        entry["label_gap"] = label_gap(catalogue("llamafactory", LF_VERSION)[name])
     for name, by_eos in sorted(named.items()):
         same = sorted(n for n, lf in lf_render.items() if "texts" in lf and by_eos.get(lf["eos"]) == lf["texts"])
         entry: dict = {"llamafactory": same}
@@ -223,6 +228,16 @@ def template_map(lf_render: dict, ax_render: dict) -> dict:
     return {"llamafactory": {"version": LF_VERSION, "templates": lf_out},
             "axolotl": {"version": AX_VERSION, "templates": ax_out}, "samples": "ft_recipes.templates.SAMPLES",
             "tokenizer": "tests/fixtures/tiny.py (byte-level BPE; ChatML special tokens)"}
+
+
+GAPS = {"the empty thought block before each reply is trained by the slot template and masked otherwise":
+        "differ: empty thought block masked on Axolotl",
+        "text before the reply in the assistant slot is trained by the slot template and masked otherwise":
+        "differ: text before the reply masked on Axolotl",
+        "efficient_eos trains a single EOS at the end of the conversation instead of one per reply":
+        "differ: efficient_eos (one EOS per conversation)",
+        "text after the reply other than an EOS and one end-of-turn token":
+        "differ: end of turn is more than EOS + one token"}
 
 
 def docs(data: dict) -> str:
@@ -256,20 +271,25 @@ def docs(data: dict) -> str:
         "  closest LLaMA-Factory template by text similarity, with a fidelity note (LLaMA-Factory 0.9.5 takes no",
         "  Jinja; `template: tokenizer` is exact when the model's own template is the one wanted).",
         "",
-        "Labels: ftr trains each reply with its whole end of turn on both backends (`docs/commands/tokens.md`).",
+        "Labels: ftr trains each reply with its whole end of turn on both backends (`docs/commands/tokens.md`):",
+        f"the same labels are possible for {sum(1 for e in lf.values() if e['label_gap'] is None)} of {len(lf)} "
+        "templates; the `labels` column names why not for the others (Axolotl trains a reply's content, one EOS",
+        "and one end-of-turn token after it; `eot_tokens` is written only where the tokenizer keeps that token whole).",
         "",
         "## LLaMA-Factory 0.9.5 templates on Axolotl 0.19.0",
         "",
-        "| LLaMA-Factory | Axolotl | exact |",
-        "|---|---|---|",
+        "| LLaMA-Factory | Axolotl | text exact | labels |",
+        "|---|---|---|---|",
     ]
     for name, e in sorted(lf.items()):
+        labels = "same" if e["label_gap"] is None else GAPS.get(e["label_gap"], e["label_gap"])
         if not e["rendered"]:
-            lines.append(f"| `{name}` | `jinja` (generated) | not checked: {e['why'].split(':')[0]} with the test tokenizer |")
+            cells = f"`jinja` (generated) | not checked: {e['why'].split(':')[0]} with the test tokenizer"
         elif e["axolotl"]:
-            lines.append(f"| `{name}` | " + ", ".join(f"`{a}`" for a in e["axolotl"]) + " | yes |")
+            cells = ", ".join(f"`{a}`" for a in e["axolotl"]) + " | yes"
         else:
-            lines.append(f"| `{name}` | `jinja` (generated) | {'yes' if e['jinja_exact'] else 'no'} |")
+            cells = f"`jinja` (generated) | {'yes' if e['jinja_exact'] else 'no'}"
+        lines.append(f"| `{name}` | {cells} | {labels} |")
     lines += ["", "## Axolotl 0.19.0 templates on LLaMA-Factory 0.9.5", "",
               "| Axolotl | LLaMA-Factory | exact |", "|---|---|---|"]
     for name, e in sorted(ax.items()):

@@ -181,3 +181,17 @@ def test_converting_llamafactory_qwen3_nothink_to_axolotl_no_longer_fails(tmp_pa
     cfg = yaml.safe_load((tmp_path / "out" / "axolotl.yaml").read_text())
     assert cfg["chat_template"] == "chatml" and cfg["eot_tokens"] == ["\n"]
     assert cfg["special_tokens"]["eos_token"] == "<|im_end|>"
+
+
+def test_tokens_identity_table_names_each_template_and_its_first_difference(monkeypatch):
+    from ft_recipes import tokens
+
+    def fake(loaded, backend, n, template=None):
+        trained = -100 if (backend, template) == ("axolotl", "mistral") else 7
+        return [tokens.Row((1, 7), (-100, 7), ("a", "b"))] if trained == 7 else \
+            [tokens.Row((1, 7), (-100, -100), ("a", "b"))]
+
+    monkeypatch.setattr(tokens, "tokenize", fake)
+    table = tokens.identity_table(None, ("llamafactory", "axolotl"), ["chatml", "mistral"], 1)
+    assert table[0] == ("chatml", "identical")
+    assert table[1][0] == "mistral" and "loss mask differs at position 1" in table[1][1]

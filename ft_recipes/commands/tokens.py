@@ -16,8 +16,11 @@ from ..backends import NAMES
 @click.option("--diff", "pair", nargs=2, type=click.Choice(NAMES), default=None,
               help="Compare two backends row by row; exit 1 on any difference.")
 @click.option("-n", "rows", type=int, default=5, show_default=True, help="Rows to show.")
+@click.option("--templates", default=None,
+              help="With --diff: compare under each of these chat templates (comma-separated) and print a table.")
 @guard
-def tokens_cmd(recipe: str, backend: str | None, pair: tuple[str, str] | None, rows: int) -> None:
+def tokens_cmd(recipe: str, backend: str | None, pair: tuple[str, str] | None, rows: int,
+               templates: str | None) -> None:
     """Show how the first rows of RECIPE's data are rendered and tokenized by a backend's own
     preprocessing (run in its environment, without training), trained tokens highlighted."""
     from ..pipeline import load_recipe
@@ -26,6 +29,14 @@ def tokens_cmd(recipe: str, backend: str | None, pair: tuple[str, str] | None, r
     if not backend and not pair:
         raise click.UsageError("give --backend B or --diff A B")
     loaded = load_recipe(recipe)
+    if pair and templates:
+        from ..tokens import identity_table
+
+        table = identity_table(loaded, pair, [t.strip() for t in templates.split(",") if t.strip()], rows)
+        width = max(len(name) for name, _ in table)
+        for name, verdict in table:
+            click.echo(f"{name:<{width}}  {verdict}")
+        sys.exit(0 if all(verdict == "identical" for _, verdict in table) else 1)
     if pair:
         a, b = (tokenize(loaded, name, rows) for name in pair)
         problems = diff(a, b)
