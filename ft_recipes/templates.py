@@ -278,4 +278,6 @@ def label_gap(template: dict) -> str | None:
     eos, rest = after_reply(template)
     if rest and eos is None:
         return "text after the reply other than an EOS and one end-of-turn token"
+    if len(rest) > 1:
+        return "the end of turn after the EOS is more than one character: the same only where it is one token"
     return None

@@ -237,7 +237,9 @@ GAPS = {"the empty thought block before each reply is trained by the slot templa
         "efficient_eos trains a single EOS at the end of the conversation instead of one per reply":
         "differ: efficient_eos (one EOS per conversation)",
         "text after the reply other than an EOS and one end-of-turn token":
-        "differ: end of turn is more than EOS + one token"}
+        "differ: end of turn is more than EOS + one token",
+        "the end of turn after the EOS is more than one character: the same only where it is one token":
+        "same where the tokenizer keeps the text after the EOS as one token"}
 
 
 def docs(data: dict) -> str:
