@@ -1,21 +1,29 @@
 #!/usr/bin/env python
-"""ft-recipes benchmarks, printed as ratios against the backends' own tools measured in the same run.
+"""ft-recipes benchmarks: whole-process figures, and ratios against the backends' own validators measured in
+the same run on the same files.
 
-    python benchmarks/bench.py [--configs 100] [--repeat 3]
+    python benchmarks/bench.py [--files 100] [--repeat 5] [--skip-backends] [--skip-extras]
 
-1. `ftr lint` over N configs (recipes and native LLaMA-Factory / Axolotl files) vs each backend's own
-   validation of its native files (LLaMA-Factory get_train_args, Axolotl validate_config), in one process each.
-2. CLI cold start: `ftr --version` and `ftr lint one.yaml`, and the heavy modules that path imports.
-3. Compile time per recipe (in process).
-4. `ftr run` overhead: from start to the backend process start (measured with a stub backend python).
-Backends whose environment is missing are reported as skipped. Targets: lint of 100 configs < 1 s,
-cold start < 0.2 s, >= 20x faster than the backend validators.
+1. Cold start: `python -c pass` against `ftr --version` and `ftr lint one.yaml` (runs alternate, so a
+   machine that slows down slows both), and the heavy modules `ftr lint` imports (expected: none).
+2. `ftr lint` of N recipes, N native LLaMA-Factory files and N native Axolotl files, one process per set.
+3. Each backend's own validator over the same native files, in one process, in its own environment:
+   LLaMA-Factory's parser (get_train_args) and Axolotl's validate_config, through
+   ft_recipes/backends/<name>/validate_helper.py. Skipped (and said so) when the environment is not built.
+4. Extras: compile time per recipe, and `ftr run` overhead to the backend's start (stub backend).
+
+ftr is run as `python -P -m ft_recipes` from this checkout (PYTHONPATH), with its bytecode compiled first,
+as a wheel install ships it. Medians of --repeat runs; wall and CPU (user + system) seconds.
+Targets: cold lint <= 8x bare python; 100 native configs <= 0.3 s; >= 50x Axolotl's validator; >= 300x
+LLaMA-Factory's parser.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -27,21 +35,64 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "recipes" / "examples").glob("*.yaml"))
 NATIVE = ROOT / "tests" / "data" / "native"
-HEAVY = ("torch", "transformers", "peft", "trl", "numpy", "datasets")
+HEAVY = ("jsonschema", "torch", "transformers", "peft", "trl", "numpy", "datasets", "matplotlib", "hypothesis",
+         "importlib.metadata")
+FTR = [sys.executable, "-P", "-m", "ft_recipes"]  # -P: the checkout on PYTHONPATH wins over the cwd
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+TARGETS = {"cold": 8.0, "native_s": 0.3, "axolotl": 50.0, "llamafactory": 300.0}
 
 
-def timed(argv: list[str], repeat: int, env: dict | None = None) -> float:
-    """Median wall time of a command over ``repeat`` runs."""
-    times = []
-    for _ in range(repeat):
+class Timing:
+    """Median wall and CPU seconds of runs of one command."""
+
+    def __init__(self) -> None:
+        self.wall: list[float] = []
+        self.cpu: list[float] = []
+        self.output = ""
+
+    def run(self, argv: list[str], env: dict | None = None, cwd: Path | None = None, keep: bool = False) -> None:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
-        subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, check=False)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        done = subprocess.run(argv, env=env or ENV, cwd=cwd, check=False, text=True,
+                              stdout=subprocess.PIPE if keep else subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.wall.append(time.perf_counter() - start)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self.cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+        self.output = done.stdout or ""
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.wall)
+
+    @property
+    def median_cpu(self) -> float:
+        return statistics.median(self.cpu)
+
+    def text(self) -> str:
+        return f"{self.median:.3f} s wall, {self.median_cpu:.3f} s cpu (median of {len(self.wall)})"
+
+
+def alternate(commands: dict[str, list[str]], repeat: int, cwd: Path) -> dict[str, Timing]:
+    """Run the commands in turn, ``repeat`` rounds after one warm-up round; a Timing for each."""
+    timings = {name: Timing() for name in commands}
+    for _ in range(repeat + 1):
+        for name, argv in commands.items():
+            timings[name].run(argv, cwd=cwd)
+    for timing in timings.values():  # drop the warm-up round
+        timing.wall.pop(0)
+        timing.cpu.pop(0)
+    return timings
+
+
+def compile_bytecode() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "ft_recipes")], env=env,
+                   stdout=subprocess.DEVNULL, check=False)
 
 
 def corpus(n: int, work: Path) -> dict[str, list[Path]]:
-    """n configs copied into ``work`` (round-robin over recipes, native files and compiled examples)."""
+    """``n`` files of each kind copied into ``work``: recipes (the examples), and native LLaMA-Factory and
+    Axolotl configs (tests/data/native plus each example compiled for the backend), round-robin."""
     from click.testing import CliRunner
 
     from ft_recipes.cli import main
@@ -56,61 +107,110 @@ def corpus(n: int, work: Path) -> dict[str, list[Path]]:
             out = work / f"compiled-{example.stem}-{backend}"
             if CliRunner().invoke(main, ["compile", str(example), "-b", backend, "-o", str(out)]).exit_code == 0:
                 seeds[backend].append(out / f"{backend}.yaml")
-    files: dict[str, list[Path]] = {k: [] for k in seeds}
-    kinds = list(seeds)
-    for i in range(n):
-        kind = kinds[i % len(kinds)]
-        source = seeds[kind][(i // len(kinds)) % len(seeds[kind])]
-        target = source.parent / f"bench{i}-{source.name}"
-        shutil.copy(source, target)
-        files[kind].append(target)
+    files: dict[str, list[Path]] = {}
+    for kind, paths in seeds.items():
+        files[kind] = []
+        for i in range(n):
+            source = paths[i % len(paths)]
+            target = source.parent / f"bench{i}-{source.name}"
+            shutil.copy(source, target)
+            files[kind].append(target)
     return files
 
 
 def backend_python(name: str) -> Path | None:
-    try:
-        from ft_recipes import backends
-        from ft_recipes.envs import find_python
+    from ft_recipes import backends
+    from ft_recipes.envs import find_python
 
+    try:
         return find_python(backends.env_spec(name))
-    except Exception:
+    except (OSError, ValueError, LookupError):
         return None
 
 
-def bench_lint(files: dict[str, list[Path]], repeat: int) -> None:
-    every = [str(p) for paths in files.values() for p in paths]
-    ftr = shutil.which("ftr") or "ftr"
-    lint_time = timed([ftr, "lint", *every], repeat)
-    print(f"ftr lint, {len(every)} configs: {lint_time:.3f} s ({lint_time / len(every) * 1000:.1f} ms per config)")
-    for name in ("llamafactory", "axolotl"):
-        python = backend_python(name)
-        helper = ROOT / "ft_recipes" / "backends" / name / "validate_helper.py"
-        if python is None or not helper.is_file():
-            print(f"  {name} validator: skipped (environment not installed: ftr backend install {name})")
-            continue
-        native = [str(p) for p in files[name]]
-        own = timed([str(python), str(helper), "--cpu", *native], 1)
-        ours = timed([ftr, "lint", *native], repeat)
-        print(f"  {name} own validation of its {len(native)} files: {own:.2f} s; ftr lint of the same: "
-              f"{ours:.3f} s; ftr is {own / ours:.0f}x faster")
-
-
-def bench_cold_start(one: Path, repeat: int) -> None:
-    ftr = shutil.which("ftr") or "ftr"
-    for argv in ([ftr, "--version"], [ftr, "lint", str(one)]):
-        print(f"cold start `{' '.join(Path(a).name if i == 0 else a for i, a in enumerate(argv))}`: "
-              f"{timed(argv, repeat):.3f} s")
+def bench_cold_start(one: Path, repeat: int, work: Path) -> dict:
+    timings = alternate({"bare": [sys.executable, "-c", "pass"], "version": FTR + ["--version"],
+                         "lint": FTR + ["lint", str(one)]}, repeat, work)
+    bare, lint = timings["bare"], timings["lint"]
+    print(f"bare `python -c pass`:        {bare.text()}")
+    print(f"cold `ftr --version`:         {timings['version'].text()}")
+    print(f"cold `ftr lint {one.name}`: {lint.text()}")
+    ratio = lint.median / bare.median
+    print(f"  cold lint / bare python: {ratio:.1f}x wall, {lint.median_cpu / bare.median_cpu:.1f}x cpu "
+          f"(target <= {TARGETS['cold']:.0f}x)")
     code = ("import sys, io, contextlib; from ft_recipes.cli import main\n"
             "with contextlib.redirect_stdout(io.StringIO()):\n"
             " try:\n  main(['lint', sys.argv[1]], standalone_mode=False)\n except BaseException: pass\n"
             f"print('HEAVY=' + ','.join(m for m in {HEAVY!r} if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code, str(one)], capture_output=True, text=True).stdout
+    out = subprocess.run([sys.executable, "-P", "-c", code, str(one)], capture_output=True, text=True, env=ENV,
+                         cwd=work).stdout
     heavy = next((line[6:] for line in out.splitlines() if line.startswith("HEAVY=")), "?")
-    print(f"heavy modules imported by `ftr lint`: {heavy or 'none'}")
+    print(f"  heavy modules imported by `ftr lint` ({', '.join(HEAVY)}): {heavy or 'none'}")
+    print(f"  largest imports of `ftr lint` (python -X importtime, ms): {import_costs(one, work)}")
+    return {"bare": bare.median, "lint_one": lint.median, "ratio": ratio}
+
+
+def import_costs(one: Path, work: Path, top: int = 8) -> str:
+    """The top-level imports of `ftr lint one.yaml` that cost most (cumulative), site's own excluded."""
+    err = subprocess.run(FTR[:2] + ["-X", "importtime"] + FTR[2:] + ["lint", str(one)], capture_output=True,
+                         text=True, env=ENV, cwd=work).stderr
+    costs = []
+    for line in err.splitlines():
+        if line.startswith("import time:") and "|" in line:
+            _, cumulative, name = line.split("|")
+            if not name.startswith("  ") and cumulative.strip().isdigit() and name.strip() != "site":
+                costs.append((int(cumulative) / 1000, name.strip()))
+    return ", ".join(f"{name} {ms:.0f}" for ms, name in sorted(costs, reverse=True)[:top])
+
+
+def bench_lint(files: dict[str, list[Path]], repeat: int, work: Path) -> dict[str, tuple[Timing, Timing]]:
+    """`ftr lint` of each set of files, and of its first file alone (the difference is the per-file cost)."""
+    commands = {}
+    for kind, paths in files.items():
+        commands[kind] = FTR + ["lint", *map(str, paths)]
+        commands[kind + "-one"] = FTR + ["lint", str(paths[0])]
+    timings = alternate(commands, repeat, work)
+    out = {}
+    for kind, paths in files.items():
+        many, one = timings[kind], timings[kind + "-one"]
+        target = f" (target <= {TARGETS['native_s']} s)" if kind != "recipe" else ""
+        print(f"ftr lint, {len(paths)} {kind} files: {many.text()}{target}; "
+              f"{per_file(many, one, len(paths)) * 1000:.2f} ms cpu per further file")
+        out[kind] = (many, one)
+    return out
+
+
+def per_file(many: Timing, one: Timing, n: int) -> float:
+    """CPU seconds per file after the first (start-up excluded); cpu: steadier than wall on a busy machine."""
+    return max(many.median_cpu - one.median_cpu, 0.0) / max(n - 1, 1)
+
+
+def bench_backends(files: dict[str, list[Path]], ours: dict[str, tuple[Timing, Timing]], repeat: int,
+                   work: Path) -> None:
+    for name in ("llamafactory", "axolotl"):
+        python = backend_python(name)
+        helper = ROOT / "ft_recipes" / "backends" / name / "validate_helper.py"
+        if python is None or not helper.is_file():
+            print(f"{name} own validator: skipped (environment not built: ftr backend install {name})")
+            continue
+        paths = [str(p) for p in files[name]]
+        own, own_one = Timing(), Timing()
+        for _ in range(repeat):
+            own.run([str(python), str(helper), "--cpu", *paths], env=dict(os.environ), cwd=work, keep=True)
+            own_one.run([str(python), str(helper), "--cpu", paths[0]], env=dict(os.environ), cwd=work)
+        results = [json.loads(line) for line in own.output.splitlines() if line.startswith("{")]
+        accepted = sum(1 for r in results if r.get("ok"))
+        many, one = ours[name]
+        print(f"{name} own validator, same {len(paths)} files: {own.text()} ({accepted} accepted); first file "
+              f"alone {own_one.median:.2f} s; {per_file(own, own_one, len(paths)) * 1000:.1f} ms cpu per further file")
+        print(f"  ftr is {own.median / many.median:.0f}x faster wall, {own.median_cpu / many.median_cpu:.0f}x cpu "
+              f"(target >= {TARGETS[name]:.0f}x); per further file "
+              f"{per_file(own, own_one, len(paths)) / max(per_file(many, one, len(paths)), 1e-9):.0f}x")
 
 
 def bench_compile(repeat: int) -> None:
     from ft_recipes import backends
+    from ft_recipes.findings import FtrError
     from ft_recipes.pipeline import load_recipe
 
     for backend in ("llamafactory", "axolotl", "trl"):
@@ -120,10 +220,10 @@ def bench_compile(repeat: int) -> None:
                 start = time.perf_counter()
                 try:
                     backends.get(backend).emit(load_recipe(example).recipe, Path(tempfile.gettempdir()))
-                except Exception:
+                except FtrError:
                     continue
                 times.append(time.perf_counter() - start)
-        print(f"compile for {backend}: median {statistics.median(times) * 1000:.1f} ms per recipe")
+        print(f"compile for {backend}: median {statistics.median(times) * 1000:.1f} ms per recipe (in process)")
 
 
 def bench_run_overhead(work: Path) -> None:
@@ -136,15 +236,15 @@ def bench_run_overhead(work: Path) -> None:
         (stub / name).write_text(script)
         (stub / name).chmod(0o755)
     recipe = ROOT / "recipes" / "examples" / "tiny-cpu.yaml"
-    env = {**os.environ, "FTR_LLAMAFACTORY_PYTHON": str(stub / "python")}
+    env = {**ENV, "FTR_LLAMAFACTORY_PYTHON": str(stub / "python")}
     out_dir = ROOT / ".demo" / "runs" / "tiny-cpu"
     aside = out_dir.with_name("tiny-cpu.bench-aside")
     if out_dir.exists():
         out_dir.rename(aside)
     try:
         start = time.time()
-        subprocess.run([shutil.which("ftr") or "ftr", "run", str(recipe), "-b", "llamafactory", "--no-lint"],
-                       env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(FTR + ["run", str(recipe), "-b", "llamafactory", "--no-lint"], env=env, cwd=ROOT,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
         started = float(marker.read_text()) if marker.exists() else None
         print(f"ftr run overhead to backend start: {started - start:.2f} s" if started else
               "ftr run overhead: stub backend did not start")
@@ -156,16 +256,28 @@ def bench_run_overhead(work: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--configs", type=int, default=100)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--files", type=int, default=100, help="files of each kind (default 100)")
+    parser.add_argument("--repeat", type=int, default=5, help="runs per ftr figure (default 5)")
+    parser.add_argument("--backend-repeat", type=int, default=1, help="runs per backend validator (default 1)")
+    parser.add_argument("--skip-backends", action="store_true", help="do not run the backends' validators")
+    parser.add_argument("--skip-extras", action="store_true", help="skip compile time and run overhead")
     args = parser.parse_args()
+    sys.path.insert(0, str(ROOT))
+    compile_bytecode()
+    print(f"python {sys.version.split()[0]} ({sys.executable}), {os.cpu_count()} cores, "
+          f"--files {args.files} --repeat {args.repeat}")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        files = corpus(args.configs, work)
-        bench_lint(files, args.repeat)
-        bench_cold_start(EXAMPLES[0], args.repeat)
-        bench_compile(args.repeat)
-        bench_run_overhead(work)
+        files = corpus(args.files, work)
+        bench_cold_start(work / "examples" / EXAMPLES[0].name, args.repeat, work)
+        ours = bench_lint(files, args.repeat, work)
+        if args.skip_backends:
+            print("backend validators: skipped (--skip-backends)")
+        else:
+            bench_backends(files, ours, args.backend_repeat, work)
+        if not args.skip_extras:
+            bench_compile(min(args.repeat, 3))
+            bench_run_overhead(work)
 
 
 if __name__ == "__main__":

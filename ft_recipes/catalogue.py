@@ -33,7 +33,11 @@ def load(backend: str, version: str | None = None) -> dict:
         return {}
 
 
-def _known(catalogue: dict, plugins: list) -> dict[str, dict]:
+@lru_cache(maxsize=64)
+def _known(backend: str, version: str | None, plugins: tuple[str, ...]) -> dict[str, dict]:
+    """Every key a config may set: the catalogue's keys, their aliases and the plugins' keys (once per
+    backend, version and plugin list, not once per file)."""
+    catalogue = load(backend, version)
     keys = dict(catalogue.get("keys", {}))
     for spec in list(keys.values()):
         for alias in spec.get("aliases") or []:
@@ -45,6 +49,14 @@ def _known(catalogue: dict, plugins: list) -> dict[str, dict]:
     return keys
 
 
+# A bool is an int to both backends: pydantic (Axolotl, lax mode) and LLaMA-Factory's dataclasses take it.
+TYPE_CHECKS = {"integer": lambda v: isinstance(v, int),
+               "number": lambda v: isinstance(v, (int, float)),
+               "string": lambda v: isinstance(v, str), "boolean": lambda v: isinstance(v, bool),
+               "list": lambda v: isinstance(v, list), "object": lambda v: isinstance(v, dict),
+               "null": lambda v: v is None}
+
+
 def type_ok(value: Any, expected: Any) -> bool:
     if value is None or expected in (None, "any"):
         return True
@@ -52,12 +64,8 @@ def type_ok(value: Any, expected: Any) -> bool:
         return any(type_ok(value, option) for option in expected)
     if isinstance(expected, dict):
         return "enum" not in expected or value in expected["enum"]
-    checks = {"integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
-              "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-              "string": lambda v: isinstance(v, str), "boolean": lambda v: isinstance(v, bool),
-              "list": lambda v: isinstance(v, list), "object": lambda v: isinstance(v, dict),
-              "null": lambda v: v is None}
-    return checks.get(expected, lambda v: True)(value)
+    check = TYPE_CHECKS.get(expected)
+    return check is None or check(value)
 
 
 def _describe_type(expected: Any) -> str:
@@ -86,12 +94,17 @@ def _hint_for(value: Any, expected: Any) -> str:
 
 
 def _check_mapping(doc: Document, data: dict, path: tuple, known: dict[str, dict], backend: str,
-                   version: str, where: str) -> list[Finding]:
+                   version: str, where: str, prefix: str = "") -> list[Finding]:
     findings = []
     for key, value in data.items():
         kpath = path + (key,)
         line, col = doc.pos(kpath, key=True)
         spec = known.get(key)
+        if spec is None and prefix and key.startswith(prefix) and key[len(prefix):] in known:
+            findings.append(Finding(doc.file, line, col, "FTR006", "warning",
+                                    f"{dotted(kpath)!r} is a deprecated spelling in {backend} {version}",
+                                    f"{backend} reads it as {key[len(prefix):]!r}; write that", dotted(kpath)))
+            spec = known[key[len(prefix):]]
         if spec is None:
             close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.7)
             hint = f"did you mean {close[0]}?" if close else f"not a {where} key of {backend} {version}"
@@ -99,7 +112,12 @@ def _check_mapping(doc: Document, data: dict, path: tuple, known: dict[str, dict
                                     f"unknown key {dotted(kpath)!r}: {UNKNOWN_FATE.get(backend, 'unknown')}",
                                     hint, dotted(kpath)))
             continue
-        if spec.get("deprecated"):
+        removed = spec.get("removed")
+        if removed and value is not None and (removed == "any" or value):
+            findings.append(Finding(doc.file, line, col, "FTR006", "error",
+                                    f"{key!r} is no longer supported by {backend} {version}: it refuses the file",
+                                    (spec.get("description") or "remove it").split(".")[0][:120], dotted(kpath)))
+        elif spec.get("deprecated"):
             findings.append(Finding(doc.file, line, col, "FTR006", "warning",
                                     f"{key!r} is deprecated in {backend} {version}",
                                     (spec.get("description") or "").split(".")[0][:120], dotted(kpath)))
@@ -120,12 +138,19 @@ def _dataset_model(data: dict) -> str:
 
 def check_native(doc: Document, backend: str, version: str | None = None) -> list[Finding]:
     """Catalogue findings for a native config; [] when no catalogue ships for the backend (version)."""
+    version_asked = version
     catalogue = load(backend, version)
     if not catalogue or not isinstance(doc.data, dict):
         return []
     version = catalogue.get("version", "?")
-    plugins = [p for p in doc.data.get("plugins") or [] if isinstance(p, str)]
-    findings = _check_mapping(doc, doc.data, (), _known(catalogue, plugins), backend, version, "top-level")
+    plugins = tuple(p for p in doc.data.get("plugins") or [] if isinstance(p, str))
+    known = _known(backend, version_asked, plugins)
+    findings = _check_mapping(doc, doc.data, (), known, backend, version, "top-level")
+    for section, keys in catalogue.get("section_keys", {}).items():
+        if isinstance(doc.data.get(section), dict):
+            prefix = catalogue.get("section_prefixes", {}).get(section, "")
+            findings += _check_mapping(doc, doc.data[section], (section,), keys, backend, version,
+                                       f"{section}", prefix)
     model = catalogue.get("dataset_keys", {}).get(_dataset_model(doc.data))
     for list_key in ("datasets", "test_datasets"):
         entries = doc.data.get(list_key)
@@ -135,3 +160,25 @@ def check_native(doc: Document, backend: str, version: str | None = None) -> lis
                     findings += _check_mapping(doc, entry, (list_key, i), model, backend, version,
                                                f"{_dataset_model(doc.data)} dataset")
     return findings
+
+
+@lru_cache(maxsize=None)
+def templates(backend: str, version: str | None = None) -> dict:
+    """The chat-template names of ``backend`` (that version, else its targeted one), generated by
+    scripts/gen_templates.py: {"key", "templates", "prefixes", ...}, or {} when none ships for it."""
+    from . import backends
+
+    version = version or backends.get(backend).VERSION
+    path = data_dir("schemas") / "backends" / "templates" / f"{backend}-{version}.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def template_known(backend: str, version: str | None, name: str) -> bool | None:
+    """Whether ``backend`` (version) has the chat template ``name``; None when ftr has no list for it."""
+    data = templates(backend, version)
+    if not data:
+        return None
+    return name in data.get("templates", ()) or any(name.startswith(p) for p in data.get("prefixes", ()))

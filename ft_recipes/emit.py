@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,49 +76,28 @@ def render(name: str, data: Any, recipe: Recipe, emitted: Emitted) -> str:
 
 
 def atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Replace ``path`` (absent or a regular file) atomically; special files and I/O errors are FtrErrors."""
+    from .writes import atomic_write as write
+
+    write(path, text)
 
 
 MANIFEST = ".ftr-outputs.json"
 
 
 def write_outputs(emitted: Emitted, recipe: Recipe, out_dir: Path, force: bool = False) -> list[Path]:
-    """Write every file of ``emitted`` into ``out_dir``.
+    """Write every file of ``emitted`` into ``out_dir`` as one locked set (see ``ft_recipes.writes``).
 
     Files that ftr wrote there before (listed in the directory's manifest) are replaced; any other
-    existing file is only overwritten with ``force``.
+    existing file is only overwritten with ``force``; the recipe and its data files never.
     """
+    from .writes import write_set
+
     texts = {name: render(name, data, recipe, emitted) for name, data in emitted.configs.items()}
     for name, rows in emitted.data_files.items():
         texts[name] = "".join(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n" for row in rows)
-    manifest_path = out_dir / MANIFEST
-    try:
-        ours = set(json.loads(manifest_path.read_text(encoding="utf-8")))
-    except (OSError, ValueError, TypeError):
-        ours = set()
-    clashes = [name for name, text in texts.items()
-               if name not in ours and (out_dir / name).exists()
-               and (out_dir / name).read_bytes() != text.encode("utf-8")]
-    if clashes and not force:
-        raise FtrError(f"{out_dir}: would overwrite {', '.join(sorted(clashes))}, which ftr did not write; "
-                       f"use --force to overwrite", exit_code=2)
-    written = []
-    for name, text in texts.items():
-        atomic_write(out_dir / name, text)
-        written.append(out_dir / name)
-    atomic_write(manifest_path, json.dumps(sorted(ours | set(texts)), indent=1) + "\n")
-    return written
+    inputs = [recipe.source_file, *(d.path for d in (*recipe.data.train, *recipe.data.val) if d.path)]
+    return write_set(out_dir, texts, force, protected=[p for p in inputs if p])
 
 
 def unsupported(recipe: Recipe, path: tuple, message: str, hint: str) -> FtrError:

@@ -34,13 +34,16 @@ def _leaves(data: Any, path: tuple = ()):
 def _native(key: str, names: tuple[str, ...]) -> dict[str, str]:
     generic = ".".join(part for part in key.split(".") if not part.split("[")[0].isdigit())
     generic = generic.split("[")[0] if generic.startswith("data.train") else generic
+    from .backends.base import is_ftr_only
+
     out = {}
     for name in names:
-        table = backends.get(name).NATIVE_KEYS
-        probe = generic
-        while probe and probe not in table:
-            probe = probe.rpartition(".")[0]
-        out[name] = table.get(probe, f"backends.{name} passthrough" if key.startswith("backends") else "-")
+        native = backends.get(name).keys.native(generic)
+        if key.startswith("backends"):
+            native = f"backends.{name} passthrough"
+        elif native is None:
+            native = "(ftr only)" if is_ftr_only(generic) else "- (not expressible: FTR005)"
+        out[name] = native
     return out
 
 

@@ -8,7 +8,9 @@ aliases, alias bombs and oversized files are refused.
 from __future__ import annotations
 
 import datetime
+import errno
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,11 +23,29 @@ MAX_BYTES = 2_000_000
 MAX_NODES = 200_000
 MAX_DEPTH = 64
 
+SCALAR_TAGS = {f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "timestamp")}
+
 Path_ = tuple  # a key path inside the document, e.g. ("method", "lora", "r")
 
 
 class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml's parser when available (~10x faster)
     """SafeLoader with YAML 1.2 floats (``1e-4``, ``5E-6``)."""
+
+    def resolve(self, kind, value, implicit):
+        """The implicit tag of a scalar, remembered: keys and short values repeat across files, and trying
+        the resolvers' patterns on each is a good part of the parse. (The answer depends on nothing else.)"""
+        if kind is not yaml.ScalarNode or len(value) > 64 or self.yaml_path_resolvers:
+            return super().resolve(kind, value, implicit)
+        key = (value, implicit)
+        tag = _TAGS.get(key)
+        if tag is None:
+            tag = super().resolve(kind, value, implicit)
+            if len(_TAGS) < 20_000:
+                _TAGS[key] = tag
+        return tag
+
+
+_TAGS: dict[tuple[str, Any], str] = {}
 
 
 _Loader.add_implicit_resolver(
@@ -33,6 +53,10 @@ _Loader.add_implicit_resolver(
     re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
     list("-+0123456789"),
 )
+
+
+_STR, _NULL, _BOOL = "tag:yaml.org,2002:str", "tag:yaml.org,2002:null", "tag:yaml.org,2002:bool"
+_BOOLS = yaml.constructor.SafeConstructor.bool_values
 
 
 @dataclass
@@ -63,14 +87,32 @@ def _error(file: str, line: int, col: int, message: str, hint: str = "") -> FtrE
     return FtrError(message, [finding], exit_code=1)
 
 
+def file_kind(path: Path) -> str:
+    """"file" for a regular file (through symlinks), else what it is, as a phrase for an error message."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return "is a broken symbolic link" if path.is_symlink() else "no such file"
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "is a symlink loop (a link that points back at itself)"
+        return f"cannot read: {exc.strerror}"
+    if stat.S_ISREG(mode):
+        return "file"
+    if stat.S_ISDIR(mode):
+        return "is a directory"
+    return {stat.S_IFIFO: "is a FIFO", stat.S_IFCHR: "is a character device", stat.S_IFBLK: "is a block device",
+            stat.S_IFSOCK: "is a socket"}.get(stat.S_IFMT(mode), "is not a regular file")
+
+
 def read_text(path: Path) -> str:
     """Read a YAML file as UTF-8 text; I/O problems are usage errors (exit 2)."""
+    kind = file_kind(path)
+    if kind != "file":
+        raise FtrError(f"{path}: {kind}; ftr reads YAML from regular files", exit_code=2)
     try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise FtrError(f"{path}: no such file", exit_code=2) from None
-    except IsADirectoryError:
-        raise FtrError(f"{path}: is a directory", exit_code=2) from None
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_BYTES + 1)
     except OSError as exc:
         raise FtrError(f"{path}: cannot read: {exc.strerror}", exit_code=2) from None
     if len(raw) > MAX_BYTES:
@@ -141,10 +183,21 @@ class _Builder:
             self.active.discard(id(node))
 
     def scalar(self, node: yaml.ScalarNode) -> Any:
+        tag = node.tag
+        if tag not in SCALAR_TAGS:
+            raise self.fail(node, f"YAML tag {tag!r} is not allowed", "ftr reads plain YAML data only")
+        if tag == _STR:  # most keys and values: what SafeConstructor returns for them, without the call
+            return node.value
+        if tag == _NULL:
+            return None
+        if tag == _BOOL and node.value.lower() in _BOOLS:
+            return _BOOLS[node.value.lower()]
         try:
             value = self.loader.construct_object(node, deep=True)
-        except yaml.YAMLError as exc:
-            raise self.fail(node, f"bad value: {exc}") from None
+        except yaml.MarkedYAMLError as exc:
+            raise self.fail(node, f"bad value: {exc.problem or exc.context}") from None
+        except (yaml.YAMLError, ValueError, TypeError, OverflowError):  # e.g. `!!int x`
+            raise self.fail(node, f"bad value {node.value!r} for the tag {node.tag!r}") from None
         if isinstance(value, (datetime.date, datetime.datetime)):
             return node.value
         if isinstance(value, bytes):

@@ -20,11 +20,11 @@ def _hf_cache_dir(model_id: str) -> Path | None:
     home = Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface"))
     hub = Path(os.environ.get("HF_HUB_CACHE", home / "hub"))
     snapshots = hub / f"models--{model_id.replace('/', '--')}" / "snapshots"
-    if snapshots.is_dir():
-        found = sorted(snapshots.iterdir())
-        if found:
-            return found[-1]
-    return None
+    try:
+        found = sorted(snapshots.iterdir()) if snapshots.is_dir() else []
+    except OSError:  # an unreadable cache is no cache: the values come from the family table instead
+        return None
+    return found[-1] if found else None
 
 
 def model_dir(base: str) -> Path | None:

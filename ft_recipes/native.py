@@ -9,13 +9,10 @@ from typing import Any, Callable
 
 from .findings import Finding, FtrError
 from .load import Document
+from .backends.keys import ABSENT, get_native
 from .resolve import Resolved, Source
 
-DIALECTS = ("recipe", "llamafactory", "axolotl")
-_MISSING = object()
-
-LF_MARKERS = ("model_name_or_path", "finetuning_type", "cutoff_len", "lora_rank", "dataset_dir", "template")
-AX_MARKERS = ("base_model", "datasets", "sequence_len", "micro_batch_size", "adapter", "lora_r")
+_MISSING = ABSENT
 
 
 def invert(mapping: dict) -> dict:
@@ -27,16 +24,14 @@ def invert(mapping: dict) -> dict:
 
 
 def detect_dialect(data: Any) -> str:
-    """'recipe', 'llamafactory' or 'axolotl' from the keys a mapping uses."""
+    """'recipe', or the backend whose dialect markers the mapping uses most."""
+    from . import backends
+
     if not isinstance(data, dict):
         return "recipe"
     if "ftr" in data or isinstance(data.get("model"), dict) or "extends" in data:
         return "recipe"
-    lf = sum(key in data for key in LF_MARKERS)
-    ax = sum(key in data for key in AX_MARKERS)
-    if lf == ax == 0:
-        return "recipe"
-    return "llamafactory" if lf > ax else "axolotl"
+    return backends.detect(data) or "recipe"
 
 
 @dataclass(frozen=True)
@@ -61,7 +56,8 @@ class Mapper:
         return self.doc.data
 
     def has(self, key: str) -> bool:
-        return key in self.src and self.src[key] is not None
+        """The native key (dotted for a nested one: ``lr_scheduler_kwargs.min_lr``) is set."""
+        return get_native(self.src, key, None) is not None
 
     def get(self, key: str, default: Any = None) -> Any:
         self.used.add(key)
@@ -80,7 +76,7 @@ class Mapper:
         """Recipe ``path`` <- native ``key`` (converted), or the backend's default when absent."""
         self.used.add(key)
         if self.has(key):
-            value = self.src[key]
+            value = get_native(self.src, key)
             try:
                 value = convert(value) if convert else value
             except (TypeError, ValueError, AttributeError):
@@ -93,7 +89,18 @@ class Mapper:
         self.used.update(keys)
 
     def leftover(self) -> dict:
-        return {k: v for k, v in self.src.items() if k not in self.used}
+        """Native keys no recipe field took; a mapping of which some sub-keys were taken keeps the rest."""
+        out = {}
+        for key, value in self.src.items():
+            if key in self.used:
+                continue
+            taken = {u.split(".", 1)[1] for u in self.used if u.startswith(key + ".")}
+            if taken and isinstance(value, dict):
+                value = {k: v for k, v in value.items() if k not in taken}
+                if not value:
+                    continue
+            out[key] = value
+        return out
 
     def resolved(self) -> Resolved:
         provenance = {}
@@ -124,7 +131,7 @@ def import_document(doc: Document, dialect: str | None = None) -> Imported:
     mapper = Mapper(doc)
     try:
         backends.importer(dialect).to_recipe(mapper, Path(doc.file).resolve().parent)
-    except (TypeError, ValueError, AttributeError, KeyError) as exc:
+    except TypeError as exc:  # a value of a type the backend would refuse too (a list where a name belongs)
         finding = Finding(doc.file, 1, 1, "FTR002", "error",
                           f"cannot read this {dialect} config: a value has an unexpected type ({exc})",
                           f"run `ftr lint --dialect {dialect}` for the key-by-key check")

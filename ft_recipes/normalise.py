@@ -7,10 +7,12 @@ the preset), so compiled configs work from any working directory.
 from __future__ import annotations
 
 import re
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from . import recipe as r
+from .paths import real_path
 from .resolve import Resolved
 
 DEFAULT_LORA = r.Lora()
@@ -26,11 +28,11 @@ def _get(data: dict, *keys: str, default: Any = None) -> Any:
 
 def _base_dir(resolved: Resolved, path: tuple) -> Path:
     src = resolved.source(path)
-    return Path(src.file if src else resolved.document.file).resolve().parent
+    return real_path(src.file if src else resolved.document.file).parent
 
 
 def _local_path(value: str, base: Path) -> Path:
-    return (base / Path(value).expanduser()).resolve()
+    return real_path(base / Path(value).expanduser())
 
 
 def _is_local_model(value: str, base: Path) -> bool:
@@ -48,30 +50,28 @@ def _model(resolved: Resolved) -> r.Model:
                    revision=m.get("revision"), is_local=local)
 
 
+def _section(cls, spec: dict, **derived):
+    """A recipe dataclass from its YAML section: written values (lists as tuples), then ``derived`` defaults
+    (those that depend on other values), then the dataclass's own defaults."""
+    names = {f.name for f in fields(cls)}
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in spec.items() if k in names}
+    return cls(**{**derived, **values})
+
+
 def _method(data: dict, precision: str) -> r.Method:
     m = data.get("method", {})
     kind = m.get("type", "lora")
-    lora = quant = freeze = None
+    lora = quant = freeze = prompt = None
     if kind in r.ADAPTER_METHODS:
         spec = m.get("lora", {})
-        rank = spec.get("r", DEFAULT_LORA.r)
-        target = spec.get("target", DEFAULT_LORA.target)
-        lora = r.Lora(r=rank, alpha=spec.get("alpha", 2 * rank), dropout=spec.get("dropout", DEFAULT_LORA.dropout),
-                      target=target if isinstance(target, str) else tuple(target),
-                      dora=spec.get("dora", False), rslora=spec.get("rslora", False),
-                      modules_to_save=tuple(spec.get("modules_to_save", ())))
+        lora = _section(r.Lora, spec, alpha=2 * spec.get("r", DEFAULT_LORA.r))
     if kind == "qlora" or "quant" in m:
-        spec = m.get("quant", {})
-        default_dtype = precision if precision in ("bf16", "fp16") else "fp32"
-        quant = r.Quant(bits=spec.get("bits", 4), type=spec.get("type", "nf4"),
-                        double_quant=spec.get("double_quant", True),
-                        compute_dtype=spec.get("compute_dtype", default_dtype))
+        quant = _section(r.Quant, m.get("quant", {}), compute_dtype=precision if precision in ("bf16", "fp16")
+                         else "fp32")
     if kind == "freeze":
-        spec = m.get("freeze", {})
-        modules = spec.get("trainable_modules", "all")
-        freeze = r.Freeze(trainable_layers=spec.get("trainable_layers", 2),
-                          trainable_modules=modules if isinstance(modules, str) else tuple(modules))
-    prompt = r.PromptLearning(**m.get("prompt", {})) if kind in r.PROMPT_METHODS else None
+        freeze = _section(r.Freeze, m.get("freeze", {}))
+    if kind in r.PROMPT_METHODS:
+        prompt = _section(r.PromptLearning, m.get("prompt", {}))
     return r.Method(type=kind, lora=lora, quant=quant, freeze=freeze, prompt=prompt)
 
 
@@ -123,19 +123,37 @@ def _train(data: dict) -> r.Train:
         epochs = defaults.epochs
     warmup_steps = t.get("warmup_steps")
     warmup_ratio = t.get("warmup_ratio", None if warmup_steps is not None else defaults.warmup_ratio)
-    kwargs = {k: t[k] for k in ("lr", "micro_batch_size", "grad_accum", "scheduler", "weight_decay", "optimizer",
-                                "precision", "gradient_checkpointing", "seed", "max_grad_norm", "logging_steps")
-              if k in t}
+    special = ("epochs", "max_steps", "warmup_ratio", "warmup_steps")
+    kwargs = {f.name: t[f.name] for f in fields(r.Train) if f.name in t and f.name not in special}
     return r.Train(epochs=epochs, max_steps=t.get("max_steps"), warmup_ratio=warmup_ratio,
                    warmup_steps=warmup_steps, **kwargs)
 
 
-def _eval(data: dict, has_validation: bool) -> r.Eval:
-    e = data.get("eval", {})
-    strategy = e.get("every")
+def _cadence(resolved: Resolved, section: str, every_key: str, steps_keys: tuple[str, ...]) -> str | None:
+    """The written cadence, where a step count written in a later layer than ``every`` (a preset's
+    ``every: epoch`` under the user's ``steps: 2``) implies ``steps``."""
+    part = resolved.data.get(section, {})
+    every = part.get(every_key)
+    files = [layer.file for layer in resolved.layers]
+
+    def rank(key: str) -> int:
+        src = resolved.provenance.get((section, key))
+        return files.index(src.file) if src and src.file in files else len(files)
+
+    if every is not None and any(k in part and rank(k) > rank(every_key) for k in steps_keys):
+        return "steps"
+    return every
+
+
+def _eval(resolved: Resolved, has_validation: bool) -> r.Eval:
+    e = resolved.data.get("eval", {})
+    strategy = _cadence(resolved, "eval", "every", ("steps", "per_epoch"))
     if strategy is None:
         strategy = "steps" if "steps" in e or "per_epoch" in e else ("epoch" if has_validation else "no")
-    return r.Eval(strategy=strategy, steps=e.get("steps"), per_epoch=e.get("per_epoch"),
+    per_epoch = e.get("per_epoch")
+    if per_epoch == 1 and strategy == "steps" and "steps" not in e:  # once per epoch is the epoch strategy
+        strategy, per_epoch = "epoch", None
+    return r.Eval(strategy=strategy, steps=e.get("steps"), per_epoch=per_epoch,
                   batch_size=e.get("batch_size"))
 
 
@@ -145,8 +163,13 @@ def _output(resolved: Resolved) -> r.Output:
     out_dir = _local_path(o.get("dir", f"runs/{stem}"), _base_dir(resolved, ("output", "dir")))
     report = o.get("report_to", "none")
     report = () if report == "none" else ((report,) if isinstance(report, str) else tuple(report))
-    save = o.get("save", "steps" if "save_steps" in o or "per_epoch" in o else "epoch")
-    return r.Output(dir=out_dir, save=save, save_steps=o.get("save_steps"), per_epoch=o.get("per_epoch"),
+    save = _cadence(resolved, "output", "save", ("save_steps", "per_epoch"))
+    if save is None:
+        save = "steps" if "save_steps" in o or "per_epoch" in o else "epoch"
+    per_epoch = o.get("per_epoch")
+    if per_epoch == 1 and save == "steps" and "save_steps" not in o:  # once per epoch is the epoch strategy
+        save, per_epoch = "epoch", None
+    return r.Output(dir=out_dir, save=save, save_steps=o.get("save_steps"), per_epoch=per_epoch,
                     save_total_limit=o.get("save_total_limit", 2), report_to=report,
                     run_name=o.get("run_name"), wandb_project=o.get("wandb_project"))
 
@@ -162,14 +185,38 @@ def _preference(data: dict, stage: str) -> r.Preference | None:
     return r.Preference(**data.get("preference", {}))
 
 
+def whole_integers(data: Any, schema: dict, root: dict | None = None) -> Any:
+    """``data`` with every whole float at an integer-typed schema position made an int (``r: 2.0`` -> 2)."""
+    root = root or schema
+    if "$ref" in schema:
+        schema = root["$defs"][schema["$ref"].rsplit("/", 1)[-1]]
+    if isinstance(data, dict):
+        props = schema.get("properties", {})
+        return {k: whole_integers(v, props[k], root) if k in props else v for k, v in data.items()}
+    if isinstance(data, list) and isinstance(schema.get("items"), dict):
+        return [whole_integers(v, schema["items"], root) for v in data]
+    if isinstance(data, float) and data.is_integer() and _integer_typed(schema, root):
+        return int(data)
+    return data
+
+
+def _integer_typed(schema: dict, root: dict) -> bool:
+    if schema.get("type") == "integer":
+        return True
+    return any(_integer_typed(option, root) for option in schema.get("oneOf", []) + schema.get("anyOf", []))
+
+
 def normalise(resolved: Resolved) -> r.Recipe:
+    from .validate import recipe_schema
+
+    resolved.data = whole_integers(resolved.data, recipe_schema())
     data = resolved.data
     stage = data.get("stage", "sft")
     train = _train(data)
     recipe_data = _data(resolved)
     ignore = tuple(_get(data, "lint", "ignore", default=[]))
     return r.Recipe(model=_model(resolved), stage=stage, method=_method(data, train.precision), data=recipe_data,
-                    train=train, eval=_eval(data, recipe_data.has_validation), output=_output(resolved),
+                    train=train, eval=_eval(resolved, recipe_data.has_validation), output=_output(resolved),
                     hardware=_hardware(data), preference=_preference(data, stage),
                     backends=dict(data.get("backends", {})), lint_ignore=ignore,
                     source_file=resolved.document.file, raw=data,
@@ -189,8 +236,6 @@ def _dataset_data(ds: r.Dataset) -> dict:
 
 
 def _fields(obj, rename: dict | None = None, skip: tuple = ()) -> dict:
-    from dataclasses import fields
-
     out = {}
     for f in fields(obj):
         value = getattr(obj, f.name)

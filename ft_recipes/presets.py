@@ -7,11 +7,10 @@ import os
 import sys
 from functools import lru_cache
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 
 from .findings import FtrError
-from .paths import data_dir
+from .paths import data_dir, may_declare_entry_points
 from .project import project_settings
 
 ENTRY_POINT_GROUP = "ft_recipes.presets"
@@ -35,6 +34,10 @@ def _entry_point_libraries() -> list[Library]:
 @lru_cache(maxsize=4)
 def _entry_points_for(search_path: tuple[str, ...]) -> tuple[Library, ...]:
     """Scanning installed distributions is slow: once per import path (sys.path changes rescan)."""
+    if not may_declare_entry_points(ENTRY_POINT_GROUP, search_path):
+        return ()
+    from importlib import metadata  # ~20 ms to import and scan: only when a preset library may be installed
+
     libs = []
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
         try:

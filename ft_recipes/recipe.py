@@ -46,6 +46,7 @@ class Lora:
     dora: bool = _f(False, "DoRA.")
     rslora: bool = _f(False, "rsLoRA scaling.")
     modules_to_save: tuple[str, ...] = _f((), "Modules trained fully and saved with the adapter.")
+    init: str = _f("default", "Weight initialisation: default, pissa, olora or gaussian.")
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,7 @@ class Train:
     micro_batch_size: int = _f(1, "Per-device batch.")
     grad_accum: int = _f(1, "Gradient accumulation.")
     scheduler: str = _f("cosine", "LR schedule.")
+    min_lr: Optional[float] = _f(None, "Final LR of cosine_with_min_lr.")
     warmup_ratio: Optional[float] = _f(0.03, "Warmup fraction (None when warmup_steps is set).")
     warmup_steps: Optional[int] = _f(None, "Warmup steps.")
     weight_decay: float = _f(0.0, "Weight decay.")

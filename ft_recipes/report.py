@@ -25,6 +25,7 @@ class Curves:
     eval: list[tuple[int, float]] = field(default_factory=list)
     lr: list[tuple[int, float]] = field(default_factory=list)
     source: str = ""
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -50,26 +51,85 @@ def _num(value) -> float | None:
         return None
 
 
+class LogError(ValueError):
+    """A training log ftr cannot read (it names the file, and the line where known)."""
+
+
 def read_curves(run_dir: Path) -> Curves:
+    """The curves of a run directory. Damaged entries are skipped with a note in ``curves.notes``
+    (a truncated last line is normal while a run is writing); an unreadable log is a LogError."""
     curves = Curves(run_dir)
     state = _state_file(run_dir)
     if state is not None:
-        history = json.loads(state.read_text(encoding="utf-8")).get("log_history", [])
+        entries = _state_entries(state, curves.notes)
         curves.source = str(state)
     elif (run_dir / "trainer_log.jsonl").is_file():
-        lines = (run_dir / "trainer_log.jsonl").read_text(encoding="utf-8").splitlines()
-        history = [json.loads(line) for line in lines if line.strip()]
+        entries = _jsonl_entries(run_dir / "trainer_log.jsonl", curves.notes)
         curves.source = str(run_dir / "trainer_log.jsonl")
     else:
         raise FileNotFoundError(f"{run_dir}: no trainer_state.json or trainer_log.jsonl")
-    for entry in history:
-        step = int(entry.get("step", entry.get("current_steps", 0)))
+    for where, entry in entries:
+        step = _step(entry)
+        if step is None:
+            curves.notes.append(f"{where}: skipped an entry without a step number")
+            continue
         for key, series in (("loss", curves.train), ("eval_loss", curves.eval),
                             ("learning_rate", curves.lr), ("lr", curves.lr)):
             value = _num(entry.get(key))
             if value is not None:
                 series.append((step, value))
     return curves
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise LogError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def _state_entries(path: Path, notes: list[str]) -> list[tuple[str, dict]]:
+    try:
+        data = json.loads(_read(path))
+    except ValueError as exc:
+        raise LogError(f"{path}: not valid JSON ({exc})") from None
+    history = data.get("log_history", []) if isinstance(data, dict) else None
+    if not isinstance(history, list):
+        shape = type(data).__name__ if not isinstance(data, dict) else f"log_history is a {type(history).__name__}"
+        raise LogError(f"{path}: not a Trainer state ({shape}; expected an object with a log_history list)")
+    return _objects([(f"{path}: log_history[{i}]", entry) for i, entry in enumerate(history)], notes)
+
+
+def _jsonl_entries(path: Path, notes: list[str]) -> list[tuple[str, dict]]:
+    lines = _read(path).splitlines()
+    entries = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            entries.append((f"{path}:{number}", json.loads(line)))
+        except ValueError:
+            last = number == len(lines)
+            notes.append(f"{path}:{number}: skipped a {'truncated last' if last else 'damaged'} line "
+                         f"(not complete JSON{'; the run may still be writing' if last else ''})")
+    return _objects(entries, notes)
+
+
+def _objects(entries: list[tuple[str, object]], notes: list[str]) -> list[tuple[str, dict]]:
+    kept = []
+    for where, entry in entries:
+        if isinstance(entry, dict):
+            kept.append((where, entry))
+        else:
+            notes.append(f"{where}: skipped a {type(entry).__name__}, expected a JSON object")
+    return kept
+
+
+def _step(entry: dict) -> int | None:
+    value = entry.get("step", entry.get("current_steps"))
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return int(value)
 
 
 def _recipe_values(run_dir: Path) -> dict:

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .findings import Finding, FtrError
-from .load import Document, load_file
+from .findings import Finding, FtrError, UsageError
+from .load import Document, file_kind, load_file
 from .presets import find_preset
 
 MAX_EXTENDS_DEPTH = 16
@@ -83,8 +83,15 @@ def _extends_list(doc: Document) -> list[tuple[str, tuple]]:
 
 
 def _target_path(ref: str, doc: Document) -> Path:
+    if "://" in ref:
+        raise FtrError(f"extends target {ref!r} is a URL; extends takes preset names and local paths "
+                       f"(download the file and name its path)")
     if ref.endswith((".yaml", ".yml")) or "/" in ref or ref.startswith("."):
-        return (Path(doc.file).parent / ref).resolve()
+        path = Path(doc.file).parent / ref
+        try:
+            return path.resolve()
+        except RuntimeError:  # Python < 3.13: a symlink loop
+            return path
     return find_preset(ref)
 
 
@@ -97,6 +104,8 @@ def _layers(doc: Document, chain: tuple[str, ...]) -> list[Document]:
         line, col = doc.pos(path)
         try:
             target = _target_path(ref, doc)
+        except UsageError:  # the configuration itself is broken (pyproject.toml): not this recipe's fault
+            raise
         except FtrError as exc:
             raise FtrError(str(exc), [Finding(doc.file, line, col, "FTR004", "error", str(exc),
                                               "run `ftr presets list` to see the presets", "extends")]) from None
@@ -105,10 +114,13 @@ def _layers(doc: Document, chain: tuple[str, ...]) -> list[Document]:
             cycle = " -> ".join([*chain[chain.index(key):], key])
             raise FtrError("extends cycle", [Finding(doc.file, line, col, "FTR004", "error",
                                                      f"extends cycle: {cycle}", "remove one of the extends", "extends")])
-        if not target.is_file():
-            raise FtrError("extends target missing", [Finding(doc.file, line, col, "FTR004", "error",
-                                                              f"extends target {ref!r} not found ({target})",
-                                                              "check the path; it is relative to this file", "extends")])
+        kind = file_kind(target)
+        if kind != "file":
+            what = "not found" if kind == "no such file" else kind.removeprefix("is ")
+            raise FtrError("extends target unusable", [Finding(
+                doc.file, line, col, "FTR004", "error", f"extends target {ref!r} {'is ' * (what != 'not found')}"
+                f"{what} ({target})", "name a recipe or preset YAML file; a path is relative to this file",
+                "extends")])
         parent = _load_preset(str(target), target.stat().st_mtime_ns)
         if parent.data is not None and not isinstance(parent.data, dict):
             raise FtrError("preset is not a mapping", [Finding(parent.file, 1, 1, "FTR002", "error",

@@ -8,11 +8,12 @@ import json
 import os
 import platform
 import re
+import shlex
 import shutil
 import signal
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import __version__, backends
@@ -21,6 +22,7 @@ from .findings import Finding, FtrError
 from .launch import Launch, LaunchOptions
 from .normalise import to_data
 from .pipeline import Loaded
+from .recipe import Recipe
 
 MANIFEST = "manifest.json"
 
@@ -74,11 +76,75 @@ def prepare_dir(run_dir: Path, resume: bool, force: bool) -> Path | None:
         "pass --resume to continue from its last checkpoint, or --force to start over (the old one is moved aside)")])
 
 
+def visible_gpus() -> int | None:
+    """The NVIDIA GPUs a launch here would see: the driver's devices, limited by CUDA_VISIBLE_DEVICES.
+    None when it cannot tell (another vendor's driver, e.g. ROCm's /dev/kfd)."""
+    found = _driver_gpus()
+    if found == 0 and Path("/dev/kfd").exists():
+        return None
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is None:
+        return found
+    ids = [part for part in visible.split(",") if part.strip()]
+    if not ids or ids[0].strip().startswith("-"):
+        return 0
+    return min(len(ids), found)
+
+
+def _driver_gpus() -> int:
+    proc_dir = Path("/proc/driver/nvidia/gpus")
+    try:
+        return len(list(proc_dir.iterdir()))
+    except OSError:
+        pass
+    if shutil.which("nvidia-smi") is None:
+        return 0
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=15)
+    except (OSError, subprocess.TimeoutExpired):
+        return 0
+    return sum(1 for line in out.stdout.splitlines() if line.startswith("GPU ")) if out.returncode == 0 else 0
+
+
+def fit_machine(opts: LaunchOptions, available: int | None, asked: bool) -> tuple[LaunchOptions, str | None]:
+    """Options this machine can run. Without a GPU, a recipe's own GPU count becomes a CPU run (with a
+    note); GPUs asked for on the command line (``asked``), or more than the machine has, are an FtrError."""
+    if available is None or opts.gpus <= available:
+        return opts, None
+    if available == 0 and opts.nnodes == 1 and not asked:
+        note = (f"this machine has no usable GPU (the recipe asks for {opts.gpus}); running on the CPU as with "
+                f"--gpus 0 (fp32; Axolotl's LoRA kernels off); pass --gpus 0 to say so")
+        return replace(opts, gpus=0), note
+    raise FtrError(f"the run asks for {opts.gpus} GPU(s) per node but this machine has {available} usable"
+                   f" (CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}); pass --gpus "
+                   f"{available}{' (the CPU)' if available == 0 else ''} or run it where the GPUs are", exit_code=1)
+
+
+def for_cpu(recipe: Recipe) -> Recipe:
+    """The recipe as a CPU run compiles it: no GPU, fp32 (bf16/fp16 fail on a CPU)."""
+    return replace(recipe, hardware=replace(recipe.hardware, gpus=0, bf16=False),
+                   train=replace(recipe.train, precision="fp32"))
+
+
+def _check_run_dir(run_dir: Path, recipe: Recipe) -> None:
+    """The run directory is the run's own: it must not hold the recipe or its data (``--force`` moves it aside)."""
+    inputs = [Path(recipe.source_file), *(d.path for d in (*recipe.data.train, *recipe.data.val) if d.path)]
+    for path in inputs:
+        if path.resolve().is_relative_to(run_dir.resolve()):
+            file, line, col = recipe.where(("output", "dir"))
+            raise FtrError("run directory holds inputs", [Finding(
+                file, line, col, "FTR501", "error", f"output.dir {run_dir} contains the run's input {path}",
+                "give the run a folder of its own, e.g. output.dir: runs/NAME")])
+
+
 def plan(loaded: Loaded, backend: str, opts: LaunchOptions, resume: bool, force: bool,
          dry_run: bool) -> RunPlan:
     recipe = loaded.recipe
+    if opts.gpus == 0:
+        recipe = for_cpu(recipe)
     run_dir = recipe.output.dir
     launcher = backends.launcher(backend)
+    _check_run_dir(run_dir, recipe)
     checkpoint = last_checkpoint(run_dir) if dry_run and resume else (
         None if dry_run else prepare_dir(run_dir, resume, force))
     emitted = backends.get(backend).emit(recipe, run_dir)
@@ -111,13 +177,34 @@ def _python_or_placeholder(backend: str) -> Path:
 
 
 def describe(p: RunPlan) -> str:
-    env = " ".join(f"{k}={v!r}" if v == "" else f"{k}={v}" for k, v in sorted(p.launch.env.items()))
-    lines = [f"run dir:  {p.run_dir}", f"config:   {p.config}"]
+    """The plan, every path and command shell-quoted (one item per line) so that a pasted line runs what
+    ftr would run."""
+    env = " ".join(f"{k}={_quote_env(v)}" for k, v in sorted(p.launch.env.items()))
+    lines = [f"run dir:  {quote(str(p.run_dir))}", f"config:   {quote(str(p.config))}"]
     if p.checkpoint:
-        lines.append(f"resume:   {p.checkpoint}")
+        lines.append(f"resume:   {quote(str(p.checkpoint))}")
     lines.append(f"env:      {env or '(unchanged)'}")
-    lines.append("command:  " + " ".join(p.launch.argv))
+    lines.append("command:  " + " ".join(quote(arg) for arg in p.launch.argv))
     return "\n".join(lines)
+
+
+def quote(value: str) -> str:
+    """``shlex.quote``; a value with control characters (a newline) becomes one ``$'...'`` word instead,
+    so that every printed command stays on one line (bash, zsh, ksh and POSIX.1-2024 sh read it)."""
+    if all(c.isprintable() for c in value):
+        return shlex.quote(value)
+    escaped = "".join(_C_ESCAPES.get(c) or (c if c.isprintable() else f"\\x{ord(c):02x}" if ord(c) < 128
+                                            else f"\\u{ord(c):04x}" if ord(c) < 65536 else f"\\U{ord(c):08x}")
+                      for c in value)
+    return f"$'{escaped}'"
+
+
+_C_ESCAPES = {"\\": "\\\\", "'": "\\'", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def _quote_env(value: str) -> str:
+    """A value for ``NAME=value`` in a shell; ``$PATH`` stays a reference to the current PATH."""
+    return "$PATH".join(quote(part) if part else "" for part in value.split("$PATH")) or "''"
 
 
 def _probe(python: Path) -> dict:
@@ -182,8 +269,12 @@ def _save(run_dir: Path, manifest: dict) -> None:
 def _stream(p: RunPlan, log_path: Path) -> tuple[int, bool]:
     """Run the backend in its own process group; tee output; forward SIGINT/SIGTERM to the group."""
     env = {**os.environ, **expand_env(p.launch.env)}
-    proc = subprocess.Popen(p.launch.argv, cwd=p.run_dir, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        proc = subprocess.Popen(p.launch.argv, cwd=p.run_dir, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    except OSError as exc:
+        raise FtrError(f"{p.launch.argv[0]}: cannot start the backend: {exc.strerror}; check its environment "
+                       f"(`ftr backend install`)", exit_code=2) from None
     interrupted = False
 
     def forward(signum, _frame):
@@ -239,19 +330,55 @@ class Progress:
         return None
 
 
-def merge(run_dir: Path, out: Path | None) -> int:
-    manifest = json.loads((run_dir / MANIFEST).read_text(encoding="utf-8"))
-    backend = manifest["backend"]
+def read_run_manifest(run_dir: Path) -> dict:
+    """``RUN_DIR/manifest.json`` as ``ftr run`` wrote it; FtrError naming the file when it is not one."""
+    path = run_dir / MANIFEST
+    hint = "give the run directory of an `ftr run` (output.dir), which holds its manifest.json"
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FtrError(f"{path}: no such file; {hint}", exit_code=2) from None
+    except OSError as exc:
+        raise FtrError(f"{path}: cannot read: {exc.strerror}", exit_code=2) from None
+    except ValueError as exc:
+        raise FtrError(f"{path}: not valid JSON ({exc}); {hint}", exit_code=1) from None
+    if not isinstance(manifest, dict) or manifest.get("backend") not in backends.NAMES:
+        raise FtrError(f"{path}: not an `ftr run` manifest (no known \"backend\"); {hint}", exit_code=1)
+    return manifest
+
+
+def _run_config(run_dir: Path, backend: str) -> dict:
     import yaml
 
-    cfg_name = backends.get(backend).MAIN
-    cfg = yaml.safe_load((run_dir / cfg_name).read_text(encoding="utf-8"))  # JSON is YAML too
+    path = run_dir / backends.get(backend).MAIN
+    try:
+        cfg = yaml.safe_load(path.read_text(encoding="utf-8"))  # JSON is YAML too
+    except OSError as exc:
+        raise FtrError(f"{path}: cannot read: {exc.strerror}", exit_code=2) from None
+    except yaml.YAMLError as exc:
+        raise FtrError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})", exit_code=1) from None
+    if not isinstance(cfg, dict):
+        raise FtrError(f"{path}: not a {backend} config (expected a mapping)", exit_code=1)
+    return cfg
+
+
+def merge(run_dir: Path, out: Path | None) -> int:
+    backend = read_run_manifest(run_dir)["backend"]
+    cfg = _run_config(run_dir, backend)
     python = backend_python(backend)
     target = (out or run_dir / "merged").resolve()
     if target.exists() and any(target.iterdir()):
         raise FtrError(f"{target} is not empty; choose another -o", exit_code=2)
-    job = backends.launcher(backend).merge(python, run_dir, cfg, target)
-    code = subprocess.run(job.argv, env={**os.environ, **expand_env(job.env)}, cwd=run_dir).returncode
+    try:
+        job = backends.launcher(backend).merge(python, run_dir, cfg, target)
+    except KeyError as exc:
+        raise FtrError(f"{run_dir / backends.get(backend).MAIN}: has no {exc.args[0]!r}; is it a LoRA run?",
+                       exit_code=1) from None
+    try:
+        code = subprocess.run(job.argv, env={**os.environ, **expand_env(job.env)}, cwd=run_dir).returncode
+    except OSError as exc:
+        raise FtrError(f"{job.argv[0]}: cannot start: {exc.strerror}; reinstall with `ftr backend install "
+                       f"{backend}`", exit_code=2) from None
     if code == 0 and job.produces is not None and job.produces.resolve() != target:
         shutil.move(str(job.produces), str(target))
     return code

@@ -1,5 +1,5 @@
 """Chat templates as data: the generated per-backend catalogues (schemas/backends/templates-<backend>-<version>.json,
-written by scripts/gen_templates.py) and what ftr derives from a slot template (a template given as prefix /
+written by scripts/gen_template_catalogue.py) and what ftr derives from a slot template (a template given as prefix /
 system / user / assistant slots, ``{{content}}`` standing for the message): the text it renders, the tokens it
 trains after each reply, and a Jinja chat template that renders the same text."""
 

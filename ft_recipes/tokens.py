@@ -3,7 +3,10 @@ preprocessing in its own environment, and a row-by-row comparison of two backend
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import subprocess
 import tempfile
 from dataclasses import dataclass, replace
@@ -31,31 +34,102 @@ class Row:
         return tuple(label != IGNORE for label in self.labels)
 
 
-def tokenize(loaded: Loaded, backend: str, n: int, template: str | None = None) -> list[Row]:
+TIMEOUT_S = 300          # a tokenization of a few rows takes seconds; a hung hub download must not hang ftr
+HUB_TIMEOUT_S = "10"     # per hub request, so that no network fails in seconds instead of retrying for minutes
+
+
+def tokenize(loaded: Loaded, backend: str, n: int, timeout: float = TIMEOUT_S, template: str | None = None) -> list[Row]:
     """The first ``n`` rows as ``backend`` tokenizes them (under chat template ``template`` when given)."""
     recipe = loaded.recipe
     if template is not None:
         recipe = replace(recipe, model=replace(recipe.model, template=template))
-    helper = Path(backends.get(backend).__file__).with_name("tokens_helper.py")
-    if not helper.is_file():
+    helper = backends.get(backend).tokens_helper
+    if helper is None:
         raise FtrError(f"ftr tokens is not available for the {backend} backend", exit_code=2)
     python = backend_python(backend)
-    with tempfile.TemporaryDirectory(prefix="ftr-tokens-") as tmp:
+    log = log_path(backend)
+    with tempfile.TemporaryDirectory(prefix="ftr-tokens-") as tmp, _cleanup_on_sigterm():
         emitted = backends.get(backend).emit(recipe, Path(tmp))
         write_outputs(emitted, recipe, Path(tmp), force=True)
-        proc = subprocess.run([str(python), str(helper), str(Path(tmp) / emitted.main), str(n)],
-                              capture_output=True, text=True, env=_env(backend))
-    rows = [json.loads(line[len(PREFIX):]) for line in proc.stdout.splitlines() if line.startswith(PREFIX)]
-    if proc.returncode != 0 or not rows:
-        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-8:])
-        raise FtrError(f"{backend} could not tokenize the data:\n{tail}", exit_code=1)
+        code, out, err = _run([str(python), str(helper), str(Path(tmp) / emitted.main), str(n)], _env(backend),
+                              timeout, tmp)
+    _save_log(log, out, err)
+    if code is None:
+        raise FtrError(f"{backend} did not finish tokenizing within {timeout:g} s (stopped; no network for a hub "
+                       f"model? use a local model path); log: {log}", exit_code=2)
+    rows = [json.loads(line[len(PREFIX):]) for line in out.splitlines() if line.startswith(PREFIX)]
+    if code != 0 or not rows:
+        raise FtrError(f"{backend} could not tokenize the data: {_last_error(err or out)}; log: {log}", exit_code=1)
     return [Row(tuple(r["input_ids"]), tuple(r["labels"]), tuple(r["tokens"]), r.get("part", "")) for r in rows]
 
 
-def _env(backend: str) -> dict:
-    import os
+def _run(argv: list[str], env: dict, timeout: float, cwd: str) -> tuple[int | None, str, str]:
+    """Run ``argv`` in its own process group; on timeout the whole group is killed (code None)."""
+    try:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                                cwd=cwd, start_new_session=True, errors="replace")
+    except OSError as exc:
+        raise FtrError(f"{argv[0]}: cannot start: {exc.strerror}", exit_code=2) from None
+    try:
+        out, err = proc.communicate(timeout=timeout)
+        return proc.returncode, out, err
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        out, err = proc.communicate()
+        return None, out, err
+    except BaseException:
+        _kill_group(proc)
+        proc.wait()
+        raise
 
-    return {**os.environ, "AXOLOTL_DO_NOT_TRACK": "1", "DO_NOT_TRACK": "1", "DISABLE_VERSION_CHECK": "1"}
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+@contextlib.contextmanager
+def _cleanup_on_sigterm():
+    """SIGTERM ends ftr like Ctrl-C does, so temporary folders and the child are cleaned up."""
+    def stop(signum, _frame):
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, stop)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def log_path(backend: str) -> Path:
+    """Where the backend's full output of the last ``ftr tokens`` goes (the error line points here)."""
+    return Path(tempfile.gettempdir()) / f"ftr-tokens.{backend}.log"
+
+
+def _save_log(path: Path, out: str, err: str) -> None:
+    try:
+        path.write_text(f"--- stdout\n{out}\n--- stderr\n{err}\n", encoding="utf-8")
+    except OSError:
+        pass  # the log is a convenience; the error line still says what happened
+
+
+def _last_error(text: str) -> str:
+    """The backend's own one-line reason: the last line of a traceback, else the last non-empty line."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1][:300] if lines else "no output"
+
+
+def _env(backend: str) -> dict:
+    env = {**os.environ, "AXOLOTL_DO_NOT_TRACK": "1", "DO_NOT_TRACK": "1", "DISABLE_VERSION_CHECK": "1"}
+    env.setdefault("HF_HUB_ETAG_TIMEOUT", HUB_TIMEOUT_S)
+    env.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", HUB_TIMEOUT_S)
+    return env
 
 
 def render(row: Row, color: bool) -> str:
@@ -107,7 +181,7 @@ def identity_table(loaded: Loaded, pair: tuple[str, str], templates: list[str], 
     table = []
     for name in templates:
         try:
-            problems = diff(*(tokenize(loaded, backend, n, name) for backend in pair))
+            problems = diff(*(tokenize(loaded, backend, n, template=name) for backend in pair))
         except FtrError as exc:
             table.append((name, "error: " + str(exc).splitlines()[-1][:120]))
             continue

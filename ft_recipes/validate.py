@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 from functools import lru_cache
-from typing import Any, Iterable
-
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError, best_match
+from typing import TYPE_CHECKING, Any, Iterable
 
 from .findings import Finding
 from .load import dotted
 from .paths import data_dir
 from .resolve import Resolved
+
+if TYPE_CHECKING:  # jsonschema is imported only when a recipe is invalid (see schema_valid)
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import ValidationError
 
 # Spellings users bring from the backends or older drafts -> the recipe key path they mean.
 KNOWN_SPELLINGS = {
@@ -44,8 +46,18 @@ def recipe_schema() -> dict:
 
 
 @lru_cache(maxsize=1)
-def _validator() -> Draft202012Validator:
+def _validator() -> "Draft202012Validator":
+    from jsonschema import Draft202012Validator
+
     return Draft202012Validator(recipe_schema())
+
+
+def schema_valid(data: Any) -> bool:
+    """The fast path: the validator generated from the schema (scripts/gen_validator.py), which agrees with
+    jsonschema on valid or not; jsonschema runs only for an invalid recipe, to describe its errors."""
+    from ._fastschema import is_valid
+
+    return is_valid(data)
 
 
 def suggest(key: str, allowed: Iterable[str], section: str = "") -> str:
@@ -108,9 +120,6 @@ def _describe(error: ValidationError) -> tuple[str, str, str]:
         expected = error.validator_value
         return "FTR002", f"{where}: expected {_type_name(expected)}, got {_type_name_of(error.instance)} {_short(error.instance)}", \
             "write numbers without quotes" if isinstance(error.instance, str) and _looks_numeric(error.instance) else ""
-    if kind in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minLength", "minItems",
-                "maxProperties", "minProperties", "pattern", "not", "propertyNames"):
-        return "FTR002", f"{where}: {error.message}", error.schema.get("description", "")
     return "FTR002", f"{where}: {error.message}", error.schema.get("description", "")
 
 
@@ -146,6 +155,8 @@ def _looks_numeric(text: str) -> bool:
 
 
 def _flatten(error: ValidationError) -> ValidationError:
+    from jsonschema.exceptions import best_match
+
     if error.context:
         return _flatten(best_match(error.context))
     return error
@@ -153,6 +164,8 @@ def _flatten(error: ValidationError) -> ValidationError:
 
 def validate(resolved: Resolved) -> list[Finding]:
     """Schema findings for a resolved recipe, sorted; empty when valid."""
+    if schema_valid(resolved.data):
+        return sorted(semantic(resolved))
     findings: list[Finding] = []
     seen = set()
     for error in _validator().iter_errors(resolved.data):
@@ -170,4 +183,75 @@ def validate(resolved: Resolved) -> list[Finding]:
             if (finding.line, finding.col, finding.message) not in seen:
                 seen.add((finding.line, finding.col, finding.message))
                 findings.append(finding)
+    if not findings:
+        findings = semantic(resolved)
     return sorted(findings)
+
+
+# --- checks JSON Schema cannot express ----------------------------------------------------------------------
+
+def _numbers(data: Any, path: tuple = ()):
+    if isinstance(data, dict):
+        for key, value in data.items():
+            yield from _numbers(value, path + (key,))
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            yield from _numbers(value, path + (i,))
+    elif isinstance(data, float):
+        yield path, data
+
+
+def _finding(resolved: Resolved, path: tuple, message: str, hint: str = "") -> Finding:
+    src = resolved.source(path)
+    file = src.file if src else resolved.document.file
+    line, col = (src.line, src.col) if src else (1, 1)
+    return Finding(file, line, col, "FTR002", "error", message, hint, dotted(path))
+
+
+def _layer_rank(resolved: Resolved, path: tuple) -> int:
+    src = resolved.provenance.get(path)
+    files = [layer.file for layer in resolved.layers]
+    return files.index(src.file) if src and src.file in files else len(files)
+
+
+def _cadence_conflicts(resolved: Resolved) -> list[Finding]:
+    """``every: epoch`` next to ``steps: N`` written in the same file: which one the user meant is unknown."""
+    out = []
+    for section, steps_key in (("eval", "steps"), ("output", "save_steps")):
+        every_key = "every" if section == "eval" else "save"
+        part = resolved.data.get(section)
+        if not isinstance(part, dict) or every_key not in part or part[every_key] == "steps":
+            continue
+        for key in (steps_key, "per_epoch"):
+            if key in part and _layer_rank(resolved, (section, key)) == _layer_rank(resolved, (section, every_key)):
+                out.append(_finding(resolved, (section, key),
+                                    f"{section}.{key} is set but {section}.{every_key} is {part[every_key]!r}",
+                                    f"remove {section}.{every_key} (a step count implies steps) or {section}.{key}"))
+    return out
+
+
+def semantic(resolved: Resolved) -> list[Finding]:
+    """FTR002 for values the schema admits but no backend can run: NaN and infinities, a fractional row count,
+    cosine_with_min_lr without train.min_lr, contradicting cadences in one file."""
+    out = [_finding(resolved, path, f"{dotted(path)}: {value!r} is not a finite number", "write a finite number")
+           for path, value in _numbers(resolved.data) if not math.isfinite(value)]
+    if out:
+        return out
+    data = resolved.data
+    split = (data.get("data") or {}).get("val", {}).get("split") if isinstance(data.get("data"), dict) else None
+    if isinstance(split, float) and split >= 1 and not split.is_integer():
+        out.append(_finding(resolved, ("data", "val", "split"),
+                            f"data.val.split: {split!r} is neither a fraction below 1 nor a whole row count",
+                            "write a fraction such as 0.1, or a number of rows such as 200"))
+    train = data.get("train") if isinstance(data.get("train"), dict) else {}
+    if train.get("scheduler") == "cosine_with_min_lr" and "min_lr" not in train:
+        out.append(_finding(resolved, ("train", "scheduler"), "train.scheduler: cosine_with_min_lr needs train.min_lr",
+                            "set train.min_lr, e.g. a tenth of train.lr"))
+    if "min_lr" in train and train.get("scheduler") != "cosine_with_min_lr":
+        out.append(_finding(resolved, ("train", "min_lr"), "train.min_lr is only used by cosine_with_min_lr",
+                            "set train.scheduler: cosine_with_min_lr, or remove train.min_lr"))
+    lr = train.get("lr", 1e-4)
+    if isinstance(train.get("min_lr"), (int, float)) and isinstance(lr, (int, float)) and train["min_lr"] >= lr:
+        out.append(_finding(resolved, ("train", "min_lr"), f"train.min_lr {train['min_lr']} is not below train.lr {lr}",
+                            "the schedule decays from train.lr down to train.min_lr"))
+    return out + _cadence_conflicts(resolved)

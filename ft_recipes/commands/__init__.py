@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import sys
@@ -9,6 +10,8 @@ import sys
 import click
 
 from ..findings import FtrError
+
+OUTPUT_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO)
 
 
 def guard(func):
@@ -29,24 +32,51 @@ def guard(func):
         except RecursionError:
             click.echo("error: input nested too deeply", err=True)
             sys.exit(1)
-        except Exception as exc:  # a bug in ftr: say so plainly, keep the exit code CI-safe
-            if os.environ.get("FTR_DEBUG"):
-                raise
-            click.echo(f"error: internal error in ftr: {type(exc).__name__}: {exc} "
-                       f"(set FTR_DEBUG=1 for a traceback, and please report it)", err=True)
+        except OSError as exc:  # I/O the command did not handle itself: full disk, permissions, special files
+            _io_failure(exc)
+        except RuntimeError as exc:
+            if not str(exc).startswith("Symlink loop"):  # pathlib's resolve() on Python < 3.13
+                raise _internal(exc)
+            click.echo(f"error: {str(exc).removeprefix('Symlink loop from ').strip(chr(39))}: symlink loop "
+                       f"(a link that points back at itself; fix or remove it)", err=True)
             sys.exit(2)
+        except Exception as exc:  # a bug in ftr: say so plainly, keep the exit code CI-safe
+            raise _internal(exc)
 
     return wrapper
 
 
-def emit_text(text: str, output, force: bool) -> None:
-    """Write ``text`` to stdout, or atomically to ``output`` (never over an existing file without force)."""
+def _internal(exc: Exception):
+    if os.environ.get("FTR_DEBUG"):
+        return exc
+    click.echo(f"error: internal error in ftr: {type(exc).__name__}: {exc} "
+               f"(set FTR_DEBUG=1 for a traceback, and please report it)", err=True)
+    return SystemExit(2)
+
+
+def _io_failure(exc: OSError) -> None:
+    """One line for an I/O error; output that cannot be written (stdout on a full disk) is dropped."""
+    if exc.filename is not None:
+        click.echo(f"error: {exc.filename}: {exc.strerror or exc}", err=True)
+    elif exc.errno in OUTPUT_ERRNOS:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        click.echo(f"error: cannot write the output: {exc.strerror or exc}", err=True)
+    else:
+        click.echo(f"error: {exc.strerror or exc}", err=True)
+    sys.exit(2)
+
+
+def emit_text(text: str, output, force: bool, protected=()) -> None:
+    """Write ``text`` to stdout, or atomically to ``output`` (never over an existing file without force,
+    never over a special file or one of the command's ``protected`` inputs)."""
     from ..emit import atomic_write
+    from ..writes import check_protected
 
     if output is None:
         click.echo(text, nl=False)
         return
-    if output.exists() and not force:
+    if (output.exists() or output.is_symlink()) and not force:
         raise FtrError(f"{output} exists; use --force to overwrite", exit_code=2)
-    atomic_write(output, text)
+    check_protected(output, protected)
+    atomic_write(output, text)  # refuses devices, FIFOs, symlinks and folders even with --force
     click.echo(f"wrote {output}", err=True)

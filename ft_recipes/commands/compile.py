@@ -14,9 +14,10 @@ from ..backends import NAMES
 def compile_recipe(path: str, backend: str, out_dir: Path | None, force: bool = False):
     """Load -> resolve -> validate -> normalise -> emit; write into out_dir when given."""
     from ..emit import render, write_outputs
-    from ..pipeline import load_recipe
+    from ..pipeline import check_data, load_recipe
 
     loaded = load_recipe(path)
+    check_data(loaded)
     target = backends.get(backend)
     emitted = target.emit(loaded.recipe, (out_dir or Path.cwd()).resolve())
     written = write_outputs(emitted, loaded.recipe, out_dir.resolve(), force) if out_dir else []

@@ -19,10 +19,12 @@ def explain_cmd(recipe: str, backend: str | None, fmt: str) -> None:
     """Show every resolved value of RECIPE, where it came from (file:line of the recipe or preset, or
     ftr default), the native key it becomes per backend, the lint findings and the VRAM estimate."""
     from ..explain import rows
-    from ..pipeline import load_recipe
+    from ..pipeline import load_any
     from ..vram import estimate
 
-    loaded = load_recipe(recipe)
+    loaded = load_any(recipe)  # a native LLaMA-Factory / Axolotl file is detected as `ftr lint` does
+    if loaded.dialect != "recipe":
+        click.echo(f"note: {recipe} is a {loaded.dialect} config; explaining the recipe it imports as", err=True)
     names = (backend,) if backend else NAMES
     table = rows(loaded, names)
     findings = _lint(loaded)

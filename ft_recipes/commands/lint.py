@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
+
+from ..backends import names
 
 from . import guard
 
@@ -25,14 +28,21 @@ FORMATS = ("text", "json", "sarif", "github")  # keys of ft_recipes.lint.reporte
 @click.option("--only-recipes", is_flag=True,
               help="Skip named files that are neither recipes nor native LLaMA-Factory/Axolotl configs (or are "
                    "under presets/): for pre-commit, which passes every YAML file.")
-@click.option("--dialect", type=click.Choice(("recipe", "llamafactory", "axolotl")), default=None,
+@click.option("--dialect", type=click.Choice(("recipe", *names("import"))), default=None,
               help="Read every file as this dialect (default: detected from its keys).")
 @click.option("--backend-version", "backend_versions", multiple=True, metavar="BACKEND=VERSION",
               help="Key catalogue for native files, e.g. axolotl=0.21.0 (default: the version ftr targets).")
+@click.option("--run-dir", type=click.Path(file_okay=False), default=None,
+              help="Where the backend will be run from: native files' dataset, dataset_dir and DeepSpeed paths "
+                   "resolve against it, as the backends do (default: the working directory).")
+@click.option("--dataset-dir", default=None, metavar="DIR",
+              help="LLaMA-Factory: the dataset_dir to find dataset_info.json in, over the config's own "
+                   "(relative to the run directory).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the report to a file, not stdout.")
+@click.option("--force", is_flag=True, help="Let -o replace a file that ftr did not write.")
 @guard
 def lint_cmd(paths, fmt, strict, select, extend_select, ignore, rule_packs, no_noqa, only_recipes, dialect,
-             backend_versions, output):
+             backend_versions, run_dir, dataset_dir, output, force):
     """Check recipes and native LLaMA-Factory / Axolotl configs against the best-practice rules
     (`ftr rules` lists them); native files are also checked against the backend's key catalogue.
 
@@ -54,12 +64,16 @@ def lint_cmd(paths, fmt, strict, select, extend_select, ignore, rule_packs, no_n
         from ..lint.options import versions
 
         options = replace(options, versions=versions(backend_versions, "--backend-version"))
+    from ..datasets import running_from
+
     files = expand(paths, only_recipes)
-    findings = sorted(f for file in files for f in lint_file(file, options, dialect))
+    with running_from(run_dir, dataset_dir):
+        findings = sorted(f for file in files for f in lint_file(file, options, dialect))
     text = REPORTERS[fmt]().render(findings, len(files))
     if output:
-        with open(output, "w", encoding="utf-8") as handle:
-            handle.write(text + "\n")
+        from ..writes import write_one
+
+        write_one(Path(output), text + "\n", force, protected=files)
     elif text:
         click.echo(text)
     sys.exit(1 if any(f.severity == "error" for f in findings) else 0)

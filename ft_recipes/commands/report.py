@@ -20,23 +20,37 @@ def report_cmd(run_dirs: tuple[Path, ...], output: Path | None, fmt: str) -> Non
     """Loss curves and a diagnosis (overfitting, underfitting, divergence, no validation) for one or more
     run directories; several directories overlay in the plot for comparison."""
     from ..findings import FtrError
-    from ..report import diagnose, plot, read_curves
+    from ..report import LogError, diagnose, plot, read_curves
 
     results = []
     for run_dir in run_dirs:
         try:
             curves = read_curves(run_dir)
-        except (FileNotFoundError, ValueError) as exc:
+        except FileNotFoundError as exc:
             raise FtrError(str(exc), exit_code=2) from None
+        except LogError as exc:
+            raise FtrError(str(exc), exit_code=1) from None
+        for note in _few(curves.notes):
+            click.echo(f"note: {note}", err=True)
         results.append((curves, diagnose(curves)))
     if output is not None:
+        from ..writes import atomic_path
+
         try:
-            plot([c for c, _ in results], output)
+            with atomic_path(output) as tmp:  # never over a FIFO, device or symlink; nothing half-written
+                plot([c for c, _ in results], tmp)
         except RuntimeError as exc:
             raise FtrError(str(exc), exit_code=2) from None
     click.echo(_render(results, fmt))
     if output is not None:
         click.echo(f"wrote {output}", err=True)
+
+
+def _few(notes: list[str], most: int = 5) -> list[str]:
+    """At most ``most`` notes, then how many more there were."""
+    if len(notes) <= most:
+        return notes
+    return notes[:most] + [f"... and {len(notes) - most} more skipped entries"]
 
 
 def _render(results, fmt: str) -> str:

@@ -33,23 +33,44 @@ def run_cmd(recipe, backend, gpus, nnodes, node_rank, master_addr, master_port, 
 
     Arguments after `--` go to the backend command. The backend's exit code is ftr's.
     """
-    from ..launch import LaunchOptions
+    from ..emit import DEEPSPEED_PRESETS
+    from ..launch import LaunchOptions, check
     from ..pipeline import load_recipe
     from ..run import describe, execute, plan
 
     if resume and force:
         raise click.UsageError("--resume and --force exclude each other")
     loaded = load_recipe(recipe)
-    _lint_gate(loaded, no_lint)
     hw = loaded.recipe.hardware
-    opts = LaunchOptions(gpus=hw.gpus if gpus is None else gpus, nnodes=nnodes or hw.nodes, node_rank=node_rank,
+    opts = LaunchOptions(gpus=hw.gpus if gpus is None else gpus, nnodes=hw.nodes if nnodes is None else nnodes, node_rank=node_rank,
                          master_addr=master_addr, master_port=master_port, deepspeed=deepspeed, fsdp=fsdp,
                          extra=tuple(extra))
+    check(opts, DEEPSPEED_PRESETS)
+    _lint_gate(loaded, no_lint)
+    opts = _fit(opts, dry_run, asked=gpus is not None)
     run_plan = plan(loaded, backend, opts, resume, force, dry_run)
     click.echo(describe(run_plan), err=dry_run is False)
     if dry_run:
         return
     sys.exit(execute(run_plan, loaded, backend, sys.argv))
+
+
+def _fit(opts, dry_run: bool, asked: bool):
+    """Adapt to (or refuse) this machine's GPUs; a dry run only says what a run here would do."""
+    from ..findings import FtrError
+    from ..run import fit_machine, visible_gpus
+
+    try:
+        fitted, note = fit_machine(opts, visible_gpus(), asked)
+    except FtrError as exc:
+        if not dry_run:
+            raise
+        click.echo(f"note: {exc} (a dry run prints the command for the machine it is meant for)", err=True)
+        return opts
+    if note:
+        click.echo(f"ftr: {note}" if not dry_run else f"note: a run here would adapt (a dry run does not): {note}",
+                   err=True)
+    return opts if dry_run else fitted
 
 
 def _lint_gate(loaded, no_lint: bool) -> None:

@@ -15,11 +15,13 @@ from ..backends import NAMES
 @click.option("--backend", "-b", type=click.Choice(NAMES), default=None, help="Show this backend's tokenization.")
 @click.option("--diff", "pair", nargs=2, type=click.Choice(NAMES), default=None,
               help="Compare two backends row by row; exit 1 on any difference.")
-@click.option("-n", "rows", type=int, default=5, show_default=True, help="Rows to show.")
+@click.option("-n", "rows", type=click.IntRange(min=1), default=5, show_default=True, help="Rows to show.")
+@click.option("--timeout", type=click.FloatRange(min=1), default=300, show_default=True,
+              help="Seconds to wait for the backend before stopping it.")
 @click.option("--templates", default=None,
               help="With --diff: compare under each of these chat templates (comma-separated) and print a table.")
 @guard
-def tokens_cmd(recipe: str, backend: str | None, pair: tuple[str, str] | None, rows: int,
+def tokens_cmd(recipe: str, backend: str | None, pair: tuple[str, str] | None, rows: int, timeout: float,
                templates: str | None) -> None:
     """Show how the first rows of RECIPE's data are rendered and tokenized by a backend's own
     preprocessing (run in its environment, without training), trained tokens highlighted."""
@@ -38,7 +40,7 @@ def tokens_cmd(recipe: str, backend: str | None, pair: tuple[str, str] | None, r
             click.echo(f"{name:<{width}}  {verdict}")
         sys.exit(0 if all(verdict == "identical" for _, verdict in table) else 1)
     if pair:
-        a, b = (tokenize(loaded, name, rows) for name in pair)
+        a, b = (tokenize(loaded, name, rows, timeout) for name in pair)
         problems = diff(a, b)
         for line in problems:
             click.echo(line)
@@ -46,7 +48,7 @@ def tokens_cmd(recipe: str, backend: str | None, pair: tuple[str, str] | None, r
                                                    f"identical token ids and loss masks on {len(a)} rows"))
         sys.exit(1 if problems else 0)
     color = sys.stdout.isatty()
-    for i, row in enumerate(tokenize(loaded, backend, rows)):
+    for i, row in enumerate(tokenize(loaded, backend, rows, timeout)):
         name = f"{i // 2} ({row.part})" if row.part else str(i)
         click.echo(f"--- row {name}: {len(row.input_ids)} tokens, {sum(row.trained)} trained")
         click.echo(render(row, color))

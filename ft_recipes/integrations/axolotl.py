@@ -25,18 +25,22 @@ def lint_config(cfg: dict) -> list:
     """ftr findings for an Axolotl config mapping (its file, when Axolotl knows it, for positions)."""
     import yaml
 
+    source = cfg.get("axolotl_config_path")
+    if source and Path(str(source)).is_file():
+        return _lint_file(str(source), cfg)
+    plain = {k: v for k, v in dict(cfg).items() if not k.startswith("ftr_")}
+    with tempfile.TemporaryDirectory(prefix="ftr-axolotl-config-") as tmp:
+        path = os.path.join(tmp, "axolotl.yaml")
+        with open(path, "w", encoding="utf-8") as out:
+            yaml.safe_dump(plain, out, sort_keys=False)
+        return _lint_file(path, cfg)
+
+
+def _lint_file(path: str, cfg: dict) -> list:
     from ..findings import FtrError
     from ..lint import lint_recipe
     from ..pipeline import load_any
 
-    source = cfg.get("axolotl_config_path")
-    if source and Path(str(source)).is_file():
-        path = str(source)
-    else:
-        plain = {k: v for k, v in dict(cfg).items() if not k.startswith("ftr_")}
-        handle, path = tempfile.mkstemp(suffix=".yaml", prefix="axolotl-config-")
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            yaml.safe_dump(plain, out, sort_keys=False)
     try:
         loaded = load_any(path, "axolotl")
     except FtrError as exc:

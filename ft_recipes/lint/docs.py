@@ -12,7 +12,8 @@ from pathlib import Path
 SECTIONS = ("What it does", "Why it matters", "Example", "Use instead", "How to fix")
 DOCS_DIR = Path(__file__).resolve().parents[2] / "docs" / "rules"
 WHERE = {"lint": "`ftr lint`", "schema": "`ftr validate` and `ftr lint` (schema)",
-         "loader": "every command that reads YAML"}
+         "loader": "every command that reads YAML",
+         "catalogue": "`ftr lint` on native files (the backend's key catalogue)"}
 
 
 def _yaml(data) -> str:

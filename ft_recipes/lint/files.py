@@ -16,12 +16,17 @@ RECIPE_MARK = re.compile(r"^(ftr|model_name_or_path|base_model)\s*:", re.MULTILI
 
 
 def looks_like_recipe(path: Path) -> bool:
-    """A YAML file ftr can lint: a recipe (``ftr:``) or a native LLaMA-Factory / Axolotl config."""
+    """A YAML file ftr can lint: a recipe (``ftr:``) or a native LLaMA-Factory / Axolotl config.
+
+    A YAML file that cannot be read counts as one, so that linting it reports the error instead of
+    skipping it silently ("All checks passed (0 files)" on a folder of unreadable recipes)."""
+    if path.is_fifo() or path.is_char_device() or path.is_block_device():
+        return True  # never block reading one; lint reports it
     try:
         with path.open(encoding="utf-8", errors="replace") as handle:
             return bool(RECIPE_MARK.search(handle.read(200_000)))
     except OSError:
-        return False
+        return True
 
 
 def wanted(path: Path) -> bool:
@@ -32,20 +37,26 @@ def wanted(path: Path) -> bool:
 
 def _walk(root: Path) -> list[Path]:
     found = []
-    for directory, dirs, files in os.walk(root):
+    for directory, dirs, files in os.walk(root, onerror=_walk_error):
         dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not d.startswith("."))
         for name in sorted(files):
+            if name.startswith(".#"):  # an editor's lock file (a dangling symlink), not a recipe
+                continue
             path = Path(directory) / name
             if path.suffix in SUFFIXES and looks_like_recipe(path):
                 found.append(path)
     return found
 
 
+def _walk_error(exc: OSError) -> None:
+    raise UsageError(f"{exc.filename}: cannot read the folder: {exc.strerror}")
+
+
 def _one(arg: str) -> list[Path]:
     path = Path(arg)
     if path.is_dir():
         return _walk(path)
-    if path.exists():
+    if path.exists() or path.is_symlink():  # a broken link or a link loop: linting it reports what it is
         return [path]
     if glob.has_magic(arg):
         matches = sorted(Path(m) for m in glob.glob(arg, recursive=True))

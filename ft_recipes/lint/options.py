@@ -35,6 +35,10 @@ class Options:
 def codes(values, where: str) -> tuple[str, ...]:
     """Normalise a list (or comma-separated strings) of codes or prefixes; UsageError on a bad one."""
     out: list[str] = []
+    if isinstance(values, str):
+        values = [values]
+    if values is not None and not (isinstance(values, (list, tuple)) and all(isinstance(v, str) for v in values)):
+        raise UsageError(f"{where}: expected a list of rule codes or prefixes such as [\"FTR1\"], got {values!r}")
     for value in values or ():
         for part in str(value).split(","):
             part = part.strip().upper()
@@ -58,9 +62,17 @@ def from_project(start: Path | None = None) -> Options:
     if unknown:
         raise UsageError(f"{where}: unknown setting(s) {', '.join(unknown)}; "
                          "expected select, ignore, strict, rule-packs, backend-versions")
-    return Options(select=codes(table.get("select"), where) or ("FTR",), ignore=codes(table.get("ignore"), where),
-                   strict=bool(table.get("strict", False)), rule_packs=tuple(table.get("rule-packs", ())),
-                   versions=versions([f"{k}={v}" for k, v in (table.get("backend-versions") or {}).items()], where))
+    strict = table.get("strict", False)
+    if not isinstance(strict, bool):
+        raise UsageError(f"{where}: strict must be true or false, got {strict!r}")
+    pinned = table.get("backend-versions") or {}
+    if not isinstance(pinned, dict) or not all(isinstance(v, str) for v in pinned.values()):
+        raise UsageError(f"{where}: backend-versions must be a table such as {{axolotl = \"0.21.0\"}}, "
+                         f"got {pinned!r}")
+    return Options(select=codes(table.get("select"), f"{where} select") or ("FTR",),
+                   ignore=codes(table.get("ignore"), f"{where} ignore"), strict=strict,
+                   rule_packs=tuple(table.get("rule-packs", ())),
+                   versions=versions([f"{k}={v}" for k, v in pinned.items()], where))
 
 
 def versions(values, where: str) -> tuple[tuple[str, str], ...]:

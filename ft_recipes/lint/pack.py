@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from ..findings import FtrError
+from ..findings import SEVERITIES, FtrError
 from ..load import load_file
 from ..paths import data_dir
 from ..resolve import deep_merge
@@ -33,6 +33,7 @@ def load_pack(paths: tuple[str, ...] = ()) -> dict:
     for path in paths:
         overlay = _read(Path(path))
         _check_codes(overlay, Path(path))
+        _check_shape(overlay.get("rules", {}), default_pack().get("rules", {}), ("rules",), Path(path))
         pack = deep_merge(pack, overlay)
     return pack
 
@@ -44,6 +45,48 @@ def _check_codes(overlay: dict, path: Path) -> None:
     unknown = sorted(code for code in overlay.get("rules", {}) if code not in known)
     if unknown:
         raise FtrError(f"rule pack {path}: unknown rule code(s) {', '.join(unknown)}", exit_code=2)
+
+
+
+
+def _kind(value) -> str:
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return {dict: "a mapping", list: "a list", str: "a string"}.get(type(value), type(value).__name__)
+
+
+def _check_shape(overlay, default, path: tuple, file: Path) -> None:
+    """A team pack's values must have the default pack's types; null deletes only optional values
+    (nested ones such as a range bound), never a whole rule or a setting the rule needs."""
+    where = ".".join(path)
+    if not isinstance(overlay, dict):
+        raise FtrError(f"rule pack {file}: {where} must be a mapping, not {_kind(overlay)}", exit_code=2)
+    for key, value in overlay.items():
+        here = f"{where}.{key}"
+        known = default.get(key) if isinstance(default, dict) else None
+        if value is None:
+            if known is not None and len(path) <= 2:
+                hint = (f"to turn {key} off use --ignore {key} or [tool.ftr.lint] ignore" if len(path) == 1
+                        else "give a value instead")
+                raise FtrError(f"rule pack {file}: {here}: null would delete a setting the rule needs; {hint}",
+                               exit_code=2)
+            continue
+        if key == "severity" and value not in SEVERITIES:
+            raise FtrError(f"rule pack {file}: {here}: {value!r} is not one of {', '.join(SEVERITIES)}", exit_code=2)
+        if known is not None and _kind(value) != _kind(known):
+            raise FtrError(f"rule pack {file}: {here} must be {_kind(known)} like the default pack's, not "
+                           f"{_kind(value)} ({value!r})", exit_code=2)
+        if _is_range(known) and not _is_range(value):
+            raise FtrError(f"rule pack {file}: {here} must be a [low, high] pair of numbers, not {value!r}",
+                           exit_code=2)
+        if isinstance(value, dict):
+            _check_shape(value, known if isinstance(known, dict) else {}, path + (str(key),), file)
+
+
+def _is_range(value) -> bool:
+    return isinstance(value, list) and len(value) == 2 and all(_kind(v) == "a number" for v in value)
 
 
 def rule_section(pack: dict, code: str) -> dict:

@@ -17,7 +17,8 @@ from ..load import dotted
 from ..recipe import Recipe
 
 DOCS_URL = "https://github.com/ft-recipes/ft-recipes/blob/main/docs/rules/{code}.md"
-STATUSES = ("stable", "planned", "run")
+STATUSES = ("stable", "planned", "run")  # run: reported by `ftr compile` / `ftr run`
+SOURCES = ("lint", "schema", "loader", "catalogue")
 
 
 class Rule:
@@ -28,7 +29,7 @@ class Rule:
     severity: ClassVar[str] = "warning"
     summary: ClassVar[str] = ""
     status: ClassVar[str] = "stable"   # stable | planned (not yet checked) | run (checked by `ftr run`)
-    reported_by: ClassVar[str] = "lint"  # lint | schema (validate.py) | loader (load.py / resolve.py)
+    reported_by: ClassVar[str] = "lint"  # lint | schema (validate.py) | loader (load.py / resolve.py) | catalogue
     what: ClassVar[str] = ""
     why: ClassVar[str] = ""
     bad: ClassVar[str] = ""
@@ -64,6 +65,9 @@ def rule(cls: type[Rule]) -> type[Rule]:
     """Class decorator: register a rule under its code."""
     if cls.code in RULES:
         raise ValueError(f"rule {cls.code} registered twice")
+    if cls.status not in STATUSES or cls.reported_by not in SOURCES:
+        raise ValueError(f"rule {cls.code}: status {cls.status!r} / reported_by {cls.reported_by!r} is not one of "
+                         f"{STATUSES} / {SOURCES}")
     RULES[cls.code] = cls
     return cls
 
@@ -83,6 +87,13 @@ class Context:
     rule: type[Rule]
     pack: dict
     findings: list[Finding] = field(default_factory=list)
+    dialect: str = "recipe"  # "recipe", or the backend whose native file was imported
+    native: dict | None = None  # the native mapping as written (native files only)
+    version: str | None = None  # the backend version the native file is checked against
+
+    @property
+    def is_native(self) -> bool:
+        return self.dialect != "recipe"
 
     def __getitem__(self, key: str) -> Any:
         return self.pack[key]

@@ -1,17 +1,45 @@
-"""The axolotl backend: emitter, template map, environment spec and launch facts."""
+"""The axolotl backend: Axolotl 0.19 (``axolotl train``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from . import emit as BACKEND  # noqa: N812  (the module is the backend object)
-from . import launch as LAUNCH  # noqa: N812, F401
+from ...recipe import ADAPTER_METHODS
+from ..base import Approximation, Backend, Capabilities
+from .keys import TABLE
+from .templates import known
+
+HERE = Path(__file__).parent
 
 
-def __getattr__(name: str):
-    if name == "ENV":  # built lazily so importing the emitter never touches the environment code
-        from ...envs import EnvSpec
+def _env():
+    from ...envs import EnvSpec
 
-        return EnvSpec(name="axolotl", version="0.19.0", python="3.11", lock=Path(__file__).parent / "lock.txt",
-                       import_name="axolotl", cli="axolotl")
-    raise AttributeError(name)
+    return EnvSpec(name="axolotl", version="0.19.0", python="3.11", lock=HERE / "lock.txt",
+                   import_name="axolotl", cli="axolotl")
+
+
+def _compute_dtype_differs(recipe) -> bool:
+    quant = recipe.method.quant
+    derived = {"bf16": "bf16", "fp16": "fp16"}.get(recipe.train.precision, "fp32")
+    return bool(quant and quant.bits == 4 and quant.compute_dtype != derived)
+
+
+APPROXIMATIONS = (
+    Approximation("data.val.split", "Axolotl holds out validation rows without shuffling; LLaMA-Factory shuffles "
+                                    "(seeded) first", lambda r: r.data.val_split > 0, fields=()),
+    Approximation("method.quant.compute_dtype", "Axolotl derives the 4-bit compute dtype from the training "
+                                                "precision, not from method.quant.compute_dtype",
+                  _compute_dtype_differs),
+)
+
+BACKEND = Backend(
+    name="axolotl", version="0.19.0", title="Axolotl", main="axolotl.yaml",
+    capabilities=Capabilities(
+        stages=frozenset({"pt", "sft", "rm", "dpo", "orpo", "simpo", "grpo"}),
+        methods=frozenset({"full", "freeze", *ADAPTER_METHODS}),
+        templates=frozenset(known())),  # issue 17: any LF name, axolotl:NAME, tokenizer
+    keys=TABLE, emitter="ft_recipes.backends.axolotl.emit", approximations=APPROXIMATIONS,
+    markers=("base_model", "datasets", "sequence_len", "micro_batch_size", "adapter", "lora_r"),
+    importer="ft_recipes.backends.axolotl.importer", launcher="ft_recipes.backends.axolotl.launch",
+    env=_env, folder=HERE, unknown_key_fate="Axolotl silently drops it")

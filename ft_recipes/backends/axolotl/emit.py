@@ -12,19 +12,20 @@ from pathlib import Path
 
 from ...datasets import (alpaca_to_messages, iter_rows, preference_to_conversational, preference_to_conversations,
                          preference_to_messages)
-from ...emit import Emitted, Note, apply_passthrough, deepspeed_path, unsupported
+from ...emit import Emitted, apply_passthrough, deepspeed_path, unsupported
 from ...findings import Finding, FtrError
+from ...lint.rules.data import row_problem
 from ...modelinfo import config as model_config
 from ...modelinfo import special_token
-from .templates import TEMPLATES, chat_template_keys, end_of_turn_keys
-from ...recipe import PROMPT_METHODS, Dataset, Recipe
+from .templates import chat_template_keys, end_of_turn_keys
+from ...recipe import Dataset, Recipe
+from ..base import check
 
 NAME = "axolotl"
 VERSION = "0.19.0"
 MAIN = "axolotl.yaml"
 
 RL = {"dpo": "dpo", "orpo": "orpo", "kto": "kto", "simpo": "simpo", "grpo": "grpo"}
-SCHEDULERS = {"cosine_with_min_lr": "cosine", "warmup_stable_decay": "warmup_stable_decay"}
 # Preference stages whose rows ftr hands to trl in its conversational form, rendered by the chat template there.
 TRL_RENDERED = ("dpo", "simpo")
 CPU_FLAGS = {"lora_mlp_kernel": False, "lora_qkv_kernel": False, "lora_o_kernel": False,
@@ -32,21 +33,17 @@ CPU_FLAGS = {"lora_mlp_kernel": False, "lora_qkv_kernel": False, "lora_o_kernel"
 
 
 def _check(recipe: Recipe) -> None:
-    if recipe.method.type in PROMPT_METHODS:
-        raise unsupported(recipe, ("method", "type"), f"Axolotl has no {recipe.method.type} tuning",
-                          "use --backend trl, which supports prefix, ptuning and prompt tuning")
-    if recipe.stage == "ppo":
-        raise unsupported(recipe, ("stage",), f"Axolotl {VERSION} has no PPO stage",
-                          "use --backend llamafactory, which supports ppo")
+    from . import BACKEND
+
     if recipe.stage == "kto":
         raise unsupported(recipe, ("stage",), "ftr does not yet emit KTO datasets for Axolotl",
                           "use --backend llamafactory for kto")
-    try:
-        chat_template_keys(recipe.model.template)
-    except KeyError:
-        raise unsupported(recipe, ("model", "template"), f"no Axolotl chat template for {recipe.model.template!r}",
-                          f"known templates: {', '.join(sorted(TEMPLATES))}, or any LLaMA-Factory or Axolotl "
-                          "template name") from None
+    check(BACKEND, recipe)
+    chat = [ds for ds in recipe.data.train if ds.format != "text"]
+    if recipe.stage == "pt" and chat:
+        raise unsupported(recipe, chat[0].key_path + ("format",),
+                          f"Axolotl has no pretraining stage: {chat[0].format} rows would train as sft",
+                          "use format: text rows for pt, or stage: sft")
 
 
 def _rows(recipe: Recipe, ds: Dataset) -> list[dict]:
@@ -58,6 +55,14 @@ def _rows(recipe: Recipe, ds: Dataset) -> list[dict]:
                                                      f"cannot read dataset {ds.path}: {exc}",
                                                      "Axolotl needs alpaca/preference rows rewritten as messages; "
                                                      "ftr reads .jsonl/.json", ".".join(map(str, ds.key_path)))])
+    for number, row in enumerate(rows, 1):
+        problem = row_problem(row, ds) if isinstance(row, dict) else ("not a JSON object", "")
+        if problem:
+            file, line, col = recipe.where(ds.key_path + ("path",))
+            message = f"{ds.path.name} row {number}: {problem[0]} for format {ds.format}"
+            raise FtrError(message, [Finding(file, line, col, "FTR204", "error", message,
+                                             "fix the rows, the format, or map the columns with `columns:`",
+                                             ".".join(map(str, ds.key_path)))])
     return rows
 
 
@@ -122,19 +127,9 @@ def _method(recipe: Recipe, cfg: dict) -> None:
         if kwargs:
             cfg["bnb_config_kwargs"] = kwargs
     if method.lora:
-        lora = method.lora
-        cfg["lora_r"] = lora.r
-        cfg["lora_alpha"] = int(lora.alpha) if float(lora.alpha).is_integer() else lora.alpha
-        cfg["lora_dropout"] = lora.dropout
-        if lora.target == "all-linear":
-            cfg["lora_target_linear"] = True
-        else:
-            cfg["lora_target_linear"] = False
-            cfg["lora_target_modules"] = list(lora.target)
-        cfg["peft_use_dora"] = lora.dora
-        cfg["peft_use_rslora"] = lora.rslora
-        if lora.modules_to_save:
-            cfg["lora_modules_to_save"] = list(lora.modules_to_save)
+        cfg["lora_target_linear"] = method.lora.target == "all-linear"
+        if method.lora.target != "all-linear":
+            cfg["lora_target_modules"] = list(method.lora.target)
     if method.freeze:
         cfg["unfrozen_parameters"] = _unfrozen(recipe)
 
@@ -152,23 +147,7 @@ def _unfrozen(recipe: Recipe) -> list[str]:
     return [rf"model\.layers\.{i}{suffix}" for i in chosen]
 
 
-def _notes(recipe: Recipe) -> list[Note]:
-    notes = []
-    if recipe.model.template == "qwen":
-        notes.append(Note("model.template", "LLaMA-Factory's qwen template adds Qwen's default system prompt to rows "
-                                            "without one; Axolotl's qwen_25 renders the tokenizer's template"))
-    if recipe.data.val_split:
-        notes.append(Note("data.val.split", "Axolotl holds out validation rows without shuffling; "
-                                            "LLaMA-Factory shuffles (seeded) first"))
-    return notes
-
-
-def emit(recipe: Recipe, out_dir: Path) -> Emitted:
-    _check(recipe)
-    t, d, o = recipe.train, recipe.data, recipe.output
-    cfg: dict = {"base_model": recipe.model.base, "trust_remote_code": recipe.model.trust_remote_code}
-    if recipe.model.revision:
-        cfg["revision_of_model"] = recipe.model.revision
+def _model(recipe: Recipe, cfg: dict) -> None:
     cfg.update(chat_template_keys(recipe.model.template))  # issue 17: named if it renders the same, else jinja
     if recipe.model.pad_token:
         pad = special_token(recipe.model.base, "eos") if recipe.model.pad_token == "eos" else recipe.model.pad_token
@@ -177,117 +156,86 @@ def emit(recipe: Recipe, out_dir: Path) -> Emitted:
                               "pad_token: eos needs the EOS token string for Axolotl, and this model's is unknown",
                               "write the token itself, e.g. pad_token: '</s>'")
         cfg["special_tokens"] = {"pad_token": pad}
-    for key, value in end_of_turn_keys(recipe.model.template, recipe.model.base).items():  # issue 17: same labels as LLaMA-Factory
+    for key, value in end_of_turn_keys(recipe.model.template, recipe.model.base).items():  # issue 17: same labels
         cfg[key] = {**cfg.get(key, {}), **value} if isinstance(value, dict) else value
     if recipe.stage in RL:
         cfg["rl"] = RL[recipe.stage]
     if recipe.stage == "rm":
         cfg["reward_model"] = True
-    _method(recipe, cfg)
     if recipe.preference and recipe.stage in RL:
-        if recipe.stage == "orpo":
-            cfg["orpo_alpha"] = recipe.preference.beta
-        else:
-            cfg["rl_beta"] = recipe.preference.beta
-        if recipe.stage == "simpo":
-            cfg["simpo_gamma"] = recipe.preference.simpo_gamma
+        cfg["orpo_alpha" if recipe.stage == "orpo" else "rl_beta"] = float(recipe.preference.beta)
+
+
+def _schedule(recipe: Recipe, cfg: dict) -> None:
+    t = recipe.train
+    cfg["lr_scheduler"] = "cosine" if t.scheduler == "cosine_with_min_lr" else t.scheduler
+    if t.scheduler == "cosine_with_min_lr":  # Axolotl's cosine decays to lr x cosine_min_lr_ratio
+        cfg["cosine_min_lr_ratio"] = t.min_lr / t.lr
+    if t.warmup_steps is not None:
+        cfg["warmup_steps"] = t.warmup_steps
+    else:
+        cfg["warmup_ratio"] = float(t.warmup_ratio or 0.0)
+    cfg["bf16"] = t.precision == "bf16"
+    cfg["fp16"] = t.precision == "fp16"
+    cfg["tf32"] = False
+
+
+def _cadence(recipe: Recipe, cfg: dict) -> None:
+    d, o, e = recipe.data, recipe.output, recipe.eval
+    if e.per_epoch and d.has_validation:  # Axolotl derives steps from evals_per_epoch and refuses both
+        cfg["evals_per_epoch"] = e.per_epoch
+    else:
+        cfg["eval_strategy"] = e.strategy if d.has_validation else "no"
+        if e.strategy == "steps" and e.steps and d.has_validation:
+            cfg["eval_steps"] = e.steps
+    cfg["eval_batch_size"] = e.batch_size or recipe.train.micro_batch_size
+    if o.per_epoch:
+        cfg["saves_per_epoch"] = o.per_epoch
+    else:
+        cfg["save_strategy"] = o.save
+        if o.save == "steps" and o.save_steps:
+            cfg["save_steps"] = o.save_steps
+    for tracker in o.report_to:
+        cfg[f"use_{tracker}"] = True
+
+
+def _val_split(recipe: Recipe, cfg: dict) -> None:
+    split = recipe.data.val_split
+    if split >= 1 and recipe.stage in RL:
+        raise unsupported(recipe, ("data", "val", "split"),
+                          f"Axolotl's {recipe.stage} path reads val_set_size {split:g} as a fraction, not a row count",
+                          "write a fraction below 1, or use --backend llamafactory")
+    if split == 1:
+        raise unsupported(recipe, ("data", "val", "split"),
+                          "Axolotl reads val_set_size 1 as the fraction 1.0 (the whole dataset)",
+                          "hold out 2 rows or more, or a fraction below 1")
+    cfg["val_set_size"] = split if split < 1 else int(split)
+
+
+def emit(recipe: Recipe, out_dir: Path) -> Emitted:
+    from . import BACKEND
+
+    _check(recipe)
+    d, o = recipe.data, recipe.output
+    cfg: dict = {}
+    BACKEND.keys.emit(recipe, cfg)
+    _model(recipe, cfg)
+    _method(recipe, cfg)
     data_files: dict = {}
     cfg["datasets"] = [_dataset(recipe, ds, out_dir, data_files) for ds in d.train]
     if d.val:
         cfg["test_datasets"] = [_dataset(recipe, ds, out_dir, data_files) for ds in d.val]
     else:
-        cfg["val_set_size"] = d.val_split
+        _val_split(recipe, cfg)
     if any("type" not in entry for entry in cfg["datasets"]) and recipe.stage in TRL_RENDERED:
         cfg["skip_prepare_dataset"] = True  # Axolotl's length filter tokenizes strings; trl truncates instead
     cfg["dataset_prepared_path"] = str(o.dir / "prepared")
-    cfg["sequence_len"] = d.max_length
-    cfg["excess_length_strategy"] = d.overlength
-    cfg["sample_packing"] = d.packing
-    cfg["train_on_inputs"] = d.train_on_prompt
-    if d.system_prompt is not None:
-        cfg["default_system_message"] = d.system_prompt
-    if d.num_workers:
-        cfg["dataset_num_proc"] = d.num_workers
     cfg["output_dir"] = str(o.dir)
-    if t.max_steps is not None:  # max_steps decides; writing epochs too would read as a contradiction
-        cfg["max_steps"] = t.max_steps
-    else:
-        cfg["num_epochs"] = float(t.epochs)
-    cfg["micro_batch_size"] = t.micro_batch_size
-    cfg["gradient_accumulation_steps"] = t.grad_accum
-    cfg["learning_rate"] = float(t.lr)
-    cfg["lr_scheduler"] = SCHEDULERS.get(t.scheduler, t.scheduler)
-    if t.warmup_steps is not None:
-        cfg["warmup_steps"] = t.warmup_steps
-    else:
-        cfg["warmup_ratio"] = float(t.warmup_ratio or 0.0)
-    cfg["weight_decay"] = float(t.weight_decay)
-    cfg["optimizer"] = t.optimizer
-    cfg["bf16"] = t.precision == "bf16"
-    cfg["fp16"] = t.precision == "fp16"
-    cfg["tf32"] = False
-    cfg["gradient_checkpointing"] = t.gradient_checkpointing
-    cfg["seed"] = t.seed
-    cfg["max_grad_norm"] = float(t.max_grad_norm)
-    cfg["logging_steps"] = t.logging_steps
-    cfg["eval_strategy"] = recipe.eval.strategy if d.has_validation else "no"
-    if recipe.eval.per_epoch:
-        del cfg["eval_strategy"]  # Axolotl derives steps from evals_per_epoch and refuses both
-        cfg["evals_per_epoch"] = recipe.eval.per_epoch
-    elif recipe.eval.strategy == "steps" and recipe.eval.steps:
-        cfg["eval_steps"] = recipe.eval.steps
-    cfg["eval_batch_size"] = recipe.eval.batch_size or t.micro_batch_size
-    cfg["save_strategy"] = o.save
-    if o.per_epoch:
-        del cfg["save_strategy"]
-        cfg["saves_per_epoch"] = o.per_epoch
-    elif o.save == "steps" and o.save_steps:
-        cfg["save_steps"] = o.save_steps
-    if o.save_total_limit:
-        cfg["save_total_limit"] = o.save_total_limit
-    if "wandb" in o.report_to:
-        cfg["use_wandb"] = True
-        if o.wandb_project:
-            cfg["wandb_project"] = o.wandb_project
-        if o.run_name:
-            cfg["wandb_name"] = o.run_name
-    if "tensorboard" in o.report_to:
-        cfg["use_tensorboard"] = True
-    if "mlflow" in o.report_to:
-        cfg["use_mlflow"] = True
+    _schedule(recipe, cfg)
+    _cadence(recipe, cfg)
     if recipe.hardware.deepspeed:
         cfg["deepspeed"] = deepspeed_path(recipe)
     if recipe.hardware.gpus == 0:
         cfg.update(CPU_FLAGS)
-    notes = _notes(recipe)
-    notes += apply_passthrough(cfg, recipe, NAME)
+    notes = BACKEND.notes(recipe) + apply_passthrough(cfg, recipe, NAME)
     return Emitted(NAME, VERSION, MAIN, configs={MAIN: cfg}, data_files=data_files, notes=notes)
-
-
-
-# Recipe key -> the Axolotl key it becomes (for `ftr explain`).
-NATIVE_KEYS = {
-    "model.base": "base_model", "model.template": "chat_template", "model.trust_remote_code": "trust_remote_code",
-    "model.pad_token": "special_tokens.pad_token", "stage": "rl / reward_model", "method.type": "adapter",
-    "method.lora.r": "lora_r", "method.lora.alpha": "lora_alpha", "method.lora.dropout": "lora_dropout",
-    "method.lora.target": "lora_target_linear / lora_target_modules", "method.lora.dora": "peft_use_dora",
-    "method.lora.rslora": "peft_use_rslora", "method.lora.modules_to_save": "lora_modules_to_save",
-    "method.quant.bits": "load_in_4bit / load_in_8bit", "method.quant.type": "bnb_config_kwargs",
-    "method.quant.double_quant": "bnb_config_kwargs", "method.quant.compute_dtype": "(from bf16/fp16)",
-    "method.freeze.trainable_layers": "unfrozen_parameters", "method.freeze.trainable_modules": "unfrozen_parameters",
-    "preference.beta": "rl_beta / orpo_alpha", "preference.simpo_gamma": "simpo_gamma", "data.train": "datasets",
-    "data.val.split": "val_set_size", "data.val.datasets": "test_datasets", "data.max_length": "sequence_len",
-    "data.packing": "sample_packing", "data.overlength": "excess_length_strategy",
-    "data.train_on_prompt": "train_on_inputs", "data.system_prompt": "default_system_message",
-    "data.num_workers": "dataset_num_proc", "train.epochs": "num_epochs", "train.max_steps": "max_steps",
-    "train.micro_batch_size": "micro_batch_size", "train.grad_accum": "gradient_accumulation_steps",
-    "train.lr": "learning_rate", "train.scheduler": "lr_scheduler", "train.warmup_ratio": "warmup_ratio",
-    "train.warmup_steps": "warmup_steps", "train.weight_decay": "weight_decay", "train.optimizer": "optimizer",
-    "train.precision": "bf16 / fp16", "train.gradient_checkpointing": "gradient_checkpointing", "train.seed": "seed",
-    "train.max_grad_norm": "max_grad_norm", "train.logging_steps": "logging_steps", "eval.every": "eval_strategy",
-    "eval.steps": "eval_steps", "eval.per_epoch": "evals_per_epoch", "eval.batch_size": "eval_batch_size",
-    "output.dir": "output_dir", "output.save": "save_strategy", "output.save_steps": "save_steps",
-    "output.per_epoch": "saves_per_epoch", "output.save_total_limit": "save_total_limit",
-    "output.report_to": "use_wandb / use_tensorboard / use_mlflow", "output.run_name": "wandb_name",
-    "hardware.deepspeed": "deepspeed",
-}

@@ -4,22 +4,49 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ...native import Mapper, Unmapped, invert
-from .emit import RL
-from .templates import import_name
+import re
 
+from ...modelinfo import config as model_config
+from ...native import Mapper, Unmapped, invert
+from ..keys import as_int
+from .emit import CPU_FLAGS, RL
+from .keys import TABLE
+from .templates import TEMPLATES, import_name
+
+TEMPLATE_BACK = {**invert(TEMPLATES), "tokenizer_default": None}
 RL_BACK = invert(RL)
 COSMETIC = ("adapter", "load_in_4bit", "load_in_8bit", "rl", "reward_model", "datasets", "test_datasets",
             "dataset_prepared_path", "bf16", "fp16", "tf32", "lora_target_linear", "lora_target_modules",
-            "chat_template", "special_tokens", "use_wandb", "use_tensorboard", "use_mlflow", "bnb_config_kwargs")
+            "chat_template", "special_tokens", "use_wandb", "use_tensorboard", "use_mlflow", "bnb_config_kwargs",
+            "unfrozen_parameters", "cosine_min_lr_ratio", "lr_scheduler", *CPU_FLAGS)
+LAYER = re.compile(r"^model\\\.layers\\\.(\d+)\\\.\.\*(?:\((.+)\)\.\*)?$")
+
+
+DATA_SUFFIXES = (".json", ".jsonl", ".csv", ".parquet", ".arrow", ".txt")
+PREFERENCE_TYPES = ("bradley_terry",)  # reward-model pair types (`reward_model: true`)
+
+
+def _local(path: str, base: Path) -> Path | None:
+    """Where Axolotl finds ``path`` on disk: relative to the directory it runs in (or, when no run directory is
+    given and the working directory has nothing there, next to the config); None when it is a hub id."""
+    from ...datasets import note_path, resolve_local, run_dir, run_dir_given
+
+    local = resolve_local(path)
+    beside = (base / path).resolve()
+    if not local.exists() and not run_dir_given() and beside.exists():
+        note_path(beside, "beside", f"found next to the config, not in {run_dir()}, where Axolotl looks")
+        return beside
+    if local.exists() or path.startswith((".", "/", "~")) or path.endswith(DATA_SUFFIXES):
+        return local
+    return None  # org/name: a hub dataset, not checked offline
 
 
 def _dataset(m: Mapper, entry: dict, where: tuple, base: Path) -> dict | None:
     if not isinstance(entry, dict) or "path" not in entry:
         return None
     path = str(entry["path"])
-    local = (base / path).resolve()
-    out: dict = {"path": str(local)} if local.exists() or path.startswith((".", "/")) else {"hub": path}
+    local = _local(path, base)
+    out: dict = {"path": str(local)} if local is not None else {"hub": path}
     kind = entry.get("type")
     mappings = entry.get("message_property_mappings") or {}
     if kind == "alpaca":
@@ -41,6 +68,46 @@ def _dataset(m: Mapper, entry: dict, where: tuple, base: Path) -> dict | None:
     return out
 
 
+def _guess(m: Mapper, converted: dict | None, entry: dict, base: Path) -> dict:
+    """A dataset whose type has no recipe format, for linting only: its kind follows the training type
+    (preference pairs for DPO-like and reward-model runs, unpaired rows for KTO), and its rows are not read."""
+    from ...datasets import note_path
+
+    if converted:
+        return converted
+    path = str(entry.get("path", ""))
+    local = _local(path, base)
+    out: dict = {"path": str(local)} if local is not None else {"hub": path or "unknown"}
+    rl, kind = m.src.get("rl"), entry.get("type")
+    pairs = rl in ("dpo", "ipo", "simpo", "orpo") or (m.src.get("reward_model") and not rl) or \
+        str(kind).startswith(PREFERENCE_TYPES)
+    out["format"] = "preference" if pairs else "messages"
+    if local is not None:
+        note_path(local, "rows", f"Axolotl dataset type {kind!r} has no ftr row format")
+    return out
+
+
+def _pretraining(m: Mapper, base: Path) -> None:
+    """``pretraining_dataset`` (streamed raw text) read as text datasets of a pretraining stage."""
+    entries = m.src.get("pretraining_dataset")
+    entries = [entries] if isinstance(entries, dict) else entries or []
+    out = []
+    for entry in entries:
+        if isinstance(entry, dict) and entry.get("path"):
+            local = _local(str(entry["path"]), base)
+            item: dict = {"path": str(local)} if local is not None else {"hub": str(entry["path"])}
+            item["format"] = "text"
+            if entry.get("text_column", "text") != "text":
+                item["columns"] = {"text": str(entry["text_column"])}
+            out.append(item)
+    if out:
+        m.put(("data", "train"), out, "pretraining_dataset")
+        m.used.add("pretraining_dataset")
+        m.put(("stage",), "pt", "pretraining_dataset")
+        m.notes.append(Unmapped("pretraining_dataset", entries,
+                                "read as text datasets for stage pt; streaming is not carried"))
+
+
 def _data(m: Mapper, base: Path) -> None:
     for key, path in (("datasets", ("data", "train")), ("test_datasets", ("data", "val", "datasets"))):
         entries = m.src.get(key) or []
@@ -49,109 +116,122 @@ def _data(m: Mapper, base: Path) -> None:
             m.put(path, converted, key)
             m.used.add(key)
         elif entries:  # kept verbatim under backends.axolotl; the recipe gets a best guess for linting
-            guess = [c or {"path": str((base / str(e.get("path", ""))).resolve()), "format": "messages"}
-                     for c, e in zip(converted, entries) if isinstance(e, dict)]
+            guess = [_guess(m, c, e, base) for c, e in zip(converted, entries) if isinstance(e, dict)]
             if guess:
                 m.put(path, guess, key)
             m.used.discard(key)
-    if m.has("val_set_size") and float(m.src["val_set_size"]) > 0:
-        m.take("val_set_size", ("data", "val", "split"))
-    m.take("sequence_len", ("data", "max_length"), 512)
-    m.take("excess_length_strategy", ("data", "overlength"), "drop",
-           lambda v: "truncate" if v == "truncate" else "drop")
-    m.take("sample_packing", ("data", "packing"), False)
-    m.take("train_on_inputs", ("data", "train_on_prompt"), False)
-    m.take("default_system_message", ("data", "system_prompt"))
-    m.take("dataset_num_proc", ("data", "num_workers"))
+    if not m.src.get("datasets") and m.src.get("pretraining_dataset"):
+        _pretraining(m, base)
+    split = m.src.get("val_set_size")
+    if isinstance(split, (int, float)) and not isinstance(split, bool) and split > 0:
+        m.take("val_set_size", ("data", "val", "split"), convert=lambda v: v if v < 1 else as_int(v))
+    m.used.add("val_set_size")
 
 
-def _method(m: Mapper) -> None:
+def _freeze(m: Mapper, base_model) -> dict | None:
+    """unfrozen_parameters of the shape ftr writes (whole layers, optionally some modules) -> method.freeze."""
+    patterns = m.src.get("unfrozen_parameters")
+    if not isinstance(patterns, list) or not patterns:
+        return None
+    matches = [LAYER.match(str(p)) for p in patterns]
+    if not all(matches) or len({mt.group(2) for mt in matches}) != 1:
+        m.notes.append(Unmapped("unfrozen_parameters", patterns, "not whole layers; kept under backends.axolotl"))
+        return None
+    layers = sorted(int(mt.group(1)) for mt in matches)
+    if layers != list(range(layers[0], layers[-1] + 1)):
+        return None
+    total = model_config(str(base_model)).get("num_hidden_layers") if base_model else None
+    if layers[0] == 0 and total != layers[-1] + 1:
+        count = -len(layers)
+    elif total is None or total == layers[-1] + 1:
+        count = len(layers)
+    else:
+        return None
+    modules = matches[0].group(2)
+    return {"trainable_layers": count, "trainable_modules": modules.split("|") if modules else "all"}
+
+
+def _method(m: Mapper) -> list[str]:
+    """The method type and the recipe sections it opens."""
     adapter = m.src.get("adapter")
     four, eight = bool(m.src.get("load_in_4bit")), bool(m.src.get("load_in_8bit"))
-    kind = "qlora" if adapter == "qlora" or (adapter == "lora" and four) else "lora" if adapter == "lora" else "full"
-    m.put(("method", "type"), kind, "adapter" if adapter else None)
+    freeze = None if adapter else _freeze(m, m.src.get("base_model"))
+    kind = "qlora" if adapter == "qlora" or (adapter == "lora" and four) else "lora" if adapter == "lora" else \
+        "freeze" if freeze else "full"
+    m.put(("method", "type"), kind, "adapter" if adapter else "unfrozen_parameters" if freeze else None)
+    sections = []
+    if freeze:
+        m.put(("method", "freeze"), freeze, "unfrozen_parameters")
     if kind in ("lora", "qlora"):
-        m.take("lora_r", ("method", "lora", "r"))
-        m.take("lora_alpha", ("method", "lora", "alpha"))
-        m.take("lora_dropout", ("method", "lora", "dropout"), 0.0)
+        sections.append("method.lora")
         if m.src.get("lora_target_linear"):
             m.put(("method", "lora", "target"), "all-linear", "lora_target_linear")
         elif m.has("lora_target_modules"):
             modules = m.src["lora_target_modules"]
             m.put(("method", "lora", "target"), [modules] if isinstance(modules, str) else list(modules),
                   "lora_target_modules")
-        m.take("peft_use_dora", ("method", "lora", "dora"), False)
-        m.take("peft_use_rslora", ("method", "lora", "rslora"), False)
-        m.take("lora_modules_to_save", ("method", "lora", "modules_to_save"))
     if four or eight:
         m.put(("method", "quant", "bits"), 4 if four else 8, "load_in_4bit" if four else "load_in_8bit")
         kwargs = m.src.get("bnb_config_kwargs") or {}
-        if four:
+        if four and isinstance(kwargs, dict):
             m.put(("method", "quant", "type"), kwargs.get("bnb_4bit_quant_type", "nf4"))
             m.put(("method", "quant", "double_quant"), kwargs.get("bnb_4bit_use_double_quant", True))
+    return sections
 
 
 def _train(m: Mapper) -> None:
-    m.take("num_epochs", ("train", "epochs"), 1.0)
-    m.take("max_steps", ("train", "max_steps"))
-    m.take("micro_batch_size", ("train", "micro_batch_size"), 1)
-    m.take("gradient_accumulation_steps", ("train", "grad_accum"), 1)
-    m.take("learning_rate", ("train", "lr"), convert=float)
-    m.take("lr_scheduler", ("train", "scheduler"), "cosine")
+    scheduler = m.src.get("lr_scheduler", "cosine")
+    ratio, lr = m.src.get("cosine_min_lr_ratio"), m.src.get("learning_rate")
+    if scheduler == "cosine" and isinstance(ratio, (int, float)) and isinstance(lr, (int, float)):
+        m.put(("train", "scheduler"), "cosine_with_min_lr", "lr_scheduler")
+        m.put(("train", "min_lr"), float(lr) * ratio, "cosine_min_lr_ratio")
+    else:
+        m.put(("train", "scheduler"), scheduler, "lr_scheduler" if m.has("lr_scheduler") else None)
     if m.has("warmup_steps"):
-        m.take("warmup_steps", ("train", "warmup_steps"), convert=int)
+        m.take("warmup_steps", ("train", "warmup_steps"), convert=as_int)
     else:
         m.take("warmup_ratio", ("train", "warmup_ratio"), 0.03)
-    m.take("weight_decay", ("train", "weight_decay"), 0.0)
-    m.take("optimizer", ("train", "optimizer"), "adamw_torch_fused")
     bf16, fp16 = m.src.get("bf16", "auto"), m.src.get("fp16")
     precision = "fp16" if fp16 else "bf16" if bf16 in (True, "auto") else "fp32"
     m.put(("train", "precision"), precision, "fp16" if fp16 else "bf16" if "bf16" in m.src else None)
-    m.take("gradient_checkpointing", ("train", "gradient_checkpointing"), False, bool)
-    m.take("seed", ("train", "seed"), 42)
-    m.take("max_grad_norm", ("train", "max_grad_norm"), 1.0)
-    m.take("logging_steps", ("train", "logging_steps"), convert=int)
 
 
 def _eval_output(m: Mapper, base: Path) -> None:
     if m.has("evals_per_epoch"):
-        m.take("evals_per_epoch", ("eval", "per_epoch"), convert=int)
+        m.take("evals_per_epoch", ("eval", "per_epoch"), convert=as_int)
     elif m.has("eval_steps"):
         m.put(("eval", "every"), "steps", "eval_steps")
-        m.take("eval_steps", ("eval", "steps"), convert=int)
+        m.take("eval_steps", ("eval", "steps"), convert=as_int)
     else:
         m.take("eval_strategy", ("eval", "every"), "no")
-    m.take("eval_batch_size", ("eval", "batch_size"))
+    m.take("eval_batch_size", ("eval", "batch_size"), convert=as_int)
     m.take("output_dir", ("output", "dir"), str(base / "model-out"), lambda v: str((base / v).resolve()))
     if m.has("saves_per_epoch"):
-        m.take("saves_per_epoch", ("output", "per_epoch"), convert=int)
+        m.take("saves_per_epoch", ("output", "per_epoch"), convert=as_int)
     elif m.has("save_steps"):
         m.put(("output", "save"), "steps", "save_steps")
-        m.take("save_steps", ("output", "save_steps"), convert=int)
+        m.take("save_steps", ("output", "save_steps"), convert=as_int)
     else:
         m.take("save_strategy", ("output", "save"), "epoch")
-    m.take("save_total_limit", ("output", "save_total_limit"), 4)
     trackers = [name for key, name in (("use_wandb", "wandb"), ("use_tensorboard", "tensorboard"),
                                        ("use_mlflow", "mlflow")) if m.src.get(key)]
     if m.has("wandb_project"):
         trackers = sorted(set(trackers) | {"wandb"})
-        m.take("wandb_project", ("output", "wandb_project"))
     m.put(("output", "report_to"), trackers or "none")
-    m.take("wandb_name", ("output", "run_name"))
     m.take("deepspeed", ("hardware", "deepspeed"))
+    if all(m.src.get(key) is False for key in CPU_FLAGS):  # what ftr writes for a CPU run (hardware.gpus: 0)
+        m.put(("hardware", "gpus"), 0, next(iter(CPU_FLAGS)))
 
 
 def to_recipe(m: Mapper, base: Path) -> None:
     m.put(("ftr",), 1)
-    m.take("base_model", ("model", "base"))
     template = import_name(m.src.get("chat_template"))  # issue 17: a name ftr emits back as this template
     if template:
         m.put(("model", "template"), template, "chat_template")
-    pad = (m.src.get("special_tokens") or {}).get("pad_token")
+    pad = (m.src.get("special_tokens") or {}).get("pad_token") if isinstance(m.src.get("special_tokens"), dict) \
+        else None
     if pad:
         m.put(("model", "pad_token"), pad, ("special_tokens", "pad_token"))
-    m.take("trust_remote_code", ("model", "trust_remote_code"), False, bool)
-    m.take("revision_of_model", ("model", "revision"))
     rl = m.src.get("rl")
     stage = RL_BACK.get(rl, rl) if rl else "rm" if m.src.get("reward_model") else "sft"
     if not rl and any(isinstance(d, dict) and d.get("type") == "completion" for d in m.src.get("datasets") or []):
@@ -161,9 +241,10 @@ def to_recipe(m: Mapper, base: Path) -> None:
         m.take("rl_beta", ("preference", "beta"), 0.1)
     if stage == "orpo":
         m.take("orpo_alpha", ("preference", "beta"), 0.1)
+    sections = _method(m)
     if stage == "simpo":
-        m.take("simpo_gamma", ("preference", "simpo_gamma"), 0.5)
-    _method(m)
+        sections.append("preference")
+    TABLE.take(m, sections)
     _data(m, base)
     _train(m)
     _eval_output(m, base)

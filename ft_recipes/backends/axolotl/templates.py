@@ -112,10 +112,13 @@ def import_name(native: str | None) -> str | None:
 
 
 def known() -> set[str]:
-    """Every template name a recipe may give for Axolotl."""
-    named = set(slot_templates.catalogue("axolotl", VERSION)) - {"jinja", "tokenizer_default"}
-    return set(TEMPLATES) | set(slot_templates.catalogue("llamafactory", REFERENCE_VERSION)) | {
-        PREFIX + n for n in named}
+    """Every template name a recipe may give: ftr's, LLaMA-Factory's, ``axolotl:NAME``, ``tokenizer`` (read from
+    the backends' small name lists, schemas/backends/templates/)."""
+    from ...catalogue import templates as names
+
+    ax = names("axolotl", "0.19.0").get("templates", [])
+    return (set(TEMPLATES) | set(names("llamafactory", "0.9.5").get("templates", [])) | {"tokenizer"}
+            | {"axolotl:" + n for n in ax if n not in ("jinja", "tokenizer_default")})
 
 
 def training_text(name: str | None, messages: list[dict], bos: str | None, eos: str | None) -> str | None:

@@ -1,19 +1,61 @@
-"""The llamafactory backend: emitter, template map, environment spec and launch facts."""
+"""The llamafactory backend: LLaMA-Factory 0.9.5 (``llamafactory-cli train``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from . import emit as BACKEND  # noqa: N812  (the module is the backend object)
-from . import launch as LAUNCH  # noqa: N812, F401
+from ...recipe import ADAPTER_METHODS
+from ..base import Approximation, Backend, Capabilities
+from .keys import TABLE
+from .templates import known, resolve
+
+HERE = Path(__file__).parent
 
 
-def __getattr__(name: str):
-    if name == "ENV":  # built lazily so importing the emitter never touches the environment code
-        from ...envs import EnvSpec
+def _env():
+    from ...envs import EnvSpec
 
-        return EnvSpec(name="llamafactory", version="0.9.5", python="3.11", lock=Path(__file__).parent / "lock.txt",
-                       import_name="llamafactory", cli="llamafactory-cli",
-                       # PyPI's torchaudio links CUDA libs; LF imports it unconditionally but needs no native op
-                       prune=("torchaudio/lib/*.so",))
-    raise AttributeError(name)
+    return EnvSpec(name="llamafactory", version="0.9.5", python="3.11", lock=HERE / "lock.txt",
+                   import_name="llamafactory", cli="llamafactory-cli",
+                   # PyPI's torchaudio links CUDA libs; LF imports it unconditionally but needs no native op
+                   prune=("torchaudio/lib/*.so",))
+
+
+def _compute_dtype_differs(recipe) -> bool:
+    quant = recipe.method.quant
+    derived = {"bf16": "bf16", "fp16": "fp16"}.get(recipe.train.precision, "fp32")
+    return bool(quant and quant.bits == 4 and quant.compute_dtype != derived)
+
+
+def _closest_template(recipe) -> bool:
+    try:
+        return recipe.model.template is not None and resolve(recipe.model.template)[1] is not None
+    except KeyError:
+        return False
+
+
+APPROXIMATIONS = (
+    Approximation("model.template", "LLaMA-Factory has no template that renders like this Axolotl template; ftr "
+                                    "uses the closest by text (docs/templates.md)", _closest_template),
+    Approximation("data.max_length", "LLaMA-Factory packs sequences of data.max_length - 1 tokens",
+                  lambda r: r.data.packing),
+    Approximation("method.quant.compute_dtype",
+                  "LLaMA-Factory derives the 4-bit compute dtype from the training precision, not from "
+                  "method.quant.compute_dtype", _compute_dtype_differs),
+    Approximation("model.pad_token", "LLaMA-Factory has no pad-token key: it uses the tokenizer's pad token, or EOS "
+                                     "when there is none", lambda r: r.model.pad_token not in (None, "eos")),
+    Approximation("data.val.split", "LLaMA-Factory shuffles (seeded) before holding out validation rows; Axolotl "
+                                    "takes them without shuffling: the rows differ", lambda r: r.data.val_split > 0,
+                  fields=()),
+)
+
+BACKEND = Backend(
+    name="llamafactory", version="0.9.5", title="LLaMA-Factory", main="llamafactory.yaml",
+    capabilities=Capabilities(
+        stages=frozenset({"pt", "sft", "rm", "ppo", "dpo", "orpo", "simpo", "kto"}),
+        methods=frozenset({"full", "freeze", *ADAPTER_METHODS}),
+        templates=frozenset(known())),  # issue 17: any LF name, axolotl:NAME, tokenizer
+    keys=TABLE, emitter="ft_recipes.backends.llamafactory.emit", approximations=APPROXIMATIONS,
+    markers=("model_name_or_path", "finetuning_type", "cutoff_len", "lora_rank", "dataset_dir", "template"),
+    importer="ft_recipes.backends.llamafactory.importer", launcher="ft_recipes.backends.llamafactory.launch",
+    env=_env, folder=HERE, unknown_key_fate="LLaMA-Factory refuses to start")

@@ -42,7 +42,10 @@ def resolve(name: str) -> tuple[str | None, str | None]:
 
 
 def known() -> set[str]:
-    """Every template name a recipe may give for LLaMA-Factory."""
-    other = slot_templates.cross_map("llamafactory", VERSION, *OTHER).get(OTHER[0], {}).get("templates", {})
-    return set(TEMPLATES) | set(slot_templates.catalogue("llamafactory", VERSION)) | {"tokenizer"} | {
-        f"{OTHER[0]}:{n}" for n in other}
+    """Every template name a recipe may give: ftr's, LLaMA-Factory's, ``axolotl:NAME``, ``tokenizer`` (read from
+    the backends' small name lists, schemas/backends/templates/)."""
+    from ...catalogue import templates as names
+
+    ax = names("axolotl", "0.19.0").get("templates", [])
+    return (set(TEMPLATES) | set(names("llamafactory", "0.9.5").get("templates", [])) | {"tokenizer"}
+            | {"axolotl:" + n for n in ax if n not in ("jinja", "tokenizer_default")})

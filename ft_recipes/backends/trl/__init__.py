@@ -4,14 +4,35 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import emit as BACKEND  # noqa: N812
-from . import launch as LAUNCH  # noqa: N812, F401
+from ...recipe import ADAPTER_METHODS, PROMPT_METHODS
+from ..base import Approximation, Backend, Capabilities
+from .keys import TABLE
+
+HERE = Path(__file__).parent
 
 
-def __getattr__(name: str):
-    if name == "ENV":
-        from ...envs import EnvSpec
+def _env():
+    from ...envs import EnvSpec
 
-        return EnvSpec(name="trl", version="1.9.0", python="3.11", lock=Path(__file__).parent / "lock.txt",
-                       import_name="trl", cli="python")
-    raise AttributeError(name)
+    return EnvSpec(name="trl", version="1.9.0", python="3.11", lock=HERE / "lock.txt", import_name="trl",
+                   cli="python")
+
+
+APPROXIMATIONS = (
+    Approximation("model.template", "the trl backend renders the tokenizer's own chat template (ChatML when the "
+                                    "tokenizer has none and the recipe says chatml)",
+                  lambda r: r.model.template not in (None, "chatml"), fields=()),
+    Approximation("data.train", "multi-turn rows train on the last assistant turn only (prompt/completion form)",
+                  lambda r: r.stage == "sft", fields=()),
+    Approximation("train.gradient_checkpointing", "virtual-token methods do not support gradient checkpointing: "
+                                                  "the trl backend switches it off",
+                  lambda r: r.method.type in PROMPT_METHODS and r.train.gradient_checkpointing),
+)
+
+BACKEND = Backend(
+    name="trl", version="1.9.0", title="the trl backend", main="trl.json",
+    capabilities=Capabilities(stages=frozenset({"sft", "pt", "dpo"}),
+                              methods=frozenset({"full", *ADAPTER_METHODS, *PROMPT_METHODS}),
+                              templates=None),
+    keys=TABLE, emitter="ft_recipes.backends.trl.emit", approximations=APPROXIMATIONS,
+    launcher="ft_recipes.backends.trl.launch", env=_env, folder=HERE)

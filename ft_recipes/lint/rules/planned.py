@@ -1,4 +1,5 @@
-"""Rules in the catalogue that `ftr lint` does not check (yet): documented here so `ftr rules` lists them."""
+"""Rules whose findings come from elsewhere than a lint rule's check (compile, run, the key catalogues), or that
+are planned: documented here so `ftr rules` lists them."""
 
 from __future__ import annotations
 
@@ -20,9 +21,14 @@ class DeprecatedKey(Rule):
     code = "FTR006"
     name = "deprecated-native-key"
     severity = "warning"
-    status = "planned"
+    reported_by = "catalogue"
     summary = "A native key deprecated or renamed in the targeted backend version (native configs)."
-    what = "Planned with linting of native LLaMA-Factory / Axolotl files."
+    what = ("Reported for LLaMA-Factory and Axolotl files whose keys the backend's key catalogue "
+            "(schemas/backends/<backend>-<version>.json, generated from its sources) marks as deprecated or renamed.")
+    why = "A deprecated key still works today and silently stops working in a later backend version."
+    bad = "# llamafactory.yaml\nwarmup_ratio: 0.03\n"
+    good = "# llamafactory.yaml\nwarmup_steps: 0.03\n"
+    fix = "Use the replacement key the finding names."
 
 
 @rule

@@ -1,0 +1,90 @@
+"""Recipe field -> Axolotl 0.19 key. ``effective`` is the key in the config after Axolotl's own
+``validate_config`` + ``normalize_config``; defaults are Axolotl's (utils/schemas/config.py)."""
+
+from __future__ import annotations
+
+from ..keys import Key, KeyTable, as_float, as_int, whole
+from .templates import TEMPLATES
+
+TEMPLATE_BACK = {value: key for key, value in reversed(list(TEMPLATES.items()))}
+INIT = ("pissa", "olora", "gaussian")  # PEFT init_lora_weights values Axolotl passes through
+
+
+def _overlength_back(value):
+    return "truncate" if value == "truncate" else "drop"
+
+
+TABLE = KeyTable([
+    Key("model.base", "base_model", effective="base_model"),
+    Key("model.template", "chat_template", structural=True, effective="chat_template",
+        expect=lambda v: TEMPLATES.get(v, v)),
+    Key("model.trust_remote_code", "trust_remote_code", default=False, effective="trust_remote_code"),
+    Key("model.revision", "revision_of_model", effective="revision_of_model"),
+    Key("model.pad_token", "special_tokens.pad_token", structural=True),
+    Key("stage", "rl / reward_model", structural=True),
+    Key("method.type", "adapter", structural=True),
+    Key("method.lora.r", "lora_r", back=as_int, effective="lora_r"),
+    Key("method.lora.alpha", "lora_alpha", out=whole, effective="lora_alpha"),
+    Key("method.lora.dropout", "lora_dropout", default=0.0, out=as_float, effective="lora_dropout"),
+    Key("method.lora.target", "lora_target_linear / lora_target_modules", structural=True),
+    Key("method.lora.dora", "peft_use_dora", default=False, effective="peft_use_dora"),
+    Key("method.lora.rslora", "peft_use_rslora", default=False, effective="peft_use_rslora"),
+    Key("method.lora.modules_to_save", "lora_modules_to_save", out=list, back=list,
+        when=lambda r: bool(r.method.lora.modules_to_save), effective="lora_modules_to_save",
+        expect=lambda v: list(v) or None),
+    Key("method.lora.init", "peft_init_lora_weights", when=lambda r: r.method.lora.init != "default",
+        back=lambda v: "default" if v is True else v, effective="peft_init_lora_weights",
+        expect=lambda v: None if v == "default" else v, accepts=lambda v: v == "default" or v in INIT,
+        refusal="Axolotl passes PEFT's init_lora_weights: " + ", ".join(INIT)),
+    Key("method.quant.bits", "load_in_4bit / load_in_8bit", structural=True),
+    Key("method.quant.type", "bnb_config_kwargs.bnb_4bit_quant_type", structural=True),
+    Key("method.quant.double_quant", "bnb_config_kwargs.bnb_4bit_use_double_quant", structural=True),
+    Key("method.quant.compute_dtype", "(from bf16 / fp16)", structural=True),
+    Key("method.freeze.trainable_layers", "unfrozen_parameters", structural=True),
+    Key("method.freeze.trainable_modules", "unfrozen_parameters", structural=True),
+    Key("preference.beta", "rl_beta / orpo_alpha", structural=True),
+    Key("preference.simpo_gamma", "simpo_gamma", default=0.5, out=as_float, when=lambda r: r.stage == "simpo",
+        effective="simpo_gamma"),
+    Key("data.train", "datasets", structural=True),
+    Key("data.val.datasets", "test_datasets", structural=True),
+    Key("data.val.split", "val_set_size", structural=True, effective="val_set_size", expect=float),
+    Key("data.max_length", "sequence_len", default=512, back=as_int, effective="sequence_len"),
+    Key("data.packing", "sample_packing", default=False, effective="sample_packing"),
+    Key("data.overlength", "excess_length_strategy", back=_overlength_back, default="drop",
+        effective="excess_length_strategy"),
+    Key("data.train_on_prompt", "train_on_inputs", default=False, effective="train_on_inputs"),
+    Key("data.system_prompt", "default_system_message", effective="default_system_message"),
+    Key("data.num_workers", "dataset_num_proc", back=as_int, effective="dataset_num_proc"),
+    Key("train.epochs", "num_epochs", out=as_float, default=1.0, when=lambda r: r.train.max_steps is None,
+        effective="num_epochs"),
+    Key("train.max_steps", "max_steps", back=as_int, effective="max_steps"),
+    Key("train.micro_batch_size", "micro_batch_size", default=1, back=as_int, effective="micro_batch_size"),
+    Key("train.grad_accum", "gradient_accumulation_steps", default=1, back=as_int,
+        effective="gradient_accumulation_steps"),
+    Key("train.lr", "learning_rate", out=as_float, back=as_float, effective="learning_rate"),
+    Key("train.scheduler", "lr_scheduler", structural=True, effective="lr_scheduler",
+        expect=lambda v: "cosine" if v == "cosine_with_min_lr" else v),
+    Key("train.min_lr", "cosine_min_lr_ratio (min_lr / lr)", structural=True),
+    Key("train.warmup_ratio", "warmup_ratio", structural=True, effective="warmup_ratio"),
+    Key("train.warmup_steps", "warmup_steps", structural=True, effective="warmup_steps"),
+    Key("train.weight_decay", "weight_decay", out=as_float, default=0.0, effective="weight_decay"),
+    Key("train.optimizer", "optimizer", default="adamw_torch_fused", effective="optimizer"),
+    Key("train.precision", "bf16 / fp16", structural=True),
+    Key("train.gradient_checkpointing", "gradient_checkpointing", default=False, effective="gradient_checkpointing"),
+    Key("train.seed", "seed", default=42, back=as_int, effective="seed"),
+    Key("train.max_grad_norm", "max_grad_norm", out=as_float, default=1.0, effective="max_grad_norm"),
+    Key("train.logging_steps", "logging_steps", back=as_int, effective="logging_steps"),
+    Key("eval.every", "eval_strategy", structural=True),
+    Key("eval.steps", "eval_steps", structural=True),
+    Key("eval.per_epoch", "evals_per_epoch", structural=True),
+    Key("eval.batch_size", "eval_batch_size", structural=True),
+    Key("output.dir", "output_dir", structural=True),
+    Key("output.save", "save_strategy", structural=True),
+    Key("output.save_steps", "save_steps", structural=True),
+    Key("output.per_epoch", "saves_per_epoch", structural=True),
+    Key("output.save_total_limit", "save_total_limit", back=as_int, default=4, effective="save_total_limit"),
+    Key("output.report_to", "use_wandb / use_tensorboard / use_mlflow", structural=True),
+    Key("output.run_name", "wandb_name", effective="wandb_name"),
+    Key("output.wandb_project", "wandb_project", effective="wandb_project"),
+    Key("hardware.deepspeed", "deepspeed", structural=True),
+])

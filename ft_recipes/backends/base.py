@@ -1,0 +1,191 @@
+"""The backend interface: what every backend folder declares, and the checks every emitter shares.
+
+A backend is a ``Backend`` object in ``ft_recipes/backends/<name>/__init__.py`` (``BACKEND``), registered by
+name in ``ft_recipes.backends``. Core modules and commands only ever talk to these objects.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .keys import FTR_ONLY, KeyTable, recipe_value
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can express. ``None`` for a value family means "any value the recipe schema allows"."""
+
+    stages: frozenset[str]
+    methods: frozenset[str]
+    precisions: frozenset[str] = frozenset({"bf16", "fp16", "fp32"})
+    schedulers: frozenset[str] | None = None
+    optimizers: frozenset[str] | None = None
+    templates: frozenset[str] | None = frozenset()  # None: any name (the tokenizer's own template renders)
+
+
+@dataclass(frozen=True)
+class Approximation:
+    """A recipe value the backend carries only approximately: ``compile`` prints ``message`` as a fidelity note
+    whenever ``applies(recipe)``, and the oracle tests accept a difference at ``path`` only then."""
+
+    path: str
+    message: str
+    applies: Callable[[Any], bool]
+    fields: tuple[str, ...] | None = None  # recipe fields whose effective value may differ (None: path)
+
+    @property
+    def excused(self) -> tuple[str, ...]:
+        return (self.path,) if self.fields is None else self.fields
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    version: str
+    title: str  # how messages name it, e.g. "LLaMA-Factory"
+    main: str  # the main config file it writes
+    capabilities: Capabilities
+    keys: KeyTable
+    emitter: str  # module path with ``emit(recipe, out_dir) -> Emitted``
+    approximations: tuple[Approximation, ...] = ()
+    markers: tuple[str, ...] = ()  # top-level keys that identify a native file of this dialect
+    importer: str | None = None  # module with ``to_recipe(mapper, base_dir)``
+    launcher: str | None = None  # module with ``launch``, ``run_overrides``, ``merge``
+    env: Callable[[], Any] | None = None  # -> envs.EnvSpec
+    folder: Path = field(default_factory=Path)
+    unknown_key_fate: str = ""  # what the backend does with a key it does not know
+
+    # --- optional parts ------------------------------------------------------------------------------------
+    @property
+    def tokens_helper(self) -> Path | None:
+        path = self.folder / "tokens_helper.py"
+        return path if path.is_file() else None
+
+    @property
+    def validate_helper(self) -> Path | None:
+        path = self.folder / "validate_helper.py"
+        return path if path.is_file() else None
+
+    @property
+    def can_import(self) -> bool:
+        return self.importer is not None
+
+    def emit(self, recipe, out_dir: Path):
+        return importlib.import_module(self.emitter).emit(recipe, out_dir)
+
+    def import_module(self):
+        return importlib.import_module(self.importer) if self.importer else None
+
+    def launch_module(self):
+        return importlib.import_module(self.launcher) if self.launcher else None
+
+    def env_spec(self):
+        return self.env() if self.env else None
+
+    def notes(self, recipe) -> list:
+        """The fidelity notes for this recipe (every approximation that applies)."""
+        from ..emit import Note
+
+        return [Note(a.path, a.message) for a in self.approximations if a.applies(recipe)]
+
+    def excused(self, recipe) -> set[str]:
+        return {path for a in self.approximations if a.applies(recipe) for path in a.excused}
+
+    @property
+    def VERSION(self) -> str:  # noqa: N802 - kept for callers that read the module constant
+        return self.version
+
+    @property
+    def MAIN(self) -> str:  # noqa: N802
+        return self.main
+
+
+def written_paths(recipe) -> list[tuple[str, tuple]]:
+    """(dotted path, key path) of every value the recipe or its presets wrote (from provenance)."""
+    out = []
+    for path in recipe.provenance:
+        if not path or any(isinstance(p, int) for p in path):
+            continue
+        out.append((".".join(map(str, path)), path))
+    return out
+
+
+def is_ftr_only(path: str) -> bool:
+    return any(path == p or path.startswith(p + ".") for p in FTR_ONLY)
+
+
+# --- the checks every emitter runs first -------------------------------------------------------------------
+
+def _others(backend: Backend, can: Callable[[Backend], bool]) -> str:
+    from . import all_backends
+
+    able = [b for b in all_backends() if b.name != backend.name and can(b)]
+    if not able:
+        return "no ftr backend can express it"
+    return "use " + " or ".join(f"--backend {b.name}" for b in able) + ", which can"
+
+
+def _refuse(recipe, backend: Backend, path: tuple, message: str, can: Callable[[Backend], bool]):
+    from ..emit import unsupported
+
+    return unsupported(recipe, path, message, _others(backend, can))
+
+
+def _leaf(data: Any, path: tuple) -> bool:
+    for part in path:
+        if not isinstance(data, dict) or part not in data:
+            return False
+        data = data[part]
+    return not isinstance(data, dict)
+
+
+def check(backend: Backend, recipe) -> None:
+    """FTR005 for a recipe value the backend cannot express: a stage, method, precision, scheduler, optimizer
+    or template outside its capabilities, or a written recipe field its key table has no row for."""
+    caps = backend.capabilities
+    facts = (("stage",), recipe.stage, "stages", "stage"), \
+        (("method", "type"), recipe.method.type, "methods", "method"), \
+        (("train", "precision"), recipe.train.precision, "precisions", "precision"), \
+        (("train", "scheduler"), recipe.train.scheduler, "schedulers", "scheduler"), \
+        (("train", "optimizer"), recipe.train.optimizer, "optimizers", "optimizer")
+    for path, value, family, what in facts:
+        allowed = getattr(caps, family)
+        if allowed is not None and value not in allowed:
+            raise _refuse(recipe, backend, path, f"{backend.title} {backend.version} has no {value} {what}",
+                          lambda b, f=family, v=value: getattr(b.capabilities, f) is None
+                          or v in getattr(b.capabilities, f))
+    template = recipe.model.template
+    if template is not None and caps.templates is not None and template not in caps.templates:
+        raise _refuse(recipe, backend, ("model", "template"), f"no {backend.title} chat template for {template!r}",
+                      lambda b: b.capabilities.templates is None or template in b.capabilities.templates)
+    for row in backend.keys:
+        value = recipe_value(recipe, row.path) if row.accepts else None
+        if value is not None and not row.accepts(value):
+            raise _refuse(recipe, backend, tuple(row.path.split(".")),
+                          f"{backend.title} cannot express {row.path}: {value!r} ({row.refusal})",
+                          lambda b, r=row.path, v=value: b.keys.accepts(r, v))
+    for dotted, path in written_paths(recipe):
+        if is_ftr_only(dotted) or not _leaf(recipe.raw, path) or backend.keys.covers(dotted):
+            continue
+        raise _refuse(recipe, backend, path, f"{backend.title} cannot express {dotted}",
+                      lambda b, d=dotted: b.keys.covers(d))
+
+
+# --- the effective-value oracle's expectations -------------------------------------------------------------
+
+def expectations(backend: Backend, recipe) -> list[tuple[str, str, Any]]:
+    """(recipe path, effective path, expected value) for every field the backend's parser should hold: the key
+    table's rows with an ``effective`` location plus the backend's structural expectations (``oracle.py``)."""
+    out = []
+    for row in backend.keys:
+        if not row.effective:
+            continue
+        value = recipe_value(recipe, row.path)
+        if value is None or (row.when and not row.when(recipe)):
+            continue
+        out.append((row.path, row.effective, row.expected(value)))
+    module = importlib.import_module(f"ft_recipes.backends.{backend.name}.oracle")
+    return out + list(module.structural(recipe))

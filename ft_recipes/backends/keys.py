@@ -1,0 +1,186 @@
+"""Declarative key tables: one row per recipe field a backend can express.
+
+A row says which native key a recipe value becomes (``native``), how the value is written (``out``) and read
+back (``back``), what the backend does when the key is absent (``default``), and where the backend's own parser
+puts the parsed value (``effective``, checked by the oracle tests). The emitter's plain renames, the importer's
+mapping and ``ftr explain`` all read the same rows; only structural parts (datasets, templates, DeepSpeed,
+quantization blocks) are code, and their rows are marked ``structural`` so that they are still documented.
+
+A recipe field with no row in a backend's table is refused for that backend (FTR005, naming the backends whose
+tables have it): nothing is ever dropped silently.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
+
+ABSENT = object()
+
+# Typed-recipe attribute paths where they differ from the YAML path.
+TYPED = {"data.val.split": "data.val_split", "eval.every": "eval.strategy", "data.val.datasets": "data.val"}
+
+# Fields that configure ftr itself (lint, VRAM estimate, launcher), not the backend's config.
+FTR_ONLY = ("ftr", "extends", "description", "backends", "lint", "model.params", "hardware.gpu_memory_gb", "hardware.bf16",
+            "hardware.gpus", "hardware.nodes")
+
+
+@dataclass(frozen=True)
+class Key:
+    path: str
+    native: str
+    out: Callable[[Any], Any] | None = None
+    back: Callable[[Any], Any] | None = None
+    default: Any = ABSENT
+    when: Callable[[Any], bool] | None = None
+    effective: str | None = None
+    expect: Callable[[Any], Any] | None = None
+    structural: bool = False
+    accepts: Callable[[Any], bool] | None = None  # values the backend can express (others: FTR005)
+    refusal: str = ""  # why a value outside ``accepts`` cannot be expressed
+
+    @property
+    def tuple_path(self) -> tuple[str, ...]:
+        return tuple(self.path.split("."))
+
+    def to_native(self, value: Any) -> Any:
+        return self.out(value) if self.out else value
+
+    def expected(self, value: Any) -> Any:
+        """What the backend's parser should hold for the recipe ``value`` (the oracle's expectation)."""
+        if self.expect:
+            return self.expect(value)
+        return self.to_native(value)
+
+
+def recipe_value(recipe: Any, path: str) -> Any:
+    """The typed recipe's value at a YAML path (``train.lr``, ``data.val.split``), None when absent."""
+    node = recipe
+    for part in TYPED.get(path, path).split("."):
+        node = getattr(node, part, None)
+        if node is None:
+            return None
+    return node
+
+
+def set_native(cfg: dict, native: str, value: Any) -> None:
+    """cfg[native] = value; a dotted native key (``args.seed``) writes into nested mappings."""
+    *parents, last = native.split(".")
+    for part in parents:
+        cfg = cfg.setdefault(part, {})
+    cfg[last] = value
+
+
+def get_native(cfg: dict, native: str, default: Any = ABSENT) -> Any:
+    for part in native.split("."):
+        if not isinstance(cfg, dict) or part not in cfg:
+            return default
+        cfg = cfg[part]
+    return cfg
+
+
+class KeyTable:
+    """A backend's rows, looked up by recipe path."""
+
+    def __init__(self, rows: Iterable[Key]):
+        self.rows = tuple(rows)
+        self.by_path = {row.path: row for row in self.rows}
+
+    def __iter__(self):
+        return iter(self.rows)
+
+    def covers(self, path: str) -> bool:
+        """True when the recipe path (or a section above it) has a row."""
+        probe = path
+        while probe:
+            if probe in self.by_path:
+                return True
+            probe = probe.rpartition(".")[0]
+        return False
+
+    def accepts(self, path: str, value: Any) -> bool:
+        row = self.by_path.get(path)
+        if row is None:
+            return self.covers(path)
+        return row.accepts is None or row.accepts(value)
+
+    def native(self, path: str) -> str | None:
+        probe = path
+        while probe:
+            if probe in self.by_path:
+                return self.by_path[probe].native
+            probe = probe.rpartition(".")[0]
+        return None
+
+    def emit(self, recipe: Any, cfg: dict) -> None:
+        """Write every plain (non-structural) row whose value is set and whose ``when`` holds."""
+        for row in self.rows:
+            if row.structural:
+                continue
+            value = recipe_value(recipe, row.path)
+            if value is None or (row.when and not row.when(recipe)):
+                continue
+            set_native(cfg, row.native, row.to_native(value))
+
+    def take(self, mapper: Any, sections: Iterable[str] = ()) -> None:
+        """Import every plain row into the mapper's recipe: the native value read back, or the backend's
+        default when the key is absent. Rows under a section (``method.lora``) are read only when the
+        importer opened that section (listed in ``sections``)."""
+        opened = set(sections)
+        for row in self.rows:
+            if row.structural:
+                continue
+            section = _section(row.path)
+            if section and section not in opened:
+                continue
+            mapper.take(row.native, row.tuple_path, row.default, row.back)
+
+
+SECTIONS = ("method.lora", "method.quant", "method.freeze", "method.prompt", "preference")
+
+
+def _section(path: str) -> str | None:
+    for section in SECTIONS:
+        if path.startswith(section + "."):
+            return section
+    return None
+
+
+# --- value transforms shared by the tables ------------------------------------------------------------------
+
+def as_float(value: Any) -> float:
+    return float(value)
+
+
+def whole(value: Any) -> Any:
+    """A number as an int when it is whole (2.0 -> 2), else unchanged."""
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    return value
+
+
+def as_int(value: Any) -> Any:
+    """A native value read back as an integer where it is a whole number; anything else stays as written
+    (the schema then reports it)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return value
+
+
+def negate(value: Any) -> Any:
+    return not value if isinstance(value, bool) else value
+
+
+def comma_list(value: Any) -> str:
+    return value if isinstance(value, str) else ",".join(value)
+
+
+def split_list(value: Any) -> list[str]:
+    if isinstance(value, (list, tuple)):
+        return [str(v).strip() for v in value]
+    return [v.strip() for v in str(value).split(",") if v.strip()]

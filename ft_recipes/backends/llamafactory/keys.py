@@ -1,0 +1,109 @@
+"""Recipe field -> LLaMA-Factory 0.9.5 key. ``effective`` is where ``get_train_args`` puts the parsed value
+(model / data / training / finetuning arguments); defaults are LLaMA-Factory's own (hparams/*.py)."""
+
+from __future__ import annotations
+
+from ..keys import Key, KeyTable, as_float, as_int, comma_list, negate, split_list, whole
+from .templates import TEMPLATES, resolve
+
+TEMPLATE_BACK = {value: key for key, value in reversed(list(TEMPLATES.items()))}
+
+
+def _target_out(value):
+    return "all" if value == "all-linear" else ",".join(value)
+
+
+def _target_back(value):
+    return "all-linear" if str(value) == "all" else split_list(value)
+
+
+def _val_size(value):
+    return value if value < 1 else int(value)  # LLaMA-Factory: < 1 a fraction, an integer > 1 a row count
+
+
+def _modules_back(value):
+    return "all" if value == "all" else split_list(value)
+
+
+TABLE = KeyTable([
+    Key("model.base", "model_name_or_path", effective="model.model_name_or_path"),
+    Key("model.template", "template", out=lambda v: resolve(v)[0], back=lambda v: TEMPLATE_BACK.get(v, v),
+        when=lambda r: resolve(r.model.template)[0] is not None, effective="data.template"),  # issue 17
+    Key("model.trust_remote_code", "trust_remote_code", default=False, effective="model.trust_remote_code"),
+    Key("model.revision", "model_revision", effective="model.model_revision"),
+    Key("model.pad_token", "(tokenizer's pad token, else EOS; no key)", structural=True),
+    Key("stage", "stage / pref_loss", structural=True),
+    Key("method.type", "finetuning_type", structural=True),
+    Key("method.lora.r", "lora_rank", default=8, back=as_int, effective="finetuning.lora_rank"),
+    Key("method.lora.alpha", "lora_alpha", out=whole, effective="finetuning.lora_alpha"),
+    Key("method.lora.dropout", "lora_dropout", default=0.0, out=as_float, effective="finetuning.lora_dropout"),
+    Key("method.lora.target", "lora_target", out=_target_out, back=_target_back, default="all-linear",
+        effective="finetuning.lora_target", expect=lambda v: ["all"] if v == "all-linear" else list(v)),
+    Key("method.lora.dora", "use_dora", default=False, effective="finetuning.use_dora"),
+    Key("method.lora.rslora", "use_rslora", default=False, effective="finetuning.use_rslora"),
+    Key("method.lora.modules_to_save", "additional_target", out=comma_list, back=split_list,
+        when=lambda r: bool(r.method.lora.modules_to_save), effective="finetuning.additional_target",
+        expect=lambda v: list(v) or None),
+    Key("method.lora.init", "pissa_init", out=lambda v: v == "pissa", back=lambda v: "pissa" if v else "default",
+        when=lambda r: r.method.lora.init != "default", effective="finetuning.pissa_init", expect=lambda v: v == "pissa", accepts=lambda v: v in ("default", "pissa"),
+        refusal="LLaMA-Factory initialises LoRA as PEFT's default or as PiSSA (pissa_init)"),
+    Key("method.quant.bits", "quantization_bit", back=as_int, effective="model.quantization_bit"),
+    Key("method.quant.type", "quantization_type", default="nf4", when=lambda r: r.method.quant.bits == 4,
+        effective="model.quantization_type"),
+    Key("method.quant.double_quant", "double_quantization", default=True, when=lambda r: r.method.quant.bits == 4,
+        effective="model.double_quantization"),
+    Key("method.quant.compute_dtype", "(from bf16 / fp16)", structural=True),
+    Key("method.freeze.trainable_layers", "freeze_trainable_layers", default=2, back=as_int,
+        effective="finetuning.freeze_trainable_layers"),
+    Key("method.freeze.trainable_modules", "freeze_trainable_modules", out=comma_list, back=_modules_back,
+        default="all", effective="finetuning.freeze_trainable_modules",
+        expect=lambda v: ["all"] if v == "all" else list(v)),
+    Key("preference.beta", "pref_beta", default=0.1, out=as_float, effective="finetuning.pref_beta"),
+    Key("preference.ftx", "pref_ftx", default=0.0, out=as_float, effective="finetuning.pref_ftx"),
+    Key("preference.simpo_gamma", "simpo_gamma", default=0.5, out=as_float, when=lambda r: r.stage == "simpo",
+        effective="finetuning.simpo_gamma"),
+    Key("data.train", "dataset + dataset_info.json", structural=True),
+    Key("data.val.datasets", "eval_dataset + dataset_info.json", structural=True),
+    Key("data.val.split", "val_size", out=_val_size, back=whole, when=lambda r: r.data.val_split > 0,
+        effective="data.val_size", expect=float, accepts=lambda v: v != 1,
+        refusal="LLaMA-Factory reads 1 as the fraction 1.0, the whole dataset; hold out 2 rows or more"),
+    Key("data.max_length", "cutoff_len", default=2048, back=as_int, effective="data.cutoff_len"),
+    Key("data.packing", "packing / neat_packing", structural=True),
+    Key("data.overlength", "(always truncates)", structural=True),
+    Key("data.train_on_prompt", "train_on_prompt", default=False, effective="data.train_on_prompt"),
+    Key("data.system_prompt", "default_system", effective="data.default_system"),
+    Key("data.num_workers", "preprocessing_num_workers", back=as_int, effective="data.preprocessing_num_workers"),
+    Key("train.epochs", "num_train_epochs", out=as_float, default=3.0, when=lambda r: r.train.max_steps is None,
+        effective="training.num_train_epochs"),
+    Key("train.max_steps", "max_steps", structural=True),
+    Key("train.micro_batch_size", "per_device_train_batch_size", default=8, back=as_int,
+        effective="training.per_device_train_batch_size"),
+    Key("train.grad_accum", "gradient_accumulation_steps", default=1, back=as_int,
+        effective="training.gradient_accumulation_steps"),
+    Key("train.lr", "learning_rate", out=as_float, back=as_float, default=5e-5, effective="training.learning_rate"),
+    Key("train.scheduler", "lr_scheduler_type", default="linear", effective="training.lr_scheduler_type"),
+    Key("train.min_lr", "lr_scheduler_kwargs.min_lr", out=as_float, back=as_float,
+        effective="training.lr_scheduler_kwargs.min_lr"),
+    Key("train.warmup_ratio", "warmup_steps (< 1: a ratio)", structural=True),
+    Key("train.warmup_steps", "warmup_steps", structural=True),
+    Key("train.weight_decay", "weight_decay", out=as_float, default=0.0, effective="training.weight_decay"),
+    Key("train.optimizer", "optim", default="adamw_torch_fused", effective="training.optim"),
+    Key("train.precision", "bf16 / fp16", structural=True),
+    Key("train.gradient_checkpointing", "disable_gradient_checkpointing", out=negate, back=negate, default=True,
+        effective="model.disable_gradient_checkpointing"),
+    Key("train.seed", "seed", default=42, back=as_int, effective="training.seed"),
+    Key("train.max_grad_norm", "max_grad_norm", out=as_float, default=1.0, effective="training.max_grad_norm"),
+    Key("train.logging_steps", "logging_steps", default=500, back=as_int, effective="training.logging_steps"),
+    Key("eval.every", "eval_strategy", structural=True),
+    Key("eval.steps", "eval_steps", structural=True),
+    Key("eval.per_epoch", "eval_steps (a fraction of the total steps)", structural=True),
+    Key("eval.batch_size", "per_device_eval_batch_size", structural=True),
+    Key("output.dir", "output_dir", structural=True),
+    Key("output.save", "save_strategy", structural=True),
+    Key("output.save_steps", "save_steps", structural=True),
+    Key("output.per_epoch", "save_steps (a fraction of the total steps)", structural=True),
+    Key("output.save_total_limit", "save_total_limit", back=as_int, effective="training.save_total_limit"),
+    Key("output.report_to", "report_to", structural=True),
+    Key("output.run_name", "run_name", effective="training.run_name"),
+    Key("hardware.deepspeed", "deepspeed", structural=True),
+])

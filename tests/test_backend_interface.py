@@ -1,0 +1,127 @@
+"""The backend interface: registry, capabilities, key tables, and the rule that no core module names a backend."""
+
+import ast
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from ft_recipes import backends
+from ft_recipes.backends.base import Backend, is_ftr_only
+from ft_recipes.cli import main
+
+from paths import ROOT
+
+PKG = ROOT / "ft_recipes"
+
+
+def _schema_leaves(node: dict, root: dict, path: str = ""):
+    if "properties" in node:
+        for key, sub in node["properties"].items():
+            yield from _schema_leaves(sub, root, f"{path}.{key}" if path else key)
+    else:
+        yield path
+
+
+SCHEMA = json.loads((ROOT / "schemas" / "recipe.schema.json").read_text())
+LEAVES = [leaf for leaf in _schema_leaves(SCHEMA, SCHEMA) if not is_ftr_only(leaf)]
+
+
+def test_registry_holds_backend_objects():
+    for name in backends.NAMES:
+        backend = backends.get(name)
+        assert isinstance(backend, Backend) and backend.name == name
+        assert backend.capabilities.stages and backend.capabilities.methods
+
+
+def test_import_choices_come_from_capabilities():
+    assert "trl" not in backends.names("import")
+    result = CliRunner().invoke(main, ["import", "x.yaml", "--from", "trl"])
+    assert result.exit_code == 2 and "internal error" not in result.output
+
+
+def test_every_table_row_names_a_recipe_field():
+    for backend in backends.all_backends():
+        for row in backend.keys:
+            assert row.path in LEAVES or row.path in ("data.train", "data.val.datasets"), (backend.name, row.path)
+
+
+@pytest.mark.parametrize("name", backends.NAMES)
+def test_explain_shows_a_native_key_for_every_expressible_field(name, tmp_path):
+    recipe = ROOT / "recipes" / "examples" / "lora-sft-alpaca.yaml"
+    result = CliRunner().invoke(main, ["explain", str(recipe), "-b", name, "--format", "json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    rows = rows["values"]
+    table = backends.get(name).keys
+    for row in rows:
+        key = row["key"]
+        native = row["native"][name]
+        if table.covers(key.split("[")[0]):
+            assert not native.startswith("-"), (key, native)
+
+
+def _imports(path: Path):
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            yield node.module, node.level
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                yield alias.name, 0
+
+
+def test_no_core_module_imports_a_backend_module():
+    offenders = []
+    for path in PKG.rglob("*.py"):
+        if "backends" in path.relative_to(PKG).parts[:1]:
+            continue
+        for module, _level in _imports(path):
+            parts = module.split(".")
+            if any(name in parts for name in backends.NAMES) and "backends" in parts:
+                offenders.append(f"{path.relative_to(ROOT)}: {module}")
+    assert not offenders
+
+
+def _native_only_keys() -> set[str]:
+    """Native keys of the tables that are not also recipe field names."""
+    from ft_recipes.backends.keys import TYPED
+
+    recipe_names = {part for leaf in [*LEAVES, *TYPED.values()] for part in leaf.split(".")}
+    keys = set()
+    for backend in backends.all_backends():
+        for row in backend.keys:
+            if not row.structural and "." not in row.native and row.native not in recipe_names:
+                keys.add(row.native)
+    return keys
+
+
+# Modules that speak a backend's dialect by nature: the Axolotl plugin runs inside Axolotl, the validator's
+# did-you-mean table maps backend spellings to recipe keys, and the key catalogue reader.
+# report.py reads transformers' trainer logs (the same field names on every backend).
+DIALECT_MODULES = {"integrations/axolotl.py", "integrations/axolotl_args.py", "validate.py", "catalogue.py",
+                   "report.py"}
+# (module, string) pairs that merely look like a backend key: a rule's message id.
+NOT_KEYS = {("lint/rules/model.py", "base_model")}
+
+
+def test_no_core_module_names_a_backend_key():
+    native = _native_only_keys()
+    offenders = []
+    for path in PKG.rglob("*.py"):
+        rel = path.relative_to(PKG).as_posix()
+        if rel.startswith("backends/") or rel in DIALECT_MODULES:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in native \
+                    and (rel, node.value) not in NOT_KEYS:
+                offenders.append(f"{rel}:{node.lineno}: {node.value!r}")
+    assert not offenders
+
+
+def test_generated_backend_docs_are_current():
+    from ft_recipes.backends.docs import DOCS, PAGES
+
+    for name, page in PAGES.items():
+        assert (DOCS / name).read_text() == page(), f"docs/backends/{name} is stale: python -m ft_recipes.backends.docs"

@@ -1,0 +1,139 @@
+"""Start-up and per-file cost of `ftr lint`: what a valid recipe's lint imports, and work done once per process
+rather than once per file. (Timings live in benchmarks/bench.py; these assert behaviour, not seconds.)"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from ft_recipes import catalogue, load
+from ft_recipes.cli import main
+from ft_recipes.lint import engine
+from ft_recipes.paths import may_declare_entry_points
+
+from paths import EXAMPLES, ROOT
+
+NATIVE = sorted((ROOT / "tests" / "data" / "native").glob("*.yaml"))
+HEAVY = ("jsonschema", "torch", "transformers", "matplotlib", "hypothesis", "numpy", "peft", "trl", "datasets",
+         "importlib.metadata")
+PROBE = """\
+import contextlib, io, json, sys
+from ft_recipes.cli import main
+with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    try:
+        main(sys.argv[1:], standalone_mode=False)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
+"""
+
+
+def probe(*args: str) -> dict:
+    """Run ftr in a fresh interpreter; its exit code and every module it imported."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True, env=env, cwd=ROOT,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.splitlines()[-1])
+
+
+@pytest.mark.parametrize("path", [EXAMPLES[0], ROOT / "recipes" / "examples" / "tiny-cpu.yaml", *NATIVE[:2]],
+                         ids=lambda p: p.name)
+def test_linting_a_valid_file_imports_nothing_heavy(path):
+    result = probe("lint", str(path))
+    assert result["code"] in (0, 1)
+    assert [m for m in HEAVY if m in result["modules"]] == []
+
+
+def test_an_invalid_recipe_still_gets_jsonschema_messages(write):
+    bad = write("bad.yaml", "ftr: 1\nmodel: {base: m}\ndata:\n  train:\n    - {path: d.jsonl, format: alpaka}\n")
+    result = CliRunner().invoke(main, ["lint", str(bad)])
+    assert result.exit_code == 1
+    assert "FTR002" in result.output and "did you mean alpaca?" in result.output
+
+
+def test_version_loads_no_command_module():
+    modules = probe("--version")["modules"]
+    assert not [m for m in modules if m.startswith("ft_recipes.commands.") or m.startswith("ft_recipes.lint")]
+    assert "yaml" not in modules and "jsonschema" not in modules
+
+
+def test_lint_loads_only_its_own_command_module():
+    modules = probe("lint", str(EXAMPLES[0]))["modules"]
+    commands = sorted(m for m in modules if m.startswith("ft_recipes.commands."))
+    assert commands == ["ft_recipes.commands.lint"]
+
+
+def test_yaml_is_read_with_libyaml_when_pyyaml_has_it():
+    if not getattr(yaml, "__with_libyaml__", False):
+        pytest.skip("this PyYAML was built without libyaml")
+    assert issubclass(load._Loader, yaml.CSafeLoader)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("a: yes\nb: No\nc: ~\nd: null\ne: 'yes'\nf: 0x10\ng: 1_000\nh: 1e-5\ni: .inf\nj: 2001-01-01\nk: ''\n",
+     {"a": True, "b": False, "c": None, "d": None, "e": "yes", "f": 16, "g": 1000, "h": 1e-5, "i": float("inf"),
+      "j": "2001-01-01", "k": ""}),
+    ("? !!str 1\n: !!int '7'\nx: !!bool 'true'\ny: !!null ''\n", {"1": 7, "x": True, "y": None}),
+])
+def test_scalars_read_as_pyyaml_reads_them(text, expected):
+    assert load.load_text(text).data == expected
+
+
+def _lint_many(tmp_path, n: int) -> list:
+    files = []
+    for i in range(n):
+        source = NATIVE[i % len(NATIVE)]
+        target = tmp_path / f"{i}-{source.name}"
+        target.write_text(source.read_text())
+        files.append(str(target))
+    for source in ("data", "deepspeed_configs"):
+        if (ROOT / "tests" / "data" / "native" / source).is_dir():
+            os.symlink(ROOT / "tests" / "data" / "native" / source, tmp_path / source)
+    return files
+
+
+def test_many_files_share_catalogues_and_rule_selection(tmp_path):
+    files = _lint_many(tmp_path, 24)
+    catalogue._known.cache_clear()
+    engine._selected.cache_clear()
+    result = CliRunner().invoke(main, ["lint", *files])
+    assert result.exit_code in (0, 1), result.output
+    known, selected = catalogue._known.cache_info(), engine._selected.cache_info()
+    assert known.misses <= 4 and known.hits >= 20  # one key table per backend and plugin list, not per file
+    assert selected.misses == 1 and selected.hits >= 23
+
+
+def test_many_files_findings_equal_one_file_at_a_time(tmp_path):
+    files = _lint_many(tmp_path, len(NATIVE) * 2)
+    together = CliRunner().invoke(main, ["lint", "--format", "json", *files])
+    alone = []
+    for path in files:
+        catalogue._known.cache_clear()
+        engine._selected.cache_clear()
+        alone += json.loads(CliRunner().invoke(main, ["lint", "--format", "json", path]).output or "[]")
+    key = lambda f: (f["file"], f["line"], f["col"], f["code"], f["message"])  # noqa: E731
+    found = json.loads(together.output)
+    assert found and sorted(map(key, found)) == sorted(map(key, alone))
+
+
+def test_entry_point_precheck(tmp_path):
+    site = tmp_path / "site"
+    (site / "plain-1.0.dist-info").mkdir(parents=True)
+    (site / "plain-1.0.dist-info" / "entry_points.txt").write_text("[console_scripts]\nx = y:z\n")
+    assert not may_declare_entry_points("ft_recipes.presets", (str(site), str(tmp_path / "missing")))
+    (site / "acme-1.0.dist-info").mkdir()
+    (site / "acme-1.0.dist-info" / "entry_points.txt").write_text("[ft_recipes.presets]\nacme = acme\n")
+    assert may_declare_entry_points("ft_recipes.presets", (str(site),))
+    egg = tmp_path / "eggs" / "old.egg" / "EGG-INFO"
+    egg.mkdir(parents=True)
+    (egg / "entry_points.txt").write_text("[ft_recipes.presets]\nold = old\n")
+    assert may_declare_entry_points("ft_recipes.presets", (str(tmp_path / "eggs"),))
+    zipped = tmp_path / "lib.zip"
+    zipped.write_bytes(b"PK\x05\x06" + b"\x00" * 18)
+    assert may_declare_entry_points("ft_recipes.presets", (str(zipped),))  # cannot look inside: full scan
