@@ -176,7 +176,7 @@ def to_jinja(template: dict) -> str:
     out = []
     if template["prefix"]:
         out.append("{{ " + _jinja_slots(template["prefix"], eos, "''") + " }}")
-    out.append("{% set system_message = " + _jinja_literal(template.get("default_system") or "") + " %}")
+    out.append("{% set system_message = " + _jinja_literal(template.get("system_prompt") or "") + " %}")
     out.append("{% if messages[0]['role'] == 'system' %}{% set system_message = messages[0]['content'] %}"
                "{% set loop_messages = messages[1:] %}{% else %}{% set loop_messages = messages %}{% endif %}")
     if not folded:
@@ -199,7 +199,7 @@ def to_jinja(template: dict) -> str:
 def render(template: dict, messages: list[dict], bos: str | None, eos: str | None) -> str:
     """The training text of ``messages`` under the slot template (what to_jinja renders, in Python)."""
     eos = eos_of(template, eos)
-    system = template.get("default_system") or ""
+    system = template.get("system_prompt") or ""
     if messages and messages[0]["role"] == "system":
         system, messages = messages[0]["content"], messages[1:]
     folded = template.get("class") == "Llama2Template"

@@ -8,7 +8,7 @@ LLaMA-Factory: every entry of ``llamafactory.data.template.TEMPLATES``. Slots ar
 (``{{content}}`` is the message, ``{{idx}}`` the turn index), ``{"token": T}`` (one special token by name) or
 ``{"special": "bos_token"|"eos_token"}`` (the tokenizer's own BOS/EOS). Per template: prefix, system, user,
 assistant, observation, function slots; stop_words; efficient_eos, replace_eos, replace_jinja_template;
-default_system; thought_words, enable_thinking, preserve_thinking; the Template class (``Llama2Template`` folds the
+system_prompt (LLaMA-Factory's default_system); thought_words, enable_thinking, preserve_thinking; the Template class (``Llama2Template`` folds the
 system prompt into the first user turn, ``ReasoningTemplate`` adds an empty thought block when a turn has none).
 
 Axolotl: every member of ``axolotl.utils.schemas.enums.ChatTemplate``, with its Jinja text from
@@ -62,7 +62,7 @@ def llamafactory_templates() -> dict:
             "observation": _slots(t.format_observation),
             "function": _slots(t.format_function),
             "tool_format": t.format_tools.tool_format,
-            "default_system": t.default_system,
+            "system_prompt": t.default_system,  # the default system prompt
             "stop_words": list(t.stop_words),
             "efficient_eos": t.efficient_eos,
             "replace_eos": t.replace_eos,

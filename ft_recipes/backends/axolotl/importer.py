@@ -11,9 +11,8 @@ from ...native import Mapper, Unmapped, invert
 from ..keys import as_int
 from .emit import CPU_FLAGS, RL
 from .keys import TABLE
-from .templates import TEMPLATES, import_name
+from .templates import import_name
 
-TEMPLATE_BACK = {**invert(TEMPLATES), "tokenizer_default": None}
 RL_BACK = invert(RL)
 COSMETIC = ("adapter", "load_in_4bit", "load_in_8bit", "rl", "reward_model", "datasets", "test_datasets",
             "dataset_prepared_path", "bf16", "fp16", "tf32", "lora_target_linear", "lora_target_modules",

@@ -5,6 +5,21 @@ from __future__ import annotations
 from ..registry import Context, Rule, rule
 
 
+def _training_text(name: str, messages: list[dict], bos: str | None, eos: str | None) -> str | None:
+    """The training text under template ``name``, from the first backend whose templates module renders it."""
+    import importlib
+
+    from ...backends import all_backends
+
+    for backend in all_backends():
+        module = importlib.import_module(backend.emitter.rsplit(".", 1)[0] + ".templates")
+        render = getattr(module, "training_text", None)
+        text = render(name, messages, bos, eos) if render else None
+        if text is not None:
+            return text
+    return None
+
+
 def _renders_turns(jinja: str) -> bool:
     """A chat template reads the messages and their content (placeholders such as "{{ messages }}" do not)."""
     return "messages" in jinja and "content" in jinja
@@ -30,7 +45,6 @@ class InferenceTemplate(Rule):
 
     def check(self, ctx: Context) -> None:
         from ... import templates
-        from ...backends.axolotl.templates import training_text
 
         recipe = ctx.recipe
         saved = templates.saved_chat_template(recipe.model.base)
@@ -45,7 +59,7 @@ class InferenceTemplate(Rule):
         for messages in (templates.SAMPLES[1], templates.SAMPLES[0]):  # without a system prompt if it refuses one
             try:
                 served = templates.render_jinja(saved, messages, bos, eos)
-                trained = training_text(recipe.model.template, messages, bos, eos)
+                trained = _training_text(recipe.model.template, messages, bos, eos)
             except templates.TemplateRefused:
                 continue
             if trained is not None and served != trained:
