@@ -102,6 +102,13 @@ def preference_to_messages(row: dict, ds: Dataset) -> dict:
             "rejected": _answer(row.get(ds.column("rejected")), ds)}
 
 
+def preference_to_conversational(row: dict, ds: Dataset) -> dict:
+    """One preference row -> trl's conversational form (prompt turns; chosen/rejected as one reply turn each).
+    trl renders prompt + reply with the chat template, so each reply keeps its whole end of turn."""
+    pair = preference_to_messages(row, ds)
+    return {"prompt": pair["messages"], "chosen": [pair["chosen"]], "rejected": [pair["rejected"]]}
+
+
 def preference_to_conversations(row: dict, ds: Dataset) -> dict:
     """One preference row -> Argilla-style full conversations (Axolotl's ORPO ``chat_template.argilla``)."""
     pair = preference_to_messages(row, ds)

@@ -10,9 +10,8 @@ from ...modelinfo import config as model_config
 from ...native import Mapper, Unmapped, invert
 from ..keys import as_int
 from .keys import CPU_FLAGS, RL, TABLE
-from .templates import TEMPLATES
+from .templates import import_name
 
-TEMPLATE_BACK = {**invert(TEMPLATES), "tokenizer_default": None}
 RL_BACK = invert(RL)
 COSMETIC = ("adapter", "load_in_4bit", "load_in_8bit", "rl", "reward_model", "datasets", "test_datasets",
             "dataset_prepared_path", "bf16", "fp16", "tf32", "lora_target_linear", "lora_target_modules",
@@ -224,7 +223,7 @@ def _eval_output(m: Mapper, base: Path) -> None:
 
 def to_recipe(m: Mapper, base: Path) -> None:
     m.put(("ftr",), 1)
-    template = TEMPLATE_BACK.get(m.src.get("chat_template"), m.src.get("chat_template"))
+    template = import_name(m.src.get("chat_template"))  # issue 17: a name ftr emits back as this template
     if template:
         m.put(("model", "template"), template, "chat_template")
     pad = (m.src.get("special_tokens") or {}).get("pad_token") if isinstance(m.src.get("special_tokens"), dict) \

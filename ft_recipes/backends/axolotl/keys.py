@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from ..keys import Key, KeyTable, as_float, as_int, whole
-from .templates import TEMPLATES
+from .templates import TEMPLATES, chat_template_keys
 
 TEMPLATE_BACK = {value: key for key, value in reversed(list(TEMPLATES.items()))}
 RL = {"dpo": "dpo", "orpo": "orpo", "kto": "kto", "simpo": "simpo", "grpo": "grpo"}
@@ -20,7 +20,7 @@ def _overlength_back(value):
 TABLE = KeyTable([
     Key("model.base", "base_model", effective="base_model"),
     Key("model.template", "chat_template", structural=True, effective="chat_template",
-        expect=lambda v: TEMPLATES.get(v, v)),
+        expect=lambda v: chat_template_keys(v)["chat_template"]),  # issue 17: the template that renders the same
     Key("model.trust_remote_code", "trust_remote_code", default=False, effective="trust_remote_code"),
     Key("model.revision", "revision_of_model", effective="revision_of_model"),
     Key("model.pad_token", "special_tokens.pad_token", structural=True),
