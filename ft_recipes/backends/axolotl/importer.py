@@ -195,7 +195,8 @@ def _train(m: Mapper) -> None:
 
 
 def _eval_output(m: Mapper, base: Path) -> None:
-    if m.has("evals_per_epoch"):
+    m.used.add("evals_per_epoch")  # 0 or absent: Axolotl derives no steps from it
+    if m.src.get("evals_per_epoch"):
         m.take("evals_per_epoch", ("eval", "per_epoch"), convert=as_int)
     elif m.has("eval_steps"):
         m.put(("eval", "every"), "steps", "eval_steps")
@@ -204,7 +205,8 @@ def _eval_output(m: Mapper, base: Path) -> None:
         m.take("eval_strategy", ("eval", "every"), "no")
     m.take("eval_batch_size", ("eval", "batch_size"), convert=as_int)
     m.take("output_dir", ("output", "dir"), str(base / "model-out"), lambda v: str((base / v).resolve()))
-    if m.has("saves_per_epoch"):
+    m.used.add("saves_per_epoch")  # 0 or absent: Axolotl derives no steps from it
+    if m.src.get("saves_per_epoch"):
         m.take("saves_per_epoch", ("output", "per_epoch"), convert=as_int)
     elif m.has("save_steps"):
         m.put(("output", "save"), "steps", "save_steps")
