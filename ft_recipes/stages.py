@@ -1,7 +1,8 @@
 """Multi-stage pipelines: a recipe's ``stages:`` expanded into one resolved, validated recipe per stage.
 
-Each stage is the recipe's top level (with its ``extends``), then the stage's own ``extends`` presets, then the
-stage's keys, merged the way ``extends`` merges. Its run directory is ``output.dir/<name>``. ``from:`` (default:
+Each stage merges, the way ``extends`` merges: the top level's presets, the stage's own ``extends`` presets, the
+top level's keys, then the stage's keys (a value written in the recipe beats a preset's; the stage's beats the
+top level's). Its run directory is ``output.dir/<name>``. ``from:`` (default:
 the previous stage; the first stage starts from ``base``) decides what it trains on top of: an earlier stage's
 adapter (``model.adapter``), or its merged model (``model.base``) when that stage says ``merge: true`` or is a
 ``stage: merge`` step. See docs/pipelines.md.
@@ -201,7 +202,8 @@ def _stage(doc: Document, top: Resolved, index: int, entry: dict, earlier: list[
         return Stage(**common, loaded=None), []
     stage_doc = _stage_document(doc, index, entry)
     try:
-        resolved = merge_layers(doc, top.layers + _layers(stage_doc, (str(Path(doc.file).resolve()),)))
+        own = _layers(stage_doc, (str(Path(doc.file).resolve()),))
+        resolved = merge_layers(doc, top.layers[:-1] + own[:-1] + [top.layers[-1], own[-1]])
     except FtrError as exc:
         return None, [in_stage(f, name) for f in exc.findings] or [_finding(doc, ("stages", index), "FTR004",
                                                                             f"stage {name}: {exc}", "")]
