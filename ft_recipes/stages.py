@@ -93,10 +93,10 @@ def load_pipeline(path: str | Path) -> Pipeline:
     """Every stage resolved, validated and normalised; FtrError with every finding (stage named) if invalid."""
     doc = load_file(path)
     top = resolve(doc)
-    entries = top.data.pop("stages", None)
-    findings = _check_entries(doc, entries)
+    findings = _check_entries(doc, top.data.get("stages")) or _check_top(top)
     if findings:
         raise FtrError(f"{path}: invalid stages ({len(findings)} problem(s))", findings)
+    entries = top.data.pop("stages")
     out_dir = _top_output_dir(top)
     stages: list[Stage] = []
     for index, entry in enumerate(entries):
@@ -166,6 +166,14 @@ def _check_entries(doc: Document, entries) -> list[Finding]:
                                      "is output.dir/<name>", "set output.dir at the top level of the recipe"))
         seen.append(name if isinstance(name, str) else None)
     return findings
+
+
+def _check_top(top: Resolved) -> list[Finding]:
+    """The schema's findings for the top level and the stage list, except the required keys (a stage may write
+    them): every section has the right shape before the stages are merged over it."""
+    from .validate import validate
+
+    return [f for f in validate(top) if f.code != "FTR003" or f.key.startswith("stages")]
 
 
 def _top_output_dir(top: Resolved) -> Path:
