@@ -265,3 +265,18 @@ def _env() -> dict:
     import os
 
     return dict(os.environ)
+
+
+def test_axolotl_dpo_on_an_adapter_gets_the_plugin_that_loads_it(tmp_path):
+    """Axolotl hands DPO a fresh LoRA config and ignores lora_model_dir: ftr writes a plugin that loads it."""
+    path = write(tmp_path, SFT + DPO)
+    pipeline_run.compile_pipeline(str(path), "axolotl", tmp_path / "out")
+    sft = yaml.safe_load((tmp_path / "out" / "sft" / "axolotl.yaml").read_text())
+    dpo = yaml.safe_load((tmp_path / "out" / "dpo" / "axolotl.yaml").read_text())
+    assert "plugins" not in sft and not (tmp_path / "out" / "sft" / "ftr_continue_adapter.py").exists()
+    assert dpo["plugins"] == ["ftr_continue_adapter.ContinueAdapter"]
+    plugin = (tmp_path / "out" / "dpo" / "ftr_continue_adapter.py").read_text()
+    assert "class ContinueAdapter(BasePlugin)" in plugin and "set_peft_model_state_dict" in plugin
+    orpo = write(tmp_path, SFT + DPO.replace("extends: [dpo-lora]", "extends: [orpo-lora]"))
+    pipeline_run.compile_pipeline(str(orpo), "axolotl", tmp_path / "orpo")
+    assert "plugins" not in yaml.safe_load((tmp_path / "orpo" / "dpo" / "axolotl.yaml").read_text())
