@@ -280,3 +280,10 @@ def test_axolotl_dpo_on_an_adapter_gets_the_plugin_that_loads_it(tmp_path):
     orpo = write(tmp_path, SFT + DPO.replace("extends: [dpo-lora]", "extends: [orpo-lora]"))
     pipeline_run.compile_pipeline(str(orpo), "axolotl", tmp_path / "orpo")
     assert "plugins" not in yaml.safe_load((tmp_path / "orpo" / "dpo" / "axolotl.yaml").read_text())
+
+
+def test_report_reads_a_pipeline_folder_as_its_stages(tmp_path, monkeypatch):
+    path = write(tmp_path, SFT + DPO + "  - name: merged\n    stage: merge\n")
+    assert run(path, monkeypatch, FakeBackend()) == 0
+    assert pipeline_run.stage_dirs(tmp_path / "runs") == [tmp_path / "runs" / "sft", tmp_path / "runs" / "dpo"]
+    assert pipeline_run.stage_dirs(tmp_path / "runs" / "sft") is None
