@@ -37,8 +37,11 @@ def report_cmd(run_dirs: tuple[Path, ...], output: Path | None, fmt: str) -> Non
             click.echo(f"note: {note}", err=True)
         results.append((curves, diagnose(curves)))
     if output is not None:
+        from ..writes import atomic_path
+
         try:
-            plot([c for c, _ in results], output)
+            with atomic_path(output) as tmp:  # never over a FIFO, device or symlink; nothing half-written
+                plot([c for c, _ in results], tmp)
         except RuntimeError as exc:
             raise FtrError(str(exc), exit_code=2) from None
     click.echo(_render(results, fmt))

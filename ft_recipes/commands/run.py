@@ -50,7 +50,8 @@ def run_cmd(recipe, backend, gpus, nnodes, node_rank, master_addr, master_port, 
         sys.exit(run_command(recipe, backend, dict(gpus=gpus, nnodes=nnodes, node_rank=node_rank,
                                                    master_addr=master_addr, master_port=master_port,
                                                    deepspeed=deepspeed, fsdp=fsdp, extra=tuple(extra)),
-                             dry_run, resume, force, no_lint, only, from_stage, _fit, sys.argv))
+                             dry_run, resume, force, no_lint, only, from_stage,
+                             lambda o, d: _fit(o, d, asked=gpus is not None), sys.argv))
     if only or from_stage:
         raise click.UsageError("--only and --from-stage choose stages of a pipeline; this recipe has no stages:")
     loaded = load_recipe(recipe)
@@ -60,7 +61,7 @@ def run_cmd(recipe, backend, gpus, nnodes, node_rank, master_addr, master_port, 
                          extra=tuple(extra))
     check(opts, DEEPSPEED_PRESETS)
     _lint_gate(loaded, no_lint)
-    opts = _fit(opts, dry_run)
+    opts = _fit(opts, dry_run, asked=gpus is not None)
     run_plan = plan(loaded, backend, opts, resume, force, dry_run)
     click.echo(describe(run_plan), err=dry_run is False)
     if dry_run:
@@ -68,13 +69,13 @@ def run_cmd(recipe, backend, gpus, nnodes, node_rank, master_addr, master_port, 
     sys.exit(execute(run_plan, loaded, backend, sys.argv))
 
 
-def _fit(opts, dry_run: bool):
+def _fit(opts, dry_run: bool, asked: bool):
     """Adapt to (or refuse) this machine's GPUs; a dry run only says what a run here would do."""
     from ..findings import FtrError
     from ..run import fit_machine, visible_gpus
 
     try:
-        fitted, note = fit_machine(opts, visible_gpus())
+        fitted, note = fit_machine(opts, visible_gpus(), asked)
     except FtrError as exc:
         if not dry_run:
             raise

@@ -22,12 +22,31 @@ COSMETIC = ("adapter", "load_in_4bit", "load_in_8bit", "rl", "reward_model", "da
 LAYER = re.compile(r"^model\\\.layers\\\.(\d+)\\\.\.\*(?:\((.+)\)\.\*)?$")
 
 
+DATA_SUFFIXES = (".json", ".jsonl", ".csv", ".parquet", ".arrow", ".txt")
+PREFERENCE_TYPES = ("bradley_terry",)  # reward-model pair types (`reward_model: true`)
+
+
+def _local(path: str, base: Path) -> Path | None:
+    """Where Axolotl finds ``path`` on disk: relative to the directory it runs in (or, when no run directory is
+    given and the working directory has nothing there, next to the config); None when it is a hub id."""
+    from ...datasets import note_path, resolve_local, run_dir, run_dir_given
+
+    local = resolve_local(path)
+    beside = (base / path).resolve()
+    if not local.exists() and not run_dir_given() and beside.exists():
+        note_path(beside, "beside", f"found next to the config, not in {run_dir()}, where Axolotl looks")
+        return beside
+    if local.exists() or path.startswith((".", "/", "~")) or path.endswith(DATA_SUFFIXES):
+        return local
+    return None  # org/name: a hub dataset, not checked offline
+
+
 def _dataset(m: Mapper, entry: dict, where: tuple, base: Path) -> dict | None:
     if not isinstance(entry, dict) or "path" not in entry:
         return None
     path = str(entry["path"])
-    local = (base / path).resolve()
-    out: dict = {"path": str(local)} if local.exists() or path.startswith((".", "/")) else {"hub": path}
+    local = _local(path, base)
+    out: dict = {"path": str(local)} if local is not None else {"hub": path}
     kind = entry.get("type")
     mappings = entry.get("message_property_mappings") or {}
     if kind == "alpaca":
@@ -49,6 +68,46 @@ def _dataset(m: Mapper, entry: dict, where: tuple, base: Path) -> dict | None:
     return out
 
 
+def _guess(m: Mapper, converted: dict | None, entry: dict, base: Path) -> dict:
+    """A dataset whose type has no recipe format, for linting only: its kind follows the training type
+    (preference pairs for DPO-like and reward-model runs, unpaired rows for KTO), and its rows are not read."""
+    from ...datasets import note_path
+
+    if converted:
+        return converted
+    path = str(entry.get("path", ""))
+    local = _local(path, base)
+    out: dict = {"path": str(local)} if local is not None else {"hub": path or "unknown"}
+    rl, kind = m.src.get("rl"), entry.get("type")
+    pairs = rl in ("dpo", "ipo", "simpo", "orpo") or (m.src.get("reward_model") and not rl) or \
+        str(kind).startswith(PREFERENCE_TYPES)
+    out["format"] = "preference" if pairs else "messages"
+    if local is not None:
+        note_path(local, "rows", f"Axolotl dataset type {kind!r} has no ftr row format")
+    return out
+
+
+def _pretraining(m: Mapper, base: Path) -> None:
+    """``pretraining_dataset`` (streamed raw text) read as text datasets of a pretraining stage."""
+    entries = m.src.get("pretraining_dataset")
+    entries = [entries] if isinstance(entries, dict) else entries or []
+    out = []
+    for entry in entries:
+        if isinstance(entry, dict) and entry.get("path"):
+            local = _local(str(entry["path"]), base)
+            item: dict = {"path": str(local)} if local is not None else {"hub": str(entry["path"])}
+            item["format"] = "text"
+            if entry.get("text_column", "text") != "text":
+                item["columns"] = {"text": str(entry["text_column"])}
+            out.append(item)
+    if out:
+        m.put(("data", "train"), out, "pretraining_dataset")
+        m.used.add("pretraining_dataset")
+        m.put(("stage",), "pt", "pretraining_dataset")
+        m.notes.append(Unmapped("pretraining_dataset", entries,
+                                "read as text datasets for stage pt; streaming is not carried"))
+
+
 def _data(m: Mapper, base: Path) -> None:
     for key, path in (("datasets", ("data", "train")), ("test_datasets", ("data", "val", "datasets"))):
         entries = m.src.get(key) or []
@@ -57,11 +116,12 @@ def _data(m: Mapper, base: Path) -> None:
             m.put(path, converted, key)
             m.used.add(key)
         elif entries:  # kept verbatim under backends.axolotl; the recipe gets a best guess for linting
-            guess = [c or {"path": str((base / str(e.get("path", ""))).resolve()), "format": "messages"}
-                     for c, e in zip(converted, entries) if isinstance(e, dict)]
+            guess = [_guess(m, c, e, base) for c, e in zip(converted, entries) if isinstance(e, dict)]
             if guess:
                 m.put(path, guess, key)
             m.used.discard(key)
+    if not m.src.get("datasets") and m.src.get("pretraining_dataset"):
+        _pretraining(m, base)
     split = m.src.get("val_set_size")
     if isinstance(split, (int, float)) and not isinstance(split, bool) and split > 0:
         m.take("val_set_size", ("data", "val", "split"), convert=lambda v: v if v < 1 else as_int(v))
