@@ -105,8 +105,19 @@ def load_pipeline(path: str | Path) -> Pipeline:
         if stage is not None:
             stages.append(stage)
     if findings:
-        raise FtrError(f"{path}: invalid pipeline ({len(findings)} problem(s))", findings)
+        raise FtrError(f"{path}: invalid pipeline ({len(findings)} problem(s))", _once(findings))
     return Pipeline(doc.file, stages, out_dir)
+
+
+def _once(findings: list[Finding]) -> list[Finding]:
+    """A problem at a line outside the stages (the top level, a preset) is reported once, for its first stage."""
+    seen, out = set(), []
+    for f in findings:
+        key = (f.file, f.line, f.col, f.code, f.message.split(": ", 1)[-1])
+        if key not in seen:
+            seen.add(key)
+            out.append(f)
+    return out
 
 
 def in_stage(finding: Finding, name: str) -> Finding:
@@ -145,6 +156,10 @@ def _check_entries(doc: Document, entries) -> list[Finding]:
         elif name in seen or name == BASE:
             findings.append(_finding(doc, at + ("name",), "FTR002", f"stage name {name!r} is "
                                      f"{'reserved' if name == BASE else 'used twice'}", "give every stage its own name"))
+        for key in MAPPINGS:
+            if key in entry and not isinstance(entry[key], dict):
+                findings.append(_finding(doc, at + (key,), "FTR002", f"stage {name}: {key} must be a mapping",
+                                         "see `ftr schema`"))
         for key in entry:
             if key not in STAGE_KEYS + SECTIONS:
                 findings.append(_finding(doc, at + (key,), "FTR001", f"unknown key {key!r} in stage {name}",
@@ -168,12 +183,19 @@ def _check_entries(doc: Document, entries) -> list[Finding]:
     return findings
 
 
-def _check_top(top: Resolved) -> list[Finding]:
-    """The schema's findings for the top level and the stage list, except the required keys (a stage may write
-    them): every section has the right shape before the stages are merged over it."""
-    from .validate import validate
+MAPPINGS = ("model", "method", "preference", "data", "train", "eval", "output", "hardware", "backends", "lint")
 
-    return [f for f in validate(top) if f.code != "FTR003" or f.key.startswith("stages")]
+
+def _check_top(top: Resolved) -> list[Finding]:
+    """The shapes ``stages.py`` relies on before merging (the merged stages are validated in full)."""
+    doc, data = top.document, top.data
+    findings = [_finding(doc, (key,), "FTR002", f"{key} must be a mapping", "see `ftr schema`")
+                for key in ("model", "output") if key in data and not isinstance(data[key], dict)]
+    out_dir = data.get("output", {}).get("dir") if isinstance(data.get("output"), dict) else None
+    if out_dir is not None and not isinstance(out_dir, str):
+        findings.append(_finding(doc, ("output", "dir"), "FTR002", "output.dir must be a path",
+                                 "e.g. output: {dir: runs/my-pipeline}"))
+    return findings
 
 
 def _top_output_dir(top: Resolved) -> Path:
