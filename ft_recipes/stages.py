@@ -100,7 +100,8 @@ def load_pipeline(path: str | Path) -> Pipeline:
     out_dir = _top_output_dir(top)
     stages: list[Stage] = []
     for index, entry in enumerate(entries):
-        stage, stage_findings = _stage(doc, top, index, entry, stages, out_dir)
+        previous = entries[index - 1]["name"] if index else BASE
+        stage, stage_findings = _stage(doc, top, index, entry, previous, stages, out_dir)
         findings += stage_findings
         if stage is not None:
             stages.append(stage)
@@ -215,15 +216,17 @@ def _stage_document(doc: Document, index: int, entry: dict) -> Document:
     return Document(doc.file, data, shift(doc.positions), shift(doc.key_positions), doc.lines)
 
 
-def _stage(doc: Document, top: Resolved, index: int, entry: dict, earlier: list[Stage],
+def _stage(doc: Document, top: Resolved, index: int, entry: dict, previous: str, earlier: list[Stage],
            out_dir: Path) -> tuple[Stage | None, list[Finding]]:
     name = entry["name"]
-    source = entry.get("from", earlier[-1].name if earlier else BASE)
+    source = entry.get("from", previous)
     line, col = doc.pos(("stages", index))
     run_dir = out_dir / name
     common = dict(name=name, index=index, source=source, backend=entry.get("backend"),
                   merge=bool(entry.get("merge", False)), run_dir=run_dir, where=(doc.file, line, col))
     parent = next((s for s in earlier if s.name == source), None)
+    if parent is None and source != BASE:  # the stage it starts from is invalid: its findings say why
+        return None, []
     if entry.get("stage") == "merge":
         problem = _merge_step_problem(parent)
         if problem:

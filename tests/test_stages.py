@@ -287,3 +287,10 @@ def test_report_reads_a_pipeline_folder_as_its_stages(tmp_path, monkeypatch):
     assert run(path, monkeypatch, FakeBackend()) == 0
     assert pipeline_run.stage_dirs(tmp_path / "runs") == [tmp_path / "runs" / "sft", tmp_path / "runs" / "dpo"]
     assert pipeline_run.stage_dirs(tmp_path / "runs" / "sft") is None
+
+
+def test_an_invalid_stage_does_not_blame_the_stages_after_it(tmp_path):
+    path = write(tmp_path, SFT.replace("format: alpaca", "format: alpacca") + DPO + "  - name: m\n    stage: merge\n")
+    with pytest.raises(FtrError) as info:
+        load_pipeline(path)
+    assert [f.message.split(":")[0] for f in info.value.findings] == ["stage sft"], info.value.render()
