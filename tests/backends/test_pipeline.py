@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from .test_ftr_backends import FTR, ftr, run_env  # noqa: F401  (run_env is a fixture)
 
 # The DPO stage warms up over 2 steps, so its first optimizer step runs at learning rate 0 and checkpoint-1 holds
@@ -136,11 +138,12 @@ def test_axolotl_pipeline(tiny_assets, run_env, tmp_path, lf_python):
     assert_merged_loads(lf_python, runs / "merged", run_env)
 
 
-def test_mixed_pipeline_sft_axolotl_dpo_llamafactory(tiny_assets, run_env, tmp_path, lf_python):
-    recipe = write_pipeline(tmp_path, tiny_assets, "axolotl", "llamafactory", merge=False)
-    proc = ftr("run", recipe, "-b", "trl", env=run_env, check=False)
+@pytest.mark.parametrize("sft,dpo", [("axolotl", "llamafactory"), ("llamafactory", "axolotl")])
+def test_mixed_pipeline(sft, dpo, tiny_assets, run_env, tmp_path, lf_python):
+    recipe = write_pipeline(tmp_path, tiny_assets, sft, dpo, merge=False)
+    proc = ftr("run", recipe, "-b", "trl", env=run_env, check=False)  # every stage names its own backend
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     runs = tmp_path / "runs"
     manifests = {name: json.loads((runs / name / "manifest.json").read_text())["backend"] for name in ("sft", "dpo")}
-    assert manifests == {"sft": "axolotl", "dpo": "llamafactory"}
-    print("adapter evidence (mixed):", assert_dpo_started_from_sft(lf_python, runs, run_env))
+    assert manifests == {"sft": sft, "dpo": dpo}
+    print(f"adapter evidence (mixed {sft} -> {dpo}):", assert_dpo_started_from_sft(lf_python, runs, run_env))
