@@ -18,7 +18,7 @@ from .findings import Finding, FtrError
 from .load import Document, load_file
 from .pipeline import Loaded
 from .recipe import ADAPTER_METHODS, Recipe
-from .resolve import Resolved, _layers, merge_layers, resolve
+from .resolve import Resolved, extends_layers, merge_layers, resolve
 
 STAGE_KEYS = ("name", "from", "backend", "merge")  # pipeline keys: not recipe fields
 SECTIONS = ("extends", "description", "model", "stage", "method", "preference", "data", "train", "eval", "output",
@@ -235,7 +235,7 @@ def _stage(doc: Document, top: Resolved, index: int, entry: dict, previous: str,
         return Stage(**common, loaded=None), []
     stage_doc = _stage_document(doc, index, entry)
     try:
-        own = _layers(stage_doc, (str(Path(doc.file).resolve()),))
+        own = extends_layers(stage_doc)
         resolved = merge_layers(doc, top.layers[:-1] + own[:-1] + [top.layers[-1], own[-1]])
     except FtrError as exc:
         return None, [in_stage(f, name) for f in exc.findings] or [_finding(doc, ("stages", index), "FTR004",
