@@ -44,7 +44,7 @@ def stage_hashes(pipeline: Pipeline, default_backend: str) -> dict[str, str]:
     """name -> the stage's hash, chained through ``from:``."""
     out: dict[str, str] = {}
     for stage in pipeline.stages:
-        parts = {"backend": stage.backend_for(default_backend), "merge": stage.merge,
+        parts = {"backend": pipeline.backend_of(stage, default_backend), "merge": stage.merge,
                  "recipe": recipe_hash(stage.recipe) if stage.recipe else "merge-step",
                  "data": data_hashes(stage), "input": out.get(stage.source, "base")}
         text = json.dumps(parts, sort_keys=True, separators=(",", ":"))
@@ -75,7 +75,7 @@ def describe_stages(pipeline: Pipeline, default_backend: str, config_dir=None) -
     hashes = stage_hashes(pipeline, default_backend)
     out = []
     for stage in pipeline.stages:
-        backend = stage.backend_for(default_backend)
+        backend = pipeline.backend_of(stage, default_backend)
         source = pipeline.source(stage)
         entry = {"name": stage.name, "kind": "merge" if stage.is_merge_step else "train", "backend": backend,
                  "stage": stage.recipe.stage if stage.recipe else "merge", "run_dir": str(stage.run_dir),

@@ -82,6 +82,12 @@ class Pipeline:
     def source(self, stage: Stage) -> Stage | None:
         return None if stage.source == BASE else self.get(stage.source)
 
+    def backend_of(self, stage: Stage, default: str) -> str:
+        """The backend a stage runs on; a merge step uses its input stage's backend (its merge tool)."""
+        if stage.is_merge_step:
+            return self.backend_of(self.source(stage), default)
+        return stage.backend_for(default)
+
 
 def has_stages(path: str | Path) -> bool:
     """True when the file is a recipe with a ``stages:`` list (read without resolving)."""

@@ -294,3 +294,10 @@ def test_an_invalid_stage_does_not_blame_the_stages_after_it(tmp_path):
     with pytest.raises(FtrError) as info:
         load_pipeline(path)
     assert [f.message.split(":")[0] for f in info.value.findings] == ["stage sft"], info.value.render()
+
+
+def test_a_merge_step_uses_the_backend_of_the_stage_it_merges(tmp_path):
+    path = write(tmp_path, SFT + DPO.replace("  - name: dpo\n", "  - name: dpo\n    backend: axolotl\n")
+                 + "  - name: merged\n    stage: merge\n")
+    stages = pipeline_run.describe_stages(load_pipeline(path), "llamafactory")
+    assert [s["backend"] for s in stages] == ["llamafactory", "axolotl", "axolotl"]

@@ -128,12 +128,13 @@ def test_llamafactory_pipeline_killed_resumed_skipped(tiny_assets, run_env, tmp_
     assert elapsed < 2.0, f"skipping the finished stages took {elapsed:.2f} s"
 
 
-def test_axolotl_pipeline(tiny_assets, run_env, tmp_path, lf_python):
-    recipe = write_pipeline(tmp_path, tiny_assets, "axolotl", "axolotl")
-    proc = ftr("run", recipe, "-b", "axolotl", env=run_env, check=False)
+@pytest.mark.parametrize("backend", ["axolotl", "trl"])
+def test_pipeline_on_one_backend(backend, tiny_assets, run_env, tmp_path, lf_python):
+    recipe = write_pipeline(tmp_path, tiny_assets, backend, backend)
+    proc = ftr("run", recipe, "-b", backend, env=run_env, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     runs = tmp_path / "runs"
-    print("adapter evidence (axolotl):", assert_dpo_started_from_sft(lf_python, runs, run_env))
+    print(f"adapter evidence ({backend}):", assert_dpo_started_from_sft(lf_python, runs, run_env))
     assert_merged_loads(lf_python, runs / "merged", run_env)
 
 
