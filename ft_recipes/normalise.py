@@ -45,9 +45,12 @@ def _model(resolved: Resolved) -> r.Model:
     local = _is_local_model(base, _base_dir(resolved, ("model", "base")))
     if local:
         base = str(_local_path(base, _base_dir(resolved, ("model", "base"))))
+    adapter = m.get("adapter")
+    if adapter is not None:
+        adapter = _local_path(adapter, _base_dir(resolved, ("model", "adapter")))
     return r.Model(base=base, template=m.get("template"), pad_token=m.get("pad_token"),
                    trust_remote_code=bool(m.get("trust_remote_code", False)), params=m.get("params"),
-                   revision=m.get("revision"), is_local=local)
+                   revision=m.get("revision"), is_local=local, adapter=adapter)
 
 
 def _section(cls, spec: dict, **derived):

@@ -25,10 +25,12 @@ from ..backends import NAMES
 @click.option("--resume", is_flag=True, help="Continue from the run directory's last checkpoint.")
 @click.option("--force", is_flag=True, help="Start over; the previous run directory is moved aside, not deleted.")
 @click.option("--no-lint", is_flag=True, help="Launch even when lint reports errors.")
+@click.option("--only", "only", metavar="STAGE", default=None, help="A pipeline: run only this stage (again).")
+@click.option("--from-stage", metavar="STAGE", default=None, help="A pipeline: run this stage and the later ones again.")
 @click.argument("extra", nargs=-1, type=click.UNPROCESSED)
 @guard
 def run_cmd(recipe, backend, gpus, nnodes, node_rank, master_addr, master_port, deepspeed, fsdp, dry_run,
-            resume, force, no_lint, extra):
+            resume, force, no_lint, only, from_stage, extra):
     """Lint RECIPE, compile it into its run directory (output.dir) and launch BACKEND there.
 
     Arguments after `--` go to the backend command. The backend's exit code is ftr's.
@@ -40,6 +42,18 @@ def run_cmd(recipe, backend, gpus, nnodes, node_rank, master_addr, master_port, 
 
     if resume and force:
         raise click.UsageError("--resume and --force exclude each other")
+    from ..stages import has_stages
+
+    if has_stages(recipe):
+        from ..pipeline_run import run_command
+
+        sys.exit(run_command(recipe, backend, dict(gpus=gpus, nnodes=nnodes, node_rank=node_rank,
+                                                   master_addr=master_addr, master_port=master_port,
+                                                   deepspeed=deepspeed, fsdp=fsdp, extra=tuple(extra)),
+                             dry_run, resume, force, no_lint, only, from_stage,
+                             lambda o, d: _fit(o, d, asked=gpus is not None), sys.argv))
+    if only or from_stage:
+        raise click.UsageError("--only and --from-stage choose stages of a pipeline; this recipe has no stages:")
     loaded = load_recipe(recipe)
     hw = loaded.recipe.hardware
     opts = LaunchOptions(gpus=hw.gpus if gpus is None else gpus, nnodes=hw.nodes if nnodes is None else nnodes, node_rank=node_rank,

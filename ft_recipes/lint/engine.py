@@ -84,6 +84,10 @@ def lint_file(path: str | Path, options: Options, dialect: str | None = None) ->
             raise
         return finish(list(exc.findings), options)
     dialect = dialect or detect_dialect(doc.data)
+    if dialect == "recipe" and isinstance(doc.data, dict) and "stages" in doc.data:
+        from ..stages import lint_pipeline
+
+        return lint_pipeline(path, options)
     native = check_native(doc, dialect, options.version_of(dialect)) if dialect != "recipe" else []
     lines = {doc.file: tuple(doc.lines)}
     try:

@@ -53,6 +53,10 @@ def compile_all(recipes: list[Path], backend: str, out: Path) -> list[Path]:
         if proc.returncode == 1 and "FTR005" in proc.stderr:
             continue  # the backend cannot express this recipe: that is its own (golden-tested) answer
         assert proc.returncode == 0, proc.stderr
+        if (target / "pipeline.json").is_file():  # a pipeline: one config per training stage
+            stages = json.loads((target / "pipeline.json").read_text())["stages"]
+            configs += [Path(s["config"]) for s in stages if s["kind"] == "train"]
+            continue
         configs.append(target / f"{backend}.yaml")
     return configs
 

@@ -235,5 +235,18 @@ def emit(recipe: Recipe, out_dir: Path) -> Emitted:
         cfg["deepspeed"] = deepspeed_path(recipe)
     if recipe.hardware.gpus == 0:
         cfg.update(CPU_FLAGS)
+    configs = {MAIN: cfg, **_continue_adapter(recipe, cfg)}
     notes = BACKEND.notes(recipe) + apply_passthrough(cfg, recipe, NAME)
-    return Emitted(NAME, VERSION, MAIN, configs={MAIN: cfg}, data_files=data_files, notes=notes)
+    return Emitted(NAME, VERSION, MAIN, configs=configs, data_files=data_files, notes=notes)
+
+
+CONTINUE_PLUGIN = "ftr_continue_adapter.py"
+FRESH_ADAPTER_STAGES = ("dpo", "kto")  # Axolotl hands these TRL a LoRA config and ignores lora_model_dir
+
+
+def _continue_adapter(recipe: Recipe, cfg: dict) -> dict:
+    """For DPO/KTO on ``model.adapter``: the plugin that loads the saved adapter (see continue_adapter.py)."""
+    if recipe.model.adapter is None or recipe.stage not in FRESH_ADAPTER_STAGES:
+        return {}
+    cfg["plugins"] = [f"{CONTINUE_PLUGIN.removesuffix('.py')}.ContinueAdapter"]
+    return {CONTINUE_PLUGIN: Path(__file__).with_name("continue_adapter.py").read_text(encoding="utf-8")}

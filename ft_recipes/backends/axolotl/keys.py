@@ -23,6 +23,7 @@ TABLE = KeyTable([
         expect=lambda v: chat_template_keys(v)["chat_template"]),  # issue 17: the template that renders the same
     Key("model.trust_remote_code", "trust_remote_code", default=False, effective="trust_remote_code"),
     Key("model.revision", "revision_of_model", effective="revision_of_model"),
+    Key("model.adapter", "lora_model_dir", out=str, effective="lora_model_dir"),
     Key("model.pad_token", "special_tokens.pad_token", structural=True),
     Key("stage", "rl / reward_model", structural=True),
     Key("method.type", "adapter", structural=True),

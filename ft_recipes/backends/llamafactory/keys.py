@@ -34,6 +34,8 @@ TABLE = KeyTable([
         when=lambda r: resolve(r.model.template)[0] is not None, effective="data.template"),  # issue 17
     Key("model.trust_remote_code", "trust_remote_code", default=False, effective="model.trust_remote_code"),
     Key("model.revision", "model_revision", effective="model.model_revision"),
+    Key("model.adapter", "adapter_name_or_path", out=str, effective="model.adapter_name_or_path",
+        expect=lambda v: [str(v)]),
     Key("model.pad_token", "(tokenizer's pad token, else EOS; no key)", structural=True),
     Key("stage", "stage / pref_loss", structural=True),
     Key("method.type", "finetuning_type", structural=True),

@@ -118,7 +118,8 @@ class PreferenceFromBase(Rule):
     severity = "info"
     summary = "A preference stage starting from what looks like a base (non-instruct) model."
     what = ("For dpo/orpo/kto/simpo with a hub model id that has none of `instruct_markers` in its name. Local "
-            "models (often the SFT checkpoint) and ORPO (which includes an SFT loss) are not reported.")
+            "models (often the SFT checkpoint), a pipeline stage that starts from an earlier stage and ORPO (which "
+            "includes an SFT loss) are not reported.")
     why = "DPO refines a model that already follows instructions; on a base model it has little to work with."
     bad = "model: {base: Qwen/Qwen2.5-7B}\nstage: dpo\n"
     good = "model: {base: Qwen/Qwen2.5-7B-Instruct}\nstage: dpo\n"
@@ -126,7 +127,7 @@ class PreferenceFromBase(Rule):
 
     def check(self, ctx: Context) -> None:
         recipe = ctx.recipe
-        if recipe.stage not in ("dpo", "kto", "simpo") or recipe.model.is_local:
+        if recipe.stage not in ("dpo", "kto", "simpo") or recipe.model.is_local or recipe.parent is not None:
             return
         name = recipe.model.base.lower().rsplit("/", 1)[-1]
         if not any(marker in name for marker in ctx["instruct_markers"]):
