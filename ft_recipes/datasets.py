@@ -109,6 +109,18 @@ def preference_to_conversational(row: dict, ds: Dataset) -> dict:
     return {"prompt": pair["messages"], "chosen": [pair["chosen"]], "rejected": [pair["rejected"]]}
 
 
+def preference_to_bradley_terry(row: dict, ds: Dataset) -> dict | None:
+    """One preference row -> the flat form of Axolotl's reward-model strategy (``bradley_terry.chat_template``:
+    system, input, chosen, rejected strings); None when the prompt has more than one user turn."""
+    pair = preference_to_messages(row, ds)
+    turns = [m for m in pair["messages"] if m["role"] != "system"]
+    if len(turns) != 1 or turns[0]["role"] != "user":
+        return None
+    system = next((m["content"] for m in pair["messages"] if m["role"] == "system"), "")
+    return {"system": system, "input": turns[0]["content"], "chosen": pair["chosen"]["content"],
+            "rejected": pair["rejected"]["content"]}
+
+
 def preference_to_conversations(row: dict, ds: Dataset) -> dict:
     """One preference row -> Argilla-style full conversations (Axolotl's ORPO ``chat_template.argilla``)."""
     pair = preference_to_messages(row, ds)

@@ -220,6 +220,17 @@ class Run:
         assert len(lines) == len(self.cases), proc.stderr[-3000:]
         return lines
 
+    def dropped(self, python: Path, env: dict) -> list[str]:
+        """Keys of the compiled configs that the backend silently drops (its validate helper walks the parsed
+        model); a dropped key is a value the recipe meant and the backend never runs."""
+        if self.backend.name != "axolotl":
+            return []
+        proc = subprocess.run([str(python), str(self.backend.validate_helper), *[str(c[2]) for c in self.cases]],
+                              capture_output=True, text=True, env=env, timeout=1500)
+        lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+        return [f"{label}: Axolotl drops {result['dropped']}" for (label, _, _), result in zip(self.cases, lines)
+                if result.get("dropped")]
+
     def differences(self, parsed: list[dict]) -> tuple[list[str], int]:
         problems, compared = [], 0
         for (label, recipe, _), result in zip(self.cases, parsed):
@@ -261,6 +272,7 @@ def test_effective_values_match_the_recipe(name, oracle_cases, request, backend_
     python = request.getfixturevalue(PYTHONS[name])
     parsed = run.parse(python, backend_env)
     problems, compared = run.differences(parsed)
+    problems += run.dropped(python, backend_env)
     with capsys.disabled():
         print(f"\noracle {name}: {len(run.cases)} recipes parsed, {compared} fields compared, "
               f"{len(run.refused)} refused with FTR005, {len(problems)} unexplained differences")

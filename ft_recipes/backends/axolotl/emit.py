@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ...datasets import (alpaca_to_messages, iter_rows, preference_to_conversational, preference_to_conversations,
-                         preference_to_messages)
+from ...datasets import (alpaca_to_messages, iter_rows, preference_to_bradley_terry, preference_to_conversational,
+                         preference_to_conversations, preference_to_messages)
 from ...emit import Emitted, apply_passthrough, deepspeed_path, unsupported
 from ...findings import Finding, FtrError
 from ...lint.rules.data import row_problem
@@ -77,6 +77,8 @@ def _dataset(recipe: Recipe, ds: Dataset, out_dir: Path, data_files: dict) -> di
             raise unsupported(recipe, ds.key_path, f"ftr cannot rewrite hub dataset {ds.hub!r} for Axolotl",
                               "download it and point `path` at the file, or convert it to messages")
         convert = alpaca_to_messages
+        if ds.format == "preference" and recipe.stage == "rm":
+            return _reward_dataset(recipe, ds, out_dir, data_files)
         if ds.format == "preference":
             convert = preference_to_conversations if recipe.stage == "orpo" else preference_to_messages
             if recipe.stage in TRL_RENDERED:  # issue 17: trl renders the reply with its end of turn, as LF does
@@ -107,6 +109,17 @@ def _dataset(recipe: Recipe, ds: Dataset, out_dir: Path, data_files: dict) -> di
     entry["roles_to_train"] = ["assistant"]
     entry["train_on_eos"] = "turn"
     return entry
+
+
+def _reward_dataset(recipe: Recipe, ds: Dataset, out_dir: Path, data_files: dict) -> dict:
+    """Reward modelling reads flat pairs (system, input, chosen, rejected) through bradley_terry.chat_template."""
+    rows = [preference_to_bradley_terry(row, ds) for row in _rows(recipe, ds)]
+    if any(row is None for row in rows):
+        raise unsupported(recipe, ds.key_path, "Axolotl's reward-model datasets hold one user turn per pair",
+                          "use --backend llamafactory for multi-turn preference prompts")
+    name = f"data/{ds.name}.jsonl"
+    data_files[name] = rows
+    return {"path": str(out_dir / name), "ds_type": "json", "type": "bradley_terry.chat_template"}
 
 
 def _method(recipe: Recipe, cfg: dict) -> None:
