@@ -968,12 +968,124 @@ def _check145(v):  # #/properties/hardware/properties/deepspeed
     return True
 
 
+def _check146(v):  # #/properties/hardware/properties/launcher
+    if not (isinstance(v, str) and v in _C147):
+        return False
+    return True
+
+
+def _check148(v):  # #/properties/hardware/properties/partition
+    if not (isinstance(v, str)):
+        return False
+    if isinstance(v, str) and len(v) < 1:
+        return False
+    return True
+
+
+def _check149(v):  # #/properties/hardware/properties/account
+    if not (isinstance(v, str)):
+        return False
+    if isinstance(v, str) and len(v) < 1:
+        return False
+    return True
+
+
+def _check150(v):  # #/properties/hardware/properties/time
+    if not (isinstance(v, str)):
+        return False
+    if isinstance(v, str) and not _C151.search(v):
+        return False
+    return True
+
+
+def _check152(v):  # #/properties/hardware/properties/cpus_per_node
+    if not (_is_integer(v)):
+        return False
+    if _is_number(v) and v < 1:
+        return False
+    return True
+
+
+def _check153(v):  # #/properties/hardware/properties/container
+    if not (isinstance(v, str)):
+        return False
+    if isinstance(v, str) and len(v) < 1:
+        return False
+    return True
+
+
+def _check155(v):  # #/properties/hardware/properties/setup/items
+    if not (isinstance(v, str)):
+        return False
+    return True
+
+
+def _check154(v):  # #/properties/hardware/properties/setup
+    if not (isinstance(v, list)):
+        return False
+    if isinstance(v, list):
+        for item in v:
+            if not _check155(item):
+                return False
+    return True
+
+
+def _check157(v):  # #/properties/hardware/properties/sbatch/items
+    if not (isinstance(v, str)):
+        return False
+    return True
+
+
+def _check156(v):  # #/properties/hardware/properties/sbatch
+    if not (isinstance(v, list)):
+        return False
+    if isinstance(v, list):
+        for item in v:
+            if not _check157(item):
+                return False
+    return True
+
+
+def _check158(v):  # #/properties/hardware/properties/accelerator
+    if not (isinstance(v, str)):
+        return False
+    if isinstance(v, str) and len(v) < 1:
+        return False
+    return True
+
+
+def _check159(v):  # #/properties/hardware/properties/cloud
+    if not (isinstance(v, str)):
+        return False
+    if isinstance(v, str) and len(v) < 1:
+        return False
+    return True
+
+
+def _check160(v):  # #/properties/hardware/properties/ray_address
+    if not (isinstance(v, str)):
+        return False
+    if isinstance(v, str) and len(v) < 1:
+        return False
+    return True
+
+
+def _check161(v):  # #/properties/hardware/properties/port
+    if not (_is_integer(v)):
+        return False
+    if _is_number(v) and v < 1:
+        return False
+    if _is_number(v) and v > 65535:
+        return False
+    return True
+
+
 def _check140(v):  # #/properties/hardware
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C146.get(key)
+            check = _C162.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -982,58 +1094,58 @@ def _check140(v):  # #/properties/hardware
     return True
 
 
-def _check148(v):  # #/properties/backends/additionalProperties
+def _check164(v):  # #/properties/backends/additionalProperties
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check149(v):  # #/properties/backends/propertyNames
-    if not (isinstance(v, str) and v in _C150):
+def _check165(v):  # #/properties/backends/propertyNames
+    if not (isinstance(v, str) and v in _C166):
         return False
     return True
 
 
-def _check147(v):  # #/properties/backends
+def _check163(v):  # #/properties/backends
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            if not _check149(key):
+            if not _check165(key):
                 return False
-            check = _C151.get(key)
+            check = _C167.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
-            if not matched and not _check148(value):
+            if not matched and not _check164(value):
                 return False
     return True
 
 
-def _check154(v):  # #/properties/lint/properties/ignore/items
+def _check170(v):  # #/properties/lint/properties/ignore/items
     if not (isinstance(v, str)):
         return False
-    if isinstance(v, str) and not _C155.search(v):
+    if isinstance(v, str) and not _C171.search(v):
         return False
     return True
 
 
-def _check153(v):  # #/properties/lint/properties/ignore
+def _check169(v):  # #/properties/lint/properties/ignore
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check154(item):
+            if not _check170(item):
                 return False
     return True
 
 
-def _check152(v):  # #/properties/lint
+def _check168(v):  # #/properties/lint
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C156.get(key)
+            check = _C172.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -1049,7 +1161,7 @@ def _check1(v):  # #
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C157.get(key)
+            check = _C173.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -1089,12 +1201,14 @@ _C127 = frozenset(['epoch', 'no', 'steps'])
 _C132 = frozenset(['mlflow', 'none', 'tensorboard', 'wandb'])
 _C135 = frozenset(['mlflow', 'tensorboard', 'wandb'])
 _C139 = {'dir': _check125, 'save': _check126, 'save_steps': _check128, 'save_total_limit': _check129, 'report_to': _check130, 'run_name': _check136, 'wandb_project': _check137, 'per_epoch': _check138}
-_C146 = {'gpus': _check141, 'nodes': _check142, 'gpu_memory_gb': _check143, 'bf16': _check144, 'deepspeed': _check145}
-_C150 = frozenset(['axolotl', 'llamafactory', 'trl'])
-_C151 = {}
-_C155 = re.compile('^FTR[0-9]{1,3}$')
-_C156 = {'ignore': _check153}
-_C157 = {'ftr': _check2, 'extends': _check3, 'description': _check7, 'model': _check8, 'stage': _check16, 'method': _check18, 'preference': _check58, 'data': _check63, 'train': _check96, 'eval': _check117, 'output': _check124, 'hardware': _check140, 'backends': _check147, 'lint': _check152}
+_C147 = frozenset(['local', 'ray', 'skypilot', 'slurm'])
+_C151 = re.compile('^([0-9]+-)?[0-9]+(:[0-9]{2}){0,2}$')
+_C162 = {'gpus': _check141, 'nodes': _check142, 'gpu_memory_gb': _check143, 'bf16': _check144, 'deepspeed': _check145, 'launcher': _check146, 'partition': _check148, 'account': _check149, 'time': _check150, 'cpus_per_node': _check152, 'container': _check153, 'setup': _check154, 'sbatch': _check156, 'accelerator': _check158, 'cloud': _check159, 'ray_address': _check160, 'port': _check161}
+_C166 = frozenset(['axolotl', 'llamafactory', 'trl'])
+_C167 = {}
+_C171 = re.compile('^FTR[0-9]{1,3}$')
+_C172 = {'ignore': _check169}
+_C173 = {'ftr': _check2, 'extends': _check3, 'description': _check7, 'model': _check8, 'stage': _check16, 'method': _check18, 'preference': _check58, 'data': _check63, 'train': _check96, 'eval': _check117, 'output': _check124, 'hardware': _check140, 'backends': _check163, 'lint': _check168}
 
 
 def is_valid(data):

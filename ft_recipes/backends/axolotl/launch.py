@@ -11,15 +11,21 @@ def launch(python: Path, config: Path, opts: LaunchOptions) -> Launch:
     env = {"AXOLOTL_DO_NOT_TRACK": "1", "DO_NOT_TRACK": "1"}
     if opts.gpus == 0:
         env["CUDA_VISIBLE_DEVICES"] = ""
-        return Launch([str(python), "-m", "axolotl.cli.train", str(config), *opts.extra], env)
+        train = ["-m", "axolotl.cli.train", str(config), *opts.extra]
+        if opts.nnodes == 1:
+            return Launch([str(python), *train], env)
+        return Launch([str(python), "-m", "torch.distributed.run", *_torchrun(opts, 1)] + train, env)
     argv = [str(python.parent / "axolotl"), "train", str(config)]
     if opts.gpus <= 1 and opts.nnodes <= 1:
         return Launch(argv + ["--launcher", "python", *opts.extra], env)
-    launcher = ["--launcher", "torchrun", "--", f"--nproc_per_node={opts.gpus}", f"--nnodes={opts.nnodes}",
-                f"--node_rank={opts.node_rank}"]
+    return Launch(argv + ["--launcher", "torchrun", "--", *_torchrun(opts, opts.gpus)] + list(opts.extra), env)
+
+
+def _torchrun(opts: LaunchOptions, nproc: int) -> list[str]:
+    args = [f"--nproc_per_node={nproc}", f"--nnodes={opts.nnodes}", f"--node_rank={opts.node_rank}"]
     if opts.master_addr:
-        launcher.append(f"--rdzv_endpoint={opts.master_addr}:{opts.master_port or 29500}")
-    return Launch(argv + launcher + list(opts.extra), env)
+        args.append(f"--rdzv_endpoint={opts.master_addr}:{opts.master_port or 29500}")
+    return args
 
 
 def run_overrides(opts: LaunchOptions, checkpoint: Path | None) -> dict:
