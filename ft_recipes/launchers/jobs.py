@@ -63,12 +63,12 @@ def job_manifest(run_dir: Path) -> dict:
 
 
 def record_job_id(run_dir: Path) -> None:
-    """On the job's rank 0: copy the job id into the manifest (SLURM's own variable wins: it is always there)."""
-    manifest = job_manifest(run_dir)
-    job_id = os.environ.get("SLURM_JOB_ID") or manifest.get("job_id")
-    plain = read_run_manifest(run_dir)
-    plain.update(job_id=job_id, launcher=manifest["launcher"])
-    save_manifest(run_dir, plain)
+    """On the job's rank 0: copy the job id into the manifest (SLURM's own variable wins: it is always there,
+    while job.json may still be on its way from the submitter)."""
+    manifest = read_run_manifest(run_dir)
+    job_id = os.environ.get("SLURM_JOB_ID") or job_manifest(run_dir).get("job_id")
+    manifest["job_id"] = job_id
+    save_manifest(run_dir, manifest)
 
 
 def logs(run_dir: Path) -> list[Path]:
@@ -115,9 +115,10 @@ def follow(run_dir: Path, interval: float = 2.0, confirm=None) -> int:
                   file=sys.stderr)
         return 130
     code = json.loads((run_dir / MANIFEST).read_text(encoding="utf-8")).get("exit_status")
-    print(f"ftr: job {manifest.get('job_id')} {now.state.lower()}", file=sys.stderr)
     if code is None:
-        return 0 if now.ok else 1
+        code = 0 if now.ok else 1
+    seen = "" if code == 0 else "; see " + ", ".join(quote(str(p)) for p in logs(run_dir))
+    print(f"ftr: job {manifest.get('job_id')} {now.state.lower()}{seen}", file=sys.stderr)
     return code
 
 

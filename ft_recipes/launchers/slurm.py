@@ -59,9 +59,10 @@ def submit(job: Job, path) -> str:
 
 def status(manifest: dict) -> State:
     job_id = str(manifest["job_id"])
-    queued = call([tool("squeue", INSTALL), "-h", "-j", job_id, "-o", "%T"], "squeue").strip()
-    if queued:
-        return State(queued.splitlines()[0], done=False)
+    queued = call([tool("squeue", INSTALL), "-h", "-j", job_id, "-o", "%T %r"], "squeue").strip()
+    if queued:  # e.g. "PENDING Resources", "RUNNING None"
+        state, _, reason = queued.splitlines()[0].partition(" ")
+        return State(state if reason in ("", "None") else f"{state} ({reason})", done=False)
     try:
         shown = call([tool("scontrol", INSTALL), "show", "job", "-o", job_id], "scontrol")
     except FtrError:  # scontrol forgets a finished job after MinJobAge: then the manifest decides

@@ -101,3 +101,28 @@ def test_ctrl_c_while_attached_cancels_the_job(tiny_assets, env, tmp_path):
             break
         time.sleep(0.5)
     assert "JobState=CANCELLED" in shown.stdout, shown.stdout + shown.stderr
+
+
+def test_requeued_job_resumes_from_its_last_checkpoint(tiny_assets, env, tmp_path):
+    recipe = tiny_recipe(tmp_path, tiny_assets, "requeued", "extends: [lora-sft]")
+    recipe.write_text(recipe.read_text().replace("max_steps: 4", "max_steps: 40").replace("save_steps: 2", "save_steps: 1"))
+    ftr("run", recipe, "-b", "llamafactory", "--launcher", "slurm", env=env)
+    run_dir = tmp_path / "runs" / "requeued"
+    job_id = json.loads((run_dir / "job.json").read_text())["job_id"]
+    deadline = time.time() + 300
+    while time.time() < deadline and not list(run_dir.glob("checkpoint-*")):
+        time.sleep(0.5)
+    assert list(run_dir.glob("checkpoint-*")), "no checkpoint within 300 s"
+    subprocess.run(["scontrol", "requeue", job_id], env=env, check=True)  # what a preemption does
+    # SLURM holds a requeued job for about 2 minutes (Reason=BeginTime); let it start at once
+    subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], env=env, check=True)
+    proc = ftr("status", run_dir, "--attach", "--interval", "2", env=env)
+    manifest = job_manifest(run_dir)
+    assert manifest["exit_status"] == 0 and manifest["restarts"] >= 1, manifest
+    assert manifest["resumed_from"].startswith(str(run_dir / "checkpoint-"))
+    out = (run_dir / "logs" / f"slurm-{job_id}.out").read_text(errors="replace")
+    assert f"ftr: resuming from {manifest['resumed_from']}" in out
+    resumed_at = int(manifest["resumed_from"].rsplit("-", 1)[1])
+    steps = [int(s) for s in re.findall(r"(\d+)/40 \[", out.split("ftr: resuming from")[1]) if s != "0"]
+    assert steps and steps[0] == resumed_at + 1, steps[:5]  # the second start goes on after the checkpoint
+    assert (run_dir / "adapter_model.safetensors").is_file() and "completed" in proc.stderr

@@ -5,7 +5,7 @@
 set -euo pipefail
 DIR=${1:-${TMPDIR:-/tmp}/slurm-single-node}
 HOST=$(hostname -s)
-CPUS=$(nproc)
+CPUS=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)  # nproc obeys OMP_NUM_THREADS: a test env with 1 would give the node 1 CPU
 MEM=$(( $(awk '/^MemTotal:/{print int($2/1024)}' /proc/meminfo) * 8 / 10 ))
 
 # 1. packages (policy-rc.d / no systemd: postinst does not start anything)
