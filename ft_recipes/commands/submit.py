@@ -21,10 +21,12 @@ def submit_run(loaded, backend: str, opts, launcher: str, attach: bool, ray_addr
         raise click.UsageError("--ray-address goes with --launcher ray")
     check(replace(opts, master_addr=opts.master_addr or "head"), DEEPSPEED_PRESETS)  # the head is found per job
     _lint_gate(loaded, no_lint)
-    run_plan = plan(loaded, backend, opts, resume, force, dry_run)
     recipe = for_cpu(loaded.recipe) if opts.gpus == 0 else loaded.recipe
     if ray_address:
         recipe = replace(recipe, hardware=replace(recipe.hardware, ray_address=ray_address))
+    if not dry_run:
+        get(launcher).ready(recipe.hardware)
+    run_plan = plan(loaded, backend, opts, resume, force, dry_run)
     job = make_job(run_plan, backend, opts, recipe)
     path = script_path(launcher, job)
     if dry_run:

@@ -3,6 +3,8 @@
 Each engine is one module here with the same small interface:
 
 - ``FILE``: the name of what it writes into the run directory (``None`` for ``local``);
+- ``ready(hardware) -> None``: FtrError (with how to fix it) when the engine cannot take a job from here,
+  checked before anything is written;
 - ``script(job) -> str``: that file's text (an sbatch script, a SkyPilot task, a Ray job entrypoint);
 - ``submit(job, path) -> str``: hands ``path`` to the engine and returns its job id;
 - ``status(manifest) -> State``: the job's state as the engine reports it;

@@ -39,7 +39,7 @@ def submit(launcher: str, job: Job, p: RunPlan, loaded, argv: list[str]) -> dict
     record = {"launcher": launcher, "job_id": engine.submit(job, path), "script": str(path),
               "submitted": manifest_time()}
     if launcher == "ray":
-        record["ray_address"] = engine.address(job)
+        record["ray_address"] = engine.address(job.hardware)
     atomic_write(job.run_dir / JOB, json.dumps(record, indent=2) + "\n")
     return record
 

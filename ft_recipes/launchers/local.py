@@ -13,6 +13,10 @@ def script(job: Job) -> str:
     raise UsageError("a local run has no job script; `ftr run --dry-run` prints its command")
 
 
+def ready(hardware) -> None:
+    """A local run checks its machine itself (``run.fit_machine``)."""
+
+
 def submit(job: Job, path) -> str:
     raise UsageError("a local run is not submitted; `ftr run` starts it here")
 

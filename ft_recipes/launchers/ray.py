@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..findings import FtrError
 from ..run import quote
+from ..recipe import Hardware
 from .base import Job, State
 
 FILE = "ray-job.sh"
@@ -16,8 +17,8 @@ DEFAULT_ADDRESS = "http://127.0.0.1:8265"
 FINISHED = {"SUCCEEDED", "FAILED", "STOPPED"}
 
 
-def address(job: Job) -> str:
-    found = job.hardware.ray_address or os.environ.get("RAY_ADDRESS") or DEFAULT_ADDRESS
+def address(hardware: Hardware) -> str:
+    found = hardware.ray_address or os.environ.get("RAY_ADDRESS") or DEFAULT_ADDRESS
     return found if "://" in found else f"http://{found}"
 
 
@@ -58,8 +59,13 @@ def submit(job: Job, path: Path) -> str:
     import datetime as dt
 
     job_id = f"{job.name}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
-    _api(address(job), "", {"entrypoint": f"bash {quote(str(path))}", "submission_id": job_id})
+    _api(address(job.hardware), "", {"entrypoint": f"bash {quote(str(path))}", "submission_id": job_id})
     return job_id
+
+
+def ready(hardware: Hardware) -> None:
+    """Before anything is written: the cluster's dashboard answers."""
+    _api(address(hardware), "")
 
 
 def status(manifest: dict) -> State:

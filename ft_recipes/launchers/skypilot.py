@@ -99,6 +99,10 @@ def launch_command(job: Job, path: Path, sky: str = "sky") -> list[str]:
     return [sky, "launch", "--yes", "--detach-run", "--cluster", job.name, str(path)]
 
 
+def ready(hardware) -> None:
+    """Nothing to check: without SkyPilot ftr writes the task and says how to launch it."""
+
+
 def submit(job: Job, path: Path) -> str | None:
     """``sky launch`` when SkyPilot is installed (the cluster name is the job id); None when it is not."""
     write_recipe(job)

@@ -52,6 +52,11 @@ def script(job: Job) -> str:
     return "\n".join(lines) + "\n"
 
 
+def ready(hardware) -> None:
+    """Before anything is written: sbatch is here."""
+    tool("sbatch", INSTALL)
+
+
 def submit(job: Job, path) -> str:
     out = call([tool("sbatch", INSTALL), "--parsable", str(path)], "sbatch")
     return out.strip().split(";")[0]

@@ -11,10 +11,7 @@ def launch(python: Path, config: Path, opts: LaunchOptions) -> Launch:
     env = {"AXOLOTL_DO_NOT_TRACK": "1", "DO_NOT_TRACK": "1"}
     if opts.gpus == 0:
         env["CUDA_VISIBLE_DEVICES"] = ""
-        train = ["-m", "axolotl.cli.train", str(config), *opts.extra]
-        if opts.nnodes == 1:
-            return Launch([str(python), *train], env)
-        return Launch([str(python), "-m", "torch.distributed.run", *_torchrun(opts, 1)] + train, env)
+        return Launch([str(python), "-m", "axolotl.cli.train", str(config), *opts.extra], env)
     argv = [str(python.parent / "axolotl"), "train", str(config)]
     if opts.gpus <= 1 and opts.nnodes <= 1:
         return Launch(argv + ["--launcher", "python", *opts.extra], env)
@@ -29,6 +26,10 @@ def _torchrun(opts: LaunchOptions, nproc: int) -> list[str]:
 
 
 def run_overrides(opts: LaunchOptions, checkpoint: Path | None) -> dict:
+    if opts.gpus == 0 and opts.nnodes > 1:  # tried: tests/backends/test_scaleout_slurm.py, docs/scale-out.md
+        raise ValueError("Axolotl 0.19 cannot train across nodes on the CPU (under torchrun it loads the model onto "
+                         "the local rank's GPU: 'Cannot access accelerator device when none is available'); pass "
+                         "--gpus 1 or more, or --nodes 1")
     keys: dict = {}
     if checkpoint is not None:
         keys["resume_from_checkpoint"] = str(checkpoint)
