@@ -124,6 +124,14 @@ def _check14(v):  # #/properties/model/properties/revision
     return True
 
 
+def _check15(v):  # #/properties/model/properties/adapter
+    if not (isinstance(v, str)):
+        return False
+    if isinstance(v, str) and len(v) < 1:
+        return False
+    return True
+
+
 def _check8(v):  # #/properties/model
     if not (isinstance(v, dict)):
         return False
@@ -131,7 +139,7 @@ def _check8(v):  # #/properties/model
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C15.get(key)
+            check = _C16.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -140,19 +148,19 @@ def _check8(v):  # #/properties/model
     return True
 
 
-def _check16(v):  # #/properties/stage
-    if not (isinstance(v, str) and v in _C17):
+def _check17(v):  # #/properties/stage
+    if not (isinstance(v, str) and v in _C18):
         return False
     return True
 
 
-def _check19(v):  # #/properties/method/properties/type
-    if not (isinstance(v, str) and v in _C20):
+def _check20(v):  # #/properties/method/properties/type
+    if not (isinstance(v, str) and v in _C21):
         return False
     return True
 
 
-def _check22(v):  # #/properties/method/properties/lora/properties/r
+def _check23(v):  # #/properties/method/properties/lora/properties/r
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -160,7 +168,7 @@ def _check22(v):  # #/properties/method/properties/lora/properties/r
     return True
 
 
-def _check23(v):  # #/properties/method/properties/lora/properties/alpha
+def _check24(v):  # #/properties/method/properties/lora/properties/alpha
     if not (_is_number(v)):
         return False
     if _is_number(v) and v <= 0:
@@ -168,7 +176,7 @@ def _check23(v):  # #/properties/method/properties/lora/properties/alpha
     return True
 
 
-def _check24(v):  # #/properties/method/properties/lora/properties/dropout
+def _check25(v):  # #/properties/method/properties/lora/properties/dropout
     if not (_is_number(v)):
         return False
     if _is_number(v) and v < 0:
@@ -178,13 +186,13 @@ def _check24(v):  # #/properties/method/properties/lora/properties/dropout
     return True
 
 
-def _check26(v):  # #/properties/method/properties/lora/properties/target/oneOf/0
+def _check27(v):  # #/properties/method/properties/lora/properties/target/oneOf/0
     if not _eq(v, 'all-linear'):
         return False
     return True
 
 
-def _check28(v):  # #/properties/method/properties/lora/properties/target/oneOf/1/items
+def _check29(v):  # #/properties/method/properties/lora/properties/target/oneOf/1/items
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -192,64 +200,64 @@ def _check28(v):  # #/properties/method/properties/lora/properties/target/oneOf/
     return True
 
 
-def _check27(v):  # #/properties/method/properties/lora/properties/target/oneOf/1
+def _check28(v):  # #/properties/method/properties/lora/properties/target/oneOf/1
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list) and len(v) < 1:
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check28(item):
+            if not _check29(item):
                 return False
     return True
 
 
-def _check25(v):  # #/properties/method/properties/lora/properties/target
-    if not (sum(1 for f in (_check26, _check27,) if f(v)) == 1):
+def _check26(v):  # #/properties/method/properties/lora/properties/target
+    if not (sum(1 for f in (_check27, _check28,) if f(v)) == 1):
         return False
     return True
 
 
-def _check29(v):  # #/properties/method/properties/lora/properties/dora
+def _check30(v):  # #/properties/method/properties/lora/properties/dora
     if not (isinstance(v, bool)):
         return False
     return True
 
 
-def _check30(v):  # #/properties/method/properties/lora/properties/rslora
+def _check31(v):  # #/properties/method/properties/lora/properties/rslora
     if not (isinstance(v, bool)):
         return False
     return True
 
 
-def _check32(v):  # #/properties/method/properties/lora/properties/modules_to_save/items
+def _check33(v):  # #/properties/method/properties/lora/properties/modules_to_save/items
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check31(v):  # #/properties/method/properties/lora/properties/modules_to_save
+def _check32(v):  # #/properties/method/properties/lora/properties/modules_to_save
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check32(item):
+            if not _check33(item):
                 return False
     return True
 
 
-def _check33(v):  # #/properties/method/properties/lora/properties/init
-    if not (isinstance(v, str) and v in _C34):
+def _check34(v):  # #/properties/method/properties/lora/properties/init
+    if not (isinstance(v, str) and v in _C35):
         return False
     return True
 
 
-def _check21(v):  # #/properties/method/properties/lora
+def _check22(v):  # #/properties/method/properties/lora
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C35.get(key)
+            check = _C36.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -258,36 +266,36 @@ def _check21(v):  # #/properties/method/properties/lora
     return True
 
 
-def _check37(v):  # #/properties/method/properties/quant/properties/bits
-    if not any(_eq(v, each) for each in _C38):
+def _check38(v):  # #/properties/method/properties/quant/properties/bits
+    if not any(_eq(v, each) for each in _C39):
         return False
     return True
 
 
-def _check39(v):  # #/properties/method/properties/quant/properties/type
-    if not (isinstance(v, str) and v in _C40):
+def _check40(v):  # #/properties/method/properties/quant/properties/type
+    if not (isinstance(v, str) and v in _C41):
         return False
     return True
 
 
-def _check41(v):  # #/properties/method/properties/quant/properties/double_quant
+def _check42(v):  # #/properties/method/properties/quant/properties/double_quant
     if not (isinstance(v, bool)):
         return False
     return True
 
 
-def _check42(v):  # #/properties/method/properties/quant/properties/compute_dtype
-    if not (isinstance(v, str) and v in _C43):
+def _check43(v):  # #/properties/method/properties/quant/properties/compute_dtype
+    if not (isinstance(v, str) and v in _C44):
         return False
     return True
 
 
-def _check36(v):  # #/properties/method/properties/quant
+def _check37(v):  # #/properties/method/properties/quant
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C44.get(key)
+            check = _C45.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -296,56 +304,56 @@ def _check36(v):  # #/properties/method/properties/quant
     return True
 
 
-def _check47(v):  # #/properties/method/properties/freeze/properties/trainable_layers/not
+def _check48(v):  # #/properties/method/properties/freeze/properties/trainable_layers/not
     if not _eq(v, 0):
         return False
     return True
 
 
-def _check46(v):  # #/properties/method/properties/freeze/properties/trainable_layers
+def _check47(v):  # #/properties/method/properties/freeze/properties/trainable_layers
     if not (_is_integer(v)):
         return False
-    if _check47(v):
+    if _check48(v):
         return False
     return True
 
 
-def _check49(v):  # #/properties/method/properties/freeze/properties/trainable_modules/oneOf/0
+def _check50(v):  # #/properties/method/properties/freeze/properties/trainable_modules/oneOf/0
     if not _eq(v, 'all'):
         return False
     return True
 
 
-def _check51(v):  # #/properties/method/properties/freeze/properties/trainable_modules/oneOf/1/items
+def _check52(v):  # #/properties/method/properties/freeze/properties/trainable_modules/oneOf/1/items
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check50(v):  # #/properties/method/properties/freeze/properties/trainable_modules/oneOf/1
+def _check51(v):  # #/properties/method/properties/freeze/properties/trainable_modules/oneOf/1
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list) and len(v) < 1:
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check51(item):
+            if not _check52(item):
                 return False
     return True
 
 
-def _check48(v):  # #/properties/method/properties/freeze/properties/trainable_modules
-    if not (sum(1 for f in (_check49, _check50,) if f(v)) == 1):
+def _check49(v):  # #/properties/method/properties/freeze/properties/trainable_modules
+    if not (sum(1 for f in (_check50, _check51,) if f(v)) == 1):
         return False
     return True
 
 
-def _check45(v):  # #/properties/method/properties/freeze
+def _check46(v):  # #/properties/method/properties/freeze
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C52.get(key)
+            check = _C53.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -354,7 +362,7 @@ def _check45(v):  # #/properties/method/properties/freeze
     return True
 
 
-def _check54(v):  # #/properties/method/properties/prompt/properties/num_virtual_tokens
+def _check55(v):  # #/properties/method/properties/prompt/properties/num_virtual_tokens
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -362,7 +370,7 @@ def _check54(v):  # #/properties/method/properties/prompt/properties/num_virtual
     return True
 
 
-def _check55(v):  # #/properties/method/properties/prompt/properties/encoder_hidden_size
+def _check56(v):  # #/properties/method/properties/prompt/properties/encoder_hidden_size
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -370,21 +378,7 @@ def _check55(v):  # #/properties/method/properties/prompt/properties/encoder_hid
     return True
 
 
-def _check53(v):  # #/properties/method/properties/prompt
-    if not (isinstance(v, dict)):
-        return False
-    if isinstance(v, dict):
-        for key, value in v.items():
-            check = _C56.get(key)
-            matched = check is not None
-            if matched and not check(value):
-                return False
-            if not matched and not _never(value):
-                return False
-    return True
-
-
-def _check18(v):  # #/properties/method
+def _check54(v):  # #/properties/method/properties/prompt
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
@@ -398,36 +392,12 @@ def _check18(v):  # #/properties/method
     return True
 
 
-def _check59(v):  # #/properties/preference/properties/beta
-    if not (_is_number(v)):
-        return False
-    if _is_number(v) and v <= 0:
-        return False
-    return True
-
-
-def _check60(v):  # #/properties/preference/properties/ftx
-    if not (_is_number(v)):
-        return False
-    if _is_number(v) and v < 0:
-        return False
-    return True
-
-
-def _check61(v):  # #/properties/preference/properties/simpo_gamma
-    if not (_is_number(v)):
-        return False
-    if _is_number(v) and v < 0:
-        return False
-    return True
-
-
-def _check58(v):  # #/properties/preference
+def _check19(v):  # #/properties/method
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C62.get(key)
+            check = _C58.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -436,19 +406,57 @@ def _check58(v):  # #/properties/preference
     return True
 
 
-def _check67(v):  # #/$defs/dataset/oneOf/0
+def _check60(v):  # #/properties/preference/properties/beta
+    if not (_is_number(v)):
+        return False
+    if _is_number(v) and v <= 0:
+        return False
+    return True
+
+
+def _check61(v):  # #/properties/preference/properties/ftx
+    if not (_is_number(v)):
+        return False
+    if _is_number(v) and v < 0:
+        return False
+    return True
+
+
+def _check62(v):  # #/properties/preference/properties/simpo_gamma
+    if not (_is_number(v)):
+        return False
+    if _is_number(v) and v < 0:
+        return False
+    return True
+
+
+def _check59(v):  # #/properties/preference
+    if not (isinstance(v, dict)):
+        return False
+    if isinstance(v, dict):
+        for key, value in v.items():
+            check = _C63.get(key)
+            matched = check is not None
+            if matched and not check(value):
+                return False
+            if not matched and not _never(value):
+                return False
+    return True
+
+
+def _check68(v):  # #/$defs/dataset/oneOf/0
     if isinstance(v, dict) and not ('path' in v):
         return False
     return True
 
 
-def _check68(v):  # #/$defs/dataset/oneOf/1
+def _check69(v):  # #/$defs/dataset/oneOf/1
     if isinstance(v, dict) and not ('hub' in v):
         return False
     return True
 
 
-def _check69(v):  # #/$defs/dataset/properties/path
+def _check70(v):  # #/$defs/dataset/properties/path
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -456,7 +464,7 @@ def _check69(v):  # #/$defs/dataset/properties/path
     return True
 
 
-def _check70(v):  # #/$defs/dataset/properties/hub
+def _check71(v):  # #/$defs/dataset/properties/hub
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -464,55 +472,55 @@ def _check70(v):  # #/$defs/dataset/properties/hub
     return True
 
 
-def _check71(v):  # #/$defs/dataset/properties/name
+def _check72(v):  # #/$defs/dataset/properties/name
     if not (isinstance(v, str)):
         return False
-    if isinstance(v, str) and not _C72.search(v):
+    if isinstance(v, str) and not _C73.search(v):
         return False
     return True
 
 
-def _check73(v):  # #/$defs/dataset/properties/format
-    if not (isinstance(v, str) and v in _C74):
+def _check74(v):  # #/$defs/dataset/properties/format
+    if not (isinstance(v, str) and v in _C75):
         return False
     return True
 
 
-def _check76(v):  # #/$defs/dataset/properties/columns/additionalProperties
+def _check77(v):  # #/$defs/dataset/properties/columns/additionalProperties
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check77(v):  # #/$defs/dataset/properties/columns/propertyNames
-    if not (isinstance(v, str) and v in _C78):
+def _check78(v):  # #/$defs/dataset/properties/columns/propertyNames
+    if not (isinstance(v, str) and v in _C79):
         return False
     return True
 
 
-def _check75(v):  # #/$defs/dataset/properties/columns
+def _check76(v):  # #/$defs/dataset/properties/columns
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            if not _check77(key):
+            if not _check78(key):
                 return False
-            check = _C79.get(key)
+            check = _C80.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
-            if not matched and not _check76(value):
+            if not matched and not _check77(value):
                 return False
     return True
 
 
-def _check80(v):  # #/$defs/dataset/properties/split
+def _check81(v):  # #/$defs/dataset/properties/split
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check81(v):  # #/$defs/dataset/properties/num_samples
+def _check82(v):  # #/$defs/dataset/properties/num_samples
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -520,16 +528,16 @@ def _check81(v):  # #/$defs/dataset/properties/num_samples
     return True
 
 
-def _check66(v):  # #/$defs/dataset
+def _check67(v):  # #/$defs/dataset
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict) and not ('format' in v):
         return False
-    if not (sum(1 for f in (_check67, _check68,) if f(v)) == 1):
+    if not (sum(1 for f in (_check68, _check69,) if f(v)) == 1):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C82.get(key)
+            check = _C83.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -539,28 +547,28 @@ def _check66(v):  # #/$defs/dataset
 
 
 def _ref1(v):  # #/$defs/dataset
-    return _check66(v)
+    return _check67(v)
 
 
-def _check65(v):  # #/properties/data/properties/train/items
+def _check66(v):  # #/properties/data/properties/train/items
     if not _ref1(v):
         return False
     return True
 
 
-def _check64(v):  # #/properties/data/properties/train
+def _check65(v):  # #/properties/data/properties/train
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list) and len(v) < 1:
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check65(item):
+            if not _check66(item):
                 return False
     return True
 
 
-def _check84(v):  # #/properties/data/properties/val/properties/split
+def _check85(v):  # #/properties/data/properties/val/properties/split
     if not (_is_number(v)):
         return False
     if _is_number(v) and v <= 0:
@@ -568,25 +576,25 @@ def _check84(v):  # #/properties/data/properties/val/properties/split
     return True
 
 
-def _check86(v):  # #/properties/data/properties/val/properties/datasets/items
+def _check87(v):  # #/properties/data/properties/val/properties/datasets/items
     if not _ref1(v):
         return False
     return True
 
 
-def _check85(v):  # #/properties/data/properties/val/properties/datasets
+def _check86(v):  # #/properties/data/properties/val/properties/datasets
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list) and len(v) < 1:
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check86(item):
+            if not _check87(item):
                 return False
     return True
 
 
-def _check83(v):  # #/properties/data/properties/val
+def _check84(v):  # #/properties/data/properties/val
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict) and len(v) < 1:
@@ -595,7 +603,7 @@ def _check83(v):  # #/properties/data/properties/val
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C87.get(key)
+            check = _C88.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -604,7 +612,7 @@ def _check83(v):  # #/properties/data/properties/val
     return True
 
 
-def _check88(v):  # #/properties/data/properties/max_length
+def _check89(v):  # #/properties/data/properties/max_length
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 8:
@@ -612,31 +620,31 @@ def _check88(v):  # #/properties/data/properties/max_length
     return True
 
 
-def _check89(v):  # #/properties/data/properties/packing
+def _check90(v):  # #/properties/data/properties/packing
     if not (isinstance(v, bool)):
         return False
     return True
 
 
-def _check90(v):  # #/properties/data/properties/overlength
-    if not (isinstance(v, str) and v in _C91):
+def _check91(v):  # #/properties/data/properties/overlength
+    if not (isinstance(v, str) and v in _C92):
         return False
     return True
 
 
-def _check92(v):  # #/properties/data/properties/train_on_prompt
+def _check93(v):  # #/properties/data/properties/train_on_prompt
     if not (isinstance(v, bool)):
         return False
     return True
 
 
-def _check93(v):  # #/properties/data/properties/system_prompt
+def _check94(v):  # #/properties/data/properties/system_prompt
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check94(v):  # #/properties/data/properties/num_workers
+def _check95(v):  # #/properties/data/properties/num_workers
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -644,14 +652,14 @@ def _check94(v):  # #/properties/data/properties/num_workers
     return True
 
 
-def _check63(v):  # #/properties/data
+def _check64(v):  # #/properties/data
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict) and not ('train' in v):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C95.get(key)
+            check = _C96.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -660,7 +668,7 @@ def _check63(v):  # #/properties/data
     return True
 
 
-def _check97(v):  # #/properties/train/properties/epochs
+def _check98(v):  # #/properties/train/properties/epochs
     if not (_is_number(v)):
         return False
     if _is_number(v) and v <= 0:
@@ -668,7 +676,7 @@ def _check97(v):  # #/properties/train/properties/epochs
     return True
 
 
-def _check98(v):  # #/properties/train/properties/max_steps
+def _check99(v):  # #/properties/train/properties/max_steps
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -676,7 +684,7 @@ def _check98(v):  # #/properties/train/properties/max_steps
     return True
 
 
-def _check99(v):  # #/properties/train/properties/micro_batch_size
+def _check100(v):  # #/properties/train/properties/micro_batch_size
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -684,7 +692,7 @@ def _check99(v):  # #/properties/train/properties/micro_batch_size
     return True
 
 
-def _check100(v):  # #/properties/train/properties/grad_accum
+def _check101(v):  # #/properties/train/properties/grad_accum
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -692,7 +700,7 @@ def _check100(v):  # #/properties/train/properties/grad_accum
     return True
 
 
-def _check101(v):  # #/properties/train/properties/lr
+def _check102(v):  # #/properties/train/properties/lr
     if not (_is_number(v)):
         return False
     if _is_number(v) and v <= 0:
@@ -700,13 +708,13 @@ def _check101(v):  # #/properties/train/properties/lr
     return True
 
 
-def _check102(v):  # #/properties/train/properties/scheduler
-    if not (isinstance(v, str) and v in _C103):
+def _check103(v):  # #/properties/train/properties/scheduler
+    if not (isinstance(v, str) and v in _C104):
         return False
     return True
 
 
-def _check104(v):  # #/properties/train/properties/warmup_ratio
+def _check105(v):  # #/properties/train/properties/warmup_ratio
     if not (_is_number(v)):
         return False
     if _is_number(v) and v < 0:
@@ -716,7 +724,7 @@ def _check104(v):  # #/properties/train/properties/warmup_ratio
     return True
 
 
-def _check105(v):  # #/properties/train/properties/warmup_steps
+def _check106(v):  # #/properties/train/properties/warmup_steps
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 0:
@@ -724,7 +732,7 @@ def _check105(v):  # #/properties/train/properties/warmup_steps
     return True
 
 
-def _check106(v):  # #/properties/train/properties/weight_decay
+def _check107(v):  # #/properties/train/properties/weight_decay
     if not (_is_number(v)):
         return False
     if _is_number(v) and v < 0:
@@ -732,25 +740,25 @@ def _check106(v):  # #/properties/train/properties/weight_decay
     return True
 
 
-def _check107(v):  # #/properties/train/properties/optimizer
-    if not (isinstance(v, str) and v in _C108):
+def _check108(v):  # #/properties/train/properties/optimizer
+    if not (isinstance(v, str) and v in _C109):
         return False
     return True
 
 
-def _check109(v):  # #/properties/train/properties/precision
-    if not (isinstance(v, str) and v in _C110):
+def _check110(v):  # #/properties/train/properties/precision
+    if not (isinstance(v, str) and v in _C111):
         return False
     return True
 
 
-def _check111(v):  # #/properties/train/properties/gradient_checkpointing
+def _check112(v):  # #/properties/train/properties/gradient_checkpointing
     if not (isinstance(v, bool)):
         return False
     return True
 
 
-def _check112(v):  # #/properties/train/properties/seed
+def _check113(v):  # #/properties/train/properties/seed
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 0:
@@ -758,7 +766,7 @@ def _check112(v):  # #/properties/train/properties/seed
     return True
 
 
-def _check113(v):  # #/properties/train/properties/max_grad_norm
+def _check114(v):  # #/properties/train/properties/max_grad_norm
     if not (_is_number(v)):
         return False
     if _is_number(v) and v < 0:
@@ -766,7 +774,7 @@ def _check113(v):  # #/properties/train/properties/max_grad_norm
     return True
 
 
-def _check114(v):  # #/properties/train/properties/logging_steps
+def _check115(v):  # #/properties/train/properties/logging_steps
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -774,7 +782,7 @@ def _check114(v):  # #/properties/train/properties/logging_steps
     return True
 
 
-def _check115(v):  # #/properties/train/properties/min_lr
+def _check116(v):  # #/properties/train/properties/min_lr
     if not (_is_number(v)):
         return False
     if _is_number(v) and v < 0:
@@ -782,12 +790,12 @@ def _check115(v):  # #/properties/train/properties/min_lr
     return True
 
 
-def _check96(v):  # #/properties/train
+def _check97(v):  # #/properties/train
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C116.get(key)
+            check = _C117.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -796,13 +804,13 @@ def _check96(v):  # #/properties/train
     return True
 
 
-def _check118(v):  # #/properties/eval/properties/every
-    if not (isinstance(v, str) and v in _C119):
+def _check119(v):  # #/properties/eval/properties/every
+    if not (isinstance(v, str) and v in _C120):
         return False
     return True
 
 
-def _check120(v):  # #/properties/eval/properties/steps
+def _check121(v):  # #/properties/eval/properties/steps
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -810,7 +818,7 @@ def _check120(v):  # #/properties/eval/properties/steps
     return True
 
 
-def _check121(v):  # #/properties/eval/properties/batch_size
+def _check122(v):  # #/properties/eval/properties/batch_size
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -818,7 +826,7 @@ def _check121(v):  # #/properties/eval/properties/batch_size
     return True
 
 
-def _check122(v):  # #/properties/eval/properties/per_epoch
+def _check123(v):  # #/properties/eval/properties/per_epoch
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -826,12 +834,12 @@ def _check122(v):  # #/properties/eval/properties/per_epoch
     return True
 
 
-def _check117(v):  # #/properties/eval
+def _check118(v):  # #/properties/eval
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C123.get(key)
+            check = _C124.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -840,7 +848,7 @@ def _check117(v):  # #/properties/eval
     return True
 
 
-def _check125(v):  # #/properties/output/properties/dir
+def _check126(v):  # #/properties/output/properties/dir
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -848,13 +856,13 @@ def _check125(v):  # #/properties/output/properties/dir
     return True
 
 
-def _check126(v):  # #/properties/output/properties/save
-    if not (isinstance(v, str) and v in _C127):
+def _check127(v):  # #/properties/output/properties/save
+    if not (isinstance(v, str) and v in _C128):
         return False
     return True
 
 
-def _check128(v):  # #/properties/output/properties/save_steps
+def _check129(v):  # #/properties/output/properties/save_steps
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -862,7 +870,7 @@ def _check128(v):  # #/properties/output/properties/save_steps
     return True
 
 
-def _check129(v):  # #/properties/output/properties/save_total_limit
+def _check130(v):  # #/properties/output/properties/save_total_limit
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -870,47 +878,47 @@ def _check129(v):  # #/properties/output/properties/save_total_limit
     return True
 
 
-def _check131(v):  # #/properties/output/properties/report_to/oneOf/0
-    if not (isinstance(v, str) and v in _C132):
+def _check132(v):  # #/properties/output/properties/report_to/oneOf/0
+    if not (isinstance(v, str) and v in _C133):
         return False
     return True
 
 
-def _check134(v):  # #/properties/output/properties/report_to/oneOf/1/items
-    if not (isinstance(v, str) and v in _C135):
+def _check135(v):  # #/properties/output/properties/report_to/oneOf/1/items
+    if not (isinstance(v, str) and v in _C136):
         return False
     return True
 
 
-def _check133(v):  # #/properties/output/properties/report_to/oneOf/1
+def _check134(v):  # #/properties/output/properties/report_to/oneOf/1
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check134(item):
+            if not _check135(item):
                 return False
     return True
 
 
-def _check130(v):  # #/properties/output/properties/report_to
-    if not (sum(1 for f in (_check131, _check133,) if f(v)) == 1):
+def _check131(v):  # #/properties/output/properties/report_to
+    if not (sum(1 for f in (_check132, _check134,) if f(v)) == 1):
         return False
     return True
 
 
-def _check136(v):  # #/properties/output/properties/run_name
+def _check137(v):  # #/properties/output/properties/run_name
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check137(v):  # #/properties/output/properties/wandb_project
+def _check138(v):  # #/properties/output/properties/wandb_project
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check138(v):  # #/properties/output/properties/per_epoch
+def _check139(v):  # #/properties/output/properties/per_epoch
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -918,12 +926,12 @@ def _check138(v):  # #/properties/output/properties/per_epoch
     return True
 
 
-def _check124(v):  # #/properties/output
+def _check125(v):  # #/properties/output
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C139.get(key)
+            check = _C140.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -932,7 +940,7 @@ def _check124(v):  # #/properties/output
     return True
 
 
-def _check141(v):  # #/properties/hardware/properties/gpus
+def _check142(v):  # #/properties/hardware/properties/gpus
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 0:
@@ -940,7 +948,7 @@ def _check141(v):  # #/properties/hardware/properties/gpus
     return True
 
 
-def _check142(v):  # #/properties/hardware/properties/nodes
+def _check143(v):  # #/properties/hardware/properties/nodes
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -948,7 +956,7 @@ def _check142(v):  # #/properties/hardware/properties/nodes
     return True
 
 
-def _check143(v):  # #/properties/hardware/properties/gpu_memory_gb
+def _check144(v):  # #/properties/hardware/properties/gpu_memory_gb
     if not (_is_number(v)):
         return False
     if _is_number(v) and v <= 0:
@@ -956,33 +964,25 @@ def _check143(v):  # #/properties/hardware/properties/gpu_memory_gb
     return True
 
 
-def _check144(v):  # #/properties/hardware/properties/bf16
+def _check145(v):  # #/properties/hardware/properties/bf16
     if not (isinstance(v, bool)):
         return False
     return True
 
 
-def _check145(v):  # #/properties/hardware/properties/deepspeed
+def _check146(v):  # #/properties/hardware/properties/deepspeed
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check146(v):  # #/properties/hardware/properties/launcher
-    if not (isinstance(v, str) and v in _C147):
+def _check147(v):  # #/properties/hardware/properties/launcher
+    if not (isinstance(v, str) and v in _C148):
         return False
     return True
 
 
-def _check148(v):  # #/properties/hardware/properties/partition
-    if not (isinstance(v, str)):
-        return False
-    if isinstance(v, str) and len(v) < 1:
-        return False
-    return True
-
-
-def _check149(v):  # #/properties/hardware/properties/account
+def _check149(v):  # #/properties/hardware/properties/partition
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -990,15 +990,23 @@ def _check149(v):  # #/properties/hardware/properties/account
     return True
 
 
-def _check150(v):  # #/properties/hardware/properties/time
+def _check150(v):  # #/properties/hardware/properties/account
     if not (isinstance(v, str)):
         return False
-    if isinstance(v, str) and not _C151.search(v):
+    if isinstance(v, str) and len(v) < 1:
         return False
     return True
 
 
-def _check152(v):  # #/properties/hardware/properties/cpus_per_node
+def _check151(v):  # #/properties/hardware/properties/time
+    if not (isinstance(v, str)):
+        return False
+    if isinstance(v, str) and not _C152.search(v):
+        return False
+    return True
+
+
+def _check153(v):  # #/properties/hardware/properties/cpus_per_node
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -1006,7 +1014,7 @@ def _check152(v):  # #/properties/hardware/properties/cpus_per_node
     return True
 
 
-def _check153(v):  # #/properties/hardware/properties/container
+def _check154(v):  # #/properties/hardware/properties/container
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1014,39 +1022,39 @@ def _check153(v):  # #/properties/hardware/properties/container
     return True
 
 
-def _check155(v):  # #/properties/hardware/properties/setup/items
+def _check156(v):  # #/properties/hardware/properties/setup/items
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check154(v):  # #/properties/hardware/properties/setup
+def _check155(v):  # #/properties/hardware/properties/setup
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check155(item):
+            if not _check156(item):
                 return False
     return True
 
 
-def _check157(v):  # #/properties/hardware/properties/sbatch/items
+def _check158(v):  # #/properties/hardware/properties/sbatch/items
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check156(v):  # #/properties/hardware/properties/sbatch
+def _check157(v):  # #/properties/hardware/properties/sbatch
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check157(item):
+            if not _check158(item):
                 return False
     return True
 
 
-def _check158(v):  # #/properties/hardware/properties/accelerator
+def _check159(v):  # #/properties/hardware/properties/accelerator
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1054,7 +1062,7 @@ def _check158(v):  # #/properties/hardware/properties/accelerator
     return True
 
 
-def _check159(v):  # #/properties/hardware/properties/cloud
+def _check160(v):  # #/properties/hardware/properties/cloud
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1062,7 +1070,7 @@ def _check159(v):  # #/properties/hardware/properties/cloud
     return True
 
 
-def _check160(v):  # #/properties/hardware/properties/ray_address
+def _check161(v):  # #/properties/hardware/properties/ray_address
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1070,7 +1078,7 @@ def _check160(v):  # #/properties/hardware/properties/ray_address
     return True
 
 
-def _check161(v):  # #/properties/hardware/properties/port
+def _check162(v):  # #/properties/hardware/properties/port
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -1080,12 +1088,12 @@ def _check161(v):  # #/properties/hardware/properties/port
     return True
 
 
-def _check140(v):  # #/properties/hardware
+def _check141(v):  # #/properties/hardware
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C162.get(key)
+            check = _C163.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -1094,70 +1102,54 @@ def _check140(v):  # #/properties/hardware
     return True
 
 
-def _check164(v):  # #/properties/backends/additionalProperties
+def _check165(v):  # #/properties/backends/additionalProperties
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check165(v):  # #/properties/backends/propertyNames
-    if not (isinstance(v, str) and v in _C166):
+def _check166(v):  # #/properties/backends/propertyNames
+    if not (isinstance(v, str) and v in _C167):
         return False
     return True
 
 
-def _check163(v):  # #/properties/backends
+def _check164(v):  # #/properties/backends
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            if not _check165(key):
+            if not _check166(key):
                 return False
-            check = _C167.get(key)
+            check = _C168.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
-            if not matched and not _check164(value):
+            if not matched and not _check165(value):
                 return False
     return True
 
 
-def _check170(v):  # #/properties/lint/properties/ignore/items
+def _check171(v):  # #/properties/lint/properties/ignore/items
     if not (isinstance(v, str)):
         return False
-    if isinstance(v, str) and not _C171.search(v):
+    if isinstance(v, str) and not _C172.search(v):
         return False
     return True
 
 
-def _check169(v):  # #/properties/lint/properties/ignore
+def _check170(v):  # #/properties/lint/properties/ignore
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check170(item):
+            if not _check171(item):
                 return False
     return True
 
 
-def _check168(v):  # #/properties/lint
+def _check169(v):  # #/properties/lint
     if not (isinstance(v, dict)):
-        return False
-    if isinstance(v, dict):
-        for key, value in v.items():
-            check = _C172.get(key)
-            matched = check is not None
-            if matched and not check(value):
-                return False
-            if not matched and not _never(value):
-                return False
-    return True
-
-
-def _check1(v):  # #
-    if not (isinstance(v, dict)):
-        return False
-    if isinstance(v, dict) and not ('model' in v and 'data' in v):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
@@ -1170,45 +1162,236 @@ def _check1(v):  # #
     return True
 
 
-_C15 = {'base': _check9, 'template': _check10, 'pad_token': _check11, 'trust_remote_code': _check12, 'params': _check13, 'revision': _check14}
-_C17 = frozenset(['dpo', 'grpo', 'kto', 'orpo', 'ppo', 'pt', 'rm', 'sft', 'simpo'])
-_C20 = frozenset(['freeze', 'full', 'lora', 'prefix', 'prompt', 'ptuning', 'qlora'])
-_C34 = frozenset(['default', 'gaussian', 'olora', 'pissa'])
-_C35 = {'r': _check22, 'alpha': _check23, 'dropout': _check24, 'target': _check25, 'dora': _check29, 'rslora': _check30, 'modules_to_save': _check31, 'init': _check33}
-_C38 = (4, 8)
-_C40 = frozenset(['fp4', 'nf4'])
-_C43 = frozenset(['bf16', 'fp16', 'fp32'])
-_C44 = {'bits': _check37, 'type': _check39, 'double_quant': _check41, 'compute_dtype': _check42}
-_C52 = {'trainable_layers': _check46, 'trainable_modules': _check48}
-_C56 = {'num_virtual_tokens': _check54, 'encoder_hidden_size': _check55}
-_C57 = {'type': _check19, 'lora': _check21, 'quant': _check36, 'freeze': _check45, 'prompt': _check53}
-_C62 = {'beta': _check59, 'ftx': _check60, 'simpo_gamma': _check61}
-_C72 = re.compile('^[A-Za-z0-9_.-]+$')
-_C74 = frozenset(['alpaca', 'messages', 'preference', 'sharegpt', 'text'])
-_C78 = frozenset(['assistant', 'chosen', 'content', 'history', 'input', 'instruction', 'kto_tag', 'messages', 'output', 'prompt', 'rejected', 'role', 'system', 'text', 'tools', 'user'])
-_C79 = {}
-_C82 = {'path': _check69, 'hub': _check70, 'name': _check71, 'format': _check73, 'columns': _check75, 'split': _check80, 'num_samples': _check81}
-_C87 = {'split': _check84, 'datasets': _check85}
-_C91 = frozenset(['drop', 'truncate'])
-_C95 = {'train': _check64, 'val': _check83, 'max_length': _check88, 'packing': _check89, 'overlength': _check90, 'train_on_prompt': _check92, 'system_prompt': _check93, 'num_workers': _check94}
-_C103 = frozenset(['constant', 'constant_with_warmup', 'cosine', 'cosine_with_min_lr', 'cosine_with_restarts', 'inverse_sqrt', 'linear', 'polynomial', 'warmup_stable_decay'])
-_C108 = frozenset(['adafactor', 'adamw_8bit', 'adamw_bnb_8bit', 'adamw_torch', 'adamw_torch_4bit', 'adamw_torch_fused', 'lion_8bit', 'paged_adamw_32bit', 'paged_adamw_8bit', 'paged_lion_8bit', 'sgd'])
-_C110 = frozenset(['bf16', 'fp16', 'fp32'])
-_C116 = {'epochs': _check97, 'max_steps': _check98, 'micro_batch_size': _check99, 'grad_accum': _check100, 'lr': _check101, 'scheduler': _check102, 'warmup_ratio': _check104, 'warmup_steps': _check105, 'weight_decay': _check106, 'optimizer': _check107, 'precision': _check109, 'gradient_checkpointing': _check111, 'seed': _check112, 'max_grad_norm': _check113, 'logging_steps': _check114, 'min_lr': _check115}
-_C119 = frozenset(['epoch', 'no', 'steps'])
-_C123 = {'every': _check118, 'steps': _check120, 'batch_size': _check121, 'per_epoch': _check122}
-_C127 = frozenset(['epoch', 'no', 'steps'])
-_C132 = frozenset(['mlflow', 'none', 'tensorboard', 'wandb'])
-_C135 = frozenset(['mlflow', 'tensorboard', 'wandb'])
-_C139 = {'dir': _check125, 'save': _check126, 'save_steps': _check128, 'save_total_limit': _check129, 'report_to': _check130, 'run_name': _check136, 'wandb_project': _check137, 'per_epoch': _check138}
-_C147 = frozenset(['local', 'ray', 'skypilot', 'slurm'])
-_C151 = re.compile('^([0-9]+-)?[0-9]+(:[0-9]{2}){0,2}$')
-_C162 = {'gpus': _check141, 'nodes': _check142, 'gpu_memory_gb': _check143, 'bf16': _check144, 'deepspeed': _check145, 'launcher': _check146, 'partition': _check148, 'account': _check149, 'time': _check150, 'cpus_per_node': _check152, 'container': _check153, 'setup': _check154, 'sbatch': _check156, 'accelerator': _check158, 'cloud': _check159, 'ray_address': _check160, 'port': _check161}
-_C166 = frozenset(['axolotl', 'llamafactory', 'trl'])
-_C167 = {}
-_C171 = re.compile('^FTR[0-9]{1,3}$')
-_C172 = {'ignore': _check169}
-_C173 = {'ftr': _check2, 'extends': _check3, 'description': _check7, 'model': _check8, 'stage': _check16, 'method': _check18, 'preference': _check58, 'data': _check63, 'train': _check96, 'eval': _check117, 'output': _check124, 'hardware': _check140, 'backends': _check163, 'lint': _check168}
+def _check177(v):  # #/$defs/stage/properties/name
+    if not (isinstance(v, str)):
+        return False
+    if isinstance(v, str) and not _C178.search(v):
+        return False
+    return True
+
+
+def _check179(v):  # #/$defs/stage/properties/from
+    if not (isinstance(v, str)):
+        return False
+    if isinstance(v, str) and len(v) < 1:
+        return False
+    return True
+
+
+def _check180(v):  # #/$defs/stage/properties/backend
+    if not (isinstance(v, str)):
+        return False
+    if isinstance(v, str) and len(v) < 1:
+        return False
+    return True
+
+
+def _check181(v):  # #/$defs/stage/properties/merge
+    if not (isinstance(v, bool)):
+        return False
+    return True
+
+
+def _check183(v):  # #/$defs/stage/properties/extends/oneOf/0
+    if not (isinstance(v, str)):
+        return False
+    if isinstance(v, str) and len(v) < 1:
+        return False
+    return True
+
+
+def _check185(v):  # #/$defs/stage/properties/extends/oneOf/1/items
+    if not (isinstance(v, str)):
+        return False
+    if isinstance(v, str) and len(v) < 1:
+        return False
+    return True
+
+
+def _check184(v):  # #/$defs/stage/properties/extends/oneOf/1
+    if not (isinstance(v, list)):
+        return False
+    if isinstance(v, list):
+        for item in v:
+            if not _check185(item):
+                return False
+    return True
+
+
+def _check182(v):  # #/$defs/stage/properties/extends
+    if not (sum(1 for f in (_check183, _check184,) if f(v)) == 1):
+        return False
+    return True
+
+
+def _check186(v):  # #/$defs/stage/properties/stage
+    if not (isinstance(v, str) and v in _C187):
+        return False
+    return True
+
+
+def _check188(v):  # #/$defs/stage/properties/description
+    if not (isinstance(v, str)):
+        return False
+    return True
+
+
+def _check189(v):  # #/$defs/stage/properties/model
+    if not (isinstance(v, dict)):
+        return False
+    return True
+
+
+def _check190(v):  # #/$defs/stage/properties/method
+    if not (isinstance(v, dict)):
+        return False
+    return True
+
+
+def _check191(v):  # #/$defs/stage/properties/preference
+    if not (isinstance(v, dict)):
+        return False
+    return True
+
+
+def _check192(v):  # #/$defs/stage/properties/data
+    if not (isinstance(v, dict)):
+        return False
+    return True
+
+
+def _check193(v):  # #/$defs/stage/properties/train
+    if not (isinstance(v, dict)):
+        return False
+    return True
+
+
+def _check194(v):  # #/$defs/stage/properties/eval
+    if not (isinstance(v, dict)):
+        return False
+    return True
+
+
+def _check195(v):  # #/$defs/stage/properties/output
+    if not (isinstance(v, dict)):
+        return False
+    return True
+
+
+def _check196(v):  # #/$defs/stage/properties/hardware
+    if not (isinstance(v, dict)):
+        return False
+    return True
+
+
+def _check197(v):  # #/$defs/stage/properties/backends
+    if not (isinstance(v, dict)):
+        return False
+    return True
+
+
+def _check198(v):  # #/$defs/stage/properties/lint
+    if not (isinstance(v, dict)):
+        return False
+    return True
+
+
+def _check176(v):  # #/$defs/stage
+    if not (isinstance(v, dict)):
+        return False
+    if isinstance(v, dict) and not ('name' in v):
+        return False
+    if isinstance(v, dict):
+        for key, value in v.items():
+            check = _C199.get(key)
+            matched = check is not None
+            if matched and not check(value):
+                return False
+            if not matched and not _never(value):
+                return False
+    return True
+
+
+def _ref2(v):  # #/$defs/stage
+    return _check176(v)
+
+
+def _check175(v):  # #/properties/stages/items
+    if not _ref2(v):
+        return False
+    return True
+
+
+def _check174(v):  # #/properties/stages
+    if not (isinstance(v, list)):
+        return False
+    if isinstance(v, list) and len(v) < 1:
+        return False
+    if isinstance(v, list):
+        for item in v:
+            if not _check175(item):
+                return False
+    return True
+
+
+def _check1(v):  # #
+    if not (isinstance(v, dict)):
+        return False
+    if isinstance(v, dict) and not ('model' in v and 'data' in v):
+        return False
+    if isinstance(v, dict):
+        for key, value in v.items():
+            check = _C200.get(key)
+            matched = check is not None
+            if matched and not check(value):
+                return False
+            if not matched and not _never(value):
+                return False
+    return True
+
+
+_C16 = {'base': _check9, 'template': _check10, 'pad_token': _check11, 'trust_remote_code': _check12, 'params': _check13, 'revision': _check14, 'adapter': _check15}
+_C18 = frozenset(['dpo', 'grpo', 'kto', 'orpo', 'ppo', 'pt', 'rm', 'sft', 'simpo'])
+_C21 = frozenset(['freeze', 'full', 'lora', 'prefix', 'prompt', 'ptuning', 'qlora'])
+_C35 = frozenset(['default', 'gaussian', 'olora', 'pissa'])
+_C36 = {'r': _check23, 'alpha': _check24, 'dropout': _check25, 'target': _check26, 'dora': _check30, 'rslora': _check31, 'modules_to_save': _check32, 'init': _check34}
+_C39 = (4, 8)
+_C41 = frozenset(['fp4', 'nf4'])
+_C44 = frozenset(['bf16', 'fp16', 'fp32'])
+_C45 = {'bits': _check38, 'type': _check40, 'double_quant': _check42, 'compute_dtype': _check43}
+_C53 = {'trainable_layers': _check47, 'trainable_modules': _check49}
+_C57 = {'num_virtual_tokens': _check55, 'encoder_hidden_size': _check56}
+_C58 = {'type': _check20, 'lora': _check22, 'quant': _check37, 'freeze': _check46, 'prompt': _check54}
+_C63 = {'beta': _check60, 'ftx': _check61, 'simpo_gamma': _check62}
+_C73 = re.compile('^[A-Za-z0-9_.-]+$')
+_C75 = frozenset(['alpaca', 'messages', 'preference', 'sharegpt', 'text'])
+_C79 = frozenset(['assistant', 'chosen', 'content', 'history', 'input', 'instruction', 'kto_tag', 'messages', 'output', 'prompt', 'rejected', 'role', 'system', 'text', 'tools', 'user'])
+_C80 = {}
+_C83 = {'path': _check70, 'hub': _check71, 'name': _check72, 'format': _check74, 'columns': _check76, 'split': _check81, 'num_samples': _check82}
+_C88 = {'split': _check85, 'datasets': _check86}
+_C92 = frozenset(['drop', 'truncate'])
+_C96 = {'train': _check65, 'val': _check84, 'max_length': _check89, 'packing': _check90, 'overlength': _check91, 'train_on_prompt': _check93, 'system_prompt': _check94, 'num_workers': _check95}
+_C104 = frozenset(['constant', 'constant_with_warmup', 'cosine', 'cosine_with_min_lr', 'cosine_with_restarts', 'inverse_sqrt', 'linear', 'polynomial', 'warmup_stable_decay'])
+_C109 = frozenset(['adafactor', 'adamw_8bit', 'adamw_bnb_8bit', 'adamw_torch', 'adamw_torch_4bit', 'adamw_torch_8bit', 'adamw_torch_fused', 'lion_8bit', 'paged_adamw_32bit', 'paged_adamw_8bit', 'paged_lion_8bit', 'sgd'])
+_C111 = frozenset(['bf16', 'fp16', 'fp32'])
+_C117 = {'epochs': _check98, 'max_steps': _check99, 'micro_batch_size': _check100, 'grad_accum': _check101, 'lr': _check102, 'scheduler': _check103, 'warmup_ratio': _check105, 'warmup_steps': _check106, 'weight_decay': _check107, 'optimizer': _check108, 'precision': _check110, 'gradient_checkpointing': _check112, 'seed': _check113, 'max_grad_norm': _check114, 'logging_steps': _check115, 'min_lr': _check116}
+_C120 = frozenset(['epoch', 'no', 'steps'])
+_C124 = {'every': _check119, 'steps': _check121, 'batch_size': _check122, 'per_epoch': _check123}
+_C128 = frozenset(['epoch', 'no', 'steps'])
+_C133 = frozenset(['mlflow', 'none', 'tensorboard', 'wandb'])
+_C136 = frozenset(['mlflow', 'tensorboard', 'wandb'])
+_C140 = {'dir': _check126, 'save': _check127, 'save_steps': _check129, 'save_total_limit': _check130, 'report_to': _check131, 'run_name': _check137, 'wandb_project': _check138, 'per_epoch': _check139}
+_C148 = frozenset(['local', 'ray', 'skypilot', 'slurm'])
+_C152 = re.compile('^([0-9]+-)?[0-9]+(:[0-9]{2}){0,2}$')
+_C163 = {'gpus': _check142, 'nodes': _check143, 'gpu_memory_gb': _check144, 'bf16': _check145, 'deepspeed': _check146, 'launcher': _check147, 'partition': _check149, 'account': _check150, 'time': _check151, 'cpus_per_node': _check153, 'container': _check154, 'setup': _check155, 'sbatch': _check157, 'accelerator': _check159, 'cloud': _check160, 'ray_address': _check161, 'port': _check162}
+_C167 = frozenset(['axolotl', 'llamafactory', 'trl'])
+_C168 = {}
+_C172 = re.compile('^FTR[0-9]{1,3}$')
+_C173 = {'ignore': _check170}
+_C178 = re.compile('^[A-Za-z0-9][A-Za-z0-9_.-]*$')
+_C187 = frozenset(['dpo', 'grpo', 'kto', 'merge', 'orpo', 'ppo', 'pt', 'rm', 'sft', 'simpo'])
+_C199 = {'name': _check177, 'from': _check179, 'backend': _check180, 'merge': _check181, 'extends': _check182, 'stage': _check186, 'description': _check188, 'model': _check189, 'method': _check190, 'preference': _check191, 'data': _check192, 'train': _check193, 'eval': _check194, 'output': _check195, 'hardware': _check196, 'backends': _check197, 'lint': _check198}
+_C200 = {'ftr': _check2, 'extends': _check3, 'description': _check7, 'model': _check8, 'stage': _check17, 'method': _check19, 'preference': _check59, 'data': _check64, 'train': _check97, 'eval': _check118, 'output': _check125, 'hardware': _check141, 'backends': _check164, 'lint': _check169, 'stages': _check174}
 
 
 def is_valid(data):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Iterator
 
@@ -11,6 +13,11 @@ from .recipe import Dataset
 
 def iter_rows(path: Path, limit: int | None = None) -> Iterator[dict]:
     """Rows of a .jsonl or .json file (a list of objects). Raises ValueError with a readable reason."""
+    from .load import file_kind
+
+    kind = file_kind(path)
+    if kind not in ("file", "no such file"):  # never block on a FIFO or read a device
+        raise ValueError(f"{kind}; ftr reads rows from regular files")
     if path.suffix == ".jsonl":
         with path.open(encoding="utf-8") as handle:
             count = 0
@@ -54,26 +61,112 @@ def alpaca_to_messages(row: dict, ds: Dataset) -> dict:
     return {"messages": messages}
 
 
+ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system",
+         "observation": "tool", "function_call": "assistant", "tool": "tool"}
+
+
+def _turn(turn, ds: Dataset) -> dict:
+    """One turn of a sharegpt (from/value) or OpenAI (role/content) conversation -> {"role", "content"}."""
+    if not isinstance(turn, dict):
+        return {"role": "assistant", "content": "" if turn is None else str(turn)}
+    role_key = ds.column("role") if ds.column("role") in turn else "from" if "from" in turn else "role"
+    content_key = ds.column("content") if ds.column("content") in turn else "value" if "value" in turn else "content"
+    role = str(turn.get(role_key, "user"))
+    return {"role": ROLES.get(role, role), "content": turn.get(content_key) or ""}
+
+
+def _answer(value, ds: Dataset) -> dict:
+    """A chosen/rejected answer: a string, one message object, or a list whose last turn is the answer."""
+    if isinstance(value, list):
+        value = value[-1] if value else ""
+    if isinstance(value, dict):
+        return {**_turn(value, ds), "role": "assistant"}
+    return {"role": "assistant", "content": value or ""}
+
+
 def preference_to_messages(row: dict, ds: Dataset) -> dict:
-    """One preference row (prompt + chosen/rejected strings) -> messages + chosen/rejected turns."""
-    prompt = _join(row.get(ds.column("instruction")) or row.get(ds.column("prompt")) or "",
-                   row.get(ds.column("input")) or "")
+    """One preference row -> messages + chosen/rejected turns. The prompt is a string (alpaca pairs: prompt or
+    instruction, plus input) or a conversation (LLaMA-Factory's sharegpt pairs: a list of turns, and message
+    objects as chosen/rejected)."""
+    prompt = row.get(ds.column("prompt"))
     messages = []
     system = row.get(ds.column("system"))
     if system:
         messages.append({"role": "system", "content": system})
-    messages.append({"role": "user", "content": prompt})
-    return {"messages": messages,
-            "chosen": {"role": "assistant", "content": row.get(ds.column("chosen")) or ""},
-            "rejected": {"role": "assistant", "content": row.get(ds.column("rejected")) or ""}}
+    if isinstance(prompt, list):
+        messages += [_turn(turn, ds) for turn in prompt]
+    else:
+        messages.append({"role": "user", "content": _join(row.get(ds.column("instruction")) or prompt or "",
+                                                          row.get(ds.column("input")) or "")})
+    return {"messages": messages, "chosen": _answer(row.get(ds.column("chosen")), ds),
+            "rejected": _answer(row.get(ds.column("rejected")), ds)}
+
+
+def preference_to_conversational(row: dict, ds: Dataset) -> dict:
+    """One preference row -> trl's conversational form (prompt turns; chosen/rejected as one reply turn each).
+    trl renders prompt + reply with the chat template, so each reply keeps its whole end of turn."""
+    pair = preference_to_messages(row, ds)
+    return {"prompt": pair["messages"], "chosen": [pair["chosen"]], "rejected": [pair["rejected"]]}
 
 
 def preference_to_conversations(row: dict, ds: Dataset) -> dict:
     """One preference row -> Argilla-style full conversations (Axolotl's ORPO ``chat_template.argilla``)."""
     pair = preference_to_messages(row, ds)
     system = [m for m in pair["messages"] if m["role"] == "system"]
-    user = pair["messages"][-1]
-    out = {"prompt": user["content"], "chosen": [user, pair["chosen"]], "rejected": [user, pair["rejected"]]}
+    turns = [m for m in pair["messages"] if m["role"] != "system"]
+    out = {"prompt": turns[-1]["content"], "chosen": turns + [pair["chosen"]], "rejected": turns + [pair["rejected"]]}
     if system:
         out["system"] = system[0]["content"]
     return out
+
+
+# Where the backend will run: native configs resolve dataset, dataset_dir and DeepSpeed paths against the
+# working directory of the backend (both LLaMA-Factory and Axolotl do), not against the config's folder.
+_RUN_DIR: ContextVar[Path | None] = ContextVar("ftr_run_dir", default=None)
+_DATASET_DIR: ContextVar[str | None] = ContextVar("ftr_dataset_dir", default=None)
+_UNCHECKED: dict[str, str] = {}
+
+
+def run_dir() -> Path:
+    """The directory the backend is run from: the one set by ``running_from``, else the working directory."""
+    return _RUN_DIR.get() or Path.cwd()
+
+
+def run_dir_given() -> bool:
+    return _RUN_DIR.get() is not None
+
+
+def dataset_dir_override() -> str | None:
+    """A dataset-registry directory given on the command line, over the one the config names."""
+    return _DATASET_DIR.get()
+
+
+@contextmanager
+def running_from(directory: str | Path | None = None, dataset_dir: str | None = None):
+    """Resolve native paths as a backend run from ``directory`` (and, if given, with ``dataset_dir``) would."""
+    tokens = (_RUN_DIR.set(Path(directory).resolve() if directory else None), _DATASET_DIR.set(dataset_dir))
+    try:
+        yield
+    finally:
+        _RUN_DIR.reset(tokens[0])
+        _DATASET_DIR.reset(tokens[1])
+
+
+def resolve_local(value: str | Path) -> Path:
+    """A path as the backend resolves it: absolute as written, else relative to ``run_dir()``."""
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else (run_dir() / path).resolve()
+
+
+# What an importer learnt about a path while resolving it as the backend does, for the lint rules:
+# "unchecked" (not resolvable here: a missing file is not an error), "undefined" (the backend's registry does
+# not define the dataset: an error), "rows" (rows in a backend format ftr does not read: not judged).
+_NOTES: dict[tuple[str, str], str] = {}
+
+
+def note_path(path: Path, kind: str, reason: str) -> None:
+    _NOTES[(kind, str(path))] = reason
+
+
+def path_note(path: Path, kind: str) -> str | None:
+    return _NOTES.get((kind, str(path)))

@@ -31,6 +31,22 @@ Path_ = tuple  # a key path inside the document, e.g. ("method", "lora", "r")
 class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml's parser when available (~10x faster)
     """SafeLoader with YAML 1.2 floats (``1e-4``, ``5E-6``)."""
 
+    def resolve(self, kind, value, implicit):
+        """The implicit tag of a scalar, remembered: keys and short values repeat across files, and trying
+        the resolvers' patterns on each is a good part of the parse. (The answer depends on nothing else.)"""
+        if kind is not yaml.ScalarNode or len(value) > 64 or self.yaml_path_resolvers:
+            return super().resolve(kind, value, implicit)
+        key = (value, implicit)
+        tag = _TAGS.get(key)
+        if tag is None:
+            tag = super().resolve(kind, value, implicit)
+            if len(_TAGS) < 20_000:
+                _TAGS[key] = tag
+        return tag
+
+
+_TAGS: dict[tuple[str, Any], str] = {}
+
 
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:float",

@@ -45,35 +45,36 @@ def _model(resolved: Resolved) -> r.Model:
     local = _is_local_model(base, _base_dir(resolved, ("model", "base")))
     if local:
         base = str(_local_path(base, _base_dir(resolved, ("model", "base"))))
+    adapter = m.get("adapter")
+    if adapter is not None:
+        adapter = _local_path(adapter, _base_dir(resolved, ("model", "adapter")))
     return r.Model(base=base, template=m.get("template"), pad_token=m.get("pad_token"),
                    trust_remote_code=bool(m.get("trust_remote_code", False)), params=m.get("params"),
-                   revision=m.get("revision"), is_local=local)
+                   revision=m.get("revision"), is_local=local, adapter=adapter)
+
+
+def _section(cls, spec: dict, **derived):
+    """A recipe dataclass from its YAML section: written values (lists as tuples), then ``derived`` defaults
+    (those that depend on other values), then the dataclass's own defaults."""
+    names = {f.name for f in fields(cls)}
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in spec.items() if k in names}
+    return cls(**{**derived, **values})
 
 
 def _method(data: dict, precision: str) -> r.Method:
     m = data.get("method", {})
     kind = m.get("type", "lora")
-    lora = quant = freeze = None
+    lora = quant = freeze = prompt = None
     if kind in r.ADAPTER_METHODS:
         spec = m.get("lora", {})
-        rank = spec.get("r", DEFAULT_LORA.r)
-        target = spec.get("target", DEFAULT_LORA.target)
-        lora = r.Lora(r=rank, alpha=spec.get("alpha", 2 * rank), dropout=spec.get("dropout", DEFAULT_LORA.dropout),
-                      target=target if isinstance(target, str) else tuple(target),
-                      dora=spec.get("dora", False), rslora=spec.get("rslora", False),
-                      modules_to_save=tuple(spec.get("modules_to_save", ())), init=spec.get("init", "default"))
+        lora = _section(r.Lora, spec, alpha=2 * spec.get("r", DEFAULT_LORA.r))
     if kind == "qlora" or "quant" in m:
-        spec = m.get("quant", {})
-        default_dtype = precision if precision in ("bf16", "fp16") else "fp32"
-        quant = r.Quant(bits=spec.get("bits", 4), type=spec.get("type", "nf4"),
-                        double_quant=spec.get("double_quant", True),
-                        compute_dtype=spec.get("compute_dtype", default_dtype))
+        quant = _section(r.Quant, m.get("quant", {}), compute_dtype=precision if precision in ("bf16", "fp16")
+                         else "fp32")
     if kind == "freeze":
-        spec = m.get("freeze", {})
-        modules = spec.get("trainable_modules", "all")
-        freeze = r.Freeze(trainable_layers=spec.get("trainable_layers", 2),
-                          trainable_modules=modules if isinstance(modules, str) else tuple(modules))
-    prompt = r.PromptLearning(**m.get("prompt", {})) if kind in r.PROMPT_METHODS else None
+        freeze = _section(r.Freeze, m.get("freeze", {}))
+    if kind in r.PROMPT_METHODS:
+        prompt = _section(r.PromptLearning, m.get("prompt", {}))
     return r.Method(type=kind, lora=lora, quant=quant, freeze=freeze, prompt=prompt)
 
 

@@ -28,6 +28,10 @@ def resolve_file(path: str | Path) -> Resolved:
 def load_recipe(path: str | Path) -> Loaded:
     """Load, resolve and validate a recipe; raise FtrError (exit 1) with findings when invalid."""
     resolved = resolve_file(path)
+    if "stages" in resolved.data:
+        raise FtrError(f"{path}: has stages: (a pipeline); `ftr compile`, `ftr run`, `ftr lint`, `ftr explain` and "
+                       f"`ftr validate` expand them, this command takes a single-stage recipe (write stages: in the "
+                       f"recipe itself, not in a preset it extends)", exit_code=2)
     findings = validate(resolved)
     if findings:
         raise FtrError(f"{path}: invalid recipe ({len(findings)} problem(s))", findings)

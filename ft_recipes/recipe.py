@@ -35,6 +35,7 @@ class Model:
     params: Optional[float] = _f(None, "Parameter count in billions, when declared.")
     revision: Optional[str] = _f(None, "Model revision.")
     is_local: bool = _f(False, "base is a local directory.")
+    adapter: Optional[Path] = _f(None, "Absolute path of a PEFT adapter to continue training (a pipeline stage's from:).")
 
 
 @dataclass(frozen=True)
@@ -202,6 +203,8 @@ class Recipe:
     source_file: str = ""
     raw: dict = field(default_factory=dict, compare=False, repr=False)
     provenance: dict = field(default_factory=dict, compare=False, repr=False)
+    stage_name: Optional[str] = None  # set for a stage of a pipeline (ft_recipes.stages)
+    parent: Optional["Recipe"] = field(default=None, compare=False, repr=False)  # the stage it starts from
 
     def where(self, path: tuple) -> tuple[str, int, int]:
         """(file, line, col) where the value at ``path`` (or its nearest parent) was written."""

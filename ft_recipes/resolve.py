@@ -165,7 +165,16 @@ def resolve(doc: Document) -> Resolved:
     if not isinstance(doc.data, dict):
         raise FtrError("not a recipe", [Finding(doc.file, 1, 1, "FTR002", "error",
                                                 "a recipe must be a YAML mapping of keys to values")])
-    layers = _layers(doc, (str(Path(doc.file).resolve()),))
+    return merge_layers(doc, extends_layers(doc))
+
+
+def extends_layers(doc: Document) -> list[Document]:
+    """``doc`` and the presets it extends, in merge order (the deepest preset first, ``doc`` last)."""
+    return _layers(doc, (str(Path(doc.file).resolve()),))
+
+
+def merge_layers(doc: Document, layers: list[Document]) -> Resolved:
+    """The documents merged in order (the last wins), each value's provenance from the last layer that has it."""
     data: dict = {}
     for layer in layers:
         data = deep_merge(data, layer.data or {})

@@ -76,9 +76,12 @@ def prepare_dir(run_dir: Path, resume: bool, force: bool) -> Path | None:
         "pass --resume to continue from its last checkpoint, or --force to start over (the old one is moved aside)")])
 
 
-def visible_gpus() -> int:
-    """The NVIDIA GPUs a launch here would see: the driver's devices, limited by CUDA_VISIBLE_DEVICES."""
+def visible_gpus() -> int | None:
+    """The NVIDIA GPUs a launch here would see: the driver's devices, limited by CUDA_VISIBLE_DEVICES.
+    None when it cannot tell (another vendor's driver, e.g. ROCm's /dev/kfd)."""
     found = _driver_gpus()
+    if found == 0 and Path("/dev/kfd").exists():
+        return None
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is None:
         return found
@@ -103,17 +106,18 @@ def _driver_gpus() -> int:
     return sum(1 for line in out.stdout.splitlines() if line.startswith("GPU ")) if out.returncode == 0 else 0
 
 
-def fit_machine(opts: LaunchOptions, available: int) -> tuple[LaunchOptions, str | None]:
-    """Options this machine can run: CPU when it has no GPU (with a note); FtrError when it has too few."""
-    if opts.gpus <= available:
+def fit_machine(opts: LaunchOptions, available: int | None, asked: bool) -> tuple[LaunchOptions, str | None]:
+    """Options this machine can run. Without a GPU, a recipe's own GPU count becomes a CPU run (with a
+    note); GPUs asked for on the command line (``asked``), or more than the machine has, are an FtrError."""
+    if available is None or opts.gpus <= available:
         return opts, None
-    if available == 0 and opts.nnodes == 1:
-        note = (f"this machine has no usable GPU (the run asks for {opts.gpus}); running on the CPU as with "
+    if available == 0 and opts.nnodes == 1 and not asked:
+        note = (f"this machine has no usable GPU (the recipe asks for {opts.gpus}); running on the CPU as with "
                 f"--gpus 0 (fp32; Axolotl's LoRA kernels off); pass --gpus 0 to say so")
         return replace(opts, gpus=0), note
     raise FtrError(f"the run asks for {opts.gpus} GPU(s) per node but this machine has {available} usable"
                    f" (CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}); pass --gpus "
-                   f"{available} or run it where the GPUs are", exit_code=1)
+                   f"{available}{' (the CPU)' if available == 0 else ''} or run it where the GPUs are", exit_code=1)
 
 
 def for_cpu(recipe: Recipe) -> Recipe:
@@ -195,7 +199,7 @@ def quote(value: str) -> str:
     so that every printed command stays on one line (bash, zsh, ksh and POSIX.1-2024 sh read it)."""
     if all(c.isprintable() for c in value):
         return shlex.quote(value)
-    escaped = "".join(_C_ESCAPES.get(c) or (c if c.isprintable() else f"\\x{ord(c):02x}" if ord(c) < 256
+    escaped = "".join(_C_ESCAPES.get(c) or (c if c.isprintable() else f"\\x{ord(c):02x}" if ord(c) < 128
                                             else f"\\u{ord(c):04x}" if ord(c) < 65536 else f"\\U{ord(c):08x}")
                       for c in value)
     return f"$'{escaped}'"

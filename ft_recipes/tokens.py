@@ -9,7 +9,7 @@ import os
 import signal
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import backends
@@ -27,6 +27,7 @@ class Row:
     input_ids: tuple[int, ...]
     labels: tuple[int, ...]
     tokens: tuple[str, ...]
+    part: str = ""  # preference pairs: "chosen" or "rejected" (prompt + that response)
 
     @property
     def trained(self) -> tuple[bool, ...]:
@@ -37,10 +38,11 @@ TIMEOUT_S = 300          # a tokenization of a few rows takes seconds; a hung hu
 HUB_TIMEOUT_S = "10"     # per hub request, so that no network fails in seconds instead of retrying for minutes
 
 
-def tokenize(loaded: Loaded, backend: str, n: int, timeout: float = TIMEOUT_S) -> list[Row]:
+def tokenize(loaded: Loaded, backend: str, n: int, timeout: float = TIMEOUT_S, template: str | None = None) -> list[Row]:
+    """The first ``n`` rows as ``backend`` tokenizes them (under chat template ``template`` when given)."""
     recipe = loaded.recipe
-    if recipe.is_preference:
-        raise FtrError("ftr tokens shows sft and pt data; preference pairs are not supported yet", exit_code=2)
+    if template is not None:
+        recipe = replace(recipe, model=replace(recipe.model, template=template))
     helper = backends.get(backend).tokens_helper
     if helper is None:
         raise FtrError(f"ftr tokens is not available for the {backend} backend", exit_code=2)
@@ -58,7 +60,7 @@ def tokenize(loaded: Loaded, backend: str, n: int, timeout: float = TIMEOUT_S) -
     rows = [json.loads(line[len(PREFIX):]) for line in out.splitlines() if line.startswith(PREFIX)]
     if code != 0 or not rows:
         raise FtrError(f"{backend} could not tokenize the data: {_last_error(err or out)}; log: {log}", exit_code=1)
-    return [Row(tuple(r["input_ids"]), tuple(r["labels"]), tuple(r["tokens"])) for r in rows]
+    return [Row(tuple(r["input_ids"]), tuple(r["labels"]), tuple(r["tokens"]), r.get("part", "")) for r in rows]
 
 
 def _run(argv: list[str], env: dict, timeout: float, cwd: str) -> tuple[int | None, str, str]:
@@ -149,7 +151,8 @@ def diff(a: list[Row], b: list[Row]) -> list[str]:
     problems = []
     if len(a) != len(b):
         problems.append(f"row count differs: {len(a)} vs {len(b)}")
-    for i, (x, y) in enumerate(zip(a, b)):
+    for k, (x, y) in enumerate(zip(a, b)):
+        i = _label(a, k)
         if x.input_ids != y.input_ids:
             pos = next((k for k, (p, q) in enumerate(zip(x.input_ids, y.input_ids)) if p != q),
                        min(len(x.input_ids), len(y.input_ids)))
@@ -162,5 +165,25 @@ def diff(a: list[Row], b: list[Row]) -> list[str]:
     return problems
 
 
+def _label(rows: list[Row], k: int) -> str:
+    """``3`` for the fourth row; ``1 (rejected)`` for one side of the second preference pair."""
+    if not rows[k].part:
+        return str(k)
+    return f"{k // 2} ({rows[k].part})"
+
+
 def _around(row: Row, pos: int) -> str:
     return repr("".join(row.tokens[max(pos - 2, 0): pos + 3]))
+
+
+def identity_table(loaded: Loaded, pair: tuple[str, str], templates: list[str], n: int) -> list[tuple[str, str]]:
+    """(template, verdict) per template: identical ids and labels, the first difference, or why it failed."""
+    table = []
+    for name in templates:
+        try:
+            problems = diff(*(tokenize(loaded, backend, n, template=name) for backend in pair))
+        except FtrError as exc:
+            table.append((name, "error: " + str(exc).splitlines()[-1][:120]))
+            continue
+        table.append((name, f"{len(problems)} row(s) differ; first: {problems[0]}" if problems else "identical"))
+    return table

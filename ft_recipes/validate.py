@@ -251,7 +251,7 @@ def semantic(resolved: Resolved) -> list[Finding]:
         out.append(_finding(resolved, ("train", "min_lr"), "train.min_lr is only used by cosine_with_min_lr",
                             "set train.scheduler: cosine_with_min_lr, or remove train.min_lr"))
     lr = train.get("lr", 1e-4)
-    if isinstance(train.get("min_lr"), (int, float)) and isinstance(lr, (int, float)) and train["min_lr"] >= lr:
-        out.append(_finding(resolved, ("train", "min_lr"), f"train.min_lr {train['min_lr']} is not below train.lr {lr}",
+    if isinstance(train.get("min_lr"), (int, float)) and isinstance(lr, (int, float)) and train["min_lr"] > lr:
+        out.append(_finding(resolved, ("train", "min_lr"), f"train.min_lr {train['min_lr']} is above train.lr {lr}",
                             "the schedule decays from train.lr down to train.min_lr"))
     return out + _cadence_conflicts(resolved)

@@ -137,6 +137,7 @@ def folder_lock(folder: Path):
 
 def owned(folder: Path) -> set[str]:
     """Names ftr wrote into ``folder`` (its manifest); a missing or damaged manifest owns nothing."""
+    check_target(folder / MANIFEST)  # never read (block on) a FIFO or device put in its place
     try:
         names = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -188,3 +189,29 @@ def write_one(path: Path, text: str, force: bool = False, protected=()) -> Path:
     """One output file under the same rules as a set (``lint -o``, ``init -o``)."""
     path = Path(path)
     return write_set(path.parent, {path.name: text}, force, protected)[0]
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path):
+    """A temporary path beside ``path`` for a writer that wants a file name (a plot); renamed over
+    ``path`` (absent or a regular file) when the block succeeds, removed when it fails."""
+    path = Path(path)
+    check_target(path)
+    make_dir(path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    except OSError as exc:
+        raise io_error(path, exc) from None
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise io_error(path, exc) from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _commit([(path, tmp)])

@@ -7,12 +7,16 @@ Sources (all read from the installed Axolotl, nothing hand-written):
   keys          AxolotlInputConfig.model_fields (axolotl.utils.schemas.config)
   dataset_keys  SFTDataset, DPODataset, KTODataset, PretrainingDataset, StepwiseSupervisedDataset,
                 SyntheticDataset (axolotl.utils.schemas.datasets), keyed by class name
+  section_keys  the fields of each top-level key whose value is one pydantic model (fsdp_config, trl, ...);
+                section_prefixes: spellings Axolotl rewrites in a section before validating it
   plugins       the input-argument model of every plugin bundled in axolotl.integrations
                 (BasePlugin.get_input_args()), keyed by the class path written in `plugins:`
 
 Per key: type ("integer", "number", "string", "boolean", "list", "object", "any", {"enum": [...]},
 or a list of those for unions), default (JSON; null when none; non-JSON defaults as strings),
-required, aliases (accepted YAML spellings other than the field name), deprecated, description.
+required, aliases (accepted YAML spellings other than the field name), deprecated, description, and
+removed (a deprecated key whose validator refuses it, "no longer supported": "any" for every value
+set, "truthy" for a true / non-empty one).
 Output is stable: sorted keys, indent 1, trailing newline.
 """
 
@@ -70,7 +74,9 @@ def _simple_type(tp) -> object:
         return "object"
     if isinstance(tp, type):
         if issubclass(tp, enum.Enum):
-            return {"enum": [m.value for m in tp]}
+            values = [m.value for m in tp]
+            # values YAML cannot write (torch dtypes) are parsed from strings by validators: not checked
+            return {"enum": values} if all(isinstance(v, (str, int, float, bool)) for v in values) else "any"
         if issubclass(tp, bool):
             return "boolean"
         for k, v in _SCALARS.items():
@@ -151,6 +157,59 @@ def describe_model(model_cls, deprecated_names: frozenset = frozenset()) -> dict
     return keys
 
 
+# Spellings Axolotl rewrites before validating a section (not dropped): `fsdp_config.fsdp_<name>` -> `<name>`
+# (axolotl/utils/schemas/validation.py check_fsdp_config_kwargs_prefix; deprecated there).
+SECTION_PREFIXES = {"fsdp_config": "fsdp_"}
+
+
+SAMPLES = {"integer": (1, 0), "number": (1.0, 0.0), "boolean": (True, False), "string": ("x", ""),
+           "any": ({"type": "linear"}, {})}
+
+
+def _refuses(cls, name: str, value) -> bool:
+    try:
+        cls(**{name: value})
+    except DeprecationWarning:
+        return True
+    except Exception:  # noqa: BLE001 - another refusal: the sample, not the key
+        return False
+    return False
+
+
+def removed_names(deprecated_cls) -> dict[str, str]:
+    """Deprecated fields whose validator refuses a value ("no longer supported"), set one at a time:
+    {name: "any"} when even a false/empty value is refused, {name: "truthy"} when only a true one is."""
+    out = {}
+    for name, info in deprecated_cls.model_fields.items():
+        kind = _simple_type(info.annotation)
+        truthy, falsy = SAMPLES.get(kind[0] if isinstance(kind, list) else kind, ("x", ""))
+        if _refuses(deprecated_cls, name, truthy):
+            out[name] = "any" if _refuses(deprecated_cls, name, falsy) else "truthy"
+    return dict(sorted(out.items()))
+
+
+def _model_of(tp):
+    """The pydantic model an annotation holds (through Optional / Annotated), or None."""
+    from pydantic import BaseModel
+
+    if typing.get_origin(tp) is typing.Annotated:
+        return _model_of(typing.get_args(tp)[0])
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        models = [m for m in map(_model_of, typing.get_args(tp)) if m is not None]
+        return models[0] if len(models) == 1 else None
+    return tp if isinstance(tp, type) and issubclass(tp, BaseModel) else None
+
+
+def describe_sections(model_cls) -> dict:
+    """Top-level keys whose value is one pydantic model that drops unknown keys: {key: that model's keys}."""
+    out = {}
+    for name, info in model_cls.model_fields.items():
+        sub = _model_of(info.annotation)
+        if sub is not None and (getattr(sub, "model_config", {}) or {}).get("extra") != "allow":
+            out[name] = describe_model(sub)
+    return out
+
+
 def discover_plugins() -> tuple[dict, dict]:
     """Bundled plugins: {plugin class path: args model class path}, and import failures."""
     import axolotl.integrations as integ
@@ -200,9 +259,14 @@ def main() -> int:
         "python": ".".join(map(str, sys.version_info[:2])),
         "keys": describe_model(AxolotlInputConfig, deprecated_names),
         "dataset_keys": {},
+        "section_keys": describe_sections(AxolotlInputConfig),
+        "section_prefixes": SECTION_PREFIXES,
         "plugins": {},
         "plugin_args_models": {},
     }
+    for name, when in removed_names(DeprecatedParameters).items():
+        if name in cat["keys"]:
+            cat["keys"][name]["removed"] = when
     for cls_name in ("SFTDataset", "DPODataset", "KTODataset", "PretrainingDataset",
                      "StepwiseSupervisedDataset", "SyntheticDataset"):
         cls = getattr(ds, cls_name, None)

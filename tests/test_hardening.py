@@ -4,7 +4,6 @@ nothing is clobbered."""
 
 import json
 import os
-import shlex
 import stat
 import subprocess
 import sys
@@ -372,8 +371,8 @@ HOSTILE_DIRS = ["out; touch pwned", "$(touch pwned)", "`touch pwned`", "a\nb", "
 
 def shell_words(line: str, cwd: Path) -> list[str]:
     """How bash splits a printed line into words (it reads $'...' as well as '...'), running nothing."""
-    out = subprocess.run(["bash", "-c", f"printf '%s\\0' {line}"], capture_output=True, text=True, cwd=cwd,
-                         check=True).stdout
+    out = subprocess.run(["bash", "-c", f"printf '%s\\0' {line}"], capture_output=True, cwd=cwd,
+                         check=True).stdout.decode("utf-8", "surrogateescape")
     return out.split("\0")[:-1]
 
 
@@ -549,3 +548,68 @@ def test_tokens_reports_the_backend_error_as_one_line_with_the_log(tmp_path, mon
     log = Path(line.rsplit("log: ", 1)[1])
     assert "Traceback" in log.read_text() and log.parent == tmp
     assert not [p for p in tmp.iterdir() if p.is_dir()], "no ftr-tokens-* folder left behind"
+
+
+def test_convert_does_not_call_a_carried_value_lost(tmp_path):
+    (tmp_path / "ax.yaml").write_text(
+        f"base_model: Qwen/Qwen2.5-0.5B\ndatasets:\n  - {{path: {DATA}, type: alpaca}}\neval_strategy: steps\n"
+        "eval_steps: 10\nval_set_size: 0.1\noutput_dir: o\nmicro_batch_size: 1\nnum_epochs: 1\n")
+    result = ftr("convert", tmp_path / "ax.yaml", "--to", "llamafactory")
+    assert result.exit_code == 0, result.output
+    assert "eval_strategy: steps" in result.stdout
+    assert "lost  eval_strategy" not in result.stderr and "kept  eval_strategy" in result.stderr
+
+
+def test_report_plot_never_replaces_a_special_file(tmp_path):
+    (tmp_path / "trainer_log.jsonl").write_text('{"current_steps": 1, "loss": 2.0}\n')
+    os.mkfifo(tmp_path / "plot.png")
+    one_line_error(ftr("report", tmp_path, "-o", tmp_path / "plot.png"), 2, "plot.png", "is a FIFO")
+    assert stat.S_ISFIFO(os.lstat(tmp_path / "plot.png").st_mode)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_presets_list_and_show_never_block_on_a_fifo(tmp_path, monkeypatch):
+    (tmp_path / "lib").mkdir()
+    os.mkfifo(tmp_path / "lib" / "bad.yaml")
+    (tmp_path / "lib" / "good.yaml").write_text("# a good preset\nftr: 1\n")
+    monkeypatch.setenv("FTR_PRESET_PATH", str(tmp_path / "lib"))
+    listed = ftr("presets", "list")
+    assert listed.exit_code == 0 and "lib:bad" in listed.output and "is a FIFO" in listed.output
+    assert "a good preset" in listed.output
+    one_line_error(ftr("presets", "show", "bad"), 2, "bad.yaml", "is a FIFO")
+
+
+def test_a_fifo_as_dataset_never_blocks(tmp_path):
+    os.mkfifo(tmp_path / "rows.jsonl")
+    path = recipe(tmp_path, data=str(tmp_path / "rows.jsonl"))
+    one_line_error(ftr("compile", path, "-b", "axolotl"), 1, "FTR004", "is a FIFO")
+    assert ftr("lint", path).exit_code in (0, 1)
+
+
+def test_run_refuses_gpus_asked_for_on_a_machine_without_one(tmp_path, fake_envs, monkeypatch):
+    _gpus(monkeypatch, 0)
+    path = recipe(tmp_path, out=str(tmp_path / "run"))
+    one_line_error(ftr("run", path, "-b", "axolotl", "--gpus", "2"), 1, "asks for 2 GPU(s)", "--gpus 0 (the CPU)")
+    assert not (tmp_path / "run").exists()
+
+
+def test_gpu_count_unknown_on_another_vendors_driver(monkeypatch):
+    from ft_recipes import run
+
+    monkeypatch.setattr(run, "_driver_gpus", lambda: 0)
+    monkeypatch.setattr(run.Path, "exists", lambda self: str(self) == "/dev/kfd")
+    assert run.visible_gpus() is None
+    assert run.fit_machine(run.LaunchOptions(gpus=4), None, asked=True)[0].gpus == 4
+
+
+@pytest.mark.parametrize("visible, driver, expected", [(None, 2, 2), ("", 2, 0), ("-1", 2, 0), ("0", 2, 1),
+                                                       ("0,1,2,3", 2, 2), ("GPU-abc,GPU-def", 4, 2)])
+def test_visible_gpus_honours_cuda_visible_devices(monkeypatch, visible, driver, expected):
+    from ft_recipes import run
+
+    monkeypatch.setattr(run, "_driver_gpus", lambda: driver)
+    if visible is None:
+        monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    else:
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+    assert run.visible_gpus() == expected

@@ -70,6 +70,8 @@ def test_round_trip(path, tmp_path):
                         assert after[field] == before[field], (key, field)
         elif key == "bf16" and value == "auto":
             assert compiled[key] is True  # approximated: "auto" means bf16 where the GPU has it
+        elif key == "special_tokens":  # ftr adds the template's EOS (issue 17) when the model's is not known
+            assert compiled[key].items() >= value.items(), compiled[key]
         elif key == "learning_rate":
             assert float(compiled[key]) == float(value)
         else:

@@ -32,7 +32,9 @@ def test_schema_is_valid_2020_12():
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
 def test_examples_validate(example):
-    load_recipe(example)
+    from ft_recipes.stages import has_stages, load_pipeline
+
+    load_pipeline(example) if has_stages(example) else load_recipe(example)
 
 
 @pytest.mark.parametrize("preset", PRESETS, ids=lambda p: p.stem)

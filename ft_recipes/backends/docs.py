@@ -12,18 +12,43 @@ from . import all_backends
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "backends"
 
 
+def field_help(path: str) -> str:
+    """The help of the recipe.py dataclass field behind a YAML path (the one place a field is documented)."""
+    import dataclasses
+    import typing
+
+    from .. import recipe as r
+    from .keys import TYPED
+
+    cls = r.Recipe
+    parts = TYPED.get(path, path).split(".")
+    for i, part in enumerate(parts):
+        hints = typing.get_type_hints(cls)
+        match = [f for f in dataclasses.fields(cls) if f.name == part]
+        if not match:
+            return ""
+        if i == len(parts) - 1:
+            return match[0].metadata.get("help", "")
+        kind = hints[part]
+        args = [a for a in typing.get_args(kind) if dataclasses.is_dataclass(a)]
+        cls = args[0] if args else kind
+        if not dataclasses.is_dataclass(cls):
+            return ""
+    return ""
+
+
 def keys_page() -> str:
     backends = all_backends()
     paths: list[str] = []
     for backend in backends:
         paths += [row.path for row in backend.keys if row.path not in paths]
-    head = "| recipe field | " + " | ".join(f"{b.title} {b.version}" for b in backends) + " |"
+    head = "| recipe field | meaning | " + " | ".join(f"{b.title} {b.version}" for b in backends) + " |"
     lines = ["# Recipe fields and the native keys they become", "",
              "Generated from each backend's key table (`ft_recipes/backends/<name>/keys.py`) by "
              "`python -m ft_recipes.backends.docs`; do not edit. `-` means the backend cannot express the field: "
              "`ftr compile` refuses it with FTR005 and names the backends that can. *structural* keys are written "
              "by the emitter's code (datasets, templates, cadences, precision), not by a plain rename.", "",
-             head, "|" + "---|" * (len(backends) + 1)]
+             head, "|" + "---|" * (len(backends) + 2)]
     for path in paths:
         cells = []
         for backend in backends:
@@ -33,7 +58,7 @@ def keys_page() -> str:
             else:
                 cells.append(f"`{row.native}`" + (" *structural*" if row.structural else "")
                              + (f" (only: {_cell(row.refusal)})" if row.accepts else ""))
-        lines.append(f"| `{path}` | " + " | ".join(cells) + " |")
+        lines.append(f"| `{path}` | {_cell(field_help(path))} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -39,6 +39,11 @@ def compile_cmd(recipe: str, backend: str, out_dir: Path | None, force: bool) ->
     axolotl:      OUT/axolotl.yaml (+ OUT/data/*.jsonl for rows rewritten as messages)
     llamafactory: OUT/llamafactory.yaml and OUT/dataset_info.json
     """
+    from ..stages import has_stages
+
+    if has_stages(recipe):
+        _compile_pipeline(recipe, backend, out_dir, force)
+        return
     _, emitted, written, text = compile_recipe(recipe, backend, out_dir, force)
     for note in emitted.notes:
         click.echo(note.text(backend), err=True)
@@ -52,19 +57,32 @@ def compile_cmd(recipe: str, backend: str, out_dir: Path | None, force: bool) ->
             click.echo(f"wrote {path}", err=True)
 
 
+def _compile_pipeline(recipe: str, backend: str, out_dir: Path | None, force: bool) -> None:
+    """A pipeline (``stages:``): OUT/<stage>/ per stage and OUT/pipeline.json."""
+    from ..findings import UsageError
+    from ..pipeline_run import compile_pipeline
+
+    if out_dir is None:
+        raise UsageError(f"{recipe}: a pipeline compiles into one folder per stage; pass -o DIR")
+    _, written, notes = compile_pipeline(recipe, backend, out_dir, force)
+    for stage, name, note in notes:
+        click.echo(f"stage {stage}: {note.text(name)}", err=True)
+    for path in written:
+        click.echo(f"wrote {path}", err=True)
+
+
 @click.command("validate")
 @click.argument("recipes", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @guard
 def validate_cmd(recipes: tuple[str, ...]) -> None:
     """Check RECIPES against the recipe schema only (no best-practice rules: see `ftr lint`)."""
     from ..findings import FtrError
-    from ..pipeline import load_recipe
 
     failed = 0
     worst = 0
     for path in recipes:
         try:
-            load_recipe(path)
+            _load_any_recipe(path)
             click.echo(f"{path}: ok")
         except FtrError as exc:
             click.echo(exc.render(), err=True)
@@ -72,6 +90,13 @@ def validate_cmd(recipes: tuple[str, ...]) -> None:
             worst = max(worst, exc.exit_code)
     if failed:
         raise SystemExit(worst)
+
+
+def _load_any_recipe(path: str) -> None:
+    from ..pipeline import load_recipe
+    from ..stages import has_stages, load_pipeline
+
+    load_pipeline(path) if has_stages(path) else load_recipe(path)
 
 
 @click.command("schema")

@@ -10,14 +10,25 @@ from . import emit_text, guard
 from ..backends import NAMES, names
 
 
-def _import(native: str, source: str | None):
+def _import(native: str, source: str | None, run_dir: str | None = None, dataset_dir: str | None = None):
+    from ..datasets import running_from
     from ..load import load_file
     from ..native import import_document
 
     doc = load_file(native)
     if source is None:
         _check_native(doc)
-    return import_document(doc, source)
+    with running_from(run_dir, dataset_dir):  # native paths resolve where the backend runs
+        return import_document(doc, source)
+
+
+def _where(command):
+    """--run-dir and --dataset-dir: where the source backend runs, for its relative paths."""
+    command = click.option("--dataset-dir", default=None, metavar="DIR",
+                           help="LLaMA-Factory: the dataset_dir holding dataset_info.json, over the config's.")(command)
+    return click.option("--run-dir", type=click.Path(file_okay=False), default=None,
+                        help="Where the source backend runs (its relative paths resolve there; default: the "
+                             "working directory).")(command)
 
 
 def _check_native(doc) -> None:
@@ -49,15 +60,17 @@ def _report(imported) -> None:
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Recipe file to write (default stdout). Never overwritten without --force.")
 @click.option("--force", is_flag=True)
+@_where
 @guard
-def import_cmd(native: str, source: str | None, output: Path | None, force: bool) -> None:
+def import_cmd(native: str, source: str | None, output: Path | None, force: bool, run_dir: str | None,
+               dataset_dir: str | None) -> None:
     """Turn a native LLaMA-Factory or Axolotl config into a recipe.
 
     Keys with no recipe counterpart are kept under `backends.<name>`, so nothing is lost; each is listed.
     """
     from ..emit import to_yaml
 
-    imported = _import(native, source)
+    imported = _import(native, source, run_dir, dataset_dir)
     text = f"# Imported by ftr from {Path(native).name} ({imported.dialect}).\n" + to_yaml(imported.resolved.data)
     _report(imported)
     emit_text(text, output, force, protected=[native])
@@ -70,8 +83,10 @@ def import_cmd(native: str, source: str | None, output: Path | None, force: bool
               help="Dialect (default: detected).")
 @click.option("--output", "-o", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None)
 @click.option("--force", is_flag=True)
+@_where
 @guard
-def convert_cmd(native: str, target: str, source: str | None, out_dir: Path | None, force: bool) -> None:
+def convert_cmd(native: str, target: str, source: str | None, out_dir: Path | None, force: bool,
+                run_dir: str | None, dataset_dir: str | None) -> None:
     """Convert a native config to another backend through a recipe, with a fidelity report.
 
     The report lists every value that was approximated, changed meaning, or could not be carried.
@@ -82,7 +97,7 @@ def convert_cmd(native: str, target: str, source: str | None, out_dir: Path | No
     from ..normalise import normalise
     from ..validate import validate
 
-    imported = _import(native, source)
+    imported = _import(native, source, run_dir, dataset_dir)
     findings = validate(imported.resolved)
     if findings:
         raise FtrError(f"{native}: cannot convert", findings)
@@ -91,9 +106,15 @@ def convert_cmd(native: str, target: str, source: str | None, out_dir: Path | No
         recipe = _drop_foreign_passthrough(recipe, imported.dialect)
         recipe = _soften_defaults(recipe, imported)
     emitted = backends.get(target).emit(recipe, (out_dir or Path.cwd()).resolve())
+    main_cfg = emitted.configs[emitted.main]
     for key in sorted(imported.passthrough):
-        if imported.dialect != target:
-            click.echo(f"lost  {key}: {imported.passthrough[key]!r} ({imported.dialect}-only; not carried)", err=True)
+        if imported.dialect == target:
+            continue
+        value = imported.passthrough[key]
+        if isinstance(main_cfg, dict) and key in main_cfg and main_cfg[key] == value:  # the target writes it too
+            click.echo(f"kept  {key}: {value!r} (the {target} config sets the same value)", err=True)
+        else:
+            click.echo(f"lost  {key}: {value!r} ({imported.dialect}-only; not carried)", err=True)
     for note in imported.notes:
         click.echo(f"note  {note.key}: {note.reason}", err=True)
     for note in emitted.notes:

@@ -18,22 +18,57 @@ from ..backends import NAMES
 def explain_cmd(recipe: str, backend: str | None, fmt: str) -> None:
     """Show every resolved value of RECIPE, where it came from (file:line of the recipe or preset, or
     ftr default), the native key it becomes per backend, the lint findings and the VRAM estimate."""
-    from ..explain import rows
     from ..pipeline import load_any
-    from ..vram import estimate
+    from ..stages import has_stages
 
+    names = (backend,) if backend else NAMES
+    if has_stages(recipe):
+        _explain_pipeline(recipe, names, fmt)
+        return
     loaded = load_any(recipe)  # a native LLaMA-Factory / Axolotl file is detected as `ftr lint` does
     if loaded.dialect != "recipe":
         click.echo(f"note: {recipe} is a {loaded.dialect} config; explaining the recipe it imports as", err=True)
-    names = (backend,) if backend else NAMES
-    table = rows(loaded, names)
-    findings = _lint(loaded)
-    est = estimate(loaded.recipe)
     if fmt == "json":
-        click.echo(json.dumps({"values": [r.__dict__ for r in table],
-                               "findings": [f.__dict__ for f in findings],
-                               "vram_gb_per_gpu": est.as_dict() if est else None}, indent=2, default=str))
+        click.echo(json.dumps(_data(loaded, names), indent=2, default=str))
         return
+    _text(loaded, names)
+
+
+def _data(loaded, names, stage=None) -> dict:
+    from ..explain import rows
+    from ..vram import estimate
+
+    est = estimate(loaded.recipe)
+    return {"values": [r.__dict__ for r in rows(loaded, names)],
+            "findings": [f.__dict__ for f in _lint(loaded, stage)], "vram_gb_per_gpu": est.as_dict() if est else None}
+
+
+def _explain_pipeline(recipe: str, names, fmt: str) -> None:
+    """Each stage in order: its resolved values, findings (the stage named) and VRAM estimate."""
+    from ..stages import load_pipeline
+
+    pipeline = load_pipeline(recipe)
+    if fmt == "json":
+        click.echo(json.dumps({"stages": [{"name": s.name, "from": s.source, "backend": s.backend,
+                                           "merge_step": s.is_merge_step,
+                                           **(_data(s.loaded, names, s.name) if s.loaded else {})}
+                                          for s in pipeline.stages]}, indent=2, default=str))
+        return
+    for stage in pipeline.stages:
+        what = "merge step" if stage.is_merge_step else (f"backend {stage.backend}" if stage.backend else "the --backend")
+        click.echo(f"== stage {stage.name} (from {stage.source}; {what}; run dir {stage.run_dir}) ==")
+        if stage.loaded:
+            _text(stage.loaded, names, stage.name)
+        click.echo("")
+
+
+def _text(loaded, names, stage=None) -> None:
+    from ..explain import rows
+    from ..vram import estimate
+
+    table = rows(loaded, names)
+    findings = _lint(loaded, stage)
+    est = estimate(loaded.recipe)
     width = max(len(r.key) for r in table)
     for r in table:
         native = "  ".join(f"{n}: {k}" for n, k in r.native.items())
@@ -44,12 +79,15 @@ def explain_cmd(recipe: str, backend: str | None, fmt: str) -> None:
     click.echo("\n".join(f.text() for f in findings) or "lint: no findings")
 
 
-def _lint(loaded):
+def _lint(loaded, stage=None):
     try:
         from ..lint import lint_recipe
     except ImportError:
         return []
-    return lint_recipe(loaded)
+    from ..stages import in_stage
+
+    findings = lint_recipe(loaded)
+    return [in_stage(f, stage) for f in findings] if stage else findings
 
 
 def _vram_text(est) -> str:

@@ -32,11 +32,17 @@ FORMATS = ("text", "json", "sarif", "github")  # keys of ft_recipes.lint.reporte
               help="Read every file as this dialect (default: detected from its keys).")
 @click.option("--backend-version", "backend_versions", multiple=True, metavar="BACKEND=VERSION",
               help="Key catalogue for native files, e.g. axolotl=0.21.0 (default: the version ftr targets).")
+@click.option("--run-dir", type=click.Path(file_okay=False), default=None,
+              help="Where the backend will be run from: native files' dataset, dataset_dir and DeepSpeed paths "
+                   "resolve against it, as the backends do (default: the working directory).")
+@click.option("--dataset-dir", default=None, metavar="DIR",
+              help="LLaMA-Factory: the dataset_dir to find dataset_info.json in, over the config's own "
+                   "(relative to the run directory).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the report to a file, not stdout.")
 @click.option("--force", is_flag=True, help="Let -o replace a file that ftr did not write.")
 @guard
 def lint_cmd(paths, fmt, strict, select, extend_select, ignore, rule_packs, no_noqa, only_recipes, dialect,
-             backend_versions, output, force):
+             backend_versions, run_dir, dataset_dir, output, force):
     """Check recipes and native LLaMA-Factory / Axolotl configs against the best-practice rules
     (`ftr rules` lists them); native files are also checked against the backend's key catalogue.
 
@@ -58,8 +64,11 @@ def lint_cmd(paths, fmt, strict, select, extend_select, ignore, rule_packs, no_n
         from ..lint.options import versions
 
         options = replace(options, versions=versions(backend_versions, "--backend-version"))
+    from ..datasets import running_from
+
     files = expand(paths, only_recipes)
-    findings = sorted(f for file in files for f in lint_file(file, options, dialect))
+    with running_from(run_dir, dataset_dir):
+        findings = sorted(f for file in files for f in lint_file(file, options, dialect))
     text = REPORTERS[fmt]().render(findings, len(files))
     if output:
         from ..writes import write_one

@@ -37,11 +37,15 @@ def presets_cmd() -> None:
 @guard
 def list_cmd() -> None:
     """List every preset with its library and first comment line."""
+    from ..findings import FtrError
+    from ..load import read_text
     from ..presets import list_presets
 
     for library, name, path in list_presets():
-        first = next((line[1:].strip() for line in path.read_text(encoding="utf-8").splitlines()
-                      if line.startswith("#")), "")
+        try:
+            first = next((line[1:].strip() for line in read_text(path).splitlines() if line.startswith("#")), "")
+        except FtrError as exc:  # listed anyway, with what is wrong with it
+            first = f"(unreadable: {exc})"
         ref = name if library == "builtin" else f"{library}:{name}"
         click.echo(f"{ref:<24} {first}")
 
@@ -51,9 +55,10 @@ def list_cmd() -> None:
 @guard
 def show_cmd(name: str) -> None:
     """Print preset NAME (library:name also works)."""
+    from ..load import read_text
     from ..presets import find_preset
 
-    click.echo(find_preset(name).read_text(encoding="utf-8"), nl=False)
+    click.echo(read_text(find_preset(name)), nl=False)
 
 
 @click.command("init")

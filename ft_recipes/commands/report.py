@@ -18,12 +18,15 @@ from . import guard
 @guard
 def report_cmd(run_dirs: tuple[Path, ...], output: Path | None, fmt: str) -> None:
     """Loss curves and a diagnosis (overfitting, underfitting, divergence, no validation) for one or more
-    run directories; several directories overlay in the plot for comparison."""
+    run directories; several directories overlay in the plot for comparison. A pipeline's output.dir (with its
+    pipeline.json) stands for the run directories of its stages, overlaid in order."""
     from ..findings import FtrError
     from ..report import LogError, diagnose, plot, read_curves
 
+    from ..pipeline_run import stage_dirs
+
     results = []
-    for run_dir in run_dirs:
+    for run_dir in [d for given in run_dirs for d in (stage_dirs(given) or [given])]:  # a pipeline: its stages
         try:
             curves = read_curves(run_dir)
         except FileNotFoundError as exc:
@@ -34,8 +37,11 @@ def report_cmd(run_dirs: tuple[Path, ...], output: Path | None, fmt: str) -> Non
             click.echo(f"note: {note}", err=True)
         results.append((curves, diagnose(curves)))
     if output is not None:
+        from ..writes import atomic_path
+
         try:
-            plot([c for c, _ in results], output)
+            with atomic_path(output) as tmp:  # never over a FIFO, device or symlink; nothing half-written
+                plot([c for c, _ in results], tmp)
         except RuntimeError as exc:
             raise FtrError(str(exc), exit_code=2) from None
     click.echo(_render(results, fmt))

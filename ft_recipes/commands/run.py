@@ -31,10 +31,12 @@ from ..launchers import NAMES as LAUNCHERS
 @click.option("--resume", is_flag=True, help="Continue from the run directory's last checkpoint.")
 @click.option("--force", is_flag=True, help="Start over; the previous run directory is moved aside, not deleted.")
 @click.option("--no-lint", is_flag=True, help="Launch even when lint reports errors.")
+@click.option("--only", "only", metavar="STAGE", default=None, help="A pipeline: run only this stage (again).")
+@click.option("--from-stage", metavar="STAGE", default=None, help="A pipeline: run this stage and the later ones again.")
 @click.argument("extra", nargs=-1, type=click.UNPROCESSED)
 @guard
 def run_cmd(recipe, backend, gpus, nnodes, launcher, attach, ray_address, node_rank, master_addr, master_port,
-            deepspeed, fsdp, dry_run, resume, force, no_lint, extra):
+            deepspeed, fsdp, dry_run, resume, force, no_lint, only, from_stage, extra):
     """Lint RECIPE, compile it into its run directory (output.dir) and launch BACKEND there.
 
     Arguments after `--` go to the backend command. The backend's exit code is ftr's.
@@ -46,6 +48,21 @@ def run_cmd(recipe, backend, gpus, nnodes, launcher, attach, ray_address, node_r
 
     if resume and force:
         raise click.UsageError("--resume and --force exclude each other")
+    from ..stages import has_stages
+
+    if has_stages(recipe):
+        from ..pipeline_run import run_command
+
+        if launcher not in (None, "local") or attach or ray_address:
+            raise click.UsageError("a pipeline runs here (--launcher local) for now; submit its stages one by one")
+
+        sys.exit(run_command(recipe, backend, dict(gpus=gpus, nnodes=nnodes, node_rank=node_rank,
+                                                   master_addr=master_addr, master_port=master_port,
+                                                   deepspeed=deepspeed, fsdp=fsdp, extra=tuple(extra)),
+                             dry_run, resume, force, no_lint, only, from_stage,
+                             lambda o, d: _fit(o, d, asked=gpus is not None), sys.argv))
+    if only or from_stage:
+        raise click.UsageError("--only and --from-stage choose stages of a pipeline; this recipe has no stages:")
     loaded = load_recipe(recipe)
     hw = loaded.recipe.hardware
     opts = LaunchOptions(gpus=hw.gpus if gpus is None else gpus, nnodes=hw.nodes if nnodes is None else nnodes, node_rank=node_rank,
@@ -60,7 +77,7 @@ def run_cmd(recipe, backend, gpus, nnodes, launcher, attach, ray_address, node_r
         raise click.UsageError("--attach and --ray-address go with --launcher slurm|skypilot|ray")
     check(opts, DEEPSPEED_PRESETS)
     _lint_gate(loaded, no_lint)
-    opts = _fit(opts, dry_run)
+    opts = _fit(opts, dry_run, asked=gpus is not None)
     run_plan = plan(loaded, backend, opts, resume, force, dry_run)
     click.echo(describe(run_plan), err=dry_run is False)
     if dry_run:
@@ -68,13 +85,13 @@ def run_cmd(recipe, backend, gpus, nnodes, launcher, attach, ray_address, node_r
     sys.exit(execute(run_plan, loaded, backend, sys.argv))
 
 
-def _fit(opts, dry_run: bool):
+def _fit(opts, dry_run: bool, asked: bool):
     """Adapt to (or refuse) this machine's GPUs; a dry run only says what a run here would do."""
     from ..findings import FtrError
     from ..run import fit_machine, visible_gpus
 
     try:
-        fitted, note = fit_machine(opts, visible_gpus())
+        fitted, note = fit_machine(opts, visible_gpus(), asked)
     except FtrError as exc:
         if not dry_run:
             raise

@@ -18,8 +18,11 @@ from ..backends import NAMES
 @click.option("-n", "rows", type=click.IntRange(min=1), default=5, show_default=True, help="Rows to show.")
 @click.option("--timeout", type=click.FloatRange(min=1), default=300, show_default=True,
               help="Seconds to wait for the backend before stopping it.")
+@click.option("--templates", default=None,
+              help="With --diff: compare under each of these chat templates (comma-separated) and print a table.")
 @guard
-def tokens_cmd(recipe: str, backend: str | None, pair: tuple[str, str] | None, rows: int, timeout: float) -> None:
+def tokens_cmd(recipe: str, backend: str | None, pair: tuple[str, str] | None, rows: int, timeout: float,
+               templates: str | None) -> None:
     """Show how the first rows of RECIPE's data are rendered and tokenized by a backend's own
     preprocessing (run in its environment, without training), trained tokens highlighted."""
     from ..pipeline import load_recipe
@@ -28,6 +31,14 @@ def tokens_cmd(recipe: str, backend: str | None, pair: tuple[str, str] | None, r
     if not backend and not pair:
         raise click.UsageError("give --backend B or --diff A B")
     loaded = load_recipe(recipe)
+    if pair and templates:
+        from ..tokens import identity_table
+
+        table = identity_table(loaded, pair, [t.strip() for t in templates.split(",") if t.strip()], rows)
+        width = max(len(name) for name, _ in table)
+        for name, verdict in table:
+            click.echo(f"{name:<{width}}  {verdict}")
+        sys.exit(0 if all(verdict == "identical" for _, verdict in table) else 1)
     if pair:
         a, b = (tokenize(loaded, name, rows, timeout) for name in pair)
         problems = diff(a, b)
@@ -38,5 +49,6 @@ def tokens_cmd(recipe: str, backend: str | None, pair: tuple[str, str] | None, r
         sys.exit(1 if problems else 0)
     color = sys.stdout.isatty()
     for i, row in enumerate(tokenize(loaded, backend, rows, timeout)):
-        click.echo(f"--- row {i}: {len(row.input_ids)} tokens, {sum(row.trained)} trained")
+        name = f"{i // 2} ({row.part})" if row.part else str(i)
+        click.echo(f"--- row {name}: {len(row.input_ids)} tokens, {sum(row.trained)} trained")
         click.echo(render(row, color))

@@ -19,11 +19,13 @@ def _selected(options: Options) -> tuple[tuple[type, dict], ...]:
                  if cls.checked_here() and options.selects(code))
 
 
-def run_rules(recipe, options: Options) -> list[Finding]:
-    """Findings of every selected rule on one normalised recipe (before suppression)."""
+def run_rules(recipe, options: Options, dialect: str = "recipe", native: dict | None = None) -> list[Finding]:
+    """Findings of every selected rule on one normalised recipe (before suppression); ``native`` is the
+    mapping of a native file of ``dialect`` as written."""
     findings: list[Finding] = []
+    version = options.version_of(dialect) if dialect != "recipe" else None
     for cls, section in _selected(options):
-        ctx = Context(recipe, cls, section)
+        ctx = Context(recipe, cls, section, dialect=dialect, native=native, version=version)
         cls().check(ctx)
         findings += ctx.findings
     return findings
@@ -59,7 +61,9 @@ def lint_recipe(loaded, options: Options | None = None) -> list[Finding]:
 
     options = options or from_project()
     recipe = loaded.recipe
-    return finish(run_rules(recipe, options), options, recipe.lint_ignore, _layer_lines(loaded))
+    native = loaded.resolved.document.data if loaded.dialect != "recipe" else None
+    return finish(run_rules(recipe, options, loaded.dialect, native), options, recipe.lint_ignore,
+                  _layer_lines(loaded))
 
 
 def lint_file(path: str | Path, options: Options, dialect: str | None = None) -> list[Finding]:
@@ -80,6 +84,10 @@ def lint_file(path: str | Path, options: Options, dialect: str | None = None) ->
             raise
         return finish(list(exc.findings), options)
     dialect = dialect or detect_dialect(doc.data)
+    if dialect == "recipe" and isinstance(doc.data, dict) and "stages" in doc.data:
+        from ..stages import lint_pipeline
+
+        return lint_pipeline(path, options)
     native = check_native(doc, dialect, options.version_of(dialect)) if dialect != "recipe" else []
     lines = {doc.file: tuple(doc.lines)}
     try:
@@ -87,7 +95,10 @@ def lint_file(path: str | Path, options: Options, dialect: str | None = None) ->
     except FtrError as exc:
         if not exc.findings:
             raise
-        return finish(_not_covered(list(exc.findings), native) + native, options, lines=lines)
+        schema = _not_covered(list(exc.findings), native)
+        if dialect != "recipe":
+            schema = _native_schema(schema, doc, dialect)
+        return finish(schema + native, options, lines=lines)
     return sorted(set(finish(native, options, lines=lines) + lint_recipe(loaded, options)))
 
 
@@ -111,6 +122,30 @@ def _coerced(doc):
         return value
 
     return replace(doc, data=fix(copy.deepcopy(doc.data)))
+
+
+def _native_schema(findings: list[Finding], doc, dialect: str) -> list[Finding]:
+    """Recipe-schema findings on a native file, judged as the backend judges the file: the backend's own
+    catalogue has already checked its keys and values (FTR001/FTR002), so a value that only ftr's recipe cannot
+    hold is an info that the best-practice rules did not run; missing training data matters only when the
+    file trains; a missing base model stays an error (both backends refuse)."""
+    from dataclasses import replace
+
+    from .. import backends
+
+    trains = getattr(backends.importer(dialect), "needs_training_data", lambda src: True)(doc.data)
+    out = []
+    for finding in findings:
+        if finding.code == "FTR003" and finding.key.startswith("data"):
+            if trains:
+                out.append(finding)
+        elif finding.code == "FTR003" and finding.severity == "error":
+            out.append(finding)
+        else:
+            out.append(replace(finding, severity="info", code=finding.code,
+                               message=f"not checked by ftr's rules: {finding.message}",
+                               hint=f"{dialect} accepts this value; ftr's recipe cannot hold it yet"))
+    return out
 
 
 def _not_covered(findings: list[Finding], native: list[Finding]) -> list[Finding]:

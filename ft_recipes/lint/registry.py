@@ -87,6 +87,13 @@ class Context:
     rule: type[Rule]
     pack: dict
     findings: list[Finding] = field(default_factory=list)
+    dialect: str = "recipe"  # "recipe", or the backend whose native file was imported
+    native: dict | None = None  # the native mapping as written (native files only)
+    version: str | None = None  # the backend version the native file is checked against
+
+    @property
+    def is_native(self) -> bool:
+        return self.dialect != "recipe"
 
     def __getitem__(self, key: str) -> Any:
         return self.pack[key]

@@ -27,6 +27,7 @@ from ft_recipes.backends.keys import get_native, recipe_value
 from ft_recipes.emit import write_outputs
 from ft_recipes.findings import FtrError
 from ft_recipes.pipeline import load_any, load_recipe
+from ft_recipes.stages import load_pipeline
 
 from paths import EXAMPLES, PRESETS
 
@@ -155,6 +156,20 @@ def _wrapper(source: Path, folder: Path, tiny) -> Path:
     return path
 
 
+def _tiny_pipeline(source: Path, folder: Path, tiny) -> Path:
+    """A copy of a pipeline example on the tiny local model and datasets (same file names)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    doc = yaml.safe_load(source.read_text())
+    doc["model"].update({"base": str(tiny.model), "template": "chatml", "pad_token": "<|endoftext|>"})
+    doc["output"] = {"dir": str(folder / "run")}
+    for stage in doc["stages"]:
+        for entry in (stage.get("data") or {}).get("train", []):
+            entry["path"] = str(tiny.data / Path(entry["path"]).name)
+    path = folder / "recipe.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
 def _lookup(effective: dict, path: str):
     if path.endswith(".length"):
         value = get_native(effective, path[: -len(".length")], None)
@@ -182,8 +197,9 @@ class Run:
         self.refused: list[str] = []
 
     def add(self, label: str, recipe_path: Path) -> None:
-        loaded = load_recipe(recipe_path)
-        out = recipe_path.parent / self.backend.name
+        self.add_loaded(label, load_recipe(recipe_path), recipe_path.parent / self.backend.name)
+
+    def add_loaded(self, label: str, loaded, out: Path) -> None:
         try:
             emitted = self.backend.emit(loaded.recipe, out)
         except FtrError as exc:
@@ -227,6 +243,11 @@ def oracle_cases(tmp_path_factory, tiny_assets):
     for name in PYTHONS:
         run = Run(name)
         for source in (*EXAMPLES, *PRESETS):
+            if "\nstages:" in source.read_text():  # a pipeline: every training stage is a case
+                pipeline = load_pipeline(_tiny_pipeline(source, root / name / f"pipeline-{source.stem}", tiny_assets))
+                for stage in (s for s in pipeline.stages if s.loaded):
+                    run.add_loaded(f"{source.name}:{stage.name}", stage.loaded, pipeline.dir / "compiled" / stage.name)
+                continue
             run.add(f"{source.parent.name}/{source.name}", _wrapper(source, root / name / f"{source.parent.name}-{source.stem}", tiny_assets))
         for i, doc in enumerate(_generate(run.backend.capabilities)):
             run.add(f"generated[{i}]", _write(doc, root / name / f"g{i:03d}", tiny_assets))

@@ -42,7 +42,9 @@ def parse(path: str, torch_version: str) -> dict:
         with open(path, encoding="utf-8") as handle:
             cfg = DictDefault(yaml.safe_load(handle))
         PluginManager.get_instance().plugins.clear()
+        sys.path.insert(0, os.path.dirname(os.path.abspath(path)))  # plugins written next to the config
         prepare_plugins(cfg)
+        sys.path.pop(0)
         cfg = validate_config(cfg, capabilities=dict(GPU_CAPABILITIES),
                               env_capabilities={"torch_version": torch_version})
         normalize_config(cfg)

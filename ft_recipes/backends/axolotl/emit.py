@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ...datasets import alpaca_to_messages, iter_rows, preference_to_conversations, preference_to_messages
+from ...datasets import (alpaca_to_messages, iter_rows, preference_to_conversational, preference_to_conversations,
+                         preference_to_messages)
 from ...emit import Emitted, apply_passthrough, deepspeed_path, unsupported
 from ...findings import Finding, FtrError
 from ...lint.rules.data import row_problem
 from ...modelinfo import config as model_config
 from ...modelinfo import special_token
-from .templates import TEMPLATES
+from .keys import CPU_FLAGS, RL
+from .templates import chat_template_keys, end_of_turn_keys
 from ...recipe import Dataset, Recipe
 from ..base import check
 
@@ -24,9 +26,8 @@ NAME = "axolotl"
 VERSION = "0.19.0"
 MAIN = "axolotl.yaml"
 
-RL = {"dpo": "dpo", "orpo": "orpo", "kto": "kto", "simpo": "simpo", "grpo": "grpo"}
-CPU_FLAGS = {"lora_mlp_kernel": False, "lora_qkv_kernel": False, "lora_o_kernel": False,
-             "lora_embedding_kernel": False}
+# Preference stages whose rows ftr hands to trl in its conversational form, rendered by the chat template there.
+TRL_RENDERED = ("dpo", "simpo")
 
 
 def _check(recipe: Recipe) -> None:
@@ -78,6 +79,8 @@ def _dataset(recipe: Recipe, ds: Dataset, out_dir: Path, data_files: dict) -> di
         convert = alpaca_to_messages
         if ds.format == "preference":
             convert = preference_to_conversations if recipe.stage == "orpo" else preference_to_messages
+            if recipe.stage in TRL_RENDERED:  # issue 17: trl renders the reply with its end of turn, as LF does
+                convert = preference_to_conversational
         name = f"data/{ds.name}.jsonl"
         data_files[name] = [convert(row, ds) for row in _rows(recipe, ds)]
         entry = {"path": str(out_dir / name), "ds_type": "json"}
@@ -85,6 +88,9 @@ def _dataset(recipe: Recipe, ds: Dataset, out_dir: Path, data_files: dict) -> di
         entry["ds_type"] = "json" if ds.path.suffix in (".jsonl", ".json") else ds.path.suffix.lstrip(".")
     if recipe.stage == "orpo":  # ORPO keeps the SFT dataset schema and reads full conversations
         entry["type"] = "chat_template.argilla"
+        return entry
+    if needs_rewrite and recipe.stage in TRL_RENDERED:  # no type: rows go to trl as they are
+        entry.pop("ds_type", None)
         return entry
     if ds.format == "preference" or recipe.stage in RL:
         entry.pop("ds_type", None)  # Axolotl's DPO dataset schema drops it silently
@@ -140,7 +146,7 @@ def _unfrozen(recipe: Recipe) -> list[str]:
 
 
 def _model(recipe: Recipe, cfg: dict) -> None:
-    cfg["chat_template"] = TEMPLATES[recipe.model.template] if recipe.model.template else "tokenizer_default"
+    cfg.update(chat_template_keys(recipe.model.template))  # issue 17: named if it renders the same, else jinja
     if recipe.model.pad_token:
         pad = special_token(recipe.model.base, "eos") if recipe.model.pad_token == "eos" else recipe.model.pad_token
         if pad is None:
@@ -148,6 +154,8 @@ def _model(recipe: Recipe, cfg: dict) -> None:
                               "pad_token: eos needs the EOS token string for Axolotl, and this model's is unknown",
                               "write the token itself, e.g. pad_token: '</s>'")
         cfg["special_tokens"] = {"pad_token": pad}
+    for key, value in end_of_turn_keys(recipe.model.template, recipe.model.base).items():  # issue 17: same labels
+        cfg[key] = {**cfg.get(key, {}), **value} if isinstance(value, dict) else value
     if recipe.stage in RL:
         cfg["rl"] = RL[recipe.stage]
     if recipe.stage == "rm":
@@ -217,6 +225,8 @@ def emit(recipe: Recipe, out_dir: Path) -> Emitted:
         cfg["test_datasets"] = [_dataset(recipe, ds, out_dir, data_files) for ds in d.val]
     else:
         _val_split(recipe, cfg)
+    if any("type" not in entry for entry in cfg["datasets"]) and recipe.stage in TRL_RENDERED:
+        cfg["skip_prepare_dataset"] = True  # Axolotl's length filter tokenizes strings; trl truncates instead
     cfg["dataset_prepared_path"] = str(o.dir / "prepared")
     cfg["output_dir"] = str(o.dir)
     _schedule(recipe, cfg)
@@ -225,5 +235,18 @@ def emit(recipe: Recipe, out_dir: Path) -> Emitted:
         cfg["deepspeed"] = deepspeed_path(recipe)
     if recipe.hardware.gpus == 0:
         cfg.update(CPU_FLAGS)
+    configs = {MAIN: cfg, **_continue_adapter(recipe, cfg)}
     notes = BACKEND.notes(recipe) + apply_passthrough(cfg, recipe, NAME)
-    return Emitted(NAME, VERSION, MAIN, configs={MAIN: cfg}, data_files=data_files, notes=notes)
+    return Emitted(NAME, VERSION, MAIN, configs=configs, data_files=data_files, notes=notes)
+
+
+CONTINUE_PLUGIN = "ftr_continue_adapter.py"
+FRESH_ADAPTER_STAGES = ("dpo", "kto")  # Axolotl hands these TRL a LoRA config and ignores lora_model_dir
+
+
+def _continue_adapter(recipe: Recipe, cfg: dict) -> dict:
+    """For DPO/KTO on ``model.adapter``: the plugin that loads the saved adapter (see continue_adapter.py)."""
+    if recipe.model.adapter is None or recipe.stage not in FRESH_ADAPTER_STAGES:
+        return {}
+    cfg["plugins"] = [f"{CONTINUE_PLUGIN.removesuffix('.py')}.ContinueAdapter"]
+    return {CONTINUE_PLUGIN: Path(__file__).with_name("continue_adapter.py").read_text(encoding="utf-8")}

@@ -9,11 +9,9 @@ import re
 from ...modelinfo import config as model_config
 from ...native import Mapper, Unmapped, invert
 from ..keys import as_int
-from .emit import CPU_FLAGS, RL
-from .keys import TABLE
-from .templates import TEMPLATES
+from .keys import CPU_FLAGS, RL, TABLE
+from .templates import import_name
 
-TEMPLATE_BACK = {**invert(TEMPLATES), "tokenizer_default": None}
 RL_BACK = invert(RL)
 COSMETIC = ("adapter", "load_in_4bit", "load_in_8bit", "rl", "reward_model", "datasets", "test_datasets",
             "dataset_prepared_path", "bf16", "fp16", "tf32", "lora_target_linear", "lora_target_modules",
@@ -22,12 +20,31 @@ COSMETIC = ("adapter", "load_in_4bit", "load_in_8bit", "rl", "reward_model", "da
 LAYER = re.compile(r"^model\\\.layers\\\.(\d+)\\\.\.\*(?:\((.+)\)\.\*)?$")
 
 
+DATA_SUFFIXES = (".json", ".jsonl", ".csv", ".parquet", ".arrow", ".txt")
+PREFERENCE_TYPES = ("bradley_terry",)  # reward-model pair types (`reward_model: true`)
+
+
+def _local(path: str, base: Path) -> Path | None:
+    """Where Axolotl finds ``path`` on disk: relative to the directory it runs in (or, when no run directory is
+    given and the working directory has nothing there, next to the config); None when it is a hub id."""
+    from ...datasets import note_path, resolve_local, run_dir, run_dir_given
+
+    local = resolve_local(path)
+    beside = (base / path).resolve()
+    if not local.exists() and not run_dir_given() and beside.exists():
+        note_path(beside, "beside", f"found next to the config, not in {run_dir()}, where Axolotl looks")
+        return beside
+    if local.exists() or path.startswith((".", "/", "~")) or path.endswith(DATA_SUFFIXES):
+        return local
+    return None  # org/name: a hub dataset, not checked offline
+
+
 def _dataset(m: Mapper, entry: dict, where: tuple, base: Path) -> dict | None:
     if not isinstance(entry, dict) or "path" not in entry:
         return None
     path = str(entry["path"])
-    local = (base / path).resolve()
-    out: dict = {"path": str(local)} if local.exists() or path.startswith((".", "/")) else {"hub": path}
+    local = _local(path, base)
+    out: dict = {"path": str(local)} if local is not None else {"hub": path}
     kind = entry.get("type")
     mappings = entry.get("message_property_mappings") or {}
     if kind == "alpaca":
@@ -49,6 +66,46 @@ def _dataset(m: Mapper, entry: dict, where: tuple, base: Path) -> dict | None:
     return out
 
 
+def _guess(m: Mapper, converted: dict | None, entry: dict, base: Path) -> dict:
+    """A dataset whose type has no recipe format, for linting only: its kind follows the training type
+    (preference pairs for DPO-like and reward-model runs, unpaired rows for KTO), and its rows are not read."""
+    from ...datasets import note_path
+
+    if converted:
+        return converted
+    path = str(entry.get("path", ""))
+    local = _local(path, base)
+    out: dict = {"path": str(local)} if local is not None else {"hub": path or "unknown"}
+    rl, kind = m.src.get("rl"), entry.get("type")
+    pairs = rl in ("dpo", "ipo", "simpo", "orpo") or (m.src.get("reward_model") and not rl) or \
+        str(kind).startswith(PREFERENCE_TYPES)
+    out["format"] = "preference" if pairs else "messages"
+    if local is not None:
+        note_path(local, "rows", f"Axolotl dataset type {kind!r} has no ftr row format")
+    return out
+
+
+def _pretraining(m: Mapper, base: Path) -> None:
+    """``pretraining_dataset`` (streamed raw text) read as text datasets of a pretraining stage."""
+    entries = m.src.get("pretraining_dataset")
+    entries = [entries] if isinstance(entries, dict) else entries or []
+    out = []
+    for entry in entries:
+        if isinstance(entry, dict) and entry.get("path"):
+            local = _local(str(entry["path"]), base)
+            item: dict = {"path": str(local)} if local is not None else {"hub": str(entry["path"])}
+            item["format"] = "text"
+            if entry.get("text_column", "text") != "text":
+                item["columns"] = {"text": str(entry["text_column"])}
+            out.append(item)
+    if out:
+        m.put(("data", "train"), out, "pretraining_dataset")
+        m.used.add("pretraining_dataset")
+        m.put(("stage",), "pt", "pretraining_dataset")
+        m.notes.append(Unmapped("pretraining_dataset", entries,
+                                "read as text datasets for stage pt; streaming is not carried"))
+
+
 def _data(m: Mapper, base: Path) -> None:
     for key, path in (("datasets", ("data", "train")), ("test_datasets", ("data", "val", "datasets"))):
         entries = m.src.get(key) or []
@@ -57,11 +114,12 @@ def _data(m: Mapper, base: Path) -> None:
             m.put(path, converted, key)
             m.used.add(key)
         elif entries:  # kept verbatim under backends.axolotl; the recipe gets a best guess for linting
-            guess = [c or {"path": str((base / str(e.get("path", ""))).resolve()), "format": "messages"}
-                     for c, e in zip(converted, entries) if isinstance(e, dict)]
+            guess = [_guess(m, c, e, base) for c, e in zip(converted, entries) if isinstance(e, dict)]
             if guess:
                 m.put(path, guess, key)
             m.used.discard(key)
+    if not m.src.get("datasets") and m.src.get("pretraining_dataset"):
+        _pretraining(m, base)
     split = m.src.get("val_set_size")
     if isinstance(split, (int, float)) and not isinstance(split, bool) and split > 0:
         m.take("val_set_size", ("data", "val", "split"), convert=lambda v: v if v < 1 else as_int(v))
@@ -137,7 +195,8 @@ def _train(m: Mapper) -> None:
 
 
 def _eval_output(m: Mapper, base: Path) -> None:
-    if m.has("evals_per_epoch"):
+    m.used.add("evals_per_epoch")  # 0 or absent: Axolotl derives no steps from it
+    if m.src.get("evals_per_epoch"):
         m.take("evals_per_epoch", ("eval", "per_epoch"), convert=as_int)
     elif m.has("eval_steps"):
         m.put(("eval", "every"), "steps", "eval_steps")
@@ -146,7 +205,8 @@ def _eval_output(m: Mapper, base: Path) -> None:
         m.take("eval_strategy", ("eval", "every"), "no")
     m.take("eval_batch_size", ("eval", "batch_size"), convert=as_int)
     m.take("output_dir", ("output", "dir"), str(base / "model-out"), lambda v: str((base / v).resolve()))
-    if m.has("saves_per_epoch"):
+    m.used.add("saves_per_epoch")  # 0 or absent: Axolotl derives no steps from it
+    if m.src.get("saves_per_epoch"):
         m.take("saves_per_epoch", ("output", "per_epoch"), convert=as_int)
     elif m.has("save_steps"):
         m.put(("output", "save"), "steps", "save_steps")
@@ -165,7 +225,7 @@ def _eval_output(m: Mapper, base: Path) -> None:
 
 def to_recipe(m: Mapper, base: Path) -> None:
     m.put(("ftr",), 1)
-    template = TEMPLATE_BACK.get(m.src.get("chat_template"), m.src.get("chat_template"))
+    template = import_name(m.src.get("chat_template"))  # issue 17: a name ftr emits back as this template
     if template:
         m.put(("model", "template"), template, "chat_template")
     pad = (m.src.get("special_tokens") or {}).get("pad_token") if isinstance(m.src.get("special_tokens"), dict) \

@@ -4,9 +4,12 @@
 from __future__ import annotations
 
 from ..keys import Key, KeyTable, as_float, as_int, whole
-from .templates import TEMPLATES
+from .templates import TEMPLATES, chat_template_keys
 
 TEMPLATE_BACK = {value: key for key, value in reversed(list(TEMPLATES.items()))}
+RL = {"dpo": "dpo", "orpo": "orpo", "kto": "kto", "simpo": "simpo", "grpo": "grpo"}
+CPU_FLAGS = {"lora_mlp_kernel": False, "lora_qkv_kernel": False, "lora_o_kernel": False,
+             "lora_embedding_kernel": False}
 INIT = ("pissa", "olora", "gaussian")  # PEFT init_lora_weights values Axolotl passes through
 
 
@@ -17,9 +20,10 @@ def _overlength_back(value):
 TABLE = KeyTable([
     Key("model.base", "base_model", effective="base_model"),
     Key("model.template", "chat_template", structural=True, effective="chat_template",
-        expect=lambda v: TEMPLATES.get(v, v)),
+        expect=lambda v: chat_template_keys(v)["chat_template"]),  # issue 17: the template that renders the same
     Key("model.trust_remote_code", "trust_remote_code", default=False, effective="trust_remote_code"),
     Key("model.revision", "revision_of_model", effective="revision_of_model"),
+    Key("model.adapter", "lora_model_dir", out=str, effective="lora_model_dir"),
     Key("model.pad_token", "special_tokens.pad_token", structural=True),
     Key("stage", "rl / reward_model", structural=True),
     Key("method.type", "adapter", structural=True),

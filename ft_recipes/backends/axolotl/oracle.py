@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .emit import RL
+from .keys import RL
 
 
 def structural(recipe):

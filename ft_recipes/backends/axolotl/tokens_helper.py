@@ -3,7 +3,8 @@ training. Runs INSIDE the backend environment:
 
     python tokens_helper.py CONFIG.yaml N
 
-Prints one line per row: FTR-TOKENS {"input_ids": [...], "labels": [...], "tokens": [...]}.
+Prints one line per row: FTR-TOKENS {"input_ids": [...], "labels": [...], "tokens": [...], "part": ""};
+for preference data two lines per row, "part" "chosen" then "rejected" (prompt + that response).
 """
 
 from __future__ import annotations
@@ -33,12 +34,37 @@ def main() -> None:
         yaml.safe_dump(cfg, handle)
     parsed = load_cfg(tmp)
     tokenizer = load_tokenizer(parsed)
+    if parsed.rl:
+        preference(parsed, tokenizer, n)
+        return
     meta = load_datasets(cfg=parsed)
     for row in list(meta.train_dataset)[:n]:
         ids = list(row["input_ids"])
-        labels = list(row.get("labels", ids))
-        row = {"input_ids": ids, "labels": labels, "tokens": tokenizer.convert_ids_to_tokens(ids)}
-        print("FTR-TOKENS " + json.dumps(row), flush=True)  # the backend logs to stdout too
+        show(tokenizer, ids, row.get("labels", ids), "")
+
+
+def preference(parsed, tokenizer, n: int) -> None:
+    """Axolotl prepares prompt/chosen/rejected; trl's DPOTrainer tokenizes them (its own _prepare_dataset) and its
+    collator trains prompt + response with the response unmasked: shown as input_ids/labels per side."""
+    from axolotl.common.datasets import load_preference_datasets
+    from trl import DPOConfig, DPOTrainer
+
+    dataset = load_preference_datasets(cfg=parsed).train_dataset.select(range(n))
+    trainer = DPOTrainer.__new__(DPOTrainer)  # only its dataset preparation is used: no model is loaded
+    trainer._tokenizer = tokenizer
+    args = DPOConfig(output_dir=tempfile.mkdtemp(), dataset_num_proc=None, max_length=None, report_to=[], bf16=False,
+                     use_cpu=True)
+    for row in DPOTrainer._prepare_dataset(trainer, dataset, tokenizer, args, "train"):
+        prompt = list(row["prompt_ids"])
+        for part in ("chosen", "rejected"):
+            response = list(row[f"{part}_ids"])
+            show(tokenizer, prompt + response, [-100] * len(prompt) + response, part)
+
+
+def show(tokenizer, ids, labels, part: str) -> None:
+    ids = list(ids)
+    row = {"input_ids": ids, "labels": list(labels), "tokens": tokenizer.convert_ids_to_tokens(ids), "part": part}
+    print("FTR-TOKENS " + json.dumps(row), flush=True)  # the backend logs to stdout too
 
 
 if __name__ == "__main__":

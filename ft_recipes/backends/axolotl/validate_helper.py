@@ -135,7 +135,9 @@ def main(argv: list[str]) -> int:
             cfg = DictDefault(raw)
             # the plugin manager is a process-wide singleton: start each file with no plugins registered
             PluginManager.get_instance().plugins.clear()
+            sys.path.insert(0, os.path.dirname(os.path.abspath(path)))  # plugins written next to the config
             prepare_plugins(cfg)
+            sys.path.pop(0)
             captured.clear()
             if cpu:
                 validate_config(cfg, capabilities=dict(CPU_CAPABILITIES), env_capabilities=dict(env_caps))

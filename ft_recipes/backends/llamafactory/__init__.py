@@ -7,7 +7,7 @@ from pathlib import Path
 from ...recipe import ADAPTER_METHODS
 from ..base import Approximation, Backend, Capabilities
 from .keys import TABLE
-from .templates import TEMPLATES
+from .templates import known, resolve
 
 HERE = Path(__file__).parent
 
@@ -27,7 +27,16 @@ def _compute_dtype_differs(recipe) -> bool:
     return bool(quant and quant.bits == 4 and quant.compute_dtype != derived)
 
 
+def _closest_template(recipe) -> bool:
+    try:
+        return recipe.model.template is not None and resolve(recipe.model.template)[1] is not None
+    except KeyError:
+        return False
+
+
 APPROXIMATIONS = (
+    Approximation("model.template", "LLaMA-Factory has no template that renders like this Axolotl template; ftr "
+                                    "uses the closest by text (docs/templates.md)", _closest_template),
     Approximation("data.max_length", "LLaMA-Factory packs sequences of data.max_length - 1 tokens",
                   lambda r: r.data.packing),
     Approximation("method.quant.compute_dtype",
@@ -45,7 +54,7 @@ BACKEND = Backend(
     capabilities=Capabilities(
         stages=frozenset({"pt", "sft", "rm", "ppo", "dpo", "orpo", "simpo", "kto"}),
         methods=frozenset({"full", "freeze", *ADAPTER_METHODS}),
-        templates=frozenset(TEMPLATES)),
+        templates=frozenset(known())),  # issue 17: any LF name, axolotl:NAME, tokenizer
     keys=TABLE, emitter="ft_recipes.backends.llamafactory.emit", approximations=APPROXIMATIONS,
     markers=("model_name_or_path", "finetuning_type", "cutoff_len", "lora_rank", "dataset_dir", "template"),
     importer="ft_recipes.backends.llamafactory.importer", launcher="ft_recipes.backends.llamafactory.launch",

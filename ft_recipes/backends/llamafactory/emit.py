@@ -11,15 +11,13 @@ from pathlib import Path
 from ...emit import Emitted, apply_passthrough, deepspeed_path, unsupported
 from ...recipe import Dataset, Recipe
 from ..base import check
+from .keys import FINETUNING, STAGES
 
 NAME = "llamafactory"
 VERSION = "0.9.5"
 MAIN = "llamafactory.yaml"
 DATASET_INFO = "dataset_info.json"
 
-STAGES = {"pt": ("pt", None), "sft": ("sft", None), "rm": ("rm", None), "ppo": ("ppo", None),
-          "dpo": ("dpo", "sigmoid"), "orpo": ("dpo", "orpo"), "simpo": ("dpo", "simpo"), "kto": ("kto", None)}
-FINETUNING = {"lora": "lora", "qlora": "lora", "full": "full", "freeze": "freeze"}
 SHAREGPT_TAGS = {"role": "role_tag", "content": "content_tag", "user": "user_tag", "assistant": "assistant_tag"}
 
 

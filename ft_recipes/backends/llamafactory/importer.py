@@ -8,8 +8,7 @@ from pathlib import Path
 
 from ...native import Mapper, Unmapped, invert
 from ..keys import as_int
-from .emit import STAGES
-from .keys import TABLE
+from .keys import STAGES, TABLE
 
 STAGE_BACK = invert(STAGES)
 COSMETIC = ("do_train", "overwrite_output_dir", "plot_loss", "dataset_dir", "quantization_method",
@@ -21,69 +20,143 @@ def _split(value) -> list[str]:
     return [v.strip() for v in str(value).split(",") if v.strip()]
 
 
-def _dataset_info(m: Mapper, base: Path) -> tuple[Path, dict]:
-    directory = (base / str(m.src.get("dataset_dir", "data"))).resolve()
-    info_path = directory / "dataset_info.json"
-    try:
-        return directory, json.loads(info_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return directory, {}
+MEDIA = {"images", "videos", "audios"}
+HUB_SOURCES = ("hf_hub_url", "ms_hub_url", "om_hub_url", "script_url", "cloud_file_name")  # LF's order
+
+
+def _dataset_info(m: Mapper, base: Path) -> tuple[Path, dict | None, str]:
+    """(directory, registry, why it is missing) as LLaMA-Factory finds them: ``<dataset_dir>/dataset_info.json``
+    with ``dataset_dir`` (default ``data``) relative to the directory it runs in. ``ONLINE`` (names are hub
+    ids) and an unreadable registry give None. Without a run directory given, a registry next to the config
+    is used when the working directory has none."""
+    from ...datasets import dataset_dir_override, resolve_local, run_dir_given
+
+    value = dataset_dir_override() or m.src.get("dataset_dir", "data")
+    if isinstance(value, dict):
+        return base, value, ""
+    if str(value) == "ONLINE" or str(value).startswith("REMOTE:"):
+        return base, None, f"dataset_dir {value} names hub datasets"
+    directory = resolve_local(str(value))
+    candidates = [directory]
+    if not run_dir_given() and not Path(str(value)).is_absolute():
+        candidates.append((base / str(value)).resolve())
+    for candidate in candidates:
+        try:
+            return candidate, json.loads((candidate / "dataset_info.json").read_text(encoding="utf-8")), ""
+        except OSError:
+            continue
+        except ValueError as exc:
+            return candidate, {}, f"{candidate / 'dataset_info.json'} is not valid JSON ({exc})"
+    return directory, None, (f"{directory / 'dataset_info.json'} not found (LLaMA-Factory reads it from "
+                             f"dataset_dir, relative to the directory it runs in)")
+
+
+def _columns(entry: dict) -> tuple[str, dict]:
+    """(recipe format, standard -> file column) for one dataset_info.json entry (LF's DatasetAttr.join)."""
+    cols = entry.get("columns") or {}
+    tags = entry.get("tags") or {}
+    formatting = entry.get("formatting", "alpaca")
+    chat = formatting in ("sharegpt", "openai")
+    role_tag = tags.get("role_tag", "role" if formatting == "openai" else "from")
+    content_tag = tags.get("content_tag", "content" if formatting == "openai" else "value")
+    messages = cols.get("messages", "messages" if formatting == "openai" else "conversations")
+    if entry.get("ranking") and chat:
+        fmt = "preference"  # the prompt is the conversation; chosen/rejected are message objects
+        mapping = {"prompt": messages, "chosen": cols.get("chosen", "chosen"),
+                   "rejected": cols.get("rejected", "rejected")}
+    elif entry.get("ranking"):
+        fmt = "preference"
+        mapping = {"instruction": cols.get("prompt", "instruction"), "input": cols.get("query", "input"),
+                   "chosen": cols.get("chosen", "chosen"), "rejected": cols.get("rejected", "rejected")}
+    elif chat:
+        fmt = "messages" if (role_tag, content_tag) == ("role", "content") else "sharegpt"
+        default = "messages" if fmt == "messages" else "conversations"
+        mapping = {} if messages == default else {"messages": messages}
+        if fmt == "sharegpt":
+            mapping.update(role=role_tag, content=content_tag)
+    elif set(cols) == {"prompt"}:
+        fmt, mapping = "text", {"text": cols["prompt"]}
+    else:
+        fmt = "alpaca"
+        mapping = {"instruction": cols.get("prompt", "instruction"), "input": cols.get("query", "input"),
+                   "output": cols.get("response", "output")}
+    for key in ("system", "history", "tools", "kto_tag"):
+        if key in cols:
+            mapping[key] = cols[key]
+    if fmt == "sharegpt":
+        mapping = {k: v for k, v in mapping.items() if (k, v) not in (("role", "from"), ("content", "value"))}
+    return fmt, {k: v for k, v in mapping.items() if k != v}
 
 
 def _dataset(name: str, info: dict, directory: Path) -> dict | None:
+    """One dataset name -> a recipe dataset, resolved the way LLaMA-Factory resolves it (None: undefined)."""
     entry = info.get(name)
     if not isinstance(entry, dict):
         return None
     out: dict = {"name": name}
-    if "file_name" in entry:
-        out["path"] = str((directory / entry["file_name"]).resolve())
-    elif "hf_hub_url" in entry:
-        out["hub"] = entry["hf_hub_url"]
+    hub = next((entry[k] for k in HUB_SOURCES if entry.get(k)), None)
+    if hub is not None:
+        out["hub"] = str(hub)
+    elif entry.get("file_name"):
+        out["path"] = str((directory / str(entry["file_name"])).resolve())
     else:
         return None
-    cols = entry.get("columns", {})
-    tags = entry.get("tags", {})
-    if entry.get("ranking"):
-        out["format"] = "preference"
-        mapping = {"instruction": cols.get("prompt", "instruction"), "input": cols.get("query", "input"),
-                   "chosen": cols.get("chosen", "chosen"), "rejected": cols.get("rejected", "rejected")}
-    elif entry.get("formatting") == "sharegpt":
-        role_content = tags.get("role_tag") == "role"
-        out["format"] = "messages" if role_content else "sharegpt"
-        mapping = {"messages": cols.get("messages", "messages" if role_content else "conversations")}
-    elif set(cols) == {"prompt"}:
-        out["format"] = "text"
-        mapping = {"text": cols["prompt"]}
-    else:
-        out["format"] = "alpaca"
-        mapping = {"instruction": cols.get("prompt", "instruction"), "input": cols.get("query", "input"),
-                   "output": cols.get("response", "output")}
-    for key in ("system", "history", "tools"):
-        if key in cols:
-            mapping[key] = cols[key]
-    columns = {k: v for k, v in mapping.items() if k != v}
+    out["format"], columns = _columns(entry)
     if columns:
         out["columns"] = columns
-    if entry.get("num_samples"):
+    if entry.get("split") not in (None, "train"):
+        out["split"] = str(entry["split"])
+    if isinstance(entry.get("num_samples"), int) and entry["num_samples"] > 0:
         out["num_samples"] = entry["num_samples"]
     return out
 
 
+def _unresolved(m: Mapper, key: str, name: str, directory: Path, why: str) -> dict:
+    """A dataset ftr cannot resolve: kept by name; a missing file is an error only when the registry was read."""
+    from ...datasets import note_path
+
+    path = directory / name
+    if why:
+        note_path(path, "unchecked", why)
+        m.notes.append(Unmapped(key, name, f"dataset {name!r} not checked: {why}"))
+    else:
+        why = f"{directory / 'dataset_info.json'} does not define it (LLaMA-Factory: Undefined dataset)"
+        note_path(path, "undefined", why)
+        m.notes.append(Unmapped(key, name, f"dataset {name!r}: {why}"))
+    return {"name": name, "path": str(path), "format": "alpaca"}
+
+
 def _data(m: Mapper, base: Path) -> None:
-    directory, info = _dataset_info(m, base)
+    from ...datasets import dataset_dir_override, note_path, resolve_local
+
+    directory, info, why = _dataset_info(m, base)
+    value = dataset_dir_override() or m.src.get("dataset_dir", "data")
+    beside = isinstance(value, str) and info is not None and not why and directory != resolve_local(value)
     for key, path in (("dataset", ("data", "train")), ("eval_dataset", ("data", "val", "datasets"))):
         names = _split(m.get(key, ""))
         entries = []
         for name in names:
-            entry = _dataset(name, info, directory)
-            if entry is None:
-                m.notes.append(Unmapped(key, name, f"dataset {name!r} not found in {directory / 'dataset_info.json'}"))
-                entry = {"name": name, "path": str(directory / name), "format": "alpaca"}
-            entries.append(entry)
+            entry = _dataset(name, info, directory) if info is not None else None
+            if entry is None and info is None and why.startswith("dataset_dir"):
+                entry = {"name": name, "hub": name, "format": "alpaca"}  # ONLINE: names are hub ids
+            media = sorted(MEDIA & set((info or {}).get(name, {}).get("columns") or {})) if entry else []
+            if media:
+                m.notes.append(Unmapped(key, name, f"dataset {name!r}: its {', '.join(media)} columns have no "
+                                                   "recipe counterpart and are not carried"))
+            if entry and beside and "path" in entry:
+                note_path(Path(entry["path"]), "beside", f"dataset_info.json found next to the config "
+                                                         f"({directory}), not in the directory LLaMA-Factory runs in")
+            entries.append(entry or _unresolved(m, key, name, directory, why))
         if entries:
             m.put(path, entries, key)
     stage = m.src.get("stage", "sft")
     m.take("packing", ("data", "packing"), stage == "pt")
+
+
+def needs_training_data(src: dict) -> bool:
+    """Whether LLaMA-Factory trains on this config: only with ``do_train`` (inference, export, predict-only and
+    evaluation configs need no ``dataset``)."""
+    return bool(src.get("do_train"))
 
 
 def _method(m: Mapper) -> list[str]:

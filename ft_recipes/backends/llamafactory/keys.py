@@ -4,8 +4,11 @@
 from __future__ import annotations
 
 from ..keys import Key, KeyTable, as_float, as_int, comma_list, negate, split_list, whole
-from .templates import TEMPLATES
+from .templates import TEMPLATES, resolve
 
+STAGES = {"pt": ("pt", None), "sft": ("sft", None), "rm": ("rm", None), "ppo": ("ppo", None),
+          "dpo": ("dpo", "sigmoid"), "orpo": ("dpo", "orpo"), "simpo": ("dpo", "simpo"), "kto": ("kto", None)}
+FINETUNING = {"lora": "lora", "qlora": "lora", "full": "full", "freeze": "freeze"}
 TEMPLATE_BACK = {value: key for key, value in reversed(list(TEMPLATES.items()))}
 
 
@@ -27,10 +30,12 @@ def _modules_back(value):
 
 TABLE = KeyTable([
     Key("model.base", "model_name_or_path", effective="model.model_name_or_path"),
-    Key("model.template", "template", out=TEMPLATES.get, back=lambda v: TEMPLATE_BACK.get(v, v),
-        effective="data.template"),
+    Key("model.template", "template", out=lambda v: resolve(v)[0], back=lambda v: TEMPLATE_BACK.get(v, v),
+        when=lambda r: resolve(r.model.template)[0] is not None, effective="data.template"),  # issue 17
     Key("model.trust_remote_code", "trust_remote_code", default=False, effective="model.trust_remote_code"),
     Key("model.revision", "model_revision", effective="model.model_revision"),
+    Key("model.adapter", "adapter_name_or_path", out=str, effective="model.adapter_name_or_path",
+        expect=lambda v: [str(v)]),
     Key("model.pad_token", "(tokenizer's pad token, else EOS; no key)", structural=True),
     Key("stage", "stage / pref_loss", structural=True),
     Key("method.type", "finetuning_type", structural=True),

@@ -3,7 +3,8 @@ without training. Runs INSIDE the backend environment:
 
     python tokens_helper.py CONFIG.yaml N
 
-Prints one line per row: FTR-TOKENS {"input_ids": [...], "labels": [...], "tokens": [...]}.
+Prints one line per row: FTR-TOKENS {"input_ids": [...], "labels": [...], "tokens": [...], "part": ""};
+for preference data two lines per row, "part" "chosen" then "rejected" (prompt + that response).
 """
 
 from __future__ import annotations
@@ -31,13 +32,21 @@ def main() -> None:
     tokenizer_module = load_tokenizer(model_args)
     tokenizer = tokenizer_module["tokenizer"]
     template = get_template_and_fix_tokenizer(tokenizer, data_args)
-    module = get_dataset(template, model_args, data_args, training_args, stage=finetuning_args.stage,
-                         **tokenizer_module)
+    stage = "rm" if finetuning_args.stage == "dpo" else finetuning_args.stage  # as train/dpo/workflow.py does
+    module = get_dataset(template, model_args, data_args, training_args, stage=stage, **tokenizer_module)
     for row in list(module["train_dataset"])[:n]:
-        ids = list(row["input_ids"])
-        labels = list(row.get("labels", ids))
-        row = {"input_ids": ids, "labels": labels, "tokens": tokenizer.convert_ids_to_tokens(ids)}
-        print("FTR-TOKENS " + json.dumps(row), flush=True)  # the backend logs to stdout too
+        if "chosen_input_ids" in row:  # preference pairs (stage rm/dpo): one line per side
+            for part in ("chosen", "rejected"):
+                show(tokenizer, row[f"{part}_input_ids"], row[f"{part}_labels"], part)
+        else:
+            ids = list(row["input_ids"])
+            show(tokenizer, ids, row.get("labels", ids), "")
+
+
+def show(tokenizer, ids, labels, part: str) -> None:
+    ids = list(ids)
+    row = {"input_ids": ids, "labels": list(labels), "tokens": tokenizer.convert_ids_to_tokens(ids), "part": part}
+    print("FTR-TOKENS " + json.dumps(row), flush=True)  # the backend logs to stdout too
 
 
 if __name__ == "__main__":

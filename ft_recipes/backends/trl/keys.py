@@ -14,6 +14,7 @@ TABLE = KeyTable([
     Key("model.template", "template", effective="config.template"),
     Key("model.pad_token", "pad_token", effective="config.pad_token"),
     Key("model.trust_remote_code", "trust_remote_code", effective="config.trust_remote_code"),
+    Key("model.adapter", "adapter", out=str, effective="config.adapter"),
     Key("stage", "stage", structural=True),
     Key("method.type", "method.type", structural=True),
     Key("method.lora.r", "method.lora.r", effective="peft.r"),

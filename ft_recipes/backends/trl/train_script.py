@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 from datasets import Dataset
-from peft import (LoraConfig, PrefixTuningConfig, PromptEncoderConfig, PromptTuningConfig, TaskType,
+from peft import (LoraConfig, PeftModel, PrefixTuningConfig, PromptEncoderConfig, PromptTuningConfig, TaskType,
                   prepare_model_for_kbit_training)
 from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
@@ -53,6 +53,8 @@ def load_model(cfg: dict):
     model = AutoModelForCausalLM.from_pretrained(cfg["model"], **kwargs)
     if quant:
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg["args"]["gradient_checkpointing"])
+    if cfg.get("adapter"):  # continue training an earlier stage's adapter (a pipeline's from:)
+        model = PeftModel.from_pretrained(model, cfg["adapter"], is_trainable=True)
     return model
 
 
@@ -164,7 +166,7 @@ def main() -> None:
     args = training_args(cfg)
     trainer_class = DPOTrainer if cfg["stage"] == "dpo" else SFTTrainer
     trainer = trainer_class(model=model, args=args, train_dataset=train, eval_dataset=evaluation,
-                            processing_class=tokenizer, peft_config=peft_config(cfg))
+                            processing_class=tokenizer, peft_config=None if cfg.get("adapter") else peft_config(cfg))
     trainer.train()
     trainer.save_model(cfg["args"]["output_dir"])
     if evaluation is not None:

@@ -75,6 +75,13 @@ class ValidationSplitSize(Rule):
             ctx.report(("data", "val", "split"), "large", split=split)
 
 
+def format_known(ds: Dataset) -> bool:
+    """False for a native file's dataset that could not be resolved here (its format is a placeholder)."""
+    from ...datasets import path_note
+
+    return ds.path is None or not (path_note(ds.path, "unchecked") or path_note(ds.path, "undefined"))
+
+
 def _turns_problem(turns, role: str, content: str) -> tuple[str, str] | None:
     if not isinstance(turns, list) or not turns:
         return "the conversation is not a non-empty list", "messages"
@@ -123,8 +130,11 @@ class DatasetRows(Rule):
     fix = "Fix the rows, pick the right `format`, or map the file's names with `columns:`."
 
     def check(self, ctx: Context) -> None:
+        from ...datasets import path_note
+
         for ds in ctx.recipe.data.train + ctx.recipe.data.val:
-            if ds.path is not None and ds.path.is_file() and ds.path.suffix in (".jsonl", ".json"):
+            if ds.path is not None and ds.path.is_file() and ds.path.suffix in (".jsonl", ".json") and \
+                    not path_note(ds.path, "rows"):
                 self._check_file(ctx, ds)
 
     def _check_file(self, ctx: Context, ds: Dataset) -> None:
@@ -164,7 +174,7 @@ class PreferenceData(Rule):
         if recipe.stage not in ctx["stages"]:
             return
         for ds in recipe.data.train + recipe.data.val:
-            if not ds.is_preference:
+            if not ds.is_preference and format_known(ds):
                 ctx.report(ds.key_path + ("format",), "not_preference", stage=recipe.stage, format=ds.format)
 
 

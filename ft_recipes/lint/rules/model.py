@@ -51,7 +51,9 @@ class ChatTemplate(Rule):
     summary = "No chat template for a chat-format SFT dataset, or a template no backend knows."
     what = ("For SFT on alpaca, sharegpt or messages data without `model.template`: an error when the tokenizer is "
             "on this machine and has no `chat_template`; a warning when it is not (the hub tokenizer may have its "
-            "own). A `model.template` unknown to every backend is an error.")
+            "own). A `model.template` unknown to every backend is an error; in a native LLaMA-Factory or Axolotl "
+            "file, a template that is not in that backend version's own list (generated from its source by "
+            "scripts/gen_templates.py) is an error.")
     why = ("The template decides the prompt format at training and at inference; without one the backend falls back "
            "to a generic format the model never sees in deployment, and the fine-tune looks broken.")
     bad = "model: {base: ./models/my-base}\ndata:\n  train:\n    - {path: data/chat.jsonl, format: sharegpt}\n"
@@ -63,7 +65,10 @@ class ChatTemplate(Rule):
         recipe = ctx.recipe
         template = recipe.model.template
         if template is not None:
-            self._known(ctx, template)
+            if ctx.is_native:
+                self._known_native(ctx)
+            else:
+                self._known(ctx, template)
             return
         if recipe.stage not in ctx["stages"]:
             return
@@ -78,6 +83,20 @@ class ChatTemplate(Rule):
             close = difflib.get_close_matches(template, sorted(known), n=1)
             suggestion = f"did you mean {close[0]}?" if close else f"known: {', '.join(sorted(known))}"
             ctx.report(("model", "template"), "unknown_template", template=template, suggestion=suggestion)
+
+    @staticmethod
+    def _known_native(ctx: Context) -> None:
+        """A native file's template is judged by the backend's own list (scripts/gen_templates.py)."""
+        from ...catalogue import template_known, templates
+
+        data = templates(ctx.dialect, ctx.version)
+        name = (ctx.native or {}).get(data.get("key", ""))
+        if not isinstance(name, str) or template_known(ctx.dialect, ctx.version, name) is not False:
+            return
+        close = difflib.get_close_matches(name, data["templates"], n=1)
+        ctx.report(("model", "template"), "unknown_native_template", template=name, backend=ctx.dialect,
+                   version=data["version"], count=len(data["templates"]),
+                   suggestion=f"did you mean {close[0]}?" if close else "see the backend's template list")
 
     @staticmethod
     def _missing(ctx: Context, fmt: str) -> None:
@@ -99,7 +118,8 @@ class PreferenceFromBase(Rule):
     severity = "info"
     summary = "A preference stage starting from what looks like a base (non-instruct) model."
     what = ("For dpo/orpo/kto/simpo with a hub model id that has none of `instruct_markers` in its name. Local "
-            "models (often the SFT checkpoint) and ORPO (which includes an SFT loss) are not reported.")
+            "models (often the SFT checkpoint), a pipeline stage that starts from an earlier stage and ORPO (which "
+            "includes an SFT loss) are not reported.")
     why = "DPO refines a model that already follows instructions; on a base model it has little to work with."
     bad = "model: {base: Qwen/Qwen2.5-7B}\nstage: dpo\n"
     good = "model: {base: Qwen/Qwen2.5-7B-Instruct}\nstage: dpo\n"
@@ -107,7 +127,7 @@ class PreferenceFromBase(Rule):
 
     def check(self, ctx: Context) -> None:
         recipe = ctx.recipe
-        if recipe.stage not in ("dpo", "kto", "simpo") or recipe.model.is_local:
+        if recipe.stage not in ("dpo", "kto", "simpo") or recipe.model.is_local or recipe.parent is not None:
             return
         name = recipe.model.base.lower().rsplit("/", 1)[-1]
         if not any(marker in name for marker in ctx["instruct_markers"]):

@@ -75,25 +75,74 @@ class MissingFile(Rule):
     severity = "error"
     summary = "A referenced file is missing: dataset path, `extends` target, DeepSpeed config."
     what = ("Reports a local dataset path that does not exist, a DeepSpeed config path that does not exist, and "
-            "(from the resolver) an `extends` target that cannot be found or that forms a cycle.")
+            "(from the resolver) an `extends` target that cannot be found or that forms a cycle. In a native "
+            "LLaMA-Factory or Axolotl file, paths are resolved as the backend resolves them: against the directory "
+            "it runs in (the working directory, or `--run-dir`), LLaMA-Factory dataset names through "
+            "`<dataset_dir>/dataset_info.json` (a name it does not define is an error). Hub datasets are not "
+            "checked, and a dataset that cannot be resolved here (no dataset_info.json) is an info, not an error; "
+            "without `--run-dir`, a file found only next to the config is a warning.")
     why = "The backend would fail only after the model has been downloaded and loaded, minutes into the job."
     bad = "data:\n  train:\n    - {path: data/trian.jsonl, format: alpaca}\n"
     good = "data:\n  train:\n    - {path: data/train.jsonl, format: alpaca}\n"
-    fix = "Fix the path: dataset and DeepSpeed paths are relative to the file that declares them."
+    fix = ("Fix the path: in a recipe, dataset and DeepSpeed paths are relative to the file that declares them; in a "
+           "native file, to the directory the backend runs in.")
     deepspeed_presets = ("zero2", "zero3", "zero3_offload")
 
     def check(self, ctx: Context) -> None:
+        from ...datasets import path_note
+
         recipe = ctx.recipe
         for ds in recipe.data.train + recipe.data.val:
-            if ds.path is not None and not ds.path.exists():
+            if ds.path is not None and ds.path.exists() and path_note(ds.path, "beside"):
+                ctx.report(ds.key_path + ("path",), "dataset_beside", path=ds.path, reason=path_note(ds.path, "beside"))
+            if ds.path is None or ds.path.exists():
+                continue
+            name = ds.name or ds.path.name
+            if path_note(ds.path, "unchecked"):
+                ctx.report(ds.key_path + ("path",), "dataset_unchecked", name=name,
+                           reason=path_note(ds.path, "unchecked"))
+            elif path_note(ds.path, "undefined"):
+                ctx.report(ds.key_path + ("path",), "dataset_undefined", name=name,
+                           reason=path_note(ds.path, "undefined"))
+            elif ctx.is_native:
+                ctx.report(ds.key_path + ("path",), "dataset_missing_native", path=ds.path, backend=ctx.dialect,
+                           run_dir=_run_dir())
+            else:
                 ctx.report(ds.key_path + ("path",), "dataset_missing", path=ds.path)
         value = recipe.hardware.deepspeed
         if value and value not in self.deepspeed_presets:
+            if ctx.is_native:
+                self._native_deepspeed(ctx, value)
+                return
             from ...emit import deepspeed_path  # the path the emitters will write
 
             target = Path(deepspeed_path(recipe))
             if not target.exists():
                 ctx.report(("hardware", "deepspeed"), "deepspeed_missing", path=target)
+
+    @staticmethod
+    def _native_deepspeed(ctx: Context, value) -> None:
+        """Both backends open the DeepSpeed JSON relative to the directory they run in."""
+        from ...datasets import resolve_local, run_dir_given
+
+        if not isinstance(value, str) or value.lstrip().startswith("{"):
+            return  # an inline DeepSpeed config
+        target = resolve_local(value)
+        beside = (Path(ctx.recipe.source_file).resolve().parent / value).resolve()
+        if target.exists():
+            return
+        if not run_dir_given() and beside.exists():
+            ctx.report(("hardware", "deepspeed"), "deepspeed_beside", path=beside, backend=ctx.dialect,
+                       run_dir=_run_dir())
+            return
+        ctx.report(("hardware", "deepspeed"), "deepspeed_missing_native", path=target, backend=ctx.dialect,
+                   run_dir=_run_dir())
+
+
+def _run_dir() -> str:
+    from ...datasets import run_dir
+
+    return str(run_dir())
 
 
 @rule

@@ -1,0 +1,69 @@
+"""FTR305: the template the model is trained with is the one it will be served with."""
+
+from __future__ import annotations
+
+from ..registry import Context, Rule, rule
+
+
+def _training_text(name: str, messages: list[dict], bos: str | None, eos: str | None) -> str | None:
+    """The training text under template ``name``, from the first backend whose templates module renders it."""
+    import importlib
+
+    from ...backends import all_backends
+
+    for backend in all_backends():
+        module = importlib.import_module(backend.emitter.rsplit(".", 1)[0] + ".templates")
+        render = getattr(module, "training_text", None)
+        text = render(name, messages, bos, eos) if render else None
+        if text is not None:
+            return text
+    return None
+
+
+def _renders_turns(jinja: str) -> bool:
+    """A chat template reads the messages and their content (placeholders such as "{{ messages }}" do not)."""
+    return "messages" in jinja and "content" in jinja
+
+
+@rule
+class InferenceTemplate(Rule):
+    code = "FTR305"
+    name = "inference-template-differs"
+    severity = "warning"
+    summary = "The model's own chat template renders a conversation differently from the training template."
+    what = ("When the base model's tokenizer is on this machine (a local path or the local Hugging Face cache; "
+            "never a download) and has a chat template, renders a fixed conversation (system, user, assistant) "
+            "with it and with the recipe's `model.template`, and reports the first difference. Silent when "
+            "`model.template` is unset or `tokenizer`, and when jinja2 is not installed.")
+    why = ("Serving stacks (vLLM, TGI, transformers pipelines, Ollama imports) format prompts with the tokenizer's "
+           "saved chat template. A model trained on another format sees unfamiliar prompts in deployment: answers "
+           "degrade, or it never emits its end-of-turn token and runs on.")
+    bad = "model: {base: ./models/Qwen2.5-7B-Instruct, template: llama3}\n"
+    good = "model: {base: ./models/Qwen2.5-7B-Instruct, template: qwen}\n"
+    fix = ("Set `model.template` to the model's own family (or `tokenizer`), or ship the trained model with the "
+           "training template in its tokenizer_config.json.")
+
+    def check(self, ctx: Context) -> None:
+        from ... import templates
+
+        recipe = ctx.recipe
+        saved = templates.saved_chat_template(recipe.model.base)
+        if saved is None or not _renders_turns(saved) or recipe.model.template in (None, "tokenizer"):
+            return  # nothing to compare: no saved template, or one that renders no conversation
+        try:
+            import jinja2  # noqa: F401  (transformers' dependency; ftr itself does not need it)
+        except ImportError:
+            return
+        bos = templates.saved_token(recipe.model.base, "bos_token")
+        eos = templates.saved_token(recipe.model.base, "eos_token")
+        for messages in (templates.SAMPLES[1], templates.SAMPLES[0]):  # without a system prompt if it refuses one
+            try:
+                served = templates.render_jinja(saved, messages, bos, eos)
+                trained = _training_text(recipe.model.template, messages, bos, eos)
+            except templates.TemplateRefused:
+                continue
+            if trained is not None and served != trained:
+                pos, ours, theirs = templates.first_difference(trained, served)
+                ctx.report(("model", "template"), "differs", template=recipe.model.template, offset=pos,
+                           trained=ours, served=theirs)
+            return

@@ -1,0 +1,89 @@
+"""Chat templates against the real backends: the same recipe gives identical input_ids AND labels on
+LLaMA-Factory and Axolotl (their own preprocessing, through `ftr tokens --diff`), for every row format."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from .test_ftr_backends import ftr, run_env, tiny_recipe  # noqa: F401  (run_env is a fixture)
+
+
+def multi_turn(data: Path, tmp: Path) -> dict[str, Path]:
+    """Conversations of one to three exchanges, every other one with a system prompt, as messages and sharegpt."""
+    rows = []
+    for i, line in enumerate((data / "messages.jsonl").read_text().splitlines()[:24]):
+        user, reply = json.loads(line)["messages"]
+        turns = [{"role": "system", "content": "You are a helpful assistant."}] if i % 2 else []
+        for k in range(1 + i % 3):
+            turns += [{"role": "user", "content": user["content"] if k == 0 else f"And number {k + 1}?"},
+                      {"role": "assistant", "content": reply["content"]}]
+        rows.append(turns)
+    names = {"user": "human", "assistant": "gpt", "system": "system"}
+    files = {"multi_messages": [{"messages": r} for r in rows],
+             "multi_sharegpt": [{"conversations": [{"from": names[m["role"]], "value": m["content"]} for m in r]}
+                                for r in rows]}
+    for name, content in files.items():
+        (tmp / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in content))
+    return {name: tmp / f"{name}.jsonl" for name in files}
+
+
+CASES = [("alpaca", "alpaca", "lora-sft", 50), ("sharegpt", "sharegpt", "lora-sft", 50),
+         ("messages", "messages", "lora-sft", 50), ("multi_messages", "messages", "lora-sft", 24),
+         ("multi_sharegpt", "sharegpt", "lora-sft", 24), ("preference", "preference", "dpo-lora", 50)]
+
+
+@pytest.mark.parametrize("data,fmt,preset,rows", CASES, ids=[c[0] for c in CASES])
+def test_identical_input_ids_and_labels_on_llamafactory_and_axolotl(data, fmt, preset, rows, tiny_assets, run_env,
+                                                                     tmp_path):
+    multi_turn(tiny_assets.data, tmp_path)
+    recipe = tiny_recipe(tmp_path, tiny_assets, f"tok-{data}", f"extends: [{preset}]", data, fmt)
+    if data.startswith("multi"):
+        recipe.write_text(recipe.read_text().replace(f"{tiny_assets.data}/{data}", f"{tmp_path}/{data}"))
+    proc = ftr("tokens", recipe, "--diff", "llamafactory", "axolotl", "-n", rows, env=run_env, check=False)
+    expected = rows * 2 if fmt == "preference" else rows  # a pair is two rows: prompt+chosen, prompt+rejected
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert f"identical token ids and loss masks on {expected} rows" in proc.stdout, proc.stdout
+
+
+FAMILY = Path(__file__).with_name("family_model.py")
+TEMPLATES = ["chatml", "qwen", "qwen3_nothink", "llama3", "llama2", "gemma", "phi3", "deepseek3", "vicuna", "zephyr",
+             "qwen3", "mistral"]
+
+
+@pytest.fixture(scope="session")
+def family_model(tiny_assets, lf_python, backend_env, tmp_path_factory) -> Path:
+    """The tiny model with every family's special tokens (Llama 3, Gemma, Mistral, Phi, DeepSeek, Qwen3)."""
+    import subprocess
+
+    out = tmp_path_factory.mktemp("family") / "model"
+    proc = subprocess.run([str(lf_python), str(FAMILY), str(tiny_assets.model), str(out)], capture_output=True,
+                          text=True, env=backend_env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out
+
+
+def test_every_template_gives_identical_rows_or_its_documented_label_gap(family_model, tiny_assets, run_env,
+                                                                         tmp_path):
+    """Multi-turn conversations (with and without a system prompt) under each template: identical input_ids and
+    labels, except where docs/templates.md names the label gap (the ids are identical there too)."""
+    from ft_recipes.backends.axolotl.templates import reference
+    from ft_recipes.templates import label_gap
+
+    multi_turn(tiny_assets.data, tmp_path)
+    recipe = tiny_recipe(tmp_path, tiny_assets, "tok-family", "extends: [lora-sft]", "multi_messages", "messages")
+    text = recipe.read_text().replace(f"{tiny_assets.data}/multi_messages", f"{tmp_path}/multi_messages")
+    recipe.write_text(text.replace(str(tiny_assets.model), str(family_model)).replace("max_length: 128",
+                                                                                       "max_length: 400"))
+    proc = ftr("tokens", recipe, "--diff", "llamafactory", "axolotl", "--templates", ",".join(TEMPLATES), "-n", 12,
+               env=run_env, check=False, timeout=3000)
+    verdicts = dict(line.split(None, 1) for line in proc.stdout.splitlines() if line.split()[:1] in [[t] for t in
+                                                                                                       TEMPLATES])
+    assert set(verdicts) == set(TEMPLATES), proc.stdout + proc.stderr[-3000:]
+    for name in TEMPLATES:
+        if label_gap(reference(name)) is None:
+            assert verdicts[name] == "identical", (name, verdicts[name])
+        else:  # the documented exception: same token ids, the loss mask differs
+            assert "loss mask differs" in verdicts[name], (name, verdicts[name])
