@@ -976,12 +976,124 @@ def _check146(v):  # #/properties/hardware/properties/deepspeed
     return True
 
 
+def _check147(v):  # #/properties/hardware/properties/launcher
+    if not (isinstance(v, str) and v in _C148):
+        return False
+    return True
+
+
+def _check149(v):  # #/properties/hardware/properties/partition
+    if not (isinstance(v, str)):
+        return False
+    if isinstance(v, str) and len(v) < 1:
+        return False
+    return True
+
+
+def _check150(v):  # #/properties/hardware/properties/account
+    if not (isinstance(v, str)):
+        return False
+    if isinstance(v, str) and len(v) < 1:
+        return False
+    return True
+
+
+def _check151(v):  # #/properties/hardware/properties/time
+    if not (isinstance(v, str)):
+        return False
+    if isinstance(v, str) and not _C152.search(v):
+        return False
+    return True
+
+
+def _check153(v):  # #/properties/hardware/properties/cpus_per_node
+    if not (_is_integer(v)):
+        return False
+    if _is_number(v) and v < 1:
+        return False
+    return True
+
+
+def _check154(v):  # #/properties/hardware/properties/container
+    if not (isinstance(v, str)):
+        return False
+    if isinstance(v, str) and len(v) < 1:
+        return False
+    return True
+
+
+def _check156(v):  # #/properties/hardware/properties/setup/items
+    if not (isinstance(v, str)):
+        return False
+    return True
+
+
+def _check155(v):  # #/properties/hardware/properties/setup
+    if not (isinstance(v, list)):
+        return False
+    if isinstance(v, list):
+        for item in v:
+            if not _check156(item):
+                return False
+    return True
+
+
+def _check158(v):  # #/properties/hardware/properties/sbatch/items
+    if not (isinstance(v, str)):
+        return False
+    return True
+
+
+def _check157(v):  # #/properties/hardware/properties/sbatch
+    if not (isinstance(v, list)):
+        return False
+    if isinstance(v, list):
+        for item in v:
+            if not _check158(item):
+                return False
+    return True
+
+
+def _check159(v):  # #/properties/hardware/properties/accelerator
+    if not (isinstance(v, str)):
+        return False
+    if isinstance(v, str) and len(v) < 1:
+        return False
+    return True
+
+
+def _check160(v):  # #/properties/hardware/properties/cloud
+    if not (isinstance(v, str)):
+        return False
+    if isinstance(v, str) and len(v) < 1:
+        return False
+    return True
+
+
+def _check161(v):  # #/properties/hardware/properties/ray_address
+    if not (isinstance(v, str)):
+        return False
+    if isinstance(v, str) and len(v) < 1:
+        return False
+    return True
+
+
+def _check162(v):  # #/properties/hardware/properties/port
+    if not (_is_integer(v)):
+        return False
+    if _is_number(v) and v < 1:
+        return False
+    if _is_number(v) and v > 65535:
+        return False
+    return True
+
+
 def _check141(v):  # #/properties/hardware
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C147.get(key)
+            check = _C163.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -990,58 +1102,58 @@ def _check141(v):  # #/properties/hardware
     return True
 
 
-def _check149(v):  # #/properties/backends/additionalProperties
+def _check165(v):  # #/properties/backends/additionalProperties
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check150(v):  # #/properties/backends/propertyNames
-    if not (isinstance(v, str) and v in _C151):
+def _check166(v):  # #/properties/backends/propertyNames
+    if not (isinstance(v, str) and v in _C167):
         return False
     return True
 
 
-def _check148(v):  # #/properties/backends
+def _check164(v):  # #/properties/backends
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            if not _check150(key):
+            if not _check166(key):
                 return False
-            check = _C152.get(key)
+            check = _C168.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
-            if not matched and not _check149(value):
+            if not matched and not _check165(value):
                 return False
     return True
 
 
-def _check155(v):  # #/properties/lint/properties/ignore/items
+def _check171(v):  # #/properties/lint/properties/ignore/items
     if not (isinstance(v, str)):
         return False
-    if isinstance(v, str) and not _C156.search(v):
+    if isinstance(v, str) and not _C172.search(v):
         return False
     return True
 
 
-def _check154(v):  # #/properties/lint/properties/ignore
+def _check170(v):  # #/properties/lint/properties/ignore
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check155(item):
+            if not _check171(item):
                 return False
     return True
 
 
-def _check153(v):  # #/properties/lint
+def _check169(v):  # #/properties/lint
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C157.get(key)
+            check = _C173.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -1050,23 +1162,15 @@ def _check153(v):  # #/properties/lint
     return True
 
 
-def _check161(v):  # #/$defs/stage/properties/name
+def _check177(v):  # #/$defs/stage/properties/name
     if not (isinstance(v, str)):
         return False
-    if isinstance(v, str) and not _C162.search(v):
+    if isinstance(v, str) and not _C178.search(v):
         return False
     return True
 
 
-def _check163(v):  # #/$defs/stage/properties/from
-    if not (isinstance(v, str)):
-        return False
-    if isinstance(v, str) and len(v) < 1:
-        return False
-    return True
-
-
-def _check164(v):  # #/$defs/stage/properties/backend
+def _check179(v):  # #/$defs/stage/properties/from
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1074,13 +1178,21 @@ def _check164(v):  # #/$defs/stage/properties/backend
     return True
 
 
-def _check165(v):  # #/$defs/stage/properties/merge
+def _check180(v):  # #/$defs/stage/properties/backend
+    if not (isinstance(v, str)):
+        return False
+    if isinstance(v, str) and len(v) < 1:
+        return False
+    return True
+
+
+def _check181(v):  # #/$defs/stage/properties/merge
     if not (isinstance(v, bool)):
         return False
     return True
 
 
-def _check167(v):  # #/$defs/stage/properties/extends/oneOf/0
+def _check183(v):  # #/$defs/stage/properties/extends/oneOf/0
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1088,7 +1200,7 @@ def _check167(v):  # #/$defs/stage/properties/extends/oneOf/0
     return True
 
 
-def _check169(v):  # #/$defs/stage/properties/extends/oneOf/1/items
+def _check185(v):  # #/$defs/stage/properties/extends/oneOf/1/items
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1096,102 +1208,102 @@ def _check169(v):  # #/$defs/stage/properties/extends/oneOf/1/items
     return True
 
 
-def _check168(v):  # #/$defs/stage/properties/extends/oneOf/1
+def _check184(v):  # #/$defs/stage/properties/extends/oneOf/1
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check169(item):
+            if not _check185(item):
                 return False
     return True
 
 
-def _check166(v):  # #/$defs/stage/properties/extends
-    if not (sum(1 for f in (_check167, _check168,) if f(v)) == 1):
+def _check182(v):  # #/$defs/stage/properties/extends
+    if not (sum(1 for f in (_check183, _check184,) if f(v)) == 1):
         return False
     return True
 
 
-def _check170(v):  # #/$defs/stage/properties/stage
-    if not (isinstance(v, str) and v in _C171):
+def _check186(v):  # #/$defs/stage/properties/stage
+    if not (isinstance(v, str) and v in _C187):
         return False
     return True
 
 
-def _check172(v):  # #/$defs/stage/properties/description
+def _check188(v):  # #/$defs/stage/properties/description
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check173(v):  # #/$defs/stage/properties/model
+def _check189(v):  # #/$defs/stage/properties/model
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check174(v):  # #/$defs/stage/properties/method
+def _check190(v):  # #/$defs/stage/properties/method
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check175(v):  # #/$defs/stage/properties/preference
+def _check191(v):  # #/$defs/stage/properties/preference
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check176(v):  # #/$defs/stage/properties/data
+def _check192(v):  # #/$defs/stage/properties/data
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check177(v):  # #/$defs/stage/properties/train
+def _check193(v):  # #/$defs/stage/properties/train
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check178(v):  # #/$defs/stage/properties/eval
+def _check194(v):  # #/$defs/stage/properties/eval
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check179(v):  # #/$defs/stage/properties/output
+def _check195(v):  # #/$defs/stage/properties/output
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check180(v):  # #/$defs/stage/properties/hardware
+def _check196(v):  # #/$defs/stage/properties/hardware
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check181(v):  # #/$defs/stage/properties/backends
+def _check197(v):  # #/$defs/stage/properties/backends
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check182(v):  # #/$defs/stage/properties/lint
+def _check198(v):  # #/$defs/stage/properties/lint
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check160(v):  # #/$defs/stage
+def _check176(v):  # #/$defs/stage
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict) and not ('name' in v):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C183.get(key)
+            check = _C199.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -1201,23 +1313,23 @@ def _check160(v):  # #/$defs/stage
 
 
 def _ref2(v):  # #/$defs/stage
-    return _check160(v)
+    return _check176(v)
 
 
-def _check159(v):  # #/properties/stages/items
+def _check175(v):  # #/properties/stages/items
     if not _ref2(v):
         return False
     return True
 
 
-def _check158(v):  # #/properties/stages
+def _check174(v):  # #/properties/stages
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list) and len(v) < 1:
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check159(item):
+            if not _check175(item):
                 return False
     return True
 
@@ -1229,7 +1341,7 @@ def _check1(v):  # #
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C184.get(key)
+            check = _C200.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -1269,15 +1381,17 @@ _C128 = frozenset(['epoch', 'no', 'steps'])
 _C133 = frozenset(['mlflow', 'none', 'tensorboard', 'wandb'])
 _C136 = frozenset(['mlflow', 'tensorboard', 'wandb'])
 _C140 = {'dir': _check126, 'save': _check127, 'save_steps': _check129, 'save_total_limit': _check130, 'report_to': _check131, 'run_name': _check137, 'wandb_project': _check138, 'per_epoch': _check139}
-_C147 = {'gpus': _check142, 'nodes': _check143, 'gpu_memory_gb': _check144, 'bf16': _check145, 'deepspeed': _check146}
-_C151 = frozenset(['axolotl', 'llamafactory', 'trl'])
-_C152 = {}
-_C156 = re.compile('^FTR[0-9]{1,3}$')
-_C157 = {'ignore': _check154}
-_C162 = re.compile('^[A-Za-z0-9][A-Za-z0-9_.-]*$')
-_C171 = frozenset(['dpo', 'grpo', 'kto', 'merge', 'orpo', 'ppo', 'pt', 'rm', 'sft', 'simpo'])
-_C183 = {'name': _check161, 'from': _check163, 'backend': _check164, 'merge': _check165, 'extends': _check166, 'stage': _check170, 'description': _check172, 'model': _check173, 'method': _check174, 'preference': _check175, 'data': _check176, 'train': _check177, 'eval': _check178, 'output': _check179, 'hardware': _check180, 'backends': _check181, 'lint': _check182}
-_C184 = {'ftr': _check2, 'extends': _check3, 'description': _check7, 'model': _check8, 'stage': _check17, 'method': _check19, 'preference': _check59, 'data': _check64, 'train': _check97, 'eval': _check118, 'output': _check125, 'hardware': _check141, 'backends': _check148, 'lint': _check153, 'stages': _check158}
+_C148 = frozenset(['local', 'ray', 'skypilot', 'slurm'])
+_C152 = re.compile('^([0-9]+-)?[0-9]+(:[0-9]{2}){0,2}$')
+_C163 = {'gpus': _check142, 'nodes': _check143, 'gpu_memory_gb': _check144, 'bf16': _check145, 'deepspeed': _check146, 'launcher': _check147, 'partition': _check149, 'account': _check150, 'time': _check151, 'cpus_per_node': _check153, 'container': _check154, 'setup': _check155, 'sbatch': _check157, 'accelerator': _check159, 'cloud': _check160, 'ray_address': _check161, 'port': _check162}
+_C167 = frozenset(['axolotl', 'llamafactory', 'trl'])
+_C168 = {}
+_C172 = re.compile('^FTR[0-9]{1,3}$')
+_C173 = {'ignore': _check170}
+_C178 = re.compile('^[A-Za-z0-9][A-Za-z0-9_.-]*$')
+_C187 = frozenset(['dpo', 'grpo', 'kto', 'merge', 'orpo', 'ppo', 'pt', 'rm', 'sft', 'simpo'])
+_C199 = {'name': _check177, 'from': _check179, 'backend': _check180, 'merge': _check181, 'extends': _check182, 'stage': _check186, 'description': _check188, 'model': _check189, 'method': _check190, 'preference': _check191, 'data': _check192, 'train': _check193, 'eval': _check194, 'output': _check195, 'hardware': _check196, 'backends': _check197, 'lint': _check198}
+_C200 = {'ftr': _check2, 'extends': _check3, 'description': _check7, 'model': _check8, 'stage': _check17, 'method': _check19, 'preference': _check59, 'data': _check64, 'train': _check97, 'eval': _check118, 'output': _check125, 'hardware': _check141, 'backends': _check164, 'lint': _check169, 'stages': _check174}
 
 
 def is_valid(data):

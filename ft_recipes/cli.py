@@ -21,6 +21,7 @@ COMMANDS = {
     "init": "ft_recipes.commands.presets:init_cmd",
     "run": "ft_recipes.commands.run:run_cmd",
     "merge": "ft_recipes.commands.run:merge_cmd",
+    "status": "ft_recipes.commands.status:status_cmd",
     "import": "ft_recipes.commands.convert:import_cmd",
     "explain": "ft_recipes.commands.explain:explain_cmd",
     "report": "ft_recipes.commands.report:report_cmd",

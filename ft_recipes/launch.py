@@ -39,8 +39,6 @@ def check(opts: LaunchOptions, deepspeed_presets: tuple[str, ...] = ()) -> None:
         raise UsageError(f"--master-port {opts.master_port}: must be a TCP port, 1..65535")
     if opts.nnodes > 1 and not opts.master_addr:
         raise UsageError(f"--nnodes {opts.nnodes} needs --master-addr (the rendezvous host every node reaches)")
-    if opts.nnodes > 1 and opts.gpus == 0:
-        raise UsageError("--gpus 0 runs on this machine's CPU; a multi-node run needs --gpus 1 or more")
     if opts.master_addr is not None and not opts.master_addr.strip() or any(
             c.isspace() or not c.isprintable() for c in opts.master_addr or ""):
         raise UsageError(f"--master-addr {opts.master_addr!r}: must be a host name or IP address")

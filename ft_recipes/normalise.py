@@ -179,7 +179,9 @@ def _output(resolved: Resolved) -> r.Output:
 
 def _hardware(data: dict) -> r.Hardware:
     h = data.get("hardware", {})
-    return r.Hardware(**{k: h[k] for k in ("gpus", "nodes", "gpu_memory_gb", "bf16", "deepspeed") if k in h})
+    values = {k: h[k] for k in r.Hardware.__dataclass_fields__ if k in h}
+    values.update({k: tuple(values[k]) for k in ("setup", "sbatch") if k in values})
+    return r.Hardware(**values)
 
 
 def _preference(data: dict, stage: str) -> r.Preference | None:

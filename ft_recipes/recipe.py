@@ -173,6 +173,18 @@ class Hardware:
     gpu_memory_gb: Optional[float] = _f(None, "Memory per GPU.")
     bf16: bool = _f(True, "GPUs support bf16.")
     deepspeed: Optional[str] = _f(None, "zero2 / zero3 / zero3_offload / path.")
+    launcher: Optional[str] = _f(None, "local (default), slurm, skypilot or ray.")
+    partition: Optional[str] = _f(None, "SLURM partition.")
+    account: Optional[str] = _f(None, "SLURM account.")
+    time: Optional[str] = _f(None, "Time limit (SLURM --time).")
+    cpus_per_node: Optional[int] = _f(None, "CPUs per node.")
+    container: Optional[str] = _f(None, "Container image of the nodes.")
+    setup: tuple[str, ...] = _f((), "Shell lines run on every node before the launch.")
+    sbatch: tuple[str, ...] = _f((), "Extra sbatch options.")
+    accelerator: Optional[str] = _f(None, "GPU type for SkyPilot.")
+    cloud: Optional[str] = _f(None, "SkyPilot cloud.")
+    ray_address: Optional[str] = _f(None, "Ray dashboard address.")
+    port: Optional[int] = _f(None, "Rendezvous port (default 29500).")
 
 
 @dataclass(frozen=True)

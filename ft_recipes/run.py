@@ -161,12 +161,18 @@ def plan(loaded: Loaded, backend: str, opts: LaunchOptions, resume: bool, force:
         write_outputs(emitted, recipe, run_dir, force=True)
         atomic_write(run_dir / "recipe.resolved.yaml", to_yaml(to_data(recipe)))
     config = run_dir / emitted.main
-    launch = launcher.launch(python, config, opts)
-    env = {**launch.env, "PATH": f"{python.parent}{os.pathsep}$PATH"}  # launchers find torchrun/accelerate here
-    if recipe.model.is_local:  # a local model needs no hub; some backends still try to reach it otherwise
-        env["HF_HUB_OFFLINE"] = "1"
-    launch = Launch(launch.argv, env, launch.produces)
+    launch = backend_launch(backend, python, config, opts, offline=recipe.model.is_local)
     return RunPlan(run_dir, config, launch, python, checkpoint)
+
+
+def backend_launch(backend: str, python: Path, config: Path, opts: LaunchOptions, offline: bool) -> Launch:
+    """The backend's launch for ``opts``, finding torchrun/accelerate in its environment; ``offline`` (a local
+    model needs no hub; some backends still try to reach it otherwise) sets HF_HUB_OFFLINE."""
+    launch = backends.launcher(backend).launch(python, config, opts)
+    env = {**launch.env, "PATH": f"{python.parent}{os.pathsep}$PATH"}
+    if offline:
+        env["HF_HUB_OFFLINE"] = "1"
+    return Launch(launch.argv, env, launch.produces)
 
 
 def _python_or_placeholder(backend: str) -> Path:
@@ -222,20 +228,33 @@ def _probe(python: Path) -> dict:
 
 
 def execute(p: RunPlan, loaded: Loaded, backend: str, argv: list[str]) -> int:
+    return execute_manifest(p, new_manifest(p, loaded, backend, argv))
+
+
+def new_manifest(p: RunPlan, loaded: Loaded, backend: str, argv: list[str]) -> dict:
+    """The manifest of a run not started yet (``start`` is None)."""
     from .envs import installed_version
 
     spec = backends.env_spec(backend)
-    manifest = {"ftr_version": __version__, "recipe": str(Path(loaded.recipe.source_file).resolve()),
-                "recipe_hash": recipe_hash(loaded.recipe), "backend": backend,
-                "backend_version": installed_version(p.python, spec), "command_line": argv,
-                "backend_command": p.launch.argv, "env": p.launch.env, "host": platform.node(),
-                "resumed_from": str(p.checkpoint) if p.checkpoint else None, **_probe(p.python),
-                "start": _now(), "end": None, "exit_status": None, "interrupted": False}
-    _save(p.run_dir, manifest)
+    return {"ftr_version": __version__, "recipe": str(Path(loaded.recipe.source_file).resolve()),
+            "recipe_hash": recipe_hash(loaded.recipe), "backend": backend,
+            "backend_version": installed_version(p.python, spec), "command_line": argv,
+            "backend_command": p.launch.argv, "env": p.launch.env, "host": platform.node(),
+            "resumed_from": str(p.checkpoint) if p.checkpoint else None,
+            "start": None, "end": None, "exit_status": None, "interrupted": False}
+
+
+def execute_manifest(p: RunPlan, manifest: dict, log_name: str = "train.log", record: bool = True) -> int:
+    """Run ``p`` here, teeing into ``logs/log_name``; ``record``: keep ``manifest`` (start, end, exit status)
+    in the run directory and print the final diagnosis (another node of a multi-node run does neither)."""
     (p.run_dir / "logs").mkdir(exist_ok=True)
-    code, interrupted = _stream(p, p.run_dir / "logs" / "train.log")
+    if not record:
+        return _stream(p, p.run_dir / "logs" / log_name)[0]
+    manifest.update(host=platform.node(), **_probe(p.python), start=_now())
+    save_manifest(p.run_dir, manifest)
+    code, interrupted = _stream(p, p.run_dir / "logs" / log_name)
     manifest.update(end=_now(), exit_status=code, interrupted=interrupted)
-    _save(p.run_dir, manifest)
+    save_manifest(p.run_dir, manifest)
     _final_report(p.run_dir)
     return code
 
@@ -262,7 +281,7 @@ def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def _save(run_dir: Path, manifest: dict) -> None:
+def save_manifest(run_dir: Path, manifest: dict) -> None:
     atomic_write(run_dir / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 

@@ -401,7 +401,6 @@ def test_dry_run_prints_shell_quoted_commands(tmp_path, fake_envs, out, backend)
     (["--node-rank", "5", "--nnodes", "2", "--master-addr", "h"], "--node-rank 5"),
     (["--node-rank", "-1"], "--node-rank -1"), (["--master-port", "99999"], "--master-port 99999"),
     (["--master-port", "0"], "--master-port 0"), (["--nnodes", "2"], "needs --master-addr"),
-    (["--nnodes", "2", "--master-addr", "h", "--gpus", "0"], "multi-node"),
     (["--master-addr", "a b"], "--master-addr"), (["--deepspeed", "zero9"], "--deepspeed zero9"),
     (["--deepspeed", "missing.json"], "--deepspeed missing.json"),
 ])

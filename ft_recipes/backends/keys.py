@@ -23,7 +23,9 @@ TYPED = {"data.val.split": "data.val_split", "eval.every": "eval.strategy", "dat
 
 # Fields that configure ftr itself (lint, VRAM estimate, launcher), not the backend's config.
 FTR_ONLY = ("ftr", "extends", "description", "backends", "lint", "model.params", "hardware.gpu_memory_gb", "hardware.bf16",
-            "hardware.gpus", "hardware.nodes")
+            "hardware.gpus", "hardware.nodes", *(f"hardware.{k}" for k in (
+                "launcher", "partition", "account", "time", "cpus_per_node", "container", "setup", "sbatch",
+                "accelerator", "cloud", "ray_address", "port")))
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,19 @@ import click
 
 from . import guard
 from ..backends import NAMES
+from ..launchers import NAMES as LAUNCHERS
 
 
 @click.command("run", context_settings={"ignore_unknown_options": False})
 @click.argument("recipe", type=click.Path(dir_okay=False))
 @click.option("--backend", "-b", type=click.Choice(NAMES), required=True)
-@click.option("--gpus", type=int, default=None, help="GPUs per node (0 = CPU). Default: recipe hardware.gpus.")
-@click.option("--nnodes", type=int, default=None, help="Number of nodes.")
+@click.option("--gpus", "--gpus-per-node", "gpus", type=int, default=None,
+              help="GPUs per node (0 = CPU). Default: recipe hardware.gpus.")
+@click.option("--nnodes", "--nodes", "nnodes", type=int, default=None, help="Number of nodes. Default: hardware.nodes.")
+@click.option("--launcher", type=click.Choice(LAUNCHERS), default=None,
+              help="Where the run starts: here (local), a SLURM job, SkyPilot or Ray. Default: hardware.launcher.")
+@click.option("--attach", is_flag=True, help="After submitting, follow the job to its end (as `ftr status --attach`).")
+@click.option("--ray-address", default=None, help="Ray dashboard of the cluster to join (--launcher ray).")
 @click.option("--node-rank", type=int, default=0, show_default=True)
 @click.option("--master-addr", default=None, help="Rendezvous address for multi-node runs.")
 @click.option("--master-port", type=int, default=None)
@@ -29,8 +35,8 @@ from ..backends import NAMES
 @click.option("--from-stage", metavar="STAGE", default=None, help="A pipeline: run this stage and the later ones again.")
 @click.argument("extra", nargs=-1, type=click.UNPROCESSED)
 @guard
-def run_cmd(recipe, backend, gpus, nnodes, node_rank, master_addr, master_port, deepspeed, fsdp, dry_run,
-            resume, force, no_lint, only, from_stage, extra):
+def run_cmd(recipe, backend, gpus, nnodes, launcher, attach, ray_address, node_rank, master_addr, master_port,
+            deepspeed, fsdp, dry_run, resume, force, no_lint, only, from_stage, extra):
     """Lint RECIPE, compile it into its run directory (output.dir) and launch BACKEND there.
 
     Arguments after `--` go to the backend command. The backend's exit code is ftr's.
@@ -47,6 +53,9 @@ def run_cmd(recipe, backend, gpus, nnodes, node_rank, master_addr, master_port, 
     if has_stages(recipe):
         from ..pipeline_run import run_command
 
+        if launcher not in (None, "local") or attach or ray_address:
+            raise click.UsageError("a pipeline runs here (--launcher local) for now; submit its stages one by one")
+
         sys.exit(run_command(recipe, backend, dict(gpus=gpus, nnodes=nnodes, node_rank=node_rank,
                                                    master_addr=master_addr, master_port=master_port,
                                                    deepspeed=deepspeed, fsdp=fsdp, extra=tuple(extra)),
@@ -59,6 +68,13 @@ def run_cmd(recipe, backend, gpus, nnodes, node_rank, master_addr, master_port, 
     opts = LaunchOptions(gpus=hw.gpus if gpus is None else gpus, nnodes=hw.nodes if nnodes is None else nnodes, node_rank=node_rank,
                          master_addr=master_addr, master_port=master_port, deepspeed=deepspeed, fsdp=fsdp,
                          extra=tuple(extra))
+    launcher = launcher or hw.launcher or "local"
+    if launcher != "local":
+        from .submit import submit_run
+
+        sys.exit(submit_run(loaded, backend, opts, launcher, attach, ray_address, resume, force, dry_run, no_lint))
+    if attach or ray_address:
+        raise click.UsageError("--attach and --ray-address go with --launcher slurm|skypilot|ray")
     check(opts, DEEPSPEED_PRESETS)
     _lint_gate(loaded, no_lint)
     opts = _fit(opts, dry_run, asked=gpus is not None)

@@ -15,14 +15,21 @@ def launch(python: Path, config: Path, opts: LaunchOptions) -> Launch:
     argv = [str(python.parent / "axolotl"), "train", str(config)]
     if opts.gpus <= 1 and opts.nnodes <= 1:
         return Launch(argv + ["--launcher", "python", *opts.extra], env)
-    launcher = ["--launcher", "torchrun", "--", f"--nproc_per_node={opts.gpus}", f"--nnodes={opts.nnodes}",
-                f"--node_rank={opts.node_rank}"]
+    return Launch(argv + ["--launcher", "torchrun", "--", *_torchrun(opts, opts.gpus)] + list(opts.extra), env)
+
+
+def _torchrun(opts: LaunchOptions, nproc: int) -> list[str]:
+    args = [f"--nproc_per_node={nproc}", f"--nnodes={opts.nnodes}", f"--node_rank={opts.node_rank}"]
     if opts.master_addr:
-        launcher.append(f"--rdzv_endpoint={opts.master_addr}:{opts.master_port or 29500}")
-    return Launch(argv + launcher + list(opts.extra), env)
+        args.append(f"--rdzv_endpoint={opts.master_addr}:{opts.master_port or 29500}")
+    return args
 
 
 def run_overrides(opts: LaunchOptions, checkpoint: Path | None) -> dict:
+    if opts.gpus == 0 and opts.nnodes > 1:  # tried: tests/backends/test_scaleout_slurm.py, docs/scale-out.md
+        raise ValueError("Axolotl 0.19 cannot train across nodes on the CPU (under torchrun it loads the model onto "
+                         "the local rank's GPU: 'Cannot access accelerator device when none is available'); pass "
+                         "--gpus 1 or more, or --nodes 1")
     keys: dict = {}
     if checkpoint is not None:
         keys["resume_from_checkpoint"] = str(checkpoint)

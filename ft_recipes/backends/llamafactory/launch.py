@@ -15,8 +15,7 @@ def launch(python: Path, config: Path, opts: LaunchOptions) -> Launch:
         env["FORCE_TORCHRUN"] = "1"
         env["NNODES"] = str(opts.nnodes)
         env["NODE_RANK"] = str(opts.node_rank)
-        if opts.gpus:
-            env["NPROC_PER_NODE"] = str(opts.gpus)
+        env["NPROC_PER_NODE"] = str(max(opts.gpus, 1))  # the default is the device count: 0 on a CPU
         if opts.master_addr:
             env["MASTER_ADDR"] = opts.master_addr
         if opts.master_port:

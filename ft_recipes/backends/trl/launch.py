@@ -11,8 +11,8 @@ def launch(python: Path, config: Path, opts: LaunchOptions) -> Launch:
     script = config.with_name("train.py")
     env = {"CUDA_VISIBLE_DEVICES": ""} if opts.gpus == 0 else {}
     if opts.gpus > 1 or opts.nnodes > 1:
-        argv = [str(python), "-m", "accelerate.commands.launch", f"--num_processes={opts.gpus * opts.nnodes}",
-                f"--num_machines={opts.nnodes}", f"--machine_rank={opts.node_rank}"]
+        argv = [str(python), "-m", "accelerate.commands.launch", f"--num_processes={max(opts.gpus, 1) * opts.nnodes}",
+                f"--num_machines={opts.nnodes}", f"--machine_rank={opts.node_rank}", *(["--cpu"] if not opts.gpus else [])]
         if opts.master_addr:
             argv += [f"--main_process_ip={opts.master_addr}", f"--main_process_port={opts.master_port or 29500}"]
         return Launch(argv + [str(script), str(config), *opts.extra], env)

@@ -1,0 +1,139 @@
+"""Submitting a compiled run to an engine, and following it: what ``ftr run --launcher`` and ``ftr status`` do."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from ..findings import FtrError
+from ..run import (MANIFEST, Progress, RunPlan, new_manifest, quote, read_run_manifest, save_manifest)
+from . import get
+from .base import Job, State, write_node_spec
+
+JOB = "job.json"  # the engine's job id and where it was submitted; written by the submitter only
+
+
+def make_job(p: RunPlan, backend: str, opts, recipe) -> Job:
+    return Job(p.run_dir, backend, p.python, p.config, opts, recipe, p.checkpoint)
+
+
+def script_path(launcher: str, job: Job) -> Path:
+    return job.run_dir / get(launcher).FILE
+
+
+def submit(launcher: str, job: Job, p: RunPlan, loaded, argv: list[str]) -> dict:
+    """Write the job's script, node spec and manifest into the run directory, submit it; the job record."""
+    from ..emit import atomic_write
+
+    engine = get(launcher)
+    path = script_path(launcher, job)
+    (job.run_dir / "logs").mkdir(exist_ok=True)  # the engine's own log files go there too
+    atomic_write(path, engine.script(job))
+    write_node_spec(job)
+    manifest = new_manifest(p, loaded, job.backend, argv)
+    manifest.update(launcher=launcher, nodes=job.opts.nnodes, gpus_per_node=job.opts.gpus, script=str(path))
+    save_manifest(job.run_dir, manifest)
+    record = {"launcher": launcher, "job_id": engine.submit(job, path), "script": str(path),
+              "submitted": manifest_time()}
+    if launcher == "ray":
+        record["ray_address"] = engine.address(job.hardware)
+    atomic_write(job.run_dir / JOB, json.dumps(record, indent=2) + "\n")
+    return record
+
+
+def manifest_time() -> str:
+    import datetime as dt
+
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def job_manifest(run_dir: Path) -> dict:
+    """The run's manifest with its job record (job id, engine address) merged in."""
+    manifest = read_run_manifest(run_dir)
+    try:
+        manifest.update(json.loads((run_dir / JOB).read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        manifest.setdefault("launcher", "local")
+    except (OSError, ValueError) as exc:
+        raise FtrError(f"{run_dir / JOB}: cannot read the job record ({exc})", exit_code=2) from None
+    return manifest
+
+
+def record_job_id(run_dir: Path) -> None:
+    """On the job's rank 0: copy the job id into the manifest (SLURM's own variable wins: it is always there,
+    while job.json may still be on its way from the submitter)."""
+    manifest = read_run_manifest(run_dir)
+    job_id = os.environ.get("SLURM_JOB_ID") or job_manifest(run_dir).get("job_id")
+    manifest["job_id"] = job_id
+    save_manifest(run_dir, manifest)
+
+
+def logs(run_dir: Path) -> list[Path]:
+    return sorted((run_dir / "logs").glob("*")) if (run_dir / "logs").is_dir() else []
+
+
+def last_progress(run_dir: Path) -> str | None:
+    """The progress line a local run would show last, read from logs/train.log."""
+    path = run_dir / "logs" / "train.log"
+    if not path.is_file():
+        return None
+    progress, line = Progress(), None
+    for text in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        line = progress.feed(text) or line
+    return line
+
+
+def state(run_dir: Path) -> tuple[dict, State]:
+    manifest = job_manifest(run_dir)
+    if manifest.get("job_id") is None and manifest["launcher"] != "local":
+        return manifest, State("NOT SUBMITTED", done=True, ok=None)
+    return manifest, get(manifest["launcher"]).status(manifest)
+
+
+def follow(run_dir: Path, interval: float = 2.0, confirm=None) -> int:
+    """Echo the run's log and progress line until the job ends; its exit status (Ctrl-C offers to cancel)."""
+    path, offset, progress = run_dir / "logs" / "train.log", 0, Progress()
+    manifest, now = state(run_dir)
+    try:
+        while True:
+            offset = _echo(path, offset, progress)
+            if now.done:
+                break
+            time.sleep(interval)
+            manifest, now = state(run_dir)
+        _echo(path, offset, progress)
+    except KeyboardInterrupt:
+        engine = get(manifest["launcher"])
+        if confirm is not None and confirm(f"\ncancel job {manifest.get('job_id')} ({manifest['launcher']})?"):
+            engine.cancel(manifest)
+            print(f"ftr: cancelled job {manifest.get('job_id')}", file=sys.stderr)
+        else:
+            print(f"ftr: the job goes on; follow it again with: ftr status --attach {quote(str(run_dir))}",
+                  file=sys.stderr)
+        return 130
+    code = json.loads((run_dir / MANIFEST).read_text(encoding="utf-8")).get("exit_status")
+    if code is None:
+        code = 0 if now.ok else 1
+    seen = "" if code == 0 else "; see " + ", ".join(quote(str(p)) for p in logs(run_dir))
+    print(f"ftr: job {manifest.get('job_id')} {now.state.lower()}{seen}", file=sys.stderr)
+    return code
+
+
+def _echo(path: Path, offset: int, progress: Progress) -> int:
+    try:
+        with path.open("rb") as log:
+            log.seek(offset)
+            chunk = log.read()
+    except FileNotFoundError:
+        return offset
+    end = chunk.rfind(b"\n") + 1  # whole lines only; the rest comes next time
+    for raw in chunk[:end].splitlines(keepends=True):
+        sys.stdout.buffer.write(raw)
+        line = progress.feed(raw.decode("utf-8", "replace"))
+        if line:
+            print(line, file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    return offset + end

@@ -1,0 +1,85 @@
+"""SLURM: an sbatch script in the run directory; ``srun`` starts ``launchers.node`` once per node (task), with
+the head node from ``SLURM_JOB_NODELIST`` and the node rank from ``SLURM_PROCID``."""
+
+from __future__ import annotations
+
+import re
+
+from ..findings import FtrError, UsageError
+from ..run import quote
+from .base import Job, State, call, tool
+
+FILE = "job.sbatch"
+INSTALL = "run on a SLURM login node (sbatch comes with SLURM's client tools)"
+FINISHED = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL",
+            "DEADLINE", "PREEMPTED", "SPECIAL_EXIT"}
+
+
+def directives(job: Job) -> dict[str, str | None]:
+    """``#SBATCH`` options by name; an option in ``hardware.sbatch`` replaces ftr's own of that name."""
+    hw, opts = job.hardware, job.opts
+    found: dict[str, str | None] = {
+        "job-name": job.name, "nodes": str(opts.nnodes), "ntasks-per-node": "1",
+        "output": str(job.run_dir / "logs" / "slurm-%j.out"), "open-mode": "append", "chdir": str(job.run_dir),
+        "requeue": None}
+    extra = {"gpus-per-node": str(opts.gpus) if opts.gpus else None, "cpus-per-task": hw.cpus_per_node,
+             "partition": hw.partition, "account": hw.account, "time": hw.time}
+    found.update({k: str(v) for k, v in extra.items() if v is not None})
+    for option in hw.sbatch:
+        name, sep, value = option.removeprefix("--").partition("=")
+        if not option.startswith("--") or not name or " " in name:
+            raise UsageError(f"hardware.sbatch: {option!r} is not a long sbatch option; write it as --name=value "
+                             f"(e.g. --qos=high) or --flag")
+        found[name] = value if sep else None
+    return found
+
+
+def script(job: Job) -> str:
+    lines = ["#!/bin/bash", f"# {job.name}: written by ftr run --launcher slurm; submit with sbatch"]
+    lines += [f"#SBATCH --{name}" + ("" if value is None else f"={quote(value)}")
+              for name, value in directives(job).items()]
+    node = " ".join(quote(arg) for arg in job.node_command())
+    inner = f'exec {node} --rank "$SLURM_PROCID" --master-addr "$1" --master-port "$2"'
+    srun = ["srun", "--export=ALL", "--kill-on-bad-exit=1"]
+    if job.hardware.container:
+        srun.append(f"--container-image={quote(job.hardware.container)}")
+    lines += ["set -euo pipefail", *job.hardware.setup,
+              'head=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)',
+              f"port={job.port}",
+              "# a requeued job resumes from the run directory's last checkpoint",
+              f"{node} --prepare",
+              f"{' '.join(srun)} bash -c {quote(inner)} ftr-node \"$head\" \"$port\""]
+    return "\n".join(lines) + "\n"
+
+
+def ready(hardware) -> None:
+    """Before anything is written: sbatch is here."""
+    tool("sbatch", INSTALL)
+
+
+def submit(job: Job, path) -> str:
+    out = call([tool("sbatch", INSTALL), "--parsable", str(path)], "sbatch")
+    return out.strip().split(";")[0]
+
+
+def status(manifest: dict) -> State:
+    job_id = str(manifest["job_id"])
+    queued = call([tool("squeue", INSTALL), "-h", "-j", job_id, "-o", "%T %r"], "squeue").strip()
+    if queued:  # e.g. "PENDING Resources", "RUNNING None"
+        state, _, reason = queued.splitlines()[0].partition(" ")
+        return State(state if reason in ("", "None") else f"{state} ({reason})", done=False)
+    try:
+        shown = call([tool("scontrol", INSTALL), "show", "job", "-o", job_id], "scontrol")
+    except FtrError:  # scontrol forgets a finished job after MinJobAge: then the manifest decides
+        shown = ""
+    found = re.search(r"JobState=(\S+)", shown)
+    if found and found.group(1) not in FINISHED:
+        return State(found.group(1), done=False)
+    if found:
+        return State(found.group(1), done=True, ok=found.group(1) == "COMPLETED")
+    code = manifest.get("exit_status")
+    return State("COMPLETED" if code == 0 else "FINISHED", done=True, ok=code == 0)
+
+
+def cancel(manifest: dict) -> None:
+    call([tool("scancel", INSTALL), str(manifest["job_id"])], "scancel")
