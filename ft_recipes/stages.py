@@ -10,6 +10,8 @@ adapter (``model.adapter``), or its merged model (``model.base``) when that stag
 
 from __future__ import annotations
 
+import os
+
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -262,6 +264,13 @@ def _merge_step_problem(parent: Stage | None) -> str | None:
     return None
 
 
+def _relative(path, here: Path) -> str:
+    """A path written relative to the recipe's folder (normalise makes it absolute again), so that the stage's
+    recipe, and its hash, do not depend on where the checkout lies."""
+    text = os.path.relpath(Path(path), here)
+    return text if text.startswith("..") else f"./{text}"
+
+
 def _start_from(resolved: Resolved, parent: Stage | None, pos: tuple[int, int]) -> None:
     """Point the stage at its input: the parent's adapter on the same base, or its (merged) model as the base."""
     from .resolve import Source
@@ -270,12 +279,14 @@ def _start_from(resolved: Resolved, parent: Stage | None, pos: tuple[int, int]) 
         return
     model = resolved.data.setdefault("model", {})
     source = Source(resolved.document.file, *pos)
+    here = Path(resolved.document.file).resolve().parent
     if parent.result_kind == "adapter":
-        model["base"] = parent.recipe.model.base
-        model["adapter"] = str(parent.result)
+        base = parent.recipe.model.base
+        model["base"] = _relative(base, here) if parent.recipe.model.is_local else base
+        model["adapter"] = _relative(parent.result, here)
         resolved.provenance[("model", "adapter")] = source
     else:
-        model["base"] = str(parent.result)
+        model["base"] = _relative(parent.result, here)
         model.pop("adapter", None)
         resolved.provenance[("model", "base")] = source
 
