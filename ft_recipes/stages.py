@@ -249,7 +249,7 @@ def _stage(doc: Document, top: Resolved, index: int, entry: dict, previous: str,
         return None, [in_stage(f, name) for f in exc.findings] or [_finding(doc, ("stages", index), "FTR004",
                                                                             f"stage {name}: {exc}", "")]
     resolved.data.pop("stages", None)
-    resolved.data.setdefault("output", {})["dir"] = str(run_dir)
+    resolved.data.setdefault("output", {})["dir"] = _relative(run_dir, Path(resolved.document.file).resolve().parent)
     _start_from(resolved, parent, doc.pos(("stages", index, "from")) if "from" in entry else (line, col))
     return _normalised(resolved, name, parent, common)
 
