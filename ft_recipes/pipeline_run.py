@@ -46,7 +46,8 @@ def stage_hashes(pipeline: Pipeline, default_backend: str) -> dict[str, str]:
     for stage in pipeline.stages:
         parts = {"backend": pipeline.backend_of(stage, default_backend), "merge": stage.merge,
                  "recipe": recipe_hash(stage.recipe) if stage.recipe else "merge-step",
-                 "data": data_hashes(stage), "input": out.get(stage.source, "base")}
+                 "data": sorted(data_hashes(stage).values()),  # contents, not where the checkout lies
+                 "input": out.get(stage.source, "base")}
         text = json.dumps(parts, sort_keys=True, separators=(",", ":"))
         out[stage.name] = hashlib.sha256(text.encode()).hexdigest()[:16]
     return out
