@@ -92,9 +92,7 @@ def _stage(path: Path, text: str) -> tuple[Path, str]:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
+        _default_mode(tmp)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
         raise io_error(path, exc) from None
@@ -205,9 +203,7 @@ def atomic_path(path: Path):
     os.close(fd)
     try:
         yield Path(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
+        _default_mode(tmp)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
         raise io_error(path, exc) from None
@@ -215,3 +211,10 @@ def atomic_path(path: Path):
         Path(tmp).unlink(missing_ok=True)
         raise
     _commit([(path, tmp)])
+
+
+def _default_mode(path: str) -> None:
+    """The mode a plain open() would have given (mkstemp makes files private)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)

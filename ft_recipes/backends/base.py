@@ -103,6 +103,13 @@ class Backend:
         return self.main
 
 
+def compute_dtype_differs(recipe) -> bool:
+    """A 4-bit compute dtype other than the one backends derive from the training precision."""
+    quant = recipe.method.quant
+    derived = {"bf16": "bf16", "fp16": "fp16"}.get(recipe.train.precision, "fp32")
+    return bool(quant and quant.bits == 4 and quant.compute_dtype != derived)
+
+
 def written_paths(recipe) -> list[tuple[str, tuple]]:
     """(dotted path, key path) of every value the recipe or its presets wrote (from provenance)."""
     out = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ...recipe import ADAPTER_METHODS
-from ..base import Approximation, Backend, Capabilities
+from ..base import Approximation, Backend, Capabilities, compute_dtype_differs
 from .keys import TABLE
 from .templates import known
 
@@ -19,10 +19,6 @@ def _env():
                    import_name="axolotl", cli="axolotl")
 
 
-def _compute_dtype_differs(recipe) -> bool:
-    quant = recipe.method.quant
-    derived = {"bf16": "bf16", "fp16": "fp16"}.get(recipe.train.precision, "fp32")
-    return bool(quant and quant.bits == 4 and quant.compute_dtype != derived)
 
 
 APPROXIMATIONS = (
@@ -30,7 +26,7 @@ APPROXIMATIONS = (
                                     "(seeded) first", lambda r: r.data.val_split > 0, fields=()),
     Approximation("method.quant.compute_dtype", "Axolotl derives the 4-bit compute dtype from the training "
                                                 "precision, not from method.quant.compute_dtype",
-                  _compute_dtype_differs),
+                  compute_dtype_differs),
 )
 
 BACKEND = Backend(

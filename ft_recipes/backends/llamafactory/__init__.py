@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ...recipe import ADAPTER_METHODS
-from ..base import Approximation, Backend, Capabilities
+from ..base import Approximation, Backend, Capabilities, compute_dtype_differs
 from .keys import TABLE
 from .templates import known, resolve
 
@@ -21,10 +21,6 @@ def _env():
                    prune=("torchaudio/lib/*.so",))
 
 
-def _compute_dtype_differs(recipe) -> bool:
-    quant = recipe.method.quant
-    derived = {"bf16": "bf16", "fp16": "fp16"}.get(recipe.train.precision, "fp32")
-    return bool(quant and quant.bits == 4 and quant.compute_dtype != derived)
 
 
 def _closest_template(recipe) -> bool:
@@ -41,7 +37,7 @@ APPROXIMATIONS = (
                   lambda r: r.data.packing),
     Approximation("method.quant.compute_dtype",
                   "LLaMA-Factory derives the 4-bit compute dtype from the training precision, not from "
-                  "method.quant.compute_dtype", _compute_dtype_differs),
+                  "method.quant.compute_dtype", compute_dtype_differs),
     Approximation("model.pad_token", "LLaMA-Factory has no pad-token key: it uses the tokenizer's pad token, or EOS "
                                      "when there is none", lambda r: r.model.pad_token not in (None, "eos")),
     Approximation("data.val.split", "LLaMA-Factory shuffles (seeded) before holding out validation rows; Axolotl "
