@@ -184,6 +184,9 @@ def _schedule(recipe: Recipe, cfg: dict) -> None:
         cfg["cosine_min_lr_ratio"] = t.min_lr / t.lr
     if t.warmup_steps is not None:
         cfg["warmup_steps"] = t.warmup_steps
+    elif recipe.stage == "simpo":  # Axolotl 0.19: "warmup_ratio is not supported with the simpo trainer"
+        raise unsupported(recipe, ("train", "warmup_ratio"), "Axolotl's simpo trainer takes warmup in steps only",
+                          "set train.warmup_steps, or use --backend llamafactory")
     else:
         cfg["warmup_ratio"] = float(t.warmup_ratio or 0.0)
     cfg["bf16"] = t.precision == "bf16"
