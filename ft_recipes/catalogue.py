@@ -25,7 +25,7 @@ def load(backend: str, version: str | None = None) -> dict:
     """The catalogue of ``backend`` (the given version, else the backend's targeted version), or {}."""
     from . import backends
 
-    version = version or backends.get(backend).VERSION
+    version = version or backends.get(backend).version
     path = data_dir("schemas") / "backends" / f"{backend}-{version}.json"
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -168,7 +168,7 @@ def templates(backend: str, version: str | None = None) -> dict:
     scripts/gen_templates.py: {"key", "templates", "prefixes", ...}, or {} when none ships for it."""
     from . import backends
 
-    version = version or backends.get(backend).VERSION
+    version = version or backends.get(backend).version
     path = data_dir("schemas") / "backends" / "templates" / f"{backend}-{version}.json"
     try:
         return json.loads(path.read_text(encoding="utf-8"))

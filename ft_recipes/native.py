@@ -15,14 +15,6 @@ from .resolve import Resolved, Source
 _MISSING = ABSENT
 
 
-def invert(mapping: dict) -> dict:
-    """value -> first key with that value (an ftr name map read backwards for import)."""
-    out: dict = {}
-    for key, value in mapping.items():
-        out.setdefault(value, key)
-    return out
-
-
 def detect_dialect(data: Any) -> str:
     """'recipe', or the backend whose dialect markers the mapping uses most."""
     from . import backends

@@ -137,13 +137,8 @@ def _cadence(resolved: Resolved, section: str, every_key: str, steps_keys: tuple
     ``every: epoch`` under the user's ``steps: 2``) implies ``steps``."""
     part = resolved.data.get(section, {})
     every = part.get(every_key)
-    files = [layer.file for layer in resolved.layers]
-
-    def rank(key: str) -> int:
-        src = resolved.provenance.get((section, key))
-        return files.index(src.file) if src and src.file in files else len(files)
-
-    if every is not None and any(k in part and rank(k) > rank(every_key) for k in steps_keys):
+    rank = resolved.layer_of((section, every_key))
+    if every is not None and any(k in part and resolved.layer_of((section, k)) > rank for k in steps_keys):
         return "steps"
     return every
 

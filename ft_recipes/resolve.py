@@ -37,6 +37,12 @@ class Resolved:
     layers: list[Document] = field(default_factory=list)
     provenance: dict[tuple, Source] = field(default_factory=dict)
 
+    def layer_of(self, path: tuple) -> int:
+        """Index in ``layers`` of the file that wrote ``path`` (presets first); past the end when unknown."""
+        src = self.provenance.get(tuple(path))
+        files = [layer.file for layer in self.layers]
+        return files.index(src.file) if src and src.file in files else len(files)
+
     def source(self, path: tuple) -> Source | None:
         path = tuple(path)
         while path:

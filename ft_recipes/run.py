@@ -369,7 +369,7 @@ def read_run_manifest(run_dir: Path) -> dict:
 def _run_config(run_dir: Path, backend: str) -> dict:
     import yaml
 
-    path = run_dir / backends.get(backend).MAIN
+    path = run_dir / backends.get(backend).main
     try:
         cfg = yaml.safe_load(path.read_text(encoding="utf-8"))  # JSON is YAML too
     except OSError as exc:
@@ -391,7 +391,7 @@ def merge(run_dir: Path, out: Path | None) -> int:
     try:
         job = backends.launcher(backend).merge(python, run_dir, cfg, target)
     except KeyError as exc:
-        raise FtrError(f"{run_dir / backends.get(backend).MAIN}: has no {exc.args[0]!r}; is it a LoRA run?",
+        raise FtrError(f"{run_dir / backends.get(backend).main}: has no {exc.args[0]!r}; is it a LoRA run?",
                        exit_code=1) from None
     try:
         code = subprocess.run(job.argv, env={**os.environ, **expand_env(job.env)}, cwd=run_dir).returncode

@@ -208,12 +208,6 @@ def _finding(resolved: Resolved, path: tuple, message: str, hint: str = "") -> F
     return Finding(file, line, col, "FTR002", "error", message, hint, dotted(path))
 
 
-def _layer_rank(resolved: Resolved, path: tuple) -> int:
-    src = resolved.provenance.get(path)
-    files = [layer.file for layer in resolved.layers]
-    return files.index(src.file) if src and src.file in files else len(files)
-
-
 def _cadence_conflicts(resolved: Resolved) -> list[Finding]:
     """``every: epoch`` next to ``steps: N`` written in the same file: which one the user meant is unknown."""
     out = []
@@ -223,7 +217,7 @@ def _cadence_conflicts(resolved: Resolved) -> list[Finding]:
         if not isinstance(part, dict) or every_key not in part or part[every_key] == "steps":
             continue
         for key in (steps_key, "per_epoch"):
-            if key in part and _layer_rank(resolved, (section, key)) == _layer_rank(resolved, (section, every_key)):
+            if key in part and resolved.layer_of((section, key)) == resolved.layer_of((section, every_key)):
                 out.append(_finding(resolved, (section, key),
                                     f"{section}.{key} is set but {section}.{every_key} is {part[every_key]!r}",
                                     f"remove {section}.{every_key} (a step count implies steps) or {section}.{key}"))

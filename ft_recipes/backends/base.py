@@ -94,14 +94,6 @@ class Backend:
     def excused(self, recipe) -> set[str]:
         return {path for a in self.approximations if a.applies(recipe) for path in a.excused}
 
-    @property
-    def VERSION(self) -> str:  # noqa: N802 - kept for callers that read the module constant
-        return self.version
-
-    @property
-    def MAIN(self) -> str:  # noqa: N802
-        return self.main
-
 
 def compute_dtype_differs(recipe) -> bool:
     """A 4-bit compute dtype other than the one backends derive from the training precision."""

@@ -92,14 +92,17 @@ class KeyTable:
     def __iter__(self):
         return iter(self.rows)
 
-    def covers(self, path: str) -> bool:
-        """True when the recipe path (or a section above it) has a row."""
+    def row(self, path: str) -> Key | None:
+        """The row of the recipe path, or of the nearest section above it (``data.train.0.path`` -> data.train)."""
         probe = path
         while probe:
             if probe in self.by_path:
-                return True
+                return self.by_path[probe]
             probe = probe.rpartition(".")[0]
-        return False
+        return None
+
+    def covers(self, path: str) -> bool:
+        return self.row(path) is not None
 
     def accepts(self, path: str, value: Any) -> bool:
         row = self.by_path.get(path)
@@ -108,12 +111,8 @@ class KeyTable:
         return row.accepts is None or row.accepts(value)
 
     def native(self, path: str) -> str | None:
-        probe = path
-        while probe:
-            if probe in self.by_path:
-                return self.by_path[probe].native
-            probe = probe.rpartition(".")[0]
-        return None
+        row = self.row(path)
+        return row.native if row else None
 
     def emit(self, recipe: Any, cfg: dict) -> None:
         """Write every plain (non-structural) row whose value is set and whose ``when`` holds."""
@@ -150,6 +149,14 @@ def _section(path: str) -> str | None:
 
 
 # --- value transforms shared by the tables ------------------------------------------------------------------
+
+def invert(mapping: dict) -> dict:
+    """value -> first key with that value (an ftr name map read backwards for import)."""
+    out: dict = {}
+    for key, value in mapping.items():
+        out.setdefault(value, key)
+    return out
+
 
 def as_float(value: Any) -> float:
     return float(value)

@@ -7,8 +7,8 @@ from pathlib import Path
 import re
 
 from ...modelinfo import config as model_config
-from ...native import Mapper, Unmapped, invert
-from ..keys import as_int
+from ...native import Mapper, Unmapped
+from ..keys import as_int, invert
 from .keys import CPU_FLAGS, RL, TABLE
 from .templates import import_name
 

@@ -4,9 +4,8 @@
 from __future__ import annotations
 
 from ..keys import Key, KeyTable, as_float, as_int, whole
-from .templates import TEMPLATES, chat_template_keys
+from .templates import chat_template_keys
 
-TEMPLATE_BACK = {value: key for key, value in reversed(list(TEMPLATES.items()))}
 RL = {"dpo": "dpo", "orpo": "orpo", "kto": "kto", "simpo": "simpo", "grpo": "grpo"}
 CPU_FLAGS = {"lora_mlp_kernel": False, "lora_qkv_kernel": False, "lora_o_kernel": False,
              "lora_embedding_kernel": False}

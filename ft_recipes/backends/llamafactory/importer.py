@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ...native import Mapper, Unmapped, invert
-from ..keys import as_int
+from ...native import Mapper, Unmapped
+from ..keys import as_int, invert
 from .keys import STAGES, TABLE
 
 STAGE_BACK = invert(STAGES)

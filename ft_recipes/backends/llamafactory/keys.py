@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-from ..keys import Key, KeyTable, as_float, as_int, comma_list, negate, split_list, whole
+from ..keys import Key, KeyTable, as_float, as_int, comma_list, invert, negate, split_list, whole
 from .templates import TEMPLATES, resolve
 
 STAGES = {"pt": ("pt", None), "sft": ("sft", None), "rm": ("rm", None), "ppo": ("ppo", None),
           "dpo": ("dpo", "sigmoid"), "orpo": ("dpo", "orpo"), "simpo": ("dpo", "simpo"), "kto": ("kto", None)}
 FINETUNING = {"lora": "lora", "qlora": "lora", "full": "full", "freeze": "freeze"}
-TEMPLATE_BACK = {value: key for key, value in reversed(list(TEMPLATES.items()))}
+TEMPLATE_BACK = invert(TEMPLATES)
 
 
 def _target_out(value):

@@ -42,9 +42,7 @@ def main(argv: list[str]) -> int:
         try:
             with open(path, encoding="utf-8") as handle:
                 cfg = json.load(handle)
-            peft = script.peft_config(cfg)
-            effective = {"args": _plain(script.training_args(cfg).to_dict()),
-                         "peft": _plain(peft.to_dict()) if peft is not None else None, "config": cfg}
+            effective = _plain(script.built_configs(cfg))
             out.write(json.dumps({"path": path, "ok": True, "error": None, "effective": effective}) + "\n")
         except Exception as exc:  # noqa: BLE001 - every failure is a verdict on the file
             out.write(json.dumps({"path": path, "ok": False, "error": f"{type(exc).__name__}: {exc}",

@@ -6,7 +6,7 @@ from ...recipe import PROMPT_METHODS
 
 
 def structural(recipe):
-    t, d, e, o = recipe.train, recipe.data, recipe.eval, recipe.output
+    t, d, e = recipe.train, recipe.data, recipe.eval
     yield "stage", "config.stage", "dpo" if recipe.stage == "dpo" else "sft"
     yield "method.type", "config.method.type", recipe.method.type
     yield "train.warmup_steps", "args.warmup_steps", t.warmup_steps if t.warmup_steps is not None \

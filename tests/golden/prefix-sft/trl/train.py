@@ -150,11 +150,15 @@ def training_args(cfg: dict):
     return SFTConfig(**cfg["args"], max_length=cfg["max_length"], packing=cfg["packing"])
 
 
-def print_config(cfg: dict) -> None:
-    """The built configs as JSON: what training would run with (``--print-config``)."""
+def built_configs(cfg: dict) -> dict:
+    """The trl and peft configs training would run with, as plain data, and trl.json as read."""
     peft = peft_config(cfg)
-    peft_dict = peft.to_dict() if peft is not None else None
-    print(json.dumps({"args": training_args(cfg).to_dict(), "peft": peft_dict, "config": cfg}, default=str))
+    return {"args": training_args(cfg).to_dict(), "peft": peft.to_dict() if peft is not None else None, "config": cfg}
+
+
+def print_config(cfg: dict) -> None:
+    """``--print-config``: the built configs as JSON (sets, such as peft's target modules, sorted)."""
+    print(json.dumps(built_configs(cfg), default=lambda v: sorted(v) if isinstance(v, set) else str(v)))
 
 
 def main() -> None:
