@@ -362,28 +362,100 @@ def _check46(v):  # #/properties/method/properties/freeze
     return True
 
 
-def _check55(v):  # #/properties/method/properties/prompt/properties/num_virtual_tokens
+def _check55(v):  # #/properties/method/properties/oft/properties/rank
     if not (_is_integer(v)):
         return False
-    if _is_number(v) and v < 1:
+    if _is_number(v) and v < 0:
         return False
     return True
 
 
-def _check56(v):  # #/properties/method/properties/prompt/properties/encoder_hidden_size
+def _check56(v):  # #/properties/method/properties/oft/properties/block_size
     if not (_is_integer(v)):
         return False
-    if _is_number(v) and v < 1:
+    if _is_number(v) and v < 0:
         return False
     return True
 
 
-def _check54(v):  # #/properties/method/properties/prompt
+def _check58(v):  # #/properties/method/properties/oft/properties/target/oneOf/0
+    if not _eq(v, 'all-linear'):
+        return False
+    return True
+
+
+def _check60(v):  # #/properties/method/properties/oft/properties/target/oneOf/1/items
+    if not (isinstance(v, str)):
+        return False
+    if isinstance(v, str) and len(v) < 1:
+        return False
+    return True
+
+
+def _check59(v):  # #/properties/method/properties/oft/properties/target/oneOf/1
+    if not (isinstance(v, list)):
+        return False
+    if isinstance(v, list) and len(v) < 1:
+        return False
+    if isinstance(v, list):
+        for item in v:
+            if not _check60(item):
+                return False
+    return True
+
+
+def _check57(v):  # #/properties/method/properties/oft/properties/target
+    if not (sum(1 for f in (_check58, _check59,) if f(v)) == 1):
+        return False
+    return True
+
+
+def _check61(v):  # #/properties/method/properties/oft/properties/dropout
+    if not (_is_number(v)):
+        return False
+    if _is_number(v) and v < 0:
+        return False
+    if _is_number(v) and v > 1:
+        return False
+    return True
+
+
+def _check54(v):  # #/properties/method/properties/oft
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C57.get(key)
+            check = _C62.get(key)
+            matched = check is not None
+            if matched and not check(value):
+                return False
+            if not matched and not _never(value):
+                return False
+    return True
+
+
+def _check64(v):  # #/properties/method/properties/prompt/properties/num_virtual_tokens
+    if not (_is_integer(v)):
+        return False
+    if _is_number(v) and v < 1:
+        return False
+    return True
+
+
+def _check65(v):  # #/properties/method/properties/prompt/properties/encoder_hidden_size
+    if not (_is_integer(v)):
+        return False
+    if _is_number(v) and v < 1:
+        return False
+    return True
+
+
+def _check63(v):  # #/properties/method/properties/prompt
+    if not (isinstance(v, dict)):
+        return False
+    if isinstance(v, dict):
+        for key, value in v.items():
+            check = _C66.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -397,7 +469,7 @@ def _check19(v):  # #/properties/method
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C58.get(key)
+            check = _C67.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -406,7 +478,7 @@ def _check19(v):  # #/properties/method
     return True
 
 
-def _check60(v):  # #/properties/preference/properties/beta
+def _check69(v):  # #/properties/preference/properties/beta
     if not (_is_number(v)):
         return False
     if _is_number(v) and v <= 0:
@@ -414,7 +486,7 @@ def _check60(v):  # #/properties/preference/properties/beta
     return True
 
 
-def _check61(v):  # #/properties/preference/properties/ftx
+def _check70(v):  # #/properties/preference/properties/ftx
     if not (_is_number(v)):
         return False
     if _is_number(v) and v < 0:
@@ -422,7 +494,7 @@ def _check61(v):  # #/properties/preference/properties/ftx
     return True
 
 
-def _check62(v):  # #/properties/preference/properties/simpo_gamma
+def _check71(v):  # #/properties/preference/properties/simpo_gamma
     if not (_is_number(v)):
         return False
     if _is_number(v) and v < 0:
@@ -430,12 +502,12 @@ def _check62(v):  # #/properties/preference/properties/simpo_gamma
     return True
 
 
-def _check59(v):  # #/properties/preference
+def _check68(v):  # #/properties/preference
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C63.get(key)
+            check = _C72.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -444,19 +516,19 @@ def _check59(v):  # #/properties/preference
     return True
 
 
-def _check68(v):  # #/$defs/dataset/oneOf/0
+def _check77(v):  # #/$defs/dataset/oneOf/0
     if isinstance(v, dict) and not ('path' in v):
         return False
     return True
 
 
-def _check69(v):  # #/$defs/dataset/oneOf/1
+def _check78(v):  # #/$defs/dataset/oneOf/1
     if isinstance(v, dict) and not ('hub' in v):
         return False
     return True
 
 
-def _check70(v):  # #/$defs/dataset/properties/path
+def _check79(v):  # #/$defs/dataset/properties/path
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -464,7 +536,7 @@ def _check70(v):  # #/$defs/dataset/properties/path
     return True
 
 
-def _check71(v):  # #/$defs/dataset/properties/hub
+def _check80(v):  # #/$defs/dataset/properties/hub
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -472,55 +544,55 @@ def _check71(v):  # #/$defs/dataset/properties/hub
     return True
 
 
-def _check72(v):  # #/$defs/dataset/properties/name
+def _check81(v):  # #/$defs/dataset/properties/name
     if not (isinstance(v, str)):
         return False
-    if isinstance(v, str) and not _C73.search(v):
+    if isinstance(v, str) and not _C82.search(v):
         return False
     return True
 
 
-def _check74(v):  # #/$defs/dataset/properties/format
-    if not (isinstance(v, str) and v in _C75):
+def _check83(v):  # #/$defs/dataset/properties/format
+    if not (isinstance(v, str) and v in _C84):
         return False
     return True
 
 
-def _check77(v):  # #/$defs/dataset/properties/columns/additionalProperties
+def _check86(v):  # #/$defs/dataset/properties/columns/additionalProperties
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check78(v):  # #/$defs/dataset/properties/columns/propertyNames
-    if not (isinstance(v, str) and v in _C79):
+def _check87(v):  # #/$defs/dataset/properties/columns/propertyNames
+    if not (isinstance(v, str) and v in _C88):
         return False
     return True
 
 
-def _check76(v):  # #/$defs/dataset/properties/columns
+def _check85(v):  # #/$defs/dataset/properties/columns
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            if not _check78(key):
+            if not _check87(key):
                 return False
-            check = _C80.get(key)
+            check = _C89.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
-            if not matched and not _check77(value):
+            if not matched and not _check86(value):
                 return False
     return True
 
 
-def _check81(v):  # #/$defs/dataset/properties/split
+def _check90(v):  # #/$defs/dataset/properties/split
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check82(v):  # #/$defs/dataset/properties/num_samples
+def _check91(v):  # #/$defs/dataset/properties/num_samples
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -528,16 +600,16 @@ def _check82(v):  # #/$defs/dataset/properties/num_samples
     return True
 
 
-def _check67(v):  # #/$defs/dataset
+def _check76(v):  # #/$defs/dataset
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict) and not ('format' in v):
         return False
-    if not (sum(1 for f in (_check68, _check69,) if f(v)) == 1):
+    if not (sum(1 for f in (_check77, _check78,) if f(v)) == 1):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C83.get(key)
+            check = _C92.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -547,28 +619,28 @@ def _check67(v):  # #/$defs/dataset
 
 
 def _ref1(v):  # #/$defs/dataset
-    return _check67(v)
+    return _check76(v)
 
 
-def _check66(v):  # #/properties/data/properties/train/items
+def _check75(v):  # #/properties/data/properties/train/items
     if not _ref1(v):
         return False
     return True
 
 
-def _check65(v):  # #/properties/data/properties/train
+def _check74(v):  # #/properties/data/properties/train
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list) and len(v) < 1:
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check66(item):
+            if not _check75(item):
                 return False
     return True
 
 
-def _check85(v):  # #/properties/data/properties/val/properties/split
+def _check94(v):  # #/properties/data/properties/val/properties/split
     if not (_is_number(v)):
         return False
     if _is_number(v) and v <= 0:
@@ -576,25 +648,25 @@ def _check85(v):  # #/properties/data/properties/val/properties/split
     return True
 
 
-def _check87(v):  # #/properties/data/properties/val/properties/datasets/items
+def _check96(v):  # #/properties/data/properties/val/properties/datasets/items
     if not _ref1(v):
         return False
     return True
 
 
-def _check86(v):  # #/properties/data/properties/val/properties/datasets
+def _check95(v):  # #/properties/data/properties/val/properties/datasets
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list) and len(v) < 1:
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check87(item):
+            if not _check96(item):
                 return False
     return True
 
 
-def _check84(v):  # #/properties/data/properties/val
+def _check93(v):  # #/properties/data/properties/val
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict) and len(v) < 1:
@@ -603,7 +675,7 @@ def _check84(v):  # #/properties/data/properties/val
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C88.get(key)
+            check = _C97.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -612,7 +684,7 @@ def _check84(v):  # #/properties/data/properties/val
     return True
 
 
-def _check89(v):  # #/properties/data/properties/max_length
+def _check98(v):  # #/properties/data/properties/max_length
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 8:
@@ -620,31 +692,31 @@ def _check89(v):  # #/properties/data/properties/max_length
     return True
 
 
-def _check90(v):  # #/properties/data/properties/packing
+def _check99(v):  # #/properties/data/properties/packing
     if not (isinstance(v, bool)):
         return False
     return True
 
 
-def _check91(v):  # #/properties/data/properties/overlength
-    if not (isinstance(v, str) and v in _C92):
+def _check100(v):  # #/properties/data/properties/overlength
+    if not (isinstance(v, str) and v in _C101):
         return False
     return True
 
 
-def _check93(v):  # #/properties/data/properties/train_on_prompt
+def _check102(v):  # #/properties/data/properties/train_on_prompt
     if not (isinstance(v, bool)):
         return False
     return True
 
 
-def _check94(v):  # #/properties/data/properties/system_prompt
+def _check103(v):  # #/properties/data/properties/system_prompt
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check95(v):  # #/properties/data/properties/num_workers
+def _check104(v):  # #/properties/data/properties/num_workers
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -652,14 +724,14 @@ def _check95(v):  # #/properties/data/properties/num_workers
     return True
 
 
-def _check64(v):  # #/properties/data
+def _check73(v):  # #/properties/data
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict) and not ('train' in v):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C96.get(key)
+            check = _C105.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -668,7 +740,7 @@ def _check64(v):  # #/properties/data
     return True
 
 
-def _check98(v):  # #/properties/train/properties/epochs
+def _check107(v):  # #/properties/train/properties/epochs
     if not (_is_number(v)):
         return False
     if _is_number(v) and v <= 0:
@@ -676,7 +748,7 @@ def _check98(v):  # #/properties/train/properties/epochs
     return True
 
 
-def _check99(v):  # #/properties/train/properties/max_steps
+def _check108(v):  # #/properties/train/properties/max_steps
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -684,7 +756,7 @@ def _check99(v):  # #/properties/train/properties/max_steps
     return True
 
 
-def _check100(v):  # #/properties/train/properties/micro_batch_size
+def _check109(v):  # #/properties/train/properties/micro_batch_size
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -692,7 +764,7 @@ def _check100(v):  # #/properties/train/properties/micro_batch_size
     return True
 
 
-def _check101(v):  # #/properties/train/properties/grad_accum
+def _check110(v):  # #/properties/train/properties/grad_accum
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -700,7 +772,7 @@ def _check101(v):  # #/properties/train/properties/grad_accum
     return True
 
 
-def _check102(v):  # #/properties/train/properties/lr
+def _check111(v):  # #/properties/train/properties/lr
     if not (_is_number(v)):
         return False
     if _is_number(v) and v <= 0:
@@ -708,13 +780,13 @@ def _check102(v):  # #/properties/train/properties/lr
     return True
 
 
-def _check103(v):  # #/properties/train/properties/scheduler
-    if not (isinstance(v, str) and v in _C104):
+def _check112(v):  # #/properties/train/properties/scheduler
+    if not (isinstance(v, str) and v in _C113):
         return False
     return True
 
 
-def _check105(v):  # #/properties/train/properties/warmup_ratio
+def _check114(v):  # #/properties/train/properties/warmup_ratio
     if not (_is_number(v)):
         return False
     if _is_number(v) and v < 0:
@@ -724,7 +796,7 @@ def _check105(v):  # #/properties/train/properties/warmup_ratio
     return True
 
 
-def _check106(v):  # #/properties/train/properties/warmup_steps
+def _check115(v):  # #/properties/train/properties/warmup_steps
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 0:
@@ -732,7 +804,7 @@ def _check106(v):  # #/properties/train/properties/warmup_steps
     return True
 
 
-def _check107(v):  # #/properties/train/properties/weight_decay
+def _check116(v):  # #/properties/train/properties/weight_decay
     if not (_is_number(v)):
         return False
     if _is_number(v) and v < 0:
@@ -740,77 +812,41 @@ def _check107(v):  # #/properties/train/properties/weight_decay
     return True
 
 
-def _check108(v):  # #/properties/train/properties/optimizer
-    if not (isinstance(v, str) and v in _C109):
+def _check117(v):  # #/properties/train/properties/optimizer
+    if not (isinstance(v, str) and v in _C118):
         return False
     return True
 
 
-def _check110(v):  # #/properties/train/properties/precision
-    if not (isinstance(v, str) and v in _C111):
-        return False
-    return True
-
-
-def _check112(v):  # #/properties/train/properties/gradient_checkpointing
-    if not (isinstance(v, bool)):
-        return False
-    return True
-
-
-def _check113(v):  # #/properties/train/properties/seed
-    if not (_is_integer(v)):
-        return False
-    if _is_number(v) and v < 0:
-        return False
-    return True
-
-
-def _check114(v):  # #/properties/train/properties/max_grad_norm
-    if not (_is_number(v)):
-        return False
-    if _is_number(v) and v < 0:
-        return False
-    return True
-
-
-def _check115(v):  # #/properties/train/properties/logging_steps
-    if not (_is_integer(v)):
-        return False
-    if _is_number(v) and v < 1:
-        return False
-    return True
-
-
-def _check116(v):  # #/properties/train/properties/min_lr
-    if not (_is_number(v)):
-        return False
-    if _is_number(v) and v < 0:
-        return False
-    return True
-
-
-def _check97(v):  # #/properties/train
-    if not (isinstance(v, dict)):
-        return False
-    if isinstance(v, dict):
-        for key, value in v.items():
-            check = _C117.get(key)
-            matched = check is not None
-            if matched and not check(value):
-                return False
-            if not matched and not _never(value):
-                return False
-    return True
-
-
-def _check119(v):  # #/properties/eval/properties/every
+def _check119(v):  # #/properties/train/properties/precision
     if not (isinstance(v, str) and v in _C120):
         return False
     return True
 
 
-def _check121(v):  # #/properties/eval/properties/steps
+def _check121(v):  # #/properties/train/properties/gradient_checkpointing
+    if not (isinstance(v, bool)):
+        return False
+    return True
+
+
+def _check122(v):  # #/properties/train/properties/seed
+    if not (_is_integer(v)):
+        return False
+    if _is_number(v) and v < 0:
+        return False
+    return True
+
+
+def _check123(v):  # #/properties/train/properties/max_grad_norm
+    if not (_is_number(v)):
+        return False
+    if _is_number(v) and v < 0:
+        return False
+    return True
+
+
+def _check124(v):  # #/properties/train/properties/logging_steps
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -818,28 +854,20 @@ def _check121(v):  # #/properties/eval/properties/steps
     return True
 
 
-def _check122(v):  # #/properties/eval/properties/batch_size
-    if not (_is_integer(v)):
+def _check125(v):  # #/properties/train/properties/min_lr
+    if not (_is_number(v)):
         return False
-    if _is_number(v) and v < 1:
-        return False
-    return True
-
-
-def _check123(v):  # #/properties/eval/properties/per_epoch
-    if not (_is_integer(v)):
-        return False
-    if _is_number(v) and v < 1:
+    if _is_number(v) and v < 0:
         return False
     return True
 
 
-def _check118(v):  # #/properties/eval
+def _check106(v):  # #/properties/train
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C124.get(key)
+            check = _C126.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -848,7 +876,51 @@ def _check118(v):  # #/properties/eval
     return True
 
 
-def _check126(v):  # #/properties/output/properties/dir
+def _check128(v):  # #/properties/eval/properties/every
+    if not (isinstance(v, str) and v in _C129):
+        return False
+    return True
+
+
+def _check130(v):  # #/properties/eval/properties/steps
+    if not (_is_integer(v)):
+        return False
+    if _is_number(v) and v < 1:
+        return False
+    return True
+
+
+def _check131(v):  # #/properties/eval/properties/batch_size
+    if not (_is_integer(v)):
+        return False
+    if _is_number(v) and v < 1:
+        return False
+    return True
+
+
+def _check132(v):  # #/properties/eval/properties/per_epoch
+    if not (_is_integer(v)):
+        return False
+    if _is_number(v) and v < 1:
+        return False
+    return True
+
+
+def _check127(v):  # #/properties/eval
+    if not (isinstance(v, dict)):
+        return False
+    if isinstance(v, dict):
+        for key, value in v.items():
+            check = _C133.get(key)
+            matched = check is not None
+            if matched and not check(value):
+                return False
+            if not matched and not _never(value):
+                return False
+    return True
+
+
+def _check135(v):  # #/properties/output/properties/dir
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -856,13 +928,13 @@ def _check126(v):  # #/properties/output/properties/dir
     return True
 
 
-def _check127(v):  # #/properties/output/properties/save
-    if not (isinstance(v, str) and v in _C128):
+def _check136(v):  # #/properties/output/properties/save
+    if not (isinstance(v, str) and v in _C137):
         return False
     return True
 
 
-def _check129(v):  # #/properties/output/properties/save_steps
+def _check138(v):  # #/properties/output/properties/save_steps
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -870,7 +942,7 @@ def _check129(v):  # #/properties/output/properties/save_steps
     return True
 
 
-def _check130(v):  # #/properties/output/properties/save_total_limit
+def _check139(v):  # #/properties/output/properties/save_total_limit
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -878,47 +950,47 @@ def _check130(v):  # #/properties/output/properties/save_total_limit
     return True
 
 
-def _check132(v):  # #/properties/output/properties/report_to/oneOf/0
-    if not (isinstance(v, str) and v in _C133):
+def _check141(v):  # #/properties/output/properties/report_to/oneOf/0
+    if not (isinstance(v, str) and v in _C142):
         return False
     return True
 
 
-def _check135(v):  # #/properties/output/properties/report_to/oneOf/1/items
-    if not (isinstance(v, str) and v in _C136):
+def _check144(v):  # #/properties/output/properties/report_to/oneOf/1/items
+    if not (isinstance(v, str) and v in _C145):
         return False
     return True
 
 
-def _check134(v):  # #/properties/output/properties/report_to/oneOf/1
+def _check143(v):  # #/properties/output/properties/report_to/oneOf/1
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check135(item):
+            if not _check144(item):
                 return False
     return True
 
 
-def _check131(v):  # #/properties/output/properties/report_to
-    if not (sum(1 for f in (_check132, _check134,) if f(v)) == 1):
+def _check140(v):  # #/properties/output/properties/report_to
+    if not (sum(1 for f in (_check141, _check143,) if f(v)) == 1):
         return False
     return True
 
 
-def _check137(v):  # #/properties/output/properties/run_name
+def _check146(v):  # #/properties/output/properties/run_name
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check138(v):  # #/properties/output/properties/wandb_project
+def _check147(v):  # #/properties/output/properties/wandb_project
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check139(v):  # #/properties/output/properties/per_epoch
+def _check148(v):  # #/properties/output/properties/per_epoch
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -926,12 +998,12 @@ def _check139(v):  # #/properties/output/properties/per_epoch
     return True
 
 
-def _check125(v):  # #/properties/output
+def _check134(v):  # #/properties/output
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C140.get(key)
+            check = _C149.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -940,7 +1012,7 @@ def _check125(v):  # #/properties/output
     return True
 
 
-def _check142(v):  # #/properties/hardware/properties/gpus
+def _check151(v):  # #/properties/hardware/properties/gpus
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 0:
@@ -948,7 +1020,7 @@ def _check142(v):  # #/properties/hardware/properties/gpus
     return True
 
 
-def _check143(v):  # #/properties/hardware/properties/nodes
+def _check152(v):  # #/properties/hardware/properties/nodes
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -956,7 +1028,7 @@ def _check143(v):  # #/properties/hardware/properties/nodes
     return True
 
 
-def _check144(v):  # #/properties/hardware/properties/gpu_memory_gb
+def _check153(v):  # #/properties/hardware/properties/gpu_memory_gb
     if not (_is_number(v)):
         return False
     if _is_number(v) and v <= 0:
@@ -964,33 +1036,25 @@ def _check144(v):  # #/properties/hardware/properties/gpu_memory_gb
     return True
 
 
-def _check145(v):  # #/properties/hardware/properties/bf16
+def _check154(v):  # #/properties/hardware/properties/bf16
     if not (isinstance(v, bool)):
         return False
     return True
 
 
-def _check146(v):  # #/properties/hardware/properties/deepspeed
+def _check155(v):  # #/properties/hardware/properties/deepspeed
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check147(v):  # #/properties/hardware/properties/launcher
-    if not (isinstance(v, str) and v in _C148):
+def _check156(v):  # #/properties/hardware/properties/launcher
+    if not (isinstance(v, str) and v in _C157):
         return False
     return True
 
 
-def _check149(v):  # #/properties/hardware/properties/partition
-    if not (isinstance(v, str)):
-        return False
-    if isinstance(v, str) and len(v) < 1:
-        return False
-    return True
-
-
-def _check150(v):  # #/properties/hardware/properties/account
+def _check158(v):  # #/properties/hardware/properties/partition
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -998,15 +1062,23 @@ def _check150(v):  # #/properties/hardware/properties/account
     return True
 
 
-def _check151(v):  # #/properties/hardware/properties/time
+def _check159(v):  # #/properties/hardware/properties/account
     if not (isinstance(v, str)):
         return False
-    if isinstance(v, str) and not _C152.search(v):
+    if isinstance(v, str) and len(v) < 1:
         return False
     return True
 
 
-def _check153(v):  # #/properties/hardware/properties/cpus_per_node
+def _check160(v):  # #/properties/hardware/properties/time
+    if not (isinstance(v, str)):
+        return False
+    if isinstance(v, str) and not _C161.search(v):
+        return False
+    return True
+
+
+def _check162(v):  # #/properties/hardware/properties/cpus_per_node
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -1014,7 +1086,7 @@ def _check153(v):  # #/properties/hardware/properties/cpus_per_node
     return True
 
 
-def _check154(v):  # #/properties/hardware/properties/container
+def _check163(v):  # #/properties/hardware/properties/container
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1022,39 +1094,39 @@ def _check154(v):  # #/properties/hardware/properties/container
     return True
 
 
-def _check156(v):  # #/properties/hardware/properties/setup/items
+def _check165(v):  # #/properties/hardware/properties/setup/items
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check155(v):  # #/properties/hardware/properties/setup
+def _check164(v):  # #/properties/hardware/properties/setup
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check156(item):
+            if not _check165(item):
                 return False
     return True
 
 
-def _check158(v):  # #/properties/hardware/properties/sbatch/items
+def _check167(v):  # #/properties/hardware/properties/sbatch/items
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check157(v):  # #/properties/hardware/properties/sbatch
+def _check166(v):  # #/properties/hardware/properties/sbatch
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check158(item):
+            if not _check167(item):
                 return False
     return True
 
 
-def _check159(v):  # #/properties/hardware/properties/accelerator
+def _check168(v):  # #/properties/hardware/properties/accelerator
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1062,7 +1134,7 @@ def _check159(v):  # #/properties/hardware/properties/accelerator
     return True
 
 
-def _check160(v):  # #/properties/hardware/properties/cloud
+def _check169(v):  # #/properties/hardware/properties/cloud
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1070,7 +1142,7 @@ def _check160(v):  # #/properties/hardware/properties/cloud
     return True
 
 
-def _check161(v):  # #/properties/hardware/properties/ray_address
+def _check170(v):  # #/properties/hardware/properties/ray_address
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1078,7 +1150,7 @@ def _check161(v):  # #/properties/hardware/properties/ray_address
     return True
 
 
-def _check162(v):  # #/properties/hardware/properties/port
+def _check171(v):  # #/properties/hardware/properties/port
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -1088,12 +1160,12 @@ def _check162(v):  # #/properties/hardware/properties/port
     return True
 
 
-def _check141(v):  # #/properties/hardware
+def _check150(v):  # #/properties/hardware
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C163.get(key)
+            check = _C172.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -1102,58 +1174,58 @@ def _check141(v):  # #/properties/hardware
     return True
 
 
-def _check165(v):  # #/properties/backends/additionalProperties
+def _check174(v):  # #/properties/backends/additionalProperties
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check166(v):  # #/properties/backends/propertyNames
-    if not (isinstance(v, str) and v in _C167):
+def _check175(v):  # #/properties/backends/propertyNames
+    if not (isinstance(v, str) and v in _C176):
         return False
     return True
 
 
-def _check164(v):  # #/properties/backends
+def _check173(v):  # #/properties/backends
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            if not _check166(key):
+            if not _check175(key):
                 return False
-            check = _C168.get(key)
+            check = _C177.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
-            if not matched and not _check165(value):
+            if not matched and not _check174(value):
                 return False
     return True
 
 
-def _check171(v):  # #/properties/lint/properties/ignore/items
+def _check180(v):  # #/properties/lint/properties/ignore/items
     if not (isinstance(v, str)):
         return False
-    if isinstance(v, str) and not _C172.search(v):
+    if isinstance(v, str) and not _C181.search(v):
         return False
     return True
 
 
-def _check170(v):  # #/properties/lint/properties/ignore
+def _check179(v):  # #/properties/lint/properties/ignore
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check171(item):
+            if not _check180(item):
                 return False
     return True
 
 
-def _check169(v):  # #/properties/lint
+def _check178(v):  # #/properties/lint
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C173.get(key)
+            check = _C182.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -1162,23 +1234,15 @@ def _check169(v):  # #/properties/lint
     return True
 
 
-def _check177(v):  # #/$defs/stage/properties/name
+def _check186(v):  # #/$defs/stage/properties/name
     if not (isinstance(v, str)):
         return False
-    if isinstance(v, str) and not _C178.search(v):
+    if isinstance(v, str) and not _C187.search(v):
         return False
     return True
 
 
-def _check179(v):  # #/$defs/stage/properties/from
-    if not (isinstance(v, str)):
-        return False
-    if isinstance(v, str) and len(v) < 1:
-        return False
-    return True
-
-
-def _check180(v):  # #/$defs/stage/properties/backend
+def _check188(v):  # #/$defs/stage/properties/from
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1186,13 +1250,21 @@ def _check180(v):  # #/$defs/stage/properties/backend
     return True
 
 
-def _check181(v):  # #/$defs/stage/properties/merge
+def _check189(v):  # #/$defs/stage/properties/backend
+    if not (isinstance(v, str)):
+        return False
+    if isinstance(v, str) and len(v) < 1:
+        return False
+    return True
+
+
+def _check190(v):  # #/$defs/stage/properties/merge
     if not (isinstance(v, bool)):
         return False
     return True
 
 
-def _check183(v):  # #/$defs/stage/properties/extends/oneOf/0
+def _check192(v):  # #/$defs/stage/properties/extends/oneOf/0
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1200,7 +1272,7 @@ def _check183(v):  # #/$defs/stage/properties/extends/oneOf/0
     return True
 
 
-def _check185(v):  # #/$defs/stage/properties/extends/oneOf/1/items
+def _check194(v):  # #/$defs/stage/properties/extends/oneOf/1/items
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1208,102 +1280,102 @@ def _check185(v):  # #/$defs/stage/properties/extends/oneOf/1/items
     return True
 
 
-def _check184(v):  # #/$defs/stage/properties/extends/oneOf/1
+def _check193(v):  # #/$defs/stage/properties/extends/oneOf/1
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check185(item):
+            if not _check194(item):
                 return False
     return True
 
 
-def _check182(v):  # #/$defs/stage/properties/extends
-    if not (sum(1 for f in (_check183, _check184,) if f(v)) == 1):
+def _check191(v):  # #/$defs/stage/properties/extends
+    if not (sum(1 for f in (_check192, _check193,) if f(v)) == 1):
         return False
     return True
 
 
-def _check186(v):  # #/$defs/stage/properties/stage
-    if not (isinstance(v, str) and v in _C187):
+def _check195(v):  # #/$defs/stage/properties/stage
+    if not (isinstance(v, str) and v in _C196):
         return False
     return True
 
 
-def _check188(v):  # #/$defs/stage/properties/description
+def _check197(v):  # #/$defs/stage/properties/description
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check189(v):  # #/$defs/stage/properties/model
+def _check198(v):  # #/$defs/stage/properties/model
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check190(v):  # #/$defs/stage/properties/method
+def _check199(v):  # #/$defs/stage/properties/method
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check191(v):  # #/$defs/stage/properties/preference
+def _check200(v):  # #/$defs/stage/properties/preference
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check192(v):  # #/$defs/stage/properties/data
+def _check201(v):  # #/$defs/stage/properties/data
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check193(v):  # #/$defs/stage/properties/train
+def _check202(v):  # #/$defs/stage/properties/train
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check194(v):  # #/$defs/stage/properties/eval
+def _check203(v):  # #/$defs/stage/properties/eval
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check195(v):  # #/$defs/stage/properties/output
+def _check204(v):  # #/$defs/stage/properties/output
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check196(v):  # #/$defs/stage/properties/hardware
+def _check205(v):  # #/$defs/stage/properties/hardware
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check197(v):  # #/$defs/stage/properties/backends
+def _check206(v):  # #/$defs/stage/properties/backends
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check198(v):  # #/$defs/stage/properties/lint
+def _check207(v):  # #/$defs/stage/properties/lint
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check176(v):  # #/$defs/stage
+def _check185(v):  # #/$defs/stage
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict) and not ('name' in v):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C199.get(key)
+            check = _C208.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -1313,23 +1385,23 @@ def _check176(v):  # #/$defs/stage
 
 
 def _ref2(v):  # #/$defs/stage
-    return _check176(v)
+    return _check185(v)
 
 
-def _check175(v):  # #/properties/stages/items
+def _check184(v):  # #/properties/stages/items
     if not _ref2(v):
         return False
     return True
 
 
-def _check174(v):  # #/properties/stages
+def _check183(v):  # #/properties/stages
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list) and len(v) < 1:
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check175(item):
+            if not _check184(item):
                 return False
     return True
 
@@ -1341,7 +1413,7 @@ def _check1(v):  # #
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C200.get(key)
+            check = _C209.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -1352,7 +1424,7 @@ def _check1(v):  # #
 
 _C16 = {'base': _check9, 'template': _check10, 'pad_token': _check11, 'trust_remote_code': _check12, 'params': _check13, 'revision': _check14, 'adapter': _check15}
 _C18 = frozenset(['dpo', 'grpo', 'kto', 'orpo', 'ppo', 'pt', 'rm', 'sft', 'simpo'])
-_C21 = frozenset(['freeze', 'full', 'lora', 'prefix', 'prompt', 'ptuning', 'qlora'])
+_C21 = frozenset(['freeze', 'full', 'lora', 'oft', 'prefix', 'prompt', 'ptuning', 'qlora'])
 _C35 = frozenset(['default', 'gaussian', 'olora', 'pissa'])
 _C36 = {'r': _check23, 'alpha': _check24, 'dropout': _check25, 'target': _check26, 'dora': _check30, 'rslora': _check31, 'modules_to_save': _check32, 'init': _check34}
 _C39 = (4, 8)
@@ -1360,38 +1432,39 @@ _C41 = frozenset(['fp4', 'nf4'])
 _C44 = frozenset(['bf16', 'fp16', 'fp32'])
 _C45 = {'bits': _check38, 'type': _check40, 'double_quant': _check42, 'compute_dtype': _check43}
 _C53 = {'trainable_layers': _check47, 'trainable_modules': _check49}
-_C57 = {'num_virtual_tokens': _check55, 'encoder_hidden_size': _check56}
-_C58 = {'type': _check20, 'lora': _check22, 'quant': _check37, 'freeze': _check46, 'prompt': _check54}
-_C63 = {'beta': _check60, 'ftx': _check61, 'simpo_gamma': _check62}
-_C73 = re.compile('^[A-Za-z0-9_.-]+$')
-_C75 = frozenset(['alpaca', 'messages', 'preference', 'sharegpt', 'text'])
-_C79 = frozenset(['assistant', 'chosen', 'content', 'history', 'input', 'instruction', 'kto_tag', 'messages', 'output', 'prompt', 'rejected', 'role', 'system', 'text', 'tools', 'user'])
-_C80 = {}
-_C83 = {'path': _check70, 'hub': _check71, 'name': _check72, 'format': _check74, 'columns': _check76, 'split': _check81, 'num_samples': _check82}
-_C88 = {'split': _check85, 'datasets': _check86}
-_C92 = frozenset(['drop', 'truncate'])
-_C96 = {'train': _check65, 'val': _check84, 'max_length': _check89, 'packing': _check90, 'overlength': _check91, 'train_on_prompt': _check93, 'system_prompt': _check94, 'num_workers': _check95}
-_C104 = frozenset(['constant', 'constant_with_warmup', 'cosine', 'cosine_with_min_lr', 'cosine_with_restarts', 'inverse_sqrt', 'linear', 'polynomial', 'warmup_stable_decay'])
-_C109 = frozenset(['adafactor', 'adamw_8bit', 'adamw_bnb_8bit', 'adamw_torch', 'adamw_torch_4bit', 'adamw_torch_8bit', 'adamw_torch_fused', 'lion_8bit', 'paged_adamw_32bit', 'paged_adamw_8bit', 'paged_lion_8bit', 'sgd'])
-_C111 = frozenset(['bf16', 'fp16', 'fp32'])
-_C117 = {'epochs': _check98, 'max_steps': _check99, 'micro_batch_size': _check100, 'grad_accum': _check101, 'lr': _check102, 'scheduler': _check103, 'warmup_ratio': _check105, 'warmup_steps': _check106, 'weight_decay': _check107, 'optimizer': _check108, 'precision': _check110, 'gradient_checkpointing': _check112, 'seed': _check113, 'max_grad_norm': _check114, 'logging_steps': _check115, 'min_lr': _check116}
-_C120 = frozenset(['epoch', 'no', 'steps'])
-_C124 = {'every': _check119, 'steps': _check121, 'batch_size': _check122, 'per_epoch': _check123}
-_C128 = frozenset(['epoch', 'no', 'steps'])
-_C133 = frozenset(['mlflow', 'none', 'tensorboard', 'wandb'])
-_C136 = frozenset(['mlflow', 'tensorboard', 'wandb'])
-_C140 = {'dir': _check126, 'save': _check127, 'save_steps': _check129, 'save_total_limit': _check130, 'report_to': _check131, 'run_name': _check137, 'wandb_project': _check138, 'per_epoch': _check139}
-_C148 = frozenset(['local', 'ray', 'skypilot', 'slurm'])
-_C152 = re.compile('^([0-9]+-)?[0-9]+(:[0-9]{2}){0,2}$')
-_C163 = {'gpus': _check142, 'nodes': _check143, 'gpu_memory_gb': _check144, 'bf16': _check145, 'deepspeed': _check146, 'launcher': _check147, 'partition': _check149, 'account': _check150, 'time': _check151, 'cpus_per_node': _check153, 'container': _check154, 'setup': _check155, 'sbatch': _check157, 'accelerator': _check159, 'cloud': _check160, 'ray_address': _check161, 'port': _check162}
-_C167 = frozenset(['axolotl', 'llamafactory', 'trl'])
-_C168 = {}
-_C172 = re.compile('^FTR[0-9]{1,3}$')
-_C173 = {'ignore': _check170}
-_C178 = re.compile('^[A-Za-z0-9][A-Za-z0-9_.-]*$')
-_C187 = frozenset(['dpo', 'grpo', 'kto', 'merge', 'orpo', 'ppo', 'pt', 'rm', 'sft', 'simpo'])
-_C199 = {'name': _check177, 'from': _check179, 'backend': _check180, 'merge': _check181, 'extends': _check182, 'stage': _check186, 'description': _check188, 'model': _check189, 'method': _check190, 'preference': _check191, 'data': _check192, 'train': _check193, 'eval': _check194, 'output': _check195, 'hardware': _check196, 'backends': _check197, 'lint': _check198}
-_C200 = {'ftr': _check2, 'extends': _check3, 'description': _check7, 'model': _check8, 'stage': _check17, 'method': _check19, 'preference': _check59, 'data': _check64, 'train': _check97, 'eval': _check118, 'output': _check125, 'hardware': _check141, 'backends': _check164, 'lint': _check169, 'stages': _check174}
+_C62 = {'rank': _check55, 'block_size': _check56, 'target': _check57, 'dropout': _check61}
+_C66 = {'num_virtual_tokens': _check64, 'encoder_hidden_size': _check65}
+_C67 = {'type': _check20, 'lora': _check22, 'quant': _check37, 'freeze': _check46, 'oft': _check54, 'prompt': _check63}
+_C72 = {'beta': _check69, 'ftx': _check70, 'simpo_gamma': _check71}
+_C82 = re.compile('^[A-Za-z0-9_.-]+$')
+_C84 = frozenset(['alpaca', 'messages', 'preference', 'sharegpt', 'text'])
+_C88 = frozenset(['assistant', 'chosen', 'content', 'history', 'input', 'instruction', 'kto_tag', 'messages', 'output', 'prompt', 'rejected', 'role', 'system', 'text', 'tools', 'user'])
+_C89 = {}
+_C92 = {'path': _check79, 'hub': _check80, 'name': _check81, 'format': _check83, 'columns': _check85, 'split': _check90, 'num_samples': _check91}
+_C97 = {'split': _check94, 'datasets': _check95}
+_C101 = frozenset(['drop', 'truncate'])
+_C105 = {'train': _check74, 'val': _check93, 'max_length': _check98, 'packing': _check99, 'overlength': _check100, 'train_on_prompt': _check102, 'system_prompt': _check103, 'num_workers': _check104}
+_C113 = frozenset(['constant', 'constant_with_warmup', 'cosine', 'cosine_with_min_lr', 'cosine_with_restarts', 'inverse_sqrt', 'linear', 'polynomial', 'warmup_stable_decay'])
+_C118 = frozenset(['adafactor', 'adamw_8bit', 'adamw_bnb_8bit', 'adamw_torch', 'adamw_torch_4bit', 'adamw_torch_8bit', 'adamw_torch_fused', 'lion_8bit', 'paged_adamw_32bit', 'paged_adamw_8bit', 'paged_lion_8bit', 'sgd'])
+_C120 = frozenset(['bf16', 'fp16', 'fp32'])
+_C126 = {'epochs': _check107, 'max_steps': _check108, 'micro_batch_size': _check109, 'grad_accum': _check110, 'lr': _check111, 'scheduler': _check112, 'warmup_ratio': _check114, 'warmup_steps': _check115, 'weight_decay': _check116, 'optimizer': _check117, 'precision': _check119, 'gradient_checkpointing': _check121, 'seed': _check122, 'max_grad_norm': _check123, 'logging_steps': _check124, 'min_lr': _check125}
+_C129 = frozenset(['epoch', 'no', 'steps'])
+_C133 = {'every': _check128, 'steps': _check130, 'batch_size': _check131, 'per_epoch': _check132}
+_C137 = frozenset(['epoch', 'no', 'steps'])
+_C142 = frozenset(['mlflow', 'none', 'tensorboard', 'wandb'])
+_C145 = frozenset(['mlflow', 'tensorboard', 'wandb'])
+_C149 = {'dir': _check135, 'save': _check136, 'save_steps': _check138, 'save_total_limit': _check139, 'report_to': _check140, 'run_name': _check146, 'wandb_project': _check147, 'per_epoch': _check148}
+_C157 = frozenset(['local', 'ray', 'skypilot', 'slurm'])
+_C161 = re.compile('^([0-9]+-)?[0-9]+(:[0-9]{2}){0,2}$')
+_C172 = {'gpus': _check151, 'nodes': _check152, 'gpu_memory_gb': _check153, 'bf16': _check154, 'deepspeed': _check155, 'launcher': _check156, 'partition': _check158, 'account': _check159, 'time': _check160, 'cpus_per_node': _check162, 'container': _check163, 'setup': _check164, 'sbatch': _check166, 'accelerator': _check168, 'cloud': _check169, 'ray_address': _check170, 'port': _check171}
+_C176 = frozenset(['axolotl', 'llamafactory', 'trl'])
+_C177 = {}
+_C181 = re.compile('^FTR[0-9]{1,3}$')
+_C182 = {'ignore': _check179}
+_C187 = re.compile('^[A-Za-z0-9][A-Za-z0-9_.-]*$')
+_C196 = frozenset(['dpo', 'grpo', 'kto', 'merge', 'orpo', 'ppo', 'pt', 'rm', 'sft', 'simpo'])
+_C208 = {'name': _check186, 'from': _check188, 'backend': _check189, 'merge': _check190, 'extends': _check191, 'stage': _check195, 'description': _check197, 'model': _check198, 'method': _check199, 'preference': _check200, 'data': _check201, 'train': _check202, 'eval': _check203, 'output': _check204, 'hardware': _check205, 'backends': _check206, 'lint': _check207}
+_C209 = {'ftr': _check2, 'extends': _check3, 'description': _check7, 'model': _check8, 'stage': _check17, 'method': _check19, 'preference': _check68, 'data': _check73, 'train': _check106, 'eval': _check127, 'output': _check134, 'hardware': _check150, 'backends': _check173, 'lint': _check178, 'stages': _check183}
 
 
 def is_valid(data):

@@ -64,7 +64,7 @@ def _section(cls, spec: dict, **derived):
 def _method(data: dict, precision: str) -> r.Method:
     m = data.get("method", {})
     kind = m.get("type", "lora")
-    lora = quant = freeze = prompt = None
+    lora = quant = freeze = prompt = oft = None
     if kind in r.ADAPTER_METHODS:
         spec = m.get("lora", {})
         lora = _section(r.Lora, spec, alpha=2 * spec.get("r", DEFAULT_LORA.r))
@@ -75,7 +75,9 @@ def _method(data: dict, precision: str) -> r.Method:
         freeze = _section(r.Freeze, m.get("freeze", {}))
     if kind in r.PROMPT_METHODS:
         prompt = _section(r.PromptLearning, m.get("prompt", {}))
-    return r.Method(type=kind, lora=lora, quant=quant, freeze=freeze, prompt=prompt)
+    if kind == "oft":
+        oft = _section(r.Oft, m.get("oft", {}), block_size=0 if m.get("oft", {}).get("rank") else 32)
+    return r.Method(type=kind, lora=lora, quant=quant, freeze=freeze, prompt=prompt, oft=oft)
 
 
 def _dataset_name(entry: dict, taken: set[str]) -> str:
@@ -249,7 +251,7 @@ def _fields(obj, rename: dict | None = None, skip: tuple = ()) -> dict:
 def to_data(recipe: r.Recipe) -> dict:
     """The normalised recipe written back in recipe format: every default explicit."""
     method: dict = {"type": recipe.method.type}
-    for name in ("lora", "quant", "freeze", "prompt"):
+    for name in ("lora", "quant", "freeze", "prompt", "oft"):
         part = getattr(recipe.method, name)
         if part is not None:
             method[name] = _fields(part)

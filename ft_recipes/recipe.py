@@ -11,13 +11,14 @@ from pathlib import Path
 from typing import Literal, Optional
 
 Stage = Literal["pt", "sft", "rm", "dpo", "orpo", "kto", "simpo", "ppo", "grpo"]
-MethodType = Literal["full", "freeze", "lora", "qlora", "prefix", "ptuning", "prompt"]
+MethodType = Literal["full", "freeze", "lora", "qlora", "prefix", "ptuning", "prompt", "oft"]
 Format = Literal["alpaca", "sharegpt", "messages", "preference", "text"]
 Precision = Literal["bf16", "fp16", "fp32"]
 
 PREFERENCE_STAGES = ("dpo", "orpo", "kto", "simpo")
 ADAPTER_METHODS = ("lora", "qlora")
 PROMPT_METHODS = ("prefix", "ptuning", "prompt")
+PEFT_ADAPTERS = (*ADAPTER_METHODS, "oft")  # methods whose result is a PEFT adapter saved beside the base
 
 
 def _f(default=None, help: str = "", **kw):
@@ -65,6 +66,14 @@ class Freeze:
 
 
 @dataclass(frozen=True)
+class Oft:
+    rank: int = _f(0, "OFT rank (blocks per layer); 0 = derived from block_size.")
+    block_size: int = _f(32, "OFT block size; 0 = derived from rank.")
+    target: tuple[str, ...] | str = _f("all-linear", "'all-linear' or module names.")
+    dropout: float = _f(0.0, "OFT module dropout.")
+
+
+@dataclass(frozen=True)
 class PromptLearning:
     num_virtual_tokens: int = _f(20, "Virtual tokens.")
     encoder_hidden_size: int = _f(128, "P-Tuning encoder hidden size.")
@@ -77,10 +86,17 @@ class Method:
     quant: Optional[Quant] = _f(None, "Set for qlora, or 8-bit LoRA.")
     freeze: Optional[Freeze] = _f(None, "Set for freeze.")
     prompt: Optional[PromptLearning] = _f(None, "Set for prefix, ptuning and prompt.")
+    oft: Optional[Oft] = _f(None, "Set for oft.")
 
     @property
     def is_adapter(self) -> bool:
+        """A LoRA-family method (lora, qlora)."""
         return self.type in ADAPTER_METHODS
+
+    @property
+    def saves_adapter(self) -> bool:
+        """The result is a PEFT adapter beside the base model (LoRA or OFT), to continue or merge."""
+        return self.type in PEFT_ADAPTERS
 
 
 @dataclass(frozen=True)

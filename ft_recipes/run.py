@@ -50,8 +50,16 @@ def backend_python(name: str) -> Path:
 
 
 def last_checkpoint(run_dir: Path) -> Path | None:
-    found = [p for p in run_dir.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
-    return max(found, key=lambda p: int(p.name.split("-")[-1])) if found else None
+    """The newest complete checkpoint-N. The trainer writes trainer_state.json last, so a directory without it
+    was cut short (a preemption while saving) and resuming from it fails; it is skipped with a note."""
+    found = sorted((p for p in run_dir.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()),
+                   key=lambda p: int(p.name.split("-")[-1]), reverse=True)
+    for checkpoint in found:
+        if (checkpoint / "trainer_state.json").is_file():
+            return checkpoint
+        print(f"ftr: skipping {checkpoint}: incomplete (no trainer_state.json; the save was interrupted)",
+              file=sys.stderr)
+    return None
 
 
 def prepare_dir(run_dir: Path, resume: bool, force: bool) -> Path | None:
@@ -63,7 +71,7 @@ def prepare_dir(run_dir: Path, resume: bool, force: bool) -> Path | None:
     if resume:
         checkpoint = last_checkpoint(run_dir)
         if checkpoint is None:
-            raise FtrError(f"{run_dir}: --resume given but the directory holds no checkpoint-N", exit_code=1)
+            raise FtrError(f"{run_dir}: --resume given but the directory holds no complete checkpoint-N", exit_code=1)
         return checkpoint
     if force:
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")

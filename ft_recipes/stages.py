@@ -62,7 +62,7 @@ class Stage:
     def result_kind(self) -> str:
         if self.is_merge_step or self.merge:
             return "merged"
-        return "adapter" if self.recipe.method.is_adapter else "model"
+        return "adapter" if self.recipe.method.saves_adapter else "model"
 
 
 @dataclass
@@ -259,7 +259,7 @@ def _merge_step_problem(parent: Stage | None) -> str | None:
         return "stage: merge needs from: an earlier stage"
     if parent.is_merge_step or parent.merge:
         return f"{parent.name} is already merged"
-    if not parent.recipe.method.is_adapter:
+    if not parent.recipe.method.saves_adapter:
         return f"{parent.name} trains {parent.recipe.method.type}, not an adapter: there is nothing to merge"
     return None
 
@@ -299,10 +299,11 @@ def _normalised(resolved: Resolved, name: str, parent: Stage | None, common: dic
     if findings:
         return None, [in_stage(f, name) for f in findings]
     recipe = replace(normalise(resolved), stage_name=name, parent=parent.recipe if parent else None)
-    if parent is not None and parent.result_kind == "adapter" and recipe.method.type not in ADAPTER_METHODS:
+    if parent is not None and parent.result_kind == "adapter" and not _same_adapter(parent.recipe, recipe):
         file, line, col = recipe.where(("method", "type"))
+        kinds = "lora or qlora" if parent.recipe.method.is_adapter else parent.recipe.method.type
         return None, [Finding(file, line, col, "FTR002", "error", f"stage {name}: starts from {parent.name}'s "
-                              f"adapter but trains {recipe.method.type}", f"use method.type lora or qlora, or give "
+                              f"adapter but trains {recipe.method.type}", f"use method.type {kinds}, or give "
                               f"{parent.name} merge: true", "method.type")]
     return Stage(**common, loaded=Loaded(resolved, recipe)), []
 
@@ -332,3 +333,10 @@ def stage_findings(pipeline: Pipeline, options) -> list[Finding]:
         if stage.loaded is not None:
             out += [in_stage(f, stage.name) for f in lint_recipe(stage.loaded, options)]
     return out
+
+
+def _same_adapter(parent: Recipe, child: Recipe) -> bool:
+    """A continued adapter keeps its kind: LoRA (lora/qlora) on LoRA, OFT on OFT."""
+    if parent.method.is_adapter:
+        return child.method.type in ADAPTER_METHODS
+    return child.method.type == parent.method.type

@@ -82,6 +82,19 @@ def _module_shapes(d: Dims) -> dict[str, tuple[int, int]]:
             "up_proj": (d.hidden, d.intermediate), "down_proj": (d.intermediate, d.hidden)}
 
 
+def _oft_block(oft, in_features: int) -> int:
+    return oft.block_size or max(in_features // max(oft.rank, 1), 1)
+
+
+def oft_params(recipe: Recipe, d: Dims) -> float:
+    """OFT trains a skew-symmetric block of b(b-1)/2 values per block, in_features/b blocks per module."""
+    oft = recipe.method.oft
+    names = ATTN + MLP if oft.target == "all-linear" else tuple(oft.target)
+    shapes = _module_shapes(d)
+    per_layer = sum(shapes[n][0] * (_oft_block(oft, shapes[n][0]) - 1) / 2 for n in names if n in shapes)
+    return per_layer * d.layers
+
+
 def lora_params(recipe: Recipe, d: Dims) -> float:
     lora = recipe.method.lora
     names = ATTN + MLP if lora.target == "all-linear" else tuple(lora.target)
@@ -128,6 +141,8 @@ def _activations_bytes(recipe: Recipe, d: Dims) -> float:
 def _trainable(recipe: Recipe, d: Dims) -> float:
     if recipe.method.is_adapter:
         return lora_params(recipe, d)
+    if recipe.method.type == "oft" and recipe.method.oft:
+        return oft_params(recipe, d)
     if recipe.method.type == "freeze" and recipe.method.freeze:
         return d.params / d.layers * min(abs(recipe.method.freeze.trainable_layers), d.layers)
     return d.params
@@ -142,11 +157,12 @@ def estimate(recipe: Recipe) -> Estimate | None:
     offload = recipe.hardware.deepspeed == "zero3_offload"
     trainable = _trainable(recipe, d)
     weights = _weights_bytes(recipe, d)
-    master = 0.0 if recipe.method.is_adapter or recipe.train.precision == "fp32" else 4 * trainable
-    adapter_weights = 4 * trainable if recipe.method.is_adapter else 0.0
-    grads = trainable * (4 if recipe.method.is_adapter or recipe.train.precision == "fp32" else 2)
+    adapter = recipe.method.saves_adapter
+    master = 0.0 if adapter or recipe.train.precision == "fp32" else 4 * trainable
+    adapter_weights = 4 * trainable if adapter else 0.0
+    grads = trainable * (4 if adapter or recipe.train.precision == "fp32" else 2)
     optim = trainable * _optimizer_bytes_per_param(recipe.train.optimizer) + master
-    if recipe.is_preference and not recipe.method.is_adapter and recipe.stage not in ("orpo", "simpo"):
+    if recipe.is_preference and not adapter and recipe.stage not in ("orpo", "simpo"):
         weights *= 2  # a frozen reference model (adapters reuse the base with the adapter disabled)
     if stage >= 2:
         grads, optim = grads / gpus, 0.0 if offload else optim / gpus

@@ -171,8 +171,10 @@ def test_prepare_resumes_a_requeued_job(tmp_path, fake_envs):
     (run_dir / "manifest.json").write_text(json.dumps({"backend": "llamafactory", "start": None}))
     assert node([str(run_dir), "--prepare"]) == 0
     assert "resume_from_checkpoint" not in yaml.safe_load(config.read_text())  # nothing to resume yet
-    (run_dir / "checkpoint-2").mkdir()
-    (run_dir / "checkpoint-10").mkdir()
+    for step in (2, 10, 12):
+        (run_dir / f"checkpoint-{step}").mkdir()
+    for step in (2, 10):  # checkpoint-12 was cut short by the preemption: the trainer writes its state last
+        (run_dir / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
     assert node([str(run_dir), "--prepare"]) == 0
     assert yaml.safe_load(config.read_text())["resume_from_checkpoint"] == str(run_dir / "checkpoint-10")
     assert json.loads((run_dir / "manifest.json").read_text())["resumed_from"] == str(run_dir / "checkpoint-10")

@@ -66,6 +66,10 @@ def recipe_docs(draw, caps):
         method["prompt"] = {"num_virtual_tokens": draw(st.integers(4, 32))}
     if kind == "freeze":
         method["freeze"] = {"trainable_layers": draw(st.sampled_from([1, 2, -1]))}
+    if kind == "oft":  # PEFT: exactly one of rank and block_size is non-zero
+        size = draw(st.sampled_from([{"block_size": 8}, {"block_size": 32}, {"rank": 4, "block_size": 0}]))
+        method["oft"] = {**size, "target": draw(st.sampled_from(["all-linear", ["q_proj", "v_proj"]])),
+                         "dropout": draw(st.sampled_from([0.0, 0.1]))}
     train: dict = {"lr": draw(st.sampled_from([1e-5, 5e-5, 2e-4, 3e-4])),
                    "micro_batch_size": draw(st.integers(1, 4)), "grad_accum": draw(st.integers(1, 8)),
                    "scheduler": draw(st.sampled_from(SCHEDULERS)), "weight_decay": draw(st.sampled_from([0.0, 0.01])),

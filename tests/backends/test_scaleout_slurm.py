@@ -34,6 +34,11 @@ def env(run_env, slurm):
     return {**run_env, **slurm.env, "OMP_NUM_THREADS": "1"}
 
 
+def job_running(job_id, env):
+    state = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], env=env, capture_output=True, text=True)
+    return state.stdout.strip() in ("PENDING", "RUNNING", "CONFIGURING")
+
+
 def job_manifest(run_dir):
     return json.loads((run_dir / "manifest.json").read_text())
 
@@ -127,9 +132,10 @@ def test_requeued_job_resumes_from_its_last_checkpoint(tiny_assets, env, tmp_pat
     run_dir = tmp_path / "runs" / "requeued"
     job_id = json.loads((run_dir / "job.json").read_text())["job_id"]
     deadline = time.time() + 300
-    while time.time() < deadline and not list(run_dir.glob("checkpoint-*")):
+    while time.time() < deadline and not list(run_dir.glob("checkpoint-*/trainer_state.json")):
+        assert job_running(job_id, env), (run_dir / "logs" / f"slurm-{job_id}.out").read_text(errors="replace")
         time.sleep(0.5)
-    assert list(run_dir.glob("checkpoint-*")), "no checkpoint within 300 s"
+    assert list(run_dir.glob("checkpoint-*/trainer_state.json")), "no complete checkpoint within 300 s"
     subprocess.run(["scontrol", "requeue", job_id], env=env, check=True)  # what a preemption does
     # SLURM holds a requeued job for about 2 minutes (Reason=BeginTime); let it start at once
     subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], env=env, check=True)

@@ -49,7 +49,7 @@ BACKEND = Backend(
     name="llamafactory", version="0.9.5", title="LLaMA-Factory", main="llamafactory.yaml",
     capabilities=Capabilities(
         stages=frozenset({"pt", "sft", "rm", "ppo", "dpo", "orpo", "simpo", "kto"}),
-        methods=frozenset({"full", "freeze", *ADAPTER_METHODS}),
+        methods=frozenset({"full", "freeze", "oft", *ADAPTER_METHODS}),
         templates=frozenset(known())),  # issue 17: any LF name, axolotl:NAME, tokenizer
     keys=TABLE, emitter="ft_recipes.backends.llamafactory.emit", approximations=APPROXIMATIONS,
     markers=("model_name_or_path", "finetuning_type", "cutoff_len", "lora_rank", "dataset_dir", "template"),

@@ -176,6 +176,8 @@ def _method(m: Mapper) -> list[str]:
         sections.append("method.quant")
     if kind == "freeze":
         sections.append("method.freeze")
+    if kind == "oft":
+        sections.append("method.oft")
     return sections
 
 

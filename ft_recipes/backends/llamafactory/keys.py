@@ -8,7 +8,7 @@ from .templates import TEMPLATES, resolve
 
 STAGES = {"pt": ("pt", None), "sft": ("sft", None), "rm": ("rm", None), "ppo": ("ppo", None),
           "dpo": ("dpo", "sigmoid"), "orpo": ("dpo", "orpo"), "simpo": ("dpo", "simpo"), "kto": ("kto", None)}
-FINETUNING = {"lora": "lora", "qlora": "lora", "full": "full", "freeze": "freeze"}
+FINETUNING = {"lora": "lora", "qlora": "lora", "full": "full", "freeze": "freeze", "oft": "oft"}
 TEMPLATE_BACK = invert(TEMPLATES)
 
 
@@ -52,6 +52,11 @@ TABLE = KeyTable([
     Key("method.lora.init", "pissa_init", out=lambda v: v == "pissa", back=lambda v: "pissa" if v else "default",
         when=lambda r: r.method.lora.init != "default", effective="finetuning.pissa_init", expect=lambda v: v == "pissa", accepts=lambda v: v in ("default", "pissa"),
         refusal="LLaMA-Factory initialises LoRA as PEFT's default or as PiSSA (pissa_init)"),
+    Key("method.oft.rank", "oft_rank", default=0, back=as_int, effective="finetuning.oft_rank"),
+    Key("method.oft.block_size", "oft_block_size", default=32, back=as_int, effective="finetuning.oft_block_size"),
+    Key("method.oft.target", "oft_target", out=_target_out, back=_target_back, default="all-linear",
+        effective="finetuning.oft_target", expect=lambda v: ["all"] if v == "all-linear" else list(v)),
+    Key("method.oft.dropout", "module_dropout", default=0.0, out=as_float, effective="finetuning.module_dropout"),
     Key("method.quant.bits", "quantization_bit", back=as_int, effective="model.quantization_bit"),
     Key("method.quant.type", "quantization_type", default="nf4", when=lambda r: r.method.quant.bits == 4,
         effective="model.quantization_type"),

@@ -32,7 +32,7 @@ APPROXIMATIONS = (
 BACKEND = Backend(
     name="trl", version="1.9.0", title="the trl backend", main="trl.json",
     capabilities=Capabilities(stages=frozenset({"sft", "pt", "dpo"}),
-                              methods=frozenset({"full", *ADAPTER_METHODS, *PROMPT_METHODS}),
+                              methods=frozenset({"full", "oft", *ADAPTER_METHODS, *PROMPT_METHODS}),
                               templates=None),
     keys=TABLE, emitter="ft_recipes.backends.trl.emit", approximations=APPROXIMATIONS,
     launcher="ft_recipes.backends.trl.launch", env=_env, folder=HERE)

@@ -224,7 +224,7 @@ class Epochs(Rule):
         epochs = recipe.train.epochs
         if epochs is None or recipe.train.max_steps is not None:
             return
-        group = {"lora": "adapter", "qlora": "adapter"}.get(recipe.method.type, recipe.method.type)
+        group = {"lora": "adapter", "qlora": "adapter", "oft": "adapter"}.get(recipe.method.type, recipe.method.type)
         limit = ctx.get("max_epochs", {}).get(group)
         if limit is not None and epochs > limit:
             ctx.report(("train", "epochs"), "many", epochs=epochs, method=recipe.method.type, max=limit)

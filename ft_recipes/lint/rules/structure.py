@@ -163,7 +163,7 @@ class Contradiction(Rule):
     def check(self, ctx: Context) -> None:
         recipe = ctx.recipe
         quant = recipe.method.quant
-        if quant is not None and not recipe.method.is_adapter:
+        if quant is not None and not recipe.method.saves_adapter:
             ctx.report(("method", "quant"), "quant_full", bits=quant.bits, method=recipe.method.type)
         train = recipe.train
         written = recipe.provenance  # only values the user wrote, not defaults filled in by ftr or a backend

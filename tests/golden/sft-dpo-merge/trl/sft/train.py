@@ -15,8 +15,8 @@ from pathlib import Path
 
 import torch
 from datasets import Dataset
-from peft import (LoraConfig, PeftModel, PrefixTuningConfig, PromptEncoderConfig, PromptTuningConfig, TaskType,
-                  prepare_model_for_kbit_training)
+from peft import (LoraConfig, OFTConfig, PeftModel, PrefixTuningConfig, PromptEncoderConfig, PromptTuningConfig,
+                  TaskType, prepare_model_for_kbit_training)
 from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
 
@@ -68,6 +68,10 @@ def peft_config(cfg: dict):
                           target_modules=lora["target"], use_dora=lora["dora"], use_rslora=lora["rslora"],
                           modules_to_save=lora.get("modules_to_save") or None,
                           init_lora_weights=lora.get("init", True), task_type=TaskType.CAUSAL_LM)
+    if method["type"] == "oft":
+        oft = method["oft"]
+        return OFTConfig(r=oft["rank"], oft_block_size=oft["block_size"], target_modules=oft["target"],
+                         module_dropout=oft["dropout"], task_type=TaskType.CAUSAL_LM)
     prompt = method.get("prompt", {})
     if method["type"] == "prefix":
         return PrefixTuningConfig(num_virtual_tokens=prompt["num_virtual_tokens"], task_type=TaskType.CAUSAL_LM)
