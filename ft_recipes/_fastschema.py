@@ -824,13 +824,25 @@ def _check119(v):  # #/properties/train/properties/precision
     return True
 
 
-def _check121(v):  # #/properties/train/properties/gradient_checkpointing
+def _check122(v):  # #/properties/train/properties/gradient_checkpointing/oneOf/0
     if not (isinstance(v, bool)):
         return False
     return True
 
 
-def _check122(v):  # #/properties/train/properties/seed
+def _check123(v):  # #/properties/train/properties/gradient_checkpointing/oneOf/1
+    if not _eq(v, 'offload'):
+        return False
+    return True
+
+
+def _check121(v):  # #/properties/train/properties/gradient_checkpointing
+    if not (sum(1 for f in (_check122, _check123,) if f(v)) == 1):
+        return False
+    return True
+
+
+def _check124(v):  # #/properties/train/properties/seed
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 0:
@@ -838,7 +850,7 @@ def _check122(v):  # #/properties/train/properties/seed
     return True
 
 
-def _check123(v):  # #/properties/train/properties/max_grad_norm
+def _check125(v):  # #/properties/train/properties/max_grad_norm
     if not (_is_number(v)):
         return False
     if _is_number(v) and v < 0:
@@ -846,7 +858,7 @@ def _check123(v):  # #/properties/train/properties/max_grad_norm
     return True
 
 
-def _check124(v):  # #/properties/train/properties/logging_steps
+def _check126(v):  # #/properties/train/properties/logging_steps
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -854,7 +866,7 @@ def _check124(v):  # #/properties/train/properties/logging_steps
     return True
 
 
-def _check125(v):  # #/properties/train/properties/min_lr
+def _check127(v):  # #/properties/train/properties/min_lr
     if not (_is_number(v)):
         return False
     if _is_number(v) and v < 0:
@@ -867,7 +879,7 @@ def _check106(v):  # #/properties/train
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C126.get(key)
+            check = _C128.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -876,13 +888,13 @@ def _check106(v):  # #/properties/train
     return True
 
 
-def _check128(v):  # #/properties/eval/properties/every
-    if not (isinstance(v, str) and v in _C129):
+def _check130(v):  # #/properties/eval/properties/every
+    if not (isinstance(v, str) and v in _C131):
         return False
     return True
 
 
-def _check130(v):  # #/properties/eval/properties/steps
+def _check132(v):  # #/properties/eval/properties/steps
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -890,7 +902,7 @@ def _check130(v):  # #/properties/eval/properties/steps
     return True
 
 
-def _check131(v):  # #/properties/eval/properties/batch_size
+def _check133(v):  # #/properties/eval/properties/batch_size
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -898,7 +910,7 @@ def _check131(v):  # #/properties/eval/properties/batch_size
     return True
 
 
-def _check132(v):  # #/properties/eval/properties/per_epoch
+def _check134(v):  # #/properties/eval/properties/per_epoch
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -906,12 +918,12 @@ def _check132(v):  # #/properties/eval/properties/per_epoch
     return True
 
 
-def _check127(v):  # #/properties/eval
+def _check129(v):  # #/properties/eval
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C133.get(key)
+            check = _C135.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -920,7 +932,7 @@ def _check127(v):  # #/properties/eval
     return True
 
 
-def _check135(v):  # #/properties/output/properties/dir
+def _check137(v):  # #/properties/output/properties/dir
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -928,13 +940,13 @@ def _check135(v):  # #/properties/output/properties/dir
     return True
 
 
-def _check136(v):  # #/properties/output/properties/save
-    if not (isinstance(v, str) and v in _C137):
+def _check138(v):  # #/properties/output/properties/save
+    if not (isinstance(v, str) and v in _C139):
         return False
     return True
 
 
-def _check138(v):  # #/properties/output/properties/save_steps
+def _check140(v):  # #/properties/output/properties/save_steps
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -942,7 +954,7 @@ def _check138(v):  # #/properties/output/properties/save_steps
     return True
 
 
-def _check139(v):  # #/properties/output/properties/save_total_limit
+def _check141(v):  # #/properties/output/properties/save_total_limit
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -950,47 +962,47 @@ def _check139(v):  # #/properties/output/properties/save_total_limit
     return True
 
 
-def _check141(v):  # #/properties/output/properties/report_to/oneOf/0
-    if not (isinstance(v, str) and v in _C142):
+def _check143(v):  # #/properties/output/properties/report_to/oneOf/0
+    if not (isinstance(v, str) and v in _C144):
         return False
     return True
 
 
-def _check144(v):  # #/properties/output/properties/report_to/oneOf/1/items
-    if not (isinstance(v, str) and v in _C145):
+def _check146(v):  # #/properties/output/properties/report_to/oneOf/1/items
+    if not (isinstance(v, str) and v in _C147):
         return False
     return True
 
 
-def _check143(v):  # #/properties/output/properties/report_to/oneOf/1
+def _check145(v):  # #/properties/output/properties/report_to/oneOf/1
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check144(item):
+            if not _check146(item):
                 return False
     return True
 
 
-def _check140(v):  # #/properties/output/properties/report_to
-    if not (sum(1 for f in (_check141, _check143,) if f(v)) == 1):
+def _check142(v):  # #/properties/output/properties/report_to
+    if not (sum(1 for f in (_check143, _check145,) if f(v)) == 1):
         return False
     return True
 
 
-def _check146(v):  # #/properties/output/properties/run_name
+def _check148(v):  # #/properties/output/properties/run_name
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check147(v):  # #/properties/output/properties/wandb_project
+def _check149(v):  # #/properties/output/properties/wandb_project
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check148(v):  # #/properties/output/properties/per_epoch
+def _check150(v):  # #/properties/output/properties/per_epoch
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -998,12 +1010,12 @@ def _check148(v):  # #/properties/output/properties/per_epoch
     return True
 
 
-def _check134(v):  # #/properties/output
+def _check136(v):  # #/properties/output
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C149.get(key)
+            check = _C151.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -1012,7 +1024,7 @@ def _check134(v):  # #/properties/output
     return True
 
 
-def _check151(v):  # #/properties/hardware/properties/gpus
+def _check153(v):  # #/properties/hardware/properties/gpus
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 0:
@@ -1020,7 +1032,7 @@ def _check151(v):  # #/properties/hardware/properties/gpus
     return True
 
 
-def _check152(v):  # #/properties/hardware/properties/nodes
+def _check154(v):  # #/properties/hardware/properties/nodes
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -1028,7 +1040,7 @@ def _check152(v):  # #/properties/hardware/properties/nodes
     return True
 
 
-def _check153(v):  # #/properties/hardware/properties/gpu_memory_gb
+def _check155(v):  # #/properties/hardware/properties/gpu_memory_gb
     if not (_is_number(v)):
         return False
     if _is_number(v) and v <= 0:
@@ -1036,33 +1048,25 @@ def _check153(v):  # #/properties/hardware/properties/gpu_memory_gb
     return True
 
 
-def _check154(v):  # #/properties/hardware/properties/bf16
+def _check156(v):  # #/properties/hardware/properties/bf16
     if not (isinstance(v, bool)):
         return False
     return True
 
 
-def _check155(v):  # #/properties/hardware/properties/deepspeed
+def _check157(v):  # #/properties/hardware/properties/deepspeed
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check156(v):  # #/properties/hardware/properties/launcher
-    if not (isinstance(v, str) and v in _C157):
+def _check158(v):  # #/properties/hardware/properties/launcher
+    if not (isinstance(v, str) and v in _C159):
         return False
     return True
 
 
-def _check158(v):  # #/properties/hardware/properties/partition
-    if not (isinstance(v, str)):
-        return False
-    if isinstance(v, str) and len(v) < 1:
-        return False
-    return True
-
-
-def _check159(v):  # #/properties/hardware/properties/account
+def _check160(v):  # #/properties/hardware/properties/partition
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1070,15 +1074,23 @@ def _check159(v):  # #/properties/hardware/properties/account
     return True
 
 
-def _check160(v):  # #/properties/hardware/properties/time
+def _check161(v):  # #/properties/hardware/properties/account
     if not (isinstance(v, str)):
         return False
-    if isinstance(v, str) and not _C161.search(v):
+    if isinstance(v, str) and len(v) < 1:
         return False
     return True
 
 
-def _check162(v):  # #/properties/hardware/properties/cpus_per_node
+def _check162(v):  # #/properties/hardware/properties/time
+    if not (isinstance(v, str)):
+        return False
+    if isinstance(v, str) and not _C163.search(v):
+        return False
+    return True
+
+
+def _check164(v):  # #/properties/hardware/properties/cpus_per_node
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -1086,7 +1098,7 @@ def _check162(v):  # #/properties/hardware/properties/cpus_per_node
     return True
 
 
-def _check163(v):  # #/properties/hardware/properties/container
+def _check165(v):  # #/properties/hardware/properties/container
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1094,29 +1106,13 @@ def _check163(v):  # #/properties/hardware/properties/container
     return True
 
 
-def _check165(v):  # #/properties/hardware/properties/setup/items
+def _check167(v):  # #/properties/hardware/properties/setup/items
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check164(v):  # #/properties/hardware/properties/setup
-    if not (isinstance(v, list)):
-        return False
-    if isinstance(v, list):
-        for item in v:
-            if not _check165(item):
-                return False
-    return True
-
-
-def _check167(v):  # #/properties/hardware/properties/sbatch/items
-    if not (isinstance(v, str)):
-        return False
-    return True
-
-
-def _check166(v):  # #/properties/hardware/properties/sbatch
+def _check166(v):  # #/properties/hardware/properties/setup
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list):
@@ -1126,7 +1122,23 @@ def _check166(v):  # #/properties/hardware/properties/sbatch
     return True
 
 
-def _check168(v):  # #/properties/hardware/properties/accelerator
+def _check169(v):  # #/properties/hardware/properties/sbatch/items
+    if not (isinstance(v, str)):
+        return False
+    return True
+
+
+def _check168(v):  # #/properties/hardware/properties/sbatch
+    if not (isinstance(v, list)):
+        return False
+    if isinstance(v, list):
+        for item in v:
+            if not _check169(item):
+                return False
+    return True
+
+
+def _check170(v):  # #/properties/hardware/properties/accelerator
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1134,7 +1146,7 @@ def _check168(v):  # #/properties/hardware/properties/accelerator
     return True
 
 
-def _check169(v):  # #/properties/hardware/properties/cloud
+def _check171(v):  # #/properties/hardware/properties/cloud
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1142,7 +1154,7 @@ def _check169(v):  # #/properties/hardware/properties/cloud
     return True
 
 
-def _check170(v):  # #/properties/hardware/properties/ray_address
+def _check172(v):  # #/properties/hardware/properties/ray_address
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1150,7 +1162,7 @@ def _check170(v):  # #/properties/hardware/properties/ray_address
     return True
 
 
-def _check171(v):  # #/properties/hardware/properties/port
+def _check173(v):  # #/properties/hardware/properties/port
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -1160,12 +1172,12 @@ def _check171(v):  # #/properties/hardware/properties/port
     return True
 
 
-def _check150(v):  # #/properties/hardware
+def _check152(v):  # #/properties/hardware
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C172.get(key)
+            check = _C174.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -1174,58 +1186,58 @@ def _check150(v):  # #/properties/hardware
     return True
 
 
-def _check174(v):  # #/properties/backends/additionalProperties
+def _check176(v):  # #/properties/backends/additionalProperties
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check175(v):  # #/properties/backends/propertyNames
-    if not (isinstance(v, str) and v in _C176):
+def _check177(v):  # #/properties/backends/propertyNames
+    if not (isinstance(v, str) and v in _C178):
         return False
     return True
 
 
-def _check173(v):  # #/properties/backends
+def _check175(v):  # #/properties/backends
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            if not _check175(key):
+            if not _check177(key):
                 return False
-            check = _C177.get(key)
+            check = _C179.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
-            if not matched and not _check174(value):
+            if not matched and not _check176(value):
                 return False
     return True
 
 
-def _check180(v):  # #/properties/lint/properties/ignore/items
+def _check182(v):  # #/properties/lint/properties/ignore/items
     if not (isinstance(v, str)):
         return False
-    if isinstance(v, str) and not _C181.search(v):
+    if isinstance(v, str) and not _C183.search(v):
         return False
     return True
 
 
-def _check179(v):  # #/properties/lint/properties/ignore
+def _check181(v):  # #/properties/lint/properties/ignore
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check180(item):
+            if not _check182(item):
                 return False
     return True
 
 
-def _check178(v):  # #/properties/lint
+def _check180(v):  # #/properties/lint
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C182.get(key)
+            check = _C184.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -1234,23 +1246,15 @@ def _check178(v):  # #/properties/lint
     return True
 
 
-def _check186(v):  # #/$defs/stage/properties/name
+def _check188(v):  # #/$defs/stage/properties/name
     if not (isinstance(v, str)):
         return False
-    if isinstance(v, str) and not _C187.search(v):
+    if isinstance(v, str) and not _C189.search(v):
         return False
     return True
 
 
-def _check188(v):  # #/$defs/stage/properties/from
-    if not (isinstance(v, str)):
-        return False
-    if isinstance(v, str) and len(v) < 1:
-        return False
-    return True
-
-
-def _check189(v):  # #/$defs/stage/properties/backend
+def _check190(v):  # #/$defs/stage/properties/from
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1258,13 +1262,21 @@ def _check189(v):  # #/$defs/stage/properties/backend
     return True
 
 
-def _check190(v):  # #/$defs/stage/properties/merge
+def _check191(v):  # #/$defs/stage/properties/backend
+    if not (isinstance(v, str)):
+        return False
+    if isinstance(v, str) and len(v) < 1:
+        return False
+    return True
+
+
+def _check192(v):  # #/$defs/stage/properties/merge
     if not (isinstance(v, bool)):
         return False
     return True
 
 
-def _check192(v):  # #/$defs/stage/properties/extends/oneOf/0
+def _check194(v):  # #/$defs/stage/properties/extends/oneOf/0
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1272,7 +1284,7 @@ def _check192(v):  # #/$defs/stage/properties/extends/oneOf/0
     return True
 
 
-def _check194(v):  # #/$defs/stage/properties/extends/oneOf/1/items
+def _check196(v):  # #/$defs/stage/properties/extends/oneOf/1/items
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1280,102 +1292,102 @@ def _check194(v):  # #/$defs/stage/properties/extends/oneOf/1/items
     return True
 
 
-def _check193(v):  # #/$defs/stage/properties/extends/oneOf/1
+def _check195(v):  # #/$defs/stage/properties/extends/oneOf/1
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check194(item):
+            if not _check196(item):
                 return False
     return True
 
 
-def _check191(v):  # #/$defs/stage/properties/extends
-    if not (sum(1 for f in (_check192, _check193,) if f(v)) == 1):
+def _check193(v):  # #/$defs/stage/properties/extends
+    if not (sum(1 for f in (_check194, _check195,) if f(v)) == 1):
         return False
     return True
 
 
-def _check195(v):  # #/$defs/stage/properties/stage
-    if not (isinstance(v, str) and v in _C196):
+def _check197(v):  # #/$defs/stage/properties/stage
+    if not (isinstance(v, str) and v in _C198):
         return False
     return True
 
 
-def _check197(v):  # #/$defs/stage/properties/description
+def _check199(v):  # #/$defs/stage/properties/description
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check198(v):  # #/$defs/stage/properties/model
+def _check200(v):  # #/$defs/stage/properties/model
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check199(v):  # #/$defs/stage/properties/method
+def _check201(v):  # #/$defs/stage/properties/method
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check200(v):  # #/$defs/stage/properties/preference
+def _check202(v):  # #/$defs/stage/properties/preference
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check201(v):  # #/$defs/stage/properties/data
+def _check203(v):  # #/$defs/stage/properties/data
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check202(v):  # #/$defs/stage/properties/train
+def _check204(v):  # #/$defs/stage/properties/train
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check203(v):  # #/$defs/stage/properties/eval
+def _check205(v):  # #/$defs/stage/properties/eval
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check204(v):  # #/$defs/stage/properties/output
+def _check206(v):  # #/$defs/stage/properties/output
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check205(v):  # #/$defs/stage/properties/hardware
+def _check207(v):  # #/$defs/stage/properties/hardware
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check206(v):  # #/$defs/stage/properties/backends
+def _check208(v):  # #/$defs/stage/properties/backends
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check207(v):  # #/$defs/stage/properties/lint
+def _check209(v):  # #/$defs/stage/properties/lint
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check185(v):  # #/$defs/stage
+def _check187(v):  # #/$defs/stage
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict) and not ('name' in v):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C208.get(key)
+            check = _C210.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -1385,23 +1397,23 @@ def _check185(v):  # #/$defs/stage
 
 
 def _ref2(v):  # #/$defs/stage
-    return _check185(v)
+    return _check187(v)
 
 
-def _check184(v):  # #/properties/stages/items
+def _check186(v):  # #/properties/stages/items
     if not _ref2(v):
         return False
     return True
 
 
-def _check183(v):  # #/properties/stages
+def _check185(v):  # #/properties/stages
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list) and len(v) < 1:
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check184(item):
+            if not _check186(item):
                 return False
     return True
 
@@ -1413,7 +1425,7 @@ def _check1(v):  # #
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C209.get(key)
+            check = _C211.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -1447,24 +1459,24 @@ _C105 = {'train': _check74, 'val': _check93, 'max_length': _check98, 'packing': 
 _C113 = frozenset(['constant', 'constant_with_warmup', 'cosine', 'cosine_with_min_lr', 'cosine_with_restarts', 'inverse_sqrt', 'linear', 'polynomial', 'warmup_stable_decay'])
 _C118 = frozenset(['adafactor', 'adamw_8bit', 'adamw_bnb_8bit', 'adamw_torch', 'adamw_torch_4bit', 'adamw_torch_8bit', 'adamw_torch_fused', 'lion_8bit', 'paged_adamw_32bit', 'paged_adamw_8bit', 'paged_lion_8bit', 'sgd'])
 _C120 = frozenset(['bf16', 'fp16', 'fp32'])
-_C126 = {'epochs': _check107, 'max_steps': _check108, 'micro_batch_size': _check109, 'grad_accum': _check110, 'lr': _check111, 'scheduler': _check112, 'warmup_ratio': _check114, 'warmup_steps': _check115, 'weight_decay': _check116, 'optimizer': _check117, 'precision': _check119, 'gradient_checkpointing': _check121, 'seed': _check122, 'max_grad_norm': _check123, 'logging_steps': _check124, 'min_lr': _check125}
-_C129 = frozenset(['epoch', 'no', 'steps'])
-_C133 = {'every': _check128, 'steps': _check130, 'batch_size': _check131, 'per_epoch': _check132}
-_C137 = frozenset(['epoch', 'no', 'steps'])
-_C142 = frozenset(['mlflow', 'none', 'tensorboard', 'wandb'])
-_C145 = frozenset(['mlflow', 'tensorboard', 'wandb'])
-_C149 = {'dir': _check135, 'save': _check136, 'save_steps': _check138, 'save_total_limit': _check139, 'report_to': _check140, 'run_name': _check146, 'wandb_project': _check147, 'per_epoch': _check148}
-_C157 = frozenset(['local', 'ray', 'skypilot', 'slurm'])
-_C161 = re.compile('^([0-9]+-)?[0-9]+(:[0-9]{2}){0,2}$')
-_C172 = {'gpus': _check151, 'nodes': _check152, 'gpu_memory_gb': _check153, 'bf16': _check154, 'deepspeed': _check155, 'launcher': _check156, 'partition': _check158, 'account': _check159, 'time': _check160, 'cpus_per_node': _check162, 'container': _check163, 'setup': _check164, 'sbatch': _check166, 'accelerator': _check168, 'cloud': _check169, 'ray_address': _check170, 'port': _check171}
-_C176 = frozenset(['axolotl', 'llamafactory', 'trl'])
-_C177 = {}
-_C181 = re.compile('^FTR[0-9]{1,3}$')
-_C182 = {'ignore': _check179}
-_C187 = re.compile('^[A-Za-z0-9][A-Za-z0-9_.-]*$')
-_C196 = frozenset(['dpo', 'grpo', 'kto', 'merge', 'orpo', 'ppo', 'pt', 'rm', 'sft', 'simpo'])
-_C208 = {'name': _check186, 'from': _check188, 'backend': _check189, 'merge': _check190, 'extends': _check191, 'stage': _check195, 'description': _check197, 'model': _check198, 'method': _check199, 'preference': _check200, 'data': _check201, 'train': _check202, 'eval': _check203, 'output': _check204, 'hardware': _check205, 'backends': _check206, 'lint': _check207}
-_C209 = {'ftr': _check2, 'extends': _check3, 'description': _check7, 'model': _check8, 'stage': _check17, 'method': _check19, 'preference': _check68, 'data': _check73, 'train': _check106, 'eval': _check127, 'output': _check134, 'hardware': _check150, 'backends': _check173, 'lint': _check178, 'stages': _check183}
+_C128 = {'epochs': _check107, 'max_steps': _check108, 'micro_batch_size': _check109, 'grad_accum': _check110, 'lr': _check111, 'scheduler': _check112, 'warmup_ratio': _check114, 'warmup_steps': _check115, 'weight_decay': _check116, 'optimizer': _check117, 'precision': _check119, 'gradient_checkpointing': _check121, 'seed': _check124, 'max_grad_norm': _check125, 'logging_steps': _check126, 'min_lr': _check127}
+_C131 = frozenset(['epoch', 'no', 'steps'])
+_C135 = {'every': _check130, 'steps': _check132, 'batch_size': _check133, 'per_epoch': _check134}
+_C139 = frozenset(['epoch', 'no', 'steps'])
+_C144 = frozenset(['mlflow', 'none', 'tensorboard', 'wandb'])
+_C147 = frozenset(['mlflow', 'tensorboard', 'wandb'])
+_C151 = {'dir': _check137, 'save': _check138, 'save_steps': _check140, 'save_total_limit': _check141, 'report_to': _check142, 'run_name': _check148, 'wandb_project': _check149, 'per_epoch': _check150}
+_C159 = frozenset(['local', 'ray', 'skypilot', 'slurm'])
+_C163 = re.compile('^([0-9]+-)?[0-9]+(:[0-9]{2}){0,2}$')
+_C174 = {'gpus': _check153, 'nodes': _check154, 'gpu_memory_gb': _check155, 'bf16': _check156, 'deepspeed': _check157, 'launcher': _check158, 'partition': _check160, 'account': _check161, 'time': _check162, 'cpus_per_node': _check164, 'container': _check165, 'setup': _check166, 'sbatch': _check168, 'accelerator': _check170, 'cloud': _check171, 'ray_address': _check172, 'port': _check173}
+_C178 = frozenset(['axolotl', 'llamafactory', 'trl'])
+_C179 = {}
+_C183 = re.compile('^FTR[0-9]{1,3}$')
+_C184 = {'ignore': _check181}
+_C189 = re.compile('^[A-Za-z0-9][A-Za-z0-9_.-]*$')
+_C198 = frozenset(['dpo', 'grpo', 'kto', 'merge', 'orpo', 'ppo', 'pt', 'rm', 'sft', 'simpo'])
+_C210 = {'name': _check188, 'from': _check190, 'backend': _check191, 'merge': _check192, 'extends': _check193, 'stage': _check197, 'description': _check199, 'model': _check200, 'method': _check201, 'preference': _check202, 'data': _check203, 'train': _check204, 'eval': _check205, 'output': _check206, 'hardware': _check207, 'backends': _check208, 'lint': _check209}
+_C211 = {'ftr': _check2, 'extends': _check3, 'description': _check7, 'model': _check8, 'stage': _check17, 'method': _check19, 'preference': _check68, 'data': _check73, 'train': _check106, 'eval': _check129, 'output': _check136, 'hardware': _check152, 'backends': _check175, 'lint': _check180, 'stages': _check185}
 
 
 def is_valid(data):

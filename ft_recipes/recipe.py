@@ -156,7 +156,7 @@ class Train:
     weight_decay: float = _f(0.0, "Weight decay.")
     optimizer: str = _f("adamw_torch", "Optimizer.")
     precision: Precision = _f("bf16", "Precision.")
-    gradient_checkpointing: bool = _f(True, "Gradient checkpointing.")
+    gradient_checkpointing: bool | str = _f(True, "Gradient checkpointing; 'offload': activations kept in CPU memory.")
     seed: int = _f(42, "Seed.")
     max_grad_norm: float = _f(1.0, "Gradient clipping.")
     logging_steps: int = _f(10, "Log every N steps.")

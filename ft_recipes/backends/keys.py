@@ -138,7 +138,7 @@ class KeyTable:
             mapper.take(row.native, row.tuple_path, row.default, row.back)
 
 
-SECTIONS = ("method.lora", "method.quant", "method.freeze", "method.prompt", "preference")
+SECTIONS = ("method.lora", "method.quant", "method.freeze", "method.prompt", "method.oft", "preference")
 
 
 def _section(path: str) -> str | None:

@@ -187,6 +187,19 @@ def test_prefix_tuning_trl(tiny_assets, run_env, tmp_path):
     assert json.loads((run_dir / "adapter_config.json").read_text())["peft_type"] == "PREFIX_TUNING"
 
 
+@pytest.mark.parametrize("backend", ["llamafactory", "trl"])
+def test_oft_sft(backend, tiny_assets, run_env, tmp_path, lf_python):
+    """OFT (imported from LLaMA-Factory's own OFT examples) trains an OFT adapter on both backends that have it."""
+    recipe = tiny_recipe(tmp_path, tiny_assets, f"oft-{backend}",
+                         "extends: [lora-sft]\nmethod: {type: oft, oft: {block_size: 16}}")
+    ftr("run", recipe, "-b", backend, env=run_env)
+    run_dir = tmp_path / "runs" / f"oft-{backend}"
+    assert_trained(run_dir)
+    config = json.loads((run_dir / "adapter_config.json").read_text())
+    assert config["peft_type"] == "OFT" and config["oft_block_size"] == 16 and config["r"] == 0
+    load_adapter(lf_python, run_dir, run_env)
+
+
 def test_reuse_resume_force_and_merge(tiny_assets, run_env, tmp_path):
     recipe = tiny_recipe(tmp_path, tiny_assets, "safety", "extends: [lora-sft]")
     run_dir = tmp_path / "runs" / "safety"

@@ -75,7 +75,8 @@ def recipe_docs(draw, caps):
                    "scheduler": draw(st.sampled_from(SCHEDULERS)), "weight_decay": draw(st.sampled_from([0.0, 0.01])),
                    "optimizer": draw(st.sampled_from(OPTIMIZERS)),
                    "precision": draw(st.sampled_from(["bf16", "bf16", "fp32"])),
-                   "gradient_checkpointing": draw(st.booleans()), "seed": draw(st.integers(0, 1000)),
+                   "gradient_checkpointing": draw(st.sampled_from([True, False, "offload"])),
+                   "seed": draw(st.integers(0, 1000)),
                    "max_grad_norm": draw(st.sampled_from([0.5, 1.0])), "logging_steps": draw(st.integers(1, 20))}
     if train["scheduler"] == "cosine_with_min_lr":
         train["min_lr"] = train["lr"] / 10

@@ -192,6 +192,9 @@ def _schedule(recipe: Recipe, cfg: dict) -> None:
     cfg["bf16"] = t.precision == "bf16"
     cfg["fp16"] = t.precision == "fp16"
     cfg["tf32"] = False
+    cfg["gradient_checkpointing"] = bool(t.gradient_checkpointing)
+    if t.gradient_checkpointing == "offload":  # 0.19 reads `gradient_checkpointing: offload` as exactly this
+        cfg["activation_offloading"] = True
 
 
 def _cadence(recipe: Recipe, cfg: dict) -> None:

@@ -189,9 +189,21 @@ def _train(m: Mapper) -> None:
         m.take("warmup_steps", ("train", "warmup_steps"), convert=as_int)
     else:
         m.take("warmup_ratio", ("train", "warmup_ratio"), 0.03)
+    _checkpointing(m)
     bf16, fp16 = m.src.get("bf16", "auto"), m.src.get("fp16")
     precision = "fp16" if fp16 else "bf16" if bf16 in (True, "auto") else "fp32"
     m.put(("train", "precision"), precision, "fp16" if fp16 else "bf16" if "bf16" in m.src else None)
+
+
+def _checkpointing(m: Mapper) -> None:
+    """`gradient_checkpointing: offload` and `activation_offloading: true` (what 0.19 turns offload into) are
+    the recipe's 'offload'; Axolotl's other offloading modes (disk, legacy) have no recipe value and stay."""
+    value, offloading = m.src.get("gradient_checkpointing", False), m.src.get("activation_offloading")
+    if value == "offload" or (value is True and offloading is True):
+        m.cosmetic("gradient_checkpointing", "activation_offloading")
+        m.put(("train", "gradient_checkpointing"), "offload", "gradient_checkpointing")
+    else:
+        m.take("gradient_checkpointing", ("train", "gradient_checkpointing"), False)
 
 
 def _eval_output(m: Mapper, base: Path) -> None:

@@ -73,7 +73,7 @@ TABLE = KeyTable([
     Key("train.weight_decay", "weight_decay", out=as_float, default=0.0, effective="weight_decay"),
     Key("train.optimizer", "optimizer", default="adamw_torch_fused", effective="optimizer"),
     Key("train.precision", "bf16 / fp16", structural=True),
-    Key("train.gradient_checkpointing", "gradient_checkpointing", default=False, effective="gradient_checkpointing"),
+    Key("train.gradient_checkpointing", "gradient_checkpointing / activation_offloading", structural=True),
     Key("train.seed", "seed", default=42, back=as_int, effective="seed"),
     Key("train.max_grad_norm", "max_grad_norm", out=as_float, default=1.0, effective="max_grad_norm"),
     Key("train.logging_steps", "logging_steps", back=as_int, effective="logging_steps"),

@@ -24,6 +24,8 @@ def structural(recipe):
         yield "train.min_lr", "cosine_min_lr_ratio.times_lr", t.min_lr
     yield "train.precision", "bf16", t.precision == "bf16"
     yield "train.precision", "fp16", t.precision == "fp16"
+    yield "train.gradient_checkpointing", "gradient_checkpointing", bool(t.gradient_checkpointing)
+    yield "train.gradient_checkpointing", "activation_offloading", t.gradient_checkpointing == "offload"
     if e.per_epoch and d.has_validation:
         yield "eval.per_epoch", "evals_per_epoch", e.per_epoch
     else:

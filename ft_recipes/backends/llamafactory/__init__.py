@@ -35,6 +35,10 @@ APPROXIMATIONS = (
                                     "uses the closest by text (docs/templates.md)", _closest_template),
     Approximation("data.max_length", "LLaMA-Factory packs sequences of data.max_length - 1 tokens",
                   lambda r: r.data.packing),
+    Approximation("train.gradient_checkpointing", "LLaMA-Factory offloads the checkpointed activations with "
+                                                  "unsloth's checkpointing (use_unsloth_gc), Axolotl and trl with "
+                                                  "activation offloading: the same gradients, other memory and "
+                                                  "speed", lambda r: r.train.gradient_checkpointing == "offload"),
     Approximation("method.quant.compute_dtype",
                   "LLaMA-Factory derives the 4-bit compute dtype from the training precision, not from "
                   "method.quant.compute_dtype", compute_dtype_differs),

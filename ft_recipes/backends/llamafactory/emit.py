@@ -99,6 +99,9 @@ def _structure(recipe: Recipe, cfg: dict, out_dir: Path) -> dict:
     cfg["warmup_steps"] = t.warmup_steps if t.warmup_steps is not None else float(t.warmup_ratio or 0.0)
     cfg["bf16"] = t.precision == "bf16"
     cfg["fp16"] = t.precision == "fp16"
+    cfg["disable_gradient_checkpointing"] = not t.gradient_checkpointing
+    if t.gradient_checkpointing == "offload":
+        cfg["use_unsloth_gc"] = True  # unsloth's checkpointing keeps the activations in CPU memory
     cfg["eval_strategy"] = _strategy(recipe.eval.strategy, recipe.eval.per_epoch) if d.has_validation else "no"
     eval_steps = recipe.eval.steps or _ratio(recipe.eval.per_epoch, t)
     if cfg["eval_strategy"] == "steps" and eval_steps:

@@ -191,6 +191,7 @@ def _train(m: Mapper) -> None:
         m.take("warmup_steps", ("train", "warmup_steps"), convert=as_int)
     else:
         m.take("warmup_ratio", ("train", "warmup_ratio"), 0.0)
+    _checkpointing(m)
     precision_key = "bf16" if m.src.get("bf16") else "fp16" if m.src.get("fp16") else None
     m.put(("train", "precision"), precision_key or "fp32", precision_key)
 
@@ -238,6 +239,14 @@ def _eval_output(m: Mapper, base: Path) -> None:
     m.take("report_to", ("output", "report_to"), "none",
            lambda v: "none" if v in ("none", [], None) else ([v] if isinstance(v, str) else list(v)))
     m.take("deepspeed", ("hardware", "deepspeed"))
+
+
+def _checkpointing(m: Mapper) -> None:
+    disabled, offload = m.get("disable_gradient_checkpointing", False), m.get("use_unsloth_gc", False)
+    value = False if disabled is True else "offload" if offload is True else True
+    m.put(("train", "gradient_checkpointing"), value,
+          "use_unsloth_gc" if value == "offload" else "disable_gradient_checkpointing"
+          if m.has("disable_gradient_checkpointing") else None)
 
 
 def to_recipe(m: Mapper, base: Path) -> None:

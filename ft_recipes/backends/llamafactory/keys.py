@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from ..keys import Key, KeyTable, as_float, as_int, comma_list, invert, negate, split_list, whole
+from ..keys import Key, KeyTable, as_float, as_int, comma_list, invert, split_list, whole
 from .templates import TEMPLATES, resolve
 
 STAGES = {"pt": ("pt", None), "sft": ("sft", None), "rm": ("rm", None), "ppo": ("ppo", None),
@@ -99,8 +99,7 @@ TABLE = KeyTable([
     Key("train.weight_decay", "weight_decay", out=as_float, default=0.0, effective="training.weight_decay"),
     Key("train.optimizer", "optim", default="adamw_torch_fused", effective="training.optim"),
     Key("train.precision", "bf16 / fp16", structural=True),
-    Key("train.gradient_checkpointing", "disable_gradient_checkpointing", out=negate, back=negate, default=True,
-        effective="model.disable_gradient_checkpointing"),
+    Key("train.gradient_checkpointing", "disable_gradient_checkpointing / use_unsloth_gc", structural=True),
     Key("train.seed", "seed", default=42, back=as_int, effective="training.seed"),
     Key("train.max_grad_norm", "max_grad_norm", out=as_float, default=1.0, effective="training.max_grad_norm"),
     Key("train.logging_steps", "logging_steps", default=500, back=as_int, effective="training.logging_steps"),

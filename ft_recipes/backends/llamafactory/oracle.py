@@ -18,6 +18,8 @@ def structural(recipe):
         else t.warmup_ratio or 0.0
     yield "train.precision", "training.bf16", t.precision == "bf16"
     yield "train.precision", "training.fp16", t.precision == "fp16"
+    yield "train.gradient_checkpointing", "model.disable_gradient_checkpointing", not t.gradient_checkpointing
+    yield "train.gradient_checkpointing", "model.use_unsloth_gc", t.gradient_checkpointing == "offload"
     yield "data.packing", "data.packing", d.packing
     strategy = _strategy(e.strategy, e.per_epoch) if d.has_validation else "no"
     yield "eval.every", "training.eval_strategy", strategy

@@ -50,7 +50,9 @@ def _structure(recipe: Recipe, cfg: dict) -> None:
     args["bf16"] = t.precision == "bf16"
     args["fp16"] = t.precision == "fp16"
     # virtual-token methods do not support gradient checkpointing (an approximation note says so)
-    args["gradient_checkpointing"] = t.gradient_checkpointing and recipe.method.type not in PROMPT_METHODS
+    args["gradient_checkpointing"] = bool(t.gradient_checkpointing) and recipe.method.type not in PROMPT_METHODS
+    if t.gradient_checkpointing == "offload" and args["gradient_checkpointing"]:
+        args["activation_offloading"] = True
     args["eval_strategy"] = e.strategy if d.has_validation else "no"
     if e.strategy == "steps" and e.steps and d.has_validation:
         args["eval_steps"] = e.steps

@@ -13,8 +13,9 @@ def structural(recipe):
         else t.warmup_ratio or 0.0
     yield "train.precision", "args.bf16", t.precision == "bf16"
     yield "train.precision", "args.fp16", t.precision == "fp16"
-    yield "train.gradient_checkpointing", "args.gradient_checkpointing", t.gradient_checkpointing \
-        and recipe.method.type not in PROMPT_METHODS
+    checkpointing = bool(t.gradient_checkpointing) and recipe.method.type not in PROMPT_METHODS
+    yield "train.gradient_checkpointing", "args.gradient_checkpointing", checkpointing
+    yield "train.gradient_checkpointing", "args.activation_offloading", checkpointing and t.gradient_checkpointing == "offload"
     yield "eval.every", "args.eval_strategy", e.strategy if d.has_validation else "no"
     if e.strategy == "steps" and e.steps and d.has_validation:
         yield "eval.steps", "args.eval_steps", e.steps
