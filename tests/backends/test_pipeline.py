@@ -5,6 +5,7 @@ finished stages; a run killed during DPO reuses the SFT result."""
 from __future__ import annotations
 
 import json
+import math
 import signal
 import subprocess
 import time
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .test_ftr_backends import FTR, ftr, run_env  # noqa: F401  (run_env is a fixture)
+from .test_ftr_backends import FTR, ftr, read_log, run_env  # noqa: F401  (run_env is a fixture)
 
 # The DPO stage warms up over 2 steps, so its first optimizer step runs at learning rate 0 and checkpoint-1 holds
 # exactly the weights the stage started from; its later steps train.
@@ -82,6 +83,15 @@ def assert_dpo_started_from_sft(python: Path, runs: Path, env) -> dict:
     return {"start": start, "end": end}
 
 
+def assert_reference_is_sft(runs: Path) -> float:
+    """The DPO paper's reference is the SFT policy: at the first step the policy still equals it, so every
+    log-ratio is 0 and the loss is -log(sigmoid(0)) = log 2. A reference with the adapter disabled (the base
+    model) gives another value, since the SFT adapter is not zero."""
+    first = read_log(runs / "dpo")[0][0]
+    assert abs(first - math.log(2)) < 1e-4, f"first DPO loss {first}: the reference is not the SFT policy"
+    return first
+
+
 def assert_merged_loads(python: Path, folder: Path, env) -> None:
     proc = subprocess.run([str(python), "-c", LOAD_MERGED, str(folder)], capture_output=True, text=True, env=env)
     assert proc.returncode == 0 and "loaded" in proc.stdout, proc.stderr[-2000:]
@@ -117,7 +127,7 @@ def test_llamafactory_pipeline_killed_resumed_skipped(tiny_assets, run_env, tmp_
     assert (runs / "sft" / "adapter_model.safetensors").read_bytes() == sft_adapter  # the SFT result reused
     assert list(runs.glob("dpo.old-*")), "the interrupted DPO run is moved aside, not deleted"
     evidence = assert_dpo_started_from_sft(lf_python, runs, run_env)
-    print("adapter evidence (llamafactory):", evidence)
+    print("adapter evidence (llamafactory):", evidence, "first DPO loss:", assert_reference_is_sft(runs))
     assert_merged_loads(lf_python, runs / "merged", run_env)
 
     started = time.perf_counter()
@@ -134,7 +144,8 @@ def test_pipeline_on_one_backend(backend, tiny_assets, run_env, tmp_path, lf_pyt
     proc = ftr("run", recipe, "-b", backend, env=run_env, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     runs = tmp_path / "runs"
-    print(f"adapter evidence ({backend}):", assert_dpo_started_from_sft(lf_python, runs, run_env))
+    print(f"adapter evidence ({backend}):", assert_dpo_started_from_sft(lf_python, runs, run_env),
+          "first DPO loss:", assert_reference_is_sft(runs))
     assert_merged_loads(lf_python, runs / "merged", run_env)
 
 
@@ -146,4 +157,5 @@ def test_mixed_pipeline(sft, dpo, tiny_assets, run_env, tmp_path, lf_python):
     runs = tmp_path / "runs"
     manifests = {name: json.loads((runs / name / "manifest.json").read_text())["backend"] for name in ("sft", "dpo")}
     assert manifests == {"sft": sft, "dpo": dpo}
-    print(f"adapter evidence (mixed {sft} -> {dpo}):", assert_dpo_started_from_sft(lf_python, runs, run_env))
+    print(f"adapter evidence (mixed {sft} -> {dpo}):", assert_dpo_started_from_sft(lf_python, runs, run_env),
+          "first DPO loss:", assert_reference_is_sft(runs))

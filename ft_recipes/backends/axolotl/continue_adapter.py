@@ -4,6 +4,9 @@ stage that continues an earlier stage's adapter (``lora_model_dir``).
 Axolotl 0.19 reads ``lora_model_dir`` for SFT, ORPO and SimPO, but for DPO, IPO and KTO it passes only the LoRA
 config to TRL, which starts a fresh adapter. This plugin copies the saved adapter's weights into that adapter
 once the trainer exists, before the first step, after checking that the saved adapter has the same shape.
+
+It also adds a frozen copy named "ref", which TRL (1.9) uses as the reference model when present: the reference
+is then the continued (SFT) policy, as in the DPO paper, not the base model with the adapter disabled.
 """
 
 import json
@@ -35,4 +38,20 @@ class ContinueAdapter(BasePlugin):
         if result.unexpected_keys or missing:
             raise ValueError(f"ftr: {folder} does not fit this stage's adapter (unexpected "
                              f"{result.unexpected_keys[:3]}, missing {missing[:3]})")
-        print(f"ftr: continuing the adapter of {folder} ({len(state)} tensors)", flush=True)
+        _add_reference(trainer.model, active)
+        if getattr(trainer.args, "disable_dropout", False):  # the trainer did this before "ref" existed
+            from trl.trainer import disable_dropout_in_model
+
+            disable_dropout_in_model(trainer.model)
+        print(f"ftr: continuing the adapter of {folder} ({len(state)} tensors; reference: the same adapter, "
+              f"frozen)", flush=True)
+
+
+def _add_reference(model, config) -> None:
+    """A frozen "ref" adapter equal to "default" (what TRL itself does for a model with a pretrained adapter)."""
+    model.add_adapter("ref", config)
+    model.set_adapter("default")
+    for name, param in model.named_parameters():
+        if ".ref." in name:
+            param.data.copy_(model.get_parameter(name.replace(".ref.", ".default.")).data)
+            param.requires_grad_(False)

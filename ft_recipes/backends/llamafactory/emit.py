@@ -77,6 +77,20 @@ def _check(recipe: Recipe) -> None:
                           "set data.overlength: truncate, or use --backend axolotl")
 
 
+REFERENCE_STAGES = ("dpo", "kto")  # the stages whose trainer compares the policy with a reference model
+
+
+def reference(recipe: Recipe) -> dict:
+    """A preference stage that continues an adapter gets that adapter as its reference too (the SFT policy, as in
+    the DPO paper); without these keys LLaMA-Factory disables the adapter and the reference is the base model."""
+    if recipe.model.adapter is None or recipe.stage not in REFERENCE_STAGES:
+        return {}
+    ref = {"ref_model": recipe.model.base, "ref_model_adapters": str(recipe.model.adapter)}
+    if recipe.method.quant:
+        ref["ref_model_quantization_bit"] = recipe.method.quant.bits
+    return ref
+
+
 def _structure(recipe: Recipe, cfg: dict, out_dir: Path) -> dict:
     t, d, o = recipe.train, recipe.data, recipe.output
     stage, pref_loss = STAGES[recipe.stage]
@@ -85,6 +99,7 @@ def _structure(recipe: Recipe, cfg: dict, out_dir: Path) -> dict:
         cfg["pref_loss"] = pref_loss
     if recipe.method.quant:
         cfg["quantization_method"] = "bnb"
+    cfg.update(reference(recipe))
     info = {ds.name: _dataset_entry(ds) for ds in (*d.train, *d.val)}
     cfg["dataset"] = ",".join(ds.name for ds in d.train)
     if d.val:

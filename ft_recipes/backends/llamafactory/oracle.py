@@ -3,7 +3,7 @@ with ``get_train_args``'s effective values; the plain keys' expectations come fr
 
 from __future__ import annotations
 
-from .emit import FINETUNING, STAGES, _ratio, _strategy
+from .emit import FINETUNING, STAGES, _ratio, _strategy, reference
 
 
 def structural(recipe):
@@ -12,6 +12,8 @@ def structural(recipe):
     yield "stage", "finetuning.stage", stage
     if loss:
         yield "stage", "finetuning.pref_loss", loss
+    for key, value in reference(recipe).items():
+        yield "model.adapter", f"finetuning.{key}", value
     yield "method.type", "finetuning.finetuning_type", FINETUNING[recipe.method.type]
     yield "train.max_steps", "training.max_steps", t.max_steps if t.max_steps is not None else -1
     yield "train.warmup_steps", "training.warmup_steps", t.warmup_steps if t.warmup_steps is not None \

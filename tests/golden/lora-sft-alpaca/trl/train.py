@@ -182,7 +182,7 @@ def main() -> None:
     if evaluation is not None:
         trainer.log_metrics("eval", trainer.evaluate())
     trainer.save_state()
-    if cfg["merge"] and cfg["method"]["type"] in ("lora", "qlora"):
+    if cfg["merge"] and cfg["method"]["type"] in ("lora", "qlora", "oft"):
         merged = trainer.model.merge_and_unload()
         merged.save_pretrained(Path(cfg["args"]["output_dir"]) / "merged")
         tokenizer.save_pretrained(Path(cfg["args"]["output_dir"]) / "merged")
