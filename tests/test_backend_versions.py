@@ -123,7 +123,7 @@ def test_lint_says_which_version_has_a_key(tmp_path):
     old = CliRunner().invoke(main, ["lint", str(path), "--select", "FTR001", "--format", "json"])
     new = CliRunner().invoke(main, ["lint", str(path), "--select", "FTR001", "--format", "json",
                                     "--backend-version", "axolotl=0.21.0"])
-    hints = lambda out: {f["line"]: f["hint"] for f in json.loads(out)["findings"]}  # noqa: E731
+    hints = lambda out: {f["line"]: f["hint"] for f in json.loads(out)}  # noqa: E731
     assert hints(old.output) == {3: "'eval_on_start' was added in axolotl 0.21.0 (linted against 0.19.0; "
                                     "--backend-version axolotl=0.21.0 if you run that)"}
     assert hints(new.output) == {2: "'fsdp' was removed in axolotl 0.21.0 (0.19.0 has it)"}
@@ -138,3 +138,15 @@ def test_lint_follows_the_environment_version(tmp_path, monkeypatch):
     assert "FTR001" not in CliRunner().invoke(main, ["lint", str(path), "--select", "FTR001"]).output
     pinned = CliRunner().invoke(main, ["lint", str(path), "--select", "FTR001", "--backend-version", "axolotl=0.19.0"])
     assert "added in axolotl 0.21.0" in pinned.output
+
+
+def test_axolotl_021_has_the_019_chat_templates():
+    """The template code (backends/axolotl/templates.py) reads the 0.19.0 catalogues for both versions: valid
+    only while 0.21.0's templates, Jinja texts and strategy defaults are the same (regenerated with
+    scripts/gen_template_catalogue.py and scripts/gen_templates.py in the 0.21.0 environment)."""
+    folder = ROOT / "schemas" / "backends"
+    for old, new in (("templates-axolotl-0.19.0.json", "templates-axolotl-0.21.0.json"),
+                     ("templates/axolotl-0.19.0.json", "templates/axolotl-0.21.0.json")):
+        a, b = (json.loads((folder / name).read_text()) for name in (old, new))
+        assert (a.pop("version"), b.pop("version")) == ("0.19.0", "0.21.0")
+        assert a == b, new
