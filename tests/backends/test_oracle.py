@@ -1,6 +1,7 @@
 """The effective-value oracle: the backend's own parser is the judge of what a compiled recipe means.
 
-For every example, every preset and FTR_ORACLE_N (default 200) generated recipes per backend, ftr compiles the
+For every example, every preset and FTR_ORACLE_N (default 200) generated recipes per backend (FTR_ORACLE_N_OTHER,
+default 50, for a backend's other supported version: Axolotl 0.21.0), ftr compiles the
 recipe, the backend's own code parses the result in its environment (LLaMA-Factory: get_train_args; Axolotl:
 validate_config + normalize_config; trl: the emitted train.py's config objects), and every training-relevant
 field's EFFECTIVE value is compared with the recipe's resolved value. A difference fails unless the backend
