@@ -53,14 +53,14 @@ def backend_python(name: str) -> Path:
 
 
 def _check_env_version(python: Path, spec, backend) -> None:
-    """FTR503 when ``$FTR_<NAME>_PYTHON`` holds another version of a backend ftr targets in several versions:
-    the config was compiled for ``spec.version``."""
+    """FTR503 when ``$FTR_<NAME>_PYTHON`` holds another of the versions ftr targets than ``spec.version``, the
+    one the config was compiled for (a version ftr does not target, e.g. a patch release, is the user's call)."""
     from .envs import installed_version
 
     if len(backend.versions) < 2 or not os.environ.get(spec.env_var):
         return
     found = installed_version(python, spec)
-    if found is not None and found != spec.version:
+    if found in backend.versions and found != spec.version:
         raise FtrError(f"{spec.env_var} holds {backend.name} {found}", [Finding(
             "<environment>", 1, 1, "FTR503", "error",
             f"{spec.env_var} points at {backend.title} {found}, but the run targets {spec.version}",
@@ -402,7 +402,7 @@ def _run_config(run_dir: Path, backend: str) -> dict:
 def run_target(manifest: dict) -> dict[str, str]:
     """The backend version a recorded run used, for ``backends.targeting`` (empty when ftr cannot target it)."""
     backend, version = manifest["backend"], manifest.get("backend_version")
-    return {backend: version} if version in backends.get(backend).versions[1:] else {}
+    return {backend: version} if version in backends.get(backend).versions else {}
 
 
 def merge(run_dir: Path, out: Path | None) -> int:

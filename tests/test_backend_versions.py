@@ -88,6 +88,9 @@ def test_run_refuses_an_environment_of_another_version(tmp_path, monkeypatch):
             backend_python("axolotl")
     assert caught.value.findings[0].code == "FTR503" and "--backend-version 0.19.0" in caught.value.findings[0].hint
     assert backend_python("axolotl") == _fake_python(tmp_path, "0.19.0")
+    monkeypatch.setenv("FTR_AXOLOTL_PYTHON", str(_fake_python(tmp_path, "0.19.1")))  # the user's own build
+    with backends.targeting({"axolotl": "0.21.0"}):
+        assert backend_python("axolotl") == _fake_python(tmp_path, "0.19.1")
 
 
 def test_missing_environment_names_the_version_to_install(tmp_path, monkeypatch):
@@ -150,3 +153,18 @@ def test_axolotl_021_has_the_019_chat_templates():
         a, b = (json.loads((folder / name).read_text()) for name in (old, new))
         assert (a.pop("version"), b.pop("version")) == ("0.19.0", "0.21.0")
         assert a == b, new
+
+
+def test_project_setting_must_name_backends(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pyproject.toml").write_text('[tool.ftr]\nbackend-versions = {axolotol = "0.21.0"}\n')
+    with pytest.raises(UsageError, match="backends: llamafactory, axolotl, trl"):
+        backends.chosen_versions({})
+
+
+def test_merge_targets_the_version_that_trained():
+    from ft_recipes.run import run_target
+
+    assert run_target({"backend": "axolotl", "backend_version": "0.21.0"}) == {"axolotl": "0.21.0"}
+    assert run_target({"backend": "axolotl", "backend_version": "0.19.0"}) == {"axolotl": "0.19.0"}
+    assert run_target({"backend": "axolotl", "backend_version": None}) == {}  # an old manifest: the default

@@ -56,15 +56,15 @@ def chosen_versions(asked: dict[str, str], start=None) -> dict[str, str]:
     from ..project import project_settings
 
     pinned = project_settings(start).get("backend-versions") or {}
-    if not isinstance(pinned, dict) or not all(isinstance(v, str) for v in pinned.values()):
-        raise UsageError(f"[tool.ftr] backend-versions must be a table such as {{axolotl = \"0.21.0\"}}, "
-                         f"got {pinned!r}")
-    out = {name: version for name, version in pinned.items() if name in NAMES}
-    for name in NAMES:
-        found = _env_var_version(name) if name not in out else None
+    if not isinstance(pinned, dict) or not all(isinstance(v, str) and k in NAMES for k, v in pinned.items()):
+        raise UsageError(f"[tool.ftr] backend-versions must be a table of backend versions such as "
+                         f"{{axolotl = \"0.21.0\"}} (backends: {', '.join(NAMES)}), got {pinned!r}")
+    out = {**pinned, **asked}
+    for name in (n for n in NAMES if n not in out):
+        found = _env_var_version(name)
         if found:
             out[name] = found
-    return {**out, **asked}
+    return out
 
 
 def _env_var_version(name: str) -> str | None:
