@@ -90,9 +90,11 @@ def test_examples_and_presets_accepted_by_backend_validator(backend, python_fixt
         assert not result.get("dropped"), result
 
 
-def test_validator_catches_a_broken_compiled_config(lf_python, ax_python, tmp_path, backend_env):
-    for backend, python, key in (("llamafactory", lf_python, "lora_rnak"), ("axolotl", ax_python, "lora_rnak")):
-        cfg_path = compile_all([EXAMPLES[0]], backend, tmp_path / backend)[0]
+def test_validator_catches_a_broken_compiled_config(lf_python, ax_python, ax21_python, tmp_path, backend_env):
+    for backend, python, key, version in (("llamafactory", lf_python, "lora_rnak", None),
+                                          ("axolotl", ax_python, "lora_rnak", None),
+                                          ("axolotl", ax21_python, "lora_rnak", "0.21.0")):
+        cfg_path = compile_all([EXAMPLES[0]], backend, tmp_path / f"{backend}-{version}", version)[0]
         cfg = yaml.safe_load(cfg_path.read_text())
         cfg[key] = 8
         cfg_path.write_text(yaml.safe_dump(cfg))
