@@ -168,3 +168,14 @@ def test_merge_targets_the_version_that_trained():
     assert run_target({"backend": "axolotl", "backend_version": "0.21.0"}) == {"axolotl": "0.21.0"}
     assert run_target({"backend": "axolotl", "backend_version": "0.19.0"}) == {"axolotl": "0.19.0"}
     assert run_target({"backend": "axolotl", "backend_version": None}) == {}  # an old manifest: the default
+
+
+@pytest.mark.parametrize("name", backends.NAMES)
+def test_every_targeted_version_has_a_lock_and_a_catalogue(name):
+    backend = backends.get(name)
+    for version in backend.versions or (backend.version,):
+        spec = backends.get(name, version).env_spec()
+        assert spec.version == version and spec.lock.is_file(), (name, version)
+        if (ROOT / "schemas" / "backends" / f"{name}-{backend.version}.json").is_file():
+            assert (ROOT / "schemas" / "backends" / f"{name}-{version}.json").is_file(), (name, version)
+    assert not backend.versions or backend.versions[0] == backend.version  # the default first
