@@ -108,6 +108,7 @@ def _check_mapping(doc: Document, data: dict, path: tuple, known: dict[str, dict
         if spec is None:
             close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.7)
             hint = f"did you mean {close[0]}?" if close else f"not a {where} key of {backend} {version}"
+            hint = _other_version_hint(backend, version, path, key) or hint
             findings.append(Finding(doc.file, line, col, "FTR001", "error",
                                     f"unknown key {dotted(kpath)!r}: {UNKNOWN_FATE.get(backend, 'unknown')}",
                                     hint, dotted(kpath)))
@@ -127,6 +128,42 @@ def _check_mapping(doc: Document, data: dict, path: tuple, known: dict[str, dict
                                     f"{dotted(kpath)}: {value!r} is not {_describe_type(spec.get('type'))}",
                                     _hint_for(value, spec.get("type")), dotted(kpath)))
     return findings
+
+
+def _version_key(version: str) -> tuple:
+    return tuple(int(p) if p.isdigit() else p for p in version.split("."))
+
+
+def catalogue_versions(backend: str) -> list[str]:
+    """The versions of ``backend`` that ship a key catalogue, oldest first."""
+    found = (data_dir("schemas") / "backends").glob(f"{backend}-*.json")
+    return sorted((p.stem[len(backend) + 1:] for p in found), key=_version_key)
+
+
+def _has_key(backend: str, version: str, path: tuple, key: str) -> bool:
+    """Whether ``key`` is a top-level key (``path`` empty) or a section key of that catalogue version."""
+    catalogue = load(backend, version)
+    if not path:
+        return key in _known(backend, version, ())
+    section = catalogue.get("section_keys", {}).get(path[0]) if len(path) == 1 else None
+    return section is not None and key in section
+
+
+def _other_version_hint(backend: str, version: str, path: tuple, key: str) -> str:
+    """"added in X" / "removed in X" for a key another catalogued version of the backend knows."""
+    versions = catalogue_versions(backend)
+    if version not in versions or len(path) > 1:
+        return ""
+    here = versions.index(version)
+    newer = next((v for v in versions[here + 1:] if _has_key(backend, v, path, key)), None)
+    if newer:
+        return f"{key!r} was added in {backend} {newer} (linted against {version}; --backend-version " \
+               f"{backend}={newer} if you run that)"
+    older = next((v for v in reversed(versions[:here]) if _has_key(backend, v, path, key)), None)
+    if older:
+        removed = versions[versions.index(older) + 1]
+        return f"{key!r} was removed in {backend} {removed} ({older} has it)"
+    return ""
 
 
 def _dataset_model(data: dict) -> str:

@@ -44,10 +44,13 @@ def stage_hashes(pipeline: Pipeline, default_backend: str) -> dict[str, str]:
     """name -> the stage's hash, chained through ``from:``."""
     out: dict[str, str] = {}
     for stage in pipeline.stages:
-        parts = {"backend": pipeline.backend_of(stage, default_backend), "merge": stage.merge,
+        backend = backends.get(pipeline.backend_of(stage, default_backend))
+        parts = {"backend": backend.name, "merge": stage.merge,
                  "recipe": recipe_hash(stage.recipe) if stage.recipe else "merge-step",
                  "data": sorted(data_hashes(stage).values()),  # contents, not where the checkout lies
                  "input": out.get(stage.source, "base")}
+        if backend.versions[1:] and backend.version != backend.versions[0]:
+            parts["backend_version"] = backend.version  # another version: run again (the default's hash stays)
         text = json.dumps(parts, sort_keys=True, separators=(",", ":"))
         out[stage.name] = hashlib.sha256(text.encode()).hexdigest()[:16]
     return out

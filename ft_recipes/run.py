@@ -40,13 +40,31 @@ def backend_python(name: str) -> Path:
     """The interpreter of the backend's environment, or FTR503 with the command that installs it."""
     from .envs import find_python
 
-    spec = backends.env_spec(name)
+    backend = backends.get(name)
+    spec = backend.env_spec()
     python = find_python(spec)
+    flag = f" --version {spec.version}" if backend.versions[1:] and spec.version != backend.versions[0] else ""
     if python is None:
         raise FtrError(f"no {name} environment", [Finding(
             "<environment>", 1, 1, "FTR503", "error", f"the {name} {spec.version} environment is not installed",
-            f"run `ftr backend install {name}`, or point FTR_{name.upper()}_PYTHON at its python")])
+            f"run `ftr backend install {name}{flag}`, or point {spec.env_var} at its python")])
+    _check_env_version(python, spec, backend)
     return python
+
+
+def _check_env_version(python: Path, spec, backend) -> None:
+    """FTR503 when ``$FTR_<NAME>_PYTHON`` holds another of the versions ftr targets than ``spec.version``, the
+    one the config was compiled for (a version ftr does not target, e.g. a patch release, is the user's call)."""
+    from .envs import installed_version
+
+    if len(backend.versions) < 2 or not os.environ.get(spec.env_var):
+        return
+    found = installed_version(python, spec)
+    if found in backend.versions and found != spec.version:
+        raise FtrError(f"{spec.env_var} holds {backend.name} {found}", [Finding(
+            "<environment>", 1, 1, "FTR503", "error",
+            f"{spec.env_var} points at {backend.title} {found}, but the run targets {spec.version}",
+            f"pass --backend-version {found}, or unset {spec.env_var} to use ftr's {spec.version} environment")])
 
 
 def last_checkpoint(run_dir: Path) -> Path | None:
@@ -389,8 +407,19 @@ def _run_config(run_dir: Path, backend: str) -> dict:
     return cfg
 
 
+def run_target(manifest: dict) -> dict[str, str]:
+    """The backend version a recorded run used, for ``backends.targeting`` (empty when ftr cannot target it)."""
+    backend, version = manifest["backend"], manifest.get("backend_version")
+    return {backend: version} if version in backends.get(backend).versions else {}
+
+
 def merge(run_dir: Path, out: Path | None) -> int:
-    backend = read_run_manifest(run_dir)["backend"]
+    manifest = read_run_manifest(run_dir)
+    with backends.targeting(run_target(manifest)):  # the environment of the version that trained it
+        return _merge(run_dir, manifest["backend"], out)
+
+
+def _merge(run_dir: Path, backend: str, out: Path | None) -> int:
     cfg = _run_config(run_dir, backend)
     python = backend_python(backend)
     target = (out or run_dir / "merged").resolve()

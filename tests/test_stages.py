@@ -90,6 +90,11 @@ def test_stage_backend_and_hashes_chain(tmp_path):
     path.write_text(path.read_text().replace("format: preference}]}", "format: preference}]}\n    train: {lr: 1.0e-5}"))
     changed = pipeline_run.stage_hashes(load_pipeline(path), "llamafactory")
     assert changed["sft"] == after["sft"] and changed["dpo"] != after["dpo"]
+    from ft_recipes import backends
+
+    with backends.targeting({"axolotl": "0.21.0"}):  # another Axolotl version: its stage and the next run again
+        newer = pipeline_run.stage_hashes(load_pipeline(path), "llamafactory")
+    assert newer["sft"] != changed["sft"] and newer["dpo"] != changed["dpo"]
 
 
 @pytest.mark.parametrize("stages,text,message", [

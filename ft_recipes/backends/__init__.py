@@ -4,17 +4,84 @@
 from __future__ import annotations
 
 import importlib
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 from ..findings import UsageError
 
 NAMES = ("llamafactory", "axolotl", "trl")  # the registered backend folders, in the order help lists them
 
+# backend name -> the version a command targets (``targeting``); absent: the backend's default version
+_TARGETS: ContextVar[dict] = ContextVar("ftr_backend_versions", default={})
 
-def get(name: str):
-    """The ``Backend`` registered as ``name``."""
+
+def get(name: str, version: str | None = None):
+    """The ``Backend`` registered as ``name``, at ``version``, else at the version the running command targets
+    (``targeting``), else at its default version."""
     if name not in NAMES:
         raise UsageError(f"unknown backend {name!r}; choose one of: {', '.join(NAMES)}")
-    return importlib.import_module(f"ft_recipes.backends.{name}").BACKEND
+    backend = importlib.import_module(f"ft_recipes.backends.{name}").BACKEND
+    return backend.at(version or _TARGETS.get().get(name))
+
+
+@contextmanager
+def targeting(versions: dict[str, str]):
+    """Within the block, ``get(name)`` is the backend at ``versions[name]`` (checked here: UsageError for a
+    version ftr cannot target)."""
+    for name, version in versions.items():
+        get(name, version)
+    token = _TARGETS.set({**_TARGETS.get(), **versions})
+    try:
+        yield
+    finally:
+        _TARGETS.reset(token)
+
+
+def parse_versions(values, where: str, backend: str | None = None) -> dict[str, str]:
+    """``NAME=VERSION`` values (or a bare ``VERSION`` for ``backend``) -> {name: version}."""
+    out: dict[str, str] = {}
+    for value in values or ():
+        name, sep, version = str(value).rpartition("=")
+        name = name if sep else backend
+        if name not in NAMES or not version:
+            raise UsageError(f"{where}: expected VERSION or BACKEND=VERSION (e.g. axolotl=0.21.0), got {value!r}")
+        out[name] = version
+    return out
+
+
+def chosen_versions(asked: dict[str, str], start=None) -> dict[str, str]:
+    """The version each backend targets: ``asked`` (the command line), else ``[tool.ftr] backend-versions``
+    in the nearest pyproject.toml, else the version of the environment ``FTR_<NAME>_PYTHON`` points at (when
+    ftr can target it); backends with none of these are left out (their default version)."""
+    from ..project import project_settings
+
+    pinned = project_settings(start).get("backend-versions") or {}
+    if not isinstance(pinned, dict) or not all(isinstance(v, str) and k in NAMES for k, v in pinned.items()):
+        raise UsageError(f"[tool.ftr] backend-versions must be a table of backend versions such as "
+                         f"{{axolotl = \"0.21.0\"}} (backends: {', '.join(NAMES)}), got {pinned!r}")
+    out = {**pinned, **asked}
+    for name in (n for n in NAMES if n not in out):
+        found = _env_var_version(name)
+        if found:
+            out[name] = found
+    return out
+
+
+def _env_var_version(name: str) -> str | None:
+    """The backend version installed where ``FTR_<NAME>_PYTHON`` points, when ftr can target it."""
+    import os
+    from pathlib import Path
+
+    from ..envs import installed_version
+
+    backend = importlib.import_module(f"ft_recipes.backends.{name}").BACKEND
+    if len(backend.versions) < 2:
+        return None  # one version: nothing to choose (and no subprocess to start)
+    spec = backend.env_spec()
+    if spec is None or not os.environ.get(spec.env_var):
+        return None
+    version = installed_version(Path(os.environ[spec.env_var]).expanduser(), spec)
+    return version if version in backend.versions else None
 
 
 def all_backends() -> list:

@@ -7,7 +7,7 @@ name in ``ft_recipes.backends``. Core modules and commands only ever talk to the
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -54,9 +54,21 @@ class Backend:
     markers: tuple[str, ...] = ()  # top-level keys that identify a native file of this dialect
     importer: str | None = None  # module with ``to_recipe(mapper, base_dir)``
     launcher: str | None = None  # module with ``launch``, ``run_overrides``, ``merge``
-    env: Callable[[], Any] | None = None  # -> envs.EnvSpec
+    env: Callable[[str], Any] | None = None  # version -> envs.EnvSpec
     folder: Path = field(default_factory=Path)
     unknown_key_fate: str = ""  # what the backend does with a key it does not know
+    versions: tuple[str, ...] = ()  # every version ftr can target, the default (``version``) first
+
+    def at(self, version: str | None) -> "Backend":
+        """This backend targeting ``version`` (None: the default); UsageError for a version ftr cannot target."""
+        if version is None or version == self.version:
+            return self
+        if version not in self.versions:
+            from ..findings import UsageError
+
+            raise UsageError(f"ftr cannot target {self.title} {version}; it targets "
+                             f"{', '.join(self.versions or (self.version,))}")
+        return replace(self, version=version)
 
     # --- optional parts ------------------------------------------------------------------------------------
     @property
@@ -74,7 +86,7 @@ class Backend:
         return self.importer is not None
 
     def emit(self, recipe, out_dir: Path):
-        return importlib.import_module(self.emitter).emit(recipe, out_dir)
+        return importlib.import_module(self.emitter).emit(recipe, out_dir, self)
 
     def import_module(self):
         return importlib.import_module(self.importer) if self.importer else None
@@ -83,7 +95,7 @@ class Backend:
         return importlib.import_module(self.launcher) if self.launcher else None
 
     def env_spec(self):
-        return self.env() if self.env else None
+        return self.env(self.version) if self.env else None
 
     def notes(self, recipe) -> list:
         """The fidelity notes for this recipe (every approximation that applies)."""

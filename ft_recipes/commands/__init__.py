@@ -14,6 +14,22 @@ from ..findings import FtrError
 OUTPUT_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO)
 
 
+def backend_version_option(func):
+    """``--backend-version``: the backend version to target (``0.21.0``, or ``axolotl=0.21.0`` for a pipeline's
+    other backends); see ``targets``."""
+    return click.option("--backend-version", "backend_versions", multiple=True, metavar="[BACKEND=]VERSION",
+                        help="Target this backend version (e.g. 0.21.0 for axolotl; default: [tool.ftr] "
+                             "backend-versions, else the version of $FTR_<NAME>_PYTHON, else ftr's default).")(func)
+
+
+def targets(values, backend: str | None):
+    """The context in which ``backends.get`` returns the chosen versions (command line over project over
+    environment; UsageError for a version ftr cannot target)."""
+    from ..backends import chosen_versions, parse_versions, targeting
+
+    return targeting(chosen_versions(parse_versions(values, "--backend-version", backend)))
+
+
 def guard(func):
     """Run a command body: FtrError -> its findings on stderr and its exit code; never a traceback."""
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from . import guard
+from . import backend_version_option, guard, targets
 from .. import backends
 from ..backends import NAMES
 
@@ -31,14 +31,20 @@ def compile_recipe(path: str, backend: str, out_dir: Path | None, force: bool = 
 @click.option("--output", "-o", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Directory for the native config(s); without it the main config goes to stdout.")
 @click.option("--force", is_flag=True, help="Overwrite files in the output directory that ftr did not write.")
+@backend_version_option
 @guard
-def compile_cmd(recipe: str, backend: str, out_dir: Path | None, force: bool) -> None:
+def compile_cmd(recipe: str, backend: str, out_dir: Path | None, force: bool, backend_versions) -> None:
     """Compile RECIPE into the backend's native config.
 
     \b
     axolotl:      OUT/axolotl.yaml (+ OUT/data/*.jsonl for rows rewritten as messages)
     llamafactory: OUT/llamafactory.yaml and OUT/dataset_info.json
     """
+    with targets(backend_versions, backend):
+        _compile(recipe, backend, out_dir, force)
+
+
+def _compile(recipe: str, backend: str, out_dir: Path | None, force: bool) -> None:
     from ..stages import has_stages
 
     if has_stages(recipe):

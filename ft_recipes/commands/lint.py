@@ -31,7 +31,8 @@ FORMATS = ("text", "json", "sarif", "github")  # keys of ft_recipes.lint.reporte
 @click.option("--dialect", type=click.Choice(("recipe", *names("import"))), default=None,
               help="Read every file as this dialect (default: detected from its keys).")
 @click.option("--backend-version", "backend_versions", multiple=True, metavar="BACKEND=VERSION",
-              help="Key catalogue for native files, e.g. axolotl=0.21.0 (default: the version ftr targets).")
+              help="Key catalogue for native files, e.g. axolotl=0.21.0 (default: [tool.ftr.lint] or [tool.ftr] "
+                   "backend-versions, else the version of $FTR_<NAME>_PYTHON, else ftr's default).")
 @click.option("--run-dir", type=click.Path(file_okay=False), default=None,
               help="Where the backend will be run from: native files' dataset, dataset_dir and DeepSpeed paths "
                    "resolve against it, as the backends do (default: the working directory).")
@@ -58,12 +59,7 @@ def lint_cmd(paths, fmt, strict, select, extend_select, ignore, rule_packs, no_n
     from ..lint.reporters import REPORTERS
 
     options = merge_cli(from_project(), select, ignore, extend_select, strict, rule_packs, no_noqa)
-    if backend_versions:
-        from dataclasses import replace
-
-        from ..lint.options import versions
-
-        options = replace(options, versions=versions(backend_versions, "--backend-version"))
+    options = _with_versions(options, backend_versions)
     from ..datasets import running_from
 
     files = expand(paths, only_recipes)
@@ -77,6 +73,19 @@ def lint_cmd(paths, fmt, strict, select, extend_select, ignore, rule_packs, no_n
     elif text:
         click.echo(text)
     sys.exit(1 if any(f.severity == "error" for f in findings) else 0)
+
+
+def _with_versions(options, backend_versions):
+    """The catalogue version per backend: --backend-version, else [tool.ftr.lint] backend-versions, else the
+    version ftr targets ([tool.ftr] backend-versions, $FTR_<NAME>_PYTHON's version; ``chosen_versions``)."""
+    from dataclasses import replace
+
+    from ..backends import chosen_versions
+    from ..lint.options import versions
+
+    chosen = {**chosen_versions({}), **dict(options.versions),
+              **dict(versions(backend_versions, "--backend-version"))}
+    return replace(options, versions=tuple(chosen.items()))
 
 
 @click.command("rules")

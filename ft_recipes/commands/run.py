@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from . import guard
+from . import backend_version_option, guard, targets
 from ..backends import NAMES
 from ..launchers import NAMES as LAUNCHERS
 
@@ -33,14 +33,23 @@ from ..launchers import NAMES as LAUNCHERS
 @click.option("--no-lint", is_flag=True, help="Launch even when lint reports errors.")
 @click.option("--only", "only", metavar="STAGE", default=None, help="A pipeline: run only this stage (again).")
 @click.option("--from-stage", metavar="STAGE", default=None, help="A pipeline: run this stage and the later ones again.")
+@backend_version_option
 @click.argument("extra", nargs=-1, type=click.UNPROCESSED)
 @guard
 def run_cmd(recipe, backend, gpus, nnodes, launcher, attach, ray_address, node_rank, master_addr, master_port,
-            deepspeed, fsdp, dry_run, resume, force, no_lint, only, from_stage, extra):
-    """Lint RECIPE, compile it into its run directory (output.dir) and launch BACKEND there.
+            deepspeed, fsdp, dry_run, resume, force, no_lint, only, from_stage, backend_versions, extra):
+    """Lint RECIPE, compile it into its run directory (output.dir) and launch BACKEND there, from the
+    environment of the backend version it was compiled for (--backend-version).
 
     Arguments after `--` go to the backend command. The backend's exit code is ftr's.
     """
+    with targets(backend_versions, backend):
+        _run(recipe, backend, gpus, nnodes, launcher, attach, ray_address, node_rank, master_addr, master_port,
+             deepspeed, fsdp, dry_run, resume, force, no_lint, only, from_stage, extra)
+
+
+def _run(recipe, backend, gpus, nnodes, launcher, attach, ray_address, node_rank, master_addr, master_port,
+         deepspeed, fsdp, dry_run, resume, force, no_lint, only, from_stage, extra):
     from ..emit import DEEPSPEED_PRESETS
     from ..launch import LaunchOptions, check
     from ..pipeline import load_recipe

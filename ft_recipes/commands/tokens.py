@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from . import guard
+from . import backend_version_option, guard, targets
 from ..backends import NAMES
 
 
@@ -20,11 +20,18 @@ from ..backends import NAMES
               help="Seconds to wait for the backend before stopping it.")
 @click.option("--templates", default=None,
               help="With --diff: compare under each of these chat templates (comma-separated) and print a table.")
+@backend_version_option
 @guard
 def tokens_cmd(recipe: str, backend: str | None, pair: tuple[str, str] | None, rows: int, timeout: float,
-               templates: str | None) -> None:
+               templates: str | None, backend_versions) -> None:
     """Show how the first rows of RECIPE's data are rendered and tokenized by a backend's own
     preprocessing (run in its environment, without training), trained tokens highlighted."""
+    with targets(backend_versions, backend):
+        _tokens(recipe, backend, pair, rows, timeout, templates)
+
+
+def _tokens(recipe: str, backend: str | None, pair: tuple[str, str] | None, rows: int, timeout: float,
+            templates: str | None) -> None:
     from ..pipeline import load_recipe
     from ..tokens import diff, render, tokenize
 

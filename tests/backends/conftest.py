@@ -74,6 +74,16 @@ def ax_python() -> Path:
     return _backend_python("axolotl")
 
 
+@pytest.fixture(scope="session")
+def ax21_python() -> Path:
+    """The Axolotl 0.21.0 environment's python (Python 3.12), always ftr's own cached one (FTR_AXOLOTL_PYTHON
+    may hold another version); installs it from lock-0.21.0.txt when missing (see docs/backends/axolotl.md)."""
+    from ft_recipes.backends import get
+    from ft_recipes.envs import install
+
+    return install(get("axolotl", "0.21.0").env_spec(), log=lambda msg: print(msg, file=sys.stderr))
+
+
 # --- trl ------------------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="session")

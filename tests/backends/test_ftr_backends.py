@@ -45,11 +45,12 @@ def validate(python: Path, backend: str, configs: list[Path], env) -> list[dict]
     return results
 
 
-def compile_all(recipes: list[Path], backend: str, out: Path) -> list[Path]:
+def compile_all(recipes: list[Path], backend: str, out: Path, version: str | None = None) -> list[Path]:
     configs = []
     for recipe in recipes:
         target = out / recipe.stem
-        proc = ftr("compile", recipe, "-b", backend, "-o", target, check=False)
+        proc = ftr("compile", recipe, "-b", backend, "-o", target, *(("--backend-version", version) if version else ()),
+                   check=False)
         if proc.returncode == 1 and "FTR005" in proc.stderr:
             continue  # the backend cannot express this recipe: that is its own (golden-tested) answer
         assert proc.returncode == 0, proc.stderr
@@ -74,19 +75,26 @@ def preset_recipes(tmp_path: Path) -> list[Path]:
     return out
 
 
-@pytest.mark.parametrize("backend,python_fixture", [("llamafactory", "lf_python"), ("axolotl", "ax_python")])
-def test_examples_and_presets_accepted_by_backend_validator(backend, python_fixture, request, tmp_path, backend_env):
+@pytest.mark.parametrize("backend,python_fixture,version", [("llamafactory", "lf_python", None),
+                                                              ("axolotl", "ax_python", None),
+                                                              ("axolotl", "ax21_python", "0.21.0")])
+def test_examples_and_presets_accepted_by_backend_validator(backend, python_fixture, version, request, tmp_path,
+                                                            backend_env):
     python = request.getfixturevalue(python_fixture)
-    configs = compile_all(EXAMPLES + preset_recipes(tmp_path), backend, tmp_path / "compiled")
+    configs = compile_all(EXAMPLES + preset_recipes(tmp_path), backend, tmp_path / "compiled", version)
     assert len(configs) >= len(EXAMPLES)
+    if version:
+        assert all(f"target: {backend} {version}." in c.read_text() for c in configs)
     for result in validate(python, backend, configs, backend_env):
         assert result["ok"], result
         assert not result.get("dropped"), result
 
 
-def test_validator_catches_a_broken_compiled_config(lf_python, ax_python, tmp_path, backend_env):
-    for backend, python, key in (("llamafactory", lf_python, "lora_rnak"), ("axolotl", ax_python, "lora_rnak")):
-        cfg_path = compile_all([EXAMPLES[0]], backend, tmp_path / backend)[0]
+def test_validator_catches_a_broken_compiled_config(lf_python, ax_python, ax21_python, tmp_path, backend_env):
+    for backend, python, key, version in (("llamafactory", lf_python, "lora_rnak", None),
+                                          ("axolotl", ax_python, "lora_rnak", None),
+                                          ("axolotl", ax21_python, "lora_rnak", "0.21.0")):
+        cfg_path = compile_all([EXAMPLES[0]], backend, tmp_path / f"{backend}-{version}", version)[0]
         cfg = yaml.safe_load(cfg_path.read_text())
         cfg[key] = 8
         cfg_path.write_text(yaml.safe_dump(cfg))
@@ -154,6 +162,24 @@ def test_lora_sft_through_ftr_run(backend, tiny_assets, run_env, tmp_path, lf_py
     load_adapter(lf_python, run_dir, run_env)
     assert (run_dir / "recipe.resolved.yaml").is_file()
     assert "ftr: step" in proc.stderr  # the progress line
+
+
+def test_axolotl_021_lora_sft_through_ftr_run_and_merge(tiny_assets, run_env, ax21_python, tmp_path, lf_python):
+    """`--backend-version 0.21.0`: compiled for 0.21.0, trained and merged in ftr's cached 0.21.0 environment."""
+    env = {k: v for k, v in run_env.items() if k != "FTR_AXOLOTL_PYTHON"}
+    recipe = tiny_recipe(tmp_path, tiny_assets, "lora-ax21", "extends: [lora-sft]")
+    proc = ftr("run", recipe, "-b", "axolotl", "--backend-version", "0.21.0", env=env, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    run_dir = tmp_path / "runs" / "lora-ax21"
+    assert_trained(run_dir)
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["backend_version"] == "0.21.0" and manifest["python"].startswith("3.12")
+    assert manifest["backend_command"][0] == str(ax21_python)
+    assert "target: axolotl 0.21.0." in (run_dir / "axolotl.yaml").read_text()
+    load_adapter(lf_python, run_dir, env)
+    merged = tmp_path / "merged-ax21"
+    ftr("merge", run_dir, "-o", merged, env=env)  # the manifest's version picks the 0.21.0 environment again
+    assert (merged / "config.json").is_file() and list(merged.glob("*.safetensors"))
 
 
 def test_full_sft_llamafactory(tiny_assets, run_env, tmp_path):

@@ -1,6 +1,7 @@
 """The effective-value oracle: the backend's own parser is the judge of what a compiled recipe means.
 
-For every example, every preset and FTR_ORACLE_N (default 200) generated recipes per backend, ftr compiles the
+For every example, every preset and FTR_ORACLE_N (default 200) generated recipes per backend (FTR_ORACLE_N_OTHER,
+default 50, for a backend's other supported version: Axolotl 0.21.0), ftr compiles the
 recipe, the backend's own code parses the result in its environment (LLaMA-Factory: get_train_args; Axolotl:
 validate_config + normalize_config; trl: the emitted train.py's config objects), and every training-relevant
 field's EFFECTIVE value is compared with the recipe's resolved value. A difference fails unless the backend
@@ -32,7 +33,10 @@ from ft_recipes.stages import load_pipeline
 from paths import EXAMPLES, PRESETS
 
 N = int(os.environ.get("FTR_ORACLE_N", "200"))
-PYTHONS = {"llamafactory": "lf_python", "axolotl": "ax_python", "trl": "trl_python"}
+N_OTHER = int(os.environ.get("FTR_ORACLE_N_OTHER", "50"))  # generated recipes for a backend's non-default version
+# target -> (backend, version, python fixture, generated recipes); None: the backend's default version
+TARGETS = {"llamafactory": ("llamafactory", None, "lf_python", N), "axolotl": ("axolotl", None, "ax_python", N),
+           "axolotl-0.21.0": ("axolotl", "0.21.0", "ax21_python", N_OTHER), "trl": ("trl", None, "trl_python", N)}
 STAGE_DATA = {"sft": ("alpaca", "sharegpt", "messages"), "pt": ("text",), "dpo": ("preference",),
               "orpo": ("preference",), "simpo": ("preference",), "rm": ("preference",)}
 SCHEDULERS = ("cosine", "linear", "constant", "constant_with_warmup", "cosine_with_restarts", "polynomial",
@@ -116,17 +120,17 @@ def recipe_docs(draw, caps):
     return doc
 
 
-def _generate(caps) -> list[dict]:
+def _generate(caps, n: int) -> list[dict]:
     docs: list[dict] = []
 
-    @settings(max_examples=N, derandomize=True, database=None, deadline=None,
+    @settings(max_examples=n, derandomize=True, database=None, deadline=None,
               suppress_health_check=list(HealthCheck))
     @given(recipe_docs(caps))
     def collect(doc):
         docs.append(doc)
 
     collect()
-    return docs[:N]
+    return docs[:n]
 
 
 # --- compile, parse, compare -------------------------------------------------------------------------------
@@ -196,8 +200,9 @@ def _same(expected, actual) -> bool:
 
 
 class Run:
-    def __init__(self, backend: str):
-        self.backend = backends.get(backend)
+    def __init__(self, backend: str, version: str | None = None, n: int = N):
+        self.backend = backends.get(backend, version)
+        self.n = n
         self.cases: list[tuple[str, object, Path]] = []  # (label, recipe, native config)
         self.refused: list[str] = []
 
@@ -252,36 +257,49 @@ class Run:
         return problems, compared
 
 
+def _cases(name: str, root: Path, tiny) -> Run:
+    backend, version, _, n = TARGETS[name]
+    run = Run(backend, version, n)
+    for source in (*EXAMPLES, *PRESETS):
+        if "\nstages:" in source.read_text():  # a pipeline: every training stage is a case
+            pipeline = load_pipeline(_tiny_pipeline(source, root / name / f"pipeline-{source.stem}", tiny))
+            for stage in (s for s in pipeline.stages if s.loaded):
+                run.add_loaded(f"{source.name}:{stage.name}", stage.loaded, pipeline.dir / "compiled" / stage.name)
+            continue
+        run.add(f"{source.parent.name}/{source.name}", _wrapper(source, root / name / f"{source.parent.name}-{source.stem}", tiny))
+    for i, doc in enumerate(_generate(run.backend.capabilities, n)):
+        run.add(f"generated[{i}]", _write(doc, root / name / f"g{i:03d}", tiny))
+    return run
+
+
+class Cases(dict):
+    """The compiled cases of each target, built when a test first asks for that target."""
+
+    def __init__(self, root: Path, tiny):
+        super().__init__()
+        self.root, self.tiny = root, tiny
+
+    def __missing__(self, name: str) -> Run:
+        self[name] = _cases(name, self.root, self.tiny)
+        return self[name]
+
+
 @pytest.fixture(scope="module")
 def oracle_cases(tmp_path_factory, tiny_assets):
-    root = tmp_path_factory.mktemp("oracle")
-    runs = {}
-    for name in PYTHONS:
-        run = Run(name)
-        for source in (*EXAMPLES, *PRESETS):
-            if "\nstages:" in source.read_text():  # a pipeline: every training stage is a case
-                pipeline = load_pipeline(_tiny_pipeline(source, root / name / f"pipeline-{source.stem}", tiny_assets))
-                for stage in (s for s in pipeline.stages if s.loaded):
-                    run.add_loaded(f"{source.name}:{stage.name}", stage.loaded, pipeline.dir / "compiled" / stage.name)
-                continue
-            run.add(f"{source.parent.name}/{source.name}", _wrapper(source, root / name / f"{source.parent.name}-{source.stem}", tiny_assets))
-        for i, doc in enumerate(_generate(run.backend.capabilities)):
-            run.add(f"generated[{i}]", _write(doc, root / name / f"g{i:03d}", tiny_assets))
-        runs[name] = run
-    return runs
+    return Cases(tmp_path_factory.mktemp("oracle"), tiny_assets)
 
 
-@pytest.mark.parametrize("name", list(PYTHONS))
+@pytest.mark.parametrize("name", list(TARGETS))
 def test_effective_values_match_the_recipe(name, oracle_cases, request, backend_env, capsys):
     run = oracle_cases[name]
-    python = request.getfixturevalue(PYTHONS[name])
+    python = request.getfixturevalue(TARGETS[name][2])
     parsed = run.parse(python, backend_env)
     problems, compared = run.differences(parsed)
     problems += run.dropped(python, backend_env)
     with capsys.disabled():
-        print(f"\noracle {name}: {len(run.cases)} recipes parsed, {compared} fields compared, "
+        print(f"\noracle {name} {run.backend.version}: {len(run.cases)} recipes parsed, {compared} fields compared, "
               f"{len(run.refused)} refused with FTR005, {len(problems)} unexplained differences")
-    assert len(run.cases) >= N * 0.6, f"too many recipes refused: {len(run.refused)}"
+    assert len(run.cases) >= run.n * 0.6, f"too many recipes refused: {len(run.refused)}"
     assert not problems, "\n".join(problems[:40])
 
 

@@ -1,4 +1,4 @@
-"""The axolotl backend: Axolotl 0.19 (``axolotl train``)."""
+"""The axolotl backend: Axolotl 0.19.0 (the default) or 0.21.0 (``axolotl train``)."""
 
 from __future__ import annotations
 
@@ -12,13 +12,16 @@ from .templates import known
 HERE = Path(__file__).parent
 
 
-def _env():
+# version -> (Python, lock file); each lock builds its own environment (the cache is keyed by the lock's hash)
+ENVIRONMENTS = {"0.19.0": ("3.11", "lock.txt"), "0.21.0": ("3.12", "lock-0.21.0.txt")}
+
+
+def _env(version: str):
     from ...envs import EnvSpec
 
-    return EnvSpec(name="axolotl", version="0.19.0", python="3.11", lock=HERE / "lock.txt",
-                   import_name="axolotl", cli="axolotl")
-
-
+    python, lock = ENVIRONMENTS[version]
+    return EnvSpec(name="axolotl", version=version, python=python, lock=HERE / lock, import_name="axolotl",
+                   cli="axolotl")
 
 
 APPROXIMATIONS = (
@@ -38,4 +41,4 @@ BACKEND = Backend(
     keys=TABLE, emitter="ft_recipes.backends.axolotl.emit", approximations=APPROXIMATIONS,
     markers=("base_model", "datasets", "sequence_len", "micro_batch_size", "adapter", "lora_r"),
     importer="ft_recipes.backends.axolotl.importer", launcher="ft_recipes.backends.axolotl.launch",
-    env=_env, folder=HERE, unknown_key_fate="Axolotl silently drops it")
+    env=_env, folder=HERE, unknown_key_fate="Axolotl silently drops it", versions=tuple(ENVIRONMENTS))

@@ -1,4 +1,5 @@
-"""Recipe -> Axolotl 0.19 config (``axolotl.yaml``).
+"""Recipe -> Axolotl config (``axolotl.yaml``), for the version the ``Backend`` targets (0.19.0 or 0.21.0: the
+keys ftr writes mean the same in both, see docs/backends/axolotl.md).
 
 Chat and instruction data is rendered through the recipe's chat template (``type: chat_template``),
 so a recipe means the same prompts on Axolotl as on LLaMA-Factory. Alpaca and preference rows are
@@ -23,20 +24,17 @@ from ...recipe import Dataset, Recipe
 from ..base import check
 
 NAME = "axolotl"
-VERSION = "0.19.0"
 MAIN = "axolotl.yaml"
 
 # Preference stages whose rows ftr hands to trl in its conversational form, rendered by the chat template there.
 TRL_RENDERED = ("dpo", "simpo")
 
 
-def _check(recipe: Recipe) -> None:
-    from . import BACKEND
-
+def _check(recipe: Recipe, backend) -> None:
     if recipe.stage == "kto":
         raise unsupported(recipe, ("stage",), "ftr does not yet emit KTO datasets for Axolotl",
                           "use --backend llamafactory for kto")
-    check(BACKEND, recipe)
+    check(backend, recipe)
     chat = [ds for ds in recipe.data.train if ds.format != "text"]
     if recipe.stage == "pt" and chat:
         raise unsupported(recipe, chat[0].key_path + ("format",),
@@ -229,13 +227,15 @@ def _val_split(recipe: Recipe, cfg: dict) -> None:
     cfg["val_set_size"] = split if split < 1 else int(split)
 
 
-def emit(recipe: Recipe, out_dir: Path) -> Emitted:
+def emit(recipe: Recipe, out_dir: Path, backend=None) -> Emitted:
+    """``backend``: the ``Backend`` at the targeted version (default: the package's, 0.19.0)."""
     from . import BACKEND
 
-    _check(recipe)
+    backend = backend or BACKEND
+    _check(recipe, backend)
     d, o = recipe.data, recipe.output
     cfg: dict = {}
-    BACKEND.keys.emit(recipe, cfg)
+    backend.keys.emit(recipe, cfg)
     _model(recipe, cfg)
     _method(recipe, cfg)
     data_files: dict = {}
@@ -255,8 +255,8 @@ def emit(recipe: Recipe, out_dir: Path) -> Emitted:
     if recipe.hardware.gpus == 0:
         cfg.update(CPU_FLAGS)
     configs = {MAIN: cfg, **_continue_adapter(recipe, cfg)}
-    notes = BACKEND.notes(recipe) + apply_passthrough(cfg, recipe, NAME)
-    return Emitted(NAME, VERSION, MAIN, configs=configs, data_files=data_files, notes=notes)
+    notes = backend.notes(recipe) + apply_passthrough(cfg, recipe, NAME)
+    return Emitted(NAME, backend.version, MAIN, configs=configs, data_files=data_files, notes=notes)
 
 
 CONTINUE_PLUGIN = "ftr_continue_adapter.py"

@@ -15,7 +15,7 @@ from ... import templates as slot_templates
 from ..llamafactory.templates import TEMPLATES as REFERENCE
 from ..llamafactory.templates import VERSION as REFERENCE_VERSION
 
-VERSION = "0.19.0"
+VERSION = "0.19.0"  # also for 0.21.0: its template catalogues are the same (tests/test_backend_versions.py)
 PREFIX = "axolotl:"  # a recipe template "axolotl:NAME" is Axolotl's NAME exactly
 
 TEMPLATES = {

@@ -12,10 +12,10 @@ from .templates import known, resolve
 HERE = Path(__file__).parent
 
 
-def _env():
+def _env(version: str):
     from ...envs import EnvSpec
 
-    return EnvSpec(name="llamafactory", version="0.9.5", python="3.11", lock=HERE / "lock.txt",
+    return EnvSpec(name="llamafactory", version=version, python="3.11", lock=HERE / "lock.txt",
                    import_name="llamafactory", cli="llamafactory-cli",
                    # PyPI's torchaudio links CUDA libs; LF imports it unconditionally but needs no native op
                    prune=("torchaudio/lib/*.so",))

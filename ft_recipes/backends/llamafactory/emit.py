@@ -132,7 +132,7 @@ def _structure(recipe: Recipe, cfg: dict, out_dir: Path) -> dict:
     return info
 
 
-def emit(recipe: Recipe, out_dir: Path) -> Emitted:
+def emit(recipe: Recipe, out_dir: Path, backend=None) -> Emitted:
     from . import BACKEND
 
     _check(recipe)

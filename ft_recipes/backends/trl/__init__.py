@@ -11,10 +11,10 @@ from .keys import TABLE
 HERE = Path(__file__).parent
 
 
-def _env():
+def _env(version: str):
     from ...envs import EnvSpec
 
-    return EnvSpec(name="trl", version="1.9.0", python="3.11", lock=HERE / "lock.txt", import_name="trl",
+    return EnvSpec(name="trl", version=version, python="3.11", lock=HERE / "lock.txt", import_name="trl",
                    cli="python")
 
 

@@ -62,7 +62,7 @@ def _structure(recipe: Recipe, cfg: dict) -> None:
         args["deepspeed"] = deepspeed_path(recipe)
 
 
-def emit(recipe: Recipe, out_dir: Path) -> Emitted:
+def emit(recipe: Recipe, out_dir: Path, backend=None) -> Emitted:
     from . import BACKEND
 
     _check(recipe)
