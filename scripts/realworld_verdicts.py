@@ -44,7 +44,10 @@ OFFLINE = re.compile(r"offline|HF_HUB_OFFLINE|couldn't connect|connection|LocalE
 PACKAGE = re.compile(r"The '([A-Za-z0-9_.-]+)[^']*' distribution was not found|No module named '([^']+)'|"
                      r"but ([A-Za-z0-9_]+) is not installed")
 MACHINE = re.compile(r"not supported on this GPU|requires a GPU|CUDA is not available")  # the host, not the file
-DATA_CHECK = {"llamafactory": ROOT / "scripts" / "realworld_lf_data.py"}
+# Checks the backend does when it starts training, after its config validator: its own dataset resolution
+# (LLaMA-Factory) and the DeepSpeed config load (both, through transformers / accelerate).
+DS_CHECK = ROOT / "scripts" / "realworld_ds_check.py"
+RUNTIME_CHECKS = {"llamafactory": (ROOT / "scripts" / "realworld_lf_data.py", DS_CHECK), "axolotl": (DS_CHECK,)}
 OPTIONAL_KEYS = {"matplotlib": "plot_loss", "deepspeed": "deepspeed"}
 
 
@@ -148,20 +151,21 @@ def run_helper(backend: str, python: str, files: list[str], corpus: str = "examp
             out.update(_helper(python, backend, work, again, dirs))
         for path, keys in removed.items():
             out[path]["checked_without"] = keys
-        if backend in DATA_CHECK:
-            _data_check(python, backend, work, out, dirs)
+            shutil.copy(corpus_dir(backend, corpus) / path, work / path)  # the start-up checks read it whole
+        for script in RUNTIME_CHECKS[backend]:
+            _runtime_check(python, script, work, out, dirs)
     return out
 
 
-def _data_check(python: str, backend: str, work: Path, out: dict[str, dict], dirs: dict[str, str] | None) -> None:
-    """The backend's own dataset resolution, for files its config parser accepted (it does not look at data)."""
+def _runtime_check(python: str, script: Path, work: Path, out: dict[str, dict], dirs: dict[str, str] | None) -> None:
+    """A start-up check of the backend (``script``), for files its config validator accepted."""
     accepted = [path for path, record in out.items() if record.get("ok")]
-    done = subprocess.run(_command(python, DATA_CHECK[backend], accepted, dirs), cwd=work, capture_output=True,
-                          text=True)
+    done = subprocess.run(_command(python, script, accepted, dirs), cwd=work, capture_output=True, text=True)
+    label = "deepspeed" if script == DS_CHECK else "data"
     for line in done.stdout.splitlines():
         record = json.loads(line)
         if not record["ok"]:
-            out[record["path"]].update(ok=False, error=f"data: {record['error']}")
+            out[record["path"]].update(ok=False, error=f"{label}: {record['error']}", dropped=[])
 
 
 # Axolotl renames `fsdp_config.fsdp_<name>` to `<name>` before validating (deprecated spelling,
