@@ -416,3 +416,16 @@ def test_lf_val_size_zero_is_no_split(tmp_path, monkeypatch):
     result = CliRunner().invoke(main, ["convert", str(path), "--to", "axolotl", "-o", str(out)])
     assert result.exit_code == 0, result.output
     assert "val_set_size" not in (out / "axolotl.yaml").read_text()
+
+
+@pytest.mark.parametrize("keys,reported", [({"gradient_checkpointing": False}, True),
+                                           ({"gradient_checkpointing": False, "disable_gradient_checkpointing": True},
+                                            False),
+                                           ({"gradient_checkpointing": True}, False)])
+def test_lf_value_it_overrides_is_an_error(tmp_path, monkeypatch, keys, reported):
+    root = _lf_checkout(tmp_path / "LLaMA-Factory")
+    monkeypatch.chdir(root)
+    errors = [e for e in _errors(_lf(root, "gc", **keys)) if e.startswith("FTR007")]
+    assert bool(errors) is reported, errors
+    if reported:
+        assert "disable_gradient_checkpointing" in errors[0]

@@ -42,6 +42,17 @@ class Approximation:
 
 
 @dataclass(frozen=True)
+class NoEffect:
+    """A native value the backend's parser accepts and then overrides: ``lint`` reports it as an error (the
+    backend silently does something other than what the file says) whenever ``applies(config)``."""
+
+    key: str
+    message: str
+    hint: str
+    applies: Callable[[dict], bool]
+
+
+@dataclass(frozen=True)
 class Backend:
     name: str
     version: str
@@ -57,6 +68,7 @@ class Backend:
     env: Callable[[], Any] | None = None  # -> envs.EnvSpec
     folder: Path = field(default_factory=Path)
     unknown_key_fate: str = ""  # what the backend does with a key it does not know
+    no_effect: tuple[NoEffect, ...] = ()  # native values it accepts and overrides
 
     # --- optional parts ------------------------------------------------------------------------------------
     @property

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ...recipe import ADAPTER_METHODS
-from ..base import Approximation, Backend, Capabilities, compute_dtype_differs
+from ..base import Approximation, Backend, Capabilities, NoEffect, compute_dtype_differs
 from .keys import TABLE
 from .templates import known, resolve
 
@@ -45,6 +45,15 @@ APPROXIMATIONS = (
                   fields=()),
 )
 
+NO_EFFECT = (
+    # LLaMA-Factory turns gradient checkpointing on itself (model_utils/checkpointing.py) unless
+    # disable_gradient_checkpointing is set; the Trainer's own flag only ever turns it on.
+    NoEffect("gradient_checkpointing", "gradient_checkpointing: false has no effect: LLaMA-Factory enables "
+                                       "gradient checkpointing unless disable_gradient_checkpointing is true",
+             "to turn it off, set disable_gradient_checkpointing: true",
+             lambda cfg: cfg.get("gradient_checkpointing") is False and not cfg.get("disable_gradient_checkpointing")),
+)
+
 BACKEND = Backend(
     name="llamafactory", version="0.9.5", title="LLaMA-Factory", main="llamafactory.yaml",
     capabilities=Capabilities(
@@ -54,4 +63,4 @@ BACKEND = Backend(
     keys=TABLE, emitter="ft_recipes.backends.llamafactory.emit", approximations=APPROXIMATIONS,
     markers=("model_name_or_path", "finetuning_type", "cutoff_len", "lora_rank", "dataset_dir", "template"),
     importer="ft_recipes.backends.llamafactory.importer", launcher="ft_recipes.backends.llamafactory.launch",
-    env=_env, folder=HERE, unknown_key_fate="LLaMA-Factory refuses to start")
+    env=_env, folder=HERE, unknown_key_fate="LLaMA-Factory refuses to start", no_effect=NO_EFFECT)
