@@ -429,3 +429,13 @@ def test_lf_value_it_overrides_is_an_error(tmp_path, monkeypatch, keys, reported
     assert bool(errors) is reported, errors
     if reported:
         assert "disable_gradient_checkpointing" in errors[0]
+
+
+def test_convert_says_an_inference_config_is_not_a_training_config(tmp_path, monkeypatch):
+    root = _lf_checkout(tmp_path / "LLaMA-Factory")
+    monkeypatch.chdir(root)
+    path = _lf(root, "infer", do_train=None, dataset=None, val_size=None, eval_strategy=None, template="qwen3",
+               adapter_name_or_path="saves/x")
+    result = CliRunner().invoke(main, ["convert", str(path), "--to", "axolotl", "-o", str(tmp_path / "out")])
+    assert result.exit_code != 0
+    assert "FTR003" in result.output and "not a training config" in result.output, result.output
