@@ -439,3 +439,15 @@ def test_convert_says_an_inference_config_is_not_a_training_config(tmp_path, mon
     result = CliRunner().invoke(main, ["convert", str(path), "--to", "axolotl", "-o", str(tmp_path / "out")])
     assert result.exit_code != 0
     assert "FTR003" in result.output and "not a training config" in result.output, result.output
+
+
+@pytest.mark.parametrize("keys,refused", [
+    ({"load_best_model_at_end": True, "eval_strategy": "steps", "save_steps": 100, "eval_steps": 200}, True),
+    ({"load_best_model_at_end": True, "eval_strategy": "steps", "save_steps": 400, "eval_steps": 200}, False),
+    ({"load_best_model_at_end": True, "eval_strategy": "steps", "save_steps": 100, "logging_steps": 30}, True),
+    ({"load_best_model_at_end": False, "eval_strategy": "steps", "save_steps": 100, "eval_steps": 200}, False)])
+def test_lf_best_model_needs_save_steps_a_multiple_of_eval_steps(tmp_path, monkeypatch, keys, refused):
+    root = _lf_checkout(tmp_path / "LLaMA-Factory")
+    monkeypatch.chdir(root)
+    errors = [e for e in _errors(_lf(root, "best", **keys)) if e.startswith("FTR007")]
+    assert bool(errors) is refused, errors

@@ -42,9 +42,10 @@ class Approximation:
 
 
 @dataclass(frozen=True)
-class NoEffect:
-    """A native value the backend's parser accepts and then overrides: ``lint`` reports it as an error (the
-    backend silently does something other than what the file says) whenever ``applies(config)``."""
+class NativeCheck:
+    """Settings of a native file that contradict each other for the backend: values it refuses together, or a
+    value its parser accepts and then overrides (it silently does something other than what the file says).
+    ``lint`` reports an FTR007 error at ``key`` whenever ``applies(config)``."""
 
     key: str
     message: str
@@ -68,7 +69,7 @@ class Backend:
     env: Callable[[], Any] | None = None  # -> envs.EnvSpec
     folder: Path = field(default_factory=Path)
     unknown_key_fate: str = ""  # what the backend does with a key it does not know
-    no_effect: tuple[NoEffect, ...] = ()  # native values it accepts and overrides
+    native_checks: tuple[NativeCheck, ...] = ()  # cross-key checks on its native files
 
     # --- optional parts ------------------------------------------------------------------------------------
     @property
