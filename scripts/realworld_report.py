@@ -76,8 +76,8 @@ def best_practice(code: str) -> bool:
 
 # Errors that are true on a file the validator accepts: the backend silently ignores a value the file sets
 # (an error by the principle: "would silently do something the user did not write"), which a validator that
-# accepts the file cannot see: num_epochs with max_steps; a value the backend overrides (Backend.native_checks, "has no effect").
-# Matched by rule and message.
+# accepts the file cannot see: num_epochs with max_steps; a value the backend overrides (Backend.native_checks,
+# "has no effect"). Matched by rule and message.
 IGNORED_VALUE = {"FTR007": ("max_steps silently wins", "has no effect")}
 
 

@@ -3,8 +3,8 @@
     python scripts/realworld_verdicts.py [llamafactory] [axolotl] [--corpus examples|users]
 
 Writes tests/data/realworld/verdicts.json (the frameworks' own examples) and
-tests/data/realworld/users/verdicts.json (configs from user repositories, tests/data/realworld/users/SOURCE.md). Needs the backend environments (`ftr backend install NAME`);
-a backend whose environment is missing keeps its old verdicts. Each backend validates every file in ONE
+tests/data/realworld/users/verdicts.json (configs from user repositories, tests/data/realworld/users/SOURCE.md).
+Needs the backend environments (`ftr backend install NAME`); a backend whose environment is missing keeps its old verdicts. Each backend validates every file in ONE
 process, from a copy of its corpus folder as working directory, the way its users run it (LLaMA-Factory
 finds `data/dataset_info.json` there; both resolve DeepSpeed paths there). A user-repository file is validated
 from its own repository's run directory (the manifest's "run_dir"), still in one process per backend

@@ -45,6 +45,7 @@ APPROXIMATIONS = (
                   fields=()),
 )
 
+
 def _steps(cfg: dict, key: str, default):
     value = cfg.get(key, default)
     return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
@@ -60,16 +61,21 @@ def _best_model_steps(cfg: dict) -> bool:
     return bool(save and evals and save >= 1 and evals >= 1 and save % evals)
 
 
+def _checkpointing_off(cfg: dict) -> bool:
+    """LLaMA-Factory turns gradient checkpointing on itself (model_utils/checkpointing.py) unless
+    disable_gradient_checkpointing is set; the Trainer's own flag only ever turns it on."""
+    return cfg.get("gradient_checkpointing") is False and not cfg.get("disable_gradient_checkpointing")
+
+
 NATIVE_CHECKS = (
-    # LLaMA-Factory turns gradient checkpointing on itself (model_utils/checkpointing.py) unless
-    # disable_gradient_checkpointing is set; the Trainer's own flag only ever turns it on.
-    NativeCheck("gradient_checkpointing", "gradient_checkpointing: false has no effect: LLaMA-Factory enables "
-                                       "gradient checkpointing unless disable_gradient_checkpointing is true",
-             "to turn it off, set disable_gradient_checkpointing: true",
-             lambda cfg: cfg.get("gradient_checkpointing") is False and not cfg.get("disable_gradient_checkpointing")),
-    NativeCheck("save_steps", "load_best_model_at_end needs save_steps to be a whole multiple of eval_steps: "
-                              "LLaMA-Factory (transformers) refuses to start", "make save_steps a multiple of "
-                              "eval_steps (eval_steps defaults to logging_steps)", _best_model_steps),
+    NativeCheck("gradient_checkpointing",
+                "gradient_checkpointing: false has no effect: LLaMA-Factory enables gradient checkpointing unless "
+                "disable_gradient_checkpointing is true",
+                "to turn it off, set disable_gradient_checkpointing: true", _checkpointing_off),
+    NativeCheck("save_steps",
+                "load_best_model_at_end needs save_steps to be a whole multiple of eval_steps: LLaMA-Factory "
+                "(transformers) refuses to start",
+                "make save_steps a multiple of eval_steps (eval_steps defaults to logging_steps)", _best_model_steps),
 )
 
 BACKEND = Backend(
