@@ -4,16 +4,17 @@
 
 Writes tests/data/realworld/verdicts.json (the frameworks' own examples) and
 tests/data/realworld/users/verdicts.json (configs from user repositories, tests/data/realworld/users/SOURCE.md).
-Needs the backend environments (`ftr backend install NAME`); a backend whose environment is missing keeps its old verdicts. Each backend validates every file in ONE
-process, from a copy of its corpus folder as working directory, the way its users run it (LLaMA-Factory
-finds `data/dataset_info.json` there; both resolve DeepSpeed paths there). A user-repository file is validated
-from its own repository's run directory (the manifest's "run_dir"), still in one process per backend
-(scripts/realworld_in_dirs.py). The network is off
+Needs the backend environments (`ftr backend install NAME`); a backend whose environment is missing keeps its
+old verdicts. Each backend validates every file in ONE process, from a copy of its corpus folder as working
+directory, the way its users run it (LLaMA-Factory finds `data/dataset_info.json` there; both resolve DeepSpeed
+paths there). A user-repository file is validated from its own repository's run directory (the manifest's
+"run_dir"), still in one process per backend (scripts/realworld_in_dirs.py). The network is off
 (HF_HUB_OFFLINE=1): a verdict that needs the hub is recorded as "offline", not as a refusal.
 
 For LLaMA-Factory, whose parser does not look at the data, the files it accepts also go through its own dataset
 resolution (scripts/realworld_lf_data.py): a name dataset_info.json does not define, or a local file it names
-that does not exist, is a refusal ("data: ...").
+that does not exist, is a refusal ("data: ..."). For both, a `deepspeed` path goes through the DeepSpeed config
+load their trainers do at start-up (scripts/realworld_ds_check.py): a missing file is a refusal ("deepspeed: ...").
 
 Verdicts: "ok" (accepted, nothing dropped), "dropped" (accepted, but keys silently dropped: Axolotl),
 "refused" (the validator raised), "offline" (it raised because it could not reach the hub), "env" (it raised
