@@ -182,7 +182,7 @@ def check_native(doc: Document, backend: str, version: str | None = None) -> lis
     version = catalogue.get("version", "?")
     plugins = tuple(p for p in doc.data.get("plugins") or [] if isinstance(p, str))
     known = _known(backend, version_asked, plugins)
-    findings = _check_mapping(doc, doc.data, (), known, backend, version, "top-level")
+    findings = _check_mapping(doc, doc.data, (), known, backend, version, "top-level") + _native_checks(doc, backend)
     for section, keys in catalogue.get("section_keys", {}).items():
         if isinstance(doc.data.get(section), dict):
             prefix = catalogue.get("section_prefixes", {}).get(section, "")
@@ -197,6 +197,18 @@ def check_native(doc: Document, backend: str, version: str | None = None) -> lis
                     findings += _check_mapping(doc, entry, (list_key, i), model, backend, version,
                                                f"{_dataset_model(doc.data)} dataset")
     return findings
+
+
+def _native_checks(doc: Document, backend: str) -> list[Finding]:
+    """FTR007 at each contradiction the backend's own checks find in a native file (Backend.native_checks)."""
+    from . import backends
+
+    out = []
+    for item in backends.get(backend).native_checks:
+        if item.applies(doc.data):
+            line, col = doc.pos((item.key,), key=True)
+            out.append(Finding(doc.file, line, col, "FTR007", "error", item.message, item.hint, item.key))
+    return out
 
 
 @lru_cache(maxsize=None)

@@ -11,7 +11,7 @@ import datetime
 import errno
 import re
 import stat
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +68,7 @@ class Document:
     positions: dict[Path_, tuple[int, int]] = field(default_factory=dict)
     key_positions: dict[Path_, tuple[int, int]] = field(default_factory=dict)
     lines: list[str] = field(default_factory=list)
+    duplicates: list[Finding] = field(default_factory=list)  # with keep_last: each repeated key, last one kept
 
     def pos(self, path: Path_, key: bool = False) -> tuple[int, int]:
         """Position of the value at ``path`` (or of its key), falling back to the nearest parent."""
@@ -123,12 +124,14 @@ def read_text(path: Path) -> str:
         raise _error(str(path), 1, 1, f"not UTF-8 text (byte {exc.start})", "save the file as UTF-8") from None
 
 
-def load_file(path: str | Path) -> Document:
+def load_file(path: str | Path, keep_last: bool = False) -> Document:
+    """The YAML file at ``path``. A repeated mapping key is an error (FtrError), or with ``keep_last`` a finding
+    in ``Document.duplicates`` and the later value kept, as yaml.safe_load does (lint reports it and goes on)."""
     path = Path(path)
-    return load_text(read_text(path), str(path))
+    return load_text(read_text(path), str(path), keep_last)
 
 
-def load_text(text: str, file: str = "<string>") -> Document:
+def load_text(text: str, file: str = "<string>", keep_last: bool = False) -> Document:
     if "\x00" in text:
         raise _error(file, 1, 1, "binary data (NUL byte) in a YAML file")
     loader = None
@@ -146,14 +149,15 @@ def load_text(text: str, file: str = "<string>") -> Document:
             loader.dispose()
     doc = Document(file=file, data=None, lines=text.splitlines())
     if node is not None:
-        builder = _Builder(doc, _Loader(""))
+        builder = _Builder(doc, _Loader(""), keep_last)
         doc.data = builder.build(node, ())
     return doc
 
 
 class _Builder:
-    def __init__(self, doc: Document, loader: yaml.SafeLoader):
+    def __init__(self, doc: Document, loader: yaml.SafeLoader, keep_last: bool = False):
         self.doc = doc
+        self.keep_last = keep_last
         self.loader = loader
         self.count = 0
         self.active: set[int] = set()
@@ -204,6 +208,15 @@ class _Builder:
             raise self.fail(node, "binary (!!binary) values are not supported")
         return value
 
+    def duplicate(self, key_node: yaml.Node, path: Path_) -> None:
+        first = self.doc.key_positions[path][0]
+        error = self.fail(key_node, f"duplicate key {path[-1]!r} (first defined at line {first}; a YAML loader "
+                          "that accepts it keeps this later value and silently drops the first)",
+                          "remove one of the two")
+        if not self.keep_last:
+            raise error
+        self.doc.duplicates.append(replace(error.findings[0], key=dotted(path)))
+
     def mapping(self, node: yaml.MappingNode, path: Path_) -> dict:
         result: dict = {}
         for key_node, value_node in node.value:
@@ -214,9 +227,7 @@ class _Builder:
             key = self.scalar(key_node)
             key = key if isinstance(key, str) else str(key).lower() if isinstance(key, bool) else str(key)
             if key in result:
-                first = self.doc.key_positions[path + (key,)]
-                raise self.fail(key_node, f"duplicate key {key!r} (first defined at line {first[0]})",
-                                "remove one of the two")
+                self.duplicate(key_node, path + (key,))
             child = path + (key,)
             self.doc.key_positions[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
             result[key] = self.build(value_node, child)

@@ -1,8 +1,9 @@
 """ftr's lint and convert measured against the backends' own verdicts on the real-world corpus.
 
-    python scripts/realworld_report.py [--validate] [--json] [--list]
+    python scripts/realworld_report.py [--validate] [--json] [--list] [--corpus examples|users]
 
-Lint is run from each backend's corpus folder as the working directory (as the frameworks' users run).
+Lint is run from each backend's corpus folder as the working directory (as the frameworks' users run); a
+user-repository file (tests/data/realworld/users/) from its own repository's run directory (its manifest).
 - Precision: a backend-accepted file ("ok") with an error-level ftr finding outside the best-practice rules is a
   false error; counted per file and per cause (rule code + message without values). An error saying the backend
   ignores a value the file sets (IGNORED_VALUE) is true although the validator accepts the file; it is listed
@@ -30,8 +31,22 @@ CORPUS = ROOT / "tests" / "data" / "realworld"
 OTHER = {"llamafactory": "axolotl", "axolotl": "llamafactory"}
 
 
-def verdicts() -> dict:
-    return json.loads((CORPUS / "verdicts.json").read_text(encoding="utf-8"))
+VERDICTS = {"examples": CORPUS / "verdicts.json", "users": CORPUS / "users" / "verdicts.json"}
+
+
+def verdicts(corpus: str = "examples") -> dict:
+    return json.loads(VERDICTS[corpus].read_text(encoding="utf-8"))
+
+
+def locate(backend: str, path: str, corpus: str) -> tuple[Path, str]:
+    """(the directory the backend runs the file from, the file's path relative to it)."""
+    if corpus == "examples":
+        return CORPUS / backend, path
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from realworld_verdicts import run_dirs  # noqa: E402 - a sibling script
+
+    run = run_dirs(backend)[path]
+    return CORPUS / "users" / backend / run, os.path.relpath(path, run)
 
 
 @contextlib.contextmanager
@@ -61,28 +76,30 @@ def best_practice(code: str) -> bool:
 
 # Errors that are true on a file the validator accepts: the backend silently ignores a value the file sets
 # (an error by the principle: "would silently do something the user did not write"), which a validator that
-# accepts the file cannot see. Matched by rule and message.
-IGNORED_VALUE = {"FTR007": "max_steps silently wins"}
+# accepts the file cannot see: num_epochs with max_steps; a value the backend overrides (Backend.native_checks,
+# "has no effect"). Matched by rule and message.
+IGNORED_VALUE = {"FTR007": ("max_steps silently wins", "has no effect")}
 
 
 def ignored_value(finding) -> bool:
-    return IGNORED_VALUE.get(finding.code, "\0") in finding.message
+    return any(text in finding.message for text in IGNORED_VALUE.get(finding.code, ()))
 
 
-def lint_errors(backend: str, path: str) -> list:
-    """Error-level findings of `ftr lint` on one corpus file, run from the corpus folder, outside the
+def lint_errors(backend: str, path: str, corpus: str = "examples") -> list:
+    """Error-level findings of `ftr lint` on one corpus file, run from its run directory, outside the
     best-practice rules."""
     from ft_recipes.lint.engine import lint_file
     from ft_recipes.lint.options import Options
 
-    with working_dir(CORPUS / backend):
-        findings = lint_file(path, Options(), backend)
+    run, relative = locate(backend, path, corpus)
+    with working_dir(run):
+        findings = lint_file(relative, Options(), backend)
     return [f for f in findings if f.severity == "error" and not best_practice(f.code)]
 
 
-def measure_lint(data: dict | None = None) -> dict:
+def measure_lint(data: dict | None = None, corpus: str = "examples") -> dict:
     """{backend: {accepted, false_error_files, causes, judged_bad, found_bad, missed}}."""
-    data = data or verdicts()
+    data = data or verdicts(corpus)
     out = {}
     for backend in ("llamafactory", "axolotl"):
         files = data.get(backend, {}).get("files", {})
@@ -93,7 +110,7 @@ def measure_lint(data: dict | None = None) -> dict:
             verdict = entry["verdict"]
             if verdict in ("env", "offline"):
                 continue
-            errors = lint_errors(backend, path)
+            errors = lint_errors(backend, path, corpus)
             if verdict == "ok":
                 accepted += 1
                 ignored.update(cause(f) for f in errors if ignored_value(f))
@@ -117,14 +134,15 @@ def measure_lint(data: dict | None = None) -> dict:
     return out
 
 
-def convert_one(backend: str, path: str, out_dir: Path) -> tuple[bool, str]:
-    """(converted, reason) for `ftr convert PATH --to OTHER -o out_dir`, run from the corpus folder."""
+def convert_one(backend: str, path: str, out_dir: Path, corpus: str = "examples") -> tuple[bool, str]:
+    """(converted, reason) for `ftr convert PATH --to OTHER -o out_dir`, run from the file's run directory."""
     from click.testing import CliRunner
 
     from ft_recipes.cli import main
 
-    with working_dir(CORPUS / backend):
-        result = CliRunner().invoke(main, ["convert", path, "--to", OTHER[backend], "-o", str(out_dir)])
+    run, relative = locate(backend, path, corpus)
+    with working_dir(run):
+        result = CliRunner().invoke(main, ["convert", relative, "--to", OTHER[backend], "-o", str(out_dir)])
     if result.exit_code == 0:
         return True, ""
     text = (result.output or "") + (str(result.exception) if result.exception else "")
@@ -132,8 +150,8 @@ def convert_one(backend: str, path: str, out_dir: Path) -> tuple[bool, str]:
     return False, re.sub(r"^\S+:\d+:\d+: ", "", lines[0] if lines else "?")[:140]
 
 
-def measure_convert(data: dict | None = None, validate: bool = False) -> dict:
-    data = data or verdicts()
+def measure_convert(data: dict | None = None, validate: bool = False, corpus: str = "examples") -> dict:
+    data = data or verdicts(corpus)
     out = {}
     with tempfile.TemporaryDirectory(prefix="ftr-realworld-convert-") as tmp:
         for backend in ("llamafactory", "axolotl"):
@@ -142,7 +160,7 @@ def measure_convert(data: dict | None = None, validate: bool = False) -> dict:
             converted = {}
             for i, path in enumerate(files):
                 target = Path(tmp) / backend / str(i)
-                ok, reason = convert_one(backend, path, target)
+                ok, reason = convert_one(backend, path, target, corpus)
                 if ok:
                     converted[path] = target
                 else:
@@ -176,8 +194,9 @@ def _validate_converted(target: str, converted: dict[str, Path]) -> dict | None:
 
 
 def main(argv: list[str]) -> int:
-    lint = measure_lint()
-    conv = measure_convert(validate="--validate" in argv)
+    corpus = argv[argv.index("--corpus") + 1] if "--corpus" in argv else "examples"
+    lint = measure_lint(corpus=corpus)
+    conv = measure_convert(validate="--validate" in argv, corpus=corpus)
     if "--json" in argv:
         print(json.dumps({"lint": lint, "convert": conv}, indent=1))
         return 0

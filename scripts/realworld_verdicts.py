@@ -1,16 +1,20 @@
 """Run each backend's own validator over the real-world corpus and store its verdicts.
 
-    python scripts/realworld_verdicts.py [llamafactory] [axolotl]
+    python scripts/realworld_verdicts.py [llamafactory] [axolotl] [--corpus examples|users]
 
-Writes tests/data/realworld/verdicts.json. Needs the backend environments (`ftr backend install NAME`);
-a backend whose environment is missing keeps its old verdicts. Each backend validates every file in ONE
-process, from a copy of its corpus folder as working directory, the way its users run it (LLaMA-Factory
-finds `data/dataset_info.json` there; both resolve DeepSpeed paths there). The network is off
+Writes tests/data/realworld/verdicts.json (the frameworks' own examples) and
+tests/data/realworld/users/verdicts.json (configs from user repositories, tests/data/realworld/users/SOURCE.md).
+Needs the backend environments (`ftr backend install NAME`); a backend whose environment is missing keeps its
+old verdicts. Each backend validates every file in ONE process, from a copy of its corpus folder as working
+directory, the way its users run it (LLaMA-Factory finds `data/dataset_info.json` there; both resolve DeepSpeed
+paths there). A user-repository file is validated from its own repository's run directory (the manifest's
+"run_dir"), still in one process per backend (scripts/realworld_in_dirs.py). The network is off
 (HF_HUB_OFFLINE=1): a verdict that needs the hub is recorded as "offline", not as a refusal.
 
 For LLaMA-Factory, whose parser does not look at the data, the files it accepts also go through its own dataset
 resolution (scripts/realworld_lf_data.py): a name dataset_info.json does not define, or a local file it names
-that does not exist, is a refusal ("data: ...").
+that does not exist, is a refusal ("data: ..."). For both, a `deepspeed` path goes through the DeepSpeed config
+load their trainers do at start-up (scripts/realworld_ds_check.py): a missing file is a refusal ("deepspeed: ...").
 
 Verdicts: "ok" (accepted, nothing dropped), "dropped" (accepted, but keys silently dropped: Axolotl),
 "refused" (the validator raised), "offline" (it raised because it could not reach the hub), "env" (it raised
@@ -31,6 +35,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "tests" / "data" / "realworld"
 VERDICTS = CORPUS / "verdicts.json"
+USERS = CORPUS / "users"
+VERDICT_FILES = {"examples": VERDICTS, "users": USERS / "verdicts.json"}
+IN_DIRS = ROOT / "scripts" / "realworld_in_dirs.py"
 HELPERS = {name: ROOT / "ft_recipes" / "backends" / name / "validate_helper.py"
            for name in ("llamafactory", "axolotl")}
 OFFLINE = re.compile(r"offline|HF_HUB_OFFLINE|couldn't connect|connection|LocalEntryNotFound|"
@@ -38,15 +45,36 @@ OFFLINE = re.compile(r"offline|HF_HUB_OFFLINE|couldn't connect|connection|LocalE
 PACKAGE = re.compile(r"The '([A-Za-z0-9_.-]+)[^']*' distribution was not found|No module named '([^']+)'|"
                      r"but ([A-Za-z0-9_]+) is not installed")
 MACHINE = re.compile(r"not supported on this GPU|requires a GPU|CUDA is not available")  # the host, not the file
-DATA_CHECK = {"llamafactory": ROOT / "scripts" / "realworld_lf_data.py"}
+# Checks the backend does when it starts training, after its config validator: its own dataset resolution
+# (LLaMA-Factory) and the DeepSpeed config load (both, through transformers / accelerate).
+DS_CHECK = ROOT / "scripts" / "realworld_ds_check.py"
+RUNTIME_CHECKS = {"llamafactory": (ROOT / "scripts" / "realworld_lf_data.py", DS_CHECK), "axolotl": (DS_CHECK,)}
 OPTIONAL_KEYS = {"matplotlib": "plot_loss", "deepspeed": "deepspeed"}
 
 
-def corpus_files(backend: str) -> list[str]:
+def corpus_files(backend: str, corpus: str = "examples") -> list[str]:
     """The corpus configs of ``backend``, relative to its corpus folder, sorted."""
+    if corpus == "users":
+        return sorted(run_dirs(backend))
     base = CORPUS / backend
     return sorted(str(p.relative_to(base)) for p in (base / "examples").rglob("*")
                   if p.suffix in (".yaml", ".yml"))
+
+
+def corpus_dir(backend: str, corpus: str = "examples") -> Path:
+    """The folder a corpus's file paths are relative to."""
+    return USERS / backend if corpus == "users" else CORPUS / backend
+
+
+def run_dirs(backend: str) -> dict[str, str]:
+    """{user-corpus file: the directory its user runs the backend in}, both relative to users/<backend>/."""
+    manifest = json.loads((USERS / "manifest.json").read_text(encoding="utf-8"))
+    return {e["file"]: e["run_dir"] for e in manifest if e["backend"] == backend}
+
+
+def _specs(files: list[str], dirs: dict[str, str]) -> list[str]:
+    """RUN_DIR::CONFIG arguments of scripts/realworld_in_dirs.py (CONFIG relative to RUN_DIR)."""
+    return [f"{dirs[f]}::{os.path.relpath(f, dirs[f])}" for f in files]
 
 
 def backend_python(backend: str) -> str | None:
@@ -65,10 +93,17 @@ def classify(record: dict) -> str:
     return "offline" if OFFLINE.search(record.get("error") or "") else "refused"
 
 
-def _helper(python: str, backend: str, work: Path, files: list[str]) -> dict[str, dict]:
+def _command(python: str, script: Path, files: list[str], dirs: dict[str, str] | None, *flags: str) -> list[str]:
+    if dirs is None:
+        return [python, str(script), *flags, *files]
+    return [python, str(IN_DIRS), str(script), *flags, *_specs(files, dirs)]
+
+
+def _helper(python: str, backend: str, work: Path, files: list[str],
+            dirs: dict[str, str] | None = None) -> dict[str, dict]:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
            "WANDB_MODE": "disabled", "CUDA_VISIBLE_DEVICES": ""}
-    done = subprocess.run([python, str(HELPERS[backend]), "--cpu", *files], cwd=work, env=env,
+    done = subprocess.run(_command(python, HELPERS[backend], files, dirs, "--cpu"), cwd=work, env=env,
                           capture_output=True, text=True)
     out = {}
     for line in done.stdout.splitlines():
@@ -95,7 +130,7 @@ def _without(path: Path, keys: list[str]) -> None:
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
 
 
-def run_helper(backend: str, python: str, files: list[str]) -> dict[str, dict]:
+def run_helper(backend: str, python: str, files: list[str], corpus: str = "examples") -> dict[str, dict]:
     """{relative path: helper record} from the validator run in a copy of the corpus folder.
 
     A file refused only because the validator's environment lacks an optional package that one key asks
@@ -103,8 +138,9 @@ def run_helper(backend: str, python: str, files: list[str]) -> dict[str, dict]:
     process; the record says so ("checked_without")."""
     with tempfile.TemporaryDirectory(prefix=f"ftr-realworld-{backend}-") as tmp:
         work = Path(tmp) / backend
-        shutil.copytree(CORPUS / backend, work)
-        out = _helper(python, backend, work, files)
+        shutil.copytree(corpus_dir(backend, corpus), work)
+        dirs = run_dirs(backend) if corpus == "users" else None
+        out = _helper(python, backend, work, files, dirs)
         removed: dict[str, list[str]] = {}
         for _ in range(len(OPTIONAL_KEYS)):
             again = [path for path, record in out.items() if _missing_package(record) in OPTIONAL_KEYS]
@@ -113,22 +149,24 @@ def run_helper(backend: str, python: str, files: list[str]) -> dict[str, dict]:
             for path in again:
                 removed.setdefault(path, []).append(OPTIONAL_KEYS[_missing_package(out[path])])
                 _without(work / path, removed[path])
-            out.update(_helper(python, backend, work, again))
+            out.update(_helper(python, backend, work, again, dirs))
         for path, keys in removed.items():
             out[path]["checked_without"] = keys
-        if backend in DATA_CHECK:
-            _data_check(python, backend, work, out)
+            shutil.copy(corpus_dir(backend, corpus) / path, work / path)  # the start-up checks read it whole
+        for script in RUNTIME_CHECKS[backend]:
+            _runtime_check(python, script, work, out, dirs)
     return out
 
 
-def _data_check(python: str, backend: str, work: Path, out: dict[str, dict]) -> None:
-    """The backend's own dataset resolution, for files its config parser accepted (it does not look at data)."""
+def _runtime_check(python: str, script: Path, work: Path, out: dict[str, dict], dirs: dict[str, str] | None) -> None:
+    """A start-up check of the backend (``script``), for files its config validator accepted."""
     accepted = [path for path, record in out.items() if record.get("ok")]
-    done = subprocess.run([python, str(DATA_CHECK[backend]), *accepted], cwd=work, capture_output=True, text=True)
+    done = subprocess.run(_command(python, script, accepted, dirs), cwd=work, capture_output=True, text=True)
+    label = "deepspeed" if script == DS_CHECK else "data"
     for line in done.stdout.splitlines():
         record = json.loads(line)
         if not record["ok"]:
-            out[record["path"]].update(ok=False, error=f"data: {record['error']}")
+            out[record["path"]].update(ok=False, error=f"{label}: {record['error']}", dropped=[])
 
 
 # Axolotl renames `fsdp_config.fsdp_<name>` to `<name>` before validating (deprecated spelling,
@@ -156,8 +194,8 @@ def _first_lines(error: str) -> str:
     return " | ".join(lines)[:400]
 
 
-def verdicts_for(backend: str, python: str) -> dict:
-    records = run_helper(backend, python, corpus_files(backend))
+def verdicts_for(backend: str, python: str, corpus: str = "examples") -> dict:
+    records = run_helper(backend, python, corpus_files(backend, corpus), corpus)
     if backend == "axolotl":
         _renamed_not_dropped(python, records)
     files = {}
@@ -173,20 +211,26 @@ def verdicts_for(backend: str, python: str) -> dict:
 
 
 def main(argv: list[str]) -> int:
-    wanted = argv or list(HELPERS)
-    old = json.loads(VERDICTS.read_text(encoding="utf-8")) if VERDICTS.exists() else {}
+    corpora = [argv[argv.index("--corpus") + 1]] if "--corpus" in argv else list(VERDICT_FILES)
+    wanted = [a for a in argv if a in HELPERS] or list(HELPERS)
+    for corpus in corpora:
+        update(VERDICT_FILES[corpus], corpus, wanted)
+    return 0
+
+
+def update(path: Path, corpus: str, wanted: list[str]) -> None:
+    old = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
     for backend in wanted:
         python = backend_python(backend)
         if python is None:
             print(f"{backend}: no environment; keeping its old verdicts", file=sys.stderr)
             continue
-        old[backend] = verdicts_for(backend, python)
+        old[backend] = verdicts_for(backend, python, corpus)
         counts: dict[str, int] = {}
         for entry in old[backend]["files"].values():
             counts[entry["verdict"]] = counts.get(entry["verdict"], 0) + 1
-        print(f"{backend} {old[backend]['version']}: {counts}")
-    VERDICTS.write_text(json.dumps(old, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    return 0
+        print(f"{corpus} {backend} {old[backend]['version']}: {counts}")
+    path.write_text(json.dumps(old, indent=1, sort_keys=True) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -42,6 +42,18 @@ class Approximation:
 
 
 @dataclass(frozen=True)
+class NativeCheck:
+    """Settings of a native file that contradict each other for the backend: values it refuses together, or a
+    value its parser accepts and then overrides (it silently does something other than what the file says).
+    ``lint`` reports an FTR007 error at ``key`` whenever ``applies(config)``."""
+
+    key: str
+    message: str
+    hint: str
+    applies: Callable[[dict], bool]
+
+
+@dataclass(frozen=True)
 class Backend:
     name: str
     version: str
@@ -57,6 +69,7 @@ class Backend:
     env: Callable[[str], Any] | None = None  # version -> envs.EnvSpec
     folder: Path = field(default_factory=Path)
     unknown_key_fate: str = ""  # what the backend does with a key it does not know
+    native_checks: tuple[NativeCheck, ...] = ()  # cross-key checks on its native files
     versions: tuple[str, ...] = ()  # every version ftr can target, the default (``version``) first
 
     def at(self, version: str | None) -> "Backend":

@@ -100,7 +100,7 @@ def convert_cmd(native: str, target: str, source: str | None, out_dir: Path | No
     imported = _import(native, source, run_dir, dataset_dir)
     findings = validate(imported.resolved)
     if findings:
-        raise FtrError(f"{native}: cannot convert", findings)
+        raise FtrError(f"{native}: cannot convert", _why_no_training(imported, findings))
     recipe = normalise(imported.resolved)
     if imported.dialect != target:
         recipe = _drop_foreign_passthrough(recipe, imported.dialect)
@@ -124,6 +124,23 @@ def convert_cmd(native: str, target: str, source: str | None, out_dir: Path | No
     else:
         for path in write_outputs(emitted, recipe, out_dir.resolve(), force):
             click.echo(f"wrote {path}", err=True)
+
+
+def _why_no_training(imported, findings: list) -> list:
+    """A config its backend does not train on (inference, export, evaluation) lacks training data: say that,
+    rather than only that ``data.train`` is missing."""
+    from dataclasses import replace
+
+    from .. import backends
+
+    trains = getattr(backends.importer(imported.dialect), "needs_training_data", lambda src: True)
+    if trains(imported.resolved.document.data):
+        return findings
+    title = backends.get(imported.dialect).title
+    return [replace(f, message=f"not a training config: {title} does not train on it (inference, export or "
+                               f"evaluation), and a recipe describes a training run", hint="convert the training "
+                               "config it goes with") if f.code == "FTR003" and f.key.startswith("data") else f
+            for f in findings]
 
 
 def _soften_defaults(recipe, imported):

@@ -72,17 +72,29 @@ def lint_file(path: str | Path, options: Options, dialect: str | None = None) ->
     Invalid input gives its load/schema findings only; a native file also gets its backend key-catalogue
     findings (unknown keys, types, deprecations), then the same rules as a recipe, at the native keys.
     """
-    from ..catalogue import check_native
     from ..load import load_file
     from ..native import detect_dialect
-    from ..pipeline import load_document
 
     try:
-        doc = load_file(path)
+        doc = load_file(path, keep_last=True)
     except FtrError as exc:
         if not exc.findings:
             raise
         return finish(list(exc.findings), options)
+    if not doc.duplicates:
+        return _lint_document(path, doc, options, dialect)
+    if (dialect or detect_dialect(doc.data)) == "recipe":
+        return finish(doc.duplicates[:1], options)  # a recipe with a repeated key is not read further
+    # a native file is read as its backend reads it (the later value kept), so the other checks still run
+    return sorted(set(_lint_document(path, doc, options, dialect) + finish(doc.duplicates, options)))
+
+
+def _lint_document(path, doc, options: Options, dialect: str | None) -> list[Finding]:
+    """lint_file's findings on a loaded document (its repeated keys aside)."""
+    from ..catalogue import check_native
+    from ..native import detect_dialect
+    from ..pipeline import load_document
+
     dialect = dialect or detect_dialect(doc.data)
     if dialect == "recipe" and isinstance(doc.data, dict) and "stages" in doc.data:
         from ..stages import lint_pipeline

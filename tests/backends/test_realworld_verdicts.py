@@ -1,5 +1,6 @@
-"""The committed real-world verdicts (tests/data/realworld/verdicts.json) are what the pinned validators say
-today: rerun them over the corpus and compare. Regenerate with `python scripts/realworld_verdicts.py`."""
+"""The committed real-world verdicts (tests/data/realworld/verdicts.json for the frameworks' examples,
+tests/data/realworld/users/verdicts.json for the user-repository configs) are what the pinned validators say
+today: rerun them over each corpus and compare. Regenerate with `python scripts/realworld_verdicts.py`."""
 
 from __future__ import annotations
 
@@ -19,11 +20,12 @@ def _verdicts_script():
     return module
 
 
+@pytest.mark.parametrize("corpus", ["examples", "users"])
 @pytest.mark.parametrize("backend,fixture", [("llamafactory", "lf_python"), ("axolotl", "ax_python")])
-def test_committed_verdicts_are_current(backend, fixture, request):
+def test_committed_verdicts_are_current(backend, fixture, corpus, request):
     python = request.getfixturevalue(fixture)
     script = _verdicts_script()
-    committed = json.loads(script.VERDICTS.read_text(encoding="utf-8"))[backend]
-    fresh = script.verdicts_for(backend, str(python))
+    committed = json.loads(script.VERDICT_FILES[corpus].read_text(encoding="utf-8"))[backend]
+    fresh = script.verdicts_for(backend, str(python), corpus)
     assert {p: e["verdict"] for p, e in fresh["files"].items()} == \
         {p: e["verdict"] for p, e in committed["files"].items()}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ...recipe import ADAPTER_METHODS
-from ..base import Approximation, Backend, Capabilities, compute_dtype_differs
+from ..base import Approximation, Backend, Capabilities, NativeCheck, compute_dtype_differs
 from .keys import TABLE
 from .templates import known, resolve
 
@@ -49,6 +49,39 @@ APPROXIMATIONS = (
                   fields=()),
 )
 
+
+def _steps(cfg: dict, key: str, default):
+    value = cfg.get(key, default)
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _best_model_steps(cfg: dict) -> bool:
+    """transformers' TrainingArguments: load_best_model_at_end with step-wise saving needs save_steps to be a
+    whole multiple of eval_steps (which default to logging_steps, default 500)."""
+    if not cfg.get("load_best_model_at_end") or cfg.get("save_strategy", "steps") != "steps" \
+            or cfg.get("eval_strategy") != "steps":
+        return False
+    save, evals = _steps(cfg, "save_steps", 500), _steps(cfg, "eval_steps", _steps(cfg, "logging_steps", 500))
+    return bool(save and evals and save >= 1 and evals >= 1 and save % evals)
+
+
+def _checkpointing_off(cfg: dict) -> bool:
+    """LLaMA-Factory turns gradient checkpointing on itself (model_utils/checkpointing.py) unless
+    disable_gradient_checkpointing is set; the Trainer's own flag only ever turns it on."""
+    return cfg.get("gradient_checkpointing") is False and not cfg.get("disable_gradient_checkpointing")
+
+
+NATIVE_CHECKS = (
+    NativeCheck("gradient_checkpointing",
+                "gradient_checkpointing: false has no effect: LLaMA-Factory enables gradient checkpointing unless "
+                "disable_gradient_checkpointing is true",
+                "to turn it off, set disable_gradient_checkpointing: true", _checkpointing_off),
+    NativeCheck("save_steps",
+                "load_best_model_at_end needs save_steps to be a whole multiple of eval_steps: LLaMA-Factory "
+                "(transformers) refuses to start",
+                "make save_steps a multiple of eval_steps (eval_steps defaults to logging_steps)", _best_model_steps),
+)
+
 BACKEND = Backend(
     name="llamafactory", version="0.9.5", title="LLaMA-Factory", main="llamafactory.yaml",
     capabilities=Capabilities(
@@ -58,4 +91,4 @@ BACKEND = Backend(
     keys=TABLE, emitter="ft_recipes.backends.llamafactory.emit", approximations=APPROXIMATIONS,
     markers=("model_name_or_path", "finetuning_type", "cutoff_len", "lora_rank", "dataset_dir", "template"),
     importer="ft_recipes.backends.llamafactory.importer", launcher="ft_recipes.backends.llamafactory.launch",
-    env=_env, folder=HERE, unknown_key_fate="LLaMA-Factory refuses to start")
+    env=_env, folder=HERE, unknown_key_fate="LLaMA-Factory refuses to start", native_checks=NATIVE_CHECKS)

@@ -153,6 +153,16 @@ def _data(m: Mapper, base: Path) -> None:
     m.take("packing", ("data", "packing"), stage == "pt")
 
 
+def _no_split(m: Mapper) -> None:
+    """``val_size: 0`` is LLaMA-Factory's default, no held-out split: a recipe leaves ``data.val.split`` out."""
+    val = m.out.get("data", {}).get("val", {})
+    if val.get("split") == 0:
+        del val["split"]
+        m.origin.pop(("data", "val", "split"), None)
+        if not val:
+            del m.out["data"]["val"]
+
+
 def needs_training_data(src: dict) -> bool:
     """Whether LLaMA-Factory trains on this config: only with ``do_train`` (inference, export, predict-only and
     evaluation configs need no ``dataset``)."""
@@ -258,6 +268,7 @@ def to_recipe(m: Mapper, base: Path) -> None:
     if ftr_stage in ("dpo", "orpo", "simpo", "kto"):
         sections.append("preference")
     TABLE.take(m, sections)
+    _no_split(m)
     _data(m, base)
     _train(m)
     _eval_output(m, base)

@@ -150,10 +150,12 @@ class Contradiction(Rule):
     code = "FTR007"
     name = "contradictory-settings"
     severity = "error"
-    summary = "Settings that contradict each other (quantization with full fine-tuning; epochs and max_steps)."
+    summary = ("Settings that contradict each other (quantization with full fine-tuning; epochs and max_steps; "
+               "a native value its backend overrides).")
     what = ("Reports 4/8-bit quantization of the base model with full or freeze fine-tuning, and `train.epochs` "
             "together with `train.max_steps` in the same file (a preset's epochs overridden by the recipe's "
-            "max_steps is fine).")
+            "max_steps is fine). On a native file, also a value its backend accepts and then overrides (each "
+            "backend lists them: e.g. one that turns a feature on unless another key turns it off).")
     why = ("Quantized weights cannot be updated by the optimizer: QLoRA trains LoRA adapters on top of the frozen "
            "4-bit model. With both epochs and max_steps, the Hugging Face Trainer silently lets max_steps win.")
     bad = "method:\n  type: full\n  quant: {bits: 4}\n"
