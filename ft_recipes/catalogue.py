@@ -9,6 +9,7 @@ import json
 from functools import lru_cache
 from typing import Any
 
+from .closest import close_match
 from .findings import Finding
 from .load import Document, dotted
 from .paths import data_dir
@@ -106,8 +107,8 @@ def _check_mapping(doc: Document, data: dict, path: tuple, known: dict[str, dict
                                     f"{backend} reads it as {key[len(prefix):]!r}; write that", dotted(kpath)))
             spec = known[key[len(prefix):]]
         if spec is None:
-            close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.7)
-            hint = f"did you mean {close[0]}?" if close else f"not a {where} key of {backend} {version}"
+            close = close_match(key, tuple(known), 0.7)
+            hint = f"did you mean {close}?" if close else f"not a {where} key of {backend} {version}"
             findings.append(Finding(doc.file, line, col, "FTR001", "error",
                                     f"unknown key {dotted(kpath)!r}: {UNKNOWN_FATE.get(backend, 'unknown')}",
                                     hint, dotted(kpath)))

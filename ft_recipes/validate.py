@@ -17,7 +17,7 @@ from .load import dotted
 from .paths import data_dir
 from .resolve import Resolved
 
-if TYPE_CHECKING:  # jsonschema is imported only when a recipe is invalid (see schema_valid)
+if TYPE_CHECKING:  # jsonschema is imported only for an invalid recipe's errors of some kinds (schema_errors)
     from jsonschema import Draft202012Validator
     from jsonschema.exceptions import ValidationError
 
@@ -162,14 +162,24 @@ def _flatten(error: ValidationError) -> ValidationError:
     return error
 
 
+def schema_errors(data: Any) -> list:
+    """The schema errors of an invalid recipe, each flattened to the one ftr describes: found without jsonschema
+    when they are of the kinds ft_recipes.schema_errors describes, else by jsonschema."""
+    from .schema_errors import describe
+
+    errors = describe(recipe_schema(), data)
+    if errors is None:
+        errors = [_flatten(error) for error in _validator().iter_errors(data)]
+    return errors
+
+
 def validate(resolved: Resolved) -> list[Finding]:
     """Schema findings for a resolved recipe, sorted; empty when valid."""
     if schema_valid(resolved.data):
         return sorted(semantic(resolved))
     findings: list[Finding] = []
     seen = set()
-    for error in _validator().iter_errors(resolved.data):
-        error = _flatten(error)
+    for error in schema_errors(resolved.data):
         if error.validator == "additionalProperties":
             batch = _unknown_key_findings(error, resolved)
         else:

@@ -1,6 +1,7 @@
 """Start-up and per-file cost of `ftr lint`: what a valid recipe's lint imports, and work done once per process
 rather than once per file. (Timings live in benchmarks/bench.py; these assert behaviour, not seconds.)"""
 
+import difflib
 import json
 import os
 import subprocess
@@ -9,9 +10,12 @@ import sys
 import pytest
 import yaml
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ft_recipes import catalogue, load
 from ft_recipes.cli import main
+from ft_recipes.closest import close_match
 from ft_recipes.lint import engine
 from ft_recipes.paths import may_declare_entry_points
 
@@ -137,3 +141,16 @@ def test_entry_point_precheck(tmp_path):
     zipped = tmp_path / "lib.zip"
     zipped.write_bytes(b"PK\x05\x06" + b"\x00" * 18)
     assert may_declare_entry_points("ft_recipes.presets", (str(zipped),))  # cannot look inside: full scan
+
+
+KEYS = sorted(catalogue.load("llamafactory").get("keys", {}))
+words = st.one_of(st.sampled_from(KEYS), st.text("abcdefghijklmnopqrstuvwxyz_0123456789", max_size=30),
+                  st.sampled_from(KEYS).map(lambda key: key[1:] + "x"), st.text(max_size=6))
+
+
+@settings(max_examples=300, deadline=None, derandomize=bool(os.environ.get("CI")))
+@given(word=words, candidates=st.one_of(st.just(KEYS), st.lists(words, max_size=20)),
+       cutoff=st.sampled_from([0.0, 0.6, 0.7, 0.95, 1.0]))
+def test_close_match_is_difflibs_answer(word, candidates, cutoff):
+    expected = difflib.get_close_matches(word, candidates, n=1, cutoff=cutoff)
+    assert close_match(word, tuple(candidates), cutoff) == (expected[0] if expected else None)
