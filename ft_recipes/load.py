@@ -56,7 +56,10 @@ _Loader.add_implicit_resolver(
 
 
 _STR, _NULL, _BOOL = "tag:yaml.org,2002:str", "tag:yaml.org,2002:null", "tag:yaml.org,2002:bool"
+_INT, _FLOAT = "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
 _BOOLS = yaml.constructor.SafeConstructor.bool_values
+_DECIMAL = re.compile(r"[-+]?(?:0|[1-9][0-9]*)")  # SafeConstructor: int(value); a leading 0 is octal
+_NOT_PLAIN_FLOAT = re.compile(r"[_:nNiI]")  # underscores, base 60, .inf and .nan: SafeConstructor's own way
 
 
 @dataclass
@@ -151,6 +154,18 @@ def load_text(text: str, file: str = "<string>") -> Document:
     return doc
 
 
+def _plain_number(tag: str, value: str) -> int | float | None:
+    """A decimal integer or a plain float as SafeConstructor reads it (same value, without its call), else None."""
+    try:
+        if tag == _INT and _DECIMAL.fullmatch(value):
+            return int(value)
+        if tag == _FLOAT and value and not _NOT_PLAIN_FLOAT.search(value):
+            return float(value)
+    except ValueError:  # e.g. more digits than int() reads: SafeConstructor says so
+        pass
+    return None
+
+
 class _Builder:
     def __init__(self, doc: Document, loader: yaml.SafeLoader):
         self.doc = doc
@@ -192,6 +207,9 @@ class _Builder:
             return None
         if tag == _BOOL and node.value.lower() in _BOOLS:
             return _BOOLS[node.value.lower()]
+        number = _plain_number(tag, node.value)
+        if number is not None:
+            return number
         try:
             value = self.loader.construct_object(node, deep=True)
         except yaml.MarkedYAMLError as exc:

@@ -145,7 +145,8 @@ def test_entry_point_precheck(tmp_path):
 
 KEYS = sorted(catalogue.load("llamafactory").get("keys", {}))
 words = st.one_of(st.sampled_from(KEYS), st.text("abcdefghijklmnopqrstuvwxyz_0123456789", max_size=30),
-                  st.sampled_from(KEYS).map(lambda key: key[1:] + "x"), st.text(max_size=6))
+                  st.sampled_from(KEYS).map(lambda key: key[1:] + "x"), st.text(max_size=6),
+                  st.text("ab", min_size=250, max_size=260))
 
 
 @settings(max_examples=300, deadline=None, derandomize=bool(os.environ.get("CI")))
@@ -154,3 +155,31 @@ words = st.one_of(st.sampled_from(KEYS), st.text("abcdefghijklmnopqrstuvwxyz_012
 def test_close_match_is_difflibs_answer(word, candidates, cutoff):
     expected = difflib.get_close_matches(word, candidates, n=1, cutoff=cutoff)
     assert close_match(word, tuple(candidates), cutoff) == (expected[0] if expected else None)
+
+
+number_text = st.text("0123456789+-._:eEinfaINF", min_size=1, max_size=12)
+
+
+@settings(max_examples=500, deadline=None, derandomize=bool(os.environ.get("CI")))
+@given(value=st.one_of(number_text, st.integers().map(str), st.floats().map(str)),
+       tag=st.sampled_from([load._INT, load._FLOAT]))
+def test_plain_numbers_read_as_pyyaml_reads_them(value, tag):
+    fast = load._plain_number(tag, value)
+    try:
+        expected = yaml.SafeLoader("").construct_object(yaml.ScalarNode(tag, value))
+    except (ValueError, yaml.YAMLError, IndexError):
+        expected = None
+    if fast is not None:
+        assert (type(fast), repr(fast)) == (type(expected), repr(expected))
+
+
+def test_real_parent_is_the_resolved_files_folder(tmp_path):
+    from ft_recipes.paths import real_parent
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "x.yaml").write_text("x: 1\n")
+    (tmp_path / "b" / "link.yaml").symlink_to(tmp_path / "a" / "x.yaml")
+    (tmp_path / "dirlink").symlink_to(tmp_path / "a")
+    for file in ("a/x.yaml", "b/link.yaml", "dirlink/x.yaml", "a/missing.yaml", "a/../b/link.yaml", "a/.."):
+        assert real_parent(tmp_path / file) == (tmp_path / file).resolve().parent, file
