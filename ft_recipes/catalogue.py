@@ -99,8 +99,11 @@ def _check_mapping(doc: Document, data: dict, path: tuple, known: dict[str, dict
     findings = []
     for key, value in data.items():
         kpath = path + (key,)
-        line, col = doc.pos(kpath, key=True)
         spec = known.get(key)
+        if spec is not None and not spec.get("removed") and not spec.get("deprecated") and \
+                type_ok(value, spec.get("type")):
+            continue  # a known key with a good value, the common case: nothing to report, no position needed
+        line, col = doc.pos(kpath, key=True)
         if spec is None and prefix and key.startswith(prefix) and key[len(prefix):] in known:
             findings.append(Finding(doc.file, line, col, "FTR006", "warning",
                                     f"{dotted(kpath)!r} is a deprecated spelling in {backend} {version}",

@@ -183,3 +183,15 @@ def test_real_parent_is_the_resolved_files_folder(tmp_path):
     (tmp_path / "dirlink").symlink_to(tmp_path / "a")
     for file in ("a/x.yaml", "b/link.yaml", "dirlink/x.yaml", "a/missing.yaml", "a/../b/link.yaml", "a/.."):
         assert real_parent(tmp_path / file) == (tmp_path / file).resolve().parent, file
+
+
+def test_model_directories_are_looked_up_once_per_lint_run(monkeypatch, tmp_path):
+    from ft_recipes import modelinfo
+
+    asked = []
+    monkeypatch.setattr(modelinfo, "_find_model_dir", lambda base: asked.append(base) or tmp_path)
+    with modelinfo.remembered():
+        assert modelinfo.model_dir("org/m") == modelinfo.model_dir("org/m") == tmp_path
+    assert asked == ["org/m"]
+    modelinfo.model_dir("org/m")  # outside a lint run nothing is remembered: a pipeline stage may make the model
+    assert asked == ["org/m", "org/m"]
