@@ -45,6 +45,10 @@ HEAVY = ("jsonschema", "torch", "transformers", "peft", "trl", "numpy", "dataset
          "importlib.metadata")
 FTR = [sys.executable, "-P", "-m", "ft_recipes"]  # -P: the checkout on PYTHONPATH wins over the cwd
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+# The backends' validators run offline, as scripts/realworld_verdicts.py runs them for tests/data/realworld's
+# verdicts: a hub lookup fails at once instead of waiting on a network this machine does not have.
+OFFLINE = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+           "WANDB_MODE": "disabled", "CUDA_VISIBLE_DEVICES": ""}
 TARGETS = {"cold": 8.0, "native_s": 0.3, "axolotl": 50.0, "llamafactory": 300.0}
 
 
@@ -204,8 +208,8 @@ def bench_backends(files: dict[str, list[Path]], ours: dict[str, tuple[Timing, T
         paths = [str(p.relative_to(cwd)) for p in files[name]]
         own, own_one = Timing(), Timing()
         for _ in range(repeat):
-            own.run([str(python), str(helper), "--cpu", *paths], env=dict(os.environ), cwd=cwd, keep=True)
-            own_one.run([str(python), str(helper), "--cpu", paths[0]], env=dict(os.environ), cwd=cwd)
+            own.run([str(python), str(helper), "--cpu", *paths], env=OFFLINE, cwd=cwd, keep=True)
+            own_one.run([str(python), str(helper), "--cpu", paths[0]], env=OFFLINE, cwd=cwd)
         results = [json.loads(line) for line in own.output.splitlines() if line.startswith("{")]
         accepted = sum(1 for r in results if r.get("ok"))
         many, one = ours[name]

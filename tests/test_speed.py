@@ -61,6 +61,26 @@ def test_an_invalid_recipe_still_gets_jsonschema_messages(write):
     assert "FTR002" in result.output and "did you mean alpaca?" in result.output
 
 
+REALWORLD = ROOT / "tests" / "data" / "realworld"
+
+
+@pytest.mark.parametrize("path", ["llamafactory/examples/inference/qwen3.yaml",  # no dataset: `required`
+                                  "llamafactory/examples/merge_lora/qwen3_lora_sft.yaml"])
+def test_common_schema_errors_are_described_without_jsonschema(path):
+    """A native file whose recipe misses a required key or holds a value the schema does not allow (as many
+    inference and merge configs do) is described by ft_recipes.schema_errors, not jsonschema."""
+    result = probe("lint", str(REALWORLD / path))
+    assert "jsonschema" not in result["modules"]
+    assert "ft_recipes.schema_errors" in result["modules"]
+
+
+def test_an_error_of_another_kind_still_gets_jsonschemas_message(write):
+    bad = write("bad.yaml", "ftr: 1\nmodel: {base: m}\ntrain: {lr: -1}\n"
+                            "data:\n  train:\n    - {path: d.jsonl, format: alpaca}\n")
+    result = CliRunner().invoke(main, ["lint", str(bad)])
+    assert result.exit_code == 1 and "train.lr" in result.output and "minimum" in result.output
+
+
 def test_version_loads_no_command_module():
     modules = probe("--version")["modules"]
     assert not [m for m in modules if m.startswith("ft_recipes.commands.") or m.startswith("ft_recipes.lint")]
