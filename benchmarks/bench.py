@@ -2,15 +2,20 @@
 """ft-recipes benchmarks: whole-process figures, and ratios against the backends' own validators measured in
 the same run on the same files.
 
-    python benchmarks/bench.py [--files 100] [--repeat 5] [--skip-backends] [--skip-extras]
+    python benchmarks/bench.py [--files 100] [--repeat 5] [--skip-backends] [--skip-extras] [--instructions]
 
 1. Cold start: `python -c pass` against `ftr --version` and `ftr lint one.yaml` (runs alternate, so a
    machine that slows down slows both), and the heavy modules `ftr lint` imports (expected: none).
-2. `ftr lint` of N recipes, N native LLaMA-Factory files and N native Axolotl files, one process per set.
+2. `ftr lint` of N recipes (the examples) and N native LLaMA-Factory and N native Axolotl configs (the
+   frameworks' own examples, tests/data/realworld, copied round-robin; linted and validated from the corpus
+   folder, as the frameworks' users run them), one process per set.
 3. Each backend's own validator over the same native files, in one process, in its own environment:
    LLaMA-Factory's parser (get_train_args) and Axolotl's validate_config, through
    ft_recipes/backends/<name>/validate_helper.py. Skipped (and said so) when the environment is not built.
 4. Extras: compile time per recipe, and `ftr run` overhead to the backend's start (stub backend).
+5. With --instructions: instructions executed (valgrind), whole process, for the cold start and each set.
+
+There is no findings cache: every figure is a cold run (each process lints its files from scratch).
 
 ftr is run as `python -P -m ft_recipes` from this checkout (PYTHONPATH), with its bytecode compiled first,
 as a wheel install ships it. Medians of --repeat runs; wall and CPU (user + system) seconds.
@@ -34,11 +39,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "recipes" / "examples").glob("*.yaml"))
-NATIVE = ROOT / "tests" / "data" / "native"
+REALWORLD = ROOT / "tests" / "data" / "realworld"
+NATIVE_KINDS = ("llamafactory", "axolotl")
 HEAVY = ("jsonschema", "torch", "transformers", "peft", "trl", "numpy", "datasets", "matplotlib", "hypothesis",
          "importlib.metadata")
 FTR = [sys.executable, "-P", "-m", "ft_recipes"]  # -P: the checkout on PYTHONPATH wins over the cwd
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+# The backends' validators run offline, as scripts/realworld_verdicts.py runs them for tests/data/realworld's
+# verdicts: a hub lookup fails at once instead of waiting on a network this machine does not have.
+OFFLINE = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+           "WANDB_MODE": "disabled", "CUDA_VISIBLE_DEVICES": ""}
 TARGETS = {"cold": 8.0, "native_s": 0.3, "axolotl": 50.0, "llamafactory": 300.0}
 
 
@@ -72,11 +82,11 @@ class Timing:
         return f"{self.median:.3f} s wall, {self.median_cpu:.3f} s cpu (median of {len(self.wall)})"
 
 
-def alternate(commands: dict[str, list[str]], repeat: int, cwd: Path) -> dict[str, Timing]:
-    """Run the commands in turn, ``repeat`` rounds after one warm-up round; a Timing for each."""
+def alternate(commands: dict[str, tuple[list[str], Path]], repeat: int) -> dict[str, Timing]:
+    """Run the commands (argv, working directory) in turn, ``repeat`` rounds after one warm-up round."""
     timings = {name: Timing() for name in commands}
     for _ in range(repeat + 1):
-        for name, argv in commands.items():
+        for name, (argv, cwd) in commands.items():
             timings[name].run(argv, cwd=cwd)
     for timing in timings.values():  # drop the warm-up round
         timing.wall.pop(0)
@@ -91,31 +101,31 @@ def compile_bytecode() -> None:
 
 
 def corpus(n: int, work: Path) -> dict[str, list[Path]]:
-    """``n`` files of each kind copied into ``work``: recipes (the examples), and native LLaMA-Factory and
-    Axolotl configs (tests/data/native plus each example compiled for the backend), round-robin."""
-    from click.testing import CliRunner
-
-    from ft_recipes.cli import main
-
-    shutil.copytree(NATIVE, work / "native")
+    """``n`` files of each kind copied into ``work``: recipes (the examples) and native LLaMA-Factory and Axolotl
+    configs (the frameworks' own examples, tests/data/realworld), round-robin; a copy of a native config lies
+    beside its original, so that its relative paths (datasets, DeepSpeed files) resolve as the original's."""
     shutil.copytree(ROOT / "recipes" / "examples", work / "examples")
-    seeds = {"recipe": sorted((work / "examples").glob("*.yaml")),
-             "llamafactory": sorted((work / "native").glob("lf_*.yaml")),
-             "axolotl": sorted((work / "native").glob("ax_*.yaml"))}
-    for example in list(seeds["recipe"]):
-        for backend in ("llamafactory", "axolotl"):
-            out = work / f"compiled-{example.stem}-{backend}"
-            if CliRunner().invoke(main, ["compile", str(example), "-b", backend, "-o", str(out)]).exit_code == 0:
-                seeds[backend].append(out / f"{backend}.yaml")
+    shutil.copytree(REALWORLD, work / "realworld")
+    seeds = {"recipe": sorted((work / "examples").glob("*.yaml"))}
+    for backend in NATIVE_KINDS:
+        base = work / "realworld" / backend
+        seeds[backend] = sorted(p for p in (base / "examples").rglob("*") if p.suffix in (".yaml", ".yml"))
     files: dict[str, list[Path]] = {}
     for kind, paths in seeds.items():
         files[kind] = []
         for i in range(n):
             source = paths[i % len(paths)]
-            target = source.parent / f"bench{i}-{source.name}"
-            shutil.copy(source, target)
+            target = source if i < len(paths) else source.parent / f"bench{i}-{source.name}"
+            if target != source:
+                shutil.copy(source, target)
             files[kind].append(target)
     return files
+
+
+def where(kind: str, work: Path) -> Path:
+    """The directory a kind of file is linted and validated from: a backend's corpus folder for its native
+    configs (they name datasets and DeepSpeed files relative to it, as the frameworks' users run them)."""
+    return work / "realworld" / kind if kind in NATIVE_KINDS else work
 
 
 def backend_python(name: str) -> Path | None:
@@ -129,8 +139,8 @@ def backend_python(name: str) -> Path | None:
 
 
 def bench_cold_start(one: Path, repeat: int, work: Path) -> dict:
-    timings = alternate({"bare": [sys.executable, "-c", "pass"], "version": FTR + ["--version"],
-                         "lint": FTR + ["lint", str(one)]}, repeat, work)
+    timings = alternate({"bare": ([sys.executable, "-c", "pass"], work), "version": (FTR + ["--version"], work),
+                         "lint": (FTR + ["lint", str(one)], work)}, repeat)
     bare, lint = timings["bare"], timings["lint"]
     print(f"bare `python -c pass`:        {bare.text()}")
     print(f"cold `ftr --version`:         {timings['version'].text()}")
@@ -167,9 +177,10 @@ def bench_lint(files: dict[str, list[Path]], repeat: int, work: Path) -> dict[st
     """`ftr lint` of each set of files, and of its first file alone (the difference is the per-file cost)."""
     commands = {}
     for kind, paths in files.items():
-        commands[kind] = FTR + ["lint", *map(str, paths)]
-        commands[kind + "-one"] = FTR + ["lint", str(paths[0])]
-    timings = alternate(commands, repeat, work)
+        cwd = where(kind, work)
+        commands[kind] = (FTR + ["lint", *(str(p.relative_to(cwd)) for p in paths)], cwd)
+        commands[kind + "-one"] = (FTR + ["lint", str(paths[0].relative_to(cwd))], cwd)
+    timings = alternate(commands, repeat)
     out = {}
     for kind, paths in files.items():
         many, one = timings[kind], timings[kind + "-one"]
@@ -193,11 +204,12 @@ def bench_backends(files: dict[str, list[Path]], ours: dict[str, tuple[Timing, T
         if python is None or not helper.is_file():
             print(f"{name} own validator: skipped (environment not built: ftr backend install {name})")
             continue
-        paths = [str(p) for p in files[name]]
+        cwd = where(name, work)
+        paths = [str(p.relative_to(cwd)) for p in files[name]]
         own, own_one = Timing(), Timing()
         for _ in range(repeat):
-            own.run([str(python), str(helper), "--cpu", *paths], env=dict(os.environ), cwd=work, keep=True)
-            own_one.run([str(python), str(helper), "--cpu", paths[0]], env=dict(os.environ), cwd=work)
+            own.run([str(python), str(helper), "--cpu", *paths], env=OFFLINE, cwd=cwd, keep=True)
+            own_one.run([str(python), str(helper), "--cpu", paths[0]], env=OFFLINE, cwd=cwd)
         results = [json.loads(line) for line in own.output.splitlines() if line.startswith("{")]
         accepted = sum(1 for r in results if r.get("ok"))
         many, one = ours[name]
@@ -206,6 +218,31 @@ def bench_backends(files: dict[str, list[Path]], ours: dict[str, tuple[Timing, T
         print(f"  ftr is {own.median / many.median:.0f}x faster wall, {own.median_cpu / many.median_cpu:.0f}x cpu "
               f"(target >= {TARGETS[name]:.0f}x); per further file "
               f"{per_file(own, own_one, len(paths)) / max(per_file(many, one, len(paths)), 1e-9):.0f}x")
+
+
+def instructions(argv: list[str], cwd: Path) -> int | None:
+    """Instructions the whole process executes (valgrind's callgrind), or None without valgrind."""
+    if not shutil.which("valgrind"):
+        return None
+    out = cwd / "callgrind.out"
+    done = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *argv], cwd=cwd, env=ENV,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False)
+    out.unlink(missing_ok=True)
+    counts = [line.split()[-1] for line in done.stderr.splitlines() if "Collected" in line]
+    return int(counts[-1]) if counts else None
+
+
+def bench_instructions(files: dict[str, list[Path]], one: Path, work: Path) -> None:
+    """Instruction counts: they do not depend on how busy the machine is (about 50x slower to take)."""
+    commands = {"bare `python -c pass`": ([sys.executable, "-c", "pass"], work),
+                f"`ftr lint {one.name}`": (FTR + ["lint", str(one)], work)}
+    for kind, paths in files.items():
+        cwd = where(kind, work)
+        commands[f"`ftr lint`, {len(paths)} {kind} files"] = (FTR + ["lint", *(str(p.relative_to(cwd)) for p in paths)],
+                                                               cwd)
+    for name, (argv, cwd) in commands.items():
+        count = instructions(argv, cwd)
+        print(f"instructions, {name}: " + (f"{count / 1e6:.0f} M" if count else "skipped (no valgrind)"))
 
 
 def bench_compile(repeat: int) -> None:
@@ -261,6 +298,8 @@ def main() -> None:
     parser.add_argument("--backend-repeat", type=int, default=1, help="runs per backend validator (default 1)")
     parser.add_argument("--skip-backends", action="store_true", help="do not run the backends' validators")
     parser.add_argument("--skip-extras", action="store_true", help="skip compile time and run overhead")
+    parser.add_argument("--instructions", action="store_true",
+                        help="also count instructions with valgrind (steady on a busy machine; a few minutes)")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     compile_bytecode()
@@ -275,6 +314,8 @@ def main() -> None:
             print("backend validators: skipped (--skip-backends)")
         else:
             bench_backends(files, ours, args.backend_repeat, work)
+        if args.instructions:
+            bench_instructions(files, work / "examples" / EXAMPLES[0].name, work)
         if not args.skip_extras:
             bench_compile(min(args.repeat, 3))
             bench_run_overhead(work)

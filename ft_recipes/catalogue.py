@@ -9,6 +9,7 @@ import json
 from functools import lru_cache
 from typing import Any
 
+from .closest import close_match
 from .findings import Finding
 from .load import Document, dotted
 from .paths import data_dir
@@ -98,16 +99,19 @@ def _check_mapping(doc: Document, data: dict, path: tuple, known: dict[str, dict
     findings = []
     for key, value in data.items():
         kpath = path + (key,)
-        line, col = doc.pos(kpath, key=True)
         spec = known.get(key)
+        if spec is not None and not spec.get("removed") and not spec.get("deprecated") and \
+                type_ok(value, spec.get("type")):
+            continue  # a known key with a good value, the common case: nothing to report, no position needed
+        line, col = doc.pos(kpath, key=True)
         if spec is None and prefix and key.startswith(prefix) and key[len(prefix):] in known:
             findings.append(Finding(doc.file, line, col, "FTR006", "warning",
                                     f"{dotted(kpath)!r} is a deprecated spelling in {backend} {version}",
                                     f"{backend} reads it as {key[len(prefix):]!r}; write that", dotted(kpath)))
             spec = known[key[len(prefix):]]
         if spec is None:
-            close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.7)
-            hint = f"did you mean {close[0]}?" if close else f"not a {where} key of {backend} {version}"
+            close = close_match(key, tuple(known), 0.7)
+            hint = f"did you mean {close}?" if close else f"not a {where} key of {backend} {version}"
             hint = _other_version_hint(backend, version, path, key) or hint
             findings.append(Finding(doc.file, line, col, "FTR001", "error",
                                     f"unknown key {dotted(kpath)!r}: {UNKNOWN_FATE.get(backend, 'unknown')}",

@@ -166,8 +166,10 @@ def running_from(directory: str | Path | None = None, dataset_dir: str | None = 
 
 def resolve_local(value: str | Path) -> Path:
     """A path as the backend resolves it: absolute as written, else relative to ``run_dir()``."""
+    from .paths import real_path
+
     path = Path(value).expanduser()
-    return path if path.is_absolute() else (run_dir() / path).resolve()
+    return path if path.is_absolute() else real_path(run_dir() / path)
 
 
 # What an importer learnt about a path while resolving it as the backend does, for the lint rules:

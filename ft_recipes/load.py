@@ -56,7 +56,11 @@ _Loader.add_implicit_resolver(
 
 
 _STR, _NULL, _BOOL = "tag:yaml.org,2002:str", "tag:yaml.org,2002:null", "tag:yaml.org,2002:bool"
+_INT, _FLOAT = "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
+_SCALAR = yaml.ScalarNode
 _BOOLS = yaml.constructor.SafeConstructor.bool_values
+_DECIMAL = re.compile(r"[-+]?(?:0|[1-9][0-9]*)")  # SafeConstructor: int(value); a leading 0 is octal
+_NOT_PLAIN_FLOAT = re.compile(r"[_:nNiI]")  # underscores, base 60, .inf and .nan: SafeConstructor's own way
 
 
 @dataclass
@@ -149,18 +153,38 @@ def load_text(text: str, file: str = "<string>", keep_last: bool = False) -> Doc
             loader.dispose()
     doc = Document(file=file, data=None, lines=text.splitlines())
     if node is not None:
-        builder = _Builder(doc, _Loader(""), keep_last)
-        doc.data = builder.build(node, ())
+        doc.data = _Builder(doc, keep_last).build(node, ())
     return doc
 
 
+def _plain_number(tag: str, value: str) -> int | float | None:
+    """A decimal integer or a plain float as SafeConstructor reads it (same value, without its call), else None."""
+    try:
+        if tag == _INT and _DECIMAL.fullmatch(value):
+            return int(value)
+        if tag == _FLOAT and value and not _NOT_PLAIN_FLOAT.search(value):
+            return float(value)
+    except ValueError:  # e.g. more digits than int() reads: SafeConstructor says so
+        pass
+    return None
+
+
 class _Builder:
-    def __init__(self, doc: Document, loader: yaml.SafeLoader, keep_last: bool = False):
+    def __init__(self, doc: Document, keep_last: bool = False):
         self.doc = doc
         self.keep_last = keep_last
-        self.loader = loader
+        self.positions = doc.positions
+        self._loader: yaml.SafeLoader | None = None
         self.count = 0
         self.active: set[int] = set()
+
+    @property
+    def loader(self) -> yaml.SafeLoader:
+        """SafeConstructor for the scalars read here without it (timestamps, 0x10, 1_000, .inf): made once a
+        document needs it, which most do not."""
+        if self._loader is None:
+            self._loader = _Loader("")
+        return self._loader
 
     def fail(self, node: yaml.Node, message: str, hint: str = "") -> FtrError:
         return _error(self.doc.file, node.start_mark.line + 1, node.start_mark.column + 1, message, hint)
@@ -173,8 +197,9 @@ class _Builder:
             raise self.fail(node, f"nesting deeper than {MAX_DEPTH} levels")
         if id(node) in self.active:
             raise self.fail(node, "recursive alias: a value contains itself")
-        self.doc.positions[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
-        if isinstance(node, yaml.ScalarNode):
+        mark = node.start_mark
+        self.positions[path] = (mark.line + 1, mark.column + 1)
+        if isinstance(node, _SCALAR):
             return self.scalar(node)
         if node.tag not in ("tag:yaml.org,2002:seq", "tag:yaml.org,2002:map"):
             raise self.fail(node, f"YAML tag {node.tag!r} is not allowed", "ftr reads plain YAML data only")
@@ -196,6 +221,9 @@ class _Builder:
             return None
         if tag == _BOOL and node.value.lower() in _BOOLS:
             return _BOOLS[node.value.lower()]
+        number = _plain_number(tag, node.value)
+        if number is not None:
+            return number
         try:
             value = self.loader.construct_object(node, deep=True)
         except yaml.MarkedYAMLError as exc:

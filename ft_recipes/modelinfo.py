@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import lru_cache
 from pathlib import Path
 
@@ -28,10 +30,35 @@ def _hf_cache_dir(model_id: str) -> Path | None:
 
 
 def model_dir(base: str) -> Path | None:
+    """The model's local directory: ``base`` itself, else its newest snapshot in the Hugging Face cache. Inside
+    ``remembered()`` (a lint run, where several rules ask for every file) looked up once per base."""
+    cache = _MODEL_DIRS.get()
+    if cache is None:
+        return _find_model_dir(base)
+    key = (base, os.getcwd(), os.environ.get("HF_HOME"), os.environ.get("HF_HUB_CACHE"))
+    if key not in cache:
+        cache[key] = _find_model_dir(base)
+    return cache[key]
+
+
+def _find_model_dir(base: str) -> Path | None:
     path = Path(base)
     if path.is_dir():
         return path
     return _hf_cache_dir(base)
+
+
+_MODEL_DIRS: ContextVar[dict | None] = ContextVar("ftr_model_dirs", default=None)
+
+
+@contextmanager
+def remembered():
+    """Model directories looked up once per base while inside (no directory appears or goes meanwhile)."""
+    token = _MODEL_DIRS.set({})
+    try:
+        yield
+    finally:
+        _MODEL_DIRS.reset(token)
 
 
 @lru_cache(maxsize=64)

@@ -9,6 +9,7 @@ from typing import Any, Callable
 
 from .findings import Finding, FtrError
 from .load import Document
+from .paths import real_parent
 from .backends.keys import ABSENT, get_native
 from .resolve import Resolved, Source
 
@@ -83,10 +84,16 @@ class Mapper:
     def leftover(self) -> dict:
         """Native keys no recipe field took; a mapping of which some sub-keys were taken keeps the rest."""
         out = {}
+        nested: dict[str, set[str]] = {}  # "a.b" used -> nested["a"] = {"b"}
+        for used in self.used:
+            head, dot, tail = used.partition(".")
+            if dot:
+                nested.setdefault(head, set()).add(tail)
         for key, value in self.src.items():
             if key in self.used:
                 continue
-            taken = {u.split(".", 1)[1] for u in self.used if u.startswith(key + ".")}
+            taken = nested.get(key, set()) if "." not in key else \
+                {u.split(".", 1)[1] for u in self.used if u.startswith(key + ".")}
             if taken and isinstance(value, dict):
                 value = {k: v for k, v in value.items() if k not in taken}
                 if not value:
@@ -122,7 +129,7 @@ def import_document(doc: Document, dialect: str | None = None) -> Imported:
         raise FtrError(f"{doc.file} is already a recipe", exit_code=2)
     mapper = Mapper(doc)
     try:
-        backends.importer(dialect).to_recipe(mapper, Path(doc.file).resolve().parent)
+        backends.importer(dialect).to_recipe(mapper, real_parent(doc.file))
     except TypeError as exc:  # a value of a type the backend would refuse too (a list where a name belongs)
         finding = Finding(doc.file, 1, 1, "FTR002", "error",
                           f"cannot read this {dialect} config: a value has an unexpected type ({exc})",

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from . import recipe as r
-from .paths import real_path
+from .paths import real_parent, real_path
 from .resolve import Resolved
 
 DEFAULT_LORA = r.Lora()
@@ -28,7 +28,7 @@ def _get(data: dict, *keys: str, default: Any = None) -> Any:
 
 def _base_dir(resolved: Resolved, path: tuple) -> Path:
     src = resolved.source(path)
-    return real_path(src.file if src else resolved.document.file).parent
+    return real_parent(src.file if src else resolved.document.file)
 
 
 def _local_path(value: str, base: Path) -> Path:

@@ -63,3 +63,12 @@ def real_path(path: str | Path) -> Path:
 @lru_cache(maxsize=2048)
 def _real_path(text: str, cwd: str) -> Path:
     return Path(text).resolve()
+
+
+def real_parent(file: str | Path) -> Path:
+    """``Path(file).resolve().parent``, with the directory resolved once per process (``real_path``): the same
+    unless ``file`` itself is a symbolic link, which is then resolved in full."""
+    path = Path(file)
+    if path.name in ("", ".", "..") or path.is_symlink():
+        return path.resolve().parent
+    return real_path(path.parent)

@@ -17,7 +17,7 @@ from .load import dotted
 from .paths import data_dir
 from .resolve import Resolved
 
-if TYPE_CHECKING:  # jsonschema is imported only when a recipe is invalid (see schema_valid)
+if TYPE_CHECKING:  # jsonschema is imported only for an invalid recipe's errors of some kinds (schema_errors)
     from jsonschema import Draft202012Validator
     from jsonschema.exceptions import ValidationError
 
@@ -162,14 +162,24 @@ def _flatten(error: ValidationError) -> ValidationError:
     return error
 
 
+def schema_errors(data: Any) -> list:
+    """The schema errors of an invalid recipe, each flattened to the one ftr describes: found without jsonschema
+    when they are of the kinds ft_recipes.schema_errors describes, else by jsonschema."""
+    from .schema_errors import describe
+
+    errors = describe(recipe_schema(), data)
+    if errors is None:
+        errors = [_flatten(error) for error in _validator().iter_errors(data)]
+    return errors
+
+
 def validate(resolved: Resolved) -> list[Finding]:
     """Schema findings for a resolved recipe, sorted; empty when valid."""
     if schema_valid(resolved.data):
         return sorted(semantic(resolved))
     findings: list[Finding] = []
     seen = set()
-    for error in _validator().iter_errors(resolved.data):
-        error = _flatten(error)
+    for error in schema_errors(resolved.data):
         if error.validator == "additionalProperties":
             batch = _unknown_key_findings(error, resolved)
         else:
@@ -190,15 +200,17 @@ def validate(resolved: Resolved) -> list[Finding]:
 
 # --- checks JSON Schema cannot express ----------------------------------------------------------------------
 
-def _numbers(data: Any, path: tuple = ()):
-    if isinstance(data, dict):
-        for key, value in data.items():
-            yield from _numbers(value, path + (key,))
-    elif isinstance(data, list):
-        for i, value in enumerate(data):
-            yield from _numbers(value, path + (i,))
-    elif isinstance(data, float):
-        yield path, data
+def _non_finite(data: Any, path: tuple = (), out: list | None = None) -> list[tuple[tuple, float]]:
+    """(path, value) of every NaN and infinity in ``data``, in document order (a path is built only for a
+    container or a hit: most values are neither)."""
+    out = [] if out is None else out
+    items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, list) else ()
+    for key, value in items:
+        if isinstance(value, (dict, list)):
+            _non_finite(value, path + (key,), out)
+        elif isinstance(value, float) and not math.isfinite(value):
+            out.append((path + (key,), value))
+    return out
 
 
 def _finding(resolved: Resolved, path: tuple, message: str, hint: str = "") -> Finding:
@@ -228,7 +240,7 @@ def semantic(resolved: Resolved) -> list[Finding]:
     """FTR002 for values the schema admits but no backend can run: NaN and infinities, a fractional row count,
     cosine_with_min_lr without train.min_lr, contradicting cadences in one file."""
     out = [_finding(resolved, path, f"{dotted(path)}: {value!r} is not a finite number", "write a finite number")
-           for path, value in _numbers(resolved.data) if not math.isfinite(value)]
+           for path, value in _non_finite(resolved.data)]
     if out:
         return out
     data = resolved.data

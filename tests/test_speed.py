@@ -1,6 +1,7 @@
 """Start-up and per-file cost of `ftr lint`: what a valid recipe's lint imports, and work done once per process
 rather than once per file. (Timings live in benchmarks/bench.py; these assert behaviour, not seconds.)"""
 
+import difflib
 import json
 import os
 import subprocess
@@ -9,9 +10,12 @@ import sys
 import pytest
 import yaml
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ft_recipes import catalogue, load
 from ft_recipes.cli import main
+from ft_recipes.closest import close_match
 from ft_recipes.lint import engine
 from ft_recipes.paths import may_declare_entry_points
 
@@ -55,6 +59,26 @@ def test_an_invalid_recipe_still_gets_jsonschema_messages(write):
     result = CliRunner().invoke(main, ["lint", str(bad)])
     assert result.exit_code == 1
     assert "FTR002" in result.output and "did you mean alpaca?" in result.output
+
+
+REALWORLD = ROOT / "tests" / "data" / "realworld"
+
+
+@pytest.mark.parametrize("path", ["llamafactory/examples/inference/qwen3.yaml",  # no dataset: `required`
+                                  "llamafactory/examples/merge_lora/qwen3_lora_sft.yaml"])
+def test_common_schema_errors_are_described_without_jsonschema(path):
+    """A native file whose recipe misses a required key or holds a value the schema does not allow (as many
+    inference and merge configs do) is described by ft_recipes.schema_errors, not jsonschema."""
+    result = probe("lint", str(REALWORLD / path))
+    assert "jsonschema" not in result["modules"]
+    assert "ft_recipes.schema_errors" in result["modules"]
+
+
+def test_an_error_of_another_kind_still_gets_jsonschemas_message(write):
+    bad = write("bad.yaml", "ftr: 1\nmodel: {base: m}\ntrain: {lr: -1}\n"
+                            "data:\n  train:\n    - {path: d.jsonl, format: alpaca}\n")
+    result = CliRunner().invoke(main, ["lint", str(bad)])
+    assert result.exit_code == 1 and "train.lr" in result.output and "minimum" in result.output
 
 
 def test_version_loads_no_command_module():
@@ -137,3 +161,57 @@ def test_entry_point_precheck(tmp_path):
     zipped = tmp_path / "lib.zip"
     zipped.write_bytes(b"PK\x05\x06" + b"\x00" * 18)
     assert may_declare_entry_points("ft_recipes.presets", (str(zipped),))  # cannot look inside: full scan
+
+
+KEYS = sorted(catalogue.load("llamafactory").get("keys", {}))
+words = st.one_of(st.sampled_from(KEYS), st.text("abcdefghijklmnopqrstuvwxyz_0123456789", max_size=30),
+                  st.sampled_from(KEYS).map(lambda key: key[1:] + "x"), st.text(max_size=6),
+                  st.text("ab", min_size=250, max_size=260))
+
+
+@settings(max_examples=300, deadline=None, derandomize=bool(os.environ.get("CI")))
+@given(word=words, candidates=st.one_of(st.just(KEYS), st.lists(words, max_size=20)),
+       cutoff=st.sampled_from([0.0, 0.6, 0.7, 0.95, 1.0]))
+def test_close_match_is_difflibs_answer(word, candidates, cutoff):
+    expected = difflib.get_close_matches(word, candidates, n=1, cutoff=cutoff)
+    assert close_match(word, tuple(candidates), cutoff) == (expected[0] if expected else None)
+
+
+number_text = st.text("0123456789+-._:eEinfaINF", min_size=1, max_size=12)
+
+
+@settings(max_examples=500, deadline=None, derandomize=bool(os.environ.get("CI")))
+@given(value=st.one_of(number_text, st.integers().map(str), st.floats().map(str)),
+       tag=st.sampled_from([load._INT, load._FLOAT]))
+def test_plain_numbers_read_as_pyyaml_reads_them(value, tag):
+    fast = load._plain_number(tag, value)
+    try:
+        expected = yaml.SafeLoader("").construct_object(yaml.ScalarNode(tag, value))
+    except (ValueError, yaml.YAMLError, IndexError):
+        expected = None
+    if fast is not None:
+        assert (type(fast), repr(fast)) == (type(expected), repr(expected))
+
+
+def test_real_parent_is_the_resolved_files_folder(tmp_path):
+    from ft_recipes.paths import real_parent
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "x.yaml").write_text("x: 1\n")
+    (tmp_path / "b" / "link.yaml").symlink_to(tmp_path / "a" / "x.yaml")
+    (tmp_path / "dirlink").symlink_to(tmp_path / "a")
+    for file in ("a/x.yaml", "b/link.yaml", "dirlink/x.yaml", "a/missing.yaml", "a/../b/link.yaml", "a/.."):
+        assert real_parent(tmp_path / file) == (tmp_path / file).resolve().parent, file
+
+
+def test_model_directories_are_looked_up_once_per_lint_run(monkeypatch, tmp_path):
+    from ft_recipes import modelinfo
+
+    asked = []
+    monkeypatch.setattr(modelinfo, "_find_model_dir", lambda base: asked.append(base) or tmp_path)
+    with modelinfo.remembered():
+        assert modelinfo.model_dir("org/m") == modelinfo.model_dir("org/m") == tmp_path
+    assert asked == ["org/m"]
+    modelinfo.model_dir("org/m")  # outside a lint run nothing is remembered: a pipeline stage may make the model
+    assert asked == ["org/m", "org/m"]

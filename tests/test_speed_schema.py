@@ -16,6 +16,8 @@ from jsonschema import Draft202012Validator
 
 from ft_recipes._fastschema import is_valid
 from ft_recipes.findings import FtrError
+from ft_recipes.schema_errors import DESCRIBED, describe
+from ft_recipes.validate import _flatten
 from ft_recipes.pipeline import resolve_file
 
 from paths import ROOT
@@ -36,6 +38,23 @@ def _generator():
 
 def agree(data) -> None:
     assert is_valid(data) == REFERENCE.is_valid(data), data
+    same_errors(data)
+
+
+def _parts(error) -> tuple:
+    return (error.validator, tuple(error.absolute_path), repr(error.validator_value), repr(error.instance),
+            error.message, json.dumps(error.schema, sort_keys=True))
+
+
+def same_errors(data) -> None:
+    """ft_recipes.schema_errors gives jsonschema's errors (flattened as validate() does), or None when one of
+    them is of a kind it leaves to jsonschema (or there is none)."""
+    found = describe(SCHEMA, data)
+    raw = list(REFERENCE.iter_errors(data))
+    if found is None:
+        assert not raw or any(error.validator not in DESCRIBED for error in raw), data
+    else:
+        assert sorted(map(_parts, found)) == sorted(_parts(_flatten(error)) for error in raw), data
 
 
 def test_committed_validator_is_generated_from_the_schema():

@@ -61,9 +61,10 @@ def lint_cmd(paths, fmt, strict, select, extend_select, ignore, rule_packs, no_n
     options = merge_cli(from_project(), select, ignore, extend_select, strict, rule_packs, no_noqa)
     options = _with_versions(options, backend_versions)
     from ..datasets import running_from
+    from ..modelinfo import remembered
 
     files = expand(paths, only_recipes)
-    with running_from(run_dir, dataset_dir):
+    with running_from(run_dir, dataset_dir), remembered():
         findings = sorted(f for file in files for f in lint_file(file, options, dialect))
     text = REPORTERS[fmt]().render(findings, len(files))
     if output:

@@ -116,8 +116,8 @@ def _lint_document(path, doc, options: Options, dialect: str | None) -> list[Fin
 
 def _coerced(doc):
     """A native document with quoted numbers read as numbers, as the backends' own loaders do, so the
-    best-practice rules still run after the catalogue has reported the quoting (FTR002)."""
-    import copy
+    best-practice rules still run after the catalogue has reported the quoting (FTR002). (``fix`` builds new
+    mappings and lists, so the document's own data is left as it is.)"""
     from dataclasses import replace
 
     def fix(value):
@@ -133,7 +133,7 @@ def _coerced(doc):
             return int(number) if number.is_integer() and "." not in value and "e" not in value.lower() else number
         return value
 
-    return replace(doc, data=fix(copy.deepcopy(doc.data)))
+    return replace(doc, data=fix(doc.data))
 
 
 def _native_schema(findings: list[Finding], doc, dialect: str) -> list[Finding]:

@@ -8,6 +8,7 @@ import re
 
 from ...modelinfo import config as model_config
 from ...native import Mapper, Unmapped
+from ...paths import real_path
 from ..keys import as_int, invert
 from .keys import CPU_FLAGS, RL, TABLE
 from .templates import import_name
@@ -30,7 +31,7 @@ def _local(path: str, base: Path) -> Path | None:
     from ...datasets import note_path, resolve_local, run_dir, run_dir_given
 
     local = resolve_local(path)
-    beside = (base / path).resolve()
+    beside = real_path(base / path)
     if not local.exists() and not run_dir_given() and beside.exists():
         note_path(beside, "beside", f"found next to the config, not in {run_dir()}, where Axolotl looks")
         return beside
@@ -216,7 +217,7 @@ def _eval_output(m: Mapper, base: Path) -> None:
     else:
         m.take("eval_strategy", ("eval", "every"), "no")
     m.take("eval_batch_size", ("eval", "batch_size"), convert=as_int)
-    m.take("output_dir", ("output", "dir"), str(base / "model-out"), lambda v: str((base / v).resolve()))
+    m.take("output_dir", ("output", "dir"), str(base / "model-out"), lambda v: str(real_path(base / v)))
     m.used.add("saves_per_epoch")  # 0 or absent: Axolotl derives no steps from it
     if m.src.get("saves_per_epoch"):
         m.take("saves_per_epoch", ("output", "per_epoch"), convert=as_int)

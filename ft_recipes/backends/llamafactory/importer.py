@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from ...native import Mapper, Unmapped
+from ...paths import real_path
 from ..keys import as_int, invert
 from .keys import STAGES, TABLE
 
@@ -39,7 +40,7 @@ def _dataset_info(m: Mapper, base: Path) -> tuple[Path, dict | None, str]:
     directory = resolve_local(str(value))
     candidates = [directory]
     if not run_dir_given() and not Path(str(value)).is_absolute():
-        candidates.append((base / str(value)).resolve())
+        candidates.append(real_path(base / str(value)))
     for candidate in candidates:
         try:
             return candidate, json.loads((candidate / "dataset_info.json").read_text(encoding="utf-8")), ""
@@ -98,7 +99,7 @@ def _dataset(name: str, info: dict, directory: Path) -> dict | None:
     if hub is not None:
         out["hub"] = str(hub)
     elif entry.get("file_name"):
-        out["path"] = str((directory / str(entry["file_name"])).resolve())
+        out["path"] = str(real_path(directory / str(entry["file_name"])))
     else:
         return None
     out["format"], columns = _columns(entry)
@@ -233,7 +234,7 @@ def _eval_output(m: Mapper, base: Path) -> None:
     else:
         m.take("eval_steps", ("eval", "steps"), convert=as_int)
     m.take("per_device_eval_batch_size", ("eval", "batch_size"), convert=as_int)
-    m.take("output_dir", ("output", "dir"), str(base / "trainer_output"), lambda v: str((base / v).resolve()))
+    m.take("output_dir", ("output", "dir"), str(base / "trainer_output"), lambda v: str(real_path(base / v)))
     save, save_per_epoch = m.src.get("save_steps"), _per_epoch(m, "save_steps")
     m.take("save_strategy", ("output", "save"), "steps")
     if save_per_epoch:
