@@ -287,3 +287,34 @@ def label_gap(template: dict) -> str | None:
     if len(rest) > 1:
         return "the end of turn after the EOS is more than one character: the same only where it is one token"
     return None
+
+
+TEMPLATE_FILE = "chat_template.jinja"
+
+
+def carry(directory, text: str) -> bool:
+    """Make the tokenizer saved in ``directory`` carry chat template ``text`` (``chat_template.jinja``, which
+    transformers reads first, and ``tokenizer_config.json``'s ``chat_template`` where it has one). True when a
+    file was written; False when it carries it already or there is no saved tokenizer."""
+    from pathlib import Path
+
+    from .writes import atomic_write
+
+    directory = Path(directory)
+    config_path = directory / "tokenizer_config.json"
+    if not config_path.is_file() or _saved_in(directory) == text:
+        return False
+    atomic_write(directory / TEMPLATE_FILE, text)
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    if "chat_template" in config:
+        config["chat_template"] = text
+        atomic_write(config_path, json.dumps(config, indent=2, ensure_ascii=False) + "\n")
+    return True
+
+
+def _saved_in(directory) -> str | None:
+    jinja = directory / TEMPLATE_FILE
+    if jinja.is_file():
+        return jinja.read_text(encoding="utf-8")
+    value = json.loads((directory / "tokenizer_config.json").read_text(encoding="utf-8")).get("chat_template")
+    return value if isinstance(value, str) else None

@@ -136,7 +136,8 @@ def build_dataset(entries: list[dict], cfg: dict) -> Dataset:
     examples = []
     for entry in entries:
         for row in read_rows(entry):
-            examples.append(preference_example(row, entry, cfg["system_prompt"]) if cfg["stage"] == "dpo" else sft_example(row, entry, cfg))
+            dpo = cfg["stage"] == "dpo"
+            examples.append(preference_example(row, entry, cfg["system_prompt"]) if dpo else sft_example(row, entry, cfg))
     return Dataset.from_list(examples)
 
 
