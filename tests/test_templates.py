@@ -195,3 +195,14 @@ def test_tokens_identity_table_names_each_template_and_its_first_difference(monk
     table = tokens.identity_table(None, ("llamafactory", "axolotl"), ["chatml", "mistral"], 1)
     assert table[0] == ("chatml", "identical")
     assert table[1][0] == "mistral" and "loss mask differs at position 1" in table[1][1]
+
+
+def test_tokens_diff_names_a_label_that_is_not_the_token_itself():
+    """LLaMA-Factory's efficient_eos trains the EOS as the label of the next prompt's first token: same ids, same
+    mask, different labels."""
+    from ft_recipes import tokens
+
+    ours = tokens.Row((1, 7, 9), (-100, 7, 2), ("a", "b", "U"))
+    theirs = tokens.Row((1, 7, 9), (-100, 7, 9), ("a", "b", "U"))
+    assert tokens.diff([ours], [theirs]) == ["row 0: labels differ at position 2 (token 'U': label 2 vs 9)"]
+    assert tokens.diff([ours], [ours]) == []
