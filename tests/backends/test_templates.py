@@ -112,6 +112,6 @@ def test_every_template_gives_identical_rows_on_llamafactory_and_trl(family_mode
     verdicts = family_verdicts(family_model, tiny_assets, tmp_path, run_env, ("llamafactory", "trl"), TRL_TEMPLATES)
     for name in TRL_TEMPLATES:
         if reference(name).get("efficient_eos"):  # the documented exception, multi-turn rows only
-            assert "differ at position" in verdicts[name] and "token ids" not in verdicts[name], (name, verdicts[name])
+            assert "differs at position" in verdicts[name] and "token ids" not in verdicts[name], (name, verdicts[name])
         else:
             assert verdicts[name] == "identical", (name, verdicts[name])
