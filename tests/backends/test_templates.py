@@ -115,3 +115,15 @@ def test_every_template_gives_identical_rows_on_llamafactory_and_trl(family_mode
             assert "differs at position" in verdicts[name] and "token ids" not in verdicts[name], (name, verdicts[name])
         else:
             assert verdicts[name] == "identical", (name, verdicts[name])
+
+
+def test_preference_pairs_per_template_on_llamafactory_and_trl(family_model, tiny_assets, run_env, tmp_path):
+    """Chosen and rejected rows under templates with an empty thought (qwen3), text before the reply (mistral) and
+    no newline after the end of turn (llama3): identical on LLaMA-Factory and trl."""
+    recipe = tiny_recipe(tmp_path, tiny_assets, "tok-pref-family", "extends: [dpo-lora]", "preference", "preference")
+    recipe.write_text(recipe.read_text().replace(str(tiny_assets.model), str(family_model)))
+    names = ["llama3", "qwen3", "mistral"]
+    proc = ftr("tokens", recipe, "--diff", "llamafactory", "trl", "--templates", ",".join(names), "-n", 10,
+               env=run_env, check=False, timeout=1800)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    assert [line.split() for line in proc.stdout.splitlines()] == [[n, "identical"] for n in names], proc.stdout
