@@ -50,6 +50,7 @@ def known() -> set[str]:
     return (set(TEMPLATES) | set(names("llamafactory", "0.9.5").get("templates", [])) | {"tokenizer"}
             | {"axolotl:" + n for n in ax if n not in ("jinja", "tokenizer_default")})
 
+
 def served_template(name: str | None) -> str | None:
     """The template LLaMA-Factory trains ``name`` with, as Jinja (ftr's, rendering the slots' text): LLaMA-Factory
     saves its own Jinja only into a tokenizer that has none, so a run's tokenizer keeps the base model's template.

@@ -11,6 +11,12 @@ from .keys import TABLE
 HERE = Path(__file__).parent
 
 
+def _known() -> set[str]:
+    from ..llamafactory.templates import known
+
+    return known()
+
+
 def _marked(name) -> bool:
     from .templates import marked
 
@@ -37,6 +43,6 @@ BACKEND = Backend(
     name="trl", version="1.9.0", title="the trl backend", main="trl.json",
     capabilities=Capabilities(stages=frozenset({"sft", "pt", "dpo"}),
                               methods=frozenset({"full", *ADAPTER_METHODS, *PROMPT_METHODS}),
-                              templates=None),
+                              templates=frozenset(_known())),  # the names trl gets a template for
     keys=TABLE, emitter="ft_recipes.backends.trl.emit", approximations=APPROXIMATIONS,
     launcher="ft_recipes.backends.trl.launch", env=_env, folder=HERE)
