@@ -4,6 +4,7 @@ tee its logs, forward signals, and record a manifest."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import platform
@@ -266,7 +267,7 @@ def new_manifest(p: RunPlan, loaded: Loaded, backend: str, argv: list[str]) -> d
             "recipe_hash": recipe_hash(loaded.recipe), "backend": backend,
             "backend_version": installed_version(p.python, spec), "command_line": argv,
             "backend_command": p.launch.argv, "env": p.launch.env, "host": platform.node(),
-            "resumed_from": str(p.checkpoint) if p.checkpoint else None,
+            "resumed_from": str(p.checkpoint) if p.checkpoint else None, "template": loaded.recipe.model.template,
             "start": None, "end": None, "exit_status": None, "interrupted": False}
 
 
@@ -280,9 +281,23 @@ def execute_manifest(p: RunPlan, manifest: dict, log_name: str = "train.log", re
     save_manifest(p.run_dir, manifest)
     code, interrupted = _stream(p, p.run_dir / "logs" / log_name)
     manifest.update(end=_now(), exit_status=code, interrupted=interrupted)
+    if code == 0 and not interrupted and "template" in manifest:
+        manifest["chat_template"] = carry_template(p.run_dir, manifest["backend"], manifest["template"])
     save_manifest(p.run_dir, manifest)
     _final_report(p.run_dir)
     return code
+
+
+def carry_template(run_dir: Path, backend: str, name: str | None) -> dict:
+    """The saved tokenizers of a finished run (the run directory, its ``merged/``) carry the chat template it
+    trained with: ftr writes it where the backend does not; the manifest records which and where."""
+    from . import templates
+
+    text = backends.get(backend).served_template(name)
+    written = [d.name if d != run_dir else "." for d in (run_dir, run_dir / "merged")
+               if text is not None and templates.carry(d, text)]
+    return {"template": name, "source": "ftr" if text is not None else backend, "written": written,
+            "sha256": hashlib.sha256(text.encode()).hexdigest() if text is not None else None}
 
 
 def _final_report(run_dir: Path) -> None:
@@ -437,4 +452,15 @@ def _merge(run_dir: Path, backend: str, out: Path | None) -> int:
                        f"{backend}`", exit_code=2) from None
     if code == 0 and job.produces is not None and job.produces.resolve() != target:
         shutil.move(str(job.produces), str(target))
+    if code == 0:
+        _carry_merged(run_dir, target)
     return code
+
+
+def _carry_merged(run_dir: Path, target: Path) -> None:
+    """The merged model's tokenizer carries the template the run's tokenizer carries (the one trained)."""
+    from . import templates
+
+    text = templates.saved_chat_template(str(run_dir))
+    if text is not None:
+        templates.carry(target, text)

@@ -162,11 +162,17 @@ def _has_thought(template: dict, content: str) -> bool:
     return any(word.strip() in content for word in template["thought_words"])
 
 
-def to_jinja(template: dict) -> str:
+GENERATION = ("{% generation %}", "{% endgeneration %}")  # transformers' markers of the trained (assistant) text
+
+
+def to_jinja(template: dict, generation: bool = False) -> str:
     """A Jinja chat template that renders the conversation as the slot template does in training: prefix, the
     system prompt (the template's default when the conversation has none) on the first turn (folded into the
     first user message for templates of class Llama2Template), user and assistant slots, an empty thought before
-    replies of reasoning templates, and the final EOS of templates with efficient_eos."""
+    replies of reasoning templates, and the final EOS of templates with efficient_eos. ``generation``: the text the
+    slot template trains (each reply's empty thought and whole assistant slot, the final EOS of efficient_eos) is
+    marked with ``{% generation %}``, as transformers' ``return_assistant_tokens_mask`` reads it; same text."""
+    start, end = GENERATION if generation else ("", "")
     eos = eos_of(template)
     folded = template.get("class") == "Llama2Template"
     system = _jinja_slots(template["system"], eos, "system_message")
@@ -185,14 +191,14 @@ def to_jinja(template: dict) -> str:
     if folded:
         out.append("{% if loop.first and system_message %}{% set content = " + system + " + content %}{% endif %}")
     out.append("{% if message['role'] == 'user' %}{{ " + user + " }}")
-    out.append("{% elif message['role'] == 'assistant' %}")
+    out.append("{% elif message['role'] == 'assistant' %}" + start)
     if empty:
         opening, closing = (_jinja_literal(word.strip()) for word in template["thought_words"])
         out.append("{% if " + opening + " not in content and " + closing + " not in content %}{{ "
                    + _jinja_literal(empty) + " }}{% endif %}")
-    out.append("{{ " + assistant + " }}{% endif %}{% endfor %}")
+    out.append("{{ " + assistant + " }}" + end + "{% endif %}{% endfor %}")
     if template.get("efficient_eos"):
-        out.append("{{ " + (_jinja_literal(eos) if eos else "eos_token") + " }}")
+        out.append(start + "{{ " + (_jinja_literal(eos) if eos else "eos_token") + " }}" + end)
     return "".join(out)
 
 
@@ -281,3 +287,34 @@ def label_gap(template: dict) -> str | None:
     if len(rest) > 1:
         return "the end of turn after the EOS is more than one character: the same only where it is one token"
     return None
+
+
+TEMPLATE_FILE = "chat_template.jinja"
+
+
+def carry(directory, text: str) -> bool:
+    """Make the tokenizer saved in ``directory`` carry chat template ``text`` (``chat_template.jinja``, which
+    transformers reads first, and ``tokenizer_config.json``'s ``chat_template`` where it has one). True when a
+    file was written; False when it carries it already or there is no saved tokenizer."""
+    from pathlib import Path
+
+    from .writes import atomic_write
+
+    directory = Path(directory)
+    config_path = directory / "tokenizer_config.json"
+    if not config_path.is_file() or _saved_in(directory) == text:
+        return False
+    atomic_write(directory / TEMPLATE_FILE, text)
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    if "chat_template" in config:
+        config["chat_template"] = text
+        atomic_write(config_path, json.dumps(config, indent=2, ensure_ascii=False) + "\n")
+    return True
+
+
+def _saved_in(directory) -> str | None:
+    jinja = directory / TEMPLATE_FILE
+    if jinja.is_file():
+        return jinja.read_text(encoding="utf-8")
+    value = json.loads((directory / "tokenizer_config.json").read_text(encoding="utf-8")).get("chat_template")
+    return value if isinstance(value, str) else None

@@ -162,6 +162,10 @@ def diff(a: list[Row], b: list[Row]) -> list[str]:
             pos = next(k for k, (p, q) in enumerate(zip(x.trained, y.trained)) if p != q)
             problems.append(f"row {i}: loss mask differs at position {pos} (token {x.tokens[pos]!r}: "
                             f"{'trained' if x.trained[pos] else 'masked'} vs {'trained' if y.trained[pos] else 'masked'})")
+        elif x.labels != y.labels:
+            pos = next(k for k, (p, q) in enumerate(zip(x.labels, y.labels)) if p != q)
+            problems.append(f"row {i}: labels differ at position {pos} (token {x.tokens[pos]!r}: label "
+                            f"{x.labels[pos]} vs {y.labels[pos]})")
     return problems
 
 

@@ -195,3 +195,37 @@ def test_tokens_identity_table_names_each_template_and_its_first_difference(monk
     table = tokens.identity_table(None, ("llamafactory", "axolotl"), ["chatml", "mistral"], 1)
     assert table[0] == ("chatml", "identical")
     assert table[1][0] == "mistral" and "loss mask differs at position 1" in table[1][1]
+
+
+def test_tokens_diff_names_a_label_that_is_not_the_token_itself():
+    """LLaMA-Factory's efficient_eos trains the EOS as the label of the next prompt's first token: same ids, same
+    mask, different labels."""
+    from ft_recipes import tokens
+
+    ours = tokens.Row((1, 7, 9), (-100, 7, 2), ("a", "b", "U"))
+    theirs = tokens.Row((1, 7, 9), (-100, 7, 9), ("a", "b", "U"))
+    assert tokens.diff([ours], [theirs]) == ["row 0: labels differ at position 2 (token 'U': label 2 vs 9)"]
+    assert tokens.diff([ours], [ours]) == []
+
+
+def test_a_finished_run_carries_its_training_template_where_the_backend_does_not(tmp_path):
+    from ft_recipes.run import carry_template
+    from ft_recipes.templates import saved_chat_template, to_jinja, catalogue
+
+    for backend in ("llamafactory", "axolotl", "trl"):
+        run = tmp_path / backend
+        (run / "merged").mkdir(parents=True)
+        for d in (run, run / "merged"):
+            (d / "tokenizer_config.json").write_text('{"chat_template": "base", "eos_token": "<|im_end|>"}')
+        record = carry_template(run, backend, "qwen")
+        if backend == "axolotl":  # Axolotl saves the template it trains with itself
+            assert record == {"template": "qwen", "source": "axolotl", "written": [], "sha256": None}
+            continue
+        expected = to_jinja(catalogue("llamafactory", "0.9.5")["qwen"])  # the same text, no generation markers
+        assert record["source"] == "ftr" and record["written"] == [".", "merged"], record
+        for d in (run, run / "merged"):
+            assert saved_chat_template(str(d)) == expected
+            assert json.loads((d / "tokenizer_config.json").read_text())["chat_template"] == expected
+        assert carry_template(run, backend, "qwen")["written"] == []  # carried already: nothing rewritten
+    assert carry_template(tmp_path / "none", "trl", "qwen")["written"] == []  # no saved tokenizer
+    assert carry_template(tmp_path / "trl", "trl", "tokenizer")["source"] == "trl"  # the tokenizer's own

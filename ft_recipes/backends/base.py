@@ -110,6 +110,16 @@ class Backend:
     def env_spec(self):
         return self.env(self.version) if self.env else None
 
+    def served_template(self, name: str | None) -> str | None:
+        """The chat template a run of this backend trains template ``name`` with, which ftr writes into the run's
+        saved tokenizer (its templates module's ``served_template``); None: the backend saves it there itself."""
+        try:
+            module = importlib.import_module(self.emitter.rsplit(".", 1)[0] + ".templates")
+        except ModuleNotFoundError:
+            return None
+        served = getattr(module, "served_template", None)
+        return served(name) if served else None
+
     def notes(self, recipe) -> list:
         """The fidelity notes for this recipe (every approximation that applies)."""
         from ..emit import Note

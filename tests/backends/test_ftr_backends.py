@@ -152,9 +152,27 @@ def load_adapter(python: Path, run_dir: Path, env) -> None:
 
 
 
+def ftr305(base: Path, template: str, assets, tmp: Path) -> bool:
+    """Whether `ftr lint` warns that ``base``'s saved chat template differs from training template ``template``."""
+    recipe = tmp / "serve.yaml"
+    recipe.write_text(f"ftr: 1\nextends: [lora-sft]\nmodel: {{base: {base}, template: {template}}}\n"
+                      f"data: {{train: [{{path: {assets.data}/alpaca.jsonl, format: alpaca}}]}}\n")
+    proc = ftr("lint", recipe, check=False)
+    return "FTR305" in proc.stdout + proc.stderr
+
+
+def assert_serves_training_template(run_dir: Path, template: str, assets, tmp: Path) -> None:
+    """The run directory's tokenizer carries the template trained (FTR305 quiet there; it fires on the base)."""
+    assert json.loads((run_dir / "manifest.json").read_text())["chat_template"]["template"] == template
+    assert ftr305(assets.model, template, assets, tmp)
+    assert not ftr305(run_dir, template, assets, tmp)
+
+
 @pytest.mark.parametrize("backend", ["llamafactory", "axolotl", "trl"])
 def test_lora_sft_through_ftr_run(backend, tiny_assets, run_env, tmp_path, lf_python):
+    """qwen, not the tiny model's ChatML: its default system prompt makes the base's template differ."""
     recipe = tiny_recipe(tmp_path, tiny_assets, f"lora-{backend}", "extends: [lora-sft]")
+    recipe.write_text(recipe.read_text().replace("template: chatml", "template: qwen"))
     proc = ftr("run", recipe, "-b", backend, env=run_env, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     run_dir = tmp_path / "runs" / f"lora-{backend}"
@@ -162,6 +180,7 @@ def test_lora_sft_through_ftr_run(backend, tiny_assets, run_env, tmp_path, lf_py
     load_adapter(lf_python, run_dir, run_env)
     assert (run_dir / "recipe.resolved.yaml").is_file()
     assert "ftr: step" in proc.stderr  # the progress line
+    assert_serves_training_template(run_dir, "qwen", tiny_assets, tmp_path)
 
 
 def test_axolotl_021_lora_sft_through_ftr_run_and_merge(tiny_assets, run_env, ax21_python, tmp_path, lf_python):
@@ -239,6 +258,9 @@ def test_reuse_resume_force_and_merge(tiny_assets, run_env, tmp_path):
     merged = tmp_path / "merged"
     ftr("merge", run_dir, "-o", merged, env=run_env)
     assert (merged / "config.json").is_file() and list(merged.glob("*.safetensors"))
+    from ft_recipes.templates import saved_chat_template
+
+    assert saved_chat_template(str(merged)) == saved_chat_template(str(run_dir)) is not None
 
 
 def test_interrupted_run_keeps_checkpoints(tiny_assets, run_env, tmp_path):

@@ -1,5 +1,5 @@
 """Chat templates against the real backends: the same recipe gives identical input_ids AND labels on
-LLaMA-Factory and Axolotl (their own preprocessing, through `ftr tokens --diff`), for every row format."""
+LLaMA-Factory, Axolotl and trl (their own preprocessing, through `ftr tokens --diff`), for every row format."""
 
 from __future__ import annotations
 
@@ -35,14 +35,18 @@ CASES = [("alpaca", "alpaca", "lora-sft", 50), ("sharegpt", "sharegpt", "lora-sf
          ("multi_sharegpt", "sharegpt", "lora-sft", 24), ("preference", "preference", "dpo-lora", 50)]
 
 
+PAIRS = [("llamafactory", "axolotl"), ("llamafactory", "trl")]  # both identical to LLaMA-Factory: all three agree
+
+
+@pytest.mark.parametrize("pair", PAIRS, ids=["-".join(p) for p in PAIRS])
 @pytest.mark.parametrize("data,fmt,preset,rows", CASES, ids=[c[0] for c in CASES])
-def test_identical_input_ids_and_labels_on_llamafactory_and_axolotl(data, fmt, preset, rows, tiny_assets, run_env,
-                                                                     tmp_path):
+def test_identical_input_ids_and_labels_across_backends(data, fmt, preset, rows, pair, tiny_assets, run_env,
+                                                        tmp_path):
     multi_turn(tiny_assets.data, tmp_path)
     recipe = tiny_recipe(tmp_path, tiny_assets, f"tok-{data}", f"extends: [{preset}]", data, fmt)
     if data.startswith("multi"):
         recipe.write_text(recipe.read_text().replace(f"{tiny_assets.data}/{data}", f"{tmp_path}/{data}"))
-    proc = ftr("tokens", recipe, "--diff", "llamafactory", "axolotl", "-n", rows, env=run_env, check=False)
+    proc = ftr("tokens", recipe, "--diff", *pair, "-n", rows, env=run_env, check=False)
     expected = rows * 2 if fmt == "preference" else rows  # a pair is two rows: prompt+chosen, prompt+rejected
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert f"identical token ids and loss masks on {expected} rows" in proc.stdout, proc.stdout
@@ -65,25 +69,62 @@ def family_model(tiny_assets, lf_python, backend_env, tmp_path_factory) -> Path:
     return out
 
 
-def test_every_template_gives_identical_rows_or_its_documented_label_gap(family_model, tiny_assets, run_env,
-                                                                         tmp_path):
-    """Multi-turn conversations (with and without a system prompt) under each template: identical input_ids and
-    labels, except where docs/templates.md names the label gap (the ids are identical there too)."""
-    from ft_recipes.backends.axolotl.templates import reference
-    from ft_recipes.templates import label_gap
-
+def family_verdicts(family_model, tiny_assets, tmp_path, run_env, pair, templates) -> dict[str, str]:
+    """`ftr tokens --diff A B --templates ...` on multi-turn conversations on the family model: template -> verdict."""
     multi_turn(tiny_assets.data, tmp_path)
     recipe = tiny_recipe(tmp_path, tiny_assets, "tok-family", "extends: [lora-sft]", "multi_messages", "messages")
     text = recipe.read_text().replace(f"{tiny_assets.data}/multi_messages", f"{tmp_path}/multi_messages")
     recipe.write_text(text.replace(str(tiny_assets.model), str(family_model)).replace("max_length: 128",
                                                                                        "max_length: 400"))
-    proc = ftr("tokens", recipe, "--diff", "llamafactory", "axolotl", "--templates", ",".join(TEMPLATES), "-n", 12,
+    proc = ftr("tokens", recipe, "--diff", *pair, "--templates", ",".join(templates), "-n", 12,
                env=run_env, check=False, timeout=3000)
     verdicts = dict(line.split(None, 1) for line in proc.stdout.splitlines() if line.split()[:1] in [[t] for t in
-                                                                                                       TEMPLATES])
-    assert set(verdicts) == set(TEMPLATES), proc.stdout + proc.stderr[-3000:]
+                                                                                                       templates])
+    assert set(verdicts) == set(templates), proc.stdout + proc.stderr[-3000:]
+    return verdicts
+
+
+def test_every_template_gives_identical_rows_or_its_documented_label_gap(family_model, tiny_assets, run_env,
+                                                                         tmp_path):
+    """Multi-turn conversations (with and without a system prompt) under each template: identical input_ids and
+    labels on LLaMA-Factory and Axolotl, except where docs/templates.md names the label gap (the ids are identical
+    there too)."""
+    from ft_recipes.backends.axolotl.templates import reference
+    from ft_recipes.templates import label_gap
+
+    verdicts = family_verdicts(family_model, tiny_assets, tmp_path, run_env, ("llamafactory", "axolotl"), TEMPLATES)
     for name in TEMPLATES:
         if label_gap(reference(name)) is None:
             assert verdicts[name] == "identical", (name, verdicts[name])
         else:  # the documented exception: same token ids, the loss mask differs
             assert "loss mask differs" in verdicts[name], (name, verdicts[name])
+
+
+# trl trains what LLaMA-Factory trains under every template (ftr's Jinja marks it with {% generation %}), the
+# Axolotl label gaps included; the one exception: efficient_eos templates, whose later prompts start with a token
+# LLaMA-Factory labels as the EOS (a label that is not the token itself, which trl's labels never are).
+TRL_TEMPLATES = TEMPLATES + ["phi4", "default", "yi", "alpaca", "granite3", "smollm", "deepseekr1", "falcon", "glm4"]
+
+
+def test_every_template_gives_identical_rows_on_llamafactory_and_trl(family_model, tiny_assets, run_env, tmp_path):
+    from ft_recipes.backends.axolotl.templates import reference
+
+    verdicts = family_verdicts(family_model, tiny_assets, tmp_path, run_env, ("llamafactory", "trl"), TRL_TEMPLATES)
+    for name in TRL_TEMPLATES:
+        if reference(name).get("efficient_eos"):  # the documented exception, multi-turn rows only
+            assert "differs at position" in verdicts[name] and "token ids" not in verdicts[name], (name, verdicts[name])
+        else:
+            assert verdicts[name] == "identical", (name, verdicts[name])
+
+
+def test_preference_pairs_per_template_on_llamafactory_and_trl(family_model, tiny_assets, run_env, tmp_path):
+    """Chosen and rejected rows under templates with an empty thought (qwen3), text before the reply (mistral) and
+    no newline after the end of turn (llama3): identical on LLaMA-Factory and trl."""
+    recipe = tiny_recipe(tmp_path, tiny_assets, "tok-pref-family", "extends: [dpo-lora]", "preference", "preference")
+    recipe.write_text(recipe.read_text().replace(str(tiny_assets.model), str(family_model)))
+    names = ["llama3", "qwen3", "mistral"]
+    proc = ftr("tokens", recipe, "--diff", "llamafactory", "trl", "--templates", ",".join(names), "-n", 10,
+               env=run_env, check=False, timeout=1800)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    table = [line.split(None, 1) for line in proc.stdout.splitlines() if line.split()[:1] in [[n] for n in names]]
+    assert table == [[n, "identical"] for n in names], proc.stdout

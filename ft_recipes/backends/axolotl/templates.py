@@ -130,3 +130,8 @@ def training_text(name: str | None, messages: list[dict], bos: str | None, eos: 
         return slot_templates.render_jinja(jinja, messages, bos, eos) if jinja else None
     template = reference(name)
     return slot_templates.render(template, messages, bos, eos) if template else None
+
+
+def served_template(name: str | None) -> None:
+    """None: Axolotl sets the template it trains with on the tokenizer (``load_tokenizer``) and saves it."""
+    return None

@@ -49,3 +49,14 @@ def known() -> set[str]:
     ax = names("axolotl", "0.19.0").get("templates", [])
     return (set(TEMPLATES) | set(names("llamafactory", "0.9.5").get("templates", [])) | {"tokenizer"}
             | {"axolotl:" + n for n in ax if n not in ("jinja", "tokenizer_default")})
+
+
+def served_template(name: str | None) -> str | None:
+    """The template LLaMA-Factory trains ``name`` with, as Jinja (ftr's, rendering the slots' text): LLaMA-Factory
+    saves its own Jinja only into a tokenizer that has none, so a run's tokenizer keeps the base model's template.
+    None for ``tokenizer`` (or none): the tokenizer's own is the one trained."""
+    if name in (None, "tokenizer"):
+        return None
+    native = resolve(name)[0]
+    template = slot_templates.catalogue("llamafactory", VERSION).get(native) if native else None
+    return slot_templates.to_jinja(template) if template else None

@@ -11,6 +11,18 @@ from .keys import TABLE
 HERE = Path(__file__).parent
 
 
+def _known() -> set[str]:
+    from ..llamafactory.templates import known
+
+    return known()
+
+
+def _marked(name) -> bool:
+    from .templates import marked
+
+    return marked(name)
+
+
 def _env(version: str):
     from ...envs import EnvSpec
 
@@ -19,11 +31,9 @@ def _env(version: str):
 
 
 APPROXIMATIONS = (
-    Approximation("model.template", "the trl backend renders the tokenizer's own chat template (ChatML when the "
-                                    "tokenizer has none and the recipe says chatml)",
-                  lambda r: r.model.template not in (None, "chatml"), fields=()),
-    Approximation("data.train", "multi-turn rows train on the last assistant turn only (prompt/completion form)",
-                  lambda r: r.stage == "sft", fields=()),
+    Approximation("data.train", "without a template ftr generates (the tokenizer's own, or an Axolotl template), "
+                                "multi-turn rows train on the last assistant turn only (prompt/completion form)",
+                  lambda r: r.stage == "sft" and not _marked(r.model.template), fields=()),
     Approximation("train.gradient_checkpointing", "virtual-token methods do not support gradient checkpointing: "
                                                   "the trl backend switches it off",
                   lambda r: r.method.type in PROMPT_METHODS and r.train.gradient_checkpointing),
@@ -33,6 +43,6 @@ BACKEND = Backend(
     name="trl", version="1.9.0", title="the trl backend", main="trl.json",
     capabilities=Capabilities(stages=frozenset({"sft", "pt", "dpo"}),
                               methods=frozenset({"full", "oft", *ADAPTER_METHODS, *PROMPT_METHODS}),
-                              templates=None),
+                              templates=frozenset(_known())),  # the names trl gets a template for
     keys=TABLE, emitter="ft_recipes.backends.trl.emit", approximations=APPROXIMATIONS,
     launcher="ft_recipes.backends.trl.launch", env=_env, folder=HERE)

@@ -8,6 +8,7 @@ from pathlib import Path
 from ...emit import Emitted, deepspeed_path, header, unsupported
 from ...recipe import PROMPT_METHODS, Dataset, Recipe
 from ..base import check
+from .templates import chat_template, marked
 
 NAME = "trl"
 VERSION = "1.9.0"
@@ -32,6 +33,22 @@ def _dataset(ds: Dataset) -> dict:
     return {"path": str(ds.path), "format": ds.format, "columns": dict(ds.columns), "num_samples": ds.num_samples}
 
 
+def chat_rows(recipe: Recipe) -> bool:
+    """SFT on chat rows (not plain text): where the loss is restricted to the replies."""
+    return recipe.stage == "sft" and any(ds.format != "text" for ds in recipe.data.train)
+
+
+def _loss(recipe: Recipe, cfg: dict) -> None:
+    """The chat template and the tokens trained: with the generated template (generation markers), every
+    assistant turn's whole slot (``assistant_only_loss``), as LLaMA-Factory trains it; without one, the completion
+    of prompt/completion rows (``completion_only_loss``); everything with ``data.train_on_prompt``."""
+    cfg["chat_template"] = chat_template(recipe.model.template)
+    if chat_rows(recipe):
+        replies = not recipe.data.train_on_prompt
+        cfg["args"]["assistant_only_loss"] = replies and marked(recipe.model.template)
+        cfg["args"]["completion_only_loss"] = replies and not marked(recipe.model.template)
+
+
 def _structure(recipe: Recipe, cfg: dict) -> None:
     t, o, d, e = recipe.train, recipe.output, recipe.data, recipe.eval
     cfg["stage"] = "dpo" if recipe.stage == "dpo" else "sft"
@@ -43,6 +60,7 @@ def _structure(recipe: Recipe, cfg: dict) -> None:
     cfg.setdefault("val_split", 0.0)
     cfg["merge"] = bool(recipe.backends.get(NAME, {}).get("merge", False))
     args = cfg["args"]
+    _loss(recipe, cfg)
     args.setdefault("max_steps", -1)
     args.setdefault("num_train_epochs", 1.0)
     # transformers 5 reads warmup_steps < 1 as a ratio (warmup_ratio is gone)

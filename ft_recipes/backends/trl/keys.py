@@ -4,7 +4,7 @@ config objects (``args``: the trl config's to_dict(), ``peft``: the peft config,
 
 from __future__ import annotations
 
-from ..keys import Key, KeyTable, as_float, negate, whole
+from ..keys import Key, KeyTable, as_float, whole
 
 LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 INIT = {"default": True, "pissa": "pissa", "olora": "olora", "gaussian": "gaussian"}
@@ -47,8 +47,8 @@ TABLE = KeyTable([
     Key("data.packing", "packing", when=lambda r: r.stage != "dpo", effective="args.packing"),
     Key("data.overlength", "(truncates)", structural=True, accepts=lambda v: v == "truncate",
         refusal="trl truncates over-long examples"),
-    Key("data.train_on_prompt", "args.completion_only_loss", out=negate, when=lambda r: r.stage == "sft",
-        effective="args.completion_only_loss"),
+    Key("data.train_on_prompt", "args.assistant_only_loss (args.completion_only_loss without a generated template)",
+        structural=True),
     Key("data.system_prompt", "system_prompt", effective="config.system_prompt"),
     Key("data.num_workers", "args.dataset_num_proc", effective="args.dataset_num_proc"),
     Key("train.epochs", "args.num_train_epochs", out=as_float, when=lambda r: r.train.max_steps is None,

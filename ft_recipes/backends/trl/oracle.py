@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from ...recipe import PROMPT_METHODS
+from .emit import chat_rows
+from .templates import chat_template, marked
 
 
 def structural(recipe):
     t, d, e = recipe.train, recipe.data, recipe.eval
     yield "stage", "config.stage", "dpo" if recipe.stage == "dpo" else "sft"
     yield "method.type", "config.method.type", recipe.method.type
+    yield "model.template", "config.chat_template", chat_template(recipe.model.template)
+    if chat_rows(recipe):
+        replies = not d.train_on_prompt
+        yield "data.train_on_prompt", "args.assistant_only_loss", replies and marked(recipe.model.template)
+        yield "data.train_on_prompt", "args.completion_only_loss", replies and not marked(recipe.model.template)
     yield "train.warmup_steps", "args.warmup_steps", t.warmup_steps if t.warmup_steps is not None \
         else t.warmup_ratio or 0.0
     yield "train.precision", "args.bf16", t.precision == "bf16"

@@ -19,8 +19,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
-CHATML = ("{% for m in messages %}{{'<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n'}}"
-          "{% endfor %}{% if add_generation_prompt %}{{'<|im_start|>assistant\\n'}}{% endif %}")
+GENERATION = "{% generation %}"
 
 
 def load_config() -> dict:
@@ -37,9 +36,15 @@ def load_tokenizer(cfg: dict):
     elif pad:
         tokenizer.pad_token = pad
     tokenizer.padding_side = "right"  # right padding for training
-    if tokenizer.chat_template is None and cfg["template"] == "chatml":
-        tokenizer.chat_template = CHATML
+    if cfg["chat_template"]:  # the recipe's template (None: the tokenizer's own)
+        tokenizer.chat_template = cfg["chat_template"]
     return tokenizer
+
+
+def whole_conversations(cfg: dict) -> bool:
+    """The chat template marks the trained text ({% generation %}): whole conversations, every reply trained;
+    otherwise prompt/completion rows, the last reply trained."""
+    return GENERATION in (cfg["chat_template"] or "")
 
 
 def load_model(cfg: dict):
@@ -112,17 +117,21 @@ def to_messages(row: dict, entry: dict, system: str | None) -> list[dict]:
 
 
 def sft_example(row: dict, entry: dict, cfg: dict) -> dict:
-    """Prompt/completion (conversational): the loss covers the last assistant turn only."""
+    """A whole conversation (every reply trained: assistant_only_loss) or, without generation markers in the
+    template, prompt/completion (the last reply trained: completion_only_loss)."""
     if entry["format"] == "text":
         return {"text": row[col(entry, "text")]}
     messages = to_messages(row, entry, cfg["system_prompt"])
+    if whole_conversations(cfg):
+        return {"messages": messages}
     return {"prompt": messages[:-1], "completion": messages[-1:]}
 
 
-def preference_example(row: dict, entry: dict) -> dict:
+def preference_example(row: dict, entry: dict, system: str | None) -> dict:
     prompt = "\n".join(p for p in (row.get(col(entry, "instruction")) or row.get(col(entry, "prompt")),
                                    row.get(col(entry, "input"))) if p)
-    return {"prompt": [{"role": "user", "content": prompt}],
+    turns = [{"role": "system", "content": system}] if system else []
+    return {"prompt": turns + [{"role": "user", "content": prompt}],
             "chosen": [{"role": "assistant", "content": row[col(entry, "chosen")]}],
             "rejected": [{"role": "assistant", "content": row[col(entry, "rejected")]}]}
 
@@ -131,7 +140,8 @@ def build_dataset(entries: list[dict], cfg: dict) -> Dataset:
     examples = []
     for entry in entries:
         for row in read_rows(entry):
-            examples.append(preference_example(row, entry) if cfg["stage"] == "dpo" else sft_example(row, entry, cfg))
+            dpo = cfg["stage"] == "dpo"
+            examples.append(preference_example(row, entry, cfg["system_prompt"]) if dpo else sft_example(row, entry, cfg))
     return Dataset.from_list(examples)
 
 

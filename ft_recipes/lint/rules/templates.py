@@ -32,8 +32,9 @@ class InferenceTemplate(Rule):
     severity = "warning"
     summary = "The model's own chat template renders a conversation differently from the training template."
     what = ("When the base model's tokenizer is on this machine (a local path or the local Hugging Face cache; "
-            "never a download) and has a chat template, renders a fixed conversation (system, user, assistant) "
-            "with it and with the recipe's `model.template`, and reports the first difference. Silent when "
+            "never a download) and has a chat template, renders ftr's sample conversations (one and two exchanges, "
+            "with and without a system prompt) with it and with the recipe's `model.template`, and reports the "
+            "first difference. Silent when "
             "`model.template` is unset or `tokenizer`, and when jinja2 is not installed.")
     why = ("Serving stacks (vLLM, TGI, transformers pipelines, Ollama imports) format prompts with the tokenizer's "
            "saved chat template. A model trained on another format sees unfamiliar prompts in deployment: answers "
@@ -56,7 +57,8 @@ class InferenceTemplate(Rule):
             return
         bos = templates.saved_token(recipe.model.base, "bos_token")
         eos = templates.saved_token(recipe.model.base, "eos_token")
-        for messages in (templates.SAMPLES[1], templates.SAMPLES[0]):  # without a system prompt if it refuses one
+        # every sample the model's template accepts: a default system prompt shows only in those without one
+        for messages in templates.SAMPLES:
             try:
                 served = templates.render_jinja(saved, messages, bos, eos)
                 trained = _training_text(recipe.model.template, messages, bos, eos)
@@ -66,4 +68,4 @@ class InferenceTemplate(Rule):
                 pos, ours, theirs = templates.first_difference(trained, served)
                 ctx.report(("model", "template"), "differs", template=recipe.model.template, offset=pos,
                            trained=ours, served=theirs)
-            return
+                return
