@@ -159,6 +159,43 @@ def _site_packages(python: Path) -> Path:
     return Path(out.stdout.strip())
 
 
+def _pip(python: Path) -> list[str]:
+    return [str(python), "-m", "pip", "install", "--no-deps", "--no-input", "--disable-pip-version-check"]
+
+
+def _uv(python: Path) -> list[str] | None:
+    """``uv pip install`` with pip's own package sources (find-links, extra indexes: uv does not read pip's
+    configuration), when uv is on PATH; it downloads and unpacks in parallel (the 6.5 GB Axolotl 0.21
+    environment in under a minute, against twelve with pip). Both install exactly the lock's pins."""
+    beside = Path(sys.executable).with_name("uv")  # installed with ftr's test extra, maybe not on PATH
+    uv = shutil.which("uv") or (str(beside) if beside.is_file() else None)
+    if not uv or os.environ.get("FTR_NO_UV") == "1":
+        return None
+    argv = [uv, "pip", "install", "--no-deps", "--python", str(python), "--index-strategy", "unsafe-best-match"]
+    out = subprocess.run([str(python), "-m", "pip", "config", "list"], capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        key, _, value = line.partition("=")
+        option = {"find-links": "--find-links", "extra-index-url": "--extra-index-url",
+                  "index-url": "--index-url"}.get(key.rpartition(".")[2])
+        for item in value.strip().strip("'\"").split() if option else ():
+            if item not in argv:
+                argv += [option, item]
+    return argv
+
+
+def _install_reqs(python: Path, args: list[str], logfile: Path, what: str,
+                  log: Callable[[str], None]) -> None:
+    """uv when it can, pip otherwise or when uv fails (the log keeps both)."""
+    uv = _uv(python)
+    if uv is not None:
+        try:
+            _run_logged(uv + args, logfile, what)
+            return
+        except RuntimeError:
+            log("uv failed (see the install log); installing with pip")
+    _run_logged(_pip(python) + args, logfile, what)
+
+
 def install(spec: EnvSpec, force: bool = False, log: Callable[[str], None] = print) -> Path:
     """Build the backend's environment from its lock file (or reuse a complete one); returns its python."""
     target = env_dir(spec)
@@ -179,12 +216,11 @@ def install(spec: EnvSpec, force: bool = False, log: Callable[[str], None] = pri
         python = _venv_python(tmp)
         reqs = _requirements(spec.lock)
         first = [r for r in reqs if _req_name(r) == "torch"]  # torch first, so an on-disk wheel is used
-        pip = [str(python), "-m", "pip", "install", "--no-deps", "--no-input", "--disable-pip-version-check"]
         if first:
             log(f"{spec.name}: installing {', '.join(first)}")
-            _run_logged(pip + first, logfile, f"pip install {' '.join(first)}")
+            _install_reqs(python, first, logfile, f"pip install {' '.join(first)}", log)
         log(f"{spec.name}: installing {len(reqs)} pinned packages from {spec.lock.name} (log: {target}/install.log)")
-        _run_logged(pip + ["-r", str(spec.lock)], logfile, f"pip install -r {spec.lock}")
+        _install_reqs(python, ["-r", str(spec.lock)], logfile, f"pip install -r {spec.lock}", log)
         if spec.prune:
             site = _site_packages(python)
             for pattern in spec.prune:
