@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ...recipe import ADAPTER_METHODS
-from ..base import Approximation, Backend, Capabilities, compute_dtype_differs
+from ..base import Approximation, Backend, Capabilities, NativeCheck, compute_dtype_differs
 from .keys import TABLE
 from .templates import known
 
@@ -32,6 +32,21 @@ APPROXIMATIONS = (
                   compute_dtype_differs),
 )
 
+def _fsdp2_bnb_8bit(cfg: dict) -> bool:
+    """Axolotl's check_fsdp2_w_8bit_optimizer (utils/schemas/validation.py): bitsandbytes' 8-bit AdamW with
+    FSDP2 (fsdp_version 2 at the top level or in fsdp_config) is refused."""
+    fsdp = cfg.get("fsdp_config")
+    if not isinstance(fsdp, dict) or not fsdp:
+        return False
+    version = cfg.get("fsdp_version", fsdp.get("fsdp_version"))
+    return str(version) == "2" and cfg.get("optimizer") in ("adamw_8bit", "adamw_bnb_8bit")
+
+
+NATIVE_CHECKS = (
+    NativeCheck("optimizer", "FSDP2 is not compatible with bitsandbytes' 8-bit AdamW: Axolotl refuses the file",
+                "use optimizer: adamw_torch_8bit", _fsdp2_bnb_8bit),
+)
+
 BACKEND = Backend(
     name="axolotl", version="0.19.0", title="Axolotl", main="axolotl.yaml",
     capabilities=Capabilities(
@@ -41,4 +56,5 @@ BACKEND = Backend(
     keys=TABLE, emitter="ft_recipes.backends.axolotl.emit", approximations=APPROXIMATIONS,
     markers=("base_model", "datasets", "sequence_len", "micro_batch_size", "adapter", "lora_r"),
     importer="ft_recipes.backends.axolotl.importer", launcher="ft_recipes.backends.axolotl.launch",
-    env=_env, folder=HERE, unknown_key_fate="Axolotl silently drops it", versions=tuple(ENVIRONMENTS))
+    env=_env, folder=HERE, unknown_key_fate="Axolotl silently drops it", versions=tuple(ENVIRONMENTS),
+    native_checks=NATIVE_CHECKS)
