@@ -20,6 +20,11 @@ def _target_back(value):
     return "all-linear" if str(value) == "all" else split_list(value)
 
 
+def _target_parsed(value):
+    """Where get_train_args puts a target list: 'all' or the module names, as a list."""
+    return ["all"] if value == "all-linear" else list(value)
+
+
 def _val_size(value):
     return value if value < 1 else int(value)  # LLaMA-Factory: < 1 a fraction, an integer > 1 a row count
 
@@ -43,7 +48,7 @@ TABLE = KeyTable([
     Key("method.lora.alpha", "lora_alpha", out=whole, effective="finetuning.lora_alpha"),
     Key("method.lora.dropout", "lora_dropout", default=0.0, out=as_float, effective="finetuning.lora_dropout"),
     Key("method.lora.target", "lora_target", out=_target_out, back=_target_back, default="all-linear",
-        effective="finetuning.lora_target", expect=lambda v: ["all"] if v == "all-linear" else list(v)),
+        effective="finetuning.lora_target", expect=_target_parsed),
     Key("method.lora.dora", "use_dora", default=False, effective="finetuning.use_dora"),
     Key("method.lora.rslora", "use_rslora", default=False, effective="finetuning.use_rslora"),
     Key("method.lora.modules_to_save", "additional_target", out=comma_list, back=split_list,
@@ -55,7 +60,7 @@ TABLE = KeyTable([
     Key("method.oft.rank", "oft_rank", default=0, back=as_int, effective="finetuning.oft_rank"),
     Key("method.oft.block_size", "oft_block_size", default=32, back=as_int, effective="finetuning.oft_block_size"),
     Key("method.oft.target", "oft_target", out=_target_out, back=_target_back, default="all-linear",
-        effective="finetuning.oft_target", expect=lambda v: ["all"] if v == "all-linear" else list(v)),
+        effective="finetuning.oft_target", expect=_target_parsed),
     Key("method.oft.dropout", "module_dropout", default=0.0, out=as_float, effective="finetuning.module_dropout"),
     Key("method.quant.bits", "quantization_bit", back=as_int, effective="model.quantization_bit"),
     Key("method.quant.type", "quantization_type", default="nf4", when=lambda r: r.method.quant.bits == 4,

@@ -9,6 +9,12 @@ from ..keys import Key, KeyTable, as_float, whole
 LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 INIT = {"default": True, "pissa": "pissa", "olora": "olora", "gaussian": "gaussian"}
 
+
+def _modules(target):
+    """A recipe target ('all-linear' or names) as the module list peft gets."""
+    return LINEAR if target == "all-linear" else list(target)
+
+
 TABLE = KeyTable([
     Key("model.base", "model", effective="config.model"),
     Key("model.template", "template", effective="config.template"),
@@ -20,8 +26,8 @@ TABLE = KeyTable([
     Key("method.lora.r", "method.lora.r", effective="peft.r"),
     Key("method.lora.alpha", "method.lora.alpha", out=whole, effective="peft.lora_alpha"),
     Key("method.lora.dropout", "method.lora.dropout", out=as_float, effective="peft.lora_dropout"),
-    Key("method.lora.target", "method.lora.target", out=lambda v: LINEAR if v == "all-linear" else list(v),
-        effective="peft.target_modules", expect=lambda v: sorted(LINEAR if v == "all-linear" else v)),
+    Key("method.lora.target", "method.lora.target", out=_modules,
+        effective="peft.target_modules", expect=lambda v: sorted(_modules(v))),
     Key("method.lora.dora", "method.lora.dora", effective="peft.use_dora"),
     Key("method.lora.rslora", "method.lora.rslora", effective="peft.use_rslora"),
     Key("method.lora.modules_to_save", "method.lora.modules_to_save", out=list, effective="peft.modules_to_save",
@@ -29,8 +35,8 @@ TABLE = KeyTable([
     Key("method.lora.init", "method.lora.init", out=INIT.get, effective="peft.init_lora_weights"),
     Key("method.oft.rank", "method.oft.rank", effective="peft.r"),
     Key("method.oft.block_size", "method.oft.block_size", effective="peft.oft_block_size"),
-    Key("method.oft.target", "method.oft.target", out=lambda v: LINEAR if v == "all-linear" else list(v),
-        effective="peft.target_modules", expect=lambda v: sorted(LINEAR if v == "all-linear" else v)),
+    Key("method.oft.target", "method.oft.target", out=_modules,
+        effective="peft.target_modules", expect=lambda v: sorted(_modules(v))),
     Key("method.oft.dropout", "method.oft.dropout", out=as_float, effective="peft.module_dropout"),
     Key("method.quant.bits", "quant.bits", effective="config.quant.bits"),
     Key("method.quant.type", "quant.type", effective="config.quant.type"),
