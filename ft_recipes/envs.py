@@ -183,10 +183,9 @@ def _uv(python: Path) -> list[str] | None:
     return argv
 
 
-def _install_reqs(python: Path, args: list[str], logfile: Path, what: str,
+def _install_reqs(python: Path, uv: list[str] | None, args: list[str], logfile: Path, what: str,
                   log: Callable[[str], None]) -> None:
     """uv when it can, pip otherwise or when uv fails (the log keeps both)."""
-    uv = _uv(python)
     if uv is not None:
         try:
             _run_logged(uv + args, logfile, what)
@@ -216,11 +215,12 @@ def install(spec: EnvSpec, force: bool = False, log: Callable[[str], None] = pri
         python = _venv_python(tmp)
         reqs = _requirements(spec.lock)
         first = [r for r in reqs if _req_name(r) == "torch"]  # torch first, so an on-disk wheel is used
+        uv = _uv(python)  # pip's configuration read once per environment
         if first:
             log(f"{spec.name}: installing {', '.join(first)}")
-            _install_reqs(python, first, logfile, f"pip install {' '.join(first)}", log)
+            _install_reqs(python, uv, first, logfile, f"pip install {' '.join(first)}", log)
         log(f"{spec.name}: installing {len(reqs)} pinned packages from {spec.lock.name} (log: {target}/install.log)")
-        _install_reqs(python, ["-r", str(spec.lock)], logfile, f"pip install -r {spec.lock}", log)
+        _install_reqs(python, uv, ["-r", str(spec.lock)], logfile, f"pip install -r {spec.lock}", log)
         if spec.prune:
             site = _site_packages(python)
             for pattern in spec.prune:
