@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
@@ -41,6 +42,24 @@ def iter_rows(path: Path, limit: int | None = None) -> Iterator[dict]:
         yield from rows[:limit] if limit is not None else rows
     else:
         raise ValueError(f"ftr reads .jsonl and .json rows; {path.suffix} is passed to the backend as is")
+
+
+SPLIT = re.compile(r"^(\w+)(?:\[(\d*):(\d*)\])?$")  # a split name, optionally sliced by row numbers
+
+
+def first_rows_split(ds: Dataset) -> str | None:
+    """The split expression of ``datasets.load_dataset`` that reads the first ``num_samples`` rows of ``ds.split``
+    (``train[:100]``; a slice already there is narrowed), the way both backends load a dataset. None when the
+    split is an expression this cannot narrow (percentages)."""
+    if not ds.num_samples:
+        return ds.split
+    match = SPLIT.match(ds.split)
+    if match is None:
+        return None
+    name, start, end = match.groups()
+    first = int(start or 0)
+    stop = first + ds.num_samples if not end else min(int(end), first + ds.num_samples)
+    return f"{name}[{first}:{stop}]" if first else f"{name}[:{stop}]"
 
 
 def _join(instruction: str, extra: str) -> str:

@@ -107,6 +107,19 @@ def unsupported(recipe: Recipe, path: tuple, message: str, hint: str) -> FtrErro
     return FtrError(message, [finding])
 
 
+def first_rows(recipe: Recipe, ds) -> str:
+    """The split a backend loads for ``ds``, sliced to its first ``num_samples`` rows (both backends load with
+    ``datasets.load_dataset``, which slices local files too); FTR005 where the split cannot be narrowed."""
+    from .datasets import first_rows_split
+
+    split = first_rows_split(ds)
+    if split is None:
+        raise unsupported(recipe, ds.key_path + ("split",),
+                          f"num_samples cannot narrow the split expression {ds.split!r}",
+                          "write the split as name[start:end], or drop num_samples")
+    return split
+
+
 def apply_passthrough(cfg: dict, recipe: Recipe, backend: str) -> list[Note]:
     """Merge ``backends.<backend>`` over the emitted config; a replaced emitted value becomes a note."""
     notes = []

@@ -57,8 +57,16 @@ def lock_hash(spec: EnvSpec) -> str:
     return hashlib.sha256(Path(spec.lock).read_bytes()).hexdigest()
 
 
+# Part of each environment's cache key, bumped when the way environments are built changes what they hold, so
+# that no environment built the old way is reused. 2: uv asks the package index before pip's extra indexes (1 took
+# multiprocess's Python 3.10 wheel from a partial local mirror into 3.11 environments: every process pool failed).
+BUILD_SCHEME = b"2"
+PYPI = "https://pypi.org/simple"
+
+
 def env_dir(spec: EnvSpec) -> Path:
-    return cache_root() / f"{spec.name}-{lock_hash(spec)[:12]}"
+    key = hashlib.sha256(Path(spec.lock).read_bytes() + BUILD_SCHEME).hexdigest()
+    return cache_root() / f"{spec.name}-{key[:12]}"
 
 
 def _venv_python(root: Path) -> Path:
@@ -171,15 +179,21 @@ def _uv(python: Path) -> list[str] | None:
     uv = shutil.which("uv") or (str(beside) if beside.is_file() else None)
     if not uv or os.environ.get("FTR_NO_UV") == "1":
         return None
-    argv = [uv, "pip", "install", "--no-deps", "--python", str(python), "--index-strategy", "unsafe-best-match"]
+    sources: dict[str, list[str]] = {"index-url": [], "extra-index-url": [], "find-links": []}
     out = subprocess.run([str(python), "-m", "pip", "config", "list"], capture_output=True, text=True).stdout
     for line in out.splitlines():
         key, _, value = line.partition("=")
-        option = {"find-links": "--find-links", "extra-index-url": "--extra-index-url",
-                  "index-url": "--index-url"}.get(key.rpartition(".")[2])
-        for item in value.strip().strip("'\"").split() if option else ():
-            if item not in argv:
-                argv += [option, item]
+        for item in value.strip().strip("'\"").split() if key.rpartition(".")[2] in sources else ():
+            if item not in sources[key.rpartition(".")[2]]:
+                sources[key.rpartition(".")[2]].append(item)
+    # pip picks the best wheel of a version among all indexes; uv takes a version's wheels from the first index
+    # that has it, extra indexes first. The package index goes first, so a partial mirror only fills gaps.
+    indexes = (sources["index-url"] or [PYPI]) + sources["extra-index-url"]
+    argv = [uv, "pip", "install", "--no-deps", "--python", str(python), "--index-strategy", "unsafe-best-match"]
+    for index in dict.fromkeys(indexes):
+        argv += ["--extra-index-url", index]
+    for links in sources["find-links"]:
+        argv += ["--find-links", links]
     return argv
 
 

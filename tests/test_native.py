@@ -98,9 +98,12 @@ def test_import_keeps_unmapped_keys(tmp_path):
     out = tmp_path / "recipe.yaml"
     result = CliRunner().invoke(main, ["import", str(NATIVE / "lf_lora.yaml"), "-o", str(out)])
     assert result.exit_code == 0, result.output
-    assert "kept  max_samples" in result.output
+    assert "kept  ddp_timeout" in result.output
     data = yaml.safe_load(out.read_text())
-    assert data["backends"]["llamafactory"]["max_samples"] == 1000
+    assert data["backends"]["llamafactory"]["ddp_timeout"] == 180000000
+    # max_samples keeps the first 1000 rows of each dataset: the recipe's num_samples
+    assert [ds["num_samples"] for ds in data["data"]["train"]] == [1000, 1000]
+    assert "max_samples" not in data["backends"]["llamafactory"]
     # the written recipe is itself valid and compiles
     result = CliRunner().invoke(main, ["compile", str(out), "-b", "llamafactory"])
     assert result.exit_code == 0, result.output
@@ -132,4 +135,5 @@ def test_convert_axolotl_to_lf(path, tmp_path):
 def test_convert_reports_what_is_lost(tmp_path):
     result = CliRunner().invoke(main, ["convert", str(NATIVE / "lf_lora.yaml"), "--to", "axolotl"])
     assert result.exit_code == 0
-    assert "lost  max_samples" in result.output
+    assert "lost  ddp_timeout" in result.output
+    assert "max_samples" not in result.output  # carried: the first 1000 rows of each dataset

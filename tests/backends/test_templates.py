@@ -128,3 +128,24 @@ def test_preference_pairs_per_template_on_llamafactory_and_trl(family_model, tin
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
     table = [line.split(None, 1) for line in proc.stdout.splitlines() if line.split()[:1] in [[n] for n in names]]
     assert table == [[n, "identical"] for n in names], proc.stdout
+
+
+LIMITS = {"one": [("messages", "messages", 3)],  # one limit: LLaMA-Factory's max_samples
+          "two": [("messages", "messages", 3), ("sharegpt", "sharegpt", 2)]}  # two: split slices
+
+
+@pytest.mark.parametrize("pair", PAIRS, ids=["-".join(p) for p in PAIRS])
+@pytest.mark.parametrize("case", list(LIMITS))
+def test_num_samples_reads_the_same_first_rows_on_every_backend(case, pair, tiny_assets, run_env, tmp_path):
+    """`num_samples: N` is the first N rows everywhere (LLaMA-Factory's dataset_info num_samples would draw N at
+    random; Axolotl had no key and read every row): the backends' own loaders give the same rows."""
+    recipe = tiny_recipe(tmp_path, tiny_assets, f"limit-{case}", "extends: [lora-sft]")
+    entries = "".join(f"    - {{path: {tiny_assets.data}/{data}.jsonl, format: {fmt}, num_samples: {n}}}\n"
+                      for data, fmt, n in LIMITS[case])
+    text = recipe.read_text()
+    start = text.index("    - {path:")
+    recipe.write_text(text[:start] + entries + text[text.index("\n", start) + 1:])
+    proc = ftr("tokens", recipe, "--diff", *pair, "-n", 20, env=run_env, check=False)
+    rows = sum(n for _, _, n in LIMITS[case])
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert f"identical token ids and loss masks on {rows} rows" in proc.stdout, proc.stdout

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ...datasets import (alpaca_to_messages, iter_rows, preference_to_bradley_terry, preference_to_conversational,
                          preference_to_conversations, preference_to_messages)
-from ...emit import Emitted, apply_passthrough, deepspeed_path, unsupported
+from ...emit import Emitted, apply_passthrough, deepspeed_path, first_rows, unsupported
 from ...findings import Finding, FtrError
 from ...lint.rules.data import row_problem
 from ...modelinfo import config as model_config
@@ -64,8 +64,9 @@ def _rows(recipe: Recipe, ds: Dataset) -> list[dict]:
 
 def _dataset(recipe: Recipe, ds: Dataset, out_dir: Path, data_files: dict) -> dict:
     entry: dict = {"path": ds.hub or str(ds.path)}
-    if ds.hub and ds.split != "train":
-        entry["split"] = ds.split
+    split = first_rows(recipe, ds)
+    if split != "train":
+        entry["split"] = split  # Axolotl hands it to datasets.load_dataset, local files too
     if ds.format == "text":
         entry.update({"type": "completion", "field": ds.column("text")})
         return entry
@@ -82,7 +83,7 @@ def _dataset(recipe: Recipe, ds: Dataset, out_dir: Path, data_files: dict) -> di
             if recipe.stage in TRL_RENDERED:  # issue 17: trl renders the reply with its end of turn, as LF does
                 convert = preference_to_conversational
         name = f"data/{ds.name}.jsonl"
-        data_files[name] = [convert(row, ds) for row in _rows(recipe, ds)]
+        data_files[name] = [convert(row, ds) for row in _rows(recipe, ds)]  # the first num_samples rows
         entry = {"path": str(out_dir / name), "ds_type": "json"}
     elif ds.path is not None:
         entry["ds_type"] = "json" if ds.path.suffix in (".jsonl", ".json") else ds.path.suffix.lstrip(".")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ...emit import Emitted, apply_passthrough, deepspeed_path, unsupported
+from ...emit import Emitted, apply_passthrough, deepspeed_path, first_rows, unsupported
 from ...recipe import Dataset, Recipe
 from ..base import check
 from .keys import FINETUNING, STAGES
@@ -21,12 +21,26 @@ DATASET_INFO = "dataset_info.json"
 SHAREGPT_TAGS = {"role": "role_tag", "content": "content_tag", "user": "user_tag", "assistant": "assistant_tag"}
 
 
-def _dataset_entry(ds: Dataset) -> dict:
+def _shared_limit(datasets: tuple[Dataset, ...]) -> int | None:
+    """The row limit every dataset shares, for ``max_samples`` (LLaMA-Factory keeps the first N rows of each
+    dataset, validation ones included); None when they differ."""
+    limits = {ds.num_samples for ds in datasets}
+    return limits.pop() if len(limits) == 1 else None
+
+
+def _split(recipe: Recipe, ds: Dataset, limited: bool) -> str:
+    """The split to load; a row limit ``max_samples`` does not carry becomes a slice of it. Not dataset_info's
+    ``num_samples``: LLaMA-Factory draws that many rows at random (repeating rows past the end)."""
+    if limited or not ds.num_samples:
+        return ds.split
+    return first_rows(recipe, ds)
+
+
+def _dataset_entry(recipe: Recipe, ds: Dataset, limited: bool) -> dict:
     entry: dict = {"hf_hub_url": ds.hub} if ds.hub else {"file_name": str(ds.path)}
-    if ds.split != "train":
-        entry["split"] = ds.split
-    if ds.num_samples:
-        entry["num_samples"] = ds.num_samples
+    split = _split(recipe, ds, limited)
+    if split != "train":
+        entry["split"] = split
     columns: dict = {}
     if ds.format == "alpaca":
         columns = {"prompt": ds.column("instruction"), "query": ds.column("input"), "response": ds.column("output")}
@@ -100,7 +114,10 @@ def _structure(recipe: Recipe, cfg: dict, out_dir: Path) -> dict:
     if recipe.method.quant:
         cfg["quantization_method"] = "bnb"
     cfg.update(reference(recipe))
-    info = {ds.name: _dataset_entry(ds) for ds in (*d.train, *d.val)}
+    limit = _shared_limit((*d.train, *d.val))
+    if limit:
+        cfg["max_samples"] = limit
+    info = {ds.name: _dataset_entry(recipe, ds, bool(limit)) for ds in (*d.train, *d.val)}
     cfg["dataset"] = ",".join(ds.name for ds in d.train)
     if d.val:
         cfg["eval_dataset"] = ",".join(ds.name for ds in d.val)

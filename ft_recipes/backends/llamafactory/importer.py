@@ -107,9 +107,27 @@ def _dataset(name: str, info: dict, directory: Path) -> dict | None:
         out["columns"] = columns
     if entry.get("split") not in (None, "train"):
         out["split"] = str(entry["split"])
-    if isinstance(entry.get("num_samples"), int) and entry["num_samples"] > 0:
-        out["num_samples"] = entry["num_samples"]
+    if entry.get("num_samples") is not None:
+        out["sampled"] = entry["num_samples"]  # not a recipe key: _limit_rows turns it into a note
     return out
+
+
+def _limit_rows(m: Mapper, lists: dict[str, list[dict]]) -> None:
+    """``max_samples`` keeps the first N rows of every dataset: each dataset's ``num_samples``. dataset_info's
+    ``num_samples`` draws N rows at random (repeating rows past the end), which a recipe cannot say: noted, and
+    ``max_samples`` then stays a LLaMA-Factory key (it cuts the drawn rows)."""
+    limit = as_int(m.src.get("max_samples"))
+    entries = [e for listed in lists.values() for e in listed]
+    sampled = [(key, e) for key, listed in lists.items() for e in listed if "sampled" in e]
+    for key, entry in sampled:
+        m.notes.append(Unmapped(key, entry["name"], f"dataset {entry['name']!r}: dataset_info.json's num_samples "
+                                                    f"({entry.pop('sampled')!r}) draws rows at random; a recipe "
+                                                    "has no such key and it is not carried"))
+    if not isinstance(limit, int) or limit <= 0 or sampled or not entries:
+        return
+    m.used.add("max_samples")
+    for entry in entries:
+        entry["num_samples"] = limit
 
 
 def _unresolved(m: Mapper, key: str, name: str, directory: Path, why: str) -> dict:
@@ -133,9 +151,10 @@ def _data(m: Mapper, base: Path) -> None:
     directory, info, why = _dataset_info(m, base)
     value = dataset_dir_override() or m.src.get("dataset_dir", "data")
     beside = isinstance(value, str) and info is not None and not why and directory != resolve_local(value)
-    for key, path in (("dataset", ("data", "train")), ("eval_dataset", ("data", "val", "datasets"))):
+    lists: dict[str, list[dict]] = {}
+    for key in ("dataset", "eval_dataset"):
         names = _split(m.get(key, ""))
-        entries = []
+        entries = lists[key] = []
         for name in names:
             entry = _dataset(name, info, directory) if info is not None else None
             if entry is None and info is None and why.startswith("dataset_dir"):
@@ -148,8 +167,10 @@ def _data(m: Mapper, base: Path) -> None:
                 note_path(Path(entry["path"]), "beside", f"dataset_info.json found next to the config "
                                                          f"({directory}), not in the directory LLaMA-Factory runs in")
             entries.append(entry or _unresolved(m, key, name, directory, why))
-        if entries:
-            m.put(path, entries, key)
+    _limit_rows(m, lists)
+    for key, path in (("dataset", ("data", "train")), ("eval_dataset", ("data", "val", "datasets"))):
+        if lists[key]:
+            m.put(path, lists[key], key)
     stage = m.src.get("stage", "sft")
     m.take("packing", ("data", "packing"), stage == "pt")
 

@@ -24,7 +24,8 @@ def main() -> None:
 
     path, n = sys.argv[1], int(sys.argv[2])
     cfg = OmegaConf.to_container(OmegaConf.load(path))
-    cfg.update({"output_dir": tempfile.mkdtemp(), "val_size": 0.0, "max_samples": n, "bf16": False,
+    limit = min(n, cfg.get("max_samples") or n)  # the recipe's own row limit, if lower, still applies
+    cfg.update({"output_dir": tempfile.mkdtemp(), "val_size": 0.0, "max_samples": limit, "bf16": False,
                 "fp16": False, "overwrite_cache": True, "preprocessing_num_workers": None, "do_eval": False,
                 "eval_strategy": "no", "eval_dataset": None, "report_to": "none"})
     cfg = {k: v for k, v in cfg.items() if v is not None}
