@@ -27,7 +27,7 @@ class Row:
     input_ids: tuple[int, ...]
     labels: tuple[int, ...]
     tokens: tuple[str, ...]
-    part: str = ""  # preference pairs: "chosen" or "rejected" (prompt + that response)
+    part: str = ""  # preference pairs: "chosen" or "rejected" (prompt + that response); KTO: "desirable"...
 
     @property
     def trained(self) -> tuple[bool, ...]:
@@ -152,7 +152,7 @@ def diff(a: list[Row], b: list[Row]) -> list[str]:
     if len(a) != len(b):
         problems.append(f"row count differs: {len(a)} vs {len(b)}")
     for k, (x, y) in enumerate(zip(a, b)):
-        i = _label(a, k)
+        i = label(a, k)
         if x.input_ids != y.input_ids:
             pos = next((k for k, (p, q) in enumerate(zip(x.input_ids, y.input_ids)) if p != q),
                        min(len(x.input_ids), len(y.input_ids)))
@@ -169,11 +169,15 @@ def diff(a: list[Row], b: list[Row]) -> list[str]:
     return problems
 
 
-def _label(rows: list[Row], k: int) -> str:
-    """``3`` for the fourth row; ``1 (rejected)`` for one side of the second preference pair."""
+def label(rows: list[Row], k: int) -> str:
+    """``3`` for the fourth row; ``1 (rejected)`` for one side of the second preference pair; ``3 (desirable)``
+    for a KTO row."""
     if not rows[k].part:
         return str(k)
-    return f"{k // 2} ({rows[k].part})"
+    return f"{k // 2 if rows[k].part in PAIR else k} ({rows[k].part})"
+
+
+PAIR = ("chosen", "rejected")
 
 
 def _around(row: Row, pos: int) -> str:

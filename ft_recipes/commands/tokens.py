@@ -33,7 +33,7 @@ def tokens_cmd(recipe: str, backend: str | None, pair: tuple[str, str] | None, r
 def _tokens(recipe: str, backend: str | None, pair: tuple[str, str] | None, rows: int, timeout: float,
             templates: str | None) -> None:
     from ..pipeline import load_recipe
-    from ..tokens import diff, render, tokenize
+    from ..tokens import diff, label, render, tokenize
 
     if not backend and not pair:
         raise click.UsageError("give --backend B or --diff A B")
@@ -55,7 +55,7 @@ def _tokens(recipe: str, backend: str | None, pair: tuple[str, str] | None, rows
                                                    f"identical token ids and loss masks on {len(a)} rows"))
         sys.exit(1 if problems else 0)
     color = sys.stdout.isatty()
-    for i, row in enumerate(tokenize(loaded, backend, rows, timeout)):
-        name = f"{i // 2} ({row.part})" if row.part else str(i)
-        click.echo(f"--- row {name}: {len(row.input_ids)} tokens, {sum(row.trained)} trained")
+    shown = tokenize(loaded, backend, rows, timeout)
+    for i, row in enumerate(shown):
+        click.echo(f"--- row {label(shown, i)}: {len(row.input_ids)} tokens, {sum(row.trained)} trained")
         click.echo(render(row, color))

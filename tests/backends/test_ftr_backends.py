@@ -217,6 +217,31 @@ def test_dpo_lora(backend, tiny_assets, run_env, tmp_path):
     assert_trained(tmp_path / "runs" / f"dpo-{backend}")
 
 
+def kto_recipe(tmp_path: Path, assets) -> Path:
+    """Messages rows with a KTO label (every third one undesirable), as LLaMA-Factory's kto_en_demo holds them."""
+    rows = [json.loads(line) for line in (assets.data / "messages.jsonl").read_text().splitlines()]
+    data = tmp_path / "kto.jsonl"
+    data.write_text("".join(json.dumps({**row, "label": i % 3 != 2}) + "\n" for i, row in enumerate(rows)))
+    recipe = tiny_recipe(tmp_path, assets, "kto", "stage: kto\nextends: [lora-sft]\ntrain: {lr: 5.0e-5}")
+    text = recipe.read_text().replace(f"{{path: {assets.data}/alpaca.jsonl, format: alpaca}}",
+                                      f"{{path: {data}, format: messages, columns: {{kto_tag: label}}}}")
+    recipe.write_text(text.replace("train: {max_steps", "train: {lr: 5.0e-5, max_steps").replace(
+        "train: {lr: 5.0e-5}\n", ""))
+    return recipe
+
+
+def test_kto_labels_reach_llamafactory_and_train(tiny_assets, run_env, tmp_path):
+    """The recipe's kto_tag column reaches LLaMA-Factory's dataset_info (it was dropped: every row then counted as
+    desirable), seen through its own preprocessing; the first KTO loss is 1 - sigmoid(0) = 0.5 (policy == ref)."""
+    recipe = kto_recipe(tmp_path, tiny_assets)
+    proc = ftr("tokens", recipe, "-b", "llamafactory", "-n", 9, env=run_env, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.stdout.count("(desirable)") == 6 and proc.stdout.count("(undesirable)") == 3, proc.stdout[-2000:]
+    ftr("run", recipe, "-b", "llamafactory", env=run_env)
+    train, _ = read_log(tmp_path / "runs" / "kto")
+    assert abs(train[0] - 0.5) < 1e-3, train
+
+
 def test_qlora_llamafactory(tiny_assets, run_env, tmp_path):
     recipe = tiny_recipe(tmp_path, tiny_assets, "qlora", "extends: [qlora-sft]\nmethod: {quant: {compute_dtype: fp32}}")
     ftr("run", recipe, "-b", "llamafactory", env=run_env)

@@ -65,9 +65,9 @@ def _dataset_entry(recipe: Recipe, ds: Dataset, limited: bool) -> dict:
         entry["tags"] = tags
     elif ds.format == "text":
         columns = {"prompt": ds.column("text")}
-    for optional, lf_name in (("system", "system"), ("history", "history"), ("tools", "tools")):
+    for optional in ("system", "history", "tools", "kto_tag"):  # the same names in dataset_info's columns
         if optional in dict(ds.columns):
-            columns[lf_name] = ds.column(optional)
+            columns[optional] = ds.column(optional)
     entry["columns"] = columns
     return entry
 

@@ -41,7 +41,8 @@ def main() -> None:
                 show(tokenizer, row[f"{part}_input_ids"], row[f"{part}_labels"], part)
         else:
             ids = list(row["input_ids"])
-            show(tokenizer, ids, row.get("labels", ids), "")
+            kto = {True: "desirable", False: "undesirable"}.get(row.get("kto_tags"), "")
+            show(tokenizer, ids, row.get("labels", ids), kto)
 
 
 def show(tokenizer, ids, labels, part: str) -> None:
