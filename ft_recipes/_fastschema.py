@@ -858,7 +858,35 @@ def _check125(v):  # #/properties/train/properties/max_grad_norm
     return True
 
 
-def _check126(v):  # #/properties/train/properties/logging_steps
+def _check126(v):  # #/properties/train/properties/adam_beta1
+    if not (_is_number(v)):
+        return False
+    if _is_number(v) and v < 0:
+        return False
+    if _is_number(v) and v >= 1:
+        return False
+    return True
+
+
+def _check127(v):  # #/properties/train/properties/adam_beta2
+    if not (_is_number(v)):
+        return False
+    if _is_number(v) and v < 0:
+        return False
+    if _is_number(v) and v >= 1:
+        return False
+    return True
+
+
+def _check128(v):  # #/properties/train/properties/adam_epsilon
+    if not (_is_number(v)):
+        return False
+    if _is_number(v) and v <= 0:
+        return False
+    return True
+
+
+def _check129(v):  # #/properties/train/properties/logging_steps
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -866,7 +894,7 @@ def _check126(v):  # #/properties/train/properties/logging_steps
     return True
 
 
-def _check127(v):  # #/properties/train/properties/min_lr
+def _check130(v):  # #/properties/train/properties/min_lr
     if not (_is_number(v)):
         return False
     if _is_number(v) and v < 0:
@@ -879,7 +907,7 @@ def _check106(v):  # #/properties/train
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C128.get(key)
+            check = _C131.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -888,13 +916,13 @@ def _check106(v):  # #/properties/train
     return True
 
 
-def _check130(v):  # #/properties/eval/properties/every
-    if not (isinstance(v, str) and v in _C131):
+def _check133(v):  # #/properties/eval/properties/every
+    if not (isinstance(v, str) and v in _C134):
         return False
     return True
 
 
-def _check132(v):  # #/properties/eval/properties/steps
+def _check135(v):  # #/properties/eval/properties/steps
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -902,7 +930,7 @@ def _check132(v):  # #/properties/eval/properties/steps
     return True
 
 
-def _check133(v):  # #/properties/eval/properties/batch_size
+def _check136(v):  # #/properties/eval/properties/batch_size
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -910,7 +938,7 @@ def _check133(v):  # #/properties/eval/properties/batch_size
     return True
 
 
-def _check134(v):  # #/properties/eval/properties/per_epoch
+def _check137(v):  # #/properties/eval/properties/per_epoch
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -918,12 +946,12 @@ def _check134(v):  # #/properties/eval/properties/per_epoch
     return True
 
 
-def _check129(v):  # #/properties/eval
+def _check132(v):  # #/properties/eval
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C135.get(key)
+            check = _C138.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -932,7 +960,7 @@ def _check129(v):  # #/properties/eval
     return True
 
 
-def _check137(v):  # #/properties/output/properties/dir
+def _check140(v):  # #/properties/output/properties/dir
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -940,13 +968,13 @@ def _check137(v):  # #/properties/output/properties/dir
     return True
 
 
-def _check138(v):  # #/properties/output/properties/save
-    if not (isinstance(v, str) and v in _C139):
+def _check141(v):  # #/properties/output/properties/save
+    if not (isinstance(v, str) and v in _C142):
         return False
     return True
 
 
-def _check140(v):  # #/properties/output/properties/save_steps
+def _check143(v):  # #/properties/output/properties/save_steps
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -954,7 +982,7 @@ def _check140(v):  # #/properties/output/properties/save_steps
     return True
 
 
-def _check141(v):  # #/properties/output/properties/save_total_limit
+def _check144(v):  # #/properties/output/properties/save_total_limit
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -962,47 +990,47 @@ def _check141(v):  # #/properties/output/properties/save_total_limit
     return True
 
 
-def _check143(v):  # #/properties/output/properties/report_to/oneOf/0
-    if not (isinstance(v, str) and v in _C144):
-        return False
-    return True
-
-
-def _check146(v):  # #/properties/output/properties/report_to/oneOf/1/items
+def _check146(v):  # #/properties/output/properties/report_to/oneOf/0
     if not (isinstance(v, str) and v in _C147):
         return False
     return True
 
 
-def _check145(v):  # #/properties/output/properties/report_to/oneOf/1
+def _check149(v):  # #/properties/output/properties/report_to/oneOf/1/items
+    if not (isinstance(v, str) and v in _C150):
+        return False
+    return True
+
+
+def _check148(v):  # #/properties/output/properties/report_to/oneOf/1
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check146(item):
+            if not _check149(item):
                 return False
     return True
 
 
-def _check142(v):  # #/properties/output/properties/report_to
-    if not (sum(1 for f in (_check143, _check145,) if f(v)) == 1):
+def _check145(v):  # #/properties/output/properties/report_to
+    if not (sum(1 for f in (_check146, _check148,) if f(v)) == 1):
         return False
     return True
 
 
-def _check148(v):  # #/properties/output/properties/run_name
+def _check151(v):  # #/properties/output/properties/run_name
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check149(v):  # #/properties/output/properties/wandb_project
+def _check152(v):  # #/properties/output/properties/wandb_project
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check150(v):  # #/properties/output/properties/per_epoch
+def _check153(v):  # #/properties/output/properties/per_epoch
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -1010,12 +1038,12 @@ def _check150(v):  # #/properties/output/properties/per_epoch
     return True
 
 
-def _check136(v):  # #/properties/output
+def _check139(v):  # #/properties/output
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C151.get(key)
+            check = _C154.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -1024,7 +1052,7 @@ def _check136(v):  # #/properties/output
     return True
 
 
-def _check153(v):  # #/properties/hardware/properties/gpus
+def _check156(v):  # #/properties/hardware/properties/gpus
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 0:
@@ -1032,7 +1060,7 @@ def _check153(v):  # #/properties/hardware/properties/gpus
     return True
 
 
-def _check154(v):  # #/properties/hardware/properties/nodes
+def _check157(v):  # #/properties/hardware/properties/nodes
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -1040,7 +1068,7 @@ def _check154(v):  # #/properties/hardware/properties/nodes
     return True
 
 
-def _check155(v):  # #/properties/hardware/properties/gpu_memory_gb
+def _check158(v):  # #/properties/hardware/properties/gpu_memory_gb
     if not (_is_number(v)):
         return False
     if _is_number(v) and v <= 0:
@@ -1048,33 +1076,25 @@ def _check155(v):  # #/properties/hardware/properties/gpu_memory_gb
     return True
 
 
-def _check156(v):  # #/properties/hardware/properties/bf16
+def _check159(v):  # #/properties/hardware/properties/bf16
     if not (isinstance(v, bool)):
         return False
     return True
 
 
-def _check157(v):  # #/properties/hardware/properties/deepspeed
+def _check160(v):  # #/properties/hardware/properties/deepspeed
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check158(v):  # #/properties/hardware/properties/launcher
-    if not (isinstance(v, str) and v in _C159):
+def _check161(v):  # #/properties/hardware/properties/launcher
+    if not (isinstance(v, str) and v in _C162):
         return False
     return True
 
 
-def _check160(v):  # #/properties/hardware/properties/partition
-    if not (isinstance(v, str)):
-        return False
-    if isinstance(v, str) and len(v) < 1:
-        return False
-    return True
-
-
-def _check161(v):  # #/properties/hardware/properties/account
+def _check163(v):  # #/properties/hardware/properties/partition
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1082,15 +1102,23 @@ def _check161(v):  # #/properties/hardware/properties/account
     return True
 
 
-def _check162(v):  # #/properties/hardware/properties/time
+def _check164(v):  # #/properties/hardware/properties/account
     if not (isinstance(v, str)):
         return False
-    if isinstance(v, str) and not _C163.search(v):
+    if isinstance(v, str) and len(v) < 1:
         return False
     return True
 
 
-def _check164(v):  # #/properties/hardware/properties/cpus_per_node
+def _check165(v):  # #/properties/hardware/properties/time
+    if not (isinstance(v, str)):
+        return False
+    if isinstance(v, str) and not _C166.search(v):
+        return False
+    return True
+
+
+def _check167(v):  # #/properties/hardware/properties/cpus_per_node
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -1098,7 +1126,7 @@ def _check164(v):  # #/properties/hardware/properties/cpus_per_node
     return True
 
 
-def _check165(v):  # #/properties/hardware/properties/container
+def _check168(v):  # #/properties/hardware/properties/container
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1106,39 +1134,39 @@ def _check165(v):  # #/properties/hardware/properties/container
     return True
 
 
-def _check167(v):  # #/properties/hardware/properties/setup/items
+def _check170(v):  # #/properties/hardware/properties/setup/items
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check166(v):  # #/properties/hardware/properties/setup
+def _check169(v):  # #/properties/hardware/properties/setup
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check167(item):
+            if not _check170(item):
                 return False
     return True
 
 
-def _check169(v):  # #/properties/hardware/properties/sbatch/items
+def _check172(v):  # #/properties/hardware/properties/sbatch/items
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check168(v):  # #/properties/hardware/properties/sbatch
+def _check171(v):  # #/properties/hardware/properties/sbatch
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check169(item):
+            if not _check172(item):
                 return False
     return True
 
 
-def _check170(v):  # #/properties/hardware/properties/accelerator
+def _check173(v):  # #/properties/hardware/properties/accelerator
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1146,7 +1174,7 @@ def _check170(v):  # #/properties/hardware/properties/accelerator
     return True
 
 
-def _check171(v):  # #/properties/hardware/properties/cloud
+def _check174(v):  # #/properties/hardware/properties/cloud
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1154,7 +1182,7 @@ def _check171(v):  # #/properties/hardware/properties/cloud
     return True
 
 
-def _check172(v):  # #/properties/hardware/properties/ray_address
+def _check175(v):  # #/properties/hardware/properties/ray_address
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1162,7 +1190,7 @@ def _check172(v):  # #/properties/hardware/properties/ray_address
     return True
 
 
-def _check173(v):  # #/properties/hardware/properties/port
+def _check176(v):  # #/properties/hardware/properties/port
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -1172,12 +1200,12 @@ def _check173(v):  # #/properties/hardware/properties/port
     return True
 
 
-def _check152(v):  # #/properties/hardware
+def _check155(v):  # #/properties/hardware
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C174.get(key)
+            check = _C177.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -1186,58 +1214,58 @@ def _check152(v):  # #/properties/hardware
     return True
 
 
-def _check176(v):  # #/properties/backends/additionalProperties
+def _check179(v):  # #/properties/backends/additionalProperties
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check177(v):  # #/properties/backends/propertyNames
-    if not (isinstance(v, str) and v in _C178):
+def _check180(v):  # #/properties/backends/propertyNames
+    if not (isinstance(v, str) and v in _C181):
         return False
     return True
 
 
-def _check175(v):  # #/properties/backends
+def _check178(v):  # #/properties/backends
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            if not _check177(key):
+            if not _check180(key):
                 return False
-            check = _C179.get(key)
+            check = _C182.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
-            if not matched and not _check176(value):
+            if not matched and not _check179(value):
                 return False
     return True
 
 
-def _check182(v):  # #/properties/lint/properties/ignore/items
+def _check185(v):  # #/properties/lint/properties/ignore/items
     if not (isinstance(v, str)):
         return False
-    if isinstance(v, str) and not _C183.search(v):
+    if isinstance(v, str) and not _C186.search(v):
         return False
     return True
 
 
-def _check181(v):  # #/properties/lint/properties/ignore
+def _check184(v):  # #/properties/lint/properties/ignore
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check182(item):
+            if not _check185(item):
                 return False
     return True
 
 
-def _check180(v):  # #/properties/lint
+def _check183(v):  # #/properties/lint
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C184.get(key)
+            check = _C187.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -1246,23 +1274,15 @@ def _check180(v):  # #/properties/lint
     return True
 
 
-def _check188(v):  # #/$defs/stage/properties/name
+def _check191(v):  # #/$defs/stage/properties/name
     if not (isinstance(v, str)):
         return False
-    if isinstance(v, str) and not _C189.search(v):
+    if isinstance(v, str) and not _C192.search(v):
         return False
     return True
 
 
-def _check190(v):  # #/$defs/stage/properties/from
-    if not (isinstance(v, str)):
-        return False
-    if isinstance(v, str) and len(v) < 1:
-        return False
-    return True
-
-
-def _check191(v):  # #/$defs/stage/properties/backend
+def _check193(v):  # #/$defs/stage/properties/from
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1270,13 +1290,21 @@ def _check191(v):  # #/$defs/stage/properties/backend
     return True
 
 
-def _check192(v):  # #/$defs/stage/properties/merge
+def _check194(v):  # #/$defs/stage/properties/backend
+    if not (isinstance(v, str)):
+        return False
+    if isinstance(v, str) and len(v) < 1:
+        return False
+    return True
+
+
+def _check195(v):  # #/$defs/stage/properties/merge
     if not (isinstance(v, bool)):
         return False
     return True
 
 
-def _check194(v):  # #/$defs/stage/properties/extends/oneOf/0
+def _check197(v):  # #/$defs/stage/properties/extends/oneOf/0
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1284,7 +1312,7 @@ def _check194(v):  # #/$defs/stage/properties/extends/oneOf/0
     return True
 
 
-def _check196(v):  # #/$defs/stage/properties/extends/oneOf/1/items
+def _check199(v):  # #/$defs/stage/properties/extends/oneOf/1/items
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1292,102 +1320,102 @@ def _check196(v):  # #/$defs/stage/properties/extends/oneOf/1/items
     return True
 
 
-def _check195(v):  # #/$defs/stage/properties/extends/oneOf/1
+def _check198(v):  # #/$defs/stage/properties/extends/oneOf/1
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check196(item):
+            if not _check199(item):
                 return False
     return True
 
 
-def _check193(v):  # #/$defs/stage/properties/extends
-    if not (sum(1 for f in (_check194, _check195,) if f(v)) == 1):
+def _check196(v):  # #/$defs/stage/properties/extends
+    if not (sum(1 for f in (_check197, _check198,) if f(v)) == 1):
         return False
     return True
 
 
-def _check197(v):  # #/$defs/stage/properties/stage
-    if not (isinstance(v, str) and v in _C198):
+def _check200(v):  # #/$defs/stage/properties/stage
+    if not (isinstance(v, str) and v in _C201):
         return False
     return True
 
 
-def _check199(v):  # #/$defs/stage/properties/description
+def _check202(v):  # #/$defs/stage/properties/description
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check200(v):  # #/$defs/stage/properties/model
+def _check203(v):  # #/$defs/stage/properties/model
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check201(v):  # #/$defs/stage/properties/method
+def _check204(v):  # #/$defs/stage/properties/method
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check202(v):  # #/$defs/stage/properties/preference
+def _check205(v):  # #/$defs/stage/properties/preference
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check203(v):  # #/$defs/stage/properties/data
+def _check206(v):  # #/$defs/stage/properties/data
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check204(v):  # #/$defs/stage/properties/train
+def _check207(v):  # #/$defs/stage/properties/train
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check205(v):  # #/$defs/stage/properties/eval
+def _check208(v):  # #/$defs/stage/properties/eval
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check206(v):  # #/$defs/stage/properties/output
+def _check209(v):  # #/$defs/stage/properties/output
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check207(v):  # #/$defs/stage/properties/hardware
+def _check210(v):  # #/$defs/stage/properties/hardware
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check208(v):  # #/$defs/stage/properties/backends
+def _check211(v):  # #/$defs/stage/properties/backends
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check209(v):  # #/$defs/stage/properties/lint
+def _check212(v):  # #/$defs/stage/properties/lint
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check187(v):  # #/$defs/stage
+def _check190(v):  # #/$defs/stage
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict) and not ('name' in v):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C210.get(key)
+            check = _C213.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -1397,23 +1425,23 @@ def _check187(v):  # #/$defs/stage
 
 
 def _ref2(v):  # #/$defs/stage
-    return _check187(v)
+    return _check190(v)
 
 
-def _check186(v):  # #/properties/stages/items
+def _check189(v):  # #/properties/stages/items
     if not _ref2(v):
         return False
     return True
 
 
-def _check185(v):  # #/properties/stages
+def _check188(v):  # #/properties/stages
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list) and len(v) < 1:
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check186(item):
+            if not _check189(item):
                 return False
     return True
 
@@ -1425,7 +1453,7 @@ def _check1(v):  # #
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C211.get(key)
+            check = _C214.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -1459,24 +1487,24 @@ _C105 = {'train': _check74, 'val': _check93, 'max_length': _check98, 'packing': 
 _C113 = frozenset(['constant', 'constant_with_warmup', 'cosine', 'cosine_with_min_lr', 'cosine_with_restarts', 'inverse_sqrt', 'linear', 'polynomial', 'warmup_stable_decay'])
 _C118 = frozenset(['adafactor', 'adamw_8bit', 'adamw_bnb_8bit', 'adamw_torch', 'adamw_torch_4bit', 'adamw_torch_8bit', 'adamw_torch_fused', 'lion_8bit', 'paged_adamw_32bit', 'paged_adamw_8bit', 'paged_lion_8bit', 'sgd'])
 _C120 = frozenset(['bf16', 'fp16', 'fp32'])
-_C128 = {'epochs': _check107, 'max_steps': _check108, 'micro_batch_size': _check109, 'grad_accum': _check110, 'lr': _check111, 'scheduler': _check112, 'warmup_ratio': _check114, 'warmup_steps': _check115, 'weight_decay': _check116, 'optimizer': _check117, 'precision': _check119, 'gradient_checkpointing': _check121, 'seed': _check124, 'max_grad_norm': _check125, 'logging_steps': _check126, 'min_lr': _check127}
-_C131 = frozenset(['epoch', 'no', 'steps'])
-_C135 = {'every': _check130, 'steps': _check132, 'batch_size': _check133, 'per_epoch': _check134}
-_C139 = frozenset(['epoch', 'no', 'steps'])
-_C144 = frozenset(['mlflow', 'none', 'tensorboard', 'wandb'])
-_C147 = frozenset(['mlflow', 'tensorboard', 'wandb'])
-_C151 = {'dir': _check137, 'save': _check138, 'save_steps': _check140, 'save_total_limit': _check141, 'report_to': _check142, 'run_name': _check148, 'wandb_project': _check149, 'per_epoch': _check150}
-_C159 = frozenset(['local', 'ray', 'skypilot', 'slurm'])
-_C163 = re.compile('^([0-9]+-)?[0-9]+(:[0-9]{2}){0,2}$')
-_C174 = {'gpus': _check153, 'nodes': _check154, 'gpu_memory_gb': _check155, 'bf16': _check156, 'deepspeed': _check157, 'launcher': _check158, 'partition': _check160, 'account': _check161, 'time': _check162, 'cpus_per_node': _check164, 'container': _check165, 'setup': _check166, 'sbatch': _check168, 'accelerator': _check170, 'cloud': _check171, 'ray_address': _check172, 'port': _check173}
-_C178 = frozenset(['axolotl', 'llamafactory', 'trl'])
-_C179 = {}
-_C183 = re.compile('^FTR[0-9]{1,3}$')
-_C184 = {'ignore': _check181}
-_C189 = re.compile('^[A-Za-z0-9][A-Za-z0-9_.-]*$')
-_C198 = frozenset(['dpo', 'grpo', 'kto', 'merge', 'orpo', 'ppo', 'pt', 'rm', 'sft', 'simpo'])
-_C210 = {'name': _check188, 'from': _check190, 'backend': _check191, 'merge': _check192, 'extends': _check193, 'stage': _check197, 'description': _check199, 'model': _check200, 'method': _check201, 'preference': _check202, 'data': _check203, 'train': _check204, 'eval': _check205, 'output': _check206, 'hardware': _check207, 'backends': _check208, 'lint': _check209}
-_C211 = {'ftr': _check2, 'extends': _check3, 'description': _check7, 'model': _check8, 'stage': _check17, 'method': _check19, 'preference': _check68, 'data': _check73, 'train': _check106, 'eval': _check129, 'output': _check136, 'hardware': _check152, 'backends': _check175, 'lint': _check180, 'stages': _check185}
+_C131 = {'epochs': _check107, 'max_steps': _check108, 'micro_batch_size': _check109, 'grad_accum': _check110, 'lr': _check111, 'scheduler': _check112, 'warmup_ratio': _check114, 'warmup_steps': _check115, 'weight_decay': _check116, 'optimizer': _check117, 'precision': _check119, 'gradient_checkpointing': _check121, 'seed': _check124, 'max_grad_norm': _check125, 'adam_beta1': _check126, 'adam_beta2': _check127, 'adam_epsilon': _check128, 'logging_steps': _check129, 'min_lr': _check130}
+_C134 = frozenset(['epoch', 'no', 'steps'])
+_C138 = {'every': _check133, 'steps': _check135, 'batch_size': _check136, 'per_epoch': _check137}
+_C142 = frozenset(['epoch', 'no', 'steps'])
+_C147 = frozenset(['mlflow', 'none', 'tensorboard', 'wandb'])
+_C150 = frozenset(['mlflow', 'tensorboard', 'wandb'])
+_C154 = {'dir': _check140, 'save': _check141, 'save_steps': _check143, 'save_total_limit': _check144, 'report_to': _check145, 'run_name': _check151, 'wandb_project': _check152, 'per_epoch': _check153}
+_C162 = frozenset(['local', 'ray', 'skypilot', 'slurm'])
+_C166 = re.compile('^([0-9]+-)?[0-9]+(:[0-9]{2}){0,2}$')
+_C177 = {'gpus': _check156, 'nodes': _check157, 'gpu_memory_gb': _check158, 'bf16': _check159, 'deepspeed': _check160, 'launcher': _check161, 'partition': _check163, 'account': _check164, 'time': _check165, 'cpus_per_node': _check167, 'container': _check168, 'setup': _check169, 'sbatch': _check171, 'accelerator': _check173, 'cloud': _check174, 'ray_address': _check175, 'port': _check176}
+_C181 = frozenset(['axolotl', 'llamafactory', 'trl'])
+_C182 = {}
+_C186 = re.compile('^FTR[0-9]{1,3}$')
+_C187 = {'ignore': _check184}
+_C192 = re.compile('^[A-Za-z0-9][A-Za-z0-9_.-]*$')
+_C201 = frozenset(['dpo', 'grpo', 'kto', 'merge', 'orpo', 'ppo', 'pt', 'rm', 'sft', 'simpo'])
+_C213 = {'name': _check191, 'from': _check193, 'backend': _check194, 'merge': _check195, 'extends': _check196, 'stage': _check200, 'description': _check202, 'model': _check203, 'method': _check204, 'preference': _check205, 'data': _check206, 'train': _check207, 'eval': _check208, 'output': _check209, 'hardware': _check210, 'backends': _check211, 'lint': _check212}
+_C214 = {'ftr': _check2, 'extends': _check3, 'description': _check7, 'model': _check8, 'stage': _check17, 'method': _check19, 'preference': _check68, 'data': _check73, 'train': _check106, 'eval': _check132, 'output': _check139, 'hardware': _check155, 'backends': _check178, 'lint': _check183, 'stages': _check188}
 
 
 def is_valid(data):

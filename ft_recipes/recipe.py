@@ -159,6 +159,9 @@ class Train:
     gradient_checkpointing: bool | str = _f(True, "Gradient checkpointing; 'offload': activations kept in CPU memory.")
     seed: int = _f(42, "Seed.")
     max_grad_norm: float = _f(1.0, "Gradient clipping.")
+    adam_beta1: Optional[float] = _f(None, "Adam beta1 (None: the trainer's 0.9).")
+    adam_beta2: Optional[float] = _f(None, "Adam beta2 (None: the trainer's 0.999).")
+    adam_epsilon: Optional[float] = _f(None, "Adam epsilon (None: the trainer's 1e-8).")
     logging_steps: int = _f(10, "Log every N steps.")
 
 

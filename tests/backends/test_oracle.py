@@ -85,6 +85,10 @@ def recipe_docs(draw, caps):
     if train["scheduler"] == "cosine_with_min_lr":
         train["min_lr"] = train["lr"] / 10
     if draw(st.booleans()):
+        train.update({"adam_beta1": draw(st.sampled_from([0.0, 0.8, 0.9])),
+                      "adam_beta2": draw(st.sampled_from([0.95, 0.98, 0.999])),
+                      "adam_epsilon": draw(st.sampled_from([1e-8, 1e-6]))})
+    if draw(st.booleans()):
         train["max_steps"] = draw(st.integers(1, 500))
     else:
         train["epochs"] = draw(st.sampled_from([1, 2, 3.0]))
@@ -311,7 +315,7 @@ TRAINING_FIELDS = ("stage", "method.type", "method.lora.r", "method.lora.alpha",
                    "train.max_steps", "train.micro_batch_size", "train.grad_accum", "train.lr", "train.scheduler",
                    "train.min_lr", "train.warmup_ratio", "train.warmup_steps", "train.weight_decay",
                    "train.optimizer", "train.precision", "train.gradient_checkpointing", "train.seed",
-                   "train.max_grad_norm", "eval.every", "eval.steps", "eval.per_epoch", "output.save",
+                   "train.max_grad_norm", "train.adam_beta1", "train.adam_beta2", "train.adam_epsilon", "eval.every", "eval.steps", "eval.per_epoch", "output.save",
                    "output.save_steps", "model.template", "hardware.gpus")
 
 
