@@ -230,24 +230,40 @@ def _check31(v):  # #/properties/method/properties/lora/properties/rslora
     return True
 
 
-def _check33(v):  # #/properties/method/properties/lora/properties/modules_to_save/items
+def _check32(v):  # #/properties/method/properties/lora/properties/plus_ratio
+    if not (_is_number(v)):
+        return False
+    if _is_number(v) and v <= 0:
+        return False
+    return True
+
+
+def _check33(v):  # #/properties/method/properties/lora/properties/plus_lr_embedding
+    if not (_is_number(v)):
+        return False
+    if _is_number(v) and v <= 0:
+        return False
+    return True
+
+
+def _check35(v):  # #/properties/method/properties/lora/properties/modules_to_save/items
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check32(v):  # #/properties/method/properties/lora/properties/modules_to_save
+def _check34(v):  # #/properties/method/properties/lora/properties/modules_to_save
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check33(item):
+            if not _check35(item):
                 return False
     return True
 
 
-def _check34(v):  # #/properties/method/properties/lora/properties/init
-    if not (isinstance(v, str) and v in _C35):
+def _check36(v):  # #/properties/method/properties/lora/properties/init
+    if not (isinstance(v, str) and v in _C37):
         return False
     return True
 
@@ -257,7 +273,7 @@ def _check22(v):  # #/properties/method/properties/lora
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C36.get(key)
+            check = _C38.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -266,36 +282,36 @@ def _check22(v):  # #/properties/method/properties/lora
     return True
 
 
-def _check38(v):  # #/properties/method/properties/quant/properties/bits
-    if not any(_eq(v, each) for each in _C39):
+def _check40(v):  # #/properties/method/properties/quant/properties/bits
+    if not any(_eq(v, each) for each in _C41):
         return False
     return True
 
 
-def _check40(v):  # #/properties/method/properties/quant/properties/type
-    if not (isinstance(v, str) and v in _C41):
+def _check42(v):  # #/properties/method/properties/quant/properties/type
+    if not (isinstance(v, str) and v in _C43):
         return False
     return True
 
 
-def _check42(v):  # #/properties/method/properties/quant/properties/double_quant
+def _check44(v):  # #/properties/method/properties/quant/properties/double_quant
     if not (isinstance(v, bool)):
         return False
     return True
 
 
-def _check43(v):  # #/properties/method/properties/quant/properties/compute_dtype
-    if not (isinstance(v, str) and v in _C44):
+def _check45(v):  # #/properties/method/properties/quant/properties/compute_dtype
+    if not (isinstance(v, str) and v in _C46):
         return False
     return True
 
 
-def _check37(v):  # #/properties/method/properties/quant
+def _check39(v):  # #/properties/method/properties/quant
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C45.get(key)
+            check = _C47.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -304,56 +320,56 @@ def _check37(v):  # #/properties/method/properties/quant
     return True
 
 
-def _check48(v):  # #/properties/method/properties/freeze/properties/trainable_layers/not
+def _check50(v):  # #/properties/method/properties/freeze/properties/trainable_layers/not
     if not _eq(v, 0):
         return False
     return True
 
 
-def _check47(v):  # #/properties/method/properties/freeze/properties/trainable_layers
+def _check49(v):  # #/properties/method/properties/freeze/properties/trainable_layers
     if not (_is_integer(v)):
         return False
-    if _check48(v):
+    if _check50(v):
         return False
     return True
 
 
-def _check50(v):  # #/properties/method/properties/freeze/properties/trainable_modules/oneOf/0
+def _check52(v):  # #/properties/method/properties/freeze/properties/trainable_modules/oneOf/0
     if not _eq(v, 'all'):
         return False
     return True
 
 
-def _check52(v):  # #/properties/method/properties/freeze/properties/trainable_modules/oneOf/1/items
+def _check54(v):  # #/properties/method/properties/freeze/properties/trainable_modules/oneOf/1/items
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check51(v):  # #/properties/method/properties/freeze/properties/trainable_modules/oneOf/1
+def _check53(v):  # #/properties/method/properties/freeze/properties/trainable_modules/oneOf/1
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list) and len(v) < 1:
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check52(item):
+            if not _check54(item):
                 return False
     return True
 
 
-def _check49(v):  # #/properties/method/properties/freeze/properties/trainable_modules
-    if not (sum(1 for f in (_check50, _check51,) if f(v)) == 1):
+def _check51(v):  # #/properties/method/properties/freeze/properties/trainable_modules
+    if not (sum(1 for f in (_check52, _check53,) if f(v)) == 1):
         return False
     return True
 
 
-def _check46(v):  # #/properties/method/properties/freeze
+def _check48(v):  # #/properties/method/properties/freeze
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C53.get(key)
+            check = _C55.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -362,7 +378,7 @@ def _check46(v):  # #/properties/method/properties/freeze
     return True
 
 
-def _check55(v):  # #/properties/method/properties/oft/properties/rank
+def _check57(v):  # #/properties/method/properties/oft/properties/rank
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 0:
@@ -370,7 +386,7 @@ def _check55(v):  # #/properties/method/properties/oft/properties/rank
     return True
 
 
-def _check56(v):  # #/properties/method/properties/oft/properties/block_size
+def _check58(v):  # #/properties/method/properties/oft/properties/block_size
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 0:
@@ -378,13 +394,13 @@ def _check56(v):  # #/properties/method/properties/oft/properties/block_size
     return True
 
 
-def _check58(v):  # #/properties/method/properties/oft/properties/target/oneOf/0
+def _check60(v):  # #/properties/method/properties/oft/properties/target/oneOf/0
     if not _eq(v, 'all-linear'):
         return False
     return True
 
 
-def _check60(v):  # #/properties/method/properties/oft/properties/target/oneOf/1/items
+def _check62(v):  # #/properties/method/properties/oft/properties/target/oneOf/1/items
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -392,25 +408,25 @@ def _check60(v):  # #/properties/method/properties/oft/properties/target/oneOf/1
     return True
 
 
-def _check59(v):  # #/properties/method/properties/oft/properties/target/oneOf/1
+def _check61(v):  # #/properties/method/properties/oft/properties/target/oneOf/1
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list) and len(v) < 1:
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check60(item):
+            if not _check62(item):
                 return False
     return True
 
 
-def _check57(v):  # #/properties/method/properties/oft/properties/target
-    if not (sum(1 for f in (_check58, _check59,) if f(v)) == 1):
+def _check59(v):  # #/properties/method/properties/oft/properties/target
+    if not (sum(1 for f in (_check60, _check61,) if f(v)) == 1):
         return False
     return True
 
 
-def _check61(v):  # #/properties/method/properties/oft/properties/dropout
+def _check63(v):  # #/properties/method/properties/oft/properties/dropout
     if not (_is_number(v)):
         return False
     if _is_number(v) and v < 0:
@@ -420,12 +436,12 @@ def _check61(v):  # #/properties/method/properties/oft/properties/dropout
     return True
 
 
-def _check54(v):  # #/properties/method/properties/oft
+def _check56(v):  # #/properties/method/properties/oft
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C62.get(key)
+            check = _C64.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -434,7 +450,7 @@ def _check54(v):  # #/properties/method/properties/oft
     return True
 
 
-def _check64(v):  # #/properties/method/properties/prompt/properties/num_virtual_tokens
+def _check66(v):  # #/properties/method/properties/prompt/properties/num_virtual_tokens
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -442,7 +458,7 @@ def _check64(v):  # #/properties/method/properties/prompt/properties/num_virtual
     return True
 
 
-def _check65(v):  # #/properties/method/properties/prompt/properties/encoder_hidden_size
+def _check67(v):  # #/properties/method/properties/prompt/properties/encoder_hidden_size
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -450,12 +466,12 @@ def _check65(v):  # #/properties/method/properties/prompt/properties/encoder_hid
     return True
 
 
-def _check63(v):  # #/properties/method/properties/prompt
+def _check65(v):  # #/properties/method/properties/prompt
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C66.get(key)
+            check = _C68.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -469,7 +485,7 @@ def _check19(v):  # #/properties/method
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C67.get(key)
+            check = _C69.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -478,7 +494,7 @@ def _check19(v):  # #/properties/method
     return True
 
 
-def _check69(v):  # #/properties/preference/properties/beta
+def _check71(v):  # #/properties/preference/properties/beta
     if not (_is_number(v)):
         return False
     if _is_number(v) and v <= 0:
@@ -486,7 +502,7 @@ def _check69(v):  # #/properties/preference/properties/beta
     return True
 
 
-def _check70(v):  # #/properties/preference/properties/ftx
+def _check72(v):  # #/properties/preference/properties/ftx
     if not (_is_number(v)):
         return False
     if _is_number(v) and v < 0:
@@ -494,7 +510,7 @@ def _check70(v):  # #/properties/preference/properties/ftx
     return True
 
 
-def _check71(v):  # #/properties/preference/properties/simpo_gamma
+def _check73(v):  # #/properties/preference/properties/simpo_gamma
     if not (_is_number(v)):
         return False
     if _is_number(v) and v < 0:
@@ -502,12 +518,12 @@ def _check71(v):  # #/properties/preference/properties/simpo_gamma
     return True
 
 
-def _check68(v):  # #/properties/preference
+def _check70(v):  # #/properties/preference
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C72.get(key)
+            check = _C74.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -516,19 +532,19 @@ def _check68(v):  # #/properties/preference
     return True
 
 
-def _check77(v):  # #/$defs/dataset/oneOf/0
+def _check79(v):  # #/$defs/dataset/oneOf/0
     if isinstance(v, dict) and not ('path' in v):
         return False
     return True
 
 
-def _check78(v):  # #/$defs/dataset/oneOf/1
+def _check80(v):  # #/$defs/dataset/oneOf/1
     if isinstance(v, dict) and not ('hub' in v):
         return False
     return True
 
 
-def _check79(v):  # #/$defs/dataset/properties/path
+def _check81(v):  # #/$defs/dataset/properties/path
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -536,7 +552,7 @@ def _check79(v):  # #/$defs/dataset/properties/path
     return True
 
 
-def _check80(v):  # #/$defs/dataset/properties/hub
+def _check82(v):  # #/$defs/dataset/properties/hub
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -544,55 +560,55 @@ def _check80(v):  # #/$defs/dataset/properties/hub
     return True
 
 
-def _check81(v):  # #/$defs/dataset/properties/name
+def _check83(v):  # #/$defs/dataset/properties/name
     if not (isinstance(v, str)):
         return False
-    if isinstance(v, str) and not _C82.search(v):
+    if isinstance(v, str) and not _C84.search(v):
         return False
     return True
 
 
-def _check83(v):  # #/$defs/dataset/properties/format
-    if not (isinstance(v, str) and v in _C84):
+def _check85(v):  # #/$defs/dataset/properties/format
+    if not (isinstance(v, str) and v in _C86):
         return False
     return True
 
 
-def _check86(v):  # #/$defs/dataset/properties/columns/additionalProperties
+def _check88(v):  # #/$defs/dataset/properties/columns/additionalProperties
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check87(v):  # #/$defs/dataset/properties/columns/propertyNames
-    if not (isinstance(v, str) and v in _C88):
+def _check89(v):  # #/$defs/dataset/properties/columns/propertyNames
+    if not (isinstance(v, str) and v in _C90):
         return False
     return True
 
 
-def _check85(v):  # #/$defs/dataset/properties/columns
+def _check87(v):  # #/$defs/dataset/properties/columns
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            if not _check87(key):
+            if not _check89(key):
                 return False
-            check = _C89.get(key)
+            check = _C91.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
-            if not matched and not _check86(value):
+            if not matched and not _check88(value):
                 return False
     return True
 
 
-def _check90(v):  # #/$defs/dataset/properties/split
+def _check92(v):  # #/$defs/dataset/properties/split
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check91(v):  # #/$defs/dataset/properties/num_samples
+def _check93(v):  # #/$defs/dataset/properties/num_samples
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -600,16 +616,16 @@ def _check91(v):  # #/$defs/dataset/properties/num_samples
     return True
 
 
-def _check76(v):  # #/$defs/dataset
+def _check78(v):  # #/$defs/dataset
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict) and not ('format' in v):
         return False
-    if not (sum(1 for f in (_check77, _check78,) if f(v)) == 1):
+    if not (sum(1 for f in (_check79, _check80,) if f(v)) == 1):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C92.get(key)
+            check = _C94.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -619,28 +635,28 @@ def _check76(v):  # #/$defs/dataset
 
 
 def _ref1(v):  # #/$defs/dataset
-    return _check76(v)
+    return _check78(v)
 
 
-def _check75(v):  # #/properties/data/properties/train/items
+def _check77(v):  # #/properties/data/properties/train/items
     if not _ref1(v):
         return False
     return True
 
 
-def _check74(v):  # #/properties/data/properties/train
+def _check76(v):  # #/properties/data/properties/train
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list) and len(v) < 1:
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check75(item):
+            if not _check77(item):
                 return False
     return True
 
 
-def _check94(v):  # #/properties/data/properties/val/properties/split
+def _check96(v):  # #/properties/data/properties/val/properties/split
     if not (_is_number(v)):
         return False
     if _is_number(v) and v <= 0:
@@ -648,25 +664,25 @@ def _check94(v):  # #/properties/data/properties/val/properties/split
     return True
 
 
-def _check96(v):  # #/properties/data/properties/val/properties/datasets/items
+def _check98(v):  # #/properties/data/properties/val/properties/datasets/items
     if not _ref1(v):
         return False
     return True
 
 
-def _check95(v):  # #/properties/data/properties/val/properties/datasets
+def _check97(v):  # #/properties/data/properties/val/properties/datasets
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list) and len(v) < 1:
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check96(item):
+            if not _check98(item):
                 return False
     return True
 
 
-def _check93(v):  # #/properties/data/properties/val
+def _check95(v):  # #/properties/data/properties/val
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict) and len(v) < 1:
@@ -675,7 +691,7 @@ def _check93(v):  # #/properties/data/properties/val
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C97.get(key)
+            check = _C99.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -684,7 +700,7 @@ def _check93(v):  # #/properties/data/properties/val
     return True
 
 
-def _check98(v):  # #/properties/data/properties/max_length
+def _check100(v):  # #/properties/data/properties/max_length
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 8:
@@ -692,31 +708,31 @@ def _check98(v):  # #/properties/data/properties/max_length
     return True
 
 
-def _check99(v):  # #/properties/data/properties/packing
+def _check101(v):  # #/properties/data/properties/packing
     if not (isinstance(v, bool)):
         return False
     return True
 
 
-def _check100(v):  # #/properties/data/properties/overlength
-    if not (isinstance(v, str) and v in _C101):
+def _check102(v):  # #/properties/data/properties/overlength
+    if not (isinstance(v, str) and v in _C103):
         return False
     return True
 
 
-def _check102(v):  # #/properties/data/properties/train_on_prompt
+def _check104(v):  # #/properties/data/properties/train_on_prompt
     if not (isinstance(v, bool)):
         return False
     return True
 
 
-def _check103(v):  # #/properties/data/properties/system_prompt
+def _check105(v):  # #/properties/data/properties/system_prompt
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check104(v):  # #/properties/data/properties/num_workers
+def _check106(v):  # #/properties/data/properties/num_workers
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -724,14 +740,14 @@ def _check104(v):  # #/properties/data/properties/num_workers
     return True
 
 
-def _check73(v):  # #/properties/data
+def _check75(v):  # #/properties/data
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict) and not ('train' in v):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C105.get(key)
+            check = _C107.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -740,7 +756,7 @@ def _check73(v):  # #/properties/data
     return True
 
 
-def _check107(v):  # #/properties/train/properties/epochs
+def _check109(v):  # #/properties/train/properties/epochs
     if not (_is_number(v)):
         return False
     if _is_number(v) and v <= 0:
@@ -748,7 +764,7 @@ def _check107(v):  # #/properties/train/properties/epochs
     return True
 
 
-def _check108(v):  # #/properties/train/properties/max_steps
+def _check110(v):  # #/properties/train/properties/max_steps
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -756,7 +772,7 @@ def _check108(v):  # #/properties/train/properties/max_steps
     return True
 
 
-def _check109(v):  # #/properties/train/properties/micro_batch_size
+def _check111(v):  # #/properties/train/properties/micro_batch_size
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -764,7 +780,7 @@ def _check109(v):  # #/properties/train/properties/micro_batch_size
     return True
 
 
-def _check110(v):  # #/properties/train/properties/grad_accum
+def _check112(v):  # #/properties/train/properties/grad_accum
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -772,7 +788,7 @@ def _check110(v):  # #/properties/train/properties/grad_accum
     return True
 
 
-def _check111(v):  # #/properties/train/properties/lr
+def _check113(v):  # #/properties/train/properties/lr
     if not (_is_number(v)):
         return False
     if _is_number(v) and v <= 0:
@@ -780,13 +796,13 @@ def _check111(v):  # #/properties/train/properties/lr
     return True
 
 
-def _check112(v):  # #/properties/train/properties/scheduler
-    if not (isinstance(v, str) and v in _C113):
+def _check114(v):  # #/properties/train/properties/scheduler
+    if not (isinstance(v, str) and v in _C115):
         return False
     return True
 
 
-def _check114(v):  # #/properties/train/properties/warmup_ratio
+def _check116(v):  # #/properties/train/properties/warmup_ratio
     if not (_is_number(v)):
         return False
     if _is_number(v) and v < 0:
@@ -796,7 +812,7 @@ def _check114(v):  # #/properties/train/properties/warmup_ratio
     return True
 
 
-def _check115(v):  # #/properties/train/properties/warmup_steps
+def _check117(v):  # #/properties/train/properties/warmup_steps
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 0:
@@ -804,7 +820,7 @@ def _check115(v):  # #/properties/train/properties/warmup_steps
     return True
 
 
-def _check116(v):  # #/properties/train/properties/weight_decay
+def _check118(v):  # #/properties/train/properties/weight_decay
     if not (_is_number(v)):
         return False
     if _is_number(v) and v < 0:
@@ -812,37 +828,37 @@ def _check116(v):  # #/properties/train/properties/weight_decay
     return True
 
 
-def _check117(v):  # #/properties/train/properties/optimizer
-    if not (isinstance(v, str) and v in _C118):
-        return False
-    return True
-
-
-def _check119(v):  # #/properties/train/properties/precision
+def _check119(v):  # #/properties/train/properties/optimizer
     if not (isinstance(v, str) and v in _C120):
         return False
     return True
 
 
-def _check122(v):  # #/properties/train/properties/gradient_checkpointing/oneOf/0
+def _check121(v):  # #/properties/train/properties/precision
+    if not (isinstance(v, str) and v in _C122):
+        return False
+    return True
+
+
+def _check124(v):  # #/properties/train/properties/gradient_checkpointing/oneOf/0
     if not (isinstance(v, bool)):
         return False
     return True
 
 
-def _check123(v):  # #/properties/train/properties/gradient_checkpointing/oneOf/1
+def _check125(v):  # #/properties/train/properties/gradient_checkpointing/oneOf/1
     if not _eq(v, 'offload'):
         return False
     return True
 
 
-def _check121(v):  # #/properties/train/properties/gradient_checkpointing
-    if not (sum(1 for f in (_check122, _check123,) if f(v)) == 1):
+def _check123(v):  # #/properties/train/properties/gradient_checkpointing
+    if not (sum(1 for f in (_check124, _check125,) if f(v)) == 1):
         return False
     return True
 
 
-def _check124(v):  # #/properties/train/properties/seed
+def _check126(v):  # #/properties/train/properties/seed
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 0:
@@ -850,7 +866,7 @@ def _check124(v):  # #/properties/train/properties/seed
     return True
 
 
-def _check125(v):  # #/properties/train/properties/max_grad_norm
+def _check127(v):  # #/properties/train/properties/max_grad_norm
     if not (_is_number(v)):
         return False
     if _is_number(v) and v < 0:
@@ -858,17 +874,7 @@ def _check125(v):  # #/properties/train/properties/max_grad_norm
     return True
 
 
-def _check126(v):  # #/properties/train/properties/adam_beta1
-    if not (_is_number(v)):
-        return False
-    if _is_number(v) and v < 0:
-        return False
-    if _is_number(v) and v >= 1:
-        return False
-    return True
-
-
-def _check127(v):  # #/properties/train/properties/adam_beta2
+def _check128(v):  # #/properties/train/properties/adam_beta1
     if not (_is_number(v)):
         return False
     if _is_number(v) and v < 0:
@@ -878,7 +884,17 @@ def _check127(v):  # #/properties/train/properties/adam_beta2
     return True
 
 
-def _check128(v):  # #/properties/train/properties/adam_epsilon
+def _check129(v):  # #/properties/train/properties/adam_beta2
+    if not (_is_number(v)):
+        return False
+    if _is_number(v) and v < 0:
+        return False
+    if _is_number(v) and v >= 1:
+        return False
+    return True
+
+
+def _check130(v):  # #/properties/train/properties/adam_epsilon
     if not (_is_number(v)):
         return False
     if _is_number(v) and v <= 0:
@@ -886,7 +902,15 @@ def _check128(v):  # #/properties/train/properties/adam_epsilon
     return True
 
 
-def _check129(v):  # #/properties/train/properties/logging_steps
+def _check131(v):  # #/properties/train/properties/neftune_alpha
+    if not (_is_number(v)):
+        return False
+    if _is_number(v) and v <= 0:
+        return False
+    return True
+
+
+def _check132(v):  # #/properties/train/properties/logging_steps
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -894,7 +918,7 @@ def _check129(v):  # #/properties/train/properties/logging_steps
     return True
 
 
-def _check130(v):  # #/properties/train/properties/min_lr
+def _check133(v):  # #/properties/train/properties/min_lr
     if not (_is_number(v)):
         return False
     if _is_number(v) and v < 0:
@@ -902,12 +926,12 @@ def _check130(v):  # #/properties/train/properties/min_lr
     return True
 
 
-def _check106(v):  # #/properties/train
+def _check108(v):  # #/properties/train
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C131.get(key)
+            check = _C134.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -916,13 +940,13 @@ def _check106(v):  # #/properties/train
     return True
 
 
-def _check133(v):  # #/properties/eval/properties/every
-    if not (isinstance(v, str) and v in _C134):
+def _check136(v):  # #/properties/eval/properties/every
+    if not (isinstance(v, str) and v in _C137):
         return False
     return True
 
 
-def _check135(v):  # #/properties/eval/properties/steps
+def _check138(v):  # #/properties/eval/properties/steps
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -930,7 +954,7 @@ def _check135(v):  # #/properties/eval/properties/steps
     return True
 
 
-def _check136(v):  # #/properties/eval/properties/batch_size
+def _check139(v):  # #/properties/eval/properties/batch_size
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -938,7 +962,7 @@ def _check136(v):  # #/properties/eval/properties/batch_size
     return True
 
 
-def _check137(v):  # #/properties/eval/properties/per_epoch
+def _check140(v):  # #/properties/eval/properties/per_epoch
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -946,12 +970,12 @@ def _check137(v):  # #/properties/eval/properties/per_epoch
     return True
 
 
-def _check132(v):  # #/properties/eval
+def _check135(v):  # #/properties/eval
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C138.get(key)
+            check = _C141.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -960,7 +984,7 @@ def _check132(v):  # #/properties/eval
     return True
 
 
-def _check140(v):  # #/properties/output/properties/dir
+def _check143(v):  # #/properties/output/properties/dir
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -968,13 +992,13 @@ def _check140(v):  # #/properties/output/properties/dir
     return True
 
 
-def _check141(v):  # #/properties/output/properties/save
-    if not (isinstance(v, str) and v in _C142):
+def _check144(v):  # #/properties/output/properties/save
+    if not (isinstance(v, str) and v in _C145):
         return False
     return True
 
 
-def _check143(v):  # #/properties/output/properties/save_steps
+def _check146(v):  # #/properties/output/properties/save_steps
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -982,7 +1006,7 @@ def _check143(v):  # #/properties/output/properties/save_steps
     return True
 
 
-def _check144(v):  # #/properties/output/properties/save_total_limit
+def _check147(v):  # #/properties/output/properties/save_total_limit
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -990,47 +1014,47 @@ def _check144(v):  # #/properties/output/properties/save_total_limit
     return True
 
 
-def _check146(v):  # #/properties/output/properties/report_to/oneOf/0
-    if not (isinstance(v, str) and v in _C147):
-        return False
-    return True
-
-
-def _check149(v):  # #/properties/output/properties/report_to/oneOf/1/items
+def _check149(v):  # #/properties/output/properties/report_to/oneOf/0
     if not (isinstance(v, str) and v in _C150):
         return False
     return True
 
 
-def _check148(v):  # #/properties/output/properties/report_to/oneOf/1
+def _check152(v):  # #/properties/output/properties/report_to/oneOf/1/items
+    if not (isinstance(v, str) and v in _C153):
+        return False
+    return True
+
+
+def _check151(v):  # #/properties/output/properties/report_to/oneOf/1
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check149(item):
+            if not _check152(item):
                 return False
     return True
 
 
-def _check145(v):  # #/properties/output/properties/report_to
-    if not (sum(1 for f in (_check146, _check148,) if f(v)) == 1):
+def _check148(v):  # #/properties/output/properties/report_to
+    if not (sum(1 for f in (_check149, _check151,) if f(v)) == 1):
         return False
     return True
 
 
-def _check151(v):  # #/properties/output/properties/run_name
+def _check154(v):  # #/properties/output/properties/run_name
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check152(v):  # #/properties/output/properties/wandb_project
+def _check155(v):  # #/properties/output/properties/wandb_project
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check153(v):  # #/properties/output/properties/per_epoch
+def _check156(v):  # #/properties/output/properties/per_epoch
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -1038,12 +1062,12 @@ def _check153(v):  # #/properties/output/properties/per_epoch
     return True
 
 
-def _check139(v):  # #/properties/output
+def _check142(v):  # #/properties/output
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C154.get(key)
+            check = _C157.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -1052,7 +1076,7 @@ def _check139(v):  # #/properties/output
     return True
 
 
-def _check156(v):  # #/properties/hardware/properties/gpus
+def _check159(v):  # #/properties/hardware/properties/gpus
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 0:
@@ -1060,7 +1084,7 @@ def _check156(v):  # #/properties/hardware/properties/gpus
     return True
 
 
-def _check157(v):  # #/properties/hardware/properties/nodes
+def _check160(v):  # #/properties/hardware/properties/nodes
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -1068,7 +1092,7 @@ def _check157(v):  # #/properties/hardware/properties/nodes
     return True
 
 
-def _check158(v):  # #/properties/hardware/properties/gpu_memory_gb
+def _check161(v):  # #/properties/hardware/properties/gpu_memory_gb
     if not (_is_number(v)):
         return False
     if _is_number(v) and v <= 0:
@@ -1076,33 +1100,25 @@ def _check158(v):  # #/properties/hardware/properties/gpu_memory_gb
     return True
 
 
-def _check159(v):  # #/properties/hardware/properties/bf16
+def _check162(v):  # #/properties/hardware/properties/bf16
     if not (isinstance(v, bool)):
         return False
     return True
 
 
-def _check160(v):  # #/properties/hardware/properties/deepspeed
+def _check163(v):  # #/properties/hardware/properties/deepspeed
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check161(v):  # #/properties/hardware/properties/launcher
-    if not (isinstance(v, str) and v in _C162):
+def _check164(v):  # #/properties/hardware/properties/launcher
+    if not (isinstance(v, str) and v in _C165):
         return False
     return True
 
 
-def _check163(v):  # #/properties/hardware/properties/partition
-    if not (isinstance(v, str)):
-        return False
-    if isinstance(v, str) and len(v) < 1:
-        return False
-    return True
-
-
-def _check164(v):  # #/properties/hardware/properties/account
+def _check166(v):  # #/properties/hardware/properties/partition
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1110,15 +1126,23 @@ def _check164(v):  # #/properties/hardware/properties/account
     return True
 
 
-def _check165(v):  # #/properties/hardware/properties/time
+def _check167(v):  # #/properties/hardware/properties/account
     if not (isinstance(v, str)):
         return False
-    if isinstance(v, str) and not _C166.search(v):
+    if isinstance(v, str) and len(v) < 1:
         return False
     return True
 
 
-def _check167(v):  # #/properties/hardware/properties/cpus_per_node
+def _check168(v):  # #/properties/hardware/properties/time
+    if not (isinstance(v, str)):
+        return False
+    if isinstance(v, str) and not _C169.search(v):
+        return False
+    return True
+
+
+def _check170(v):  # #/properties/hardware/properties/cpus_per_node
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -1126,7 +1150,7 @@ def _check167(v):  # #/properties/hardware/properties/cpus_per_node
     return True
 
 
-def _check168(v):  # #/properties/hardware/properties/container
+def _check171(v):  # #/properties/hardware/properties/container
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1134,39 +1158,39 @@ def _check168(v):  # #/properties/hardware/properties/container
     return True
 
 
-def _check170(v):  # #/properties/hardware/properties/setup/items
+def _check173(v):  # #/properties/hardware/properties/setup/items
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check169(v):  # #/properties/hardware/properties/setup
+def _check172(v):  # #/properties/hardware/properties/setup
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check170(item):
+            if not _check173(item):
                 return False
     return True
 
 
-def _check172(v):  # #/properties/hardware/properties/sbatch/items
+def _check175(v):  # #/properties/hardware/properties/sbatch/items
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check171(v):  # #/properties/hardware/properties/sbatch
+def _check174(v):  # #/properties/hardware/properties/sbatch
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check172(item):
+            if not _check175(item):
                 return False
     return True
 
 
-def _check173(v):  # #/properties/hardware/properties/accelerator
+def _check176(v):  # #/properties/hardware/properties/accelerator
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1174,7 +1198,7 @@ def _check173(v):  # #/properties/hardware/properties/accelerator
     return True
 
 
-def _check174(v):  # #/properties/hardware/properties/cloud
+def _check177(v):  # #/properties/hardware/properties/cloud
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1182,7 +1206,7 @@ def _check174(v):  # #/properties/hardware/properties/cloud
     return True
 
 
-def _check175(v):  # #/properties/hardware/properties/ray_address
+def _check178(v):  # #/properties/hardware/properties/ray_address
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1190,7 +1214,7 @@ def _check175(v):  # #/properties/hardware/properties/ray_address
     return True
 
 
-def _check176(v):  # #/properties/hardware/properties/port
+def _check179(v):  # #/properties/hardware/properties/port
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -1200,12 +1224,12 @@ def _check176(v):  # #/properties/hardware/properties/port
     return True
 
 
-def _check155(v):  # #/properties/hardware
+def _check158(v):  # #/properties/hardware
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C177.get(key)
+            check = _C180.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -1214,58 +1238,58 @@ def _check155(v):  # #/properties/hardware
     return True
 
 
-def _check179(v):  # #/properties/backends/additionalProperties
+def _check182(v):  # #/properties/backends/additionalProperties
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check180(v):  # #/properties/backends/propertyNames
-    if not (isinstance(v, str) and v in _C181):
+def _check183(v):  # #/properties/backends/propertyNames
+    if not (isinstance(v, str) and v in _C184):
         return False
     return True
 
 
-def _check178(v):  # #/properties/backends
+def _check181(v):  # #/properties/backends
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            if not _check180(key):
+            if not _check183(key):
                 return False
-            check = _C182.get(key)
+            check = _C185.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
-            if not matched and not _check179(value):
+            if not matched and not _check182(value):
                 return False
     return True
 
 
-def _check185(v):  # #/properties/lint/properties/ignore/items
+def _check188(v):  # #/properties/lint/properties/ignore/items
     if not (isinstance(v, str)):
         return False
-    if isinstance(v, str) and not _C186.search(v):
+    if isinstance(v, str) and not _C189.search(v):
         return False
     return True
 
 
-def _check184(v):  # #/properties/lint/properties/ignore
+def _check187(v):  # #/properties/lint/properties/ignore
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check185(item):
+            if not _check188(item):
                 return False
     return True
 
 
-def _check183(v):  # #/properties/lint
+def _check186(v):  # #/properties/lint
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C187.get(key)
+            check = _C190.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -1274,23 +1298,15 @@ def _check183(v):  # #/properties/lint
     return True
 
 
-def _check191(v):  # #/$defs/stage/properties/name
+def _check194(v):  # #/$defs/stage/properties/name
     if not (isinstance(v, str)):
         return False
-    if isinstance(v, str) and not _C192.search(v):
+    if isinstance(v, str) and not _C195.search(v):
         return False
     return True
 
 
-def _check193(v):  # #/$defs/stage/properties/from
-    if not (isinstance(v, str)):
-        return False
-    if isinstance(v, str) and len(v) < 1:
-        return False
-    return True
-
-
-def _check194(v):  # #/$defs/stage/properties/backend
+def _check196(v):  # #/$defs/stage/properties/from
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1298,13 +1314,21 @@ def _check194(v):  # #/$defs/stage/properties/backend
     return True
 
 
-def _check195(v):  # #/$defs/stage/properties/merge
+def _check197(v):  # #/$defs/stage/properties/backend
+    if not (isinstance(v, str)):
+        return False
+    if isinstance(v, str) and len(v) < 1:
+        return False
+    return True
+
+
+def _check198(v):  # #/$defs/stage/properties/merge
     if not (isinstance(v, bool)):
         return False
     return True
 
 
-def _check197(v):  # #/$defs/stage/properties/extends/oneOf/0
+def _check200(v):  # #/$defs/stage/properties/extends/oneOf/0
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1312,7 +1336,7 @@ def _check197(v):  # #/$defs/stage/properties/extends/oneOf/0
     return True
 
 
-def _check199(v):  # #/$defs/stage/properties/extends/oneOf/1/items
+def _check202(v):  # #/$defs/stage/properties/extends/oneOf/1/items
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1320,102 +1344,102 @@ def _check199(v):  # #/$defs/stage/properties/extends/oneOf/1/items
     return True
 
 
-def _check198(v):  # #/$defs/stage/properties/extends/oneOf/1
+def _check201(v):  # #/$defs/stage/properties/extends/oneOf/1
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check199(item):
+            if not _check202(item):
                 return False
     return True
 
 
-def _check196(v):  # #/$defs/stage/properties/extends
-    if not (sum(1 for f in (_check197, _check198,) if f(v)) == 1):
+def _check199(v):  # #/$defs/stage/properties/extends
+    if not (sum(1 for f in (_check200, _check201,) if f(v)) == 1):
         return False
     return True
 
 
-def _check200(v):  # #/$defs/stage/properties/stage
-    if not (isinstance(v, str) and v in _C201):
+def _check203(v):  # #/$defs/stage/properties/stage
+    if not (isinstance(v, str) and v in _C204):
         return False
     return True
 
 
-def _check202(v):  # #/$defs/stage/properties/description
+def _check205(v):  # #/$defs/stage/properties/description
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check203(v):  # #/$defs/stage/properties/model
+def _check206(v):  # #/$defs/stage/properties/model
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check204(v):  # #/$defs/stage/properties/method
+def _check207(v):  # #/$defs/stage/properties/method
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check205(v):  # #/$defs/stage/properties/preference
+def _check208(v):  # #/$defs/stage/properties/preference
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check206(v):  # #/$defs/stage/properties/data
+def _check209(v):  # #/$defs/stage/properties/data
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check207(v):  # #/$defs/stage/properties/train
+def _check210(v):  # #/$defs/stage/properties/train
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check208(v):  # #/$defs/stage/properties/eval
+def _check211(v):  # #/$defs/stage/properties/eval
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check209(v):  # #/$defs/stage/properties/output
+def _check212(v):  # #/$defs/stage/properties/output
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check210(v):  # #/$defs/stage/properties/hardware
+def _check213(v):  # #/$defs/stage/properties/hardware
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check211(v):  # #/$defs/stage/properties/backends
+def _check214(v):  # #/$defs/stage/properties/backends
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check212(v):  # #/$defs/stage/properties/lint
+def _check215(v):  # #/$defs/stage/properties/lint
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check190(v):  # #/$defs/stage
+def _check193(v):  # #/$defs/stage
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict) and not ('name' in v):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C213.get(key)
+            check = _C216.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -1425,23 +1449,23 @@ def _check190(v):  # #/$defs/stage
 
 
 def _ref2(v):  # #/$defs/stage
-    return _check190(v)
+    return _check193(v)
 
 
-def _check189(v):  # #/properties/stages/items
+def _check192(v):  # #/properties/stages/items
     if not _ref2(v):
         return False
     return True
 
 
-def _check188(v):  # #/properties/stages
+def _check191(v):  # #/properties/stages
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list) and len(v) < 1:
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check189(item):
+            if not _check192(item):
                 return False
     return True
 
@@ -1453,7 +1477,7 @@ def _check1(v):  # #
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C214.get(key)
+            check = _C217.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -1465,46 +1489,46 @@ def _check1(v):  # #
 _C16 = {'base': _check9, 'template': _check10, 'pad_token': _check11, 'trust_remote_code': _check12, 'params': _check13, 'revision': _check14, 'adapter': _check15}
 _C18 = frozenset(['dpo', 'grpo', 'kto', 'orpo', 'ppo', 'pt', 'rm', 'sft', 'simpo'])
 _C21 = frozenset(['freeze', 'full', 'lora', 'oft', 'prefix', 'prompt', 'ptuning', 'qlora'])
-_C35 = frozenset(['default', 'gaussian', 'olora', 'pissa'])
-_C36 = {'r': _check23, 'alpha': _check24, 'dropout': _check25, 'target': _check26, 'dora': _check30, 'rslora': _check31, 'modules_to_save': _check32, 'init': _check34}
-_C39 = (4, 8)
-_C41 = frozenset(['fp4', 'nf4'])
-_C44 = frozenset(['bf16', 'fp16', 'fp32'])
-_C45 = {'bits': _check38, 'type': _check40, 'double_quant': _check42, 'compute_dtype': _check43}
-_C53 = {'trainable_layers': _check47, 'trainable_modules': _check49}
-_C62 = {'rank': _check55, 'block_size': _check56, 'target': _check57, 'dropout': _check61}
-_C66 = {'num_virtual_tokens': _check64, 'encoder_hidden_size': _check65}
-_C67 = {'type': _check20, 'lora': _check22, 'quant': _check37, 'freeze': _check46, 'oft': _check54, 'prompt': _check63}
-_C72 = {'beta': _check69, 'ftx': _check70, 'simpo_gamma': _check71}
-_C82 = re.compile('^[A-Za-z0-9_.-]+$')
-_C84 = frozenset(['alpaca', 'messages', 'preference', 'sharegpt', 'text'])
-_C88 = frozenset(['assistant', 'chosen', 'content', 'history', 'input', 'instruction', 'kto_tag', 'messages', 'output', 'prompt', 'rejected', 'role', 'system', 'text', 'tools', 'user'])
-_C89 = {}
-_C92 = {'path': _check79, 'hub': _check80, 'name': _check81, 'format': _check83, 'columns': _check85, 'split': _check90, 'num_samples': _check91}
-_C97 = {'split': _check94, 'datasets': _check95}
-_C101 = frozenset(['drop', 'truncate'])
-_C105 = {'train': _check74, 'val': _check93, 'max_length': _check98, 'packing': _check99, 'overlength': _check100, 'train_on_prompt': _check102, 'system_prompt': _check103, 'num_workers': _check104}
-_C113 = frozenset(['constant', 'constant_with_warmup', 'cosine', 'cosine_with_min_lr', 'cosine_with_restarts', 'inverse_sqrt', 'linear', 'polynomial', 'warmup_stable_decay'])
-_C118 = frozenset(['adafactor', 'adamw_8bit', 'adamw_bnb_8bit', 'adamw_torch', 'adamw_torch_4bit', 'adamw_torch_8bit', 'adamw_torch_fused', 'lion_8bit', 'paged_adamw_32bit', 'paged_adamw_8bit', 'paged_lion_8bit', 'sgd'])
-_C120 = frozenset(['bf16', 'fp16', 'fp32'])
-_C131 = {'epochs': _check107, 'max_steps': _check108, 'micro_batch_size': _check109, 'grad_accum': _check110, 'lr': _check111, 'scheduler': _check112, 'warmup_ratio': _check114, 'warmup_steps': _check115, 'weight_decay': _check116, 'optimizer': _check117, 'precision': _check119, 'gradient_checkpointing': _check121, 'seed': _check124, 'max_grad_norm': _check125, 'adam_beta1': _check126, 'adam_beta2': _check127, 'adam_epsilon': _check128, 'logging_steps': _check129, 'min_lr': _check130}
-_C134 = frozenset(['epoch', 'no', 'steps'])
-_C138 = {'every': _check133, 'steps': _check135, 'batch_size': _check136, 'per_epoch': _check137}
-_C142 = frozenset(['epoch', 'no', 'steps'])
-_C147 = frozenset(['mlflow', 'none', 'tensorboard', 'wandb'])
-_C150 = frozenset(['mlflow', 'tensorboard', 'wandb'])
-_C154 = {'dir': _check140, 'save': _check141, 'save_steps': _check143, 'save_total_limit': _check144, 'report_to': _check145, 'run_name': _check151, 'wandb_project': _check152, 'per_epoch': _check153}
-_C162 = frozenset(['local', 'ray', 'skypilot', 'slurm'])
-_C166 = re.compile('^([0-9]+-)?[0-9]+(:[0-9]{2}){0,2}$')
-_C177 = {'gpus': _check156, 'nodes': _check157, 'gpu_memory_gb': _check158, 'bf16': _check159, 'deepspeed': _check160, 'launcher': _check161, 'partition': _check163, 'account': _check164, 'time': _check165, 'cpus_per_node': _check167, 'container': _check168, 'setup': _check169, 'sbatch': _check171, 'accelerator': _check173, 'cloud': _check174, 'ray_address': _check175, 'port': _check176}
-_C181 = frozenset(['axolotl', 'llamafactory', 'trl'])
-_C182 = {}
-_C186 = re.compile('^FTR[0-9]{1,3}$')
-_C187 = {'ignore': _check184}
-_C192 = re.compile('^[A-Za-z0-9][A-Za-z0-9_.-]*$')
-_C201 = frozenset(['dpo', 'grpo', 'kto', 'merge', 'orpo', 'ppo', 'pt', 'rm', 'sft', 'simpo'])
-_C213 = {'name': _check191, 'from': _check193, 'backend': _check194, 'merge': _check195, 'extends': _check196, 'stage': _check200, 'description': _check202, 'model': _check203, 'method': _check204, 'preference': _check205, 'data': _check206, 'train': _check207, 'eval': _check208, 'output': _check209, 'hardware': _check210, 'backends': _check211, 'lint': _check212}
-_C214 = {'ftr': _check2, 'extends': _check3, 'description': _check7, 'model': _check8, 'stage': _check17, 'method': _check19, 'preference': _check68, 'data': _check73, 'train': _check106, 'eval': _check132, 'output': _check139, 'hardware': _check155, 'backends': _check178, 'lint': _check183, 'stages': _check188}
+_C37 = frozenset(['default', 'gaussian', 'olora', 'pissa'])
+_C38 = {'r': _check23, 'alpha': _check24, 'dropout': _check25, 'target': _check26, 'dora': _check30, 'rslora': _check31, 'plus_ratio': _check32, 'plus_lr_embedding': _check33, 'modules_to_save': _check34, 'init': _check36}
+_C41 = (4, 8)
+_C43 = frozenset(['fp4', 'nf4'])
+_C46 = frozenset(['bf16', 'fp16', 'fp32'])
+_C47 = {'bits': _check40, 'type': _check42, 'double_quant': _check44, 'compute_dtype': _check45}
+_C55 = {'trainable_layers': _check49, 'trainable_modules': _check51}
+_C64 = {'rank': _check57, 'block_size': _check58, 'target': _check59, 'dropout': _check63}
+_C68 = {'num_virtual_tokens': _check66, 'encoder_hidden_size': _check67}
+_C69 = {'type': _check20, 'lora': _check22, 'quant': _check39, 'freeze': _check48, 'oft': _check56, 'prompt': _check65}
+_C74 = {'beta': _check71, 'ftx': _check72, 'simpo_gamma': _check73}
+_C84 = re.compile('^[A-Za-z0-9_.-]+$')
+_C86 = frozenset(['alpaca', 'messages', 'preference', 'sharegpt', 'text'])
+_C90 = frozenset(['assistant', 'chosen', 'content', 'history', 'input', 'instruction', 'kto_tag', 'messages', 'output', 'prompt', 'rejected', 'role', 'system', 'text', 'tools', 'user'])
+_C91 = {}
+_C94 = {'path': _check81, 'hub': _check82, 'name': _check83, 'format': _check85, 'columns': _check87, 'split': _check92, 'num_samples': _check93}
+_C99 = {'split': _check96, 'datasets': _check97}
+_C103 = frozenset(['drop', 'truncate'])
+_C107 = {'train': _check76, 'val': _check95, 'max_length': _check100, 'packing': _check101, 'overlength': _check102, 'train_on_prompt': _check104, 'system_prompt': _check105, 'num_workers': _check106}
+_C115 = frozenset(['constant', 'constant_with_warmup', 'cosine', 'cosine_with_min_lr', 'cosine_with_restarts', 'inverse_sqrt', 'linear', 'polynomial', 'warmup_stable_decay'])
+_C120 = frozenset(['adafactor', 'adamw_8bit', 'adamw_bnb_8bit', 'adamw_torch', 'adamw_torch_4bit', 'adamw_torch_8bit', 'adamw_torch_fused', 'lion_8bit', 'paged_adamw_32bit', 'paged_adamw_8bit', 'paged_lion_8bit', 'sgd'])
+_C122 = frozenset(['bf16', 'fp16', 'fp32'])
+_C134 = {'epochs': _check109, 'max_steps': _check110, 'micro_batch_size': _check111, 'grad_accum': _check112, 'lr': _check113, 'scheduler': _check114, 'warmup_ratio': _check116, 'warmup_steps': _check117, 'weight_decay': _check118, 'optimizer': _check119, 'precision': _check121, 'gradient_checkpointing': _check123, 'seed': _check126, 'max_grad_norm': _check127, 'adam_beta1': _check128, 'adam_beta2': _check129, 'adam_epsilon': _check130, 'neftune_alpha': _check131, 'logging_steps': _check132, 'min_lr': _check133}
+_C137 = frozenset(['epoch', 'no', 'steps'])
+_C141 = {'every': _check136, 'steps': _check138, 'batch_size': _check139, 'per_epoch': _check140}
+_C145 = frozenset(['epoch', 'no', 'steps'])
+_C150 = frozenset(['mlflow', 'none', 'tensorboard', 'wandb'])
+_C153 = frozenset(['mlflow', 'tensorboard', 'wandb'])
+_C157 = {'dir': _check143, 'save': _check144, 'save_steps': _check146, 'save_total_limit': _check147, 'report_to': _check148, 'run_name': _check154, 'wandb_project': _check155, 'per_epoch': _check156}
+_C165 = frozenset(['local', 'ray', 'skypilot', 'slurm'])
+_C169 = re.compile('^([0-9]+-)?[0-9]+(:[0-9]{2}){0,2}$')
+_C180 = {'gpus': _check159, 'nodes': _check160, 'gpu_memory_gb': _check161, 'bf16': _check162, 'deepspeed': _check163, 'launcher': _check164, 'partition': _check166, 'account': _check167, 'time': _check168, 'cpus_per_node': _check170, 'container': _check171, 'setup': _check172, 'sbatch': _check174, 'accelerator': _check176, 'cloud': _check177, 'ray_address': _check178, 'port': _check179}
+_C184 = frozenset(['axolotl', 'llamafactory', 'trl'])
+_C185 = {}
+_C189 = re.compile('^FTR[0-9]{1,3}$')
+_C190 = {'ignore': _check187}
+_C195 = re.compile('^[A-Za-z0-9][A-Za-z0-9_.-]*$')
+_C204 = frozenset(['dpo', 'grpo', 'kto', 'merge', 'orpo', 'ppo', 'pt', 'rm', 'sft', 'simpo'])
+_C216 = {'name': _check194, 'from': _check196, 'backend': _check197, 'merge': _check198, 'extends': _check199, 'stage': _check203, 'description': _check205, 'model': _check206, 'method': _check207, 'preference': _check208, 'data': _check209, 'train': _check210, 'eval': _check211, 'output': _check212, 'hardware': _check213, 'backends': _check214, 'lint': _check215}
+_C217 = {'ftr': _check2, 'extends': _check3, 'description': _check7, 'model': _check8, 'stage': _check17, 'method': _check19, 'preference': _check70, 'data': _check75, 'train': _check108, 'eval': _check135, 'output': _check142, 'hardware': _check158, 'backends': _check181, 'lint': _check186, 'stages': _check191}
 
 
 def is_valid(data):

@@ -49,6 +49,8 @@ class Lora:
     rslora: bool = _f(False, "rsLoRA scaling.")
     modules_to_save: tuple[str, ...] = _f((), "Modules trained fully and saved with the adapter.")
     init: str = _f("default", "Weight initialisation: default, pissa, olora or gaussian.")
+    plus_ratio: Optional[float] = _f(None, "LoRA+: learning rate of the B matrices = lr x this (None: off).")
+    plus_lr_embedding: Optional[float] = _f(None, "LoRA+: learning rate of LoRA embedding layers (None: 1e-6).")
 
 
 @dataclass(frozen=True)
@@ -162,6 +164,7 @@ class Train:
     adam_beta1: Optional[float] = _f(None, "Adam beta1 (None: the trainer's 0.9).")
     adam_beta2: Optional[float] = _f(None, "Adam beta2 (None: the trainer's 0.999).")
     adam_epsilon: Optional[float] = _f(None, "Adam epsilon (None: the trainer's 1e-8).")
+    neftune_alpha: Optional[float] = _f(None, "NEFTune noise on the input embeddings (None: off).")
     logging_steps: int = _f(10, "Log every N steps.")
 
 

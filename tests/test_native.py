@@ -1,6 +1,7 @@
 """Native configs: dialect detection, import, convert, and the round-trip property
 (import -> compile to the same backend gives back every training-relevant value)."""
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -137,3 +138,39 @@ def test_convert_reports_what_is_lost(tmp_path):
     assert result.exit_code == 0
     assert "lost  ddp_timeout" in result.output
     assert "max_samples" not in result.output  # carried: the first 1000 rows of each dataset
+
+
+def test_convert_refuses_to_drop_a_key_that_changes_the_training(tmp_path):
+    """A source-only key that changes what is trained (here LLaMA-Factory's DFT loss) stops the conversion with
+    FTR005 at its line; --lossy converts and lists it as lost. Written at its default, it is no obstacle."""
+    shutil.copytree(NATIVE / "data", tmp_path / "data")  # its dataset_info.json and rows, beside it
+    native = tmp_path / "dft.yaml"
+    native.write_text((NATIVE / "lf_lora.yaml").read_text() + "use_dft_loss: true\n")
+    result = CliRunner().invoke(main, ["convert", str(native), "--to", "axolotl", "-o", str(tmp_path / "out")])
+    assert result.exit_code == 1
+    line = len(native.read_text().splitlines())
+    assert f"dft.yaml:{line}:1: FTR005" in result.output and "use_dft_loss: True changes" in result.output
+    assert not (tmp_path / "out").exists()
+    result = CliRunner().invoke(main, ["convert", str(native), "--to", "axolotl", "--lossy", "-o",
+                                       str(tmp_path / "out")])
+    assert result.exit_code == 0 and "lost  use_dft_loss: True" in result.output
+    native.write_text((NATIVE / "lf_lora.yaml").read_text() + "use_dft_loss: false\n")
+    result = CliRunner().invoke(main, ["convert", str(native), "--to", "axolotl"])
+    assert result.exit_code == 0, result.output
+    # the same backend keeps it
+    result = CliRunner().invoke(main, ["convert", str(native), "--to", "llamafactory"])
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("name", ["llamafactory", "axolotl"])
+def test_keys_that_change_the_training_are_real_and_not_carried(name):
+    """Each declared key is in the backend's own catalogue, and no key table row writes it (a carried key would
+    never be lost)."""
+    from ft_recipes import backends
+    from ft_recipes.catalogue import load
+
+    backend = backends.get(name)
+    known = load(name)["keys"]
+    written = {part.strip() for row in backend.keys if not row.structural for part in row.native.split("/")}
+    assert backend.changes_training and backend.changes_training <= set(known)
+    assert not backend.changes_training & written

@@ -71,6 +71,9 @@ class Backend:
     unknown_key_fate: str = ""  # what the backend does with a key it does not know
     native_checks: tuple[NativeCheck, ...] = ()  # cross-key checks on its native files
     versions: tuple[str, ...] = ()  # every version ftr can target, the default (``version``) first
+    # Native keys a recipe does not carry whose value, when not the default, changes what is trained (the loss,
+    # the data, the trained parameters, the numerics): `ftr convert` to another backend refuses to drop them.
+    changes_training: frozenset[str] = frozenset()
 
     def at(self, version: str | None) -> "Backend":
         """This backend targeting ``version`` (None: the default); UsageError for a version ftr cannot target."""

@@ -83,9 +83,12 @@ def import_cmd(native: str, source: str | None, output: Path | None, force: bool
               help="Dialect (default: detected).")
 @click.option("--output", "-o", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None)
 @click.option("--force", is_flag=True)
+@click.option("--lossy", is_flag=True,
+              help="Convert even when a source key that changes the training (a loss variant, added tokens, "
+                   "extra trained parameters) has no equivalent in the target; each is listed as lost.")
 @_where
 @guard
-def convert_cmd(native: str, target: str, source: str | None, out_dir: Path | None, force: bool,
+def convert_cmd(native: str, target: str, source: str | None, out_dir: Path | None, force: bool, lossy: bool,
                 run_dir: str | None, dataset_dir: str | None) -> None:
     """Convert a native config to another backend through a recipe, with a fidelity report.
 
@@ -102,6 +105,10 @@ def convert_cmd(native: str, target: str, source: str | None, out_dir: Path | No
     if findings:
         raise FtrError(f"{native}: cannot convert", _why_no_training(imported, findings))
     recipe = normalise(imported.resolved)
+    if imported.dialect != target and not lossy:
+        dropped = _training_keys_lost(imported, target)
+        if dropped:
+            raise FtrError(f"{native}: cannot convert without changing the training", dropped)
     if imported.dialect != target:
         recipe = _drop_foreign_passthrough(recipe, imported.dialect)
         recipe = _soften_defaults(recipe, imported)
@@ -141,6 +148,27 @@ def _why_no_training(imported, findings: list) -> list:
                                f"evaluation), and a recipe describes a training run", hint="convert the training "
                                "config it goes with") if f.code == "FTR003" and f.key.startswith("data") else f
             for f in findings]
+
+
+def _training_keys_lost(imported, target: str) -> list:
+    """FTR005 for each source-only key (kept under ``backends.<source>``) that the source backend declares as
+    changing the training and that holds a value other than its default: the target would train otherwise."""
+    from .. import backends
+    from ..catalogue import load
+    from ..findings import Finding
+
+    source, goal = backends.get(imported.dialect), backends.get(target)
+    defaults = load(source.name).get("keys", {})
+    out = []
+    for key, value in imported.passthrough.items():
+        if key not in source.changes_training or value == defaults.get(key, {}).get("default"):
+            continue
+        line, col = imported.resolved.document.pos((key,), key=True)
+        out.append(Finding(str(imported.resolved.document.file), line, col, "FTR005", "error",
+                           f"{key}: {value!r} changes what {source.title} trains, and ftr cannot carry it to "
+                           f"{goal.title}", f"keep training with {source.title}, remove the key, or convert with --lossy "
+                           "(it is then listed as lost)", key))
+    return out
 
 
 def _soften_defaults(recipe, imported):

@@ -74,6 +74,10 @@ def recipe_docs(draw, caps):
         size = draw(st.sampled_from([{"block_size": 8}, {"block_size": 32}, {"rank": 4, "block_size": 0}]))
         method["oft"] = {**size, "target": draw(st.sampled_from(["all-linear", ["q_proj", "v_proj"]])),
                          "dropout": draw(st.sampled_from([0.0, 0.1]))}
+    if method.get("lora") is not None and draw(st.integers(0, 3)) == 0:  # trl refuses LoRA+ (FTR005)
+        method["lora"]["plus_ratio"] = draw(st.sampled_from([4, 16.0]))
+        if draw(st.booleans()):
+            method["lora"]["plus_lr_embedding"] = draw(st.sampled_from([1e-6, 5e-6]))
     train: dict = {"lr": draw(st.sampled_from([1e-5, 5e-5, 2e-4, 3e-4])),
                    "micro_batch_size": draw(st.integers(1, 4)), "grad_accum": draw(st.integers(1, 8)),
                    "scheduler": draw(st.sampled_from(SCHEDULERS)), "weight_decay": draw(st.sampled_from([0.0, 0.01])),
@@ -88,6 +92,8 @@ def recipe_docs(draw, caps):
         train.update({"adam_beta1": draw(st.sampled_from([0.0, 0.8, 0.9])),
                       "adam_beta2": draw(st.sampled_from([0.95, 0.98, 0.999])),
                       "adam_epsilon": draw(st.sampled_from([1e-8, 1e-6]))})
+    if draw(st.booleans()):
+        train["neftune_alpha"] = draw(st.sampled_from([5, 10.0]))
     if draw(st.booleans()):
         train["max_steps"] = draw(st.integers(1, 500))
     else:
@@ -309,13 +315,15 @@ def test_effective_values_match_the_recipe(name, oracle_cases, request, backend_
 
 TRAINING_FIELDS = ("stage", "method.type", "method.lora.r", "method.lora.alpha", "method.lora.dropout",
                    "method.lora.target", "method.lora.dora", "method.lora.rslora", "method.lora.init",
+                   "method.lora.plus_ratio", "method.lora.plus_lr_embedding",
                    "method.quant.bits", "method.quant.type", "method.quant.double_quant",
                    "method.freeze.trainable_layers", "method.freeze.trainable_modules", "preference.beta",
                    "data.val.split", "data.max_length", "data.packing", "data.train_on_prompt", "train.epochs",
                    "train.max_steps", "train.micro_batch_size", "train.grad_accum", "train.lr", "train.scheduler",
                    "train.min_lr", "train.warmup_ratio", "train.warmup_steps", "train.weight_decay",
                    "train.optimizer", "train.precision", "train.gradient_checkpointing", "train.seed",
-                   "train.max_grad_norm", "train.adam_beta1", "train.adam_beta2", "train.adam_epsilon", "eval.every", "eval.steps", "eval.per_epoch", "output.save",
+                   "train.max_grad_norm", "train.adam_beta1", "train.adam_beta2", "train.adam_epsilon",
+                   "train.neftune_alpha", "eval.every", "eval.steps", "eval.per_epoch", "output.save",
                    "output.save_steps", "model.template", "hardware.gpus")
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ...recipe import ADAPTER_METHODS
 from ..base import Approximation, Backend, Capabilities, NativeCheck, compute_dtype_differs
-from .keys import TABLE
+from .keys import CHANGES_TRAINING, TABLE
 from .templates import known
 
 HERE = Path(__file__).parent
@@ -57,4 +57,5 @@ BACKEND = Backend(
     markers=("base_model", "datasets", "sequence_len", "micro_batch_size", "adapter", "lora_r"),
     importer="ft_recipes.backends.axolotl.importer", launcher="ft_recipes.backends.axolotl.launch",
     env=_env, folder=HERE, unknown_key_fate="Axolotl silently drops it", versions=tuple(ENVIRONMENTS),
-    native_checks=NATIVE_CHECKS)
+    native_checks=NATIVE_CHECKS,
+    changes_training=CHANGES_TRAINING)

@@ -32,6 +32,8 @@ TABLE = KeyTable([
     Key("method.lora.target", "lora_target_linear / lora_target_modules", structural=True),
     Key("method.lora.dora", "peft_use_dora", default=False, effective="peft_use_dora"),
     Key("method.lora.rslora", "peft_use_rslora", default=False, effective="peft_use_rslora"),
+    Key("method.lora.plus_ratio", "loraplus_lr_ratio", out=as_float, effective="loraplus_lr_ratio"),
+    Key("method.lora.plus_lr_embedding", "loraplus_lr_embedding", out=as_float, effective="loraplus_lr_embedding"),
     Key("method.lora.modules_to_save", "lora_modules_to_save", out=list, back=list,
         when=lambda r: bool(r.method.lora.modules_to_save), effective="lora_modules_to_save",
         expect=lambda v: list(v) or None),
@@ -79,6 +81,7 @@ TABLE = KeyTable([
     Key("train.adam_beta1", "adam_beta1", out=as_float, effective="adam_beta1"),
     Key("train.adam_beta2", "adam_beta2", out=as_float, effective="adam_beta2"),
     Key("train.adam_epsilon", "adam_epsilon", out=as_float, effective="adam_epsilon"),
+    Key("train.neftune_alpha", "neftune_noise_alpha", out=as_float, effective="neftune_noise_alpha"),
     Key("train.logging_steps", "logging_steps", back=as_int, effective="logging_steps"),
     Key("eval.every", "eval_strategy", structural=True),
     Key("eval.steps", "eval_steps", structural=True),
@@ -94,3 +97,14 @@ TABLE = KeyTable([
     Key("output.wandb_project", "wandb_project", effective="wandb_project"),
     Key("hardware.deepspeed", "deepspeed", structural=True),
 ])
+
+
+# Axolotl keys no recipe field carries that change what is trained when set (Backend.changes_training).
+CHANGES_TRAINING = frozenset({
+    "qat", "lora_target_parameters", "tokens", "added_tokens_overrides", "resize_token_embeddings_to_32x",
+    "cosine_constant_lr_ratio", "quantize_moe_experts", "model_quantization_config",
+    "model_quantization_config_kwargs", "embedding_lr", "embedding_lr_scale", "lr_groups", "dpo_label_smoothing",
+    "dpo_use_weighting", "dpo_norm_loss", "rpo_alpha", "kto_desirable_weight", "kto_undesirable_weight",
+    "peft_layers_to_transform", "use_onebitllms", "relora", "reinit_weights", "lisa_n_layers", "cpo_alpha",
+    "curriculum_sampling", "dataset_exact_deduplication", "unfrozen_parameters",
+})

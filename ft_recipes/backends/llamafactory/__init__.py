@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ...recipe import ADAPTER_METHODS
 from ..base import Approximation, Backend, Capabilities, NativeCheck, compute_dtype_differs
-from .keys import TABLE
+from .keys import CHANGES_TRAINING, TABLE
 from .templates import known, resolve
 
 HERE = Path(__file__).parent
@@ -91,4 +91,5 @@ BACKEND = Backend(
     keys=TABLE, emitter="ft_recipes.backends.llamafactory.emit", approximations=APPROXIMATIONS,
     markers=("model_name_or_path", "finetuning_type", "cutoff_len", "lora_rank", "dataset_dir", "template"),
     importer="ft_recipes.backends.llamafactory.importer", launcher="ft_recipes.backends.llamafactory.launch",
-    env=_env, folder=HERE, unknown_key_fate="LLaMA-Factory refuses to start", native_checks=NATIVE_CHECKS)
+    env=_env, folder=HERE, unknown_key_fate="LLaMA-Factory refuses to start", native_checks=NATIVE_CHECKS,
+    changes_training=CHANGES_TRAINING)

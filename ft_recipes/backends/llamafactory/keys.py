@@ -51,6 +51,9 @@ TABLE = KeyTable([
         effective="finetuning.lora_target", expect=_target_parsed),
     Key("method.lora.dora", "use_dora", default=False, effective="finetuning.use_dora"),
     Key("method.lora.rslora", "use_rslora", default=False, effective="finetuning.use_rslora"),
+    Key("method.lora.plus_ratio", "loraplus_lr_ratio", out=as_float, effective="finetuning.loraplus_lr_ratio"),
+    Key("method.lora.plus_lr_embedding", "loraplus_lr_embedding", out=as_float,
+        effective="finetuning.loraplus_lr_embedding"),
     Key("method.lora.modules_to_save", "additional_target", out=comma_list, back=split_list,
         when=lambda r: bool(r.method.lora.modules_to_save), effective="finetuning.additional_target",
         expect=lambda v: list(v) or None),
@@ -110,6 +113,7 @@ TABLE = KeyTable([
     Key("train.adam_beta1", "adam_beta1", out=as_float, effective="training.adam_beta1"),
     Key("train.adam_beta2", "adam_beta2", out=as_float, effective="training.adam_beta2"),
     Key("train.adam_epsilon", "adam_epsilon", out=as_float, effective="training.adam_epsilon"),
+    Key("train.neftune_alpha", "neftune_noise_alpha", out=as_float, effective="training.neftune_noise_alpha"),
     Key("train.logging_steps", "logging_steps", default=500, back=as_int, effective="training.logging_steps"),
     Key("eval.every", "eval_strategy", structural=True),
     Key("eval.steps", "eval_steps", structural=True),
@@ -124,3 +128,13 @@ TABLE = KeyTable([
     Key("output.run_name", "run_name", effective="training.run_name"),
     Key("hardware.deepspeed", "deepspeed", structural=True),
 ])
+
+
+# LLaMA-Factory keys no recipe field carries that change what is trained when set (Backend.changes_training).
+CHANGES_TRAINING = frozenset({
+    "use_dft_loss", "use_eaft_loss", "use_asft_loss", "fp8", "use_badam", "use_galore", "use_apollo",
+    "use_adam_mini", "use_muon", "mask_history", "label_smoothing_factor", "resize_vocab", "add_tokens",
+    "add_special_tokens", "rope_scaling", "shift_attn", "upcast_layernorm", "upcast_lmhead_output",
+    "dpo_label_smoothing", "kto_chosen_weight", "kto_rejected_weight", "freeze_extra_modules", "create_new_adapter",
+    "mix_strategy", "interleave_probs", "disable_shuffling", "moe_aux_loss_coef", "enable_thinking",
+})

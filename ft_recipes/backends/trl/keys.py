@@ -76,6 +76,7 @@ TABLE = KeyTable([
     Key("train.adam_beta1", "args.adam_beta1", out=as_float, effective="args.adam_beta1"),
     Key("train.adam_beta2", "args.adam_beta2", out=as_float, effective="args.adam_beta2"),
     Key("train.adam_epsilon", "args.adam_epsilon", out=as_float, effective="args.adam_epsilon"),
+    Key("train.neftune_alpha", "args.neftune_noise_alpha", out=as_float, effective="args.neftune_noise_alpha"),
     Key("train.logging_steps", "args.logging_steps", effective="args.logging_steps"),
     Key("eval.every", "args.eval_strategy", structural=True),
     Key("eval.steps", "args.eval_steps", structural=True),
