@@ -174,3 +174,13 @@ def test_keys_that_change_the_training_are_real_and_not_carried(name):
     written = {part.strip() for row in backend.keys if not row.structural for part in row.native.split("/")}
     assert backend.changes_training and backend.changes_training <= set(known)
     assert not backend.changes_training & written
+
+
+def test_convert_names_a_trainer_no_recipe_stage_holds(tmp_path):
+    native = tmp_path / "ebft.yaml"
+    native.write_text(yaml.safe_dump({"base_model": "org/model", "rl": "ebft", "adapter": "lora", "lora_r": 8,
+                                      "datasets": [{"path": "org/data", "type": "ebft_strided.default"}],
+                                      "micro_batch_size": 1, "learning_rate": 1e-5, "output_dir": "out"}))
+    result = CliRunner().invoke(main, ["convert", str(native), "--to", "llamafactory"])
+    assert result.exit_code == 1
+    assert "FTR005" in result.output and "Axolotl's 'ebft' trainer has no recipe stage" in result.output

@@ -103,7 +103,7 @@ def convert_cmd(native: str, target: str, source: str | None, out_dir: Path | No
     imported = _import(native, source, run_dir, dataset_dir)
     findings = validate(imported.resolved)
     if findings:
-        raise FtrError(f"{native}: cannot convert", _why_no_training(imported, findings))
+        raise FtrError(f"{native}: cannot convert", _why_no_training(imported, findings, target))
     recipe = normalise(imported.resolved)
     if imported.dialect != target and not lossy:
         dropped = _training_keys_lost(imported, target)
@@ -133,21 +133,34 @@ def convert_cmd(native: str, target: str, source: str | None, out_dir: Path | No
             click.echo(f"wrote {path}", err=True)
 
 
-def _why_no_training(imported, findings: list) -> list:
+def _why_no_training(imported, findings: list, target: str) -> list:
     """A config its backend does not train on (inference, export, evaluation) lacks training data: say that,
     rather than only that ``data.train`` is missing."""
     from dataclasses import replace
 
     from .. import backends
 
+    title = backends.get(imported.dialect).title
+    stage = imported.resolved.data.get("stage")
+    findings = [_no_stage(f, title, stage, target) if f.key == "stage" and f.code == "FTR002" else f
+                for f in findings]
     trains = getattr(backends.importer(imported.dialect), "needs_training_data", lambda src: True)
     if trains(imported.resolved.document.data):
         return findings
-    title = backends.get(imported.dialect).title
     return [replace(f, message=f"not a training config: {title} does not train on it (inference, export or "
                                f"evaluation), and a recipe describes a training run", hint="convert the training "
                                "config it goes with") if f.code == "FTR003" and f.key.startswith("data") else f
             for f in findings]
+
+
+def _no_stage(finding, title: str, stage, target: str):
+    """A trainer of the source backend that no recipe stage names (Axolotl's ``rl: ebft``): say so."""
+    from dataclasses import replace
+
+    from .. import backends
+
+    return replace(finding, code="FTR005", message=f"{title}'s {stage!r} trainer has no recipe stage, so ftr cannot "
+                   f"carry it to {backends.get(target).title}", hint=f"keep training with {title}")
 
 
 def _training_keys_lost(imported, target: str) -> list:
