@@ -128,6 +128,22 @@ def preference_to_conversational(row: dict, ds: Dataset) -> dict:
     return {"prompt": pair["messages"], "chosen": [pair["chosen"]], "rejected": [pair["rejected"]]}
 
 
+def chat_to_messages(row: dict, ds: Dataset) -> list[dict]:
+    """A sharegpt or messages row -> its turns as {"role", "content"}, the system column first when it has one."""
+    default = "conversations" if ds.format == "sharegpt" else "messages"
+    column = ds.column("messages") if "messages" in dict(ds.columns) else default
+    system = row.get(ds.column("system")) if "system" in dict(ds.columns) else None
+    turns = [_turn(turn, ds) for turn in row.get(column) or []]
+    return ([{"role": "system", "content": system}] if system else []) + turns
+
+
+def kto_to_conversational(row: dict, ds: Dataset) -> dict:
+    """One KTO row (a conversation whose last turn is the rated reply, and its kto_tag) -> trl's unpaired
+    conversational form: the prompt turns, the reply as the completion, the label (True: desirable)."""
+    messages = alpaca_to_messages(row, ds)["messages"] if ds.format == "alpaca" else chat_to_messages(row, ds)
+    return {"prompt": messages[:-1], "completion": messages[-1:], "label": row.get(ds.column("kto_tag")) is True}
+
+
 def preference_to_bradley_terry(row: dict, ds: Dataset) -> dict | None:
     """One preference row -> the flat form of Axolotl's reward-model strategy (``bradley_terry.chat_template``:
     system, input, chosen, rejected strings); None when the prompt has more than one user turn."""

@@ -175,6 +175,8 @@ def plan(loaded: Loaded, backend: str, opts: LaunchOptions, resume: bool, force:
     checkpoint = last_checkpoint(run_dir) if dry_run and resume else (
         None if dry_run else prepare_dir(run_dir, resume, force))
     emitted = backends.get(backend).emit(recipe, run_dir)
+    for note in emitted.notes:  # the fidelity report of `ftr compile`: what this backend carries approximately
+        print(f"ftr: {note.text(backend)}", file=sys.stderr)
     main_cfg = emitted.configs[emitted.main]
     try:
         main_cfg.update(launcher.run_overrides(opts, checkpoint))

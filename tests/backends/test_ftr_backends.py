@@ -242,6 +242,17 @@ def test_kto_labels_reach_llamafactory_and_train(tiny_assets, run_env, tmp_path)
     assert abs(train[0] - 0.5) < 1e-3, train
 
 
+def test_kto_on_axolotl_starts_where_llamafactory_does(tiny_assets, run_env, tmp_path):
+    """The same KTO recipe on Axolotl (unpaired rows rendered by trl with the chat template): it trains, and its
+    first loss is 1 - sigmoid(0) = 0.5, as on LLaMA-Factory."""
+    recipe = kto_recipe(tmp_path, tiny_assets)
+    proc = ftr("run", recipe, "-b", "axolotl", env=run_env, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "KTO's KL term" in proc.stderr  # the fidelity note
+    train, _ = read_log(tmp_path / "runs" / "kto")
+    assert abs(train[0] - 0.5) < 1e-3, train
+
+
 def test_qlora_llamafactory(tiny_assets, run_env, tmp_path):
     recipe = tiny_recipe(tmp_path, tiny_assets, "qlora", "extends: [qlora-sft]\nmethod: {quant: {compute_dtype: fp32}}")
     ftr("run", recipe, "-b", "llamafactory", env=run_env)

@@ -30,6 +30,10 @@ APPROXIMATIONS = (
     Approximation("method.quant.compute_dtype", "Axolotl derives the 4-bit compute dtype from the training "
                                                 "precision, not from method.quant.compute_dtype",
                   compute_dtype_differs),
+    Approximation("stage", "KTO's KL term pairs each prompt with another row's completion: trl (inside Axolotl) "
+                           "rotates the completions within each training batch, LLaMA-Factory within each "
+                           "preprocessing batch of 1000 rows. Both start from the same loss, 0.5",
+                  lambda r: r.stage == "kto", fields=()),
 )
 
 def _fsdp2_bnb_8bit(cfg: dict) -> bool:
@@ -50,7 +54,7 @@ NATIVE_CHECKS = (
 BACKEND = Backend(
     name="axolotl", version="0.19.0", title="Axolotl", main="axolotl.yaml",
     capabilities=Capabilities(
-        stages=frozenset({"pt", "sft", "rm", "dpo", "orpo", "simpo", "grpo"}),
+        stages=frozenset({"pt", "sft", "rm", "dpo", "orpo", "simpo", "kto", "grpo"}),
         methods=frozenset({"full", "freeze", *ADAPTER_METHODS}),
         templates=frozenset(known())),  # issue 17: any LF name, axolotl:NAME, tokenizer
     keys=TABLE, emitter="ft_recipes.backends.axolotl.emit", approximations=APPROXIMATIONS,

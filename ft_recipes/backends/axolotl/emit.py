@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ...datasets import (alpaca_to_messages, iter_rows, preference_to_bradley_terry, preference_to_conversational,
+from ...datasets import (alpaca_to_messages, iter_rows, kto_to_conversational, preference_to_bradley_terry, preference_to_conversational,
                          preference_to_conversations, preference_to_messages)
 from ...emit import Emitted, apply_passthrough, deepspeed_path, first_rows, unsupported
 from ...findings import Finding, FtrError
@@ -31,9 +31,11 @@ TRL_RENDERED = ("dpo", "simpo")
 
 
 def _check(recipe: Recipe, backend) -> None:
-    if recipe.stage == "kto":
-        raise unsupported(recipe, ("stage",), "ftr does not yet emit KTO datasets for Axolotl",
-                          "use --backend llamafactory for kto")
+    if recipe.stage == "kto" and recipe.train.micro_batch_size < 2:
+        raise unsupported(recipe, ("train", "micro_batch_size"),
+                          "Axolotl's KTO (trl's KTOTrainer) estimates the KL term from the other completions of "
+                          "the same batch and refuses micro_batch_size 1",
+                          "set train.micro_batch_size: 2 or more, or use --backend llamafactory")
     check(backend, recipe)
     chat = [ds for ds in recipe.data.train if ds.format != "text"]
     if recipe.stage == "pt" and chat:
@@ -70,6 +72,10 @@ def _dataset(recipe: Recipe, ds: Dataset, out_dir: Path, data_files: dict) -> di
     if ds.format == "text":
         entry.update({"type": "completion", "field": ds.column("text")})
         return entry
+    if recipe.stage == "kto":  # unpaired rows in trl's conversational form, rendered by the chat template there
+        name = f"data/{ds.name}.jsonl"
+        data_files[name] = [kto_to_conversational(row, ds) for row in _rows(recipe, ds)]
+        return {"path": str(out_dir / name)}
     needs_rewrite = ds.format in ("alpaca", "preference")
     if needs_rewrite:
         if ds.hub:
@@ -245,7 +251,7 @@ def emit(recipe: Recipe, out_dir: Path, backend=None) -> Emitted:
         cfg["test_datasets"] = [_dataset(recipe, ds, out_dir, data_files) for ds in d.val]
     else:
         _val_split(recipe, cfg)
-    if any("type" not in entry for entry in cfg["datasets"]) and recipe.stage in TRL_RENDERED:
+    if any("type" not in entry for entry in cfg["datasets"]) and recipe.stage in (*TRL_RENDERED, "kto"):
         cfg["skip_prepare_dataset"] = True  # Axolotl's length filter tokenizes strings; trl truncates instead
     cfg["dataset_prepared_path"] = str(o.dir / "prepared")
     cfg["output_dir"] = str(o.dir)

@@ -48,6 +48,8 @@ TABLE = KeyTable([
     Key("method.freeze.trainable_layers", "unfrozen_parameters", structural=True),
     Key("method.freeze.trainable_modules", "unfrozen_parameters", structural=True),
     Key("preference.beta", "rl_beta / orpo_alpha", structural=True),
+    Key("preference.ftx", "(none: no SFT term)", structural=True, accepts=lambda v: not v,
+        refusal="Axolotl's preference trainers add no SFT loss term"),
     Key("preference.simpo_gamma", "simpo_gamma", default=0.5, out=as_float, when=lambda r: r.stage == "simpo",
         effective="simpo_gamma"),
     Key("data.train", "datasets", structural=True),
