@@ -608,7 +608,15 @@ def _check92(v):  # #/$defs/dataset/properties/split
     return True
 
 
-def _check93(v):  # #/$defs/dataset/properties/num_samples
+def _check93(v):  # #/$defs/dataset/properties/subset
+    if not (isinstance(v, str)):
+        return False
+    if isinstance(v, str) and len(v) < 1:
+        return False
+    return True
+
+
+def _check94(v):  # #/$defs/dataset/properties/num_samples
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -625,7 +633,7 @@ def _check78(v):  # #/$defs/dataset
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C94.get(key)
+            check = _C95.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -656,7 +664,7 @@ def _check76(v):  # #/properties/data/properties/train
     return True
 
 
-def _check96(v):  # #/properties/data/properties/val/properties/split
+def _check97(v):  # #/properties/data/properties/val/properties/split
     if not (_is_number(v)):
         return False
     if _is_number(v) and v <= 0:
@@ -664,25 +672,25 @@ def _check96(v):  # #/properties/data/properties/val/properties/split
     return True
 
 
-def _check98(v):  # #/properties/data/properties/val/properties/datasets/items
+def _check99(v):  # #/properties/data/properties/val/properties/datasets/items
     if not _ref1(v):
         return False
     return True
 
 
-def _check97(v):  # #/properties/data/properties/val/properties/datasets
+def _check98(v):  # #/properties/data/properties/val/properties/datasets
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list) and len(v) < 1:
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check98(item):
+            if not _check99(item):
                 return False
     return True
 
 
-def _check95(v):  # #/properties/data/properties/val
+def _check96(v):  # #/properties/data/properties/val
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict) and len(v) < 1:
@@ -691,7 +699,7 @@ def _check95(v):  # #/properties/data/properties/val
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C99.get(key)
+            check = _C100.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -700,7 +708,7 @@ def _check95(v):  # #/properties/data/properties/val
     return True
 
 
-def _check100(v):  # #/properties/data/properties/max_length
+def _check101(v):  # #/properties/data/properties/max_length
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 8:
@@ -708,31 +716,31 @@ def _check100(v):  # #/properties/data/properties/max_length
     return True
 
 
-def _check101(v):  # #/properties/data/properties/packing
+def _check102(v):  # #/properties/data/properties/packing
     if not (isinstance(v, bool)):
         return False
     return True
 
 
-def _check102(v):  # #/properties/data/properties/overlength
-    if not (isinstance(v, str) and v in _C103):
+def _check103(v):  # #/properties/data/properties/overlength
+    if not (isinstance(v, str) and v in _C104):
         return False
     return True
 
 
-def _check104(v):  # #/properties/data/properties/train_on_prompt
+def _check105(v):  # #/properties/data/properties/train_on_prompt
     if not (isinstance(v, bool)):
         return False
     return True
 
 
-def _check105(v):  # #/properties/data/properties/system_prompt
+def _check106(v):  # #/properties/data/properties/system_prompt
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check106(v):  # #/properties/data/properties/num_workers
+def _check107(v):  # #/properties/data/properties/num_workers
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -747,7 +755,7 @@ def _check75(v):  # #/properties/data
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C107.get(key)
+            check = _C108.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -756,7 +764,7 @@ def _check75(v):  # #/properties/data
     return True
 
 
-def _check109(v):  # #/properties/train/properties/epochs
+def _check110(v):  # #/properties/train/properties/epochs
     if not (_is_number(v)):
         return False
     if _is_number(v) and v <= 0:
@@ -764,7 +772,7 @@ def _check109(v):  # #/properties/train/properties/epochs
     return True
 
 
-def _check110(v):  # #/properties/train/properties/max_steps
+def _check111(v):  # #/properties/train/properties/max_steps
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -772,7 +780,7 @@ def _check110(v):  # #/properties/train/properties/max_steps
     return True
 
 
-def _check111(v):  # #/properties/train/properties/micro_batch_size
+def _check112(v):  # #/properties/train/properties/micro_batch_size
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -780,7 +788,7 @@ def _check111(v):  # #/properties/train/properties/micro_batch_size
     return True
 
 
-def _check112(v):  # #/properties/train/properties/grad_accum
+def _check113(v):  # #/properties/train/properties/grad_accum
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -788,7 +796,7 @@ def _check112(v):  # #/properties/train/properties/grad_accum
     return True
 
 
-def _check113(v):  # #/properties/train/properties/lr
+def _check114(v):  # #/properties/train/properties/lr
     if not (_is_number(v)):
         return False
     if _is_number(v) and v <= 0:
@@ -796,13 +804,13 @@ def _check113(v):  # #/properties/train/properties/lr
     return True
 
 
-def _check114(v):  # #/properties/train/properties/scheduler
-    if not (isinstance(v, str) and v in _C115):
+def _check115(v):  # #/properties/train/properties/scheduler
+    if not (isinstance(v, str) and v in _C116):
         return False
     return True
 
 
-def _check116(v):  # #/properties/train/properties/warmup_ratio
+def _check117(v):  # #/properties/train/properties/warmup_ratio
     if not (_is_number(v)):
         return False
     if _is_number(v) and v < 0:
@@ -812,7 +820,7 @@ def _check116(v):  # #/properties/train/properties/warmup_ratio
     return True
 
 
-def _check117(v):  # #/properties/train/properties/warmup_steps
+def _check118(v):  # #/properties/train/properties/warmup_steps
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 0:
@@ -820,7 +828,7 @@ def _check117(v):  # #/properties/train/properties/warmup_steps
     return True
 
 
-def _check118(v):  # #/properties/train/properties/weight_decay
+def _check119(v):  # #/properties/train/properties/weight_decay
     if not (_is_number(v)):
         return False
     if _is_number(v) and v < 0:
@@ -828,37 +836,37 @@ def _check118(v):  # #/properties/train/properties/weight_decay
     return True
 
 
-def _check119(v):  # #/properties/train/properties/optimizer
-    if not (isinstance(v, str) and v in _C120):
+def _check120(v):  # #/properties/train/properties/optimizer
+    if not (isinstance(v, str) and v in _C121):
         return False
     return True
 
 
-def _check121(v):  # #/properties/train/properties/precision
-    if not (isinstance(v, str) and v in _C122):
+def _check122(v):  # #/properties/train/properties/precision
+    if not (isinstance(v, str) and v in _C123):
         return False
     return True
 
 
-def _check124(v):  # #/properties/train/properties/gradient_checkpointing/oneOf/0
+def _check125(v):  # #/properties/train/properties/gradient_checkpointing/oneOf/0
     if not (isinstance(v, bool)):
         return False
     return True
 
 
-def _check125(v):  # #/properties/train/properties/gradient_checkpointing/oneOf/1
+def _check126(v):  # #/properties/train/properties/gradient_checkpointing/oneOf/1
     if not _eq(v, 'offload'):
         return False
     return True
 
 
-def _check123(v):  # #/properties/train/properties/gradient_checkpointing
-    if not (sum(1 for f in (_check124, _check125,) if f(v)) == 1):
+def _check124(v):  # #/properties/train/properties/gradient_checkpointing
+    if not (sum(1 for f in (_check125, _check126,) if f(v)) == 1):
         return False
     return True
 
 
-def _check126(v):  # #/properties/train/properties/seed
+def _check127(v):  # #/properties/train/properties/seed
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 0:
@@ -866,7 +874,7 @@ def _check126(v):  # #/properties/train/properties/seed
     return True
 
 
-def _check127(v):  # #/properties/train/properties/max_grad_norm
+def _check128(v):  # #/properties/train/properties/max_grad_norm
     if not (_is_number(v)):
         return False
     if _is_number(v) and v < 0:
@@ -874,17 +882,7 @@ def _check127(v):  # #/properties/train/properties/max_grad_norm
     return True
 
 
-def _check128(v):  # #/properties/train/properties/adam_beta1
-    if not (_is_number(v)):
-        return False
-    if _is_number(v) and v < 0:
-        return False
-    if _is_number(v) and v >= 1:
-        return False
-    return True
-
-
-def _check129(v):  # #/properties/train/properties/adam_beta2
+def _check129(v):  # #/properties/train/properties/adam_beta1
     if not (_is_number(v)):
         return False
     if _is_number(v) and v < 0:
@@ -894,7 +892,17 @@ def _check129(v):  # #/properties/train/properties/adam_beta2
     return True
 
 
-def _check130(v):  # #/properties/train/properties/adam_epsilon
+def _check130(v):  # #/properties/train/properties/adam_beta2
+    if not (_is_number(v)):
+        return False
+    if _is_number(v) and v < 0:
+        return False
+    if _is_number(v) and v >= 1:
+        return False
+    return True
+
+
+def _check131(v):  # #/properties/train/properties/adam_epsilon
     if not (_is_number(v)):
         return False
     if _is_number(v) and v <= 0:
@@ -902,7 +910,7 @@ def _check130(v):  # #/properties/train/properties/adam_epsilon
     return True
 
 
-def _check131(v):  # #/properties/train/properties/neftune_alpha
+def _check132(v):  # #/properties/train/properties/neftune_alpha
     if not (_is_number(v)):
         return False
     if _is_number(v) and v <= 0:
@@ -910,7 +918,7 @@ def _check131(v):  # #/properties/train/properties/neftune_alpha
     return True
 
 
-def _check132(v):  # #/properties/train/properties/logging_steps
+def _check133(v):  # #/properties/train/properties/logging_steps
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -918,7 +926,7 @@ def _check132(v):  # #/properties/train/properties/logging_steps
     return True
 
 
-def _check133(v):  # #/properties/train/properties/min_lr
+def _check134(v):  # #/properties/train/properties/min_lr
     if not (_is_number(v)):
         return False
     if _is_number(v) and v < 0:
@@ -926,12 +934,12 @@ def _check133(v):  # #/properties/train/properties/min_lr
     return True
 
 
-def _check108(v):  # #/properties/train
+def _check109(v):  # #/properties/train
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C134.get(key)
+            check = _C135.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -940,13 +948,13 @@ def _check108(v):  # #/properties/train
     return True
 
 
-def _check136(v):  # #/properties/eval/properties/every
-    if not (isinstance(v, str) and v in _C137):
+def _check137(v):  # #/properties/eval/properties/every
+    if not (isinstance(v, str) and v in _C138):
         return False
     return True
 
 
-def _check138(v):  # #/properties/eval/properties/steps
+def _check139(v):  # #/properties/eval/properties/steps
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -954,7 +962,7 @@ def _check138(v):  # #/properties/eval/properties/steps
     return True
 
 
-def _check139(v):  # #/properties/eval/properties/batch_size
+def _check140(v):  # #/properties/eval/properties/batch_size
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -962,7 +970,7 @@ def _check139(v):  # #/properties/eval/properties/batch_size
     return True
 
 
-def _check140(v):  # #/properties/eval/properties/per_epoch
+def _check141(v):  # #/properties/eval/properties/per_epoch
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -970,12 +978,12 @@ def _check140(v):  # #/properties/eval/properties/per_epoch
     return True
 
 
-def _check135(v):  # #/properties/eval
+def _check136(v):  # #/properties/eval
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C141.get(key)
+            check = _C142.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -984,7 +992,7 @@ def _check135(v):  # #/properties/eval
     return True
 
 
-def _check143(v):  # #/properties/output/properties/dir
+def _check144(v):  # #/properties/output/properties/dir
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -992,13 +1000,13 @@ def _check143(v):  # #/properties/output/properties/dir
     return True
 
 
-def _check144(v):  # #/properties/output/properties/save
-    if not (isinstance(v, str) and v in _C145):
+def _check145(v):  # #/properties/output/properties/save
+    if not (isinstance(v, str) and v in _C146):
         return False
     return True
 
 
-def _check146(v):  # #/properties/output/properties/save_steps
+def _check147(v):  # #/properties/output/properties/save_steps
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -1006,7 +1014,7 @@ def _check146(v):  # #/properties/output/properties/save_steps
     return True
 
 
-def _check147(v):  # #/properties/output/properties/save_total_limit
+def _check148(v):  # #/properties/output/properties/save_total_limit
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -1014,47 +1022,47 @@ def _check147(v):  # #/properties/output/properties/save_total_limit
     return True
 
 
-def _check149(v):  # #/properties/output/properties/report_to/oneOf/0
-    if not (isinstance(v, str) and v in _C150):
+def _check150(v):  # #/properties/output/properties/report_to/oneOf/0
+    if not (isinstance(v, str) and v in _C151):
         return False
     return True
 
 
-def _check152(v):  # #/properties/output/properties/report_to/oneOf/1/items
-    if not (isinstance(v, str) and v in _C153):
+def _check153(v):  # #/properties/output/properties/report_to/oneOf/1/items
+    if not (isinstance(v, str) and v in _C154):
         return False
     return True
 
 
-def _check151(v):  # #/properties/output/properties/report_to/oneOf/1
+def _check152(v):  # #/properties/output/properties/report_to/oneOf/1
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check152(item):
+            if not _check153(item):
                 return False
     return True
 
 
-def _check148(v):  # #/properties/output/properties/report_to
-    if not (sum(1 for f in (_check149, _check151,) if f(v)) == 1):
+def _check149(v):  # #/properties/output/properties/report_to
+    if not (sum(1 for f in (_check150, _check152,) if f(v)) == 1):
         return False
     return True
 
 
-def _check154(v):  # #/properties/output/properties/run_name
+def _check155(v):  # #/properties/output/properties/run_name
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check155(v):  # #/properties/output/properties/wandb_project
+def _check156(v):  # #/properties/output/properties/wandb_project
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check156(v):  # #/properties/output/properties/per_epoch
+def _check157(v):  # #/properties/output/properties/per_epoch
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -1062,12 +1070,12 @@ def _check156(v):  # #/properties/output/properties/per_epoch
     return True
 
 
-def _check142(v):  # #/properties/output
+def _check143(v):  # #/properties/output
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C157.get(key)
+            check = _C158.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -1076,7 +1084,7 @@ def _check142(v):  # #/properties/output
     return True
 
 
-def _check159(v):  # #/properties/hardware/properties/gpus
+def _check160(v):  # #/properties/hardware/properties/gpus
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 0:
@@ -1084,7 +1092,7 @@ def _check159(v):  # #/properties/hardware/properties/gpus
     return True
 
 
-def _check160(v):  # #/properties/hardware/properties/nodes
+def _check161(v):  # #/properties/hardware/properties/nodes
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -1092,7 +1100,7 @@ def _check160(v):  # #/properties/hardware/properties/nodes
     return True
 
 
-def _check161(v):  # #/properties/hardware/properties/gpu_memory_gb
+def _check162(v):  # #/properties/hardware/properties/gpu_memory_gb
     if not (_is_number(v)):
         return False
     if _is_number(v) and v <= 0:
@@ -1100,33 +1108,25 @@ def _check161(v):  # #/properties/hardware/properties/gpu_memory_gb
     return True
 
 
-def _check162(v):  # #/properties/hardware/properties/bf16
+def _check163(v):  # #/properties/hardware/properties/bf16
     if not (isinstance(v, bool)):
         return False
     return True
 
 
-def _check163(v):  # #/properties/hardware/properties/deepspeed
+def _check164(v):  # #/properties/hardware/properties/deepspeed
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check164(v):  # #/properties/hardware/properties/launcher
-    if not (isinstance(v, str) and v in _C165):
+def _check165(v):  # #/properties/hardware/properties/launcher
+    if not (isinstance(v, str) and v in _C166):
         return False
     return True
 
 
-def _check166(v):  # #/properties/hardware/properties/partition
-    if not (isinstance(v, str)):
-        return False
-    if isinstance(v, str) and len(v) < 1:
-        return False
-    return True
-
-
-def _check167(v):  # #/properties/hardware/properties/account
+def _check167(v):  # #/properties/hardware/properties/partition
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1134,15 +1134,23 @@ def _check167(v):  # #/properties/hardware/properties/account
     return True
 
 
-def _check168(v):  # #/properties/hardware/properties/time
+def _check168(v):  # #/properties/hardware/properties/account
     if not (isinstance(v, str)):
         return False
-    if isinstance(v, str) and not _C169.search(v):
+    if isinstance(v, str) and len(v) < 1:
         return False
     return True
 
 
-def _check170(v):  # #/properties/hardware/properties/cpus_per_node
+def _check169(v):  # #/properties/hardware/properties/time
+    if not (isinstance(v, str)):
+        return False
+    if isinstance(v, str) and not _C170.search(v):
+        return False
+    return True
+
+
+def _check171(v):  # #/properties/hardware/properties/cpus_per_node
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -1150,7 +1158,7 @@ def _check170(v):  # #/properties/hardware/properties/cpus_per_node
     return True
 
 
-def _check171(v):  # #/properties/hardware/properties/container
+def _check172(v):  # #/properties/hardware/properties/container
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1158,39 +1166,39 @@ def _check171(v):  # #/properties/hardware/properties/container
     return True
 
 
-def _check173(v):  # #/properties/hardware/properties/setup/items
+def _check174(v):  # #/properties/hardware/properties/setup/items
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check172(v):  # #/properties/hardware/properties/setup
+def _check173(v):  # #/properties/hardware/properties/setup
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check173(item):
+            if not _check174(item):
                 return False
     return True
 
 
-def _check175(v):  # #/properties/hardware/properties/sbatch/items
+def _check176(v):  # #/properties/hardware/properties/sbatch/items
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check174(v):  # #/properties/hardware/properties/sbatch
+def _check175(v):  # #/properties/hardware/properties/sbatch
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check175(item):
+            if not _check176(item):
                 return False
     return True
 
 
-def _check176(v):  # #/properties/hardware/properties/accelerator
+def _check177(v):  # #/properties/hardware/properties/accelerator
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1198,7 +1206,7 @@ def _check176(v):  # #/properties/hardware/properties/accelerator
     return True
 
 
-def _check177(v):  # #/properties/hardware/properties/cloud
+def _check178(v):  # #/properties/hardware/properties/cloud
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1206,7 +1214,7 @@ def _check177(v):  # #/properties/hardware/properties/cloud
     return True
 
 
-def _check178(v):  # #/properties/hardware/properties/ray_address
+def _check179(v):  # #/properties/hardware/properties/ray_address
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1214,7 +1222,7 @@ def _check178(v):  # #/properties/hardware/properties/ray_address
     return True
 
 
-def _check179(v):  # #/properties/hardware/properties/port
+def _check180(v):  # #/properties/hardware/properties/port
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -1224,12 +1232,12 @@ def _check179(v):  # #/properties/hardware/properties/port
     return True
 
 
-def _check158(v):  # #/properties/hardware
+def _check159(v):  # #/properties/hardware
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C180.get(key)
+            check = _C181.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -1238,58 +1246,58 @@ def _check158(v):  # #/properties/hardware
     return True
 
 
-def _check182(v):  # #/properties/backends/additionalProperties
+def _check183(v):  # #/properties/backends/additionalProperties
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check183(v):  # #/properties/backends/propertyNames
-    if not (isinstance(v, str) and v in _C184):
+def _check184(v):  # #/properties/backends/propertyNames
+    if not (isinstance(v, str) and v in _C185):
         return False
     return True
 
 
-def _check181(v):  # #/properties/backends
+def _check182(v):  # #/properties/backends
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            if not _check183(key):
+            if not _check184(key):
                 return False
-            check = _C185.get(key)
+            check = _C186.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
-            if not matched and not _check182(value):
+            if not matched and not _check183(value):
                 return False
     return True
 
 
-def _check188(v):  # #/properties/lint/properties/ignore/items
+def _check189(v):  # #/properties/lint/properties/ignore/items
     if not (isinstance(v, str)):
         return False
-    if isinstance(v, str) and not _C189.search(v):
+    if isinstance(v, str) and not _C190.search(v):
         return False
     return True
 
 
-def _check187(v):  # #/properties/lint/properties/ignore
+def _check188(v):  # #/properties/lint/properties/ignore
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check188(item):
+            if not _check189(item):
                 return False
     return True
 
 
-def _check186(v):  # #/properties/lint
+def _check187(v):  # #/properties/lint
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C190.get(key)
+            check = _C191.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -1298,23 +1306,15 @@ def _check186(v):  # #/properties/lint
     return True
 
 
-def _check194(v):  # #/$defs/stage/properties/name
+def _check195(v):  # #/$defs/stage/properties/name
     if not (isinstance(v, str)):
         return False
-    if isinstance(v, str) and not _C195.search(v):
+    if isinstance(v, str) and not _C196.search(v):
         return False
     return True
 
 
-def _check196(v):  # #/$defs/stage/properties/from
-    if not (isinstance(v, str)):
-        return False
-    if isinstance(v, str) and len(v) < 1:
-        return False
-    return True
-
-
-def _check197(v):  # #/$defs/stage/properties/backend
+def _check197(v):  # #/$defs/stage/properties/from
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1322,13 +1322,21 @@ def _check197(v):  # #/$defs/stage/properties/backend
     return True
 
 
-def _check198(v):  # #/$defs/stage/properties/merge
+def _check198(v):  # #/$defs/stage/properties/backend
+    if not (isinstance(v, str)):
+        return False
+    if isinstance(v, str) and len(v) < 1:
+        return False
+    return True
+
+
+def _check199(v):  # #/$defs/stage/properties/merge
     if not (isinstance(v, bool)):
         return False
     return True
 
 
-def _check200(v):  # #/$defs/stage/properties/extends/oneOf/0
+def _check201(v):  # #/$defs/stage/properties/extends/oneOf/0
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1336,7 +1344,7 @@ def _check200(v):  # #/$defs/stage/properties/extends/oneOf/0
     return True
 
 
-def _check202(v):  # #/$defs/stage/properties/extends/oneOf/1/items
+def _check203(v):  # #/$defs/stage/properties/extends/oneOf/1/items
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1344,102 +1352,102 @@ def _check202(v):  # #/$defs/stage/properties/extends/oneOf/1/items
     return True
 
 
-def _check201(v):  # #/$defs/stage/properties/extends/oneOf/1
+def _check202(v):  # #/$defs/stage/properties/extends/oneOf/1
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check202(item):
+            if not _check203(item):
                 return False
     return True
 
 
-def _check199(v):  # #/$defs/stage/properties/extends
-    if not (sum(1 for f in (_check200, _check201,) if f(v)) == 1):
+def _check200(v):  # #/$defs/stage/properties/extends
+    if not (sum(1 for f in (_check201, _check202,) if f(v)) == 1):
         return False
     return True
 
 
-def _check203(v):  # #/$defs/stage/properties/stage
-    if not (isinstance(v, str) and v in _C204):
+def _check204(v):  # #/$defs/stage/properties/stage
+    if not (isinstance(v, str) and v in _C205):
         return False
     return True
 
 
-def _check205(v):  # #/$defs/stage/properties/description
+def _check206(v):  # #/$defs/stage/properties/description
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check206(v):  # #/$defs/stage/properties/model
+def _check207(v):  # #/$defs/stage/properties/model
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check207(v):  # #/$defs/stage/properties/method
+def _check208(v):  # #/$defs/stage/properties/method
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check208(v):  # #/$defs/stage/properties/preference
+def _check209(v):  # #/$defs/stage/properties/preference
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check209(v):  # #/$defs/stage/properties/data
+def _check210(v):  # #/$defs/stage/properties/data
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check210(v):  # #/$defs/stage/properties/train
+def _check211(v):  # #/$defs/stage/properties/train
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check211(v):  # #/$defs/stage/properties/eval
+def _check212(v):  # #/$defs/stage/properties/eval
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check212(v):  # #/$defs/stage/properties/output
+def _check213(v):  # #/$defs/stage/properties/output
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check213(v):  # #/$defs/stage/properties/hardware
+def _check214(v):  # #/$defs/stage/properties/hardware
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check214(v):  # #/$defs/stage/properties/backends
+def _check215(v):  # #/$defs/stage/properties/backends
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check215(v):  # #/$defs/stage/properties/lint
+def _check216(v):  # #/$defs/stage/properties/lint
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check193(v):  # #/$defs/stage
+def _check194(v):  # #/$defs/stage
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict) and not ('name' in v):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C216.get(key)
+            check = _C217.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -1449,23 +1457,23 @@ def _check193(v):  # #/$defs/stage
 
 
 def _ref2(v):  # #/$defs/stage
-    return _check193(v)
+    return _check194(v)
 
 
-def _check192(v):  # #/properties/stages/items
+def _check193(v):  # #/properties/stages/items
     if not _ref2(v):
         return False
     return True
 
 
-def _check191(v):  # #/properties/stages
+def _check192(v):  # #/properties/stages
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list) and len(v) < 1:
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check192(item):
+            if not _check193(item):
                 return False
     return True
 
@@ -1477,7 +1485,7 @@ def _check1(v):  # #
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C217.get(key)
+            check = _C218.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -1504,31 +1512,31 @@ _C84 = re.compile('^[A-Za-z0-9_.-]+$')
 _C86 = frozenset(['alpaca', 'messages', 'preference', 'sharegpt', 'text'])
 _C90 = frozenset(['assistant', 'chosen', 'content', 'history', 'input', 'instruction', 'kto_tag', 'messages', 'output', 'prompt', 'rejected', 'role', 'system', 'text', 'tools', 'user'])
 _C91 = {}
-_C94 = {'path': _check81, 'hub': _check82, 'name': _check83, 'format': _check85, 'columns': _check87, 'split': _check92, 'num_samples': _check93}
-_C99 = {'split': _check96, 'datasets': _check97}
-_C103 = frozenset(['drop', 'truncate'])
-_C107 = {'train': _check76, 'val': _check95, 'max_length': _check100, 'packing': _check101, 'overlength': _check102, 'train_on_prompt': _check104, 'system_prompt': _check105, 'num_workers': _check106}
-_C115 = frozenset(['constant', 'constant_with_warmup', 'cosine', 'cosine_with_min_lr', 'cosine_with_restarts', 'inverse_sqrt', 'linear', 'polynomial', 'warmup_stable_decay'])
-_C120 = frozenset(['adafactor', 'adamw_8bit', 'adamw_bnb_8bit', 'adamw_torch', 'adamw_torch_4bit', 'adamw_torch_8bit', 'adamw_torch_fused', 'lion_8bit', 'paged_adamw_32bit', 'paged_adamw_8bit', 'paged_lion_8bit', 'sgd'])
-_C122 = frozenset(['bf16', 'fp16', 'fp32'])
-_C134 = {'epochs': _check109, 'max_steps': _check110, 'micro_batch_size': _check111, 'grad_accum': _check112, 'lr': _check113, 'scheduler': _check114, 'warmup_ratio': _check116, 'warmup_steps': _check117, 'weight_decay': _check118, 'optimizer': _check119, 'precision': _check121, 'gradient_checkpointing': _check123, 'seed': _check126, 'max_grad_norm': _check127, 'adam_beta1': _check128, 'adam_beta2': _check129, 'adam_epsilon': _check130, 'neftune_alpha': _check131, 'logging_steps': _check132, 'min_lr': _check133}
-_C137 = frozenset(['epoch', 'no', 'steps'])
-_C141 = {'every': _check136, 'steps': _check138, 'batch_size': _check139, 'per_epoch': _check140}
-_C145 = frozenset(['epoch', 'no', 'steps'])
-_C150 = frozenset(['mlflow', 'none', 'tensorboard', 'wandb'])
-_C153 = frozenset(['mlflow', 'tensorboard', 'wandb'])
-_C157 = {'dir': _check143, 'save': _check144, 'save_steps': _check146, 'save_total_limit': _check147, 'report_to': _check148, 'run_name': _check154, 'wandb_project': _check155, 'per_epoch': _check156}
-_C165 = frozenset(['local', 'ray', 'skypilot', 'slurm'])
-_C169 = re.compile('^([0-9]+-)?[0-9]+(:[0-9]{2}){0,2}$')
-_C180 = {'gpus': _check159, 'nodes': _check160, 'gpu_memory_gb': _check161, 'bf16': _check162, 'deepspeed': _check163, 'launcher': _check164, 'partition': _check166, 'account': _check167, 'time': _check168, 'cpus_per_node': _check170, 'container': _check171, 'setup': _check172, 'sbatch': _check174, 'accelerator': _check176, 'cloud': _check177, 'ray_address': _check178, 'port': _check179}
-_C184 = frozenset(['axolotl', 'llamafactory', 'trl'])
-_C185 = {}
-_C189 = re.compile('^FTR[0-9]{1,3}$')
-_C190 = {'ignore': _check187}
-_C195 = re.compile('^[A-Za-z0-9][A-Za-z0-9_.-]*$')
-_C204 = frozenset(['dpo', 'grpo', 'kto', 'merge', 'orpo', 'ppo', 'pt', 'rm', 'sft', 'simpo'])
-_C216 = {'name': _check194, 'from': _check196, 'backend': _check197, 'merge': _check198, 'extends': _check199, 'stage': _check203, 'description': _check205, 'model': _check206, 'method': _check207, 'preference': _check208, 'data': _check209, 'train': _check210, 'eval': _check211, 'output': _check212, 'hardware': _check213, 'backends': _check214, 'lint': _check215}
-_C217 = {'ftr': _check2, 'extends': _check3, 'description': _check7, 'model': _check8, 'stage': _check17, 'method': _check19, 'preference': _check70, 'data': _check75, 'train': _check108, 'eval': _check135, 'output': _check142, 'hardware': _check158, 'backends': _check181, 'lint': _check186, 'stages': _check191}
+_C95 = {'path': _check81, 'hub': _check82, 'name': _check83, 'format': _check85, 'columns': _check87, 'split': _check92, 'subset': _check93, 'num_samples': _check94}
+_C100 = {'split': _check97, 'datasets': _check98}
+_C104 = frozenset(['drop', 'truncate'])
+_C108 = {'train': _check76, 'val': _check96, 'max_length': _check101, 'packing': _check102, 'overlength': _check103, 'train_on_prompt': _check105, 'system_prompt': _check106, 'num_workers': _check107}
+_C116 = frozenset(['constant', 'constant_with_warmup', 'cosine', 'cosine_with_min_lr', 'cosine_with_restarts', 'inverse_sqrt', 'linear', 'polynomial', 'warmup_stable_decay'])
+_C121 = frozenset(['adafactor', 'adamw_8bit', 'adamw_bnb_8bit', 'adamw_torch', 'adamw_torch_4bit', 'adamw_torch_8bit', 'adamw_torch_fused', 'lion_8bit', 'paged_adamw_32bit', 'paged_adamw_8bit', 'paged_lion_8bit', 'sgd'])
+_C123 = frozenset(['bf16', 'fp16', 'fp32'])
+_C135 = {'epochs': _check110, 'max_steps': _check111, 'micro_batch_size': _check112, 'grad_accum': _check113, 'lr': _check114, 'scheduler': _check115, 'warmup_ratio': _check117, 'warmup_steps': _check118, 'weight_decay': _check119, 'optimizer': _check120, 'precision': _check122, 'gradient_checkpointing': _check124, 'seed': _check127, 'max_grad_norm': _check128, 'adam_beta1': _check129, 'adam_beta2': _check130, 'adam_epsilon': _check131, 'neftune_alpha': _check132, 'logging_steps': _check133, 'min_lr': _check134}
+_C138 = frozenset(['epoch', 'no', 'steps'])
+_C142 = {'every': _check137, 'steps': _check139, 'batch_size': _check140, 'per_epoch': _check141}
+_C146 = frozenset(['epoch', 'no', 'steps'])
+_C151 = frozenset(['mlflow', 'none', 'tensorboard', 'wandb'])
+_C154 = frozenset(['mlflow', 'tensorboard', 'wandb'])
+_C158 = {'dir': _check144, 'save': _check145, 'save_steps': _check147, 'save_total_limit': _check148, 'report_to': _check149, 'run_name': _check155, 'wandb_project': _check156, 'per_epoch': _check157}
+_C166 = frozenset(['local', 'ray', 'skypilot', 'slurm'])
+_C170 = re.compile('^([0-9]+-)?[0-9]+(:[0-9]{2}){0,2}$')
+_C181 = {'gpus': _check160, 'nodes': _check161, 'gpu_memory_gb': _check162, 'bf16': _check163, 'deepspeed': _check164, 'launcher': _check165, 'partition': _check167, 'account': _check168, 'time': _check169, 'cpus_per_node': _check171, 'container': _check172, 'setup': _check173, 'sbatch': _check175, 'accelerator': _check177, 'cloud': _check178, 'ray_address': _check179, 'port': _check180}
+_C185 = frozenset(['axolotl', 'llamafactory', 'trl'])
+_C186 = {}
+_C190 = re.compile('^FTR[0-9]{1,3}$')
+_C191 = {'ignore': _check188}
+_C196 = re.compile('^[A-Za-z0-9][A-Za-z0-9_.-]*$')
+_C205 = frozenset(['dpo', 'grpo', 'kto', 'merge', 'orpo', 'ppo', 'pt', 'rm', 'sft', 'simpo'])
+_C217 = {'name': _check195, 'from': _check197, 'backend': _check198, 'merge': _check199, 'extends': _check200, 'stage': _check204, 'description': _check206, 'model': _check207, 'method': _check208, 'preference': _check209, 'data': _check210, 'train': _check211, 'eval': _check212, 'output': _check213, 'hardware': _check214, 'backends': _check215, 'lint': _check216}
+_C218 = {'ftr': _check2, 'extends': _check3, 'description': _check7, 'model': _check8, 'stage': _check17, 'method': _check19, 'preference': _check70, 'data': _check75, 'train': _check109, 'eval': _check136, 'output': _check143, 'hardware': _check159, 'backends': _check182, 'lint': _check187, 'stages': _check192}
 
 
 def is_valid(data):

@@ -103,7 +103,8 @@ def _datasets(resolved: Resolved, path: tuple, taken: set[str]) -> tuple[r.Datas
         out.append(r.Dataset(format=entry["format"], path=local, hub=entry.get("hub"),
                              name=_dataset_name(entry, taken),
                              columns=tuple(sorted(entry.get("columns", {}).items())),
-                             split=entry.get("split", "train"), num_samples=entry.get("num_samples"),
+                             split=entry.get("split", "train"), subset=entry.get("subset"),
+                             num_samples=entry.get("num_samples"),
                              key_path=where))
     return tuple(out)
 

@@ -116,6 +116,7 @@ class Dataset:
     name: str = _f("", "Registered name (unique in the recipe).")
     columns: tuple[tuple[str, str], ...] = _f((), "Standard column -> file column.")
     split: str = _f("train", "Split to read.")
+    subset: Optional[str] = _f(None, "Hub dataset configuration (load_dataset's name).")
     num_samples: Optional[int] = _f(None, "Use only the first N rows.")
     key_path: tuple = _f((), "Where it was declared in the recipe (for findings).")
 

@@ -1,6 +1,7 @@
 """Native configs: dialect detection, import, convert, and the round-trip property
 (import -> compile to the same backend gives back every training-relevant value)."""
 
+import json
 import shutil
 from pathlib import Path
 
@@ -184,3 +185,25 @@ def test_convert_names_a_trainer_no_recipe_stage_holds(tmp_path):
     result = CliRunner().invoke(main, ["convert", str(native), "--to", "llamafactory"])
     assert result.exit_code == 1
     assert "FTR005" in result.output and "Axolotl's 'ebft' trainer has no recipe stage" in result.output
+
+
+def test_a_hub_datasets_configuration_and_split_carry_across(tmp_path):
+    """Axolotl's dataset `name` (load_dataset's configuration) and `split` were dropped on import: LLaMA-Factory
+    would have read another configuration's train split. They are the recipe's subset and split."""
+    native = tmp_path / "ax.yaml"
+    native.write_text(yaml.safe_dump({"base_model": "org/model", "adapter": "lora", "lora_r": 8, "lora_alpha": 16,
+                                      "lora_target_linear": True, "chat_template": "chatml", "sequence_len": 512,
+                                      "micro_batch_size": 1, "num_epochs": 1, "learning_rate": 2e-4,
+                                      "output_dir": "out", "datasets": [{
+                                          "path": "org/chats", "name": "en", "split": "train[:500]",
+                                          "type": "chat_template", "field_messages": "messages"}]}))
+    out = tmp_path / "lf"
+    result = CliRunner().invoke(main, ["convert", str(native), "--to", "llamafactory", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    (entry,) = json.loads((out / "dataset_info.json").read_text()).values()
+    assert entry["hf_hub_url"] == "org/chats" and entry["subset"] == "en" and entry["split"] == "train[:500]"
+    back = tmp_path / "ax-again"
+    result = CliRunner().invoke(main, ["convert", str(out / "llamafactory.yaml"), "--to", "axolotl", "-o", str(back)])
+    assert result.exit_code == 0, result.output
+    (dataset,) = yaml.safe_load((back / "axolotl.yaml").read_text())["datasets"]
+    assert (dataset["path"], dataset["name"], dataset["split"]) == ("org/chats", "en", "train[:500]")

@@ -69,6 +69,8 @@ def _dataset(recipe: Recipe, ds: Dataset, out_dir: Path, data_files: dict) -> di
     split = first_rows(recipe, ds)
     if split != "train":
         entry["split"] = split  # Axolotl hands it to datasets.load_dataset, local files too
+    if ds.subset:
+        entry["name"] = ds.subset  # load_dataset's configuration name
     if ds.format == "text":
         entry.update({"type": "completion", "field": ds.column("text")})
         return entry

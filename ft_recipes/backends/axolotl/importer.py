@@ -46,6 +46,10 @@ def _dataset(m: Mapper, entry: dict, where: tuple, base: Path) -> dict | None:
     path = str(entry["path"])
     local = _local(path, base)
     out: dict = {"path": str(local)} if local is not None else {"hub": path}
+    if entry.get("split") not in (None, "train"):
+        out["split"] = str(entry["split"])
+    if entry.get("name"):
+        out["subset"] = str(entry["name"])
     kind = entry.get("type")
     mappings = entry.get("message_property_mappings") or {}
     if kind == "alpaca":

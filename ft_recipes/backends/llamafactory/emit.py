@@ -41,6 +41,8 @@ def _dataset_entry(recipe: Recipe, ds: Dataset, limited: bool) -> dict:
     split = _split(recipe, ds, limited)
     if split != "train":
         entry["split"] = split
+    if ds.subset:
+        entry["subset"] = ds.subset
     columns: dict = {}
     if ds.format == "alpaca":
         columns = {"prompt": ds.column("instruction"), "query": ds.column("input"), "response": ds.column("output")}

@@ -107,6 +107,8 @@ def _dataset(name: str, info: dict, directory: Path) -> dict | None:
         out["columns"] = columns
     if entry.get("split") not in (None, "train"):
         out["split"] = str(entry["split"])
+    if entry.get("subset"):
+        out["subset"] = str(entry["subset"])
     if entry.get("num_samples") is not None:
         out["sampled"] = entry["num_samples"]  # not a recipe key: _limit_rows turns it into a note
     return out
