@@ -32,6 +32,8 @@ class Unmapped:
     key: str
     value: Any
     reason: str
+    path: tuple = ()  # where it is in the native file, for a finding
+    changes_training: bool = False  # convert refuses to drop it (see Backend.changes_training)
 
 
 @dataclass

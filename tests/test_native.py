@@ -207,3 +207,21 @@ def test_a_hub_datasets_configuration_and_split_carry_across(tmp_path):
     assert result.exit_code == 0, result.output
     (dataset,) = yaml.safe_load((back / "axolotl.yaml").read_text())["datasets"]
     assert (dataset["path"], dataset["name"], dataset["split"]) == ("org/chats", "en", "train[:500]")
+
+
+def test_convert_refuses_dataset_keys_that_change_the_trained_tokens(tmp_path):
+    """Axolotl trains the roles in roles_to_train; a recipe trains the replies. Training user turns too would be
+    lost on LLaMA-Factory: refused at the key. sharegpt's `gpt` is `assistant`, no change."""
+    cfg = {"base_model": "org/model", "adapter": "lora", "lora_r": 8, "lora_alpha": 16, "lora_target_linear": True,
+           "chat_template": "chatml", "sequence_len": 512, "micro_batch_size": 1, "num_epochs": 1,
+           "learning_rate": 2e-4, "output_dir": "out",
+           "datasets": [{"path": "org/chats", "type": "chat_template", "roles_to_train": ["user", "assistant"]}]}
+    native = tmp_path / "ax.yaml"
+    native.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    result = CliRunner().invoke(main, ["convert", str(native), "--to", "llamafactory"])
+    assert result.exit_code == 1 and "datasets[0].roles_to_train: ['user', 'assistant'] changes" in result.output
+    cfg["datasets"][0].update(roles_to_train=["gpt"], message_property_mappings={"role": "from", "content": "value"},
+                              field_messages="conversations")
+    native.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    result = CliRunner().invoke(main, ["convert", str(native), "--to", "llamafactory"])
+    assert result.exit_code == 0, result.output

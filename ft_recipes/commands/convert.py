@@ -172,11 +172,12 @@ def _training_keys_lost(imported, target: str) -> list:
 
     source, goal = backends.get(imported.dialect), backends.get(target)
     defaults = load(source.name).get("keys", {})
+    lost = [(key, (key,), value) for key, value in imported.passthrough.items()
+            if key in source.changes_training and value != defaults.get(key, {}).get("default")]
+    lost += [(note.key, note.path, note.value) for note in imported.notes if note.changes_training]
     out = []
-    for key, value in imported.passthrough.items():
-        if key not in source.changes_training or value == defaults.get(key, {}).get("default"):
-            continue
-        line, col = imported.resolved.document.pos((key,), key=True)
+    for key, path, value in lost:
+        line, col = imported.resolved.document.pos(path, key=True)
         out.append(Finding(str(imported.resolved.document.file), line, col, "FTR005", "error",
                            f"{key}: {value!r} changes what {source.title} trains, and ftr cannot carry it to "
                            f"{goal.title}", f"keep training with {source.title}, remove the key, or convert with --lossy "

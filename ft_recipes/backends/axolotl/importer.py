@@ -10,7 +10,7 @@ from ...modelinfo import config as model_config
 from ...native import Mapper, Unmapped
 from ...paths import real_path
 from ..keys import as_int, invert
-from .keys import CPU_FLAGS, RL, TABLE
+from .keys import CPU_FLAGS, DATASET_CHANGES_TRAINING, RL, TABLE
 from .templates import import_name
 
 RL_BACK = invert(RL)
@@ -68,7 +68,25 @@ def _dataset(m: Mapper, entry: dict, where: tuple, base: Path) -> dict | None:
         m.notes.append(Unmapped(f"datasets[{where[-1]}].type", kind,
                                 "no recipe format for this dataset type; kept under backends.axolotl"))
         return None
+    _uncarried_dataset_keys(m, entry, where)
     return out
+
+
+def _uncarried_dataset_keys(m: Mapper, entry: dict, where: tuple) -> None:
+    """Keys of a chat dataset that would change the trained tokens or rows, set to something else than what ftr
+    compiles (roles are compared by meaning: sharegpt's ``gpt`` is ``assistant``)."""
+    from ...datasets import ROLES
+
+    for key, same in DATASET_CHANGES_TRAINING.items():
+        if key.startswith("chat_template"):  # the same as the config's own template is no change
+            same = m.src.get(key)
+        value = entry.get(key)
+        if key == "roles_to_train" and isinstance(value, list):
+            value = sorted({ROLES.get(str(role), str(role)) for role in value})
+        if value is None or value == same or (same is None and value is False):
+            continue
+        m.notes.append(Unmapped(f"datasets[{where[-1]}].{key}", entry[key], "changes which tokens or rows are "
+                                "trained; a recipe has no such key", path=(*where, key), changes_training=True))
 
 
 def _guess(m: Mapper, converted: dict | None, entry: dict, base: Path) -> dict:

@@ -110,3 +110,12 @@ CHANGES_TRAINING = frozenset({
     "peft_layers_to_transform", "use_onebitllms", "relora", "reinit_weights", "lisa_n_layers", "cpo_alpha",
     "curriculum_sampling", "dataset_exact_deduplication", "unfrozen_parameters",
 })
+
+# Per-dataset keys of chat data the importer does not read, with the value ftr's compiled config means (what
+# Axolotl's chat_template strategy defaults to); another value changes which tokens are trained or which rows.
+DATASET_CHANGES_TRAINING = {
+    "roles_to_train": ["assistant"], "train_on_eos": "turn", "train_on_eot": None, "drop_system_message": None,
+    "message_field_training": None, "message_field_training_detail": None, "chat_template": None,
+    "chat_template_jinja": None, "shards": None, "shards_idx": None, "revision": None, "field_thinking": None,
+    "split_thinking": None,
+}
