@@ -91,7 +91,14 @@ def _turn(turn, ds: Dataset) -> dict:
     role_key = ds.column("role") if ds.column("role") in turn else "from" if "from" in turn else "role"
     content_key = ds.column("content") if ds.column("content") in turn else "value" if "value" in turn else "content"
     role = str(turn.get(role_key, "user"))
-    return {"role": ROLES.get(role, role), "content": turn.get(content_key) or ""}
+    return {"role": role_names(ds).get(role, role), "content": turn.get(content_key) or ""}
+
+
+def role_names(ds: Dataset) -> dict[str, str]:
+    """Role name in the file -> standard role: the usual names, and the dataset's own user/assistant names
+    (``columns: {user: prompter, assistant: bot}``, LLaMA-Factory's user_tag/assistant_tag)."""
+    columns = dict(ds.columns)
+    return {**ROLES, **{columns[std]: std for std in ("user", "assistant") if std in columns}}
 
 
 def _answer(value, ds: Dataset) -> dict:

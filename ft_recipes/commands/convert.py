@@ -180,8 +180,8 @@ def _training_keys_lost(imported, target: str) -> list:
         line, col = imported.resolved.document.pos(path, key=True)
         out.append(Finding(str(imported.resolved.document.file), line, col, "FTR005", "error",
                            f"{key}: {value!r} changes what {source.title} trains, and ftr cannot carry it to "
-                           f"{goal.title}", f"keep training with {source.title}, remove the key, or convert with --lossy "
-                           "(it is then listed as lost)", key))
+                           f"{goal.title}", f"keep training with {source.title}, remove the key, or convert with "
+                           "--lossy (it is then listed as lost)", key))
     return out
 
 

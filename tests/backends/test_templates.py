@@ -149,3 +149,23 @@ def test_num_samples_reads_the_same_first_rows_on_every_backend(case, pair, tiny
     rows = sum(n for _, _, n in LIMITS[case])
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert f"identical token ids and loss masks on {rows} rows" in proc.stdout, proc.stdout
+
+
+@pytest.mark.parametrize("pair", PAIRS, ids=["-".join(p) for p in PAIRS])
+def test_the_files_own_role_names_mean_the_same_on_every_backend(pair, tiny_assets, run_env, tmp_path):
+    """sharegpt rows whose roles are called prompter/bot (`columns: {user: prompter, assistant: bot}`, LLaMA-Factory's
+    user_tag/assistant_tag): Axolotl gets `roles`, trl the mapping; identical ids and labels as LLaMA-Factory."""
+    rename = {"human": "prompter", "gpt": "bot"}
+    rows = [json.loads(line) for line in (tiny_assets.data / "sharegpt.jsonl").read_text().splitlines()[:12]]
+    for row in rows:
+        for turn in row["conversations"]:
+            turn["from"] = rename.get(turn["from"], turn["from"])
+    data = tmp_path / "roles.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    recipe = tiny_recipe(tmp_path, tiny_assets, "roles", "extends: [lora-sft]")
+    text = recipe.read_text().replace(f"{{path: {tiny_assets.data}/alpaca.jsonl, format: alpaca}}",
+                                      f"{{path: {data}, format: sharegpt, columns: {{user: prompter, assistant: bot}}}}")
+    recipe.write_text(text)
+    proc = ftr("tokens", recipe, "--diff", *pair, "-n", 12, env=run_env, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "identical token ids and loss masks on 12 rows" in proc.stdout, proc.stdout

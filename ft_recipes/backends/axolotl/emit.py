@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ...datasets import (alpaca_to_messages, iter_rows, kto_to_conversational, preference_to_bradley_terry, preference_to_conversational,
-                         preference_to_conversations, preference_to_messages)
+from ...datasets import (alpaca_to_messages, iter_rows, kto_to_conversational, preference_to_bradley_terry,
+                         preference_to_conversational, preference_to_conversations, preference_to_messages, role_names)
 from ...emit import Emitted, apply_passthrough, deepspeed_path, first_rows, unsupported
 from ...findings import Finding, FtrError
 from ...lint.rules.data import row_problem
@@ -113,6 +113,11 @@ def _dataset(recipe: Recipe, ds: Dataset, out_dir: Path, data_files: dict) -> di
         entry["message_property_mappings"] = {"role": ds.column("role") if "role" in dict(ds.columns) else "from",
                                               "content": ds.column("content") if "content" in dict(ds.columns)
                                               else "value"}
+    if not needs_rewrite and {"user", "assistant"} & set(dict(ds.columns)):  # the file's own role names
+        names: dict = {}
+        for name, role in role_names(ds).items():
+            names.setdefault(role, []).append(name)
+        entry["roles"] = names
     entry["roles_to_train"] = ["assistant"]
     entry["train_on_eos"] = "turn"
     return entry

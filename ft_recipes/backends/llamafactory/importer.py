@@ -75,6 +75,11 @@ def _columns(entry: dict) -> tuple[str, dict]:
         mapping = {} if messages == default else {"messages": messages}
         if fmt == "sharegpt":
             mapping.update(role=role_tag, content=content_tag)
+        usual = {"user": "human", "assistant": "gpt"} if fmt == "sharegpt" else \
+            {"user": "user", "assistant": "assistant"}
+        for std, usual_name in usual.items():  # the file's own role names (OASST's "prompter", ...)
+            if tags.get(f"{std}_tag", usual_name) != usual_name:
+                mapping[std] = tags[f"{std}_tag"]
     elif set(cols) == {"prompt"}:
         fmt, mapping = "text", {"text": cols["prompt"]}
     else:

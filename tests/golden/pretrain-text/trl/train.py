@@ -111,7 +111,9 @@ def to_messages(row: dict, entry: dict, system: str | None) -> list[dict]:
         key = col(entry, "messages") if "messages" in entry["columns"] else (
             "conversations" if fmt == "sharegpt" else "messages")
         role_key, content_key = ("from", "value") if fmt == "sharegpt" else ("role", "content")
-        roles = {"human": "user", "gpt": "assistant", "system": "system", "user": "user", "assistant": "assistant"}
+        role_key, content_key = entry["columns"].get("role", role_key), entry["columns"].get("content", content_key)
+        roles = {"human": "user", "gpt": "assistant", "system": "system", "user": "user", "assistant": "assistant",
+                 **{entry["columns"][std]: std for std in ("user", "assistant") if std in entry["columns"]}}
         messages = [{"role": roles.get(m[role_key], m[role_key]), "content": m[content_key]} for m in row[key]]
     if system and messages[0]["role"] != "system":
         messages.insert(0, {"role": "system", "content": system})
