@@ -94,14 +94,22 @@ def _hint_for(value: Any, expected: Any) -> str:
     return ""
 
 
+def _also_accepted(backend: str, key: str, value: Any) -> bool:
+    """A value of another type than the declared one that the backend reads as meant (Backend.also_accepts)."""
+    from . import backends
+
+    accepts = backends.get(backend).also_accepts.get(key)
+    return bool(accepts and accepts(value))
+
+
 def _check_mapping(doc: Document, data: dict, path: tuple, known: dict[str, dict], backend: str,
                    version: str, where: str, prefix: str = "") -> list[Finding]:
     findings = []
     for key, value in data.items():
         kpath = path + (key,)
         spec = known.get(key)
-        if spec is not None and not spec.get("removed") and not spec.get("deprecated") and \
-                type_ok(value, spec.get("type")):
+        good_type = spec is not None and (type_ok(value, spec.get("type")) or _also_accepted(backend, key, value))
+        if good_type and not spec.get("removed") and not spec.get("deprecated"):
             continue  # a known key with a good value, the common case: nothing to report, no position needed
         line, col = doc.pos(kpath, key=True)
         if spec is None and prefix and key.startswith(prefix) and key[len(prefix):] in known:
@@ -126,7 +134,7 @@ def _check_mapping(doc: Document, data: dict, path: tuple, known: dict[str, dict
             findings.append(Finding(doc.file, line, col, "FTR006", "warning",
                                     f"{key!r} is deprecated in {backend} {version}",
                                     (spec.get("description") or "").split(".")[0][:120], dotted(kpath)))
-        if not type_ok(value, spec.get("type")):
+        if not (type_ok(value, spec.get("type")) or _also_accepted(backend, key, value)):  # spec: maybe the prefixed
             vline, vcol = doc.pos(kpath)
             findings.append(Finding(doc.file, vline, vcol, "FTR002", "error",
                                     f"{dotted(kpath)}: {value!r} is not {_describe_type(spec.get('type'))}",
@@ -210,8 +218,9 @@ def _native_checks(doc: Document, backend: str) -> list[Finding]:
     out = []
     for item in backends.get(backend).native_checks:
         if item.applies(doc.data):
-            line, col = doc.pos((item.key,), key=True)
-            out.append(Finding(doc.file, line, col, "FTR007", "error", item.message, item.hint, item.key))
+            key = item.at(doc.data) if item.at else item.key
+            line, col = doc.pos((key,), key=True)
+            out.append(Finding(doc.file, line, col, "FTR007", "error", item.message, item.hint, key))
     return out
 
 

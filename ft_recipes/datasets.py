@@ -216,7 +216,8 @@ def resolve_local(value: str | Path) -> Path:
 
 # What an importer learnt about a path while resolving it as the backend does, for the lint rules:
 # "unchecked" (not resolvable here: a missing file is not an error), "undefined" (the backend's registry does
-# not define the dataset: an error), "rows" (rows in a backend format ftr does not read: not judged).
+# not define the dataset: an error), "no_registry" (the registry is missing or unreadable where the backend looks:
+# an error), "rows" (rows in a backend format ftr does not read: not judged).
 _NOTES: dict[tuple[str, str], str] = {}
 
 

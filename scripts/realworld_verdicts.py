@@ -44,7 +44,8 @@ OFFLINE = re.compile(r"offline|HF_HUB_OFFLINE|couldn't connect|connection|LocalE
                      r"We couldn't connect|does not appear to have a file named|Max retries", re.IGNORECASE)
 PACKAGE = re.compile(r"The '([A-Za-z0-9_.-]+)[^']*' distribution was not found|No module named '([^']+)'|"
                      r"but ([A-Za-z0-9_]+) is not installed")
-MACHINE = re.compile(r"not supported on this GPU|requires a GPU|CUDA is not available")  # the host, not the file
+MACHINE = re.compile(r"not supported on this GPU|requires a GPU|CUDA is not available|"  # the host, not the file
+                     r"requires Ampere or a newer GPU")
 # Checks the backend does when it starts training, after its config validator: its own dataset resolution
 # (LLaMA-Factory) and the DeepSpeed config load (both, through transformers / accelerate).
 DS_CHECK = ROOT / "scripts" / "realworld_ds_check.py"

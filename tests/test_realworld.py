@@ -116,7 +116,7 @@ def test_refused_user_files_get_an_error(measured_users, backend):
 # inference / export configs, which a recipe (a training run) cannot hold; Axolotl's one names a W&B project,
 # which LLaMA-Factory reads from the environment only. (8 of 12 before the second round of user repositories;
 # 9 of 20 after it, its 11 others all inference / export / merge configs.)
-USER_CONVERTED = {"llamafactory": 9, "axolotl": 0}
+USER_CONVERTED = {"llamafactory": 8, "axolotl": 0}  # enable_thinking: false (1) is refused since stop 24
 
 
 def test_conversion_of_the_accepted_user_files():
@@ -201,9 +201,10 @@ def test_lf_run_dir_option(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path / "elsewhere")
     result = CliRunner().invoke(main, ["lint", str(path), "--run-dir", str(root)])
     assert result.exit_code == 0, result.output
+    # run from a directory without data/dataset_info.json, LLaMA-Factory refuses to start: so does ftr
     result = CliRunner().invoke(main, ["lint", str(path), "--run-dir", str(tmp_path / "elsewhere")])
-    assert "FTR004 [info]" in result.output and "not checked" in result.output
-    assert result.exit_code == 0, result.output
+    assert "FTR004 [error]" in result.output and "LLaMA-Factory refuses to start" in result.output
+    assert result.exit_code == 1, result.output
 
 
 def test_lf_dataset_dir_option(tmp_path, monkeypatch):
@@ -230,11 +231,17 @@ def test_lf_undefined_dataset_is_an_error(tmp_path, monkeypatch):
     assert len(errors) == 1 and errors[0].startswith("FTR004") and "'nope' is not defined" in errors[0]
 
 
-def test_lf_without_dataset_info_nothing_is_an_error(tmp_path, monkeypatch):
+def test_lf_without_dataset_info_the_one_error_is_that(tmp_path, monkeypatch):
+    """LLaMA-Factory opens <dataset_dir>/dataset_info.json in the directory it runs in and refuses to start
+    without it ("Cannot open data/dataset_info.json"): one error per dataset saying so, and no guess at the rows."""
     path = _lf(_lf_checkout(tmp_path / "LLaMA-Factory"), "sft")
     (tmp_path / "LLaMA-Factory" / "data" / "dataset_info.json").unlink()
     monkeypatch.chdir(tmp_path / "LLaMA-Factory")
-    assert _errors(path) == [] and "FTR004" in _codes(path, "info")
+    errors = _errors(path)
+    assert errors and all(e.startswith("FTR004") and "dataset_info.json not found" in e for e in errors), errors
+    # with hub names (dataset_dir: ONLINE) there is no registry to open: nothing to report
+    online = _lf(tmp_path / "LLaMA-Factory", "online", dataset_dir="ONLINE")
+    assert _errors(online) == []
 
 
 def test_lf_deepspeed_path_resolves_against_the_run_directory(tmp_path, monkeypatch):
@@ -377,7 +384,8 @@ def test_an_unresolved_lf_dataset_is_not_judged_by_a_placeholder_format(tmp_path
     path = _lf(root, "dpo", stage="dpo", dataset="pairs", learning_rate=5.0e-6)
     (tmp_path / "elsewhere").mkdir()
     monkeypatch.chdir(tmp_path / "elsewhere")
-    assert _errors(path, run_dir=tmp_path / "elsewhere") == []  # not "DPO needs preference data"
+    errors = _errors(path, run_dir=tmp_path / "elsewhere")  # the registry is missing there, and no more:
+    assert errors and all(e.startswith("FTR004") for e in errors), errors  # not "DPO needs preference data"
 
 
 def test_convert_resolves_lf_datasets_from_the_run_dir(tmp_path, monkeypatch):
@@ -465,3 +473,40 @@ def test_lf_best_model_needs_save_steps_a_multiple_of_eval_steps(tmp_path, monke
     monkeypatch.chdir(root)
     errors = [e for e in _errors(_lf(root, "best", **keys)) if e.startswith("FTR007")]
     assert bool(errors) is refused, errors
+
+
+# --- found on the second round of user files (stop 24), each confirmed against LLaMA-Factory 0.9.5 -------------
+
+def test_lf_values_its_parser_reads_as_meant_are_no_errors(tmp_path, monkeypatch):
+    """get_train_args checks no types: a list where a comma-separated string is declared goes through split_arg
+    as it is; resume_from_checkpoint: false means "do not resume", true "from the newest checkpoint"."""
+    root = _lf_checkout(tmp_path / "LLaMA-Factory")
+    monkeypatch.chdir(root)
+    path = _lf(root, "lists", lora_target=["q_proj", "v_proj"], dataset=["local_sft"], resume_from_checkpoint=False)
+    assert _errors(path) == []
+    assert _errors(_lf(root, "latest", resume_from_checkpoint=True)) == []
+    assert [e for e in _errors(_lf(root, "bad", lora_target=[8])) if "lora_target" in e]  # a list of names only
+
+
+def test_lf_null_columns_and_names_with_a_slash_resolve_as_lf_does(tmp_path, monkeypatch):
+    """`"columns": {"system": null}` is no column for LLaMA-Factory, and `custom/identity` is looked up in the
+    registry like any name; neither may stop the other checks (a missing data file, an undefined name)."""
+    root = _lf_checkout(tmp_path / "LLaMA-Factory")
+    info = json.loads((root / "data" / "dataset_info.json").read_text())
+    info["gone"] = {"file_name": "gone.json", "columns": {"prompt": "instruction", "system": None}}
+    (root / "data" / "dataset_info.json").write_text(json.dumps(info))
+    monkeypatch.chdir(root)
+    assert [e for e in _errors(_lf(root, "nullcol", dataset="gone")) if "gone.json" in e]
+    assert [e for e in _errors(_lf(root, "slash", dataset="custom/identity")) if "not defined" in e]
+
+
+def test_lf_evaluating_without_evaluation_data_is_refused(tmp_path, monkeypatch):
+    """get_train_args: "Please make sure eval_dataset be provided or val_size >1e-6" for do_predict/do_eval, or an
+    eval_strategy (transformers sets do_eval), without eval_dataset or val_size."""
+    root = _lf_checkout(tmp_path / "LLaMA-Factory")
+    monkeypatch.chdir(root)
+    predict = _lf(root, "predict", do_train=None, do_predict=True, val_size=None, eval_strategy=None)
+    assert [e for e in _errors(predict) if e.startswith("FTR007") and "eval_dataset be provided" in e]
+    steps = _lf(root, "steps", val_size=None, eval_strategy="steps")
+    assert [e for e in _errors(steps) if e.startswith("FTR007")]
+    assert not [e for e in _errors(_lf(root, "fine")) if e.startswith("FTR007")]  # val_size 0.1

@@ -51,6 +51,7 @@ class NativeCheck:
     message: str
     hint: str
     applies: Callable[[dict], bool]
+    at: Callable[[dict], str] | None = None  # the key to report at when it depends on the file (default: key)
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,9 @@ class Backend:
     # Native keys a recipe does not carry whose value, when not the default, changes what is trained (the loss,
     # the data, the trained parameters, the numerics): `ftr convert` to another backend refuses to drop them.
     changes_training: frozenset[str] = frozenset()
+    # Top-level keys whose declared type is narrower than what the backend reads as meant (LLaMA-Factory's parser
+    # checks no types and splits "a,b" lists itself): key -> the other values it accepts.
+    also_accepts: dict[str, Callable[[Any], bool]] = field(default_factory=dict)
 
     def at(self, version: str | None) -> "Backend":
         """This backend targeting ``version`` (None: the default); UsageError for a version ftr cannot target."""

@@ -65,6 +65,22 @@ def _best_model_steps(cfg: dict) -> bool:
     return bool(save and evals and save >= 1 and evals >= 1 and save % evals)
 
 
+EVALUATES = ("do_predict", "do_eval", "predict_with_generate", "eval_strategy")
+
+
+def _evaluates(cfg: dict) -> bool:
+    """get_train_args evaluates or predicts: do_eval/do_predict/predict_with_generate, or an eval_strategy other than
+    "no" (transformers then sets do_eval itself)."""
+    return any(cfg.get(key) for key in EVALUATES[:3]) or cfg.get("eval_strategy") not in (None, "no")
+
+
+def _no_eval_data(cfg: dict) -> bool:
+    """get_train_args: evaluating or predicting needs eval_dataset or a val_size above 1e-6."""
+    val_size = cfg.get("val_size", 0.0)
+    no_split = not isinstance(val_size, (int, float)) or isinstance(val_size, bool) or val_size < 1e-6
+    return _evaluates(cfg) and not cfg.get("eval_dataset") and no_split
+
+
 def _checkpointing_off(cfg: dict) -> bool:
     """LLaMA-Factory turns gradient checkpointing on itself (model_utils/checkpointing.py) unless
     disable_gradient_checkpointing is set; the Trainer's own flag only ever turns it on."""
@@ -80,7 +96,21 @@ NATIVE_CHECKS = (
                 "load_best_model_at_end needs save_steps to be a whole multiple of eval_steps: LLaMA-Factory "
                 "(transformers) refuses to start",
                 "make save_steps a multiple of eval_steps (eval_steps defaults to logging_steps)", _best_model_steps),
+    NativeCheck("eval_dataset", "evaluation or prediction without evaluation data: LLaMA-Factory refuses to start "
+                "(\"Please make sure eval_dataset be provided or val_size >1e-6\")",
+                "set eval_dataset, or val_size (a share of the training rows)", _no_eval_data,
+                at=lambda cfg: next((k for k in EVALUATES if cfg.get(k)), "eval_dataset")),
 )
+
+def _names(value) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
+# get_train_args checks no types: these string keys go through split_arg, which keeps a list as it is, and
+# transformers' Trainer reads resume_from_checkpoint: false as "do not resume", true as "the newest checkpoint".
+SPLIT_LISTS = ("dataset", "eval_dataset", "freeze_trainable_modules", "freeze_extra_modules", "lora_target",
+               "oft_target", "additional_target", "galore_target", "apollo_target")
+ALSO_ACCEPTS = {**dict.fromkeys(SPLIT_LISTS, _names), "resume_from_checkpoint": lambda value: isinstance(value, bool)}
 
 BACKEND = Backend(
     name="llamafactory", version="0.9.5", title="LLaMA-Factory", main="llamafactory.yaml",
@@ -92,4 +122,4 @@ BACKEND = Backend(
     markers=("model_name_or_path", "finetuning_type", "cutoff_len", "lora_rank", "dataset_dir", "template"),
     importer="ft_recipes.backends.llamafactory.importer", launcher="ft_recipes.backends.llamafactory.launch",
     env=_env, folder=HERE, unknown_key_fate="LLaMA-Factory refuses to start", native_checks=NATIVE_CHECKS,
-    changes_training=CHANGES_TRAINING)
+    changes_training=CHANGES_TRAINING, also_accepts=ALSO_ACCEPTS)

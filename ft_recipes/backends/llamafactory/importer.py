@@ -4,6 +4,7 @@ LLaMA-Factory's own defaults (BACKENDS.md section 2), because that is what the n
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from ...native import Mapper, Unmapped
@@ -18,6 +19,9 @@ COSMETIC = ("do_train", "overwrite_output_dir", "plot_loss", "dataset_dir", "qua
 
 
 def _split(value) -> list[str]:
+    """Dataset names as LLaMA-Factory's split_arg reads them: "a,b", or a list kept as it is."""
+    if isinstance(value, list):
+        return [str(v).strip() for v in value if str(v).strip()]
     return [v.strip() for v in str(value).split(",") if v.strip()]
 
 
@@ -54,8 +58,8 @@ def _dataset_info(m: Mapper, base: Path) -> tuple[Path, dict | None, str]:
 
 def _columns(entry: dict) -> tuple[str, dict]:
     """(recipe format, standard -> file column) for one dataset_info.json entry (LF's DatasetAttr.join)."""
-    cols = entry.get("columns") or {}
-    tags = entry.get("tags") or {}
+    cols = {k: v for k, v in (entry.get("columns") or {}).items() if v is not None}  # null: LF has no such column
+    tags = {k: v for k, v in (entry.get("tags") or {}).items() if v is not None}
     formatting = entry.get("formatting", "alpaca")
     chat = formatting in ("sharegpt", "openai")
     role_tag = tags.get("role_tag", "role" if formatting == "openai" else "from")
@@ -94,12 +98,18 @@ def _columns(entry: dict) -> tuple[str, dict]:
     return fmt, {k: v for k, v in mapping.items() if k != v}
 
 
+def recipe_name(name: str) -> str:
+    """A dataset_info.json name as a recipe dataset name (which becomes a file name on other backends): any
+    character outside letters, digits, ``_.-`` becomes ``_`` (``custom/identity`` -> ``custom_identity``)."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+
+
 def _dataset(name: str, info: dict, directory: Path) -> dict | None:
     """One dataset name -> a recipe dataset, resolved the way LLaMA-Factory resolves it (None: undefined)."""
     entry = info.get(name)
     if not isinstance(entry, dict):
         return None
-    out: dict = {"name": name}
+    out: dict = {"name": recipe_name(name)}
     hub = next((entry[k] for k in HUB_SOURCES if entry.get(k)), None)
     if hub is not None:
         out["hub"] = str(hub)
@@ -142,14 +152,17 @@ def _unresolved(m: Mapper, key: str, name: str, directory: Path, why: str) -> di
     from ...datasets import note_path
 
     path = directory / name
-    if why:
+    if why.startswith("dataset_dir"):  # hub names: not checked offline
         note_path(path, "unchecked", why)
         m.notes.append(Unmapped(key, name, f"dataset {name!r} not checked: {why}"))
+    elif why:  # no readable registry where LLaMA-Factory looks: it refuses to start
+        note_path(path, "no_registry", why)
+        m.notes.append(Unmapped(key, name, f"dataset {name!r}: {why}"))
     else:
         why = f"{directory / 'dataset_info.json'} does not define it (LLaMA-Factory: Undefined dataset)"
         note_path(path, "undefined", why)
         m.notes.append(Unmapped(key, name, f"dataset {name!r}: {why}"))
-    return {"name": name, "path": str(path), "format": "alpaca"}
+    return {"name": recipe_name(name), "path": str(path), "format": "alpaca"}
 
 
 def _data(m: Mapper, base: Path) -> None:
@@ -165,7 +178,7 @@ def _data(m: Mapper, base: Path) -> None:
         for name in names:
             entry = _dataset(name, info, directory) if info is not None else None
             if entry is None and info is None and why.startswith("dataset_dir"):
-                entry = {"name": name, "hub": name, "format": "alpaca"}  # ONLINE: names are hub ids
+                entry = {"name": recipe_name(name), "hub": name, "format": "alpaca"}  # ONLINE: names are hub ids
             media = sorted(MEDIA & set((info or {}).get(name, {}).get("columns") or {})) if entry else []
             if media:
                 m.notes.append(Unmapped(key, name, f"dataset {name!r}: its {', '.join(media)} columns have no "

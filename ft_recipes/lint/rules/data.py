@@ -79,7 +79,8 @@ def format_known(ds: Dataset) -> bool:
     """False for a native file's dataset that could not be resolved here (its format is a placeholder)."""
     from ...datasets import path_note
 
-    return ds.path is None or not (path_note(ds.path, "unchecked") or path_note(ds.path, "undefined"))
+    return ds.path is None or not (path_note(ds.path, "unchecked") or path_note(ds.path, "undefined")
+                                  or path_note(ds.path, "no_registry"))
 
 
 def _turns_problem(turns, role: str, content: str) -> tuple[str, str] | None:

@@ -78,9 +78,10 @@ class MissingFile(Rule):
             "(from the resolver) an `extends` target that cannot be found or that forms a cycle. In a native "
             "LLaMA-Factory or Axolotl file, paths are resolved as the backend resolves them: against the directory "
             "it runs in (the working directory, or `--run-dir`), LLaMA-Factory dataset names through "
-            "`<dataset_dir>/dataset_info.json` (a name it does not define is an error). Hub datasets are not "
-            "checked, and a dataset that cannot be resolved here (no dataset_info.json) is an info, not an error; "
-            "without `--run-dir`, a file found only next to the config is a warning.")
+            "`<dataset_dir>/dataset_info.json` (a name it does not define is an error, and so is a registry that is "
+            "neither there nor next to the config, or unreadable: LLaMA-Factory refuses to start). Hub datasets "
+            "(`dataset_dir: ONLINE`) are not checked (info); without `--run-dir`, a file found only next to the "
+            "config is a warning.")
     why = "The backend would fail only after the model has been downloaded and loaded, minutes into the job."
     bad = "data:\n  train:\n    - {path: data/trian.jsonl, format: alpaca}\n"
     good = "data:\n  train:\n    - {path: data/train.jsonl, format: alpaca}\n"
@@ -101,6 +102,9 @@ class MissingFile(Rule):
             if path_note(ds.path, "unchecked"):
                 ctx.report(ds.key_path + ("path",), "dataset_unchecked", name=name,
                            reason=path_note(ds.path, "unchecked"))
+            elif path_note(ds.path, "no_registry"):
+                ctx.report(ds.key_path + ("path",), "dataset_no_registry", name=name,
+                           reason=path_note(ds.path, "no_registry"))
             elif path_note(ds.path, "undefined"):
                 ctx.report(ds.key_path + ("path",), "dataset_undefined", name=name,
                            reason=path_note(ds.path, "undefined"))
