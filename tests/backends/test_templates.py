@@ -134,8 +134,10 @@ LIMITS = {"one": [("messages", "messages", 3)],  # one limit: LLaMA-Factory's ma
           "two": [("messages", "messages", 3), ("sharegpt", "sharegpt", 2)]}  # two: split slices
 
 
-@pytest.mark.parametrize("pair", PAIRS, ids=["-".join(p) for p in PAIRS])
-@pytest.mark.parametrize("case", list(LIMITS))
+LIMIT_CASES = [("one", PAIRS[0]), ("two", PAIRS[0]), ("two", PAIRS[1])]  # trl slices its rows the same either way
+
+
+@pytest.mark.parametrize("case,pair", LIMIT_CASES, ids=[f"{c}-{'-'.join(p)}" for c, p in LIMIT_CASES])
 def test_num_samples_reads_the_same_first_rows_on_every_backend(case, pair, tiny_assets, run_env, tmp_path):
     """`num_samples: N` is the first N rows everywhere (LLaMA-Factory's dataset_info num_samples would draw N at
     random; Axolotl had no key and read every row): the backends' own loaders give the same rows."""
