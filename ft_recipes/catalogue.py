@@ -98,11 +98,11 @@ def _check_mapping(doc: Document, data: dict, path: tuple, known: dict[str, dict
                    version: str, where: str, prefix: str = "") -> list[Finding]:
     findings = []
     for key, value in data.items():
-        kpath = path + (key,)
         spec = known.get(key)
         if spec is not None and not spec.get("removed") and not spec.get("deprecated") and \
                 type_ok(value, spec.get("type")):
             continue  # a known key with a good value, the common case: nothing to report, no position needed
+        kpath = path + (key,)
         line, col = doc.pos(kpath, key=True)
         if spec is None and prefix and key.startswith(prefix) and key[len(prefix):] in known:
             findings.append(Finding(doc.file, line, col, "FTR006", "warning",
@@ -138,10 +138,11 @@ def _version_key(version: str) -> tuple:
     return tuple(int(p) if p.isdigit() else p for p in version.split("."))
 
 
-def catalogue_versions(backend: str) -> list[str]:
-    """The versions of ``backend`` that ship a key catalogue, oldest first."""
+@lru_cache(maxsize=None)
+def catalogue_versions(backend: str) -> tuple[str, ...]:
+    """The versions of ``backend`` that ship a key catalogue (ftr's own files, as ``load``), oldest first."""
     found = (data_dir("schemas") / "backends").glob(f"{backend}-*.json")
-    return sorted((p.stem[len(backend) + 1:] for p in found), key=_version_key)
+    return tuple(sorted((p.stem[len(backend) + 1:] for p in found), key=_version_key))
 
 
 def _has_key(backend: str, version: str, path: tuple, key: str) -> bool:
