@@ -106,11 +106,11 @@ def _check_mapping(doc: Document, data: dict, path: tuple, known: dict[str, dict
                    version: str, where: str, prefix: str = "") -> list[Finding]:
     findings = []
     for key, value in data.items():
-        kpath = path + (key,)
         spec = known.get(key)
         good_type = spec is not None and (type_ok(value, spec.get("type")) or _also_accepted(backend, key, value))
         if good_type and not spec.get("removed") and not spec.get("deprecated"):
             continue  # a known key with a good value, the common case: nothing to report, no position needed
+        kpath = path + (key,)
         line, col = doc.pos(kpath, key=True)
         if spec is None and prefix and key.startswith(prefix) and key[len(prefix):] in known:
             findings.append(Finding(doc.file, line, col, "FTR006", "warning",
@@ -146,10 +146,11 @@ def _version_key(version: str) -> tuple:
     return tuple(int(p) if p.isdigit() else p for p in version.split("."))
 
 
-def catalogue_versions(backend: str) -> list[str]:
-    """The versions of ``backend`` that ship a key catalogue, oldest first."""
+@lru_cache(maxsize=None)
+def catalogue_versions(backend: str) -> tuple[str, ...]:
+    """The versions of ``backend`` that ship a key catalogue (ftr's own files, as ``load``), oldest first."""
     found = (data_dir("schemas") / "backends").glob(f"{backend}-*.json")
-    return sorted((p.stem[len(backend) + 1:] for p in found), key=_version_key)
+    return tuple(sorted((p.stem[len(backend) + 1:] for p in found), key=_version_key))
 
 
 def _has_key(backend: str, version: str, path: tuple, key: str) -> bool:

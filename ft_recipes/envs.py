@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import datetime as _dt
 import glob
-import hashlib
 import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,6 +26,8 @@ from pathlib import Path
 from typing import Callable
 
 COMPLETE = ".complete"
+# hashlib and subprocess (about 20 M instructions of import) are imported where used: `ftr lint` loads this
+# module for EnvSpec only.
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,8 @@ def cache_root() -> Path:
 
 
 def lock_hash(spec: EnvSpec) -> str:
+    import hashlib
+
     return hashlib.sha256(Path(spec.lock).read_bytes()).hexdigest()
 
 
@@ -88,6 +90,8 @@ def find_python(spec: EnvSpec) -> Path | None:
 
 
 def _python_version(python: Path | str) -> str | None:
+    import subprocess
+
     try:
         out = subprocess.run([str(python), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
                              capture_output=True, text=True, timeout=60)
@@ -98,6 +102,8 @@ def _python_version(python: Path | str) -> str | None:
 
 def find_interpreter(version: str) -> Path:
     """A python of ``version`` ("3.11"): this one, ``python3.11`` on PATH, or a pyenv install; else an error."""
+    import subprocess
+
     if "%d.%d" % sys.version_info[:2] == version:
         return Path(sys.executable)
     candidates: list[str] = []
@@ -135,6 +141,8 @@ def _req_name(line: str) -> str:
 
 
 def _run_logged(argv: list[str], logfile: Path, what: str) -> None:
+    import subprocess
+
     with open(logfile, "a", encoding="utf-8") as fh:
         fh.write(f"$ {' '.join(argv)}\n")
         fh.flush()
@@ -162,6 +170,8 @@ def _relocate_scripts(root: Path, old: Path, new: Path) -> None:
 
 
 def _site_packages(python: Path) -> Path:
+    import subprocess
+
     out = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                          capture_output=True, text=True, check=True)
     return Path(out.stdout.strip())
@@ -175,6 +185,8 @@ def _uv(python: Path) -> list[str] | None:
     """``uv pip install`` with pip's own package sources (find-links, extra indexes: uv does not read pip's
     configuration), when uv is on PATH; it downloads and unpacks in parallel (the 6.5 GB Axolotl 0.21
     environment in under a minute, against twelve with pip). Both install exactly the lock's pins."""
+    import subprocess
+
     beside = Path(sys.executable).with_name("uv")  # installed with ftr's test extra, maybe not on PATH
     uv = shutil.which("uv") or (str(beside) if beside.is_file() else None)
     if not uv or os.environ.get("FTR_NO_UV") == "1":
@@ -272,6 +284,8 @@ def install(spec: EnvSpec, force: bool = False, log: Callable[[str], None] = pri
 
 def installed_version(python: Path, spec: EnvSpec) -> str | None:
     """The backend's distribution version inside ``python``'s environment, or None."""
+    import subprocess
+
     code = ("import importlib.metadata as m, sys\n"
             "for n in sys.argv[1:]:\n"
             "    try:\n        print(m.version(n)); break\n"

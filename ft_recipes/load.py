@@ -200,7 +200,7 @@ class _Builder:
         mark = node.start_mark
         self.positions[path] = (mark.line + 1, mark.column + 1)
         if isinstance(node, _SCALAR):
-            return self.scalar(node)
+            return node.value if node.tag == _STR else self.scalar(node)
         if node.tag not in ("tag:yaml.org,2002:seq", "tag:yaml.org,2002:map"):
             raise self.fail(node, f"YAML tag {node.tag!r} is not allowed", "ftr reads plain YAML data only")
         self.active.add(id(node))
@@ -247,19 +247,27 @@ class _Builder:
 
     def mapping(self, node: yaml.MappingNode, path: Path_) -> dict:
         result: dict = {}
+        key_positions = self.doc.key_positions
         for key_node, value_node in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                raise self.fail(key_node, "YAML merge keys (<<) are not supported", "use extends: to reuse recipes")
-            if not isinstance(key_node, yaml.ScalarNode):
-                raise self.fail(key_node, "a mapping key must be a plain scalar")
-            key = self.scalar(key_node)
-            key = key if isinstance(key, str) else str(key).lower() if isinstance(key, bool) else str(key)
-            if key in result:
-                self.duplicate(key_node, path + (key,))
+            if key_node.tag == _STR and type(key_node) is _SCALAR:  # most keys: what the checks below give
+                key = key_node.value
+            else:
+                key = self.key(key_node)
             child = path + (key,)
-            self.doc.key_positions[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            if key in result:
+                self.duplicate(key_node, child)
+            mark = key_node.start_mark
+            key_positions[child] = (mark.line + 1, mark.column + 1)
             result[key] = self.build(value_node, child)
         return result
+
+    def key(self, key_node: yaml.Node) -> str:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            raise self.fail(key_node, "YAML merge keys (<<) are not supported", "use extends: to reuse recipes")
+        if not isinstance(key_node, yaml.ScalarNode):
+            raise self.fail(key_node, "a mapping key must be a plain scalar")
+        key = self.scalar(key_node)
+        return key if isinstance(key, str) else str(key).lower() if isinstance(key, bool) else str(key)
 
 
 def dotted(path: Path_) -> str:

@@ -49,16 +49,33 @@ def _find_model_dir(base: str) -> Path | None:
 
 
 _MODEL_DIRS: ContextVar[dict | None] = ContextVar("ftr_model_dirs", default=None)
+_JSON_FILES: ContextVar[dict | None] = ContextVar("ftr_json_files", default=None)
 
 
 @contextmanager
 def remembered():
-    """Model directories looked up once per base while inside (no directory appears or goes meanwhile)."""
-    token = _MODEL_DIRS.set({})
+    """Model directories looked up once per base, and JSON files (``json_file``) parsed once per version, while
+    inside (no directory appears or goes meanwhile)."""
+    tokens = (_MODEL_DIRS.set({}), _JSON_FILES.set({}))
     try:
         yield
     finally:
-        _MODEL_DIRS.reset(token)
+        _MODEL_DIRS.reset(tokens[0])
+        _JSON_FILES.reset(tokens[1])
+
+
+def json_file(path: Path):
+    """``json.loads`` of the file (OSError, ValueError as they come). Inside ``remembered()`` parsed once per
+    path, size and modification time: LLaMA-Factory configs of one folder share one dataset_info.json. The
+    callers only read the answer."""
+    cache = _JSON_FILES.get()
+    if cache is None:
+        return json.loads(path.read_text(encoding="utf-8"))
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    if key not in cache:
+        cache[key] = json.loads(path.read_text(encoding="utf-8"))
+    return cache[key]
 
 
 @lru_cache(maxsize=64)

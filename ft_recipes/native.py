@@ -70,8 +70,8 @@ class Mapper:
     def take(self, key: str, path: tuple, default: Any = _MISSING, convert: Callable | None = None) -> None:
         """Recipe ``path`` <- native ``key`` (converted), or the backend's default when absent."""
         self.used.add(key)
-        if self.has(key):
-            value = get_native(self.src, key)
+        value = get_native(self.src, key, None)
+        if value is not None:
             try:
                 value = convert(value) if convert else value
             except (TypeError, ValueError, AttributeError):

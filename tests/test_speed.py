@@ -215,3 +215,24 @@ def test_model_directories_are_looked_up_once_per_lint_run(monkeypatch, tmp_path
     assert asked == ["org/m"]
     modelinfo.model_dir("org/m")  # outside a lint run nothing is remembered: a pipeline stage may make the model
     assert asked == ["org/m", "org/m"]
+
+
+def test_json_files_are_parsed_once_per_lint_run_and_again_when_changed(tmp_path):
+    from ft_recipes import modelinfo
+
+    path = tmp_path / "dataset_info.json"
+    path.write_text('{"a": {"file_name": "a.json"}}')
+    with modelinfo.remembered():
+        first = modelinfo.json_file(path)
+        assert modelinfo.json_file(path) is first
+        path.write_text('{"a": {"file_name": "a.json"}, "b": {"file_name": "b.json"}}')  # another size
+        assert set(modelinfo.json_file(path)) == {"a", "b"}
+        path.unlink()
+        with pytest.raises(OSError):
+            modelinfo.json_file(path)
+    path.write_text('{"c": {}}')
+    assert modelinfo.json_file(path) == {"c": {}}  # outside a lint run: read every time
+    assert modelinfo.json_file(path) is not modelinfo.json_file(path)
+    path.write_text("{not json")
+    with pytest.raises(ValueError):
+        modelinfo.json_file(path)

@@ -88,6 +88,8 @@ class KeyTable:
     def __init__(self, rows: Iterable[Key]):
         self.rows = tuple(rows)
         self.by_path = {row.path: row for row in self.rows}
+        self._plain = tuple((row.native, row.tuple_path, row.default, row.back, _section(row.path))
+                            for row in self.rows if not row.structural)  # what take reads of each row
 
     def __iter__(self):
         return iter(self.rows)
@@ -129,13 +131,10 @@ class KeyTable:
         default when the key is absent. Rows under a section (``method.lora``) are read only when the
         importer opened that section (listed in ``sections``)."""
         opened = set(sections)
-        for row in self.rows:
-            if row.structural:
-                continue
-            section = _section(row.path)
+        for native, path, default, back, section in self._plain:
             if section and section not in opened:
                 continue
-            mapper.take(row.native, row.tuple_path, row.default, row.back)
+            mapper.take(native, path, default, back)
 
 
 SECTIONS = ("method.lora", "method.quant", "method.freeze", "method.prompt", "method.oft", "preference")

@@ -31,11 +31,13 @@ def _local(path: str, base: Path) -> Path | None:
     from ...datasets import note_path, resolve_local, run_dir, run_dir_given
 
     local = resolve_local(path)
-    beside = real_path(base / path)
-    if not local.exists() and not run_dir_given() and beside.exists():
-        note_path(beside, "beside", f"found next to the config, not in {run_dir()}, where Axolotl looks")
-        return beside
-    if local.exists() or path.startswith((".", "/", "~")) or path.endswith(DATA_SUFFIXES):
+    found = local.exists()
+    if not found and not run_dir_given():
+        beside = real_path(base / path)
+        if beside.exists():
+            note_path(beside, "beside", f"found next to the config, not in {run_dir()}, where Axolotl looks")
+            return beside
+    if found or path.startswith((".", "/", "~")) or path.endswith(DATA_SUFFIXES):
         return local
     return None  # org/name: a hub dataset, not checked offline
 

@@ -3,7 +3,6 @@ LLaMA-Factory's own defaults (BACKENDS.md section 2), because that is what the n
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -35,6 +34,7 @@ def _dataset_info(m: Mapper, base: Path) -> tuple[Path, dict | None, str]:
     ids) and an unreadable registry give None. Without a run directory given, a registry next to the config
     is used when the working directory has none."""
     from ...datasets import dataset_dir_override, resolve_local, run_dir_given
+    from ...modelinfo import json_file
 
     value = dataset_dir_override() or m.src.get("dataset_dir", "data")
     if isinstance(value, dict):
@@ -47,7 +47,7 @@ def _dataset_info(m: Mapper, base: Path) -> tuple[Path, dict | None, str]:
         candidates.append(real_path(base / str(value)))
     for candidate in candidates:
         try:
-            return candidate, json.loads((candidate / "dataset_info.json").read_text(encoding="utf-8")), ""
+            return candidate, json_file(candidate / "dataset_info.json"), ""
         except OSError:
             continue
         except ValueError as exc:
