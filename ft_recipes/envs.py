@@ -67,6 +67,8 @@ PYPI = "https://pypi.org/simple"
 
 
 def env_dir(spec: EnvSpec) -> Path:
+    import hashlib
+
     key = hashlib.sha256(Path(spec.lock).read_bytes() + BUILD_SCHEME).hexdigest()
     return cache_root() / f"{spec.name}-{key[:12]}"
 

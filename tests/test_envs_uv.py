@@ -31,7 +31,7 @@ def test_uv_asks_the_package_index_before_pips_extra_indexes(monkeypatch):
     monkeypatch.delenv("FTR_NO_UV", raising=False)
     monkeypatch.setattr(envs.shutil, "which", lambda name: "/opt/bin/uv" if name == "uv" else None)
     config = "global.extra-index-url='file:///mirror/simple'\nglobal.find-links='/wheels'\n"
-    monkeypatch.setattr(envs.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 0, config, ""))
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 0, config, ""))
     argv = envs._uv(Path(sys.executable))
     indexes = [argv[i + 1] for i, arg in enumerate(argv) if arg == "--extra-index-url"]
     assert indexes == [envs.PYPI, "file:///mirror/simple"]
