@@ -244,8 +244,24 @@ def _train(m: Mapper) -> None:
     else:
         m.take("warmup_ratio", ("train", "warmup_ratio"), 0.0)
     _checkpointing(m)
+    _min_lr_rate(m)
     precision_key = "bf16" if m.src.get("bf16") else "fp16" if m.src.get("fp16") else None
     m.put(("train", "precision"), precision_key or "fp32", precision_key)
+
+
+def _min_lr_rate(m: Mapper) -> None:
+    """transformers' cosine_with_min_lr takes the floor as min_lr or as min_lr_rate (a share of the learning
+    rate, which it turns into min_lr_rate x lr itself): the recipe's min_lr is that product."""
+    kwargs = m.src.get("lr_scheduler_kwargs")
+    rate, lr = (kwargs or {}).get("min_lr_rate") if isinstance(kwargs, dict) else None, m.src.get("learning_rate")
+    if "min_lr" in (kwargs or {}) or not _number(rate) or not _number(lr):
+        return
+    m.put(("train", "min_lr"), float(rate) * float(lr), "lr_scheduler_kwargs.min_lr_rate")
+    m.used.add("lr_scheduler_kwargs.min_lr_rate")
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _per_epoch(m: Mapper, key: str) -> int | None:
