@@ -59,7 +59,7 @@ def _report(imported) -> None:
               help="Dialect (default: detected).")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Recipe file to write (default stdout). Never overwritten without --force.")
-@click.option("--force", is_flag=True)
+@click.option("--force", is_flag=True, help="Overwrite the output recipe if it exists.")
 @_where
 @guard
 def import_cmd(native: str, source: str | None, output: Path | None, force: bool, run_dir: str | None,
@@ -81,8 +81,9 @@ def import_cmd(native: str, source: str | None, output: Path | None, force: bool
 @click.option("--to", "target", type=click.Choice(NAMES), required=True, help="Backend to convert to.")
 @click.option("--from", "source", type=click.Choice(names("import")), default=None,
               help="Dialect (default: detected).")
-@click.option("--output", "-o", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None)
-@click.option("--force", is_flag=True)
+@click.option("--output", "-o", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Directory to write the converted config and its data files in (default: print the config).")
+@click.option("--force", is_flag=True, help="Overwrite files already in the output directory.")
 @click.option("--lossy", is_flag=True,
               help="Convert even when a source key that changes the training (a loss variant, added tokens, "
                    "extra trained parameters) has no equivalent in the target; each is listed as lost.")

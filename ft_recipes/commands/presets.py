@@ -67,7 +67,7 @@ def show_cmd(name: str) -> None:
 @click.option("--data", default="data/train.jsonl", show_default=True, help="Training data path.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write here instead of stdout (never overwrites without --force).")
-@click.option("--force", is_flag=True)
+@click.option("--force", is_flag=True, help="Overwrite the output file if it exists.")
 @guard
 def init_cmd(preset: str, model: str, data: str, output: Path | None, force: bool) -> None:
     """Write a commented starter recipe."""
