@@ -130,44 +130,37 @@ def test_preference_pairs_per_template_on_llamafactory_and_trl(family_model, tin
     assert table == [[n, "identical"] for n in names], proc.stdout
 
 
-LIMITS = {"one": [("messages", "messages", 3)],  # one limit: LLaMA-Factory's max_samples
-          "two": [("messages", "messages", 3), ("sharegpt", "sharegpt", 2)]}  # two: split slices
+LIMITS = {"one": [("messages", "messages", 3, "")],  # one limit: LLaMA-Factory's max_samples
+          "two": [("messages", "messages", 3, ""),  # two limits: split slices; and the file's own role names
+                  ("roles", "sharegpt", 2, ", columns: {user: prompter, assistant: bot}")]}
+LIMIT_CASES = [("one", PAIRS[0]), ("two", PAIRS[0]), ("two", PAIRS[1])]
 
 
-LIMIT_CASES = [("one", PAIRS[0]), ("two", PAIRS[0]), ("two", PAIRS[1])]  # trl slices its rows the same either way
+def renamed_roles(data: Path, tmp: Path) -> Path:
+    """sharegpt rows whose roles are called prompter/bot (OASST-like; LLaMA-Factory's user_tag/assistant_tag)."""
+    rename = {"human": "prompter", "gpt": "bot"}
+    rows = [json.loads(line) for line in (data / "sharegpt.jsonl").read_text().splitlines()]
+    for row in rows:
+        for turn in row["conversations"]:
+            turn["from"] = rename.get(turn["from"], turn["from"])
+    (tmp / "roles.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return tmp / "roles.jsonl"
 
 
 @pytest.mark.parametrize("case,pair", LIMIT_CASES, ids=[f"{c}-{'-'.join(p)}" for c, p in LIMIT_CASES])
-def test_num_samples_reads_the_same_first_rows_on_every_backend(case, pair, tiny_assets, run_env, tmp_path):
+def test_row_limits_and_role_names_mean_the_same_on_every_backend(case, pair, tiny_assets, run_env, tmp_path):
     """`num_samples: N` is the first N rows everywhere (LLaMA-Factory's dataset_info num_samples would draw N at
-    random; Axolotl had no key and read every row): the backends' own loaders give the same rows."""
+    random; Axolotl had no key and read every row), and a file's own role names (`columns: {user: prompter,
+    assistant: bot}`) reach Axolotl (`roles`) and trl: the backends' own loaders give the same ids and labels."""
+    renamed_roles(tiny_assets.data, tmp_path)
     recipe = tiny_recipe(tmp_path, tiny_assets, f"limit-{case}", "extends: [lora-sft]")
-    entries = "".join(f"    - {{path: {tiny_assets.data}/{data}.jsonl, format: {fmt}, num_samples: {n}}}\n"
-                      for data, fmt, n in LIMITS[case])
+    folders = {"roles": tmp_path}
+    entries = "".join(f"    - {{path: {folders.get(data, tiny_assets.data)}/{data}.jsonl, format: {fmt}, "
+                      f"num_samples: {n}{extra}}}\n" for data, fmt, n, extra in LIMITS[case])
     text = recipe.read_text()
     start = text.index("    - {path:")
     recipe.write_text(text[:start] + entries + text[text.index("\n", start) + 1:])
     proc = ftr("tokens", recipe, "--diff", *pair, "-n", 20, env=run_env, check=False)
-    rows = sum(n for _, _, n in LIMITS[case])
+    rows = sum(n for _, _, n, _ in LIMITS[case])
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert f"identical token ids and loss masks on {rows} rows" in proc.stdout, proc.stdout
-
-
-@pytest.mark.parametrize("pair", PAIRS, ids=["-".join(p) for p in PAIRS])
-def test_the_files_own_role_names_mean_the_same_on_every_backend(pair, tiny_assets, run_env, tmp_path):
-    """sharegpt rows whose roles are called prompter/bot (`columns: {user: prompter, assistant: bot}`, LLaMA-Factory's
-    user_tag/assistant_tag): Axolotl gets `roles`, trl the mapping; identical ids and labels as LLaMA-Factory."""
-    rename = {"human": "prompter", "gpt": "bot"}
-    rows = [json.loads(line) for line in (tiny_assets.data / "sharegpt.jsonl").read_text().splitlines()[:12]]
-    for row in rows:
-        for turn in row["conversations"]:
-            turn["from"] = rename.get(turn["from"], turn["from"])
-    data = tmp_path / "roles.jsonl"
-    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    recipe = tiny_recipe(tmp_path, tiny_assets, "roles", "extends: [lora-sft]")
-    text = recipe.read_text().replace(f"{{path: {tiny_assets.data}/alpaca.jsonl, format: alpaca}}",
-                                      f"{{path: {data}, format: sharegpt, columns: {{user: prompter, assistant: bot}}}}")
-    recipe.write_text(text)
-    proc = ftr("tokens", recipe, "--diff", *pair, "-n", 12, env=run_env, check=False)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "identical token ids and loss masks on 12 rows" in proc.stdout, proc.stdout
