@@ -164,6 +164,17 @@ def test_lora_init(init, backend, ok, tmp_path):
         assert "FTR005" in result.output and "--backend axolotl" in result.output
 
 
+@pytest.mark.parametrize("stage,ok", [("sft", True), ("orpo", True), ("dpo", False), ("kto", False)])
+def test_pissa_on_llamafactory_only_without_a_reference_model(stage, ok, tmp_path):
+    """finetuning_args.py: "Cannot use PiSSA for current training stage" for ppo, kto and reference-model DPO
+    (found by the oracle on LLaMA-Factory's own parser)."""
+    path = _recipe(tmp_path, stage=stage, method={"type": "lora", "lora": {"init": "pissa"}})
+    result, _, _ = _compile(path, "llamafactory", tmp_path)
+    assert (result.exit_code == 0) == ok, result.output
+    if not ok:
+        assert "FTR005" in result.output and "PiSSA" in result.output
+
+
 def test_a_field_without_a_table_row_is_refused_naming_who_can(tmp_path):
     path = _recipe(tmp_path, output={"wandb_project": "p", "report_to": "wandb"})
     result, _, _ = _compile(path, "llamafactory", tmp_path)

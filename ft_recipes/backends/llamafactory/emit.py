@@ -83,6 +83,10 @@ def _check(recipe: Recipe) -> None:
         raise unsupported(recipe, ("method", "lora", "init"),
                           "LLaMA-Factory initialises PiSSA on a quantized model only through its scripts/pissa_init.py",
                           "use --backend axolotl or --backend trl, which can")
+    if lora and lora.init == "pissa" and recipe.stage in ("dpo", "kto", "ppo"):  # finetuning_args.py refuses it
+        raise unsupported(recipe, ("method", "lora", "init"),
+                          f"LLaMA-Factory cannot use PiSSA for {recipe.stage} (a stage with a reference model, or ppo)",
+                          "use lora.init: default for this stage")
     if recipe.data.train_on_prompt and recipe.stage != "sft":
         raise unsupported(recipe, ("data", "train_on_prompt"),
                           f"LLaMA-Factory trains on prompts only in sft, not in {recipe.stage}",
