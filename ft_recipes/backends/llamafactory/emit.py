@@ -11,7 +11,7 @@ from pathlib import Path
 from ...emit import Emitted, apply_passthrough, deepspeed_path, first_rows, unsupported
 from ...recipe import Dataset, Recipe
 from ..base import check
-from .keys import FINETUNING, STAGES
+from .keys import FINETUNING, STAGES, USUAL_TAGS
 
 NAME = "llamafactory"
 VERSION = "0.9.5"
@@ -31,9 +31,7 @@ def _shared_limit(datasets: tuple[Dataset, ...]) -> int | None:
 def _split(recipe: Recipe, ds: Dataset, limited: bool) -> str:
     """The split to load; a row limit ``max_samples`` does not carry becomes a slice of it. Not dataset_info's
     ``num_samples``: LLaMA-Factory draws that many rows at random (repeating rows past the end)."""
-    if limited or not ds.num_samples:
-        return ds.split
-    return first_rows(recipe, ds)
+    return ds.split if limited else first_rows(recipe, ds)
 
 
 def _dataset_entry(recipe: Recipe, ds: Dataset, limited: bool) -> dict:
@@ -57,10 +55,7 @@ def _dataset_entry(recipe: Recipe, ds: Dataset, limited: bool) -> dict:
         default = "conversations" if ds.format == "sharegpt" else "messages"
         columns = {"messages": ds.column("messages") if "messages" in dict(ds.columns) else default}
         entry["formatting"] = "sharegpt"
-        tags = ({"role_tag": "from", "content_tag": "value", "user_tag": "human", "assistant_tag": "gpt",
-                 "system_tag": "system"} if ds.format == "sharegpt" else
-                {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant",
-                 "system_tag": "system"})
+        tags = dict(USUAL_TAGS[ds.format])
         for std, tag in SHAREGPT_TAGS.items():
             if std in dict(ds.columns):
                 tags[tag] = ds.column(std)

@@ -9,7 +9,7 @@ from pathlib import Path
 from ...native import Mapper, Unmapped
 from ...paths import real_path
 from ..keys import as_int, invert
-from .keys import STAGES, TABLE
+from .keys import STAGES, TABLE, USUAL_TAGS
 
 STAGE_BACK = invert(STAGES)
 COSMETIC = ("do_train", "overwrite_output_dir", "plot_loss", "dataset_dir", "quantization_method",
@@ -79,10 +79,9 @@ def _columns(entry: dict) -> tuple[str, dict]:
         mapping = {} if messages == default else {"messages": messages}
         if fmt == "sharegpt":
             mapping.update(role=role_tag, content=content_tag)
-        usual = {"user": "human", "assistant": "gpt"} if fmt == "sharegpt" else \
-            {"user": "user", "assistant": "assistant"}
-        for std, usual_name in usual.items():  # the file's own role names (OASST's "prompter", ...)
-            if tags.get(f"{std}_tag", usual_name) != usual_name:
+        for std in ("user", "assistant"):  # the file's own role names (OASST's "prompter", ...)
+            usual = USUAL_TAGS[fmt][f"{std}_tag"]
+            if tags.get(f"{std}_tag", usual) != usual:
                 mapping[std] = tags[f"{std}_tag"]
     elif set(cols) == {"prompt"}:
         fmt, mapping = "text", {"text": cols["prompt"]}

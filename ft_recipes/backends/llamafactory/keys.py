@@ -138,3 +138,9 @@ CHANGES_TRAINING = frozenset({
     "dpo_label_smoothing", "kto_chosen_weight", "kto_rejected_weight", "freeze_extra_modules", "create_new_adapter",
     "mix_strategy", "interleave_probs", "disable_shuffling", "moe_aux_loss_coef", "enable_thinking",
 })
+
+# The tags of each chat format's usual names (sharegpt from/value/human/gpt, messages role/content/user/assistant).
+USUAL_TAGS = {"sharegpt": {"role_tag": "from", "content_tag": "value", "user_tag": "human", "assistant_tag": "gpt",
+                           "system_tag": "system"},
+              "messages": {"role_tag": "role", "content_tag": "content", "user_tag": "user",
+                           "assistant_tag": "assistant", "system_tag": "system"}}
