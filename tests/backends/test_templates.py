@@ -164,3 +164,31 @@ def test_row_limits_and_role_names_mean_the_same_on_every_backend(case, pair, ti
     rows = sum(n for _, _, n, _ in LIMITS[case])
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert f"identical token ids and loss masks on {rows} rows" in proc.stdout, proc.stdout
+
+
+def tool_rows(tmp: Path, n: int) -> Path:
+    """sharegpt rows with a function call and its observation between the user and the answer."""
+    tools = json.dumps([{"name": "weather", "description": "the weather in a city",
+                         "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}])
+    rows = [{"conversations": [{"from": "human", "value": f"What is the weather in city {i}?"},
+                               {"from": "function_call", "value": json.dumps({"name": "weather",
+                                                                              "arguments": {"city": str(i)}})},
+                               {"from": "observation", "value": "sunny"},
+                               {"from": "gpt", "value": f"It is sunny in city {i}."}], "tools": tools}
+            for i in range(n)]
+    (tmp / "tools.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return tmp / "tools.jsonl"
+
+
+def test_tool_turns_reach_llamafactory(tiny_assets, run_env, tmp_path):
+    """Once dataset_info has `tags`, LLaMA-Factory takes every tag it does not name as None and drops each row with
+    a turn no tag matches: the compiled entry names the observation and function tags, so tool rows are kept."""
+    recipe = tiny_recipe(tmp_path, tiny_assets, "tools", "extends: [lora-sft]")
+    text = recipe.read_text()
+    start = text.index("    - {path:")
+    entry = f"    - {{path: {tool_rows(tmp_path, 6)}, format: sharegpt, columns: {{tools: tools}}}}\n"
+    recipe.write_text(text[:start] + entry + text[text.index("\n", start) + 1:].replace("  val: {split: 0.2}\n", ""))
+    proc = ftr("tokens", recipe, "-b", "llamafactory", "-n", 6, env=run_env, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.stdout.count("--- row ") == 6, proc.stdout[-3000:]
+    assert "Tool Name: weather" in proc.stdout and 'Action Input: {"city": "5"}' in proc.stdout

@@ -140,7 +140,9 @@ CHANGES_TRAINING = frozenset({
 })
 
 # The tags of each chat format's usual names (sharegpt from/value/human/gpt, messages role/content/user/assistant).
+# Every tag is written: once an entry has `tags`, LLaMA-Factory takes each tag it does not name as None (not its
+# default), and a turn whose role matches no tag drops the whole row (tool turns included).
 USUAL_TAGS = {"sharegpt": {"role_tag": "from", "content_tag": "value", "user_tag": "human", "assistant_tag": "gpt",
-                           "system_tag": "system"},
+                           "system_tag": "system", "observation_tag": "observation", "function_tag": "function_call"},
               "messages": {"role_tag": "role", "content_tag": "content", "user_tag": "user",
-                           "assistant_tag": "assistant", "system_tag": "system"}}
+                           "assistant_tag": "assistant", "system_tag": "system", "observation_tag": "tool"}}
