@@ -203,6 +203,7 @@ def test_qlora_4bit_sharegpt_trains(ax_python, backend_env, tiny_assets, tmp_pat
     assert losses and all(math.isfinite(x) for x in losses)
 
 
+@pytest.mark.slow  # ftr's own Axolotl DPO run covers it (test_dpo_lora[axolotl])
 def test_dpo_lora_trains(ax_python, backend_env, tiny_assets, tmp_path):
     cfg = _write(tmp_path / "dpo.yaml", DPO_LORA, model=tiny_assets.model, data=tiny_assets.data,
                  out=tmp_path / "out")

@@ -223,6 +223,7 @@ def test_export_merges_lora(lf, lora_run):
     assert not (merged / "adapter_config.json").exists()
 
 
+@pytest.mark.slow  # ftr's own full SFT runs LLaMA-Factory the same way (test_full_sft_llamafactory)
 def test_full_sft(lf):
     lf.run("train", str(lf.write("full_sft")))
     out = lf.out / "full_sft"
@@ -239,6 +240,7 @@ def test_dpo_lora(lf, name):
     assert any("accuracy" in r for r in rows), rows  # DPO reward accuracy is logged
 
 
+@pytest.mark.slow  # ftr's own QLoRA run covers it (test_qlora_llamafactory)
 def test_qlora_4bit_cpu(lf):
     proc = lf.run("train", str(lf.write("qlora_4bit")))
     assert "Quantizing model to 4 bit with bitsandbytes" in proc.stdout + proc.stderr

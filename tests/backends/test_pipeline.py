@@ -138,7 +138,8 @@ def test_llamafactory_pipeline_killed_resumed_skipped(tiny_assets, run_env, tmp_
     assert elapsed < 2.0, f"skipping the finished stages took {elapsed:.2f} s"
 
 
-@pytest.mark.parametrize("backend", ["axolotl", "trl"])
+# Axolotl's SFT and DPO stages both run in the mixed pipelines below: its one-backend pipeline is `slow`.
+@pytest.mark.parametrize("backend", [pytest.param("axolotl", marks=pytest.mark.slow), "trl"])
 def test_pipeline_on_one_backend(backend, tiny_assets, run_env, tmp_path, lf_python):
     recipe = write_pipeline(tmp_path, tiny_assets, backend, backend)
     proc = ftr("run", recipe, "-b", backend, env=run_env, check=False)
