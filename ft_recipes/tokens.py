@@ -40,27 +40,61 @@ HUB_TIMEOUT_S = "10"     # per hub request, so that no network fails in seconds 
 
 def tokenize(loaded: Loaded, backend: str, n: int, timeout: float = TIMEOUT_S, template: str | None = None) -> list[Row]:
     """The first ``n`` rows as ``backend`` tokenizes them (under chat template ``template`` when given)."""
-    recipe = loaded.recipe
-    if template is not None:
-        recipe = replace(recipe, model=replace(recipe.model, template=template))
+    result = tokenize_each(loaded, backend, n, [template], timeout)[0]
+    if isinstance(result, FtrError):
+        raise result
+    return result
+
+
+def tokenize_each(loaded: Loaded, backend: str, n: int, templates: list[str | None],
+                  timeout: float = TIMEOUT_S) -> list[list[Row] | FtrError]:
+    """The first ``n`` rows under each of ``templates`` (None: the recipe's own), all in ONE backend process (its
+    start-up, importing torch and the backend, is most of the time): per template, its rows or why it failed.
+    ``timeout`` is per template."""
     helper = backends.get(backend).tokens_helper
     if helper is None:
         raise FtrError(f"ftr tokens is not available for the {backend} backend", exit_code=2)
     python = backend_python(backend)
     log = log_path(backend)
+    results: list[list[Row] | FtrError] = [FtrError("not run", exit_code=1)] * len(templates)
     with tempfile.TemporaryDirectory(prefix="ftr-tokens-") as tmp, _cleanup_on_sigterm():
-        emitted = backends.get(backend).emit(recipe, Path(tmp))
-        write_outputs(emitted, recipe, Path(tmp), force=True)
-        code, out, err = _run([str(python), str(helper), str(Path(tmp) / emitted.main), str(n)], _env(backend),
-                              timeout, tmp)
+        configs = {}  # job index -> compiled config
+        for job, template in enumerate(templates):
+            try:
+                configs[job] = _emit(loaded, backend, template, Path(tmp) / str(job))
+            except FtrError as exc:  # this template cannot be compiled for this backend: the others still run
+                results[job] = exc
+        if not configs:
+            return results
+        argv = [str(python), str(helper), *map(str, configs.values()), str(n)]
+        code, out, err = _run(argv, _env(backend), timeout * len(configs), tmp)
     _save_log(log, out, err)
     if code is None:
-        raise FtrError(f"{backend} did not finish tokenizing within {timeout:g} s (stopped; no network for a hub "
-                       f"model? use a local model path); log: {log}", exit_code=2)
-    rows = [json.loads(line[len(PREFIX):]) for line in out.splitlines() if line.startswith(PREFIX)]
-    if code != 0 or not rows:
-        raise FtrError(f"{backend} could not tokenize the data: {_last_error(err or out)}; log: {log}", exit_code=1)
-    return [Row(tuple(r["input_ids"]), tuple(r["labels"]), tuple(r["tokens"]), r.get("part", "")) for r in rows]
+        return [FtrError(f"{backend} did not finish tokenizing within {timeout * len(configs):g} s (stopped; no "
+                         f"network for a hub model? use a local model path); log: {log}", exit_code=2)
+                if job in configs else result for job, result in enumerate(results)]
+    lines = [json.loads(line[len(PREFIX):]) for line in out.splitlines() if line.startswith(PREFIX)]
+    for k, job in enumerate(configs):
+        rows = [r for r in lines if r.get("job", 0) == k]
+        failed = [r["error"] for r in rows if "error" in r]
+        if failed or not rows:
+            reason = failed[0] if failed else _last_error(err or out) if code != 0 else "no rows"
+            results[job] = FtrError(f"{backend} could not tokenize the data: {reason}; log: {log}", exit_code=1)
+        else:
+            results[job] = [Row(tuple(r["input_ids"]), tuple(r["labels"]), tuple(r["tokens"]), r.get("part", ""))
+                            for r in rows]
+    return results
+
+
+def _emit(loaded: Loaded, backend: str, template: str | None, folder: Path) -> Path:
+    """``loaded``'s recipe (under chat template ``template`` when given) compiled for ``backend`` into ``folder``."""
+    recipe = loaded.recipe
+    if template is not None:
+        recipe = replace(recipe, model=replace(recipe.model, template=template))
+    folder.mkdir()
+    emitted = backends.get(backend).emit(recipe, folder)
+    write_outputs(emitted, recipe, folder, force=True)
+    return folder / emitted.main
 
 
 def _run(argv: list[str], env: dict, timeout: float, cwd: str) -> tuple[int | None, str, str]:
@@ -184,14 +218,16 @@ def _around(row: Row, pos: int) -> str:
     return repr("".join(row.tokens[max(pos - 2, 0): pos + 3]))
 
 
-def identity_table(loaded: Loaded, pair: tuple[str, str], templates: list[str], n: int) -> list[tuple[str, str]]:
+def identity_table(loaded: Loaded, pair: tuple[str, str], templates: list[str], n: int,
+                   timeout: float = TIMEOUT_S) -> list[tuple[str, str]]:
     """(template, verdict) per template: identical ids and labels, the first difference, or why it failed."""
+    a, b = (tokenize_each(loaded, backend, n, list(templates), timeout) for backend in pair)
     table = []
-    for name in templates:
-        try:
-            problems = diff(*(tokenize(loaded, backend, n, template=name) for backend in pair))
-        except FtrError as exc:
-            table.append((name, "error: " + str(exc).splitlines()[-1][:120]))
+    for name, x, y in zip(templates, a, b):
+        failed = next((r for r in (x, y) if isinstance(r, FtrError)), None)
+        if failed is not None:
+            table.append((name, "error: " + str(failed).splitlines()[-1][:120]))
             continue
+        problems = diff(x, y)
         table.append((name, f"{len(problems)} row(s) differ; first: {problems[0]}" if problems else "identical"))
     return table

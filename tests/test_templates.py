@@ -185,16 +185,51 @@ def test_converting_llamafactory_qwen3_nothink_to_axolotl_no_longer_fails(tmp_pa
 
 def test_tokens_identity_table_names_each_template_and_its_first_difference(monkeypatch):
     from ft_recipes import tokens
+    from ft_recipes.findings import FtrError
 
-    def fake(loaded, backend, n, template=None):
-        trained = -100 if (backend, template) == ("axolotl", "mistral") else 7
-        return [tokens.Row((1, 7), (-100, 7), ("a", "b"))] if trained == 7 else \
-            [tokens.Row((1, 7), (-100, -100), ("a", "b"))]
+    calls = []
 
-    monkeypatch.setattr(tokens, "tokenize", fake)
-    table = tokens.identity_table(None, ("llamafactory", "axolotl"), ["chatml", "mistral"], 1)
+    def fake(loaded, backend, n, templates, timeout=tokens.TIMEOUT_S):
+        calls.append(backend)
+        rows = {"chatml": [tokens.Row((1, 7), (-100, 7), ("a", "b"))],
+                "mistral": [tokens.Row((1, 7), (-100, -100 if backend == "axolotl" else 7), ("a", "b"))],
+                "glm4": FtrError("axolotl could not tokenize the data: KeyError: 'glm4'") if backend == "axolotl"
+                else [tokens.Row((1,), (1,), ("a",))]}
+        return [rows[t] for t in templates]
+
+    monkeypatch.setattr(tokens, "tokenize_each", fake)
+    table = tokens.identity_table(None, ("llamafactory", "axolotl"), ["chatml", "mistral", "glm4"], 1)
+    assert calls == ["llamafactory", "axolotl"]  # one backend process each, for every template
     assert table[0] == ("chatml", "identical")
     assert table[1][0] == "mistral" and "loss mask differs at position 1" in table[1][1]
+    assert table[2] == ("glm4", "error: axolotl could not tokenize the data: KeyError: 'glm4'")
+
+
+def test_tokens_helpers_report_each_config_and_go_on_after_a_failure(monkeypatch, capsys):
+    """The helpers' shared loop: rows tagged with their config's position; a config the backend refuses is one
+    error line and the next config still runs."""
+    import json
+    import sys
+
+    sys.path.append(str(Path(__file__).resolve().parent.parent / "ft_recipes" / "backends"))
+    from tokens_rows import PREFIX, run_each
+
+    class Tokenizer:
+        def convert_ids_to_tokens(self, ids):
+            return [f"t{i}" for i in ids]
+
+    def tokenize(path, n, show):
+        if path == "bad.yaml":
+            raise ValueError("Template bad does not exist.")
+        for k in range(n):
+            show(Tokenizer(), [k], [-100], "")
+
+    monkeypatch.setattr(sys, "argv", ["tokens_helper.py", "a.yaml", "bad.yaml", "c.yaml", "2"])
+    run_each(tokenize)
+    lines = [json.loads(line[len(PREFIX):]) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["job"], r.get("input_ids"), r.get("error")) for r in lines] == [
+        (0, [0], None), (0, [1], None), (1, None, "ValueError: Template bad does not exist."),
+        (2, [0], None), (2, [1], None)]
 
 
 def test_tokens_diff_names_a_label_that_is_not_the_token_itself():

@@ -41,7 +41,8 @@ def _tokens(recipe: str, backend: str | None, pair: tuple[str, str] | None, rows
     if pair and templates:
         from ..tokens import identity_table
 
-        table = identity_table(loaded, pair, [t.strip() for t in templates.split(",") if t.strip()], rows)
+        table = identity_table(loaded, pair, [t.strip() for t in templates.split(",") if t.strip()], rows,
+                               timeout)
         width = max(len(name) for name, _ in table)
         for name, verdict in table:
             click.echo(f"{name:<{width}}  {verdict}")

@@ -143,6 +143,13 @@ LIMITS = {"one": [("messages", "messages", 3, "")],  # one limit: LLaMA-Factory'
 LIMIT_CASES = [("one", PAIRS[0]), ("two", PAIRS[0]), ("two", PAIRS[1])]
 
 
+def with_train_entries(recipe: Path, entries: str) -> None:
+    """Replace the one train dataset line of a `tiny_recipe` with ``entries`` (YAML list lines)."""
+    text = recipe.read_text()
+    start = text.index("    - {path:")
+    recipe.write_text(text[:start] + entries + text[text.index("\n", start) + 1:])
+
+
 def renamed_roles(data: Path, tmp: Path) -> Path:
     """sharegpt rows whose roles are called prompter/bot (OASST-like; LLaMA-Factory's user_tag/assistant_tag)."""
     rename = {"human": "prompter", "gpt": "bot"}
@@ -164,9 +171,7 @@ def test_row_limits_and_role_names_mean_the_same_on_every_backend(case, pair, ti
     folders = {"roles": tmp_path}
     entries = "".join(f"    - {{path: {folders.get(data, tiny_assets.data)}/{data}.jsonl, format: {fmt}, "
                       f"num_samples: {n}{extra}}}\n" for data, fmt, n, extra in LIMITS[case])
-    text = recipe.read_text()
-    start = text.index("    - {path:")
-    recipe.write_text(text[:start] + entries + text[text.index("\n", start) + 1:])
+    with_train_entries(recipe, entries)
     proc = ftr("tokens", recipe, "--diff", *pair, "-n", 20, env=run_env, check=False)
     rows = sum(n for _, _, n, _ in LIMITS[case])
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -191,10 +196,8 @@ def test_tool_turns_reach_llamafactory(tiny_assets, run_env, tmp_path):
     """Once dataset_info has `tags`, LLaMA-Factory takes every tag it does not name as None and drops each row with
     a turn no tag matches: the compiled entry names the observation and function tags, so tool rows are kept."""
     recipe = tiny_recipe(tmp_path, tiny_assets, "tools", "extends: [lora-sft]")
-    text = recipe.read_text()
-    start = text.index("    - {path:")
-    entry = f"    - {{path: {tool_rows(tmp_path, 6)}, format: sharegpt, columns: {{tools: tools}}}}\n"
-    recipe.write_text(text[:start] + entry + text[text.index("\n", start) + 1:].replace("  val: {split: 0.2}\n", ""))
+    with_train_entries(recipe, f"    - {{path: {tool_rows(tmp_path, 6)}, format: sharegpt, columns: {{tools: tools}}}}\n")
+    recipe.write_text(recipe.read_text().replace("  val: {split: 0.2}\n", ""))
     proc = ftr("tokens", recipe, "-b", "llamafactory", "-n", 6, env=run_env, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert proc.stdout.count("--- row ") == 6, proc.stdout[-3000:]

@@ -1,28 +1,30 @@
 """Tokenize the first rows of a compiled Axolotl config with Axolotl's own preprocessing, without
 training. Runs INSIDE the backend environment:
 
-    python tokens_helper.py CONFIG.yaml N
+    python tokens_helper.py CONFIG.yaml [CONFIG.yaml ...] N
 
-Prints one line per row: FTR-TOKENS {"input_ids": [...], "labels": [...], "tokens": [...], "part": ""};
-for preference data two lines per row, "part" "chosen" then "rejected" (prompt + that response).
+Prints one line per row (../tokens_rows.py); for preference data two lines per row, "part" "chosen" then
+"rejected" (prompt + that response).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import tempfile
+from pathlib import Path
 
 import yaml
 
+sys.path.append(str(Path(__file__).resolve().parent.parent))  # last: its llamafactory/, axolotl/, trl/ are ftr's
+from tokens_rows import run_each  # noqa: E402  (ftr's backends folder, standard library only)
 
-def main() -> None:
+
+def tokenize(path: str, n: int, show) -> None:
     from axolotl.cli.config import load_cfg
     from axolotl.common.datasets import load_datasets
     from axolotl.loaders import load_tokenizer
 
-    path, n = sys.argv[1], int(sys.argv[2])
     cfg = yaml.safe_load(open(path, encoding="utf-8"))
     cfg.update({"val_set_size": 0.0, "dataset_prepared_path": tempfile.mkdtemp(), "output_dir": tempfile.mkdtemp(),
                 "bf16": False, "fp16": False, "sample_packing": False, "dataset_num_proc": 1,
@@ -35,7 +37,7 @@ def main() -> None:
     parsed = load_cfg(tmp)
     tokenizer = load_tokenizer(parsed)
     if parsed.rl:
-        preference(parsed, tokenizer, n)
+        preference(parsed, tokenizer, n, show)
         return
     meta = load_datasets(cfg=parsed)
     for row in list(meta.train_dataset)[:n]:
@@ -43,7 +45,7 @@ def main() -> None:
         show(tokenizer, ids, row.get("labels", ids), "")
 
 
-def preference(parsed, tokenizer, n: int) -> None:
+def preference(parsed, tokenizer, n: int, show) -> None:
     """Axolotl prepares prompt/chosen/rejected; trl's DPOTrainer tokenizes them (its own _prepare_dataset) and its
     collator trains prompt + response with the response unmasked: shown as input_ids/labels per side."""
     from axolotl.common.datasets import load_preference_datasets
@@ -61,13 +63,7 @@ def preference(parsed, tokenizer, n: int) -> None:
             show(tokenizer, prompt + response, [-100] * len(prompt) + response, part)
 
 
-def show(tokenizer, ids, labels, part: str) -> None:
-    ids = list(ids)
-    row = {"input_ids": ids, "labels": list(labels), "tokens": tokenizer.convert_ids_to_tokens(ids), "part": part}
-    print("FTR-TOKENS " + json.dumps(row), flush=True)  # the backend logs to stdout too
-
-
 if __name__ == "__main__":
     os.environ.setdefault("AXOLOTL_DO_NOT_TRACK", "1")
     os.environ.setdefault("DO_NOT_TRACK", "1")
-    main()
+    run_each(tokenize)

@@ -1,28 +1,30 @@
 """Tokenize the first rows of a compiled LLaMA-Factory config with LLaMA-Factory's own data pipeline,
 without training. Runs INSIDE the backend environment:
 
-    python tokens_helper.py CONFIG.yaml N
+    python tokens_helper.py CONFIG.yaml [CONFIG.yaml ...] N
 
-Prints one line per row: FTR-TOKENS {"input_ids": [...], "labels": [...], "tokens": [...], "part": ""};
-for preference data two lines per row, "part" "chosen" then "rejected" (prompt + that response).
+Prints one line per row (../tokens_rows.py); for preference data two lines per row, "part" "chosen" then
+"rejected" (prompt + that response).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import tempfile
+from pathlib import Path
+
+sys.path.append(str(Path(__file__).resolve().parent.parent))  # last: its llamafactory/, axolotl/, trl/ are ftr's
+from tokens_rows import run_each  # noqa: E402  (ftr's backends folder, standard library only)
 
 
-def main() -> None:
+def tokenize(path: str, n: int, show) -> None:
     from omegaconf import OmegaConf
 
     from llamafactory.data import get_dataset, get_template_and_fix_tokenizer
     from llamafactory.hparams import get_train_args
     from llamafactory.model import load_tokenizer
 
-    path, n = sys.argv[1], int(sys.argv[2])
     cfg = OmegaConf.to_container(OmegaConf.load(path))
     limit = min(n, cfg.get("max_samples") or n)  # the recipe's own row limit, if lower, still applies
     cfg.update({"output_dir": tempfile.mkdtemp(), "val_size": 0.0, "max_samples": limit, "bf16": False,
@@ -45,12 +47,6 @@ def main() -> None:
             show(tokenizer, ids, row.get("labels", ids), kto)
 
 
-def show(tokenizer, ids, labels, part: str) -> None:
-    ids = list(ids)
-    row = {"input_ids": ids, "labels": list(labels), "tokens": tokenizer.convert_ids_to_tokens(ids), "part": part}
-    print("FTR-TOKENS " + json.dumps(row), flush=True)  # the backend logs to stdout too
-
-
 if __name__ == "__main__":
     os.environ.setdefault("DISABLE_VERSION_CHECK", "1")
-    main()
+    run_each(tokenize)

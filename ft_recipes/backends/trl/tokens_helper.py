@@ -1,13 +1,13 @@
 """Tokenize the first rows of a compiled trl.json with the generated train.py's own data path and trl's own
 preprocessing, without loading the model. Runs INSIDE the trl environment:
 
-    python tokens_helper.py TRL.json N
+    python tokens_helper.py TRL.json [TRL.json ...] N
 
 train.py (next to TRL.json) reads the rows and builds the tokenizer; trl's SFTTrainer._prepare_dataset renders,
 tokenizes and builds the labels (assistant_only_loss / completion_only_loss) as training does, or, for DPO,
 DPOTrainer._prepare_dataset tokenizes prompt, chosen and rejected (the response trained, the prompt masked).
-Prints one line per row: FTR-TOKENS {"input_ids": [...], "labels": [...], "tokens": [...], "part": ""};
-for preference data two lines per row, "part" "chosen" then "rejected" (prompt + that response).
+Prints one line per row (../tokens_rows.py); for preference data two lines per row, "part" "chosen" then
+"rejected" (prompt + that response).
 """
 
 from __future__ import annotations
@@ -18,6 +18,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+sys.path.append(str(Path(__file__).resolve().parent.parent))  # last: its llamafactory/, axolotl/, trl/ are ftr's
+from tokens_rows import run_each  # noqa: E402  (ftr's backends folder, standard library only)
+
 
 def load_script(config: Path):
     spec = importlib.util.spec_from_file_location("ftr_train_script", config.with_name("train.py"))
@@ -26,8 +29,8 @@ def load_script(config: Path):
     return script
 
 
-def main() -> None:
-    config, n = Path(sys.argv[1]), int(sys.argv[2])
+def tokenize(path: str, n: int, show) -> None:
+    config = Path(path)
     script = load_script(config)
     cfg = json.loads(config.read_text(encoding="utf-8"))
     cfg["args"].update({"output_dir": tempfile.mkdtemp(), "report_to": "none", "bf16": False, "fp16": False,
@@ -39,12 +42,12 @@ def main() -> None:
     dataset = dataset.select(range(min(n, len(dataset))))
     args = script.training_args(cfg)
     if cfg["stage"] == "dpo":
-        preference(dataset, tokenizer, args)
+        preference(dataset, tokenizer, args, show)
     else:
-        supervised(dataset, tokenizer, args)
+        supervised(dataset, tokenizer, args, show)
 
 
-def supervised(dataset, tokenizer, args) -> None:
+def supervised(dataset, tokenizer, args, show) -> None:
     """SFTTrainer's own preparation; the attributes its __init__ derives first, with trl's own functions."""
     from trl import SFTTrainer
     from trl.chat_template_utils import get_training_chat_template, has_generation_markers
@@ -61,7 +64,7 @@ def supervised(dataset, tokenizer, args) -> None:
         show(tokenizer, row["input_ids"], row.get("labels", row["input_ids"]), "")
 
 
-def preference(dataset, tokenizer, args) -> None:
+def preference(dataset, tokenizer, args, show) -> None:
     """DPOTrainer's own tokenization; its collator trains prompt + response with the response unmasked."""
     from trl import DPOTrainer
 
@@ -74,11 +77,5 @@ def preference(dataset, tokenizer, args) -> None:
             show(tokenizer, prompt + response, [-100] * len(prompt) + response, part)
 
 
-def show(tokenizer, ids, labels, part: str) -> None:
-    ids = list(ids)
-    row = {"input_ids": ids, "labels": list(labels), "tokens": tokenizer.convert_ids_to_tokens(ids), "part": part}
-    print("FTR-TOKENS " + json.dumps(row), flush=True)
-
-
 if __name__ == "__main__":
-    main()
+    run_each(tokenize)
