@@ -16,6 +16,7 @@ from . import backends
 from .emit import write_outputs
 from .findings import FtrError
 from .pipeline import Loaded
+from .recipe import Recipe
 from .run import backend_python
 
 PREFIX = "FTR-TOKENS "
@@ -40,29 +41,32 @@ HUB_TIMEOUT_S = "10"     # per hub request, so that no network fails in seconds 
 
 def tokenize(loaded: Loaded, backend: str, n: int, timeout: float = TIMEOUT_S, template: str | None = None) -> list[Row]:
     """The first ``n`` rows as ``backend`` tokenizes them (under chat template ``template`` when given)."""
-    result = tokenize_each(loaded, backend, n, [template], timeout)[0]
+    result = tokenize_each(backend, n, [with_template(loaded.recipe, template)], timeout)[0]
     if isinstance(result, FtrError):
         raise result
     return result
 
 
-def tokenize_each(loaded: Loaded, backend: str, n: int, templates: list[str | None],
-                  timeout: float = TIMEOUT_S) -> list[list[Row] | FtrError]:
-    """The first ``n`` rows under each of ``templates`` (None: the recipe's own), all in ONE backend process (its
-    start-up, importing torch and the backend, is most of the time): per template, its rows or why it failed.
-    ``timeout`` is per template."""
+def with_template(recipe: Recipe, template: str | None) -> Recipe:
+    """``recipe`` under chat template ``template`` (None: its own)."""
+    return recipe if template is None else replace(recipe, model=replace(recipe.model, template=template))
+
+
+def tokenize_each(backend: str, n: int, recipes: list[Recipe], timeout: float = TIMEOUT_S) -> list[list[Row] | FtrError]:
+    """The first ``n`` rows of each recipe, all in ONE backend process (its start-up, importing torch and the
+    backend, is most of the time): per recipe, its rows or why it failed. ``timeout`` is per recipe."""
     helper = backends.get(backend).tokens_helper
     if helper is None:
         raise FtrError(f"ftr tokens is not available for the {backend} backend", exit_code=2)
     python = backend_python(backend)
     log = log_path(backend)
-    results: list[list[Row] | FtrError] = [FtrError("not run", exit_code=1)] * len(templates)
+    results: list[list[Row] | FtrError] = [FtrError("not run", exit_code=1)] * len(recipes)
     with tempfile.TemporaryDirectory(prefix="ftr-tokens-") as tmp, _cleanup_on_sigterm():
         configs = {}  # job index -> compiled config
-        for job, template in enumerate(templates):
+        for job, recipe in enumerate(recipes):
             try:
-                configs[job] = _emit(loaded, backend, template, Path(tmp) / str(job))
-            except FtrError as exc:  # this template cannot be compiled for this backend: the others still run
+                configs[job] = _emit(recipe, backend, Path(tmp) / str(job))
+            except FtrError as exc:  # this one cannot be compiled for this backend: the others still run
                 results[job] = exc
         if not configs:
             return results
@@ -86,11 +90,8 @@ def tokenize_each(loaded: Loaded, backend: str, n: int, templates: list[str | No
     return results
 
 
-def _emit(loaded: Loaded, backend: str, template: str | None, folder: Path) -> Path:
-    """``loaded``'s recipe (under chat template ``template`` when given) compiled for ``backend`` into ``folder``."""
-    recipe = loaded.recipe
-    if template is not None:
-        recipe = replace(recipe, model=replace(recipe.model, template=template))
+def _emit(recipe: Recipe, backend: str, folder: Path) -> Path:
+    """``recipe`` compiled for ``backend`` into ``folder``; the path of its main config."""
     folder.mkdir()
     emitted = backends.get(backend).emit(recipe, folder)
     write_outputs(emitted, recipe, folder, force=True)
@@ -221,7 +222,8 @@ def _around(row: Row, pos: int) -> str:
 def identity_table(loaded: Loaded, pair: tuple[str, str], templates: list[str], n: int,
                    timeout: float = TIMEOUT_S) -> list[tuple[str, str]]:
     """(template, verdict) per template: identical ids and labels, the first difference, or why it failed."""
-    a, b = (tokenize_each(loaded, backend, n, list(templates), timeout) for backend in pair)
+    recipes = [with_template(loaded.recipe, name) for name in templates]
+    a, b = (tokenize_each(backend, n, recipes, timeout) for backend in pair)
     table = []
     for name, x, y in zip(templates, a, b):
         failed = next((r for r in (x, y) if isinstance(r, FtrError)), None)

@@ -186,11 +186,15 @@ def test_converting_llamafactory_qwen3_nothink_to_axolotl_no_longer_fails(tmp_pa
 def test_tokens_identity_table_names_each_template_and_its_first_difference(monkeypatch):
     from ft_recipes import tokens
     from ft_recipes.findings import FtrError
+    from ft_recipes.pipeline import load_recipe
+
+    from paths import ROOT
 
     calls = []
 
-    def fake(loaded, backend, n, templates, timeout=tokens.TIMEOUT_S):
+    def fake(backend, n, recipes, timeout=tokens.TIMEOUT_S):
         calls.append(backend)
+        templates = [recipe.model.template for recipe in recipes]
         rows = {"chatml": [tokens.Row((1, 7), (-100, 7), ("a", "b"))],
                 "mistral": [tokens.Row((1, 7), (-100, -100 if backend == "axolotl" else 7), ("a", "b"))],
                 "glm4": FtrError("axolotl could not tokenize the data: KeyError: 'glm4'") if backend == "axolotl"
@@ -198,7 +202,8 @@ def test_tokens_identity_table_names_each_template_and_its_first_difference(monk
         return [rows[t] for t in templates]
 
     monkeypatch.setattr(tokens, "tokenize_each", fake)
-    table = tokens.identity_table(None, ("llamafactory", "axolotl"), ["chatml", "mistral", "glm4"], 1)
+    loaded = load_recipe(ROOT / "recipes" / "examples" / "lora-sft-alpaca.yaml")
+    table = tokens.identity_table(loaded, ("llamafactory", "axolotl"), ["chatml", "mistral", "glm4"], 1)
     assert calls == ["llamafactory", "axolotl"]  # one backend process each, for every template
     assert table[0] == ("chatml", "identical")
     assert table[1][0] == "mistral" and "loss mask differs at position 1" in table[1][1]
@@ -264,3 +269,33 @@ def test_a_finished_run_carries_its_training_template_where_the_backend_does_not
         assert carry_template(run, backend, "qwen")["written"] == []  # carried already: nothing rewritten
     assert carry_template(tmp_path / "none", "trl", "qwen")["written"] == []  # no saved tokenizer
     assert carry_template(tmp_path / "trl", "trl", "tokenizer")["source"] == "trl"  # the tokenizer's own
+
+
+def test_tokens_on_several_recipes_starts_each_backend_once_and_names_each_recipe(monkeypatch):
+    """`ftr tokens A B --diff X Y`: one tokenize_each per backend for both recipes; each verdict line starts with its
+    recipe; one recipe a backend refuses is its own error line and the exit code, the other is still compared."""
+    from click.testing import CliRunner
+
+    from ft_recipes import tokens
+    from ft_recipes.cli import main
+    from ft_recipes.findings import FtrError
+
+    from paths import ROOT
+
+    a, b = (str(ROOT / "recipes" / "examples" / name) for name in ("lora-sft-alpaca.yaml", "full-sft.yaml"))
+    calls = []
+
+    def fake(backend, n, recipes, timeout=tokens.TIMEOUT_S):
+        calls.append((backend, len(recipes)))
+        second = FtrError("axolotl could not tokenize the data: boom") if backend == "axolotl" else \
+            [tokens.Row((1,), (1,), ("a",))]
+        return [[tokens.Row((1,), (1,), ("a",))], second]
+
+    monkeypatch.setattr(tokens, "tokenize_each", fake)
+    result = CliRunner().invoke(main, ["tokens", a, b, "--diff", "llamafactory", "axolotl"])
+    assert calls == [("llamafactory", 2), ("axolotl", 2)]
+    assert f"{a}: llamafactory vs axolotl: identical token ids and loss masks on 1 rows" in result.output
+    assert f"{b}: error: axolotl could not tokenize the data: boom" in result.output
+    assert result.exit_code == 1
+    templates = CliRunner().invoke(main, ["tokens", a, b, "--diff", "llamafactory", "axolotl", "--templates", "qwen"])
+    assert templates.exit_code == 2 and "--templates compares one recipe" in templates.output

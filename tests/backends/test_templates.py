@@ -38,25 +38,34 @@ CASES = [("alpaca", "alpaca", "lora-sft", 50), ("sharegpt", "sharegpt", "lora-sf
 PAIRS = [("llamafactory", "axolotl"), ("llamafactory", "trl")]  # both identical to LLaMA-Factory: all three agree
 
 
-# messages rows on LLaMA-Factory and trl are also compared, template by template and multi-turn, by the
-# per-template test below: those two cases are `slow` (not run by .ci/run; `pytest -m slow`).
-TOKEN_CASES = [pytest.param(*case, pair, id=f"{case[0]}-{'-'.join(pair)}",
-                            marks=[pytest.mark.slow] if pair[1] == "trl" and case[0] in ("messages", "multi_messages")
-                            else [])
-               for case in CASES for pair in PAIRS]
+def token_recipes(tmp_path: Path, assets) -> dict[Path, int]:
+    """One tiny recipe per row format (CASES): recipe -> the rows `ftr tokens -n 50` compares."""
+    multi_turn(assets.data, tmp_path)
+    recipes = {}
+    for data, fmt, preset, rows in CASES:
+        recipe = tiny_recipe(tmp_path, assets, f"tok-{data}", f"extends: [{preset}]", data, fmt)
+        if data.startswith("multi"):
+            recipe.write_text(recipe.read_text().replace(f"{assets.data}/{data}", f"{tmp_path}/{data}"))
+        recipes[recipe] = rows * 2 if fmt == "preference" else rows  # a pair is two rows: +chosen, +rejected
+    return recipes
 
 
-@pytest.mark.parametrize("data,fmt,preset,rows,pair", TOKEN_CASES)
-def test_identical_input_ids_and_labels_across_backends(data, fmt, preset, rows, pair, tiny_assets, run_env,
-                                                        tmp_path):
-    multi_turn(tiny_assets.data, tmp_path)
-    recipe = tiny_recipe(tmp_path, tiny_assets, f"tok-{data}", f"extends: [{preset}]", data, fmt)
-    if data.startswith("multi"):
-        recipe.write_text(recipe.read_text().replace(f"{tiny_assets.data}/{data}", f"{tmp_path}/{data}"))
-    proc = ftr("tokens", recipe, "--diff", *pair, "-n", rows, env=run_env, check=False)
-    expected = rows * 2 if fmt == "preference" else rows  # a pair is two rows: prompt+chosen, prompt+rejected
+def assert_identical(proc, pair: tuple[str, str], recipes: dict[Path, int]) -> None:
+    """`ftr tokens R... --diff A B` found identical ids and labels on each recipe's expected number of rows."""
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert f"identical token ids and loss masks on {expected} rows" in proc.stdout, proc.stdout
+    for recipe, rows in recipes.items():
+        line = f"{recipe}: {pair[0]} vs {pair[1]}: identical token ids and loss masks on {rows} rows"
+        assert line in proc.stdout.splitlines(), (recipe.name, proc.stdout[-3000:])
+
+
+@pytest.mark.parametrize("pair", PAIRS, ids=["-".join(p) for p in PAIRS])
+def test_identical_input_ids_and_labels_across_backends(pair, tiny_assets, run_env, tmp_path):
+    """Every row format (alpaca, sharegpt, messages, multi-turn, preference pairs), row limits and a file's own
+    role names (limit_recipes) through each backend's own preprocessing; all the recipes in one `ftr tokens` call
+    (one start of each backend)."""
+    recipes = {**token_recipes(tmp_path, tiny_assets), **limit_recipes(tmp_path, tiny_assets)}
+    proc = ftr("tokens", *recipes, "--diff", *pair, "-n", 50, env=run_env, check=False, timeout=1800)
+    assert_identical(proc, pair, recipes)
 
 
 FAMILY = Path(__file__).with_name("family_model.py")
@@ -140,7 +149,6 @@ def test_preference_pairs_per_template_on_llamafactory_and_trl(family_model, tin
 LIMITS = {"one": [("messages", "messages", 3, "")],  # one limit: LLaMA-Factory's max_samples
           "two": [("messages", "messages", 3, ""),  # two limits: split slices; and the file's own role names
                   ("roles", "sharegpt", 2, ", columns: {user: prompter, assistant: bot}")]}
-LIMIT_CASES = [("one", PAIRS[0]), ("two", PAIRS[0]), ("two", PAIRS[1])]
 
 
 def with_train_entries(recipe: Path, entries: str) -> None:
@@ -161,21 +169,20 @@ def renamed_roles(data: Path, tmp: Path) -> Path:
     return tmp / "roles.jsonl"
 
 
-@pytest.mark.parametrize("case,pair", LIMIT_CASES, ids=[f"{c}-{'-'.join(p)}" for c, p in LIMIT_CASES])
-def test_row_limits_and_role_names_mean_the_same_on_every_backend(case, pair, tiny_assets, run_env, tmp_path):
+def limit_recipes(tmp_path: Path, assets) -> dict[Path, int]:
     """`num_samples: N` is the first N rows everywhere (LLaMA-Factory's dataset_info num_samples would draw N at
     random; Axolotl had no key and read every row), and a file's own role names (`columns: {user: prompter,
-    assistant: bot}`) reach Axolotl (`roles`) and trl: the backends' own loaders give the same ids and labels."""
-    renamed_roles(tiny_assets.data, tmp_path)
-    recipe = tiny_recipe(tmp_path, tiny_assets, f"limit-{case}", "extends: [lora-sft]")
+    assistant: bot}`) reach Axolotl (`roles`) and trl: recipe -> its rows (the sum of its limits)."""
+    renamed_roles(assets.data, tmp_path)
     folders = {"roles": tmp_path}
-    entries = "".join(f"    - {{path: {folders.get(data, tiny_assets.data)}/{data}.jsonl, format: {fmt}, "
-                      f"num_samples: {n}{extra}}}\n" for data, fmt, n, extra in LIMITS[case])
-    with_train_entries(recipe, entries)
-    proc = ftr("tokens", recipe, "--diff", *pair, "-n", 20, env=run_env, check=False)
-    rows = sum(n for _, _, n, _ in LIMITS[case])
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert f"identical token ids and loss masks on {rows} rows" in proc.stdout, proc.stdout
+    recipes = {}
+    for case, limits in LIMITS.items():
+        recipe = tiny_recipe(tmp_path, assets, f"limit-{case}", "extends: [lora-sft]")
+        with_train_entries(recipe, "".join(f"    - {{path: {folders.get(data, assets.data)}/{data}.jsonl, "
+                                           f"format: {fmt}, num_samples: {n}{extra}}}\n"
+                                           for data, fmt, n, extra in limits))
+        recipes[recipe] = sum(n for _, _, n, _ in limits)
+    return recipes
 
 
 def tool_rows(tmp: Path, n: int) -> Path:
