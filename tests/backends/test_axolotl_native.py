@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.backends
+# with pytest -n: this module on one worker (its module-scoped training run is shared)
+pytestmark = [pytest.mark.backends, pytest.mark.xdist_group("axolotl-native")]
 
 ROOT = Path(__file__).resolve().parents[2]
 HELPER = ROOT / "ft_recipes" / "backends" / "axolotl" / "validate_helper.py"

@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+# with pytest -n: this module on one worker (its module-scoped training run is shared)
+pytestmark = pytest.mark.xdist_group("llamafactory-native")
+
 ROOT = Path(__file__).resolve().parents[2]
 HELPER = ROOT / "ft_recipes" / "backends" / "llamafactory" / "validate_helper.py"
 

@@ -299,7 +299,12 @@ def oracle_cases(tmp_path_factory, tiny_assets):
     return Cases(tmp_path_factory.mktemp("oracle"), tiny_assets)
 
 
-@pytest.mark.parametrize("name", list(TARGETS))
+def per_target(names) -> list:
+    """Parameters with pytest -n: each target's tests on one worker (its compiled cases are built once)."""
+    return [pytest.param(name, marks=pytest.mark.xdist_group(f"oracle-{name}")) for name in names]
+
+
+@pytest.mark.parametrize("name", per_target(TARGETS))
 def test_effective_values_match_the_recipe(name, oracle_cases, request, backend_env, capsys):
     run = oracle_cases[name]
     python = request.getfixturevalue(TARGETS[name][2])
@@ -327,7 +332,7 @@ TRAINING_FIELDS = ("stage", "method.type", "method.lora.r", "method.lora.alpha",
                    "output.save_steps", "model.template", "hardware.gpus")
 
 
-@pytest.mark.parametrize("name", ["llamafactory", "axolotl"])
+@pytest.mark.parametrize("name", per_target(["llamafactory", "axolotl"]))
 def test_round_trip_gives_back_every_training_field(name, oracle_cases):
     run = oracle_cases[name]
     problems = []

@@ -11,6 +11,9 @@ import pytest
 from .scaleout import start_ray, stop_ray
 from .test_ftr_backends import assert_trained, ftr, read_log, run_env, tiny_recipe  # noqa: F401 (fixture)
 
+# with pytest -n: every scale-out test on one worker (one cluster at a time; torchrun's port 29500)
+pytestmark = pytest.mark.xdist_group("scaleout")
+
 
 @pytest.fixture(scope="module")
 def ray_cluster(tmp_path_factory, run_env):

@@ -15,6 +15,8 @@ import yaml
 from .scaleout import tools_python
 from .test_ftr_backends import ftr, run_env, tiny_recipe  # noqa: F401 (fixture)
 
+pytestmark = pytest.mark.xdist_group("scaleout")  # with pytest -n: every scale-out test on one worker
+
 PARSE = """
 import json, sys
 import sky

@@ -16,6 +16,9 @@ import pytest
 from .scaleout import start_slurm, stop_slurm
 from .test_ftr_backends import FTR, assert_trained, ftr, read_log, run_env, tiny_recipe  # noqa: F401 (fixture)
 
+# with pytest -n: every scale-out test on one worker (one cluster at a time; torchrun's port 29500)
+pytestmark = pytest.mark.xdist_group("scaleout")
+
 # Two "nodes" with micro batch 1 against one process with micro batch 2 (the same global batch of 2, the same
 # samples per step): LoRA dropout 0 (its masks are drawn per process), and transformers averages the loss over
 # the tokens of all ranks, so the runs agree to float32 reduction-order noise. Measured: within 1e-6.

@@ -100,6 +100,7 @@ def family_verdicts(family_model, tiny_assets, tmp_path, run_env, pair, template
     return verdicts
 
 
+@pytest.mark.xdist_group("family-model")  # with pytest -n: the model is built once
 def test_every_template_gives_identical_rows_or_its_documented_label_gap(family_model, tiny_assets, run_env,
                                                                          tmp_path):
     """Multi-turn conversations (with and without a system prompt) under each template: identical input_ids and
@@ -122,6 +123,7 @@ def test_every_template_gives_identical_rows_or_its_documented_label_gap(family_
 TRL_TEMPLATES = TEMPLATES + ["phi4", "default", "yi", "alpaca", "granite3", "smollm", "deepseekr1", "falcon", "glm4"]
 
 
+@pytest.mark.xdist_group("family-model")  # with pytest -n: the model is built once
 def test_every_template_gives_identical_rows_on_llamafactory_and_trl(family_model, tiny_assets, run_env, tmp_path):
     from ft_recipes.backends.axolotl.templates import reference
 
@@ -133,6 +135,7 @@ def test_every_template_gives_identical_rows_on_llamafactory_and_trl(family_mode
             assert verdicts[name] == "identical", (name, verdicts[name])
 
 
+@pytest.mark.xdist_group("family-model")  # with pytest -n: the model is built once
 def test_preference_pairs_per_template_on_llamafactory_and_trl(family_model, tiny_assets, run_env, tmp_path):
     """Chosen and rejected rows under templates with an empty thought (qwen3), text before the reply (mistral) and
     no newline after the end of turn (llama3): identical on LLaMA-Factory and trl."""
