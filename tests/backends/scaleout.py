@@ -8,9 +8,11 @@ environment is built from infra/tools-lock.txt into the ftr env cache when missi
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -58,6 +60,7 @@ class Ray:
     process: subprocess.Popen
     address: str
     bin: Path
+    temp: Path  # Ray's own --temp-dir, removed by stop_ray
 
 
 def start_ray(directory: Path, env: dict[str, str], port: int = 6380, dashboard: int = 8265) -> Ray:
@@ -66,9 +69,12 @@ def start_ray(directory: Path, env: dict[str, str], port: int = 6380, dashboard:
     ray = python.parent / "ray"
     env = {**env, "PATH": f"{python.parent}{os.pathsep}{env.get('PATH', '')}", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
     log = (directory / "ray-start.log").open("wb")
+    # Ray's sockets live under its temp dir and a socket path has at most 107 bytes: pytest's own folders (deeper
+    # still under pytest -n) are too long for it
+    temp = Path(tempfile.mkdtemp(prefix="ray-"))
     argv = [str(ray), "start", "--head", "--block", "--node-ip-address", "127.0.0.1", f"--port={port}",
             "--num-cpus=2", "--num-gpus=0", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}",
-            "--disable-usage-stats", f"--temp-dir={directory / 'ray'}"]
+            "--disable-usage-stats", f"--temp-dir={temp}"]
     process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     address = f"http://127.0.0.1:{dashboard}"
     deadline = time.time() + 180
@@ -77,10 +83,10 @@ def start_ray(directory: Path, env: dict[str, str], port: int = 6380, dashboard:
             (directory / "ray-start.log").read_text(errors="replace")[-3000:]
         try:
             with urllib.request.urlopen(f"{address}/api/version", timeout=5):
-                return Ray(process, address, ray)
+                return Ray(process, address, ray, temp)
         except OSError:
             time.sleep(1)
-    stop_ray(Ray(process, address, ray))
+    stop_ray(Ray(process, address, ray, temp))
     raise AssertionError("the Ray dashboard did not answer in 180 s: "
                          + (directory / "ray-start.log").read_text(errors="replace")[-3000:])
 
@@ -92,11 +98,12 @@ def stop_ray(cluster: Ray) -> None:
         try:
             os.killpg(cluster.process.pid, sig)
         except ProcessLookupError:
-            return
+            break
         try:
             cluster.process.wait(timeout=wait)
         except subprocess.TimeoutExpired:
             continue
+    shutil.rmtree(cluster.temp, ignore_errors=True)
 
 
 if __name__ == "__main__" and sys.argv[1:] == ["tools"]:
