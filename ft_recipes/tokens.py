@@ -39,20 +39,13 @@ TIMEOUT_S = 300          # a tokenization of a few rows takes seconds; a hung hu
 HUB_TIMEOUT_S = "10"     # per hub request, so that no network fails in seconds instead of retrying for minutes
 
 
-def tokenize(loaded: Loaded, backend: str, n: int, timeout: float = TIMEOUT_S, template: str | None = None) -> list[Row]:
-    """The first ``n`` rows as ``backend`` tokenizes them (under chat template ``template`` when given)."""
-    result = tokenize_each(backend, n, [with_template(loaded.recipe, template)], timeout)[0]
-    if isinstance(result, FtrError):
-        raise result
-    return result
-
-
 def with_template(recipe: Recipe, template: str | None) -> Recipe:
     """``recipe`` under chat template ``template`` (None: its own)."""
     return recipe if template is None else replace(recipe, model=replace(recipe.model, template=template))
 
 
-def tokenize_each(backend: str, n: int, recipes: list[Recipe], timeout: float = TIMEOUT_S) -> list[list[Row] | FtrError]:
+def tokenize_each(backend: str, n: int, recipes: list[Recipe],
+                  timeout: float = TIMEOUT_S) -> list[list[Row] | FtrError]:
     """The first ``n`` rows of each recipe, all in ONE backend process (its start-up, importing torch and the
     backend, is most of the time): per recipe, its rows or why it failed. ``timeout`` is per recipe."""
     helper = backends.get(backend).tokens_helper

@@ -225,3 +225,20 @@ def test_convert_refuses_dataset_keys_that_change_the_trained_tokens(tmp_path):
     native.write_text(yaml.safe_dump(cfg, sort_keys=False))
     result = CliRunner().invoke(main, ["convert", str(native), "--to", "llamafactory"])
     assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("entry,expected", [
+    ({"formatting": "openai"}, ("sharegpt", {})),  # no tags: conversations / from / value / human / gpt
+    ({"formatting": "openai", "tags": {"role_tag": "role", "content_tag": "content"}},
+     ("messages", {"messages": "conversations"})),
+    ({"formatting": "openai", "columns": {"messages": "messages"},
+      "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant"}},
+     ("messages", {})),
+])
+def test_lf_openai_entry_reads_as_llamafactory_reads_it(entry, expected):
+    """LLaMA-Factory 0.9.5's DatasetAttr defaults (data/parser.py) hold for `formatting: openai` too: an entry
+    that names no tags reads the `conversations` column with from/value/human/gpt, and one that names no
+    `messages` column reads `conversations`."""
+    from ft_recipes.backends.llamafactory.importer import _columns
+
+    assert _columns(entry) == expected

@@ -62,9 +62,10 @@ def _columns(entry: dict) -> tuple[str, dict]:
     tags = {k: v for k, v in (entry.get("tags") or {}).items() if v is not None}
     formatting = entry.get("formatting", "alpaca")
     chat = formatting in ("sharegpt", "openai")
-    role_tag = tags.get("role_tag", "role" if formatting == "openai" else "from")
-    content_tag = tags.get("content_tag", "content" if formatting == "openai" else "value")
-    messages = cols.get("messages", "messages" if formatting == "openai" else "conversations")
+    if "tags" not in entry:  # LLaMA-Factory's DatasetAttr defaults, for every formatting (openai too): from/value/...
+        tags = dict(USUAL_TAGS["sharegpt"])
+    role_tag, content_tag = tags.get("role_tag", "from"), tags.get("content_tag", "value")
+    messages = cols.get("messages", "conversations")
     if entry.get("ranking") and chat:
         fmt = "preference"  # the prompt is the conversation; chosen/rejected are message objects
         mapping = {"prompt": messages, "chosen": cols.get("chosen", "chosen"),
