@@ -268,7 +268,7 @@ def test_prefix_tuning_trl(tiny_assets, run_env, tmp_path):
     assert json.loads((run_dir / "adapter_config.json").read_text())["peft_type"] == "PREFIX_TUNING"
 
 
-@pytest.mark.parametrize("backend", ["llamafactory", pytest.param("trl", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("backend", ["llamafactory", "trl"])
 def test_oft_sft(backend, tiny_assets, run_env, tmp_path, lf_python):
     """OFT (imported from LLaMA-Factory's own OFT examples) trains an OFT adapter on both backends that have it."""
     recipe = tiny_recipe(tmp_path, tiny_assets, f"oft-{backend}",
