@@ -181,7 +181,9 @@ def diff(a: list[Row], b: list[Row]) -> list[str]:
         problems.append(f"row count differs: {len(a)} vs {len(b)}")
     for k, (x, y) in enumerate(zip(a, b)):
         i = label(a, k)
-        if x.input_ids != y.input_ids:
+        if x.part != y.part:  # a KTO row desirable on one backend and undesirable on the other trains the opposite
+            problems.append(f"row {i}: {x.part or 'no part'} vs {y.part or 'no part'}")
+        elif x.input_ids != y.input_ids:
             pos = next((k for k, (p, q) in enumerate(zip(x.input_ids, y.input_ids)) if p != q),
                        min(len(x.input_ids), len(y.input_ids)))
             problems.append(f"row {i}: token ids differ at position {pos} "

@@ -248,6 +248,15 @@ def test_tokens_diff_names_a_label_that_is_not_the_token_itself():
     assert tokens.diff([ours], [ours]) == []
 
 
+def test_tokens_diff_names_a_kto_row_whose_label_differs():
+    """Same ids and labels, but one backend takes the row as undesirable: KTO trains it the opposite way."""
+    from ft_recipes import tokens
+
+    row = tokens.Row((1, 7), (-100, 7), ("a", "b"), "desirable")
+    other = tokens.Row((1, 7), (-100, 7), ("a", "b"), "undesirable")
+    assert tokens.diff([row], [other]) == ["row 0 (desirable): desirable vs undesirable"]
+
+
 def test_a_finished_run_carries_its_training_template_where_the_backend_does_not(tmp_path):
     from ft_recipes.run import carry_template
     from ft_recipes.templates import saved_chat_template, to_jinja, catalogue

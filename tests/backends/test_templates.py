@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from .test_ftr_backends import ftr, run_env, tiny_recipe  # noqa: F401  (run_env is a fixture)
+from .test_ftr_backends import ftr, kto_recipe, run_env, tiny_recipe  # noqa: F401  (run_env is a fixture)
 
 
 def multi_turn(data: Path, tmp: Path) -> dict[str, Path]:
@@ -60,10 +60,12 @@ def assert_identical(proc, pair: tuple[str, str], recipes: dict[Path, int]) -> N
 
 @pytest.mark.parametrize("pair", PAIRS, ids=["-".join(p) for p in PAIRS])
 def test_identical_input_ids_and_labels_across_backends(pair, tiny_assets, run_env, tmp_path):
-    """Every row format (alpaca, sharegpt, messages, multi-turn, preference pairs), row limits and a file's own
-    role names (limit_recipes) through each backend's own preprocessing; all the recipes in one `ftr tokens` call
-    (one start of each backend)."""
+    """Every row format (alpaca, sharegpt, messages, multi-turn, preference pairs, KTO's labelled rows), row limits
+    and a file's own role names (limit_recipes) through each backend's own preprocessing; all the recipes in one
+    `ftr tokens` call (one start of each backend)."""
     recipes = {**token_recipes(tmp_path, tiny_assets), **limit_recipes(tmp_path, tiny_assets)}
+    if "trl" not in pair:  # KTO (trl has no KTO stage): each row desirable or undesirable on both backends
+        recipes[kto_recipe(tmp_path, tiny_assets)] = 50
     proc = ftr("tokens", *recipes, "--diff", *pair, "-n", 50, env=run_env, check=False, timeout=1800)
     assert_identical(proc, pair, recipes)
 

@@ -36,6 +36,9 @@ def tokenize(path: str, n: int, show) -> None:
         yaml.safe_dump(cfg, handle)
     parsed = load_cfg(tmp)
     tokenizer = load_tokenizer(parsed)
+    if parsed.rl == "kto":
+        unpaired(parsed, tokenizer, n, show)
+        return
     if parsed.rl:
         preference(parsed, tokenizer, n, show)
         return
@@ -51,7 +54,7 @@ def preference(parsed, tokenizer, n: int, show) -> None:
     from axolotl.common.datasets import load_preference_datasets
     from trl import DPOConfig, DPOTrainer
 
-    dataset = load_preference_datasets(cfg=parsed).train_dataset.select(range(n))
+    dataset = first_rows(load_preference_datasets(cfg=parsed).train_dataset, n)
     trainer = DPOTrainer.__new__(DPOTrainer)  # only its dataset preparation is used: no model is loaded
     trainer._tokenizer = tokenizer
     args = DPOConfig(output_dir=tempfile.mkdtemp(), dataset_num_proc=None, max_length=None, report_to=[], bf16=False,
@@ -61,6 +64,27 @@ def preference(parsed, tokenizer, n: int, show) -> None:
         for part in ("chosen", "rejected"):
             response = list(row[f"{part}_ids"])
             show(tokenizer, prompt + response, [-100] * len(prompt) + response, part)
+
+
+def unpaired(parsed, tokenizer, n: int, show) -> None:
+    """KTO: Axolotl prepares prompt/completion/label rows; trl's KTOTrainer tokenizes them (its own _prepare_dataset)
+    and trains the completion, the prompt masked: shown per row as desirable or undesirable."""
+    from axolotl.common.datasets import load_preference_datasets
+    from trl import KTOConfig, KTOTrainer
+
+    dataset = first_rows(load_preference_datasets(cfg=parsed).train_dataset, n)
+    trainer = KTOTrainer.__new__(KTOTrainer)  # only its dataset preparation is used: no model is loaded
+    trainer._tokenizer, trainer.calculate_KL = tokenizer, False  # the KL pairs are other rows' completions
+    args = KTOConfig(output_dir=tempfile.mkdtemp(), dataset_num_proc=None, max_length=None, report_to=[], bf16=False,
+                     use_cpu=True)
+    for row in KTOTrainer._prepare_dataset(trainer, dataset, tokenizer, args, "ftr-tokens"):
+        prompt, completion = list(row["prompt_ids"]), list(row["completion_ids"])
+        show(tokenizer, prompt + completion, [-100] * len(prompt) + completion,
+             "desirable" if row["label"] else "undesirable")
+
+
+def first_rows(dataset, n: int):
+    return dataset.select(range(min(n, len(dataset))))
 
 
 if __name__ == "__main__":
