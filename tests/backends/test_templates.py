@@ -32,7 +32,8 @@ def multi_turn(data: Path, tmp: Path) -> dict[str, Path]:
 
 CASES = [("alpaca", "alpaca", "lora-sft", 50), ("sharegpt", "sharegpt", "lora-sft", 50),
          ("messages", "messages", "lora-sft", 50), ("multi_messages", "messages", "lora-sft", 24),
-         ("multi_sharegpt", "sharegpt", "lora-sft", 24), ("preference", "preference", "dpo-lora", 50)]
+         ("multi_sharegpt", "sharegpt", "lora-sft", 24), ("preference", "preference", "dpo-lora", 50),
+         ("text", "text", "pretrain-lora", 50)]  # pretraining text: compared unpacked, as every helper shows rows
 
 
 PAIRS = [("llamafactory", "axolotl"), ("llamafactory", "trl")]  # both identical to LLaMA-Factory: all three agree
@@ -60,9 +61,9 @@ def assert_identical(proc, pair: tuple[str, str], recipes: dict[Path, int]) -> N
 
 @pytest.mark.parametrize("pair", PAIRS, ids=["-".join(p) for p in PAIRS])
 def test_identical_input_ids_and_labels_across_backends(pair, tiny_assets, run_env, tmp_path):
-    """Every row format (alpaca, sharegpt, messages, multi-turn, preference pairs, KTO's labelled rows), row limits
-    and a file's own role names (limit_recipes) through each backend's own preprocessing; all the recipes in one
-    `ftr tokens` call (one start of each backend)."""
+    """Every row format (alpaca, sharegpt, messages, multi-turn, preference pairs, pretraining text, KTO's rows),
+    row limits and a file's own role names (limit_recipes) through each backend's own preprocessing; all the recipes
+    in one `ftr tokens` call (one start of each backend)."""
     recipes = {**token_recipes(tmp_path, tiny_assets), **limit_recipes(tmp_path, tiny_assets)}
     if "trl" not in pair:  # KTO (trl has no KTO stage): each row desirable or undesirable on both backends
         recipes[kto_recipe(tmp_path, tiny_assets)] = 50

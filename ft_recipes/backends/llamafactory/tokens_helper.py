@@ -29,7 +29,8 @@ def tokenize(path: str, n: int, show) -> None:
     limit = min(n, cfg.get("max_samples") or n)  # the recipe's own row limit, if lower, still applies
     cfg.update({"output_dir": tempfile.mkdtemp(), "val_size": 0.0, "max_samples": limit, "bf16": False,
                 "fp16": False, "overwrite_cache": True, "preprocessing_num_workers": None, "do_eval": False,
-                "eval_strategy": "no", "eval_dataset": None, "report_to": "none"})
+                "eval_strategy": "no", "eval_dataset": None, "report_to": "none",
+                "packing": False, "neat_packing": False})  # the rows one by one, as the other helpers show them
     cfg = {k: v for k, v in cfg.items() if v is not None}
     model_args, data_args, training_args, finetuning_args, _ = get_train_args(cfg)
     tokenizer_module = load_tokenizer(model_args)
