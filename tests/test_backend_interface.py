@@ -125,3 +125,19 @@ def test_generated_backend_docs_are_current():
 
     for name, page in PAGES.items():
         assert (DOCS / name).read_text() == page(), f"docs/backends/{name} is stale: python -m ft_recipes.backends.docs"
+
+
+def test_compile_notes_that_llamafactory_packs_pretraining_text_as_one_stream(tmp_path):
+    """LLaMA-Factory 0.9.5 (data/processor/pretrain.py) concatenates every text and cuts blocks; Axolotl and trl
+    pack whole rows: a fidelity note for LLaMA-Factory on packed pretraining only."""
+    recipe = ROOT / "recipes" / "examples" / "pretrain-text.yaml"
+    out = CliRunner().invoke(main, ["compile", str(recipe), "-b", "llamafactory", "-o", str(tmp_path / "lf")])
+    assert out.exit_code == 0 and "note [llamafactory] data.packing: LLaMA-Factory packs pretraining" in out.output
+    out = CliRunner().invoke(main, ["compile", str(recipe), "-b", "axolotl", "-o", str(tmp_path / "ax")])
+    assert out.exit_code == 0 and "data.packing" not in out.output
+    sft = tmp_path / "sft.yaml"  # packed SFT: whole rows on LLaMA-Factory too (neat_packing)
+    sft.write_text((ROOT / "recipes" / "examples" / "lora-sft-alpaca.yaml").read_text().replace(
+        "data:\n", "data:\n  packing: true\n", 1).replace("path: data/", f"path: {ROOT}/recipes/examples/data/"))
+    out = CliRunner().invoke(main, ["compile", str(sft), "-b", "llamafactory", "-o", str(tmp_path / "sft")])
+    assert out.exit_code == 0 and "neat_packing: true" in (tmp_path / "sft" / "llamafactory.yaml").read_text()
+    assert "note [llamafactory] data.packing" not in out.output

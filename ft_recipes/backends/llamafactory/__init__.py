@@ -35,6 +35,11 @@ APPROXIMATIONS = (
                                     "uses the closest by text (docs/templates.md)", _closest_template),
     Approximation("data.max_length", "LLaMA-Factory packs sequences of data.max_length - 1 tokens",
                   lambda r: r.data.packing),
+    # LLaMA-Factory 0.9.5 data/processor/pretrain.py; trl 1.9 packs with its "bfd" strategy, Axolotl with multipack
+    Approximation("data.packing", "LLaMA-Factory packs pretraining text by concatenating all the texts and cutting "
+                                  "the stream into blocks (a text may span two blocks; the last partial block is "
+                                  "dropped); Axolotl and trl pack whole rows",
+                  lambda r: r.data.packing and r.stage == "pt", fields=()),
     Approximation("train.gradient_checkpointing", "LLaMA-Factory offloads the checkpointed activations with "
                                                   "unsloth's checkpointing (use_unsloth_gc), Axolotl and trl with "
                                                   "activation offloading: the same gradients, other memory and "
