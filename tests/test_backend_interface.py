@@ -141,3 +141,21 @@ def test_compile_notes_that_llamafactory_packs_pretraining_text_as_one_stream(tm
     out = CliRunner().invoke(main, ["compile", str(sft), "-b", "llamafactory", "-o", str(tmp_path / "sft")])
     assert out.exit_code == 0 and "neat_packing: true" in (tmp_path / "sft" / "llamafactory.yaml").read_text()
     assert "note [llamafactory] data.packing" not in out.output
+
+
+def test_axolotl_gets_the_system_prompt_in_the_rows_or_refuses(tmp_path):
+    """Axolotl's default_system_message changes nothing with chatml (it replaces text the template does not have):
+    ftr writes the recipe's system prompt into the rows it rewrites, where a row has none, and refuses it for a
+    chat file Axolotl reads itself, naming the backends that can."""
+    data = ROOT / "recipes" / "examples" / "data"
+    alpaca = tmp_path / "alpaca.yaml"
+    alpaca.write_text(f"ftr: 1\nextends: [lora-sft]\nmodel: {{base: Qwen/Qwen2.5-0.5B-Instruct, template: chatml}}\n"
+                      f"data:\n  train: [{{path: {data}/alpaca.jsonl, format: alpaca}}]\n  system_prompt: Be brief.\n")
+    out = CliRunner().invoke(main, ["compile", str(alpaca), "-b", "axolotl", "-o", str(tmp_path / "ax")])
+    assert out.exit_code == 0, out.output
+    rows = [json.loads(line) for line in next((tmp_path / "ax" / "data").glob("*.jsonl")).read_text().splitlines()]
+    assert rows and all(row["messages"][0] == {"role": "system", "content": "Be brief."} for row in rows)
+    chat = tmp_path / "chat.yaml"
+    chat.write_text(alpaca.read_text().replace("alpaca.jsonl, format: alpaca", "sharegpt.jsonl, format: sharegpt"))
+    out = CliRunner().invoke(main, ["compile", str(chat), "-b", "axolotl", "-o", str(tmp_path / "chat")])
+    assert out.exit_code == 1 and "FTR005" in out.output and "--backend llamafactory or trl" in out.output

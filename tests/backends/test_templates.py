@@ -51,6 +51,28 @@ def token_recipes(tmp_path: Path, assets) -> dict[Path, int]:
     return recipes
 
 
+def option_recipes(tmp_path: Path, assets, pair: tuple[str, str]) -> dict[Path, int]:
+    """The recipe's system prompt (LLaMA-Factory's default_system; written into the rows for Axolotl), an alpaca file's
+    own system and history columns, and train_on_prompt (LLaMA-Factory and trl train every token; Axolotl leaves
+    the role headers out, a declared approximation): recipe -> rows. The system-prompt recipe comes first: a
+    backend process that carried it into the next recipes would fail them."""
+    rows = [json.loads(line) for line in (assets.data / "alpaca.jsonl").read_text().splitlines()]
+    columns = tmp_path / "alpaca_columns.jsonl"
+    columns.write_text("".join(json.dumps({**row, "sys": f"You are assistant {i}." if i % 2 else "",
+                                           "hist": [["Hi?", "Hello."]] if i % 3 else []}) + "\n"
+                               for i, row in enumerate(rows)))
+    system = tiny_recipe(tmp_path, assets, "opt-system", "extends: [lora-sft]")
+    system.write_text(system.read_text().replace("  max_length: 128", "  max_length: 128\n  system_prompt: Be brief."))
+    own = tiny_recipe(tmp_path, assets, "opt-columns", "extends: [lora-sft]")
+    with_train_entries(own, f"    - {{path: {columns}, format: alpaca, columns: {{system: sys, history: hist}}}}\n")
+    recipes = {system: 50, own: 50}
+    if "trl" in pair:
+        prompt = tiny_recipe(tmp_path, assets, "opt-prompt", "extends: [lora-sft]")
+        prompt.write_text(prompt.read_text().replace("  max_length: 128", "  max_length: 128\n  train_on_prompt: true"))
+        recipes[prompt] = 50
+    return recipes
+
+
 def assert_identical(proc, pair: tuple[str, str], recipes: dict[Path, int]) -> None:
     """`ftr tokens R... --diff A B` found identical ids and labels on each recipe's expected number of rows."""
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -62,9 +84,11 @@ def assert_identical(proc, pair: tuple[str, str], recipes: dict[Path, int]) -> N
 @pytest.mark.parametrize("pair", PAIRS, ids=["-".join(p) for p in PAIRS])
 def test_identical_input_ids_and_labels_across_backends(pair, tiny_assets, run_env, tmp_path):
     """Every row format (alpaca, sharegpt, messages, multi-turn, preference pairs, pretraining text, KTO's rows),
-    row limits and a file's own role names (limit_recipes) through each backend's own preprocessing; all the recipes
-    in one `ftr tokens` call (one start of each backend)."""
-    recipes = {**token_recipes(tmp_path, tiny_assets), **limit_recipes(tmp_path, tiny_assets)}
+    system prompts, history, train_on_prompt (option_recipes), row limits and a file's own role names
+    (limit_recipes) through each backend's own preprocessing; all the recipes in one `ftr tokens` call (one start
+    of each backend)."""
+    recipes = {**option_recipes(tmp_path, tiny_assets, pair), **token_recipes(tmp_path, tiny_assets),
+               **limit_recipes(tmp_path, tiny_assets)}
     if "trl" not in pair:  # KTO (trl has no KTO stage): each row desirable or undesirable on both backends
         recipes[kto_recipe(tmp_path, tiny_assets)] = 50
     proc = ftr("tokens", *recipes, "--diff", *pair, "-n", 50, env=run_env, check=False, timeout=1800)

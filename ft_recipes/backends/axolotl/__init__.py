@@ -34,6 +34,10 @@ APPROXIMATIONS = (
                            "rotates the completions within each training batch, LLaMA-Factory within each "
                            "preprocessing batch of 1000 rows. Both start from the same loss, 0.5",
                   lambda r: r.stage == "kto", fields=()),
+    # measured with `ftr tokens --diff` (docs/commands/tokens.md): its chat_template strategy trains turn spans only
+    Approximation("data.train_on_prompt", "Axolotl (train_on_inputs) trains the text and end of every turn but not "
+                                          "the chat template's role headers (<|im_start|>user ...); LLaMA-Factory "
+                                          "and trl train every token", lambda r: r.data.train_on_prompt, fields=()),
 )
 
 def _fsdp2_bnb_8bit(cfg: dict) -> bool:

@@ -76,7 +76,8 @@ def _dataset(recipe: Recipe, ds: Dataset, out_dir: Path, data_files: dict) -> di
         return entry
     if recipe.stage == "kto":  # unpaired rows in trl's conversational form, rendered by the chat template there
         name = f"data/{ds.name}.jsonl"
-        data_files[name] = [kto_to_conversational(row, ds) for row in _rows(recipe, ds)]
+        data_files[name] = [with_system(kto_to_conversational(row, ds), recipe.data.system_prompt)
+                            for row in _rows(recipe, ds)]
         return {"path": str(out_dir / name)}
     needs_rewrite = ds.format in ("alpaca", "preference")
     if needs_rewrite:
@@ -86,13 +87,25 @@ def _dataset(recipe: Recipe, ds: Dataset, out_dir: Path, data_files: dict) -> di
         convert = alpaca_to_messages
         if ds.format == "preference" and recipe.stage == "rm":
             return _reward_dataset(recipe, ds, out_dir, data_files)
+        if ds.format == "preference" and recipe.stage == "orpo" and recipe.data.system_prompt is not None:
+            raise unsupported(recipe, ("data", "system_prompt"), "ftr does not write a system prompt into Axolotl's "
+                              "ORPO rows (chat_template.argilla), and Axolotl's default_system_message changes nothing",
+                              "put the system turn in the data, or use --backend llamafactory")
         if ds.format == "preference":
             convert = preference_to_conversations if recipe.stage == "orpo" else preference_to_messages
             if recipe.stage in TRL_RENDERED:  # issue 17: trl renders the reply with its end of turn, as LF does
                 convert = preference_to_conversational
         name = f"data/{ds.name}.jsonl"
-        data_files[name] = [convert(row, ds) for row in _rows(recipe, ds)]  # the first num_samples rows
+        data_files[name] = [with_system(convert(row, ds), recipe.data.system_prompt)  # the first num_samples rows
+                            for row in _rows(recipe, ds)]
         entry = {"path": str(out_dir / name), "ds_type": "json"}
+    elif recipe.data.system_prompt is not None:
+        raise unsupported(recipe, ("data", "system_prompt"),
+                          "Axolotl's default_system_message changes nothing (0.19/0.21: it only replaces 'You are a "
+                          "helpful assistant.' in the chatml template, which has no such text); ftr writes the system "
+                          "prompt into the rows it rewrites (alpaca, preference, KTO), not into a "
+                          f"{ds.format} file Axolotl reads itself",
+                          "put the system turn in the data, or use --backend llamafactory or trl")
     elif ds.path is not None:
         entry["ds_type"] = "json" if ds.path.suffix in (".jsonl", ".json") else ds.path.suffix.lstrip(".")
     if recipe.stage == "orpo":  # ORPO keeps the SFT dataset schema and reads full conversations
@@ -123,9 +136,26 @@ def _dataset(recipe: Recipe, ds: Dataset, out_dir: Path, data_files: dict) -> di
     return entry
 
 
+def with_system(row: dict, system: str | None) -> dict:
+    """A rewritten row with the recipe's system prompt where it has no system turn of its own (LLaMA-Factory's
+    default_system: the row's own system wins); Axolotl has no working key for it."""
+    if system is None:
+        return row
+    for key in ("messages", "prompt"):
+        turns = row.get(key)
+        if isinstance(turns, list):
+            if any(isinstance(t, dict) and t.get("role") == "system" for t in turns):
+                return row
+            return {**row, key: [{"role": "system", "content": system}, *turns]}
+    if "system" in row and not row["system"]:  # reward modelling's flat pairs
+        return {**row, "system": system}
+    return row
+
+
 def _reward_dataset(recipe: Recipe, ds: Dataset, out_dir: Path, data_files: dict) -> dict:
     """Reward modelling reads flat pairs (system, input, chosen, rejected) through bradley_terry.chat_template."""
     rows = [preference_to_bradley_terry(row, ds) for row in _rows(recipe, ds)]
+    rows = [row if row is None else with_system(row, recipe.data.system_prompt) for row in rows]
     if any(row is None for row in rows):
         raise unsupported(recipe, ds.key_path, "Axolotl's reward-model datasets hold one user turn per pair",
                           "use --backend llamafactory for multi-turn preference prompts")

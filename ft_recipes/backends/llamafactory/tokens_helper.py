@@ -18,12 +18,30 @@ sys.path.append(str(Path(__file__).resolve().parent.parent))  # last: its llamaf
 from tokens_rows import run_each  # noqa: E402  (ftr's backends folder, standard library only)
 
 
+ORIGINAL_TEMPLATES: dict = {}
+
+
+def fresh_templates() -> None:
+    """LLaMA-Factory's get_template_and_fix_tokenizer writes the config's default_system and tool_format into its
+    global template registry: each config of a batch starts from the registry as it was at import."""
+    import copy
+
+    from llamafactory.data.template import TEMPLATES
+
+    if not ORIGINAL_TEMPLATES:
+        ORIGINAL_TEMPLATES.update(copy.deepcopy(TEMPLATES))
+    TEMPLATES.clear()
+    TEMPLATES.update(copy.deepcopy(ORIGINAL_TEMPLATES))
+
+
 def tokenize(path: str, n: int, show) -> None:
     from omegaconf import OmegaConf
 
     from llamafactory.data import get_dataset, get_template_and_fix_tokenizer
     from llamafactory.hparams import get_train_args
     from llamafactory.model import load_tokenizer
+
+    fresh_templates()
 
     cfg = OmegaConf.to_container(OmegaConf.load(path))
     limit = min(n, cfg.get("max_samples") or n)  # the recipe's own row limit, if lower, still applies

@@ -103,11 +103,16 @@ def col(entry: dict, name: str) -> str:
 
 def to_messages(row: dict, entry: dict, system: str | None) -> list[dict]:
     fmt = entry["format"]
+    own_system = None  # the row's own system prompt (its system column) wins over the recipe's
     if fmt == "alpaca":
+        own_system = row.get(col(entry, "system"))
         prompt = "\n".join(p for p in (row.get(col(entry, "instruction")), row.get(col(entry, "input"))) if p)
-        messages = [{"role": "user", "content": prompt},
-                    {"role": "assistant", "content": row.get(col(entry, "output"), "")}]
+        messages = [turn for old_prompt, old_reply in row.get(col(entry, "history")) or []
+                    for turn in ({"role": "user", "content": old_prompt}, {"role": "assistant", "content": old_reply})]
+        messages += [{"role": "user", "content": prompt},
+                     {"role": "assistant", "content": row.get(col(entry, "output"), "")}]
     else:
+        own_system = row.get(col(entry, "system")) if "system" in entry["columns"] else None
         key = col(entry, "messages") if "messages" in entry["columns"] else (
             "conversations" if fmt == "sharegpt" else "messages")
         role_key, content_key = ("from", "value") if fmt == "sharegpt" else ("role", "content")
@@ -115,8 +120,8 @@ def to_messages(row: dict, entry: dict, system: str | None) -> list[dict]:
         roles = {"human": "user", "gpt": "assistant", "system": "system", "user": "user", "assistant": "assistant",
                  **{entry["columns"][std]: std for std in ("user", "assistant") if std in entry["columns"]}}
         messages = [{"role": roles.get(m[role_key], m[role_key]), "content": m[content_key]} for m in row[key]]
-    if system and messages[0]["role"] != "system":
-        messages.insert(0, {"role": "system", "content": system})
+    if (own_system or system) and messages[0]["role"] != "system":
+        messages.insert(0, {"role": "system", "content": own_system or system})
     return messages
 
 
