@@ -60,7 +60,9 @@ TABLE = KeyTable([
     Key("data.overlength", "excess_length_strategy", back=_overlength_back, default="drop",
         effective="excess_length_strategy"),
     Key("data.train_on_prompt", "train_on_inputs", default=False, effective="train_on_inputs"),
-    Key("data.system_prompt", "default_system_message", effective="default_system_message"),
+    # default_system_message is a no-op (it replaces text the chatml template lacks): the emitter writes the
+    # system turn into the rows it rewrites and refuses the rest
+    Key("data.system_prompt", "a system turn in each rewritten row", structural=True),
     Key("data.num_workers", "dataset_num_proc", back=as_int, effective="dataset_num_proc"),
     Key("train.epochs", "num_epochs", out=as_float, default=1.0, when=lambda r: r.train.max_steps is None,
         effective="num_epochs"),

@@ -159,7 +159,8 @@ class Contradiction(Rule):
     what = ("Reports 4/8-bit quantization of the base model with full or freeze fine-tuning, and `train.epochs` "
             "together with `train.max_steps` in the same file (a preset's epochs overridden by the recipe's "
             "max_steps is fine). On a native file, also a value its backend accepts and then overrides (each "
-            "backend lists them: e.g. one that turns a feature on unless another key turns it off).")
+            "backend lists them: e.g. one that turns a feature on unless another key turns it off, or Axolotl's "
+            "default_system_message, which it accepts and never uses).")
     why = ("Quantized weights cannot be updated by the optimizer: QLoRA trains LoRA adapters on top of the frozen "
            "4-bit model. With both epochs and max_steps, the Hugging Face Trainer silently lets max_steps win.")
     bad = "method:\n  type: full\n  quant: {bits: 4}\n"
