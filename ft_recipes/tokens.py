@@ -13,13 +13,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import backends
+from .backends.tokens_rows import PREFIX  # the backends' helpers print their rows after it
 from .emit import write_outputs
 from .findings import FtrError
 from .pipeline import Loaded
 from .recipe import Recipe
 from .run import backend_python
 
-PREFIX = "FTR-TOKENS "
 IGNORE = -100
 
 
@@ -53,26 +53,38 @@ def tokenize_each(backend: str, n: int, recipes: list[Recipe],
         raise FtrError(f"ftr tokens is not available for the {backend} backend", exit_code=2)
     python = backend_python(backend)
     log = log_path(backend)
-    results: list[list[Row] | FtrError] = [FtrError("not run", exit_code=1)] * len(recipes)
+    results: dict[int, list[Row] | FtrError] = {}  # recipe index -> its rows or why it failed
     with tempfile.TemporaryDirectory(prefix="ftr-tokens-") as tmp, _cleanup_on_sigterm():
-        configs = {}  # job index -> compiled config
+        configs = {}  # recipe index -> compiled config
         for job, recipe in enumerate(recipes):
             try:
                 configs[job] = _emit(recipe, backend, Path(tmp) / str(job))
             except FtrError as exc:  # this one cannot be compiled for this backend: the others still run
                 results[job] = exc
-        if not configs:
-            return results
-        argv = [str(python), str(helper), *map(str, configs.values()), str(n)]
-        code, out, err = _run(argv, _env(backend), timeout * len(configs), tmp)
-    _save_log(log, out, err)
+        if configs:
+            argv = [str(python), str(helper), *map(str, configs.values()), str(n)]
+            code, out, err = _run(argv, _env(backend), timeout * len(configs), tmp)
+            _save_log(log, out, err)
+            results.update(_parse(backend, out, err, code, list(configs), log, timeout * len(configs)))
+    return [results[job] for job in range(len(recipes))]
+
+
+def _parse(backend: str, out: str, err: str, code: int | None, jobs: list[int], log: Path,
+           timeout: float) -> dict[int, list[Row] | FtrError]:
+    """The helper's output -> recipe index -> its rows or why it failed (the helper numbers its configs 0, 1, ...
+    in the order of ``jobs``)."""
     if code is None:
-        return [FtrError(f"{backend} did not finish tokenizing within {timeout * len(configs):g} s (stopped; no "
-                         f"network for a hub model? use a local model path); log: {log}", exit_code=2)
-                if job in configs else result for job, result in enumerate(results)]
-    lines = [json.loads(line[len(PREFIX):]) for line in out.splitlines() if line.startswith(PREFIX)]
-    for k, job in enumerate(configs):
-        rows = [r for r in lines if r.get("job", 0) == k]
+        stopped = FtrError(f"{backend} did not finish tokenizing within {timeout:g} s (stopped; no network for a hub "
+                           f"model? use a local model path); log: {log}", exit_code=2)
+        return dict.fromkeys(jobs, stopped)
+    lines: dict[int, list[dict]] = {}
+    for line in out.splitlines():
+        if line.startswith(PREFIX):
+            row = json.loads(line[len(PREFIX):])
+            lines.setdefault(row["job"], []).append(row)
+    results: dict[int, list[Row] | FtrError] = {}
+    for k, job in enumerate(jobs):
+        rows = lines.get(k, [])
         failed = [r["error"] for r in rows if "error" in r]
         if failed or not rows:
             reason = failed[0] if failed else _last_error(err or out) if code != 0 else "no rows"

@@ -71,10 +71,7 @@ def _diff(paths: list[str], loaded: list, pair: tuple[str, str], rows: int, time
         prefix = f"{path}: " if len(paths) > 1 else ""
         failed = next((r for r in (x, y) if isinstance(r, FtrError)), None)
         if failed is not None:
-            if len(paths) == 1:
-                raise failed
-            click.echo(f"{prefix}error: {str(failed).splitlines()[-1]}", err=True)
-            codes.append(failed.exit_code)
+            codes.append(_failed(failed, len(paths), prefix))
             continue
         problems = diff(x, y)
         for line in problems:
@@ -95,10 +92,7 @@ def _show(paths: list[str], loaded: list, backend: str, rows: int, timeout: floa
         if len(paths) > 1:
             click.echo(f"=== {path}")
         if isinstance(shown, FtrError):
-            if len(paths) == 1:
-                raise shown
-            click.echo(f"error: {str(shown).splitlines()[-1]}", err=True)
-            codes.append(shown.exit_code)
+            codes.append(_failed(shown, len(paths)))
             continue
         for i, row in enumerate(shown):
             click.echo(f"--- row {label(shown, i)}: {len(row.input_ids)} tokens, {sum(row.trained)} trained")
@@ -106,3 +100,12 @@ def _show(paths: list[str], loaded: list, backend: str, rows: int, timeout: floa
         codes.append(0)
     if any(codes):
         sys.exit(max(codes))
+
+
+def _failed(error: FtrError, recipes: int, prefix: str = "") -> int:
+    """One recipe the backend could not tokenize: alone, ftr's usual error (raised); among several, one line on
+    stderr while the others go on. Returns its exit code."""
+    if recipes == 1:
+        raise error
+    click.echo(f"{prefix}error: {str(error).splitlines()[-1]}", err=True)
+    return error.exit_code

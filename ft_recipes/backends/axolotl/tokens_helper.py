@@ -51,15 +51,9 @@ def tokenize(path: str, n: int, show) -> None:
 def preference(parsed, tokenizer, n: int, show) -> None:
     """Axolotl prepares prompt/chosen/rejected; trl's DPOTrainer tokenizes them (its own _prepare_dataset) and its
     collator trains prompt + response with the response unmasked: shown as input_ids/labels per side."""
-    from axolotl.common.datasets import load_preference_datasets
     from trl import DPOConfig, DPOTrainer
 
-    dataset = first_rows(load_preference_datasets(cfg=parsed).train_dataset, n)
-    trainer = DPOTrainer.__new__(DPOTrainer)  # only its dataset preparation is used: no model is loaded
-    trainer._tokenizer = tokenizer
-    args = DPOConfig(output_dir=tempfile.mkdtemp(), dataset_num_proc=None, max_length=None, report_to=[], bf16=False,
-                     use_cpu=True)
-    for row in DPOTrainer._prepare_dataset(trainer, dataset, tokenizer, args, "train"):
+    for row in trl_prepared(parsed, tokenizer, n, DPOTrainer, DPOConfig, "train"):
         prompt = list(row["prompt_ids"])
         for part in ("chosen", "rejected"):
             response = list(row[f"{part}_ids"])
@@ -69,18 +63,28 @@ def preference(parsed, tokenizer, n: int, show) -> None:
 def unpaired(parsed, tokenizer, n: int, show) -> None:
     """KTO: Axolotl prepares prompt/completion/label rows; trl's KTOTrainer tokenizes them (its own _prepare_dataset)
     and trains the completion, the prompt masked: shown per row as desirable or undesirable."""
-    from axolotl.common.datasets import load_preference_datasets
     from trl import KTOConfig, KTOTrainer
 
-    dataset = first_rows(load_preference_datasets(cfg=parsed).train_dataset, n)
-    trainer = KTOTrainer.__new__(KTOTrainer)  # only its dataset preparation is used: no model is loaded
-    trainer._tokenizer, trainer.calculate_KL = tokenizer, False  # the KL pairs are other rows' completions
-    args = KTOConfig(output_dir=tempfile.mkdtemp(), dataset_num_proc=None, max_length=None, report_to=[], bf16=False,
-                     use_cpu=True)
-    for row in KTOTrainer._prepare_dataset(trainer, dataset, tokenizer, args, "ftr-tokens"):
+    # calculate_KL off: the KL pairs are other rows' completions
+    for row in trl_prepared(parsed, tokenizer, n, KTOTrainer, KTOConfig, "ftr-tokens", calculate_KL=False):
         prompt, completion = list(row["prompt_ids"]), list(row["completion_ids"])
         show(tokenizer, prompt + completion, [-100] * len(prompt) + completion,
              "desirable" if row["label"] else "undesirable")
+
+
+def trl_prepared(parsed, tokenizer, n: int, trainer_class, config_class, name: str, **attributes):
+    """The first ``n`` rows Axolotl loads for an RL config, through ``trainer_class``'s own _prepare_dataset (only
+    its dataset preparation is used: no model is loaded)."""
+    from axolotl.common.datasets import load_preference_datasets
+
+    dataset = first_rows(load_preference_datasets(cfg=parsed).train_dataset, n)
+    trainer = trainer_class.__new__(trainer_class)
+    trainer._tokenizer = tokenizer
+    for key, value in attributes.items():
+        setattr(trainer, key, value)
+    args = config_class(output_dir=tempfile.mkdtemp(), dataset_num_proc=None, max_length=None, report_to=[],
+                        bf16=False, use_cpu=True)
+    return trainer_class._prepare_dataset(trainer, dataset, tokenizer, args, name)
 
 
 def first_rows(dataset, n: int):
