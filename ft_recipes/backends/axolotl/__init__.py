@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ...recipe import ADAPTER_METHODS
 from ..base import Approximation, Backend, Capabilities, NativeCheck, compute_dtype_differs
-from .keys import CHANGES_TRAINING, TABLE
+from .keys import CHANGES_TRAINING, IGNORED_SYSTEM, TABLE
 from .templates import known
 
 HERE = Path(__file__).parent
@@ -53,10 +53,7 @@ def _fsdp2_bnb_8bit(cfg: dict) -> bool:
 NATIVE_CHECKS = (
     NativeCheck("optimizer", "FSDP2 is not compatible with bitsandbytes' 8-bit AdamW: Axolotl refuses the file",
                 "use optimizer: adamw_torch_8bit", _fsdp2_bnb_8bit),
-    # loaders/tokenizer.py (0.19 and 0.21): applied only as a replacement of "You are a helpful assistant." in the
-    # chatml template, whose text has none
-    NativeCheck("default_system_message", "Axolotl never uses default_system_message: it only replaces 'You are a "
-                                          "helpful assistant.' in its chatml template, which has no such text",
+    NativeCheck("default_system_message", IGNORED_SYSTEM,
                 "put the system turn in the data (LLaMA-Factory's default_system applies one)",
                 lambda cfg: bool(cfg.get("default_system_message"))),
 )

@@ -18,7 +18,7 @@ from ...findings import Finding, FtrError
 from ...lint.rules.data import row_problem
 from ...modelinfo import config as model_config
 from ...modelinfo import special_token
-from .keys import CPU_FLAGS, RL
+from .keys import CPU_FLAGS, IGNORED_SYSTEM, RL
 from .templates import chat_template_keys, end_of_turn_keys
 from ...recipe import Dataset, Recipe
 from ..base import check
@@ -88,8 +88,8 @@ def _dataset(recipe: Recipe, ds: Dataset, out_dir: Path, data_files: dict) -> di
         if ds.format == "preference" and recipe.stage == "rm":
             return _reward_dataset(recipe, ds, out_dir, data_files)
         if ds.format == "preference" and recipe.stage == "orpo" and recipe.data.system_prompt is not None:
-            raise unsupported(recipe, ("data", "system_prompt"), "ftr does not write a system prompt into Axolotl's "
-                              "ORPO rows (chat_template.argilla), and Axolotl's default_system_message changes nothing",
+            raise unsupported(recipe, ("data", "system_prompt"), f"{IGNORED_SYSTEM}; ftr does not write the system "
+                              "prompt into Axolotl's ORPO rows (chat_template.argilla)",
                               "put the system turn in the data, or use --backend llamafactory")
         if ds.format == "preference":
             convert = preference_to_conversations if recipe.stage == "orpo" else preference_to_messages
@@ -101,10 +101,8 @@ def _dataset(recipe: Recipe, ds: Dataset, out_dir: Path, data_files: dict) -> di
         entry = {"path": str(out_dir / name), "ds_type": "json"}
     elif recipe.data.system_prompt is not None:
         raise unsupported(recipe, ("data", "system_prompt"),
-                          "Axolotl's default_system_message changes nothing (0.19/0.21: it only replaces 'You are a "
-                          "helpful assistant.' in the chatml template, which has no such text); ftr writes the system "
-                          "prompt into the rows it rewrites (alpaca, preference, KTO), not into a "
-                          f"{ds.format} file Axolotl reads itself",
+                          f"{IGNORED_SYSTEM}; ftr writes the system prompt into the rows it rewrites (alpaca, "
+                          f"preference, KTO), not into a {ds.format} file Axolotl reads itself",
                           "put the system turn in the data, or use --backend llamafactory or trl")
     elif ds.path is not None:
         entry["ds_type"] = "json" if ds.path.suffix in (".jsonl", ".json") else ds.path.suffix.lstrip(".")

@@ -16,6 +16,10 @@ def _overlength_back(value):
     return "truncate" if value == "truncate" else "drop"
 
 
+# loaders/tokenizer.py (0.19 and 0.21): applied only as a replacement of that text in the chatml template
+IGNORED_SYSTEM = ("Axolotl never uses default_system_message: it only replaces 'You are a helpful assistant.' in "
+                  "its chatml template, which has no such text")
+
 TABLE = KeyTable([
     Key("model.base", "base_model", effective="base_model"),
     Key("model.template", "chat_template", structural=True, effective="chat_template",
@@ -60,8 +64,8 @@ TABLE = KeyTable([
     Key("data.overlength", "excess_length_strategy", back=_overlength_back, default="drop",
         effective="excess_length_strategy"),
     Key("data.train_on_prompt", "train_on_inputs", default=False, effective="train_on_inputs"),
-    # default_system_message is a no-op (it replaces text the chatml template lacks): the emitter writes the
-    # system turn into the rows it rewrites and refuses the rest
+    # default_system_message is a no-op (IGNORED_SYSTEM): the emitter writes the system turn into the rows it
+    # rewrites and refuses the rest
     Key("data.system_prompt", "a system turn in each rewritten row", structural=True),
     Key("data.num_workers", "dataset_num_proc", back=as_int, effective="dataset_num_proc"),
     Key("train.epochs", "num_epochs", out=as_float, default=1.0, when=lambda r: r.train.max_steps is None,

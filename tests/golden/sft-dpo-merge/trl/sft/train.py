@@ -103,9 +103,8 @@ def col(entry: dict, name: str) -> str:
 
 def to_messages(row: dict, entry: dict, system: str | None) -> list[dict]:
     fmt = entry["format"]
-    own_system = None  # the row's own system prompt (its system column) wins over the recipe's
     if fmt == "alpaca":
-        own_system = row.get(col(entry, "system"))
+        own_system = row.get(col(entry, "system"))  # the row's own system prompt wins over the recipe's
         prompt = "\n".join(p for p in (row.get(col(entry, "instruction")), row.get(col(entry, "input"))) if p)
         messages = [turn for old_prompt, old_reply in row.get(col(entry, "history")) or []
                     for turn in ({"role": "user", "content": old_prompt}, {"role": "assistant", "content": old_reply})]
