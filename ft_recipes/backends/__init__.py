@@ -123,3 +123,21 @@ def detect(data) -> str | None:
         if hits and hits >= score:
             best, score = backend.name, hits
     return best
+
+
+def unused_values(recipe) -> list[tuple[str, tuple, str]]:
+    """(dotted, key path, why) for every written value that no registered backend would use for this recipe: a
+    section its stage or method does not use, or a field every backend with a row for it uses only under a
+    condition the recipe does not meet (``preference.simpo_gamma`` in a DPO recipe)."""
+    from .base import dropped_values, unused_values as unused_by
+
+    out = [(dotted, path, f"stage {recipe.stage} with method {recipe.method.type} does not use it")
+           for dotted, path in dropped_values(recipe)]
+    by_backend = [{row.path: (path, row.needs) for row, path, fate in unused_by(b, recipe) if fate == "refuse"}
+                  for b in all_backends()]
+    for dotted in sorted(set().union(*by_backend)):
+        with_row = [i for i, b in enumerate(all_backends()) if b.keys.row(dotted) is not None]
+        if all(dotted in by_backend[i] for i in with_row):
+            path, needs = by_backend[with_row[0]][dotted]
+            out.append((dotted, path, f"it is used only with {needs}"))
+    return out

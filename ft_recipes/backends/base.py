@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
+from ..normalise import FOLDED
 from .keys import FTR_ONLY, KeyTable, recipe_value
 
 
@@ -131,7 +132,9 @@ class Backend:
         """The fidelity notes for this recipe (every approximation that applies)."""
         from ..emit import Note
 
-        return [Note(a.path, a.message) for a in self.approximations if a.applies(recipe)]
+        notes = [Note(a.path, a.message) for a in self.approximations if a.applies(recipe)]
+        return notes + [Note(row.path, f"not written for {self.title}: it is used only with {row.needs}")
+                        for row, _path, fate in unused_values(self, recipe) if fate == "note"]
 
     def excused(self, recipe) -> set[str]:
         return {path for a in self.approximations if a.applies(recipe) for path in a.excused}
@@ -152,6 +155,56 @@ def written_paths(recipe) -> list[tuple[str, tuple]]:
             continue
         out.append((".".join(map(str, path)), path))
     return out
+
+
+def _from_preset(recipe, path: tuple) -> bool:
+    src = recipe.provenance.get(path)
+    return src is not None and Path(src.file).resolve() != Path(recipe.source_file).resolve()
+
+
+def unused_values(backend: Backend, recipe) -> list[tuple[Any, tuple, str]]:
+    """(row, key path, fate) for every written value whose row's ``needs`` does not hold: the backend would never
+    see it. Its fate is the row's ``unused`` ("refuse" or "note"); a value only a preset wrote is noted."""
+    written = dict(written_paths(recipe))
+    out = []
+    for row in backend.keys:
+        if not row.needs or row.path not in written or row.when(recipe):
+            continue
+        if recipe_value(recipe, row.path) is None:
+            continue
+        path = written[row.path]
+        out.append((row, path, "note" if _from_preset(recipe, path) else row.unused))
+    return out
+
+
+def dropped_values(recipe) -> list[tuple[str, tuple]]:
+    """(dotted, key path) of leaves the recipe file wrote that the typed recipe does not hold (a section the stage
+    or method does not use, such as ``method.lora`` in a full fine-tune): no backend would see them. A preset's
+    section for another method (``lora-sft`` under ``method.type: prefix``) is the preset's, not a user value."""
+    out = []
+    for dotted, path in written_paths(recipe):
+        if is_ftr_only(dotted) or not _leaf(recipe.raw, path) or _raw(recipe.raw, path) is None:
+            continue
+        if _from_preset(recipe, path) or dotted in FOLDED:
+            continue
+        if recipe_value(recipe, dotted) is None:
+            out.append(_unused_section(recipe, dotted, path))
+    return list(dict.fromkeys(out))
+
+
+def _unused_section(recipe, dotted: str, path: tuple) -> tuple[str, tuple]:
+    """The highest section above a dropped leaf that the typed recipe does not hold (``method.lora``)."""
+    for n in range(1, len(path)):
+        head = ".".join(map(str, path[:n]))
+        if recipe_value(recipe, head) is None:
+            return head, path[:n]
+    return dotted, path
+
+
+def _raw(data: Any, path: tuple) -> Any:
+    for part in path:
+        data = data.get(part) if isinstance(data, dict) else None
+    return data
 
 
 def is_ftr_only(path: str) -> bool:
@@ -212,7 +265,34 @@ def check(backend: Backend, recipe) -> None:
         if is_ftr_only(dotted) or not _leaf(recipe.raw, path) or backend.keys.covers(dotted):
             continue
         raise _refuse(recipe, backend, path, f"{backend.title} cannot express {dotted}",
-                      lambda b, d=dotted: b.keys.covers(d))
+                      lambda b, d=dotted: _uses(b, d, recipe))
+    _check_used(backend, recipe)
+
+
+def _check_used(backend: Backend, recipe) -> None:
+    """FTR005 for a written value no backend would see: a section this stage or method does not use, or a row
+    whose ``needs`` does not hold for this recipe (``preference.simpo_gamma`` in a DPO recipe)."""
+    from ..emit import unsupported
+
+    for dotted, path in dropped_values(recipe):
+        raise unsupported(recipe, path, f"{dotted} has no effect in this recipe (stage {recipe.stage}, method "
+                                        f"{recipe.method.type}): no backend would use it",
+                          "remove it, or change the stage or method that uses it")
+    for row, path, fate in unused_values(backend, recipe):
+        if fate != "refuse":
+            continue
+        value = recipe_value(recipe, row.path)
+        able = _others(backend, lambda b, p=row.path: _uses(b, p, recipe))
+        raise unsupported(recipe, path, f"{backend.title} uses {row.path} only with {row.needs}: "
+                                        f"{value!r} would be dropped",
+                          f"remove it, or set {row.needs}" + ("" if able.startswith("no ") else f"; or {able}"))
+
+
+def _uses(backend: Backend, path: str, recipe) -> bool:
+    row = backend.keys.row(path)
+    if row is None:
+        return False
+    return row.structural or row.value_only or row.when is None or bool(row.when(recipe))
 
 
 # --- the effective-value oracle's expectations -------------------------------------------------------------

@@ -18,6 +18,8 @@ from typing import Any, Callable, Iterable
 
 ABSENT = object()
 
+NO_MAX_STEPS = "no train.max_steps (a step count decides how long training runs; the epochs are not written)"
+
 # Typed-recipe attribute paths where they differ from the YAML path.
 TYPED = {"data.val.split": "data.val_split", "eval.every": "eval.strategy", "data.val.datasets": "data.val"}
 
@@ -35,7 +37,13 @@ class Key:
     out: Callable[[Any], Any] | None = None
     back: Callable[[Any], Any] | None = None
     default: Any = ABSENT
-    when: Callable[[Any], bool] | None = None
+    when: Callable[[Any], bool] | None = None  # the row is written only when this holds for the recipe
+    # Every ``when`` says what it tests: ``needs`` names what another field must be for the value to be used (a
+    # written value is then refused with FTR005 when it does not hold, or noted when ``unused`` is "note");
+    # ``value_only`` says the test reads only this row's own value (an empty or default value: nothing to write).
+    needs: str = ""
+    unused: str = "refuse"
+    value_only: bool = False
     effective: str | None = None
     expect: Callable[[Any], Any] | None = None
     structural: bool = False

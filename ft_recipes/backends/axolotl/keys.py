@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from ..keys import Key, KeyTable, as_float, as_int, whole
+from ..keys import NO_MAX_STEPS, Key, KeyTable, as_float, as_int, whole
 from .templates import chat_template_keys
 
 RL = {"dpo": "dpo", "orpo": "orpo", "kto": "kto", "simpo": "simpo", "grpo": "grpo"}
@@ -19,6 +19,20 @@ def _overlength_back(value):
 # loaders/tokenizer.py (0.19 and 0.21): applied only as a replacement of that text in the chatml template
 IGNORED_SYSTEM = ("Axolotl never uses default_system_message: it only replaces 'You are a helpful assistant.' in "
                   "its chatml template, which has no such text")
+
+
+def _limit_out(value):
+    """Axolotl turns an empty or 0 save_total_limit into 4; a negative one reaches transformers, which keeps
+    every checkpoint for it."""
+    return -1 if value == "all" else value
+
+
+def _limit_back(value):
+    value = as_int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value <= 0:
+        return "all" if value < 0 else 4
+    return value
+
 
 TABLE = KeyTable([
     Key("model.base", "base_model", effective="base_model"),
@@ -39,9 +53,9 @@ TABLE = KeyTable([
     Key("method.lora.plus_ratio", "loraplus_lr_ratio", out=as_float, effective="loraplus_lr_ratio"),
     Key("method.lora.plus_lr_embedding", "loraplus_lr_embedding", out=as_float, effective="loraplus_lr_embedding"),
     Key("method.lora.modules_to_save", "lora_modules_to_save", out=list, back=list,
-        when=lambda r: bool(r.method.lora.modules_to_save), effective="lora_modules_to_save",
+        when=lambda r: bool(r.method.lora.modules_to_save), value_only=True, effective="lora_modules_to_save",
         expect=lambda v: list(v) or None),
-    Key("method.lora.init", "peft_init_lora_weights", when=lambda r: r.method.lora.init != "default",
+    Key("method.lora.init", "peft_init_lora_weights", when=lambda r: r.method.lora.init != "default", value_only=True,
         back=lambda v: "default" if v is True else v, effective="peft_init_lora_weights",
         expect=lambda v: None if v == "default" else v, accepts=lambda v: v == "default" or v in INIT,
         refusal="Axolotl passes PEFT's init_lora_weights: " + ", ".join(INIT)),
@@ -54,7 +68,7 @@ TABLE = KeyTable([
     Key("preference.beta", "rl_beta / orpo_alpha", structural=True),
     Key("preference.ftx", "(none: no SFT term)", structural=True, accepts=lambda v: not v,
         refusal="Axolotl's preference trainers add no SFT loss term"),
-    Key("preference.simpo_gamma", "simpo_gamma", default=0.5, out=as_float, when=lambda r: r.stage == "simpo",
+    Key("preference.simpo_gamma", "simpo_gamma", default=0.5, out=as_float, when=lambda r: r.stage == "simpo", needs="stage: simpo",
         effective="simpo_gamma"),
     Key("data.train", "datasets", structural=True),
     Key("data.val.datasets", "test_datasets", structural=True),
@@ -68,7 +82,7 @@ TABLE = KeyTable([
     # rewrites and refuses the rest
     Key("data.system_prompt", "a system turn in each rewritten row", structural=True),
     Key("data.num_workers", "dataset_num_proc", back=as_int, effective="dataset_num_proc"),
-    Key("train.epochs", "num_epochs", out=as_float, default=1.0, when=lambda r: r.train.max_steps is None,
+    Key("train.epochs", "num_epochs", out=as_float, default=1.0, when=lambda r: r.train.max_steps is None, needs=NO_MAX_STEPS, unused="note",
         effective="num_epochs"),
     Key("train.max_steps", "max_steps", back=as_int, effective="max_steps"),
     Key("train.micro_batch_size", "micro_batch_size", default=1, back=as_int, effective="micro_batch_size"),
@@ -99,7 +113,8 @@ TABLE = KeyTable([
     Key("output.save", "save_strategy", structural=True),
     Key("output.save_steps", "save_steps", structural=True),
     Key("output.per_epoch", "saves_per_epoch", structural=True),
-    Key("output.save_total_limit", "save_total_limit", back=as_int, default=4, effective="save_total_limit"),
+    Key("output.save_total_limit", "save_total_limit", out=_limit_out, back=_limit_back, default=4,
+        effective="save_total_limit"),
     Key("output.report_to", "use_wandb / use_tensorboard / use_mlflow", structural=True),
     Key("output.run_name", "wandb_name", effective="wandb_name"),
     Key("output.wandb_project", "wandb_project", effective="wandb_project"),

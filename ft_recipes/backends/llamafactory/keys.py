@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from ..keys import Key, KeyTable, as_float, as_int, comma_list, invert, split_list, whole
+from ..keys import NO_MAX_STEPS, Key, KeyTable, as_float, as_int, comma_list, invert, split_list, whole
 from .templates import TEMPLATES, resolve
 
 STAGES = {"pt": ("pt", None), "sft": ("sft", None), "rm": ("rm", None), "ppo": ("ppo", None),
@@ -33,10 +33,20 @@ def _modules_back(value):
     return "all" if value == "all" else split_list(value)
 
 
+def _limit_out(value):
+    return None if value == "all" else value  # transformers' None: keep every checkpoint
+
+
+def _limit_back(value):
+    """transformers keeps every checkpoint for None (LLaMA-Factory's default) and for a limit of 0 or less."""
+    value = as_int(value)
+    return "all" if isinstance(value, int) and value <= 0 else value
+
+
 TABLE = KeyTable([
     Key("model.base", "model_name_or_path", effective="model.model_name_or_path"),
     Key("model.template", "template", out=lambda v: resolve(v)[0], back=lambda v: TEMPLATE_BACK.get(v, v),
-        when=lambda r: resolve(r.model.template)[0] is not None, effective="data.template"),  # issue 17
+        when=lambda r: resolve(r.model.template)[0] is not None, value_only=True, effective="data.template"),  # issue 17
     Key("model.trust_remote_code", "trust_remote_code", default=False, effective="model.trust_remote_code"),
     Key("model.revision", "model_revision", effective="model.model_revision"),
     Key("model.adapter", "adapter_name_or_path", out=str, effective="model.adapter_name_or_path",
@@ -55,10 +65,10 @@ TABLE = KeyTable([
     Key("method.lora.plus_lr_embedding", "loraplus_lr_embedding", out=as_float,
         effective="finetuning.loraplus_lr_embedding"),
     Key("method.lora.modules_to_save", "additional_target", out=comma_list, back=split_list,
-        when=lambda r: bool(r.method.lora.modules_to_save), effective="finetuning.additional_target",
+        when=lambda r: bool(r.method.lora.modules_to_save), value_only=True, effective="finetuning.additional_target",
         expect=lambda v: list(v) or None),
     Key("method.lora.init", "pissa_init", out=lambda v: v == "pissa", back=lambda v: "pissa" if v else "default",
-        when=lambda r: r.method.lora.init != "default", effective="finetuning.pissa_init", expect=lambda v: v == "pissa", accepts=lambda v: v in ("default", "pissa"),
+        when=lambda r: r.method.lora.init != "default", value_only=True, effective="finetuning.pissa_init", expect=lambda v: v == "pissa", accepts=lambda v: v in ("default", "pissa"),
         refusal="LLaMA-Factory initialises LoRA as PEFT's default or as PiSSA (pissa_init)"),
     Key("method.oft.rank", "oft_rank", default=0, back=as_int, effective="finetuning.oft_rank"),
     Key("method.oft.block_size", "oft_block_size", default=32, back=as_int, effective="finetuning.oft_block_size"),
@@ -66,9 +76,9 @@ TABLE = KeyTable([
         effective="finetuning.oft_target", expect=_target_parsed),
     Key("method.oft.dropout", "module_dropout", default=0.0, out=as_float, effective="finetuning.module_dropout"),
     Key("method.quant.bits", "quantization_bit", back=as_int, effective="model.quantization_bit"),
-    Key("method.quant.type", "quantization_type", default="nf4", when=lambda r: r.method.quant.bits == 4,
+    Key("method.quant.type", "quantization_type", default="nf4", when=lambda r: r.method.quant.bits == 4, needs="method.quant.bits: 4",
         effective="model.quantization_type"),
-    Key("method.quant.double_quant", "double_quantization", default=True, when=lambda r: r.method.quant.bits == 4,
+    Key("method.quant.double_quant", "double_quantization", default=True, when=lambda r: r.method.quant.bits == 4, needs="method.quant.bits: 4",
         effective="model.double_quantization"),
     Key("method.quant.compute_dtype", "(from bf16 / fp16)", structural=True),
     Key("method.freeze.trainable_layers", "freeze_trainable_layers", default=2, back=as_int,
@@ -78,11 +88,11 @@ TABLE = KeyTable([
         expect=lambda v: ["all"] if v == "all" else list(v)),
     Key("preference.beta", "pref_beta", default=0.1, out=as_float, effective="finetuning.pref_beta"),
     Key("preference.ftx", "pref_ftx", default=0.0, out=as_float, effective="finetuning.pref_ftx"),
-    Key("preference.simpo_gamma", "simpo_gamma", default=0.5, out=as_float, when=lambda r: r.stage == "simpo",
+    Key("preference.simpo_gamma", "simpo_gamma", default=0.5, out=as_float, when=lambda r: r.stage == "simpo", needs="stage: simpo",
         effective="finetuning.simpo_gamma"),
     Key("data.train", "dataset + dataset_info.json", structural=True),
     Key("data.val.datasets", "eval_dataset + dataset_info.json", structural=True),
-    Key("data.val.split", "val_size", out=_val_size, back=whole, when=lambda r: r.data.val_split > 0,
+    Key("data.val.split", "val_size", out=_val_size, back=whole, when=lambda r: r.data.val_split > 0, value_only=True,
         effective="data.val_size", expect=float, accepts=lambda v: v != 1,
         refusal="LLaMA-Factory reads 1 as the fraction 1.0, the whole dataset; hold out 2 rows or more"),
     Key("data.max_length", "cutoff_len", default=2048, back=as_int, effective="data.cutoff_len"),
@@ -91,7 +101,7 @@ TABLE = KeyTable([
     Key("data.train_on_prompt", "train_on_prompt", default=False, effective="data.train_on_prompt"),
     Key("data.system_prompt", "default_system", effective="data.default_system"),
     Key("data.num_workers", "preprocessing_num_workers", back=as_int, effective="data.preprocessing_num_workers"),
-    Key("train.epochs", "num_train_epochs", out=as_float, default=3.0, when=lambda r: r.train.max_steps is None,
+    Key("train.epochs", "num_train_epochs", out=as_float, default=3.0, when=lambda r: r.train.max_steps is None, needs=NO_MAX_STEPS, unused="note",
         effective="training.num_train_epochs"),
     Key("train.max_steps", "max_steps", structural=True),
     Key("train.micro_batch_size", "per_device_train_batch_size", default=8, back=as_int,
@@ -123,7 +133,8 @@ TABLE = KeyTable([
     Key("output.save", "save_strategy", structural=True),
     Key("output.save_steps", "save_steps", structural=True),
     Key("output.per_epoch", "save_steps (a fraction of the total steps)", structural=True),
-    Key("output.save_total_limit", "save_total_limit", back=as_int, effective="training.save_total_limit"),
+    Key("output.save_total_limit", "save_total_limit", out=_limit_out, back=_limit_back, default="all",
+        effective="training.save_total_limit"),
     Key("output.report_to", "report_to", structural=True),
     Key("output.run_name", "run_name", effective="training.run_name"),
     Key("hardware.deepspeed", "deepspeed", structural=True),

@@ -4,7 +4,7 @@ config objects (``args``: the trl config's to_dict(), ``peft``: the peft config,
 
 from __future__ import annotations
 
-from ..keys import Key, KeyTable, as_float, whole
+from ..keys import NO_MAX_STEPS, Key, KeyTable, as_float, whole
 
 LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 INIT = {"default": True, "pissa": "pissa", "olora": "olora", "gaussian": "gaussian"}
@@ -44,20 +44,21 @@ TABLE = KeyTable([
     Key("method.quant.compute_dtype", "quant.compute_dtype", effective="config.quant.compute_dtype"),
     Key("method.prompt.num_virtual_tokens", "method.prompt.num_virtual_tokens", effective="peft.num_virtual_tokens"),
     Key("method.prompt.encoder_hidden_size", "method.prompt.encoder_hidden_size",
-        when=lambda r: r.method.type == "ptuning", effective="peft.encoder_hidden_size"),
-    Key("preference.beta", "beta", out=as_float, when=lambda r: r.stage == "dpo", effective="args.beta"),
+        when=lambda r: r.method.type == "ptuning", needs="method.type: ptuning", effective="peft.encoder_hidden_size"),
+    Key("preference.beta", "beta", out=as_float, when=lambda r: r.stage == "dpo", needs="stage: dpo", effective="args.beta"),
     Key("data.train", "train", structural=True),
     Key("data.val.datasets", "val", structural=True),
     Key("data.val.split", "val_split", effective="config.val_split"),
     Key("data.max_length", "max_length", effective="args.max_length"),
-    Key("data.packing", "packing", when=lambda r: r.stage != "dpo", effective="args.packing"),
+    Key("data.packing", "packing", when=lambda r: r.stage != "dpo", needs="a stage other than dpo (trl's DPOTrainer does not pack)", effective="args.packing"),
     Key("data.overlength", "(truncates)", structural=True, accepts=lambda v: v == "truncate",
         refusal="trl truncates over-long examples"),
     Key("data.train_on_prompt", "args.assistant_only_loss (args.completion_only_loss without a generated template)",
         structural=True),
     Key("data.system_prompt", "system_prompt", effective="config.system_prompt"),
     Key("data.num_workers", "args.dataset_num_proc", effective="args.dataset_num_proc"),
-    Key("train.epochs", "args.num_train_epochs", out=as_float, when=lambda r: r.train.max_steps is None,
+    Key("train.epochs", "args.num_train_epochs", out=as_float, when=lambda r: r.train.max_steps is None, needs=NO_MAX_STEPS,
+        unused="note",
         effective="args.num_train_epochs"),
     Key("train.max_steps", "args.max_steps", effective="args.max_steps"),
     Key("train.micro_batch_size", "args.per_device_train_batch_size", effective="args.per_device_train_batch_size"),
@@ -83,8 +84,9 @@ TABLE = KeyTable([
     Key("eval.batch_size", "args.per_device_eval_batch_size", structural=True),
     Key("output.dir", "args.output_dir", out=str, effective="args.output_dir"),
     Key("output.save", "args.save_strategy", effective="args.save_strategy"),
-    Key("output.save_steps", "args.save_steps", when=lambda r: r.output.save == "steps", effective="args.save_steps"),
-    Key("output.save_total_limit", "args.save_total_limit", effective="args.save_total_limit"),
+    Key("output.save_steps", "args.save_steps", when=lambda r: r.output.save == "steps", needs="output.save: steps", effective="args.save_steps"),
+    Key("output.save_total_limit", "args.save_total_limit", out=lambda v: None if v == "all" else v,
+        effective="args.save_total_limit"),  # None: transformers keeps every checkpoint
     Key("output.report_to", "args.report_to", structural=True),
     Key("output.run_name", "args.run_name", effective="args.run_name"),
     Key("hardware.deepspeed", "args.deepspeed", structural=True),

@@ -1,0 +1,81 @@
+"""A value the recipe wrote is written for the backend, refused with FTR005, or noted: never dropped with exit 0."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from ft_recipes import backends
+from ft_recipes.cli import main
+
+PREF_ROW = json.dumps({"prompt": "a", "chosen": "b", "rejected": "c"}) + "\n"
+SFT_ROW = json.dumps({"instruction": "a", "output": "b"}) + "\n"
+
+
+def _recipe(write, body: str, row: str = SFT_ROW):
+    write("data.jsonl", row)
+    return write("recipe.yaml", "ftr: 1\nmodel: {base: Qwen/Qwen2.5-0.5B, template: chatml, pad_token: eos}\n" + body)
+
+
+def _compile(recipe, backend, tmp_path):
+    return CliRunner().invoke(main, ["compile", str(recipe), "-b", backend, "-o", str(tmp_path / "out")])
+
+
+DPO = "stage: dpo\nmethod: {type: lora}\ndata: {train: [{path: data.jsonl, format: preference}]}\n"
+SFT = "stage: sft\ndata: {train: [{path: data.jsonl, format: alpaca}]}\n"
+
+
+@pytest.mark.parametrize("backend", ["llamafactory", "axolotl"])
+def test_simpo_gamma_in_a_dpo_recipe_is_refused(write, tmp_path, backend):
+    recipe = _recipe(write, DPO + "preference: {simpo_gamma: 2.0}\n", PREF_ROW)
+    result = _compile(recipe, backend, tmp_path)
+    assert result.exit_code == 1
+    assert "recipe.yaml:6:" in result.output and "FTR005" in result.output
+    assert "preference.simpo_gamma only with stage: simpo" in result.output
+
+
+def test_simpo_gamma_in_a_simpo_recipe_is_written(write, tmp_path):
+    recipe = _recipe(write, DPO.replace("dpo", "simpo") + "preference: {simpo_gamma: 2.0}\n", PREF_ROW)
+    result = _compile(recipe, "llamafactory", tmp_path)
+    assert result.exit_code == 0, result.output
+    assert "simpo_gamma: 2.0" in (tmp_path / "out" / "llamafactory.yaml").read_text()
+
+
+def test_trl_refuses_packing_in_a_dpo_recipe(write, tmp_path):
+    body = DPO.replace("format: preference}]}", "format: preference}], packing: true}")
+    result = _compile(_recipe(write, body, PREF_ROW), "trl", tmp_path)
+    assert result.exit_code == 1 and "data.packing only with a stage other than dpo" in result.output
+
+
+def test_trl_refuses_an_encoder_size_outside_ptuning(write, tmp_path):
+    body = SFT + "method: {type: prefix, prompt: {encoder_hidden_size: 256}}\ntrain: {lr: 1.0e-3}\n"
+    result = _compile(_recipe(write, body), "trl", tmp_path)
+    assert result.exit_code == 1 and "method.prompt.encoder_hidden_size only with method.type: ptuning" in result.output
+
+
+def test_a_lora_section_under_full_fine_tuning_is_refused(write, tmp_path):
+    body = SFT + "method: {type: full, lora: {r: 8}}\ntrain: {lr: 2.0e-5}\n"
+    result = _compile(_recipe(write, body), "llamafactory", tmp_path)
+    assert result.exit_code == 1
+    assert "method.lora has no effect in this recipe (stage sft, method full)" in result.output
+
+
+@pytest.mark.parametrize("backend", backends.NAMES)
+def test_epochs_under_max_steps_are_noted(write, tmp_path, backend):
+    write("preset.yaml", "train: {epochs: 2}\n")
+    body = SFT + "extends: [preset.yaml]\ntrain: {max_steps: 10}\n"
+    result = _compile(_recipe(write, body), backend, tmp_path)
+    assert result.exit_code == 0, result.output
+    assert "train.epochs: not written" in result.output and "used only with no train.max_steps" in result.output
+
+
+def test_every_conditional_row_says_what_its_condition_tests():
+    for backend in backends.all_backends():
+        for row in backend.keys:
+            if row.when is None:
+                assert not row.needs and not row.value_only, (backend.name, row.path)
+            else:
+                assert bool(row.needs) != row.value_only, (backend.name, row.path)
+            assert row.unused in ("refuse", "note"), (backend.name, row.path)
