@@ -19,6 +19,7 @@ class Finding:
     message: str = ""
     hint: str = ""
     key: str = field(default="", compare=False)
+    recipe_key: str = field(default="", compare=False)  # on a native file: the recipe path of ``key``
 
     def with_severity(self, severity: str) -> "Finding":
         return replace(self, severity=severity)

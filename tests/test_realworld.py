@@ -369,7 +369,7 @@ def test_a_file_found_only_next_to_the_config_is_a_warning(tmp_path, monkeypatch
     path = _ax(project, "cfg", datasets=[{"path": "data/chat.jsonl", "type": "chat_template"}], deepspeed="ds.json")
     (tmp_path / "elsewhere").mkdir()
     monkeypatch.chdir(tmp_path / "elsewhere")
-    warned = {f.key for f in _findings(path) if f.code == "FTR004" and f.severity == "warning"}
+    warned = {f.recipe_key for f in _findings(path) if f.code == "FTR004" and f.severity == "warning"}
     assert warned == {"data.train[0].path", "hardware.deepspeed"}
     assert _errors(path) == []
     assert len([e for e in _errors(path, run_dir=tmp_path / "elsewhere") if e.startswith("FTR004")]) == 2

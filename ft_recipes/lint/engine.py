@@ -62,8 +62,12 @@ def lint_recipe(loaded, options: Options | None = None) -> list[Finding]:
     options = options or from_project()
     recipe = loaded.recipe
     native = loaded.resolved.document.data if loaded.dialect != "recipe" else None
-    return finish(run_rules(recipe, options, loaded.dialect, native), options, recipe.lint_ignore,
-                  _layer_lines(loaded))
+    findings = run_rules(recipe, options, loaded.dialect, native)
+    if native is not None:
+        from .native_keys import speak_native
+
+        findings = speak_native(findings, loaded.resolved.document, loaded.dialect)
+    return finish(findings, options, recipe.lint_ignore, _layer_lines(loaded))
 
 
 def lint_file(path: str | Path, options: Options, dialect: str | None = None) -> list[Finding]:

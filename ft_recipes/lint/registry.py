@@ -104,6 +104,8 @@ class Context:
     def report(self, path: tuple, kind: str, /, **fields: Any) -> None:
         """A finding at the recipe key ``path`` using the pack's message ``kind``, formatted with ``fields``."""
         spec = self.pack.get("messages", {}).get(kind, {})
+        if self.is_native:  # a message's ``native:`` overrides (text, hint, severity) for a native file
+            spec = {**spec, **spec.get("native", {})}
         values = {**{k: v for k, v in self.pack.items() if not isinstance(v, (dict, list))}, **fields}
         values = {k: Num(v) if isinstance(v, float) else v for k, v in values.items()}
         try:

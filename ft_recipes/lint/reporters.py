@@ -65,7 +65,8 @@ class JsonReporter(Reporter):
         rules = all_rules()
         rows = [{"file": relative(f.file), "line": f.line, "col": f.col, "code": f.code,
                  "name": rules[f.code].name if f.code in rules else "", "severity": f.severity,
-                 "message": f.message, "hint": f.hint, "key": f.key} for f in findings]
+                 "message": f.message, "hint": f.hint, "key": f.key, "recipe_key": f.recipe_key or f.key}
+                for f in findings]
         return json.dumps(rows, indent=2, ensure_ascii=False)
 
 
@@ -117,6 +118,8 @@ class SarifReporter(Reporter):
                       "region": {"startLine": max(f.line, 1), "startColumn": max(f.col, 1)}}}]}
         if f.code in index:
             result["ruleIndex"] = index[f.code]
+        if f.key:
+            result["properties"] = {"key": f.key, "recipe_key": f.recipe_key or f.key}
         return result
 
 

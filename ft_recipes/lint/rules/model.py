@@ -51,7 +51,9 @@ class ChatTemplate(Rule):
     summary = "No chat template for a chat-format SFT dataset, or a template no backend knows."
     what = ("For SFT on alpaca, sharegpt or messages data without `model.template`: an error when the tokenizer is "
             "on this machine and has no `chat_template`; a warning when it is not (the hub tokenizer may have its "
-            "own). A `model.template` unknown to every backend is an error; in a native LLaMA-Factory or Axolotl "
+            "own). Not on a native Axolotl file whose datasets all use a fixed prompt (`type: alpaca`, "
+            "`completion`, `input_output`, `messages`, ...): only `type: chat_template` uses the template. A "
+            "`model.template` unknown to every backend is an error; in a native LLaMA-Factory or Axolotl "
             "file, a template that is not in that backend version's own list (generated from its source by "
             "scripts/gen_templates.py) is an error.")
     why = ("The template decides the prompt format at training and at inference; without one the backend falls back "
@@ -73,8 +75,26 @@ class ChatTemplate(Rule):
         if recipe.stage not in ctx["stages"]:
             return
         chat = [ds for ds in recipe.data.train if ds.format in ctx["formats"]]
-        if chat:
+        if chat and self._templated(ctx):
             self._missing(ctx, chat[0].format)
+
+    @staticmethod
+    def _templated(ctx: Context) -> bool:
+        """Whether the rows get a template the file does not name: always for a recipe; for a native file that
+        names none, unless its backend's dataset types say otherwise (``native_template_types``: then when one
+        of its datasets has such a type)."""
+        if not ctx.is_native:
+            return True
+        from ...catalogue import templates
+
+        if (ctx.native or {}).get(templates(ctx.dialect, ctx.version).get("key", "")):
+            return False  # a template the file names (Axolotl's tokenizer_default) is no missing one
+        spec = ctx.get("native_template_types", {}).get(ctx.dialect)
+        if not spec:
+            return True
+        entries = (ctx.native or {}).get(spec["list"])
+        kinds = [e.get(spec["key"]) for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
+        return any(isinstance(kind, str) and kind.split(".")[0] in spec["types"] for kind in kinds)
 
     @staticmethod
     def _known(ctx: Context, template: str) -> None:

@@ -158,7 +158,8 @@ class Contradiction(Rule):
                "a native value its backend overrides).")
     what = ("Reports 4/8-bit quantization of the base model with full or freeze fine-tuning, and `train.epochs` "
             "together with `train.max_steps` in the same file (a preset's epochs overridden by the recipe's "
-            "max_steps is fine). On a native file, also a value its backend accepts and then overrides (each "
+            "max_steps is fine; in a native file, which its backend runs with max_steps winning, a warning). On a "
+            "native file, also a value its backend accepts and then overrides (each "
             "backend lists them: e.g. one that turns a feature on unless another key turns it off, or Axolotl's "
             "default_system_message, which it accepts and never uses).")
     why = ("Quantized weights cannot be updated by the optimizer: QLoRA trains LoRA adapters on top of the frozen "
@@ -177,4 +178,5 @@ class Contradiction(Rule):
         if train.epochs is not None and train.max_steps is not None and \
                 ("train", "epochs") in written and ("train", "max_steps") in written:
             if written[("train", "epochs")].file == written[("train", "max_steps")].file:
+                # a native file runs as written (max_steps wins): a warning there, an error in a recipe
                 ctx.report(("train", "max_steps"), "steps_and_epochs", epochs=train.epochs, steps=train.max_steps)
