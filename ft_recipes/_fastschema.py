@@ -1014,7 +1014,7 @@ def _check147(v):  # #/properties/output/properties/save_steps
     return True
 
 
-def _check148(v):  # #/properties/output/properties/save_total_limit
+def _check149(v):  # #/properties/output/properties/save_total_limit/oneOf/0
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -1022,47 +1022,59 @@ def _check148(v):  # #/properties/output/properties/save_total_limit
     return True
 
 
-def _check150(v):  # #/properties/output/properties/report_to/oneOf/0
-    if not (isinstance(v, str) and v in _C151):
+def _check150(v):  # #/properties/output/properties/save_total_limit/oneOf/1
+    if not _eq(v, 'all'):
         return False
     return True
 
 
-def _check153(v):  # #/properties/output/properties/report_to/oneOf/1/items
-    if not (isinstance(v, str) and v in _C154):
+def _check148(v):  # #/properties/output/properties/save_total_limit
+    if not (sum(1 for f in (_check149, _check150,) if f(v)) == 1):
         return False
     return True
 
 
-def _check152(v):  # #/properties/output/properties/report_to/oneOf/1
+def _check152(v):  # #/properties/output/properties/report_to/oneOf/0
+    if not (isinstance(v, str) and v in _C153):
+        return False
+    return True
+
+
+def _check155(v):  # #/properties/output/properties/report_to/oneOf/1/items
+    if not (isinstance(v, str) and v in _C156):
+        return False
+    return True
+
+
+def _check154(v):  # #/properties/output/properties/report_to/oneOf/1
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check153(item):
+            if not _check155(item):
                 return False
     return True
 
 
-def _check149(v):  # #/properties/output/properties/report_to
-    if not (sum(1 for f in (_check150, _check152,) if f(v)) == 1):
+def _check151(v):  # #/properties/output/properties/report_to
+    if not (sum(1 for f in (_check152, _check154,) if f(v)) == 1):
         return False
     return True
 
 
-def _check155(v):  # #/properties/output/properties/run_name
+def _check157(v):  # #/properties/output/properties/run_name
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check156(v):  # #/properties/output/properties/wandb_project
+def _check158(v):  # #/properties/output/properties/wandb_project
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check157(v):  # #/properties/output/properties/per_epoch
+def _check159(v):  # #/properties/output/properties/per_epoch
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -1075,7 +1087,7 @@ def _check143(v):  # #/properties/output
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C158.get(key)
+            check = _C160.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -1084,7 +1096,7 @@ def _check143(v):  # #/properties/output
     return True
 
 
-def _check160(v):  # #/properties/hardware/properties/gpus
+def _check162(v):  # #/properties/hardware/properties/gpus
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 0:
@@ -1092,7 +1104,7 @@ def _check160(v):  # #/properties/hardware/properties/gpus
     return True
 
 
-def _check161(v):  # #/properties/hardware/properties/nodes
+def _check163(v):  # #/properties/hardware/properties/nodes
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -1100,7 +1112,7 @@ def _check161(v):  # #/properties/hardware/properties/nodes
     return True
 
 
-def _check162(v):  # #/properties/hardware/properties/gpu_memory_gb
+def _check164(v):  # #/properties/hardware/properties/gpu_memory_gb
     if not (_is_number(v)):
         return False
     if _is_number(v) and v <= 0:
@@ -1108,33 +1120,25 @@ def _check162(v):  # #/properties/hardware/properties/gpu_memory_gb
     return True
 
 
-def _check163(v):  # #/properties/hardware/properties/bf16
+def _check165(v):  # #/properties/hardware/properties/bf16
     if not (isinstance(v, bool)):
         return False
     return True
 
 
-def _check164(v):  # #/properties/hardware/properties/deepspeed
+def _check166(v):  # #/properties/hardware/properties/deepspeed
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check165(v):  # #/properties/hardware/properties/launcher
-    if not (isinstance(v, str) and v in _C166):
+def _check167(v):  # #/properties/hardware/properties/launcher
+    if not (isinstance(v, str) and v in _C168):
         return False
     return True
 
 
-def _check167(v):  # #/properties/hardware/properties/partition
-    if not (isinstance(v, str)):
-        return False
-    if isinstance(v, str) and len(v) < 1:
-        return False
-    return True
-
-
-def _check168(v):  # #/properties/hardware/properties/account
+def _check169(v):  # #/properties/hardware/properties/partition
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1142,15 +1146,23 @@ def _check168(v):  # #/properties/hardware/properties/account
     return True
 
 
-def _check169(v):  # #/properties/hardware/properties/time
+def _check170(v):  # #/properties/hardware/properties/account
     if not (isinstance(v, str)):
         return False
-    if isinstance(v, str) and not _C170.search(v):
+    if isinstance(v, str) and len(v) < 1:
         return False
     return True
 
 
-def _check171(v):  # #/properties/hardware/properties/cpus_per_node
+def _check171(v):  # #/properties/hardware/properties/time
+    if not (isinstance(v, str)):
+        return False
+    if isinstance(v, str) and not _C172.search(v):
+        return False
+    return True
+
+
+def _check173(v):  # #/properties/hardware/properties/cpus_per_node
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -1158,7 +1170,7 @@ def _check171(v):  # #/properties/hardware/properties/cpus_per_node
     return True
 
 
-def _check172(v):  # #/properties/hardware/properties/container
+def _check174(v):  # #/properties/hardware/properties/container
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1166,29 +1178,13 @@ def _check172(v):  # #/properties/hardware/properties/container
     return True
 
 
-def _check174(v):  # #/properties/hardware/properties/setup/items
+def _check176(v):  # #/properties/hardware/properties/setup/items
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check173(v):  # #/properties/hardware/properties/setup
-    if not (isinstance(v, list)):
-        return False
-    if isinstance(v, list):
-        for item in v:
-            if not _check174(item):
-                return False
-    return True
-
-
-def _check176(v):  # #/properties/hardware/properties/sbatch/items
-    if not (isinstance(v, str)):
-        return False
-    return True
-
-
-def _check175(v):  # #/properties/hardware/properties/sbatch
+def _check175(v):  # #/properties/hardware/properties/setup
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list):
@@ -1198,7 +1194,23 @@ def _check175(v):  # #/properties/hardware/properties/sbatch
     return True
 
 
-def _check177(v):  # #/properties/hardware/properties/accelerator
+def _check178(v):  # #/properties/hardware/properties/sbatch/items
+    if not (isinstance(v, str)):
+        return False
+    return True
+
+
+def _check177(v):  # #/properties/hardware/properties/sbatch
+    if not (isinstance(v, list)):
+        return False
+    if isinstance(v, list):
+        for item in v:
+            if not _check178(item):
+                return False
+    return True
+
+
+def _check179(v):  # #/properties/hardware/properties/accelerator
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1206,7 +1218,7 @@ def _check177(v):  # #/properties/hardware/properties/accelerator
     return True
 
 
-def _check178(v):  # #/properties/hardware/properties/cloud
+def _check180(v):  # #/properties/hardware/properties/cloud
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1214,7 +1226,7 @@ def _check178(v):  # #/properties/hardware/properties/cloud
     return True
 
 
-def _check179(v):  # #/properties/hardware/properties/ray_address
+def _check181(v):  # #/properties/hardware/properties/ray_address
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1222,7 +1234,7 @@ def _check179(v):  # #/properties/hardware/properties/ray_address
     return True
 
 
-def _check180(v):  # #/properties/hardware/properties/port
+def _check182(v):  # #/properties/hardware/properties/port
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -1232,12 +1244,12 @@ def _check180(v):  # #/properties/hardware/properties/port
     return True
 
 
-def _check159(v):  # #/properties/hardware
+def _check161(v):  # #/properties/hardware
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C181.get(key)
+            check = _C183.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -1246,58 +1258,58 @@ def _check159(v):  # #/properties/hardware
     return True
 
 
-def _check183(v):  # #/properties/backends/additionalProperties
+def _check185(v):  # #/properties/backends/additionalProperties
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check184(v):  # #/properties/backends/propertyNames
-    if not (isinstance(v, str) and v in _C185):
+def _check186(v):  # #/properties/backends/propertyNames
+    if not (isinstance(v, str) and v in _C187):
         return False
     return True
 
 
-def _check182(v):  # #/properties/backends
+def _check184(v):  # #/properties/backends
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            if not _check184(key):
+            if not _check186(key):
                 return False
-            check = _C186.get(key)
+            check = _C188.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
-            if not matched and not _check183(value):
+            if not matched and not _check185(value):
                 return False
     return True
 
 
-def _check189(v):  # #/properties/lint/properties/ignore/items
+def _check191(v):  # #/properties/lint/properties/ignore/items
     if not (isinstance(v, str)):
         return False
-    if isinstance(v, str) and not _C190.search(v):
+    if isinstance(v, str) and not _C192.search(v):
         return False
     return True
 
 
-def _check188(v):  # #/properties/lint/properties/ignore
+def _check190(v):  # #/properties/lint/properties/ignore
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check189(item):
+            if not _check191(item):
                 return False
     return True
 
 
-def _check187(v):  # #/properties/lint
+def _check189(v):  # #/properties/lint
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C191.get(key)
+            check = _C193.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -1306,23 +1318,15 @@ def _check187(v):  # #/properties/lint
     return True
 
 
-def _check195(v):  # #/$defs/stage/properties/name
+def _check197(v):  # #/$defs/stage/properties/name
     if not (isinstance(v, str)):
         return False
-    if isinstance(v, str) and not _C196.search(v):
+    if isinstance(v, str) and not _C198.search(v):
         return False
     return True
 
 
-def _check197(v):  # #/$defs/stage/properties/from
-    if not (isinstance(v, str)):
-        return False
-    if isinstance(v, str) and len(v) < 1:
-        return False
-    return True
-
-
-def _check198(v):  # #/$defs/stage/properties/backend
+def _check199(v):  # #/$defs/stage/properties/from
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1330,13 +1334,21 @@ def _check198(v):  # #/$defs/stage/properties/backend
     return True
 
 
-def _check199(v):  # #/$defs/stage/properties/merge
+def _check200(v):  # #/$defs/stage/properties/backend
+    if not (isinstance(v, str)):
+        return False
+    if isinstance(v, str) and len(v) < 1:
+        return False
+    return True
+
+
+def _check201(v):  # #/$defs/stage/properties/merge
     if not (isinstance(v, bool)):
         return False
     return True
 
 
-def _check201(v):  # #/$defs/stage/properties/extends/oneOf/0
+def _check203(v):  # #/$defs/stage/properties/extends/oneOf/0
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1344,7 +1356,7 @@ def _check201(v):  # #/$defs/stage/properties/extends/oneOf/0
     return True
 
 
-def _check203(v):  # #/$defs/stage/properties/extends/oneOf/1/items
+def _check205(v):  # #/$defs/stage/properties/extends/oneOf/1/items
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1352,102 +1364,102 @@ def _check203(v):  # #/$defs/stage/properties/extends/oneOf/1/items
     return True
 
 
-def _check202(v):  # #/$defs/stage/properties/extends/oneOf/1
+def _check204(v):  # #/$defs/stage/properties/extends/oneOf/1
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check203(item):
+            if not _check205(item):
                 return False
     return True
 
 
-def _check200(v):  # #/$defs/stage/properties/extends
-    if not (sum(1 for f in (_check201, _check202,) if f(v)) == 1):
+def _check202(v):  # #/$defs/stage/properties/extends
+    if not (sum(1 for f in (_check203, _check204,) if f(v)) == 1):
         return False
     return True
 
 
-def _check204(v):  # #/$defs/stage/properties/stage
-    if not (isinstance(v, str) and v in _C205):
+def _check206(v):  # #/$defs/stage/properties/stage
+    if not (isinstance(v, str) and v in _C207):
         return False
     return True
 
 
-def _check206(v):  # #/$defs/stage/properties/description
+def _check208(v):  # #/$defs/stage/properties/description
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check207(v):  # #/$defs/stage/properties/model
+def _check209(v):  # #/$defs/stage/properties/model
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check208(v):  # #/$defs/stage/properties/method
+def _check210(v):  # #/$defs/stage/properties/method
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check209(v):  # #/$defs/stage/properties/preference
+def _check211(v):  # #/$defs/stage/properties/preference
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check210(v):  # #/$defs/stage/properties/data
+def _check212(v):  # #/$defs/stage/properties/data
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check211(v):  # #/$defs/stage/properties/train
+def _check213(v):  # #/$defs/stage/properties/train
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check212(v):  # #/$defs/stage/properties/eval
+def _check214(v):  # #/$defs/stage/properties/eval
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check213(v):  # #/$defs/stage/properties/output
+def _check215(v):  # #/$defs/stage/properties/output
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check214(v):  # #/$defs/stage/properties/hardware
+def _check216(v):  # #/$defs/stage/properties/hardware
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check215(v):  # #/$defs/stage/properties/backends
+def _check217(v):  # #/$defs/stage/properties/backends
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check216(v):  # #/$defs/stage/properties/lint
+def _check218(v):  # #/$defs/stage/properties/lint
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check194(v):  # #/$defs/stage
+def _check196(v):  # #/$defs/stage
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict) and not ('name' in v):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C217.get(key)
+            check = _C219.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -1457,23 +1469,23 @@ def _check194(v):  # #/$defs/stage
 
 
 def _ref2(v):  # #/$defs/stage
-    return _check194(v)
+    return _check196(v)
 
 
-def _check193(v):  # #/properties/stages/items
+def _check195(v):  # #/properties/stages/items
     if not _ref2(v):
         return False
     return True
 
 
-def _check192(v):  # #/properties/stages
+def _check194(v):  # #/properties/stages
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list) and len(v) < 1:
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check193(item):
+            if not _check195(item):
                 return False
     return True
 
@@ -1485,7 +1497,7 @@ def _check1(v):  # #
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C218.get(key)
+            check = _C220.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -1523,20 +1535,20 @@ _C135 = {'epochs': _check110, 'max_steps': _check111, 'micro_batch_size': _check
 _C138 = frozenset(['epoch', 'no', 'steps'])
 _C142 = {'every': _check137, 'steps': _check139, 'batch_size': _check140, 'per_epoch': _check141}
 _C146 = frozenset(['epoch', 'no', 'steps'])
-_C151 = frozenset(['mlflow', 'none', 'tensorboard', 'wandb'])
-_C154 = frozenset(['mlflow', 'tensorboard', 'wandb'])
-_C158 = {'dir': _check144, 'save': _check145, 'save_steps': _check147, 'save_total_limit': _check148, 'report_to': _check149, 'run_name': _check155, 'wandb_project': _check156, 'per_epoch': _check157}
-_C166 = frozenset(['local', 'ray', 'skypilot', 'slurm'])
-_C170 = re.compile('^([0-9]+-)?[0-9]+(:[0-9]{2}){0,2}$')
-_C181 = {'gpus': _check160, 'nodes': _check161, 'gpu_memory_gb': _check162, 'bf16': _check163, 'deepspeed': _check164, 'launcher': _check165, 'partition': _check167, 'account': _check168, 'time': _check169, 'cpus_per_node': _check171, 'container': _check172, 'setup': _check173, 'sbatch': _check175, 'accelerator': _check177, 'cloud': _check178, 'ray_address': _check179, 'port': _check180}
-_C185 = frozenset(['axolotl', 'llamafactory', 'trl'])
-_C186 = {}
-_C190 = re.compile('^FTR[0-9]{1,3}$')
-_C191 = {'ignore': _check188}
-_C196 = re.compile('^[A-Za-z0-9][A-Za-z0-9_.-]*$')
-_C205 = frozenset(['dpo', 'grpo', 'kto', 'merge', 'orpo', 'ppo', 'pt', 'rm', 'sft', 'simpo'])
-_C217 = {'name': _check195, 'from': _check197, 'backend': _check198, 'merge': _check199, 'extends': _check200, 'stage': _check204, 'description': _check206, 'model': _check207, 'method': _check208, 'preference': _check209, 'data': _check210, 'train': _check211, 'eval': _check212, 'output': _check213, 'hardware': _check214, 'backends': _check215, 'lint': _check216}
-_C218 = {'ftr': _check2, 'extends': _check3, 'description': _check7, 'model': _check8, 'stage': _check17, 'method': _check19, 'preference': _check70, 'data': _check75, 'train': _check109, 'eval': _check136, 'output': _check143, 'hardware': _check159, 'backends': _check182, 'lint': _check187, 'stages': _check192}
+_C153 = frozenset(['mlflow', 'none', 'tensorboard', 'wandb'])
+_C156 = frozenset(['mlflow', 'tensorboard', 'wandb'])
+_C160 = {'dir': _check144, 'save': _check145, 'save_steps': _check147, 'save_total_limit': _check148, 'report_to': _check151, 'run_name': _check157, 'wandb_project': _check158, 'per_epoch': _check159}
+_C168 = frozenset(['local', 'ray', 'skypilot', 'slurm'])
+_C172 = re.compile('^([0-9]+-)?[0-9]+(:[0-9]{2}){0,2}$')
+_C183 = {'gpus': _check162, 'nodes': _check163, 'gpu_memory_gb': _check164, 'bf16': _check165, 'deepspeed': _check166, 'launcher': _check167, 'partition': _check169, 'account': _check170, 'time': _check171, 'cpus_per_node': _check173, 'container': _check174, 'setup': _check175, 'sbatch': _check177, 'accelerator': _check179, 'cloud': _check180, 'ray_address': _check181, 'port': _check182}
+_C187 = frozenset(['axolotl', 'llamafactory', 'trl'])
+_C188 = {}
+_C192 = re.compile('^FTR[0-9]{1,3}$')
+_C193 = {'ignore': _check190}
+_C198 = re.compile('^[A-Za-z0-9][A-Za-z0-9_.-]*$')
+_C207 = frozenset(['dpo', 'grpo', 'kto', 'merge', 'orpo', 'ppo', 'pt', 'rm', 'sft', 'simpo'])
+_C219 = {'name': _check197, 'from': _check199, 'backend': _check200, 'merge': _check201, 'extends': _check202, 'stage': _check206, 'description': _check208, 'model': _check209, 'method': _check210, 'preference': _check211, 'data': _check212, 'train': _check213, 'eval': _check214, 'output': _check215, 'hardware': _check216, 'backends': _check217, 'lint': _check218}
+_C220 = {'ftr': _check2, 'extends': _check3, 'description': _check7, 'model': _check8, 'stage': _check17, 'method': _check19, 'preference': _check70, 'data': _check75, 'train': _check109, 'eval': _check136, 'output': _check143, 'hardware': _check161, 'backends': _check184, 'lint': _check189, 'stages': _check194}
 
 
 def is_valid(data):

@@ -80,6 +80,11 @@ class Mapper:
         elif default is not _MISSING:
             self.put(path, default)
 
+    def take_path(self, key: str, path: tuple, default: Any = _MISSING) -> None:
+        """Recipe ``path`` <- native ``key`` (or ``default``) as its backend opens it: relative to the directory
+        the backend runs in, made absolute (a recipe's paths are relative to the recipe file instead)."""
+        self.take(key, path, _MISSING if default is _MISSING else run_path(default), run_path)
+
     def cosmetic(self, *keys: str) -> None:
         self.used.update(keys)
 
@@ -110,6 +115,73 @@ class Mapper:
             provenance[path] = Source(self.doc.file, line, col)
         provenance.setdefault(("ftr",), Source(self.doc.file, 1, 1))
         return Resolved(data=self.out, document=self.doc, layers=[self.doc], provenance=provenance)
+
+
+def run_path(value: Any) -> str:
+    """A native path as its backend opens it: absolute as written, else under the directory it runs in."""
+    from .datasets import resolve_local
+
+    return str(resolve_local(str(value)))
+
+
+def take_deepspeed(m: Mapper, base: Path, title: str) -> None:
+    """``deepspeed`` as the backend opens it (relative to the directory it runs in). Found only next to the config
+    (no run directory given): kept as written, which the recipe reads relative to the config, and lint warns.
+    Missing: noted, since the converted file would point at nothing."""
+    from .datasets import run_dir, run_dir_given
+
+    value = m.src.get("deepspeed")
+    m.used.add("deepspeed")
+    if not isinstance(value, str) or value.lstrip().startswith("{"):
+        m.take("deepspeed", ("hardware", "deepspeed"))  # inline JSON: as written
+        return
+    target = Path(run_path(value))
+    if not target.exists() and not run_dir_given() and (base / value).exists():
+        m.put(("hardware", "deepspeed"), value, "deepspeed")
+        return
+    m.put(("hardware", "deepspeed"), str(target), "deepspeed")
+    if not target.exists():
+        m.notes.append(Unmapped("deepspeed", value, f"{target} does not exist ({title} opens it relative to the "
+                                                    f"directory it runs in, {run_dir()}; see --run-dir)"))
+
+
+def local_model_paths(m: Mapper) -> None:
+    """``model.base`` when it is a local directory and ``model.adapter`` (always a directory) as the backend
+    opens them: relative to the directory it runs in. A hub id stays as written."""
+    model = m.out.get("model", {})
+    base = model.get("base")
+    if isinstance(base, str) and (base.startswith((".", "~")) or Path(run_path(base)).is_dir()):
+        model["base"] = run_path(base)
+    if isinstance(model.get("adapter"), str):
+        model["adapter"] = run_path(model["adapter"])
+
+
+def relative_paths(data: dict, directory: Path, source_dir: Path) -> dict:
+    """The imported recipe with its paths made relative to ``directory``, where the recipe file is written (a
+    recipe's paths are relative to its file): shareable, no machine paths. The importers make every path
+    absolute except a DeepSpeed file found only next to the native file (``source_dir``)."""
+    import copy
+    import os
+
+    out = copy.deepcopy(data)
+
+    def relative(node, key: str, beside: bool = False) -> None:
+        value = node.get(key) if isinstance(node, dict) else None
+        if isinstance(value, str) and beside and not os.path.isabs(value) and not value.lstrip().startswith("{"):
+            value = str(source_dir / value)
+        if isinstance(value, str) and os.path.isabs(value):
+            node[key] = os.path.relpath(value, directory)
+
+    for section, key in (("output", "dir"), ("model", "adapter"), ("model", "base")):
+        relative(out.get(section), key)
+    relative(out.get("hardware"), "deepspeed", beside=True)
+    base = out.get("model", {}).get("base")
+    if base != data.get("model", {}).get("base") and not base.startswith("."):
+        out["model"]["base"] = "./" + base  # a recipe reads a model path as local only when it says so
+    section = out.get("data", {})
+    for entry in [*section.get("train", []), *section.get("val", {}).get("datasets", [])]:
+        relative(entry, "path")
+    return out
 
 
 @dataclass

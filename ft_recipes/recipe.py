@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal, Optional, Union
 
 Stage = Literal["pt", "sft", "rm", "dpo", "orpo", "kto", "simpo", "ppo", "grpo"]
 MethodType = Literal["full", "freeze", "lora", "qlora", "prefix", "ptuning", "prompt", "oft"]
@@ -183,7 +183,7 @@ class Output:
     save: Literal["epoch", "steps", "no"] = _f("epoch", "When to checkpoint.")
     save_steps: Optional[int] = _f(None, "Every N steps.")
     per_epoch: Optional[int] = _f(None, "N saves per epoch.")
-    save_total_limit: Optional[int] = _f(2, "Checkpoints kept.")
+    save_total_limit: Union[int, Literal["all"]] = _f(2, "Checkpoints kept (all: every one).")
     report_to: tuple[str, ...] = _f((), "Trackers.")
     run_name: Optional[str] = _f(None, "Run name.")
     wandb_project: Optional[str] = _f(None, "W&B project.")

@@ -69,9 +69,14 @@ def import_cmd(native: str, source: str | None, output: Path | None, force: bool
     Keys with no recipe counterpart are kept under `backends.<name>`, so nothing is lost; each is listed.
     """
     from ..emit import to_yaml
+    from ..native import relative_paths
+    from ..paths import real_parent
 
     imported = _import(native, source, run_dir, dataset_dir)
-    text = f"# Imported by ftr from {Path(native).name} ({imported.dialect}).\n" + to_yaml(imported.resolved.data)
+    data = imported.resolved.data
+    if output is not None:  # paths relative to the recipe written, as a recipe reads them
+        data = relative_paths(data, output.resolve().parent, real_parent(native))
+    text = f"# Imported by ftr from {Path(native).name} ({imported.dialect}).\n" + to_yaml(data)
     _report(imported)
     emit_text(text, output, force, protected=[native])
 

@@ -6,15 +6,18 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ...native import Mapper, Unmapped
+from ...native import Mapper, Unmapped, local_model_paths, take_deepspeed
 from ...paths import real_path
 from ..keys import as_int, invert
 from .keys import STAGES, TABLE, USUAL_TAGS
 
 STAGE_BACK = invert(STAGES)
-COSMETIC = ("do_train", "overwrite_output_dir", "plot_loss", "dataset_dir", "quantization_method",
-            "finetuning_type", "stage", "pref_loss", "dataset", "eval_dataset", "neat_packing", "bf16", "fp16",
-            "max_steps")
+# Keys the structural code below reads (do_train: a recipe is a training run). Not here, because they change
+# what LLaMA-Factory 0.9.5 does or writes: plot_loss (needs matplotlib, draws training_loss.png into output_dir)
+# and overwrite_output_dir (false: an output_dir holding checkpoints resumes from the last one) stay under
+# backends.llamafactory; quantization_method and neat_packing are read in _method and _data.
+COSMETIC = ("do_train", "dataset_dir", "finetuning_type", "stage", "pref_loss", "dataset", "eval_dataset", "bf16",
+            "fp16", "max_steps")
 
 
 def _split(value) -> list[str]:
@@ -191,8 +194,24 @@ def _data(m: Mapper, base: Path) -> None:
     for key, path in (("dataset", ("data", "train")), ("eval_dataset", ("data", "val", "datasets"))):
         if lists[key]:
             m.put(path, lists[key], key)
-    stage = m.src.get("stage", "sft")
+    _packing(m)
+
+
+def _packing(m: Mapper) -> None:
+    """LLaMA-Factory packs with ``packing`` (default: only for pt) or ``neat_packing`` (which turns packing on and
+    keeps each row's attention to itself); a recipe's packing is the neat one for sft, so plain sft packing,
+    whose rows attend to each other, is noted."""
+    stage, neat = m.src.get("stage", "sft"), m.src.get("neat_packing") is True
+    m.used.add("neat_packing")
+    if neat:  # LLaMA-Factory sets packing itself, over packing: false
+        m.put(("data", "packing"), True, "neat_packing")
+        m.used.add("packing")
+        return
     m.take("packing", ("data", "packing"), stage == "pt")
+    if m.src.get("packing") is True and stage == "sft":
+        m.notes.append(Unmapped("packing", True, "packing without neat_packing lets packed rows attend to each "
+                                                 "other; a recipe packs them apart (neat_packing)",
+                                path=("packing",), changes_training=True))
 
 
 def _no_split(m: Mapper) -> None:
@@ -226,11 +245,22 @@ def _method(m: Mapper) -> list[str]:
             m.put(("method", "lora", "alpha"), 2 * rank)
     if bits:
         sections.append("method.quant")
+    _quantization_method(m, bits)
     if kind == "freeze":
         sections.append("method.freeze")
     if kind == "oft":
         sections.append("method.oft")
     return sections
+
+
+def _quantization_method(m: Mapper, bits) -> None:
+    """A recipe quantizes with bitsandbytes; another on-the-fly method (hqq, eetq) stays a LLaMA-Factory key."""
+    method = m.src.get("quantization_method", "bnb")
+    if method == "bnb" or not bits:
+        m.used.add("quantization_method")
+        return
+    m.notes.append(Unmapped("quantization_method", method, f"quantizes with {method}, not bitsandbytes; a recipe "
+                            "has no such key", path=("quantization_method",), changes_training=True))
 
 
 def _train(m: Mapper) -> None:
@@ -291,7 +321,7 @@ def _eval_output(m: Mapper, base: Path) -> None:
     else:
         m.take("eval_steps", ("eval", "steps"), convert=as_int)
     m.take("per_device_eval_batch_size", ("eval", "batch_size"), convert=as_int)
-    m.take("output_dir", ("output", "dir"), str(base / "trainer_output"), lambda v: str(real_path(base / v)))
+    m.take_path("output_dir", ("output", "dir"), "trainer_output")  # transformers' default
     save, save_per_epoch = m.src.get("save_steps"), _per_epoch(m, "save_steps")
     m.take("save_strategy", ("output", "save"), "steps")
     if save_per_epoch:
@@ -306,7 +336,7 @@ def _eval_output(m: Mapper, base: Path) -> None:
         m.used.add("save_steps")
     m.take("report_to", ("output", "report_to"), "none",
            lambda v: "none" if v in ("none", [], None) else ([v] if isinstance(v, str) else list(v)))
-    m.take("deepspeed", ("hardware", "deepspeed"))
+    take_deepspeed(m, base, "LLaMA-Factory")
 
 
 def _checkpointing(m: Mapper) -> None:
@@ -326,6 +356,7 @@ def to_recipe(m: Mapper, base: Path) -> None:
     if ftr_stage in ("dpo", "orpo", "simpo", "kto"):
         sections.append("preference")
     TABLE.take(m, sections)
+    local_model_paths(m)
     _no_split(m)
     _data(m, base)
     _train(m)
