@@ -7,7 +7,7 @@ from pathlib import Path
 import re
 
 from ...modelinfo import config as model_config
-from ...native import Mapper, Unmapped
+from ...native import Mapper, Unmapped, local_model_paths, take_deepspeed
 from ...paths import real_path
 from ..keys import as_int, invert
 from .keys import CPU_FLAGS, DATASET_CHANGES_TRAINING, RL, TABLE
@@ -241,7 +241,7 @@ def _eval_output(m: Mapper, base: Path) -> None:
     else:
         m.take("eval_strategy", ("eval", "every"), "no")
     m.take("eval_batch_size", ("eval", "batch_size"), convert=as_int)
-    m.take("output_dir", ("output", "dir"), str(base / "model-out"), lambda v: str(real_path(base / v)))
+    m.take_path("output_dir", ("output", "dir"), "./model-out")  # Axolotl's default
     m.used.add("saves_per_epoch")  # 0 or absent: Axolotl derives no steps from it
     if m.src.get("saves_per_epoch"):
         m.take("saves_per_epoch", ("output", "per_epoch"), convert=as_int)
@@ -255,7 +255,7 @@ def _eval_output(m: Mapper, base: Path) -> None:
     if m.has("wandb_project"):
         trackers = sorted(set(trackers) | {"wandb"})
     m.put(("output", "report_to"), trackers or "none")
-    m.take("deepspeed", ("hardware", "deepspeed"))
+    take_deepspeed(m, base, "Axolotl")
     if all(m.src.get(key) is False for key in CPU_FLAGS):  # what ftr writes for a CPU run (hardware.gpus: 0)
         m.put(("hardware", "gpus"), 0, next(iter(CPU_FLAGS)))
 
@@ -282,6 +282,7 @@ def to_recipe(m: Mapper, base: Path) -> None:
     if stage == "simpo":
         sections.append("preference")
     TABLE.take(m, sections)
+    local_model_paths(m)
     _data(m, base)
     _train(m)
     _eval_output(m, base)
