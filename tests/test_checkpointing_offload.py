@@ -20,7 +20,7 @@ def write(tmp_path, name, text):
 
 AXOLOTL = """base_model: Qwen/Qwen3-0.6B
 datasets:
-  - {path: d.jsonl, type: alpaca}
+  - {path: d.jsonl, type: chat_template}
 adapter: lora
 lora_r: 8
 lora_alpha: 16

@@ -552,7 +552,7 @@ def test_tokens_reports_the_backend_error_as_one_line_with_the_log(tmp_path, mon
 
 def test_convert_does_not_call_a_carried_value_lost(tmp_path):
     (tmp_path / "ax.yaml").write_text(
-        f"base_model: Qwen/Qwen2.5-0.5B\ndatasets:\n  - {{path: {DATA}, type: alpaca}}\neval_strategy: steps\n"
+        f"base_model: Qwen/Qwen2.5-0.5B\ndatasets:\n  - {{path: {DATA}, type: chat_template}}\neval_strategy: steps\n"
         "eval_steps: 10\nval_set_size: 0.1\noutput_dir: o\nmicro_batch_size: 1\nnum_epochs: 1\n")
     result = ftr("convert", tmp_path / "ax.yaml", "--to", "llamafactory")
     assert result.exit_code == 0, result.output

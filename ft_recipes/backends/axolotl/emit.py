@@ -37,11 +37,16 @@ def _check(recipe: Recipe, backend) -> None:
                           "the same batch and refuses micro_batch_size 1",
                           "set train.micro_batch_size: 2 or more, or use --backend llamafactory")
     check(backend, recipe)
-    chat = [ds for ds in recipe.data.train if ds.format != "text"]
+    chat = [ds for ds in recipe.data.train if ds.format != "text"] if "datasets" not in _native(recipe) else []
     if recipe.stage == "pt" and chat:
         raise unsupported(recipe, chat[0].key_path + ("format",),
                           f"Axolotl has no pretraining stage: {chat[0].format} rows would train as sft",
                           "use format: text rows for pt, or stage: sft")
+
+
+def _native(recipe: Recipe) -> dict:
+    """``backends.axolotl``: keys written verbatim over the compiled config."""
+    return recipe.backends.get(NAME, {})
 
 
 def _rows(recipe: Recipe, ds: Dataset) -> list[dict]:
@@ -281,12 +286,14 @@ def emit(recipe: Recipe, out_dir: Path, backend=None) -> Emitted:
     _model(recipe, cfg)
     _method(recipe, cfg)
     data_files: dict = {}
-    cfg["datasets"] = [_dataset(recipe, ds, out_dir, data_files) for ds in d.train]
+    native = _native(recipe)  # Axolotl's own dataset entries (an imported prompt format): written verbatim
+    cfg["datasets"] = native.get("datasets") or [_dataset(recipe, ds, out_dir, data_files) for ds in d.train]
     if d.val:
-        cfg["test_datasets"] = [_dataset(recipe, ds, out_dir, data_files) for ds in d.val]
+        cfg["test_datasets"] = native.get("test_datasets") or [_dataset(recipe, ds, out_dir, data_files)
+                                                               for ds in d.val]
     else:
         _val_split(recipe, cfg)
-    if any("type" not in entry for entry in cfg["datasets"]) and recipe.stage in (*TRL_RENDERED, "kto"):
+    if "datasets" not in native and any("type" not in e for e in cfg["datasets"]) and recipe.stage in (*TRL_RENDERED, "kto"):
         cfg["skip_prepare_dataset"] = True  # Axolotl's length filter tokenizes strings; trl truncates instead
     cfg["dataset_prepared_path"] = str(o.dir / "prepared")
     cfg["output_dir"] = str(o.dir)

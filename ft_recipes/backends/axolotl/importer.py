@@ -14,10 +14,10 @@ from .keys import CPU_FLAGS, DATASET_CHANGES_TRAINING, RL, TABLE
 from .templates import import_name
 
 RL_BACK = invert(RL)
-COSMETIC = ("adapter", "load_in_4bit", "load_in_8bit", "rl", "reward_model", "datasets", "test_datasets",
-            "dataset_prepared_path", "bf16", "fp16", "tf32", "lora_target_linear", "lora_target_modules",
-            "chat_template", "special_tokens", "use_wandb", "use_tensorboard", "use_mlflow", "bnb_config_kwargs",
-            "unfrozen_parameters", "cosine_min_lr_ratio", "lr_scheduler", *CPU_FLAGS)
+# Keys with no effect on training, or read by the structural code below (which marks the others it carries).
+COSMETIC = ("load_in_4bit", "load_in_8bit", "reward_model", "dataset_prepared_path", "fp16", "use_wandb",
+            "use_tensorboard", "use_mlflow")
+ADAPTERS = ("lora", "qlora")
 LAYER = re.compile(r"^model\\\.layers\\\.(\d+)\\\.\.\*(?:\((.+)\)\.\*)?$")
 
 
@@ -42,8 +42,31 @@ def _local(path: str, base: Path) -> Path | None:
     return None  # org/name: a hub dataset, not checked offline
 
 
+# The keys of an entry the recipe carries, by type; any other key keeps the list verbatim under backends.axolotl.
+CARRIED = {"chat_template": {"path", "type", "split", "name", "ds_type", "field_messages",
+                             "message_property_mappings", *DATASET_CHANGES_TRAINING},
+           "completion": {"path", "type", "split", "name", "ds_type", "field"}}
+# message_property_mappings ftr writes back: sharegpt's and the messages format's own names
+MAPPINGS = ({}, {"role": "from", "content": "value"}, {"role": "role", "content": "content"})
+
+
 def _dataset(m: Mapper, entry: dict, where: tuple, base: Path) -> dict | None:
+    """The recipe dataset for one entry, or None (with a note) when the recipe cannot say what Axolotl does with
+    it: a type with its own prompt format (alpaca, input_output, ...), or a key the recipe has no field for."""
     if not isinstance(entry, dict) or "path" not in entry:
+        return None
+    kind, name = entry.get("type"), f"{where[0]}[{where[-1]}]"
+    mappings = entry.get("message_property_mappings") or {}
+    if kind not in CARRIED:
+        m.notes.append(Unmapped(f"{name}.type", kind, f"Axolotl's {kind!r} dataset type (its own prompt "
+                                "format or row schema) has no recipe format; kept verbatim under backends.axolotl", path=(*where, "type"),
+                                changes_training=True))
+        return None
+    extra = sorted(set(entry) - CARRIED[kind]) + (["message_property_mappings"] if mappings not in MAPPINGS else [])
+    for key in extra:
+        m.notes.append(Unmapped(f"{name}.{key}", entry[key], "no recipe key; the dataset list is kept verbatim "
+                                "under backends.axolotl", path=(*where, key), changes_training=True))
+    if extra:
         return None
     path = str(entry["path"])
     local = _local(path, base)
@@ -52,33 +75,26 @@ def _dataset(m: Mapper, entry: dict, where: tuple, base: Path) -> dict | None:
         out["split"] = str(entry["split"])
     if entry.get("name"):
         out["subset"] = str(entry["name"])
-    kind = entry.get("type")
-    mappings = entry.get("message_property_mappings") or {}
-    if kind == "alpaca":
-        out["format"] = "alpaca"
-    elif kind == "completion":
+    if kind == "completion":
         out["format"] = "text"
         if entry.get("field", "text") != "text":
             out["columns"] = {"text": entry["field"]}
-    elif kind == "chat_template":
-        sharegpt = mappings.get("role") == "from"
-        out["format"] = "sharegpt" if sharegpt else "messages"
-        field = entry.get("field_messages", "messages")
-        if field != ("conversations" if sharegpt else "messages"):
-            out["columns"] = {"messages": field}
-    else:
-        m.notes.append(Unmapped(f"datasets[{where[-1]}].type", kind,
-                                "no recipe format for this dataset type; kept under backends.axolotl"))
-        return None
-    _uncarried_dataset_keys(m, entry, where)
-    return out
+        return out
+    sharegpt = mappings.get("role") == "from"
+    out["format"] = "sharegpt" if sharegpt else "messages"
+    field = entry.get("field_messages", "messages")
+    if field != ("conversations" if sharegpt else "messages"):
+        out["columns"] = {"messages": field}
+    return out if _uncarried_dataset_keys(m, entry, where) else None
 
 
-def _uncarried_dataset_keys(m: Mapper, entry: dict, where: tuple) -> None:
-    """Keys of a chat dataset that would change the trained tokens or rows, set to something else than what ftr
-    compiles (roles are compared by meaning: sharegpt's ``gpt`` is ``assistant``)."""
+def _uncarried_dataset_keys(m: Mapper, entry: dict, where: tuple) -> bool:
+    """Whether a chat dataset holds no key that would change the trained tokens or rows, set to something else
+    than what ftr compiles (roles are compared by meaning: sharegpt's ``gpt`` is ``assistant``); each such key
+    gets a note."""
     from ...datasets import ROLES
 
+    carried = True
     for key, same in DATASET_CHANGES_TRAINING.items():
         if key.startswith("chat_template"):  # the same as the config's own template is no change
             same = m.src.get(key)
@@ -87,13 +103,17 @@ def _uncarried_dataset_keys(m: Mapper, entry: dict, where: tuple) -> None:
             value = sorted({ROLES.get(str(role), str(role)) for role in value})
         if value is None or value == same or (same is None and value is False):
             continue
-        m.notes.append(Unmapped(f"datasets[{where[-1]}].{key}", entry[key], "changes which tokens or rows are "
-                                "trained; a recipe has no such key", path=(*where, key), changes_training=True))
+        carried = False
+        m.notes.append(Unmapped(f"{where[0]}[{where[-1]}].{key}", entry[key], "changes which tokens or rows are "
+                                "trained; a recipe has no such key (kept verbatim under backends.axolotl)",
+                                path=(*where, key), changes_training=True))
+    return carried
 
 
 def _guess(m: Mapper, converted: dict | None, entry: dict, base: Path) -> dict:
-    """A dataset whose type has no recipe format, for linting only: its kind follows the training type
-    (preference pairs for DPO-like and reward-model runs, unpaired rows for KTO), and its rows are not read."""
+    """A dataset the recipe cannot carry, for linting only: its kind follows the training type (preference
+    pairs for DPO-like and reward-model runs, raw text for completion, else messages), and its rows are not
+    read. The entry itself stays verbatim under backends.axolotl."""
     from ...datasets import note_path
 
     if converted:
@@ -104,7 +124,7 @@ def _guess(m: Mapper, converted: dict | None, entry: dict, base: Path) -> dict:
     rl, kind = m.src.get("rl"), entry.get("type")
     pairs = rl in ("dpo", "ipo", "simpo", "orpo") or (m.src.get("reward_model") and not rl) or \
         str(kind).startswith(PREFERENCE_TYPES)
-    out["format"] = "preference" if pairs else "messages"
+    out["format"] = "preference" if pairs else "text" if kind == "completion" else "messages"
     if local is not None:
         note_path(local, "rows", f"Axolotl dataset type {kind!r} has no ftr row format")
     return out
@@ -135,14 +155,14 @@ def _data(m: Mapper, base: Path) -> None:
     for key, path in (("datasets", ("data", "train")), ("test_datasets", ("data", "val", "datasets"))):
         entries = m.src.get(key) or []
         converted = [_dataset(m, e, (key, i), base) for i, e in enumerate(entries)]
-        if entries and all(converted):
-            m.put(path, converted, key)
+        if all(converted):
             m.used.add(key)
-        elif entries:  # kept verbatim under backends.axolotl; the recipe gets a best guess for linting
+            if entries:
+                m.put(path, converted, key)
+        else:  # kept verbatim under backends.axolotl; the recipe gets a best guess for linting
             guess = [_guess(m, c, e, base) for c, e in zip(converted, entries) if isinstance(e, dict)]
             if guess:
                 m.put(path, guess, key)
-            m.used.discard(key)
     if not m.src.get("datasets") and m.src.get("pretraining_dataset"):
         _pretraining(m, base)
     split = m.src.get("val_set_size")
@@ -174,11 +194,25 @@ def _freeze(m: Mapper, base_model) -> dict | None:
     return {"trainable_layers": count, "trainable_modules": modules.split("|") if modules else "all"}
 
 
+def _foreign(m: Mapper, key: str, reason: str) -> None:
+    """A key whose value no recipe field expresses: kept verbatim under backends.axolotl (so Axolotl -> Axolotl
+    keeps it) and refused when converting to another backend."""
+    m.used.discard(key)
+    m.notes.append(Unmapped(key, m.src.get(key), f"{reason}; kept under backends.axolotl", path=(key,),
+                            changes_training=True))
+
+
 def _method(m: Mapper) -> list[str]:
     """The method type and the recipe sections it opens."""
     adapter = m.src.get("adapter")
+    if adapter is not None and adapter not in ADAPTERS:
+        _foreign(m, "adapter", f"Axolotl's {adapter!r} adapter has no recipe method")
+        adapter = None
+    m.used.add("adapter") if adapter or "adapter" not in m.src else None
     four, eight = bool(m.src.get("load_in_4bit")), bool(m.src.get("load_in_8bit"))
     freeze = None if adapter else _freeze(m, m.src.get("base_model"))
+    if freeze or not m.src.get("unfrozen_parameters"):
+        m.used.add("unfrozen_parameters")
     kind = "qlora" if adapter == "qlora" or (adapter == "lora" and four) else "lora" if adapter == "lora" else \
         "freeze" if freeze else "full"
     m.put(("method", "type"), kind, "adapter" if adapter else "unfrozen_parameters" if freeze else None)
@@ -187,27 +221,67 @@ def _method(m: Mapper) -> list[str]:
         m.put(("method", "freeze"), freeze, "unfrozen_parameters")
     if kind in ("lora", "qlora"):
         sections.append("method.lora")
-        if m.src.get("lora_target_linear"):
-            m.put(("method", "lora", "target"), "all-linear", "lora_target_linear")
-        elif m.has("lora_target_modules"):
-            modules = m.src["lora_target_modules"]
-            m.put(("method", "lora", "target"), [modules] if isinstance(modules, str) else list(modules),
-                  "lora_target_modules")
+        _lora_target(m)
+    else:  # no adapter: Axolotl reads no target
+        m.cosmetic("lora_target_linear", "lora_target_modules")
     if four or eight:
         m.put(("method", "quant", "bits"), 4 if four else 8, "load_in_4bit" if four else "load_in_8bit")
         kwargs = m.src.get("bnb_config_kwargs") or {}
         if four and isinstance(kwargs, dict):
             m.put(("method", "quant", "type"), kwargs.get("bnb_4bit_quant_type", "nf4"))
             m.put(("method", "quant", "double_quant"), kwargs.get("bnb_4bit_use_double_quant", True))
+            if set(kwargs) <= {"bnb_4bit_quant_type", "bnb_4bit_use_double_quant"}:  # else kept whole
+                m.cosmetic("bnb_config_kwargs")
     return sections
 
 
+# Attention and MLP projections: linear layers wherever a model has them, so lora_target_linear covers them
+PROJECTIONS = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+
+
+def _lora_target(m: Mapper) -> None:
+    """lora_target_linear adds every linear layer (not lm_head) to lora_target_modules (Axolotl unions them)."""
+    modules = m.src.get("lora_target_modules")
+    modules = [modules] if isinstance(modules, str) else list(modules or [])
+    m.cosmetic("lora_target_linear")
+    if m.src.get("lora_target_linear"):
+        m.put(("method", "lora", "target"), "all-linear", "lora_target_linear")
+        if set(modules) - PROJECTIONS:
+            _foreign(m, "lora_target_modules", "named modules on top of lora_target_linear")
+        else:
+            m.cosmetic("lora_target_modules")
+    else:
+        m.cosmetic("lora_target_modules")
+        if modules:
+            m.put(("method", "lora", "target"), modules, "lora_target_modules")
+
+
+def _allowed(field: str) -> list:
+    """The values the recipe schema allows for ``train.<field>``."""
+    from ...validate import recipe_schema
+
+    return recipe_schema()["properties"]["train"]["properties"][field]["enum"]
+
+
+def _optimizer(m: Mapper) -> None:
+    value = m.src.get("optimizer")
+    if value is not None and value not in _allowed("optimizer"):
+        _foreign(m, "optimizer", f"Axolotl's {value!r} optimizer has no recipe value")
+        m.put(("train", "optimizer"), "adamw_torch_fused")  # for linting only; Axolotl's default
+        m.origin.pop(("train", "optimizer"), None)
+
+
 def _train(m: Mapper) -> None:
-    scheduler = m.src.get("lr_scheduler", "cosine")
+    scheduler = m.src.get("lr_scheduler") or "cosine"  # null: Axolotl's trainer builder uses cosine
+    m.used.add("lr_scheduler")
     ratio, lr = m.src.get("cosine_min_lr_ratio"), m.src.get("learning_rate")
-    if scheduler == "cosine" and isinstance(ratio, (int, float)) and isinstance(lr, (int, float)):
+    if scheduler not in _allowed("scheduler") or scheduler == "cosine_with_min_lr":
+        _foreign(m, "lr_scheduler", f"Axolotl's {scheduler!r} schedule has no recipe value")
+        m.put(("train", "scheduler"), "cosine")
+    elif scheduler == "cosine" and isinstance(ratio, (int, float)) and isinstance(lr, (int, float)):
         m.put(("train", "scheduler"), "cosine_with_min_lr", "lr_scheduler")
         m.put(("train", "min_lr"), float(lr) * ratio, "cosine_min_lr_ratio")
+        m.cosmetic("cosine_min_lr_ratio")
     else:
         m.put(("train", "scheduler"), scheduler, "lr_scheduler" if m.has("lr_scheduler") else None)
     if m.has("warmup_steps"):
@@ -215,9 +289,19 @@ def _train(m: Mapper) -> None:
     else:
         m.take("warmup_ratio", ("train", "warmup_ratio"), 0.03)
     _checkpointing(m)
+    _precision(m)
+
+
+def _precision(m: Mapper) -> None:
+    """bf16 'auto' (bf16 where the GPU has it, else fp16) is the recipe's bf16 and stays verbatim for Axolotl;
+    tf32 has no recipe key."""
     bf16, fp16 = m.src.get("bf16", "auto"), m.src.get("fp16")
     precision = "fp16" if fp16 else "bf16" if bf16 in (True, "auto") else "fp32"
     m.put(("train", "precision"), precision, "fp16" if fp16 else "bf16" if "bf16" in m.src else None)
+    if bf16 != "auto":
+        m.cosmetic("bf16")
+    if m.src.get("tf32", False) is False:  # what ftr writes; true and 'auto' (TF32 where the GPU has it) stay
+        m.cosmetic("tf32")
 
 
 def _checkpointing(m: Mapper) -> None:
@@ -227,8 +311,10 @@ def _checkpointing(m: Mapper) -> None:
     if value == "offload" or (value is True and offloading is True):
         m.cosmetic("gradient_checkpointing", "activation_offloading")
         m.put(("train", "gradient_checkpointing"), "offload", "gradient_checkpointing")
-    else:
+    elif value in (True, False, None):
         m.take("gradient_checkpointing", ("train", "gradient_checkpointing"), False)
+    else:
+        _foreign(m, "gradient_checkpointing", f"Axolotl's {value!r} checkpointing has no recipe value")
 
 
 def _eval_output(m: Mapper, base: Path) -> None:
@@ -258,22 +344,36 @@ def _eval_output(m: Mapper, base: Path) -> None:
     take_deepspeed(m, base, "Axolotl")
     if all(m.src.get(key) is False for key in CPU_FLAGS):  # what ftr writes for a CPU run (hardware.gpus: 0)
         m.put(("hardware", "gpus"), 0, next(iter(CPU_FLAGS)))
+        m.cosmetic(*CPU_FLAGS)
+
+
+def _stage(m: Mapper) -> str:
+    rl = m.src.get("rl")
+    if rl and rl not in RL_BACK:
+        _foreign(m, "rl", f"Axolotl's {rl!r} trainer has no recipe stage")
+        return "grpo"  # for linting only: an on-policy trainer, not sft's rules
+    m.used.add("rl")
+    if rl:
+        return RL_BACK[rl]
+    if any(isinstance(d, dict) and d.get("type") == "completion" for d in m.src.get("datasets") or []):
+        return "pt"
+    return "rm" if m.src.get("reward_model") else "sft"
 
 
 def to_recipe(m: Mapper, base: Path) -> None:
     m.put(("ftr",), 1)
     template = import_name(m.src.get("chat_template"))  # issue 17: a name ftr emits back as this template
+    m.cosmetic("chat_template")  # absent and tokenizer_default: None, which ftr writes as tokenizer_default
     if template:
         m.put(("model", "template"), template, "chat_template")
-    pad = (m.src.get("special_tokens") or {}).get("pad_token") if isinstance(m.src.get("special_tokens"), dict) \
-        else None
+    tokens = m.src.get("special_tokens")
+    pad = tokens.get("pad_token") if isinstance(tokens, dict) else None
     if pad:
         m.put(("model", "pad_token"), pad, ("special_tokens", "pad_token"))
-    rl = m.src.get("rl")
-    stage = RL_BACK.get(rl, rl) if rl else "rm" if m.src.get("reward_model") else "sft"
-    if not rl and any(isinstance(d, dict) and d.get("type") == "completion" for d in m.src.get("datasets") or []):
-        stage = "pt"
-    m.put(("stage",), stage, "rl" if rl else None)
+    if tokens is None or tokens == {"pad_token": pad}:  # any other token stays, with the pad (a key is replaced whole)
+        m.cosmetic("special_tokens")
+    m.put(("stage",), _stage(m), "rl" if m.src.get("rl") and "rl" in m.used else None)
+    stage = m.out["stage"]
     if stage in ("dpo", "simpo", "kto"):
         m.take("rl_beta", ("preference", "beta"), 0.1)
     if stage == "orpo":
@@ -283,7 +383,18 @@ def to_recipe(m: Mapper, base: Path) -> None:
         sections.append("preference")
     TABLE.take(m, sections)
     local_model_paths(m)
+    _optimizer(m)
     _data(m, base)
     _train(m)
     _eval_output(m, base)
     m.cosmetic(*COSMETIC)
+    _nulls(m)
+
+
+def _nulls(m: Mapper) -> None:
+    """A key written as null whose Axolotl default is null means the same as an absent key."""
+    from ...catalogue import load
+
+    keys = load("axolotl").get("keys", {})
+    m.cosmetic(*(key for key, value in m.src.items() if value is None and key in keys
+                 and keys[key].get("default") is None))
