@@ -230,40 +230,40 @@ def _check31(v):  # #/properties/method/properties/lora/properties/rslora
     return True
 
 
-def _check32(v):  # #/properties/method/properties/lora/properties/plus_ratio
-    if not (_is_number(v)):
-        return False
-    if _is_number(v) and v <= 0:
-        return False
-    return True
-
-
-def _check33(v):  # #/properties/method/properties/lora/properties/plus_lr_embedding
-    if not (_is_number(v)):
-        return False
-    if _is_number(v) and v <= 0:
-        return False
-    return True
-
-
-def _check35(v):  # #/properties/method/properties/lora/properties/modules_to_save/items
+def _check33(v):  # #/properties/method/properties/lora/properties/modules_to_save/items
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check34(v):  # #/properties/method/properties/lora/properties/modules_to_save
+def _check32(v):  # #/properties/method/properties/lora/properties/modules_to_save
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check35(item):
+            if not _check33(item):
                 return False
     return True
 
 
-def _check36(v):  # #/properties/method/properties/lora/properties/init
-    if not (isinstance(v, str) and v in _C37):
+def _check34(v):  # #/properties/method/properties/lora/properties/init
+    if not (isinstance(v, str) and v in _C35):
+        return False
+    return True
+
+
+def _check36(v):  # #/properties/method/properties/lora/properties/plus_ratio
+    if not (_is_number(v)):
+        return False
+    if _is_number(v) and v <= 0:
+        return False
+    return True
+
+
+def _check37(v):  # #/properties/method/properties/lora/properties/plus_lr_embedding
+    if not (_is_number(v)):
+        return False
+    if _is_number(v) and v <= 0:
         return False
     return True
 
@@ -378,7 +378,37 @@ def _check48(v):  # #/properties/method/properties/freeze
     return True
 
 
-def _check57(v):  # #/properties/method/properties/oft/properties/rank
+def _check57(v):  # #/properties/method/properties/prompt/properties/num_virtual_tokens
+    if not (_is_integer(v)):
+        return False
+    if _is_number(v) and v < 1:
+        return False
+    return True
+
+
+def _check58(v):  # #/properties/method/properties/prompt/properties/encoder_hidden_size
+    if not (_is_integer(v)):
+        return False
+    if _is_number(v) and v < 1:
+        return False
+    return True
+
+
+def _check56(v):  # #/properties/method/properties/prompt
+    if not (isinstance(v, dict)):
+        return False
+    if isinstance(v, dict):
+        for key, value in v.items():
+            check = _C59.get(key)
+            matched = check is not None
+            if matched and not check(value):
+                return False
+            if not matched and not _never(value):
+                return False
+    return True
+
+
+def _check61(v):  # #/properties/method/properties/oft/properties/rank
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 0:
@@ -386,7 +416,7 @@ def _check57(v):  # #/properties/method/properties/oft/properties/rank
     return True
 
 
-def _check58(v):  # #/properties/method/properties/oft/properties/block_size
+def _check62(v):  # #/properties/method/properties/oft/properties/block_size
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 0:
@@ -394,13 +424,13 @@ def _check58(v):  # #/properties/method/properties/oft/properties/block_size
     return True
 
 
-def _check60(v):  # #/properties/method/properties/oft/properties/target/oneOf/0
+def _check64(v):  # #/properties/method/properties/oft/properties/target/oneOf/0
     if not _eq(v, 'all-linear'):
         return False
     return True
 
 
-def _check62(v):  # #/properties/method/properties/oft/properties/target/oneOf/1/items
+def _check66(v):  # #/properties/method/properties/oft/properties/target/oneOf/1/items
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -408,25 +438,25 @@ def _check62(v):  # #/properties/method/properties/oft/properties/target/oneOf/1
     return True
 
 
-def _check61(v):  # #/properties/method/properties/oft/properties/target/oneOf/1
+def _check65(v):  # #/properties/method/properties/oft/properties/target/oneOf/1
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list) and len(v) < 1:
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check62(item):
+            if not _check66(item):
                 return False
     return True
 
 
-def _check59(v):  # #/properties/method/properties/oft/properties/target
-    if not (sum(1 for f in (_check60, _check61,) if f(v)) == 1):
+def _check63(v):  # #/properties/method/properties/oft/properties/target
+    if not (sum(1 for f in (_check64, _check65,) if f(v)) == 1):
         return False
     return True
 
 
-def _check63(v):  # #/properties/method/properties/oft/properties/dropout
+def _check67(v):  # #/properties/method/properties/oft/properties/dropout
     if not (_is_number(v)):
         return False
     if _is_number(v) and v < 0:
@@ -436,37 +466,7 @@ def _check63(v):  # #/properties/method/properties/oft/properties/dropout
     return True
 
 
-def _check56(v):  # #/properties/method/properties/oft
-    if not (isinstance(v, dict)):
-        return False
-    if isinstance(v, dict):
-        for key, value in v.items():
-            check = _C64.get(key)
-            matched = check is not None
-            if matched and not check(value):
-                return False
-            if not matched and not _never(value):
-                return False
-    return True
-
-
-def _check66(v):  # #/properties/method/properties/prompt/properties/num_virtual_tokens
-    if not (_is_integer(v)):
-        return False
-    if _is_number(v) and v < 1:
-        return False
-    return True
-
-
-def _check67(v):  # #/properties/method/properties/prompt/properties/encoder_hidden_size
-    if not (_is_integer(v)):
-        return False
-    if _is_number(v) and v < 1:
-        return False
-    return True
-
-
-def _check65(v):  # #/properties/method/properties/prompt
+def _check60(v):  # #/properties/method/properties/oft
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
@@ -544,7 +544,13 @@ def _check80(v):  # #/$defs/dataset/oneOf/1
     return True
 
 
-def _check81(v):  # #/$defs/dataset/properties/path
+def _check81(v):  # #/$defs/dataset/properties/format
+    if not (isinstance(v, str) and v in _C82):
+        return False
+    return True
+
+
+def _check83(v):  # #/$defs/dataset/properties/path
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -552,7 +558,7 @@ def _check81(v):  # #/$defs/dataset/properties/path
     return True
 
 
-def _check82(v):  # #/$defs/dataset/properties/hub
+def _check84(v):  # #/$defs/dataset/properties/hub
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -560,16 +566,10 @@ def _check82(v):  # #/$defs/dataset/properties/hub
     return True
 
 
-def _check83(v):  # #/$defs/dataset/properties/name
+def _check85(v):  # #/$defs/dataset/properties/name
     if not (isinstance(v, str)):
         return False
-    if isinstance(v, str) and not _C84.search(v):
-        return False
-    return True
-
-
-def _check85(v):  # #/$defs/dataset/properties/format
-    if not (isinstance(v, str) and v in _C86):
+    if isinstance(v, str) and not _C86.search(v):
         return False
     return True
 
@@ -764,7 +764,7 @@ def _check75(v):  # #/properties/data
     return True
 
 
-def _check110(v):  # #/properties/train/properties/epochs
+def _check110(v):  # #/properties/train/properties/lr
     if not (_is_number(v)):
         return False
     if _is_number(v) and v <= 0:
@@ -772,34 +772,34 @@ def _check110(v):  # #/properties/train/properties/epochs
     return True
 
 
-def _check111(v):  # #/properties/train/properties/max_steps
-    if not (_is_integer(v)):
-        return False
-    if _is_number(v) and v < 1:
-        return False
-    return True
-
-
-def _check112(v):  # #/properties/train/properties/micro_batch_size
-    if not (_is_integer(v)):
-        return False
-    if _is_number(v) and v < 1:
-        return False
-    return True
-
-
-def _check113(v):  # #/properties/train/properties/grad_accum
-    if not (_is_integer(v)):
-        return False
-    if _is_number(v) and v < 1:
-        return False
-    return True
-
-
-def _check114(v):  # #/properties/train/properties/lr
+def _check111(v):  # #/properties/train/properties/epochs
     if not (_is_number(v)):
         return False
     if _is_number(v) and v <= 0:
+        return False
+    return True
+
+
+def _check112(v):  # #/properties/train/properties/max_steps
+    if not (_is_integer(v)):
+        return False
+    if _is_number(v) and v < 1:
+        return False
+    return True
+
+
+def _check113(v):  # #/properties/train/properties/micro_batch_size
+    if not (_is_integer(v)):
+        return False
+    if _is_number(v) and v < 1:
+        return False
+    return True
+
+
+def _check114(v):  # #/properties/train/properties/grad_accum
+    if not (_is_integer(v)):
+        return False
+    if _is_number(v) and v < 1:
         return False
     return True
 
@@ -810,7 +810,15 @@ def _check115(v):  # #/properties/train/properties/scheduler
     return True
 
 
-def _check117(v):  # #/properties/train/properties/warmup_ratio
+def _check117(v):  # #/properties/train/properties/min_lr
+    if not (_is_number(v)):
+        return False
+    if _is_number(v) and v < 0:
+        return False
+    return True
+
+
+def _check118(v):  # #/properties/train/properties/warmup_ratio
     if not (_is_number(v)):
         return False
     if _is_number(v) and v < 0:
@@ -820,7 +828,7 @@ def _check117(v):  # #/properties/train/properties/warmup_ratio
     return True
 
 
-def _check118(v):  # #/properties/train/properties/warmup_steps
+def _check119(v):  # #/properties/train/properties/warmup_steps
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 0:
@@ -828,7 +836,7 @@ def _check118(v):  # #/properties/train/properties/warmup_steps
     return True
 
 
-def _check119(v):  # #/properties/train/properties/weight_decay
+def _check120(v):  # #/properties/train/properties/weight_decay
     if not (_is_number(v)):
         return False
     if _is_number(v) and v < 0:
@@ -836,37 +844,37 @@ def _check119(v):  # #/properties/train/properties/weight_decay
     return True
 
 
-def _check120(v):  # #/properties/train/properties/optimizer
-    if not (isinstance(v, str) and v in _C121):
+def _check121(v):  # #/properties/train/properties/optimizer
+    if not (isinstance(v, str) and v in _C122):
         return False
     return True
 
 
-def _check122(v):  # #/properties/train/properties/precision
-    if not (isinstance(v, str) and v in _C123):
+def _check123(v):  # #/properties/train/properties/precision
+    if not (isinstance(v, str) and v in _C124):
         return False
     return True
 
 
-def _check125(v):  # #/properties/train/properties/gradient_checkpointing/oneOf/0
+def _check126(v):  # #/properties/train/properties/gradient_checkpointing/oneOf/0
     if not (isinstance(v, bool)):
         return False
     return True
 
 
-def _check126(v):  # #/properties/train/properties/gradient_checkpointing/oneOf/1
+def _check127(v):  # #/properties/train/properties/gradient_checkpointing/oneOf/1
     if not _eq(v, 'offload'):
         return False
     return True
 
 
-def _check124(v):  # #/properties/train/properties/gradient_checkpointing
-    if not (sum(1 for f in (_check125, _check126,) if f(v)) == 1):
+def _check125(v):  # #/properties/train/properties/gradient_checkpointing
+    if not (sum(1 for f in (_check126, _check127,) if f(v)) == 1):
         return False
     return True
 
 
-def _check127(v):  # #/properties/train/properties/seed
+def _check128(v):  # #/properties/train/properties/seed
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 0:
@@ -874,7 +882,7 @@ def _check127(v):  # #/properties/train/properties/seed
     return True
 
 
-def _check128(v):  # #/properties/train/properties/max_grad_norm
+def _check129(v):  # #/properties/train/properties/max_grad_norm
     if not (_is_number(v)):
         return False
     if _is_number(v) and v < 0:
@@ -882,17 +890,7 @@ def _check128(v):  # #/properties/train/properties/max_grad_norm
     return True
 
 
-def _check129(v):  # #/properties/train/properties/adam_beta1
-    if not (_is_number(v)):
-        return False
-    if _is_number(v) and v < 0:
-        return False
-    if _is_number(v) and v >= 1:
-        return False
-    return True
-
-
-def _check130(v):  # #/properties/train/properties/adam_beta2
+def _check130(v):  # #/properties/train/properties/adam_beta1
     if not (_is_number(v)):
         return False
     if _is_number(v) and v < 0:
@@ -902,7 +900,17 @@ def _check130(v):  # #/properties/train/properties/adam_beta2
     return True
 
 
-def _check131(v):  # #/properties/train/properties/adam_epsilon
+def _check131(v):  # #/properties/train/properties/adam_beta2
+    if not (_is_number(v)):
+        return False
+    if _is_number(v) and v < 0:
+        return False
+    if _is_number(v) and v >= 1:
+        return False
+    return True
+
+
+def _check132(v):  # #/properties/train/properties/adam_epsilon
     if not (_is_number(v)):
         return False
     if _is_number(v) and v <= 0:
@@ -910,7 +918,7 @@ def _check131(v):  # #/properties/train/properties/adam_epsilon
     return True
 
 
-def _check132(v):  # #/properties/train/properties/neftune_alpha
+def _check133(v):  # #/properties/train/properties/neftune_alpha
     if not (_is_number(v)):
         return False
     if _is_number(v) and v <= 0:
@@ -918,18 +926,10 @@ def _check132(v):  # #/properties/train/properties/neftune_alpha
     return True
 
 
-def _check133(v):  # #/properties/train/properties/logging_steps
+def _check134(v):  # #/properties/train/properties/logging_steps
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
-        return False
-    return True
-
-
-def _check134(v):  # #/properties/train/properties/min_lr
-    if not (_is_number(v)):
-        return False
-    if _is_number(v) and v < 0:
         return False
     return True
 
@@ -962,7 +962,7 @@ def _check139(v):  # #/properties/eval/properties/steps
     return True
 
 
-def _check140(v):  # #/properties/eval/properties/batch_size
+def _check140(v):  # #/properties/eval/properties/per_epoch
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -970,7 +970,7 @@ def _check140(v):  # #/properties/eval/properties/batch_size
     return True
 
 
-def _check141(v):  # #/properties/eval/properties/per_epoch
+def _check141(v):  # #/properties/eval/properties/batch_size
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -1014,7 +1014,7 @@ def _check147(v):  # #/properties/output/properties/save_steps
     return True
 
 
-def _check149(v):  # #/properties/output/properties/save_total_limit/oneOf/0
+def _check148(v):  # #/properties/output/properties/per_epoch
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -1022,62 +1022,62 @@ def _check149(v):  # #/properties/output/properties/save_total_limit/oneOf/0
     return True
 
 
-def _check150(v):  # #/properties/output/properties/save_total_limit/oneOf/1
+def _check150(v):  # #/properties/output/properties/save_total_limit/oneOf/0
+    if not (_is_integer(v)):
+        return False
+    if _is_number(v) and v < 1:
+        return False
+    return True
+
+
+def _check151(v):  # #/properties/output/properties/save_total_limit/oneOf/1
     if not _eq(v, 'all'):
         return False
     return True
 
 
-def _check148(v):  # #/properties/output/properties/save_total_limit
-    if not (sum(1 for f in (_check149, _check150,) if f(v)) == 1):
+def _check149(v):  # #/properties/output/properties/save_total_limit
+    if not (sum(1 for f in (_check150, _check151,) if f(v)) == 1):
         return False
     return True
 
 
-def _check152(v):  # #/properties/output/properties/report_to/oneOf/0
-    if not (isinstance(v, str) and v in _C153):
+def _check153(v):  # #/properties/output/properties/report_to/oneOf/0
+    if not (isinstance(v, str) and v in _C154):
         return False
     return True
 
 
-def _check155(v):  # #/properties/output/properties/report_to/oneOf/1/items
-    if not (isinstance(v, str) and v in _C156):
+def _check156(v):  # #/properties/output/properties/report_to/oneOf/1/items
+    if not (isinstance(v, str) and v in _C157):
         return False
     return True
 
 
-def _check154(v):  # #/properties/output/properties/report_to/oneOf/1
+def _check155(v):  # #/properties/output/properties/report_to/oneOf/1
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check155(item):
+            if not _check156(item):
                 return False
     return True
 
 
-def _check151(v):  # #/properties/output/properties/report_to
-    if not (sum(1 for f in (_check152, _check154,) if f(v)) == 1):
+def _check152(v):  # #/properties/output/properties/report_to
+    if not (sum(1 for f in (_check153, _check155,) if f(v)) == 1):
         return False
     return True
 
 
-def _check157(v):  # #/properties/output/properties/run_name
+def _check158(v):  # #/properties/output/properties/run_name
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check158(v):  # #/properties/output/properties/wandb_project
+def _check159(v):  # #/properties/output/properties/wandb_project
     if not (isinstance(v, str)):
-        return False
-    return True
-
-
-def _check159(v):  # #/properties/output/properties/per_epoch
-    if not (_is_integer(v)):
-        return False
-    if _is_number(v) and v < 1:
         return False
     return True
 
@@ -1509,35 +1509,35 @@ def _check1(v):  # #
 _C16 = {'base': _check9, 'template': _check10, 'pad_token': _check11, 'trust_remote_code': _check12, 'params': _check13, 'revision': _check14, 'adapter': _check15}
 _C18 = frozenset(['dpo', 'grpo', 'kto', 'orpo', 'ppo', 'pt', 'rm', 'sft', 'simpo'])
 _C21 = frozenset(['freeze', 'full', 'lora', 'oft', 'prefix', 'prompt', 'ptuning', 'qlora'])
-_C37 = frozenset(['default', 'gaussian', 'olora', 'pissa'])
-_C38 = {'r': _check23, 'alpha': _check24, 'dropout': _check25, 'target': _check26, 'dora': _check30, 'rslora': _check31, 'plus_ratio': _check32, 'plus_lr_embedding': _check33, 'modules_to_save': _check34, 'init': _check36}
+_C35 = frozenset(['default', 'gaussian', 'olora', 'pissa'])
+_C38 = {'r': _check23, 'alpha': _check24, 'dropout': _check25, 'target': _check26, 'dora': _check30, 'rslora': _check31, 'modules_to_save': _check32, 'init': _check34, 'plus_ratio': _check36, 'plus_lr_embedding': _check37}
 _C41 = (4, 8)
 _C43 = frozenset(['fp4', 'nf4'])
 _C46 = frozenset(['bf16', 'fp16', 'fp32'])
 _C47 = {'bits': _check40, 'type': _check42, 'double_quant': _check44, 'compute_dtype': _check45}
 _C55 = {'trainable_layers': _check49, 'trainable_modules': _check51}
-_C64 = {'rank': _check57, 'block_size': _check58, 'target': _check59, 'dropout': _check63}
-_C68 = {'num_virtual_tokens': _check66, 'encoder_hidden_size': _check67}
-_C69 = {'type': _check20, 'lora': _check22, 'quant': _check39, 'freeze': _check48, 'oft': _check56, 'prompt': _check65}
+_C59 = {'num_virtual_tokens': _check57, 'encoder_hidden_size': _check58}
+_C68 = {'rank': _check61, 'block_size': _check62, 'target': _check63, 'dropout': _check67}
+_C69 = {'type': _check20, 'lora': _check22, 'quant': _check39, 'freeze': _check48, 'prompt': _check56, 'oft': _check60}
 _C74 = {'beta': _check71, 'ftx': _check72, 'simpo_gamma': _check73}
-_C84 = re.compile('^[A-Za-z0-9_.-]+$')
-_C86 = frozenset(['alpaca', 'messages', 'preference', 'sharegpt', 'text'])
+_C82 = frozenset(['alpaca', 'messages', 'preference', 'sharegpt', 'text'])
+_C86 = re.compile('^[A-Za-z0-9_.-]+$')
 _C90 = frozenset(['assistant', 'chosen', 'content', 'history', 'input', 'instruction', 'kto_tag', 'messages', 'output', 'prompt', 'rejected', 'role', 'system', 'text', 'tools', 'user'])
 _C91 = {}
-_C95 = {'path': _check81, 'hub': _check82, 'name': _check83, 'format': _check85, 'columns': _check87, 'split': _check92, 'subset': _check93, 'num_samples': _check94}
+_C95 = {'format': _check81, 'path': _check83, 'hub': _check84, 'name': _check85, 'columns': _check87, 'split': _check92, 'subset': _check93, 'num_samples': _check94}
 _C100 = {'split': _check97, 'datasets': _check98}
 _C104 = frozenset(['drop', 'truncate'])
 _C108 = {'train': _check76, 'val': _check96, 'max_length': _check101, 'packing': _check102, 'overlength': _check103, 'train_on_prompt': _check105, 'system_prompt': _check106, 'num_workers': _check107}
 _C116 = frozenset(['constant', 'constant_with_warmup', 'cosine', 'cosine_with_min_lr', 'cosine_with_restarts', 'inverse_sqrt', 'linear', 'polynomial', 'warmup_stable_decay'])
-_C121 = frozenset(['adafactor', 'adamw_8bit', 'adamw_bnb_8bit', 'adamw_torch', 'adamw_torch_4bit', 'adamw_torch_8bit', 'adamw_torch_fused', 'lion_8bit', 'paged_adamw_32bit', 'paged_adamw_8bit', 'paged_lion_8bit', 'sgd'])
-_C123 = frozenset(['bf16', 'fp16', 'fp32'])
-_C135 = {'epochs': _check110, 'max_steps': _check111, 'micro_batch_size': _check112, 'grad_accum': _check113, 'lr': _check114, 'scheduler': _check115, 'warmup_ratio': _check117, 'warmup_steps': _check118, 'weight_decay': _check119, 'optimizer': _check120, 'precision': _check122, 'gradient_checkpointing': _check124, 'seed': _check127, 'max_grad_norm': _check128, 'adam_beta1': _check129, 'adam_beta2': _check130, 'adam_epsilon': _check131, 'neftune_alpha': _check132, 'logging_steps': _check133, 'min_lr': _check134}
+_C122 = frozenset(['adafactor', 'adamw_8bit', 'adamw_bnb_8bit', 'adamw_torch', 'adamw_torch_4bit', 'adamw_torch_8bit', 'adamw_torch_fused', 'lion_8bit', 'paged_adamw_32bit', 'paged_adamw_8bit', 'paged_lion_8bit', 'sgd'])
+_C124 = frozenset(['bf16', 'fp16', 'fp32'])
+_C135 = {'lr': _check110, 'epochs': _check111, 'max_steps': _check112, 'micro_batch_size': _check113, 'grad_accum': _check114, 'scheduler': _check115, 'min_lr': _check117, 'warmup_ratio': _check118, 'warmup_steps': _check119, 'weight_decay': _check120, 'optimizer': _check121, 'precision': _check123, 'gradient_checkpointing': _check125, 'seed': _check128, 'max_grad_norm': _check129, 'adam_beta1': _check130, 'adam_beta2': _check131, 'adam_epsilon': _check132, 'neftune_alpha': _check133, 'logging_steps': _check134}
 _C138 = frozenset(['epoch', 'no', 'steps'])
-_C142 = {'every': _check137, 'steps': _check139, 'batch_size': _check140, 'per_epoch': _check141}
+_C142 = {'every': _check137, 'steps': _check139, 'per_epoch': _check140, 'batch_size': _check141}
 _C146 = frozenset(['epoch', 'no', 'steps'])
-_C153 = frozenset(['mlflow', 'none', 'tensorboard', 'wandb'])
-_C156 = frozenset(['mlflow', 'tensorboard', 'wandb'])
-_C160 = {'dir': _check144, 'save': _check145, 'save_steps': _check147, 'save_total_limit': _check148, 'report_to': _check151, 'run_name': _check157, 'wandb_project': _check158, 'per_epoch': _check159}
+_C154 = frozenset(['mlflow', 'none', 'tensorboard', 'wandb'])
+_C157 = frozenset(['mlflow', 'tensorboard', 'wandb'])
+_C160 = {'dir': _check144, 'save': _check145, 'save_steps': _check147, 'per_epoch': _check148, 'save_total_limit': _check149, 'report_to': _check152, 'run_name': _check158, 'wandb_project': _check159}
 _C168 = frozenset(['local', 'ray', 'skypilot', 'slurm'])
 _C172 = re.compile('^([0-9]+-)?[0-9]+(:[0-9]{2}){0,2}$')
 _C183 = {'gpus': _check162, 'nodes': _check163, 'gpu_memory_gb': _check164, 'bf16': _check165, 'deepspeed': _check166, 'launcher': _check167, 'partition': _check169, 'account': _check170, 'time': _check171, 'cpus_per_node': _check173, 'container': _check174, 'setup': _check175, 'sbatch': _check177, 'accelerator': _check179, 'cloud': _check180, 'ray_address': _check181, 'port': _check182}

@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from . import recipe as r
+from .fields import check_declared
 from .paths import real_parent, real_path
 from .resolve import Resolved
 
 DEFAULT_LORA = r.Lora()
+DEFAULT_METHOD = r.Method()
 
 # Written fields that normalise folds into another field rather than keeping (``per_epoch: 1`` is the epoch
 # strategy): an empty typed value there is the same training, not a dropped value.
@@ -52,22 +54,22 @@ def _model(resolved: Resolved) -> r.Model:
     adapter = m.get("adapter")
     if adapter is not None:
         adapter = _local_path(adapter, _base_dir(resolved, ("model", "adapter")))
-    return r.Model(base=base, template=m.get("template"), pad_token=m.get("pad_token"),
-                   trust_remote_code=bool(m.get("trust_remote_code", False)), params=m.get("params"),
-                   revision=m.get("revision"), is_local=local, adapter=adapter)
+    return _section(r.Model, m, computed={"base": base, "is_local": local, "adapter": adapter})
 
 
-def _section(cls, spec: dict, **derived):
-    """A recipe dataclass from its YAML section: written values (lists as tuples), then ``derived`` defaults
-    (those that depend on other values), then the dataclass's own defaults."""
-    names = {f.name for f in fields(cls)}
+def _section(cls, spec: dict, computed: dict | None = None, **derived):
+    """A recipe dataclass from its YAML section: ``computed`` values (paths made absolute, cadences), then the
+    written values (lists as tuples), then ``derived`` defaults (those that depend on other values), then the
+    dataclass's own defaults (declared once, in recipe.py)."""
+    computed = computed or {}
+    names = {f.name for f in fields(cls)} - set(computed)
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in spec.items() if k in names}
-    return cls(**{**derived, **values})
+    return cls(**{**derived, **values, **computed})
 
 
 def _method(data: dict, precision: str) -> r.Method:
     m = data.get("method", {})
-    kind = m.get("type", "lora")
+    kind = m.get("type", DEFAULT_METHOD.type)
     lora = quant = freeze = prompt = oft = None
     if kind in r.ADAPTER_METHODS:
         spec = m.get("lora", {})
@@ -117,12 +119,10 @@ def _data(resolved: Resolved) -> r.Data:
     d = resolved.data["data"]
     taken: set[str] = set()
     val = d.get("val", {})
-    return r.Data(train=_datasets(resolved, ("data", "train"), taken),
-                  val_split=float(val.get("split", 0.0)),
-                  val=_datasets(resolved, ("data", "val", "datasets"), taken),
-                  max_length=d.get("max_length", 2048), packing=d.get("packing", False),
-                  overlength=d.get("overlength", "truncate"), train_on_prompt=d.get("train_on_prompt", False),
-                  system_prompt=d.get("system_prompt"), num_workers=d.get("num_workers"))
+    return _section(r.Data, d, computed={
+        "train": _datasets(resolved, ("data", "train"), taken),
+        "val_split": float(val.get("split", r.Data.val_split)),
+        "val": _datasets(resolved, ("data", "val", "datasets"), taken)})
 
 
 def _train(data: dict) -> r.Train:
@@ -133,10 +133,8 @@ def _train(data: dict) -> r.Train:
         epochs = defaults.epochs
     warmup_steps = t.get("warmup_steps")
     warmup_ratio = t.get("warmup_ratio", None if warmup_steps is not None else defaults.warmup_ratio)
-    special = ("epochs", "max_steps", "warmup_ratio", "warmup_steps")
-    kwargs = {f.name: t[f.name] for f in fields(r.Train) if f.name in t and f.name not in special}
-    return r.Train(epochs=epochs, max_steps=t.get("max_steps"), warmup_ratio=warmup_ratio,
-                   warmup_steps=warmup_steps, **kwargs)
+    return _section(r.Train, t, computed={"epochs": epochs, "max_steps": t.get("max_steps"),
+                                          "warmup_ratio": warmup_ratio, "warmup_steps": warmup_steps})
 
 
 def _cadence(resolved: Resolved, section: str, every_key: str, steps_keys: tuple[str, ...]) -> str | None:
@@ -158,8 +156,7 @@ def _eval(resolved: Resolved, has_validation: bool) -> r.Eval:
     per_epoch = e.get("per_epoch")
     if per_epoch == 1 and strategy == "steps" and "steps" not in e:  # once per epoch is the epoch strategy
         strategy, per_epoch = "epoch", None
-    return r.Eval(strategy=strategy, steps=e.get("steps"), per_epoch=per_epoch,
-                  batch_size=e.get("batch_size"))
+    return _section(r.Eval, e, computed={"strategy": strategy, "per_epoch": per_epoch})
 
 
 def _output(resolved: Resolved) -> r.Output:
@@ -174,22 +171,18 @@ def _output(resolved: Resolved) -> r.Output:
     per_epoch = o.get("per_epoch")
     if per_epoch == 1 and save == "steps" and "save_steps" not in o:  # once per epoch is the epoch strategy
         save, per_epoch = "epoch", None
-    return r.Output(dir=out_dir, save=save, save_steps=o.get("save_steps"), per_epoch=per_epoch,
-                    save_total_limit=o.get("save_total_limit", 2), report_to=report,
-                    run_name=o.get("run_name"), wandb_project=o.get("wandb_project"))
+    return _section(r.Output, o, computed={"dir": out_dir, "save": save, "per_epoch": per_epoch,
+                                           "report_to": report})
 
 
 def _hardware(data: dict) -> r.Hardware:
-    h = data.get("hardware", {})
-    values = {k: h[k] for k in r.Hardware.__dataclass_fields__ if k in h}
-    values.update({k: tuple(values[k]) for k in ("setup", "sbatch") if k in values})
-    return r.Hardware(**values)
+    return _section(r.Hardware, data.get("hardware", {}))
 
 
 def _preference(data: dict, stage: str) -> r.Preference | None:
     if stage not in r.PREFERENCE_STAGES and "preference" not in data:
         return None
-    return r.Preference(**data.get("preference", {}))
+    return _section(r.Preference, data.get("preference", {}))
 
 
 def whole_integers(data: Any, schema: dict, root: dict | None = None) -> Any:
@@ -218,6 +211,7 @@ def normalise(resolved: Resolved) -> r.Recipe:
 
     resolved.data = whole_integers(resolved.data, recipe_schema())
     data = resolved.data
+    check_declared(data)
     stage = data.get("stage", "sft")
     train = _train(data)
     recipe_data = _data(resolved)

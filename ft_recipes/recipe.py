@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Optional, Union
+from typing import ClassVar, Literal, Optional, Union, get_args
 
 Stage = Literal["pt", "sft", "rm", "dpo", "orpo", "kto", "simpo", "ppo", "grpo"]
 MethodType = Literal["full", "freeze", "lora", "qlora", "prefix", "ptuning", "prompt", "oft"]
@@ -21,74 +21,146 @@ PROMPT_METHODS = ("prefix", "ptuning", "prompt")
 PEFT_ADAPTERS = (*ADAPTER_METHODS, "oft")  # methods whose result is a PEFT adapter saved beside the base
 
 
-def _f(default=None, help: str = "", **kw):
-    if "default_factory" in kw:
-        return field(metadata={"help": help}, **kw)
-    return field(default=default, metadata={"help": help})
+def _f(default=None, help: str = "", *, yaml: str | None = None, spellings: tuple[str, ...] = (), **schema):
+    """A recipe field, declared once: its default, its help (the schema's description and the docs), its YAML
+    name where it differs (``yaml``), other spellings users bring from the backends (did-you-mean), and its JSON
+    Schema keywords. ``schemas/recipe.schema.json`` is generated from these (``python -m ft_recipes.fields``)."""
+    return field(default=default, metadata={"help": help, "yaml": yaml, "spellings": spellings, "schema": schema})
+
+
+def _internal(default=None, help: str = ""):
+    """A field normalise derives (not written in a recipe, not in the schema)."""
+    return field(default=default, metadata={"help": help, "internal": True})
+
+
+TARGET = {"oneOf": [{"const": "all-linear"},
+                    {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}}]}
+COLUMNS = ("instruction", "input", "output", "system", "history", "messages", "tools", "role", "content", "user",
+           "assistant", "chosen", "rejected", "prompt", "text", "kto_tag")
+SCHEDULERS = ("cosine", "linear", "constant", "constant_with_warmup", "cosine_with_restarts", "polynomial",
+              "inverse_sqrt", "cosine_with_min_lr", "warmup_stable_decay")
+OPTIMIZERS = ("adamw_torch", "adamw_torch_fused", "adamw_8bit", "adamw_bnb_8bit", "paged_adamw_8bit",
+              "paged_adamw_32bit", "adafactor", "sgd", "lion_8bit", "paged_lion_8bit", "adamw_torch_4bit",
+              "adamw_torch_8bit")
+TRACKERS = ("wandb", "tensorboard", "mlflow")
 
 
 @dataclass(frozen=True)
 class Model:
-    base: str = _f("", "Hub id or local path (absolute) of the base model.")
-    template: Optional[str] = _f(None, "ftr chat template name; None = the tokenizer's own.")
-    pad_token: Optional[str] = _f(None, "'eos' or a token string; None = not declared.")
-    trust_remote_code: bool = _f(False, "Allow code from the model repository.")
-    params: Optional[float] = _f(None, "Parameter count in billions, when declared.")
-    revision: Optional[str] = _f(None, "Model revision.")
-    is_local: bool = _f(False, "base is a local directory.")
-    adapter: Optional[Path] = _f(None, "Absolute path of a PEFT adapter to continue training (a pipeline stage's from:).")
+    SCHEMA: ClassVar[dict] = {"description": "The base model.", "required": ["base"]}
+
+    base: str = _f("", "Hub id or local path of the base model.", type='string', minLength=1,
+                   spellings=('base_model', 'model_name_or_path'))
+    template: Optional[str] = _f(
+        None,
+        "Chat template name (ftr names: chatml, qwen, llama3, mistral, gemma, alpaca, ...; mapped per backend).",
+        type='string', spellings=('chat_template',))
+    pad_token: Optional[str] = _f(
+        None,
+        "Pad token: 'eos' to reuse the EOS token, or the token string.",
+        type='string')
+    trust_remote_code: bool = _f(False, "Allow running code from the model repository.", type='boolean')
+    params: Optional[float] = _f(
+        None,
+        "Parameter count in billions (for the VRAM estimate when the model is unknown).",
+        type='number', exclusiveMinimum=0)
+    revision: Optional[str] = _f(None, "Model revision (branch, tag or commit).", type='string')
+    is_local: bool = _internal(False, "base is a local directory.")
+    adapter: Optional[Path] = _f(
+        None,
+        "Local path of a PEFT (LoRA) adapter to continue training on top of model.base; a pipeline stage's "
+        "`from:` sets it (docs/pipelines.md).",
+        type='string', minLength=1)
 
 
 @dataclass(frozen=True)
 class Lora:
-    r: int = _f(16, "LoRA rank.")
-    alpha: float = _f(32, "LoRA alpha.")
-    dropout: float = _f(0.05, "LoRA dropout.")
-    target: tuple[str, ...] | str = _f("all-linear", "'all-linear' or module names.")
-    dora: bool = _f(False, "DoRA.")
-    rslora: bool = _f(False, "rsLoRA scaling.")
-    modules_to_save: tuple[str, ...] = _f((), "Modules trained fully and saved with the adapter.")
-    init: str = _f("default", "Weight initialisation: default, pissa, olora or gaussian.")
-    plus_ratio: Optional[float] = _f(None, "LoRA+: learning rate of the B matrices = lr x this (None: off).")
-    plus_lr_embedding: Optional[float] = _f(None, "LoRA+: learning rate of LoRA embedding layers (None: 1e-6).")
+    r: int = _f(16, "LoRA rank.", type='integer', minimum=1, spellings=('lora_rank', 'lora_r', 'rank'))
+    alpha: float = _f(32, "LoRA alpha (scaling numerator).", type='number', exclusiveMinimum=0,
+                      spellings=('lora_alpha',))
+    dropout: float = _f(0.05, "LoRA dropout.", type='number', minimum=0, maximum=1, spellings=('lora_dropout',))
+    target: tuple[str, ...] | str = _f(
+        "all-linear",
+        "Modules to adapt: 'all-linear' or a list of module names.",
+        **TARGET, spellings=('lora_target', 'lora_target_modules', 'target_modules'))
+    dora: bool = _f(False, "Use DoRA (weight-decomposed LoRA).", type='boolean', spellings=('use_dora',))
+    rslora: bool = _f(False, "Use rank-stabilised LoRA scaling alpha/sqrt(r).", type='boolean',
+                      spellings=('use_rslora',))
+    modules_to_save: tuple[str, ...] = _f(
+        (),
+        "Extra modules trained fully and saved with the adapter (e.g. embed_tokens, lm_head).",
+        type='array', items={'type': 'string'})
+    init: str = _f(
+        "default",
+        "LoRA weight initialisation: PEFT's default, PiSSA (principal singular values), OLoRA (QR) or Gaussian A.",
+        enum=['default', 'pissa', 'olora', 'gaussian'])
+    plus_ratio: Optional[float] = _f(
+        None,
+        "LoRA+ (Hayou et al. 2024): the B matrices learn at lr x plus_ratio (the paper suggests 16); off when "
+        "absent.",
+        type='number', exclusiveMinimum=0)
+    plus_lr_embedding: Optional[float] = _f(
+        None,
+        "LoRA+: learning rate of LoRA's embedding layers (the backends' default 1e-6).",
+        type='number', exclusiveMinimum=0)
 
 
 @dataclass(frozen=True)
 class Quant:
-    bits: int = _f(4, "4 or 8.")
-    type: str = _f("nf4", "nf4 or fp4 (4-bit only).")
-    double_quant: bool = _f(True, "Double quantization.")
-    compute_dtype: str = _f("bf16", "Compute dtype of quantized layers.")
+    bits: int = _f(4, "Quantization bits.", enum=[4, 8], spellings=('quantization_bit', 'load_in_4bit'))
+    type: str = _f("nf4", "4-bit quantization data type.", enum=['nf4', 'fp4'])
+    double_quant: bool = _f(True, "Quantize the quantization constants too.", type='boolean')
+    compute_dtype: str = _f("bf16", "Compute dtype of the 4-bit layers.", enum=['bf16', 'fp16', 'fp32'])
 
 
 @dataclass(frozen=True)
 class Freeze:
-    trainable_layers: int = _f(2, "Last N layers trained (negative: first N).")
-    trainable_modules: tuple[str, ...] | str = _f("all", "'all' or module names.")
+    trainable_layers: int = _f(
+        2,
+        "Number of last (positive) or first (negative) layers to train.",
+        type='integer', **{'not': {'const': 0}})
+    trainable_modules: tuple[str, ...] | str = _f(
+        "all",
+        "Modules trained in those layers: 'all' or a list.",
+        oneOf=[{'const': 'all'}, {'type': 'array', 'items': {'type': 'string'}, 'minItems': 1}])
 
 
 @dataclass(frozen=True)
 class Oft:
-    rank: int = _f(0, "OFT rank (blocks per layer); 0 = derived from block_size.")
-    block_size: int = _f(32, "OFT block size; 0 = derived from rank.")
-    target: tuple[str, ...] | str = _f("all-linear", "'all-linear' or module names.")
-    dropout: float = _f(0.0, "OFT module dropout.")
+    rank: int = _f(
+        0,
+        "OFT rank: the number of blocks per layer (0: derived from block_size).",
+        type='integer', minimum=0)
+    block_size: int = _f(32, "OFT block size (0: derived from rank).", type='integer', minimum=0)
+    target: tuple[str, ...] | str = _f(
+        "all-linear",
+        "Modules to adapt: 'all-linear' or a list of module names.",
+        **TARGET)
+    dropout: float = _f(0.0, "OFT module dropout.", type='number', minimum=0, maximum=1)
 
 
 @dataclass(frozen=True)
 class PromptLearning:
-    num_virtual_tokens: int = _f(20, "Virtual tokens.")
-    encoder_hidden_size: int = _f(128, "P-Tuning encoder hidden size.")
+    num_virtual_tokens: int = _f(20, "Number of virtual tokens.", type='integer', minimum=1)
+    encoder_hidden_size: int = _f(128, "P-Tuning prompt encoder hidden size.", type='integer', minimum=1)
 
 
 @dataclass(frozen=True)
 class Method:
-    type: MethodType = _f("lora", "Fine-tuning method.")
-    lora: Optional[Lora] = _f(None, "Set for lora and qlora.")
-    quant: Optional[Quant] = _f(None, "Set for qlora, or 8-bit LoRA.")
-    freeze: Optional[Freeze] = _f(None, "Set for freeze.")
-    prompt: Optional[PromptLearning] = _f(None, "Set for prefix, ptuning and prompt.")
-    oft: Optional[Oft] = _f(None, "Set for oft.")
+    SCHEMA: ClassVar[dict] = {"description": "How the weights are trained."}
+
+    type: MethodType = _f(
+        "lora",
+        "Fine-tuning method. prefix (Prefix Tuning / P-Tuning v2), ptuning (P-Tuning) and prompt (prompt tuning) "
+        "need --backend trl; oft (orthogonal fine-tuning, a PEFT adapter) needs --backend llamafactory or trl.",
+        enum=list(get_args(MethodType)), spellings=('finetuning_type', 'adapter'))
+    lora: Optional[Lora] = _f(None, "LoRA settings (lora and qlora).")
+    quant: Optional[Quant] = _f(None, "bitsandbytes quantization of the base model.")
+    freeze: Optional[Freeze] = _f(None, "Freeze tuning settings.")
+    prompt: Optional[PromptLearning] = _f(None, "Virtual-token settings for prefix, ptuning and prompt methods.")
+    oft: Optional[Oft] = _f(
+        None,
+        "OFT settings (method.type: oft). PEFT needs exactly one of rank and block_size non-zero.")
 
     @property
     def is_adapter(self) -> bool:
@@ -103,22 +175,48 @@ class Method:
 
 @dataclass(frozen=True)
 class Preference:
-    beta: float = _f(0.1, "Preference beta.")
-    ftx: float = _f(0.0, "Extra SFT loss weight.")
-    simpo_gamma: float = _f(0.5, "SimPO margin.")
+    SCHEMA: ClassVar[dict] = {"description": "Preference-optimisation settings (stages dpo, orpo, kto, simpo, rm)."}
+
+    beta: float = _f(0.1, "DPO/ORPO/KTO/SimPO beta.", type='number', exclusiveMinimum=0)
+    ftx: float = _f(0.0, "Weight of an extra SFT loss in preference training.", type='number', minimum=0)
+    simpo_gamma: float = _f(0.5, "SimPO target reward margin.", type='number', minimum=0)
 
 
 @dataclass(frozen=True)
 class Dataset:
-    format: Format = _f("alpaca", "Row format.")
-    path: Optional[Path] = _f(None, "Absolute local path.")
-    hub: Optional[str] = _f(None, "Hub dataset id.")
-    name: str = _f("", "Registered name (unique in the recipe).")
-    columns: tuple[tuple[str, str], ...] = _f((), "Standard column -> file column.")
-    split: str = _f("train", "Split to read.")
-    subset: Optional[str] = _f(None, "Hub dataset configuration (load_dataset's name).")
-    num_samples: Optional[int] = _f(None, "Use only the first N rows.")
-    key_path: tuple = _f((), "Where it was declared in the recipe (for findings).")
+    SCHEMA: ClassVar[dict] = {"required": ["format"], "description": "One dataset.",
+                              "oneOf": [{"required": ["path"]}, {"required": ["hub"]}]}
+
+    format: Format = _f(
+        "alpaca",
+        "Row format: alpaca (instruction/input/output), sharegpt (conversations with from/value), messages "
+        "(OpenAI role/content), preference (prompt with chosen/rejected), text (raw text for pretraining).",
+        enum=list(get_args(Format)))
+    path: Optional[Path] = _f(
+        None,
+        "Local data file (jsonl, json, csv, parquet, arrow, txt) or directory, relative to the recipe file.",
+        type='string', minLength=1)
+    hub: Optional[str] = _f(
+        None,
+        "A Hugging Face Hub dataset id instead of a local path.",
+        type='string', minLength=1)
+    name: str = _f(
+        "",
+        "Name used to register the dataset (LLaMA-Factory dataset_info.json). Default: derived from the file "
+        "name.",
+        type='string', pattern='^[A-Za-z0-9_.-]+$')
+    columns: tuple[tuple[str, str], ...] = _f(
+        (),
+        "Map the format's standard column names to the names used in the file, e.g. {instruction: question, "
+        "output: answer}.",
+        type='object', propertyNames={'enum': list(COLUMNS)}, additionalProperties={'type': 'string'})
+    split: str = _f("train", "Split to read (default train).", type='string')
+    subset: Optional[str] = _f(
+        None,
+        "Hub dataset configuration (the `name` of datasets.load_dataset, e.g. `en` of allenai/c4).",
+        type='string', minLength=1)
+    num_samples: Optional[int] = _f(None, "Use only the first N rows.", type='integer', minimum=1)
+    key_path: tuple = _internal((), "Where it was declared in the recipe (for findings).")
 
     def column(self, standard: str) -> str:
         return dict(self.columns).get(standard, standard)
@@ -130,15 +228,40 @@ class Dataset:
 
 @dataclass(frozen=True)
 class Data:
-    train: tuple[Dataset, ...] = _f((), "Training datasets.")
-    val_split: float = _f(0.0, "Held-out fraction (< 1) or row count (>= 1); 0 = none.")
-    val: tuple[Dataset, ...] = _f((), "Separate validation datasets.")
-    max_length: int = _f(2048, "Maximum tokens per example.")
-    packing: bool = _f(False, "Pack examples.")
-    overlength: Literal["truncate", "drop"] = _f("truncate", "Over-long examples.")
-    train_on_prompt: bool = _f(False, "Loss on prompt tokens too.")
-    system_prompt: Optional[str] = _f(None, "Default system prompt.")
-    num_workers: Optional[int] = _f(None, "Preprocessing processes.")
+    SCHEMA: ClassVar[dict] = {"required": ["train"], "description": "Training and validation data."}
+    GROUPS: ClassVar[dict] = {"val": {
+        "description": "Validation data: {split: 0.1} (fraction, or row count when > 1) or {datasets: [...]}.",
+        "minProperties": 1, "maxProperties": 1}}
+
+    train: tuple[Dataset, ...] = _f(
+        (),
+        "Training datasets.",
+        type='array', minItems=1, items={'$ref': '#/$defs/dataset'}, spellings=('datasets', 'dataset'))
+    val_split: float = _f(
+        0.0,
+        "Fraction (< 1) or row count (>= 1) held out from training.",
+        yaml='val.split', type='number', exclusiveMinimum=0, spellings=('val_size', 'val_set_size'))
+    val: tuple[Dataset, ...] = _f(
+        (),
+        "Separate validation datasets.",
+        yaml='val.datasets', type='array', minItems=1, items={'$ref': '#/$defs/dataset'})
+    max_length: int = _f(2048, "Maximum tokens per example.", type='integer', minimum=8,
+                         spellings=('cutoff_len', 'sequence_len', 'max_seq_length'))
+    packing: bool = _f(
+        False,
+        "Pack several examples into one sequence (examples do not attend to each other where the backend supports"
+        " it).",
+        type='boolean', spellings=('sample_packing',))
+    overlength: Literal["truncate", "drop"] = _f(
+        "truncate",
+        "What to do with examples longer than max_length.",
+        enum=['truncate', 'drop'])
+    train_on_prompt: bool = _f(
+        False,
+        "Also compute the loss on prompt tokens (default: assistant/response tokens only).",
+        type='boolean')
+    system_prompt: Optional[str] = _f(None, "System prompt added to rows that have none.", type='string')
+    num_workers: Optional[int] = _f(None, "Processes for data preprocessing.", type='integer', minimum=1)
 
     @property
     def has_validation(self) -> bool:
@@ -147,67 +270,165 @@ class Data:
 
 @dataclass(frozen=True)
 class Train:
-    lr: float = _f(1e-4, "Peak learning rate.")
-    epochs: Optional[float] = _f(3.0, "Epochs; None when max_steps decides.")
-    max_steps: Optional[int] = _f(None, "Optimizer steps.")
-    micro_batch_size: int = _f(1, "Per-device batch.")
-    grad_accum: int = _f(1, "Gradient accumulation.")
-    scheduler: str = _f("cosine", "LR schedule.")
-    min_lr: Optional[float] = _f(None, "Final LR of cosine_with_min_lr.")
-    warmup_ratio: Optional[float] = _f(0.03, "Warmup fraction (None when warmup_steps is set).")
-    warmup_steps: Optional[int] = _f(None, "Warmup steps.")
-    weight_decay: float = _f(0.0, "Weight decay.")
-    optimizer: str = _f("adamw_torch", "Optimizer.")
-    precision: Precision = _f("bf16", "Precision.")
-    gradient_checkpointing: bool | str = _f(True, "Gradient checkpointing; 'offload': activations kept in CPU memory.")
-    seed: int = _f(42, "Seed.")
-    max_grad_norm: float = _f(1.0, "Gradient clipping.")
-    adam_beta1: Optional[float] = _f(None, "Adam beta1 (None: the trainer's 0.9).")
-    adam_beta2: Optional[float] = _f(None, "Adam beta2 (None: the trainer's 0.999).")
-    adam_epsilon: Optional[float] = _f(None, "Adam epsilon (None: the trainer's 1e-8).")
-    neftune_alpha: Optional[float] = _f(None, "NEFTune noise on the input embeddings (None: off).")
-    logging_steps: int = _f(10, "Log every N steps.")
+    SCHEMA: ClassVar[dict] = {"description": "The training loop."}
+
+    lr: float = _f(1e-4, "Peak learning rate.", type='number', exclusiveMinimum=0, spellings=('learning_rate',))
+    epochs: Optional[float] = _f(3.0, "Number of epochs.", type='number', exclusiveMinimum=0,
+                                 spellings=('num_epochs', 'num_train_epochs'))
+    max_steps: Optional[int] = _f(
+        None,
+        "Stop after this many optimizer steps (overrides epochs).",
+        type='integer', minimum=1)
+    micro_batch_size: int = _f(1, "Examples per device per step.", type='integer', minimum=1,
+                               spellings=('per_device_train_batch_size', 'batch_size'))
+    grad_accum: int = _f(1, "Gradient accumulation steps.", type='integer', minimum=1,
+                         spellings=('gradient_accumulation_steps',))
+    scheduler: str = _f(
+        "cosine",
+        "Learning-rate schedule.",
+        enum=list(SCHEDULERS), spellings=('lr_scheduler', 'lr_scheduler_type'))
+    min_lr: Optional[float] = _f(
+        None,
+        "Final learning rate of cosine_with_min_lr (absolute; below train.lr).",
+        type='number', minimum=0)
+    warmup_ratio: Optional[float] = _f(
+        0.03,
+        "Warmup as a fraction of the total steps.",
+        type='number', minimum=0, maximum=1)
+    warmup_steps: Optional[int] = _f(None, "Warmup in steps (instead of warmup_ratio).", type='integer', minimum=0)
+    weight_decay: float = _f(0.0, "AdamW weight decay.", type='number', minimum=0)
+    optimizer: str = _f(
+        "adamw_torch",
+        "Optimizer (Hugging Face names).",
+        enum=list(OPTIMIZERS), spellings=('optim',))
+    precision: Precision = _f(
+        "bf16",
+        "Training precision (mixed precision for bf16/fp16).",
+        enum=list(get_args(Precision)), spellings=('bf16', 'fp16'))
+    gradient_checkpointing: bool | str = _f(
+        True,
+        "Recompute activations in the backward pass to save memory; 'offload' also keeps the checkpointed "
+        "activations in CPU memory.",
+        oneOf=[{'type': 'boolean'}, {'const': 'offload'}])
+    seed: int = _f(42, "Random seed.", type='integer', minimum=0)
+    max_grad_norm: float = _f(1.0, "Gradient clipping norm.", type='number', minimum=0)
+    adam_beta1: Optional[float] = _f(
+        None,
+        "Adam/AdamW beta1 (the trainers' default 0.9); every Adam-family optimizer reads it.",
+        type='number', minimum=0, exclusiveMaximum=1)
+    adam_beta2: Optional[float] = _f(
+        None,
+        "Adam/AdamW beta2 (the trainers' default 0.999).",
+        type='number', minimum=0, exclusiveMaximum=1)
+    adam_epsilon: Optional[float] = _f(
+        None,
+        "Adam/AdamW epsilon (the trainers' default 1e-8).",
+        type='number', exclusiveMinimum=0)
+    neftune_alpha: Optional[float] = _f(
+        None,
+        "NEFTune: noise of this scale added to the input embeddings while training (transformers' "
+        "neftune_noise_alpha; typical 5).",
+        type='number', exclusiveMinimum=0)
+    logging_steps: int = _f(10, "Log every N steps.", type='integer', minimum=1)
 
 
 @dataclass(frozen=True)
 class Eval:
-    strategy: Literal["epoch", "steps", "no"] = _f("no", "When to evaluate.")
-    steps: Optional[int] = _f(None, "Every N steps.")
-    per_epoch: Optional[int] = _f(None, "N times per epoch.")
-    batch_size: Optional[int] = _f(None, "Per-device eval batch; None = micro batch.")
+    SCHEMA: ClassVar[dict] = {"description": "Evaluation cadence."}
+
+    strategy: Literal["epoch", "steps", "no"] = _f(
+        "no",
+        "When to evaluate: each epoch, every `steps` steps, or never.",
+        yaml='every', enum=['epoch', 'steps', 'no'])
+    steps: Optional[int] = _f(None, "Evaluate every N steps (implies every: steps).", type='integer', minimum=1)
+    per_epoch: Optional[int] = _f(
+        None,
+        "Evaluate N times per epoch (implies every: steps).",
+        type='integer', minimum=1)
+    batch_size: Optional[int] = _f(None, "Evaluation batch size per device.", type='integer', minimum=1)
 
 
 @dataclass(frozen=True)
 class Output:
-    dir: Path = _f(Path("runs/out"), "Absolute output directory.")
-    save: Literal["epoch", "steps", "no"] = _f("epoch", "When to checkpoint.")
-    save_steps: Optional[int] = _f(None, "Every N steps.")
-    per_epoch: Optional[int] = _f(None, "N saves per epoch.")
-    save_total_limit: Union[int, Literal["all"]] = _f(2, "Checkpoints kept (all: every one).")
-    report_to: tuple[str, ...] = _f((), "Trackers.")
-    run_name: Optional[str] = _f(None, "Run name.")
-    wandb_project: Optional[str] = _f(None, "W&B project.")
+    SCHEMA: ClassVar[dict] = {"description": "Where results go."}
+
+    dir: Path = _f(Path("runs/out"), "Output directory, relative to the recipe file.", type='string', minLength=1,
+                   spellings=('output_dir',))
+    save: Literal["epoch", "steps", "no"] = _f("epoch", "When to save checkpoints.", enum=['epoch', 'steps', 'no'])
+    save_steps: Optional[int] = _f(None, "Save every N steps (implies save: steps).", type='integer', minimum=1)
+    per_epoch: Optional[int] = _f(None, "Save N times per epoch (implies save: steps).", type='integer', minimum=1)
+    save_total_limit: Union[int, Literal["all"]] = _f(
+        2,
+        "Keep at most N checkpoints, or all of them (the default of LLaMA-Factory and trl).",
+        oneOf=[{'type': 'integer', 'minimum': 1}, {'const': 'all'}])
+    report_to: tuple[str, ...] = _f(
+        (),
+        "Experiment trackers: none, wandb, tensorboard, mlflow.",
+        oneOf=[{'enum': ['none', *TRACKERS]}, {'type': 'array', 'items': {'enum': list(TRACKERS)}}])
+    run_name: Optional[str] = _f(None, "Run name for trackers.", type='string')
+    wandb_project: Optional[str] = _f(None, "Weights & Biases project.", type='string')
 
 
 @dataclass(frozen=True)
 class Hardware:
-    gpus: int = _f(1, "GPUs per node.")
-    nodes: int = _f(1, "Nodes.")
-    gpu_memory_gb: Optional[float] = _f(None, "Memory per GPU.")
-    bf16: bool = _f(True, "GPUs support bf16.")
-    deepspeed: Optional[str] = _f(None, "zero2 / zero3 / zero3_offload / path.")
-    launcher: Optional[str] = _f(None, "local (default), slurm, skypilot or ray.")
-    partition: Optional[str] = _f(None, "SLURM partition.")
-    account: Optional[str] = _f(None, "SLURM account.")
-    time: Optional[str] = _f(None, "Time limit (SLURM --time).")
-    cpus_per_node: Optional[int] = _f(None, "CPUs per node.")
-    container: Optional[str] = _f(None, "Container image of the nodes.")
-    setup: tuple[str, ...] = _f((), "Shell lines run on every node before the launch.")
-    sbatch: tuple[str, ...] = _f((), "Extra sbatch options.")
-    accelerator: Optional[str] = _f(None, "GPU type for SkyPilot.")
-    cloud: Optional[str] = _f(None, "SkyPilot cloud.")
-    ray_address: Optional[str] = _f(None, "Ray dashboard address.")
-    port: Optional[int] = _f(None, "Rendezvous port (default 29500).")
+    SCHEMA: ClassVar[dict] = {"description": "Where the run happens."}
+
+    gpus: int = _f(1, "GPUs per node.", type='integer', minimum=0)
+    nodes: int = _f(1, "Nodes.", type='integer', minimum=1)
+    gpu_memory_gb: Optional[float] = _f(
+        None,
+        "Memory per GPU in GB (for the VRAM check).",
+        type='number', exclusiveMinimum=0)
+    bf16: bool = _f(True, "Whether the GPUs support bf16 (default: true).", type='boolean')
+    deepspeed: Optional[str] = _f(
+        None,
+        "DeepSpeed: zero2, zero3, zero3_offload or a path to a DeepSpeed JSON config.",
+        type='string')
+    launcher: Optional[str] = _f(
+        None,
+        "Where `ftr run` starts the run: this machine (local, the default), a SLURM job, a SkyPilot cluster or a "
+        "Ray cluster.",
+        enum=['local', 'slurm', 'skypilot', 'ray'])
+    partition: Optional[str] = _f(None, "SLURM partition (#SBATCH --partition).", type='string', minLength=1)
+    account: Optional[str] = _f(None, "SLURM account charged (#SBATCH --account).", type='string', minLength=1)
+    time: Optional[str] = _f(
+        None,
+        "Time limit: MINUTES, HH:MM:SS or D-HH:MM:SS (#SBATCH --time).",
+        type='string', pattern='^([0-9]+-)?[0-9]+(:[0-9]{2}){0,2}$')
+    cpus_per_node: Optional[int] = _f(
+        None,
+        "CPUs per node (SLURM --cpus-per-task, SkyPilot cpus).",
+        type='integer', minimum=1)
+    container: Optional[str] = _f(
+        None,
+        "Container image the nodes run in (SLURM pyxis --container-image, SkyPilot image_id).",
+        type='string', minLength=1)
+    setup: tuple[str, ...] = _f(
+        (),
+        "Shell lines run on every node before the launch, e.g. `module load cuda/12.4` or `source "
+        "/opt/venv/bin/activate`.",
+        type='array', items={'type': 'string'})
+    sbatch: tuple[str, ...] = _f(
+        (),
+        "Extra sbatch options, one per item, e.g. `--qos=high` or `--exclusive`.",
+        type='array', items={'type': 'string'})
+    accelerator: Optional[str] = _f(
+        None,
+        "GPU type SkyPilot asks the cloud for, e.g. A100 or H100 (with hardware.gpus per node).",
+        type='string', minLength=1)
+    cloud: Optional[str] = _f(
+        None,
+        "SkyPilot cloud, e.g. aws, gcp, kubernetes (default: SkyPilot picks).",
+        type='string', minLength=1)
+    ray_address: Optional[str] = _f(
+        None,
+        "Ray dashboard address of an existing cluster, e.g. http://head:8265 (default: $RAY_ADDRESS, else "
+        "http://127.0.0.1:8265).",
+        type='string', minLength=1)
+    port: Optional[int] = _f(
+        None,
+        "Rendezvous port on the head node for multi-node runs (default 29500).",
+        type='integer', minimum=1, maximum=65535)
 
 
 @dataclass(frozen=True)

@@ -21,24 +21,6 @@ if TYPE_CHECKING:  # jsonschema is imported only for an invalid recipe's errors 
     from jsonschema import Draft202012Validator
     from jsonschema.exceptions import ValidationError
 
-# Spellings users bring from the backends or older drafts -> the recipe key path they mean.
-KNOWN_SPELLINGS = {
-    "lora_rank": "method.lora.r", "lora_r": "method.lora.r", "rank": "method.lora.r",
-    "lora_alpha": "method.lora.alpha", "lora_dropout": "method.lora.dropout",
-    "lora_target": "method.lora.target", "lora_target_modules": "method.lora.target",
-    "target_modules": "method.lora.target", "use_dora": "method.lora.dora", "use_rslora": "method.lora.rslora",
-    "learning_rate": "train.lr", "num_epochs": "train.epochs", "num_train_epochs": "train.epochs",
-    "per_device_train_batch_size": "train.micro_batch_size", "batch_size": "train.micro_batch_size",
-    "gradient_accumulation_steps": "train.grad_accum", "lr_scheduler": "train.scheduler",
-    "lr_scheduler_type": "train.scheduler", "optim": "train.optimizer", "bf16": "train.precision",
-    "fp16": "train.precision", "cutoff_len": "data.max_length", "sequence_len": "data.max_length",
-    "max_seq_length": "data.max_length", "val_size": "data.val.split", "val_set_size": "data.val.split",
-    "output_dir": "output.dir", "base_model": "model.base", "model_name_or_path": "model.base",
-    "finetuning_type": "method.type", "adapter": "method.type", "datasets": "data.train",
-    "dataset": "data.train", "quantization_bit": "method.quant.bits", "load_in_4bit": "method.quant.bits",
-    "sample_packing": "data.packing", "chat_template": "model.template",
-}
-
 
 @lru_cache(maxsize=1)
 def recipe_schema() -> dict:
@@ -63,8 +45,11 @@ def schema_valid(data: Any) -> bool:
 def suggest(key: str, allowed: Iterable[str], section: str = "") -> str:
     """A did-you-mean for an unknown key, or ''."""
     allowed = sorted(allowed)
-    if key in KNOWN_SPELLINGS:
-        return f"did you mean {KNOWN_SPELLINGS[key]}?"
+    from .fields import spellings
+
+    known = spellings()
+    if key in known:
+        return f"did you mean {known[key]}?"
     candidates = [key]
     for prefix in ("lora_", "lora", "train_", "model_", "data_", f"{section}_"):
         if prefix and key.lower().startswith(prefix) and len(key) > len(prefix):

@@ -97,10 +97,10 @@ def _native_only_keys() -> set[str]:
     return keys
 
 
-# Modules that speak a backend's dialect by nature: the Axolotl plugin runs inside Axolotl, the validator's
-# did-you-mean table maps backend spellings to recipe keys, and the key catalogue reader.
+# Modules that speak a backend's dialect by nature: the Axolotl plugin runs inside Axolotl, the recipe fields'
+# spellings (did-you-mean) map backend spellings to recipe keys, and the key catalogue reader.
 # report.py reads transformers' trainer logs (the same field names on every backend).
-DIALECT_MODULES = {"integrations/axolotl.py", "integrations/axolotl_args.py", "validate.py", "catalogue.py",
+DIALECT_MODULES = {"integrations/axolotl.py", "integrations/axolotl_args.py", "recipe.py", "catalogue.py",
                    "report.py"}
 # (module, string) pairs that merely look like a backend key: a rule's message id.
 NOT_KEYS = {("lint/rules/model.py", "base_model")}
