@@ -31,6 +31,15 @@ def _where(command):
                              "working directory).")(command)
 
 
+def _reporting(command):
+    """--format and --strict: the fidelity report's form, and failing on what it says."""
+    command = click.option("--strict", is_flag=True,
+                           help="Exit 1, writing nothing, when a value is approximated or lost (for CI).")(command)
+    return click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+                        help="The fidelity report as text lines on stderr, or as JSON: on stdout with -o, else on "
+                             "stderr (stdout holds the output).")(command)
+
+
 def _check_native(doc) -> None:
     """Say what a file is when it is no native config: a recipe, or neither."""
     from ..findings import FtrError
@@ -46,11 +55,50 @@ def _check_native(doc) -> None:
                    exit_code=1)
 
 
-def _report(imported) -> None:
-    for key, value in sorted(imported.passthrough.items()):
-        click.echo(f"kept  {key}: {value!r} (no recipe key; under backends.{imported.dialect})", err=True)
-    for note in imported.notes:
-        click.echo(f"note  {note.key}: {note.reason}", err=True)
+def _import_report(native: str, imported):
+    from ..fidelity import Report, kept_lines, merge, note_lines, read_lines
+
+    report = Report(native, imported.dialect)
+    report.lines = merge(read_lines(imported), kept_lines(imported))
+    report.add(*note_lines(imported, {line.key for line in report.lines}, "kept"))
+    return report
+
+
+def _show(report, fmt: str, to_stdout: bool, written=()) -> None:
+    """The report: text on stderr; JSON on stdout when ``to_stdout`` (the output went to files), else stderr."""
+    if fmt == "json":
+        click.echo(report.json(list(written)), nl=False, err=not to_stdout)
+    else:
+        click.echo(report.text(), nl=False, err=True)
+
+
+def _finish(report, fmt: str, strict: bool, to_stdout: bool, write) -> None:
+    """Write the output (``write()`` -> the paths written) and show the report; with ``strict``, a report with
+    an approximated or lost value is shown and nothing is written (exit 1)."""
+    from ..findings import FtrError
+
+    if strict and report.problems():
+        _show(report, fmt, to_stdout)
+        raise FtrError(f"--strict: {len(report.problems())} value(s) approximated or lost; nothing written")
+    _show(report, fmt, to_stdout, write() or [])
+
+
+def _validated(native: str, imported) -> None:
+    """The imported recipe is a valid recipe, or an error at each key that is not (nothing is written)."""
+    from ..findings import FtrError
+    from ..validate import validate
+
+    findings = validate(imported.resolved)
+    if findings:
+        raise FtrError(f"{native}: the imported recipe is not valid", _native(imported, _not_training(imported,
+                                                                                                    findings)))
+
+
+def _native(imported, findings: list) -> list:
+    """Findings at native keys named as the native file names them (``num_train_epochs``, not ``train.epochs``)."""
+    from ..lint.native_keys import speak_native
+
+    return speak_native(findings, imported.resolved.document, imported.dialect, imported.resolved.provenance)
 
 
 @click.command("import")
@@ -61,10 +109,11 @@ def _report(imported) -> None:
               help="Recipe file to write (default stdout). Never overwritten without --force.")
 @click.option("--force", is_flag=True, help="Overwrite the output recipe if it exists.")
 @_where
+@_reporting
 @guard
 def import_cmd(native: str, source: str | None, output: Path | None, force: bool, run_dir: str | None,
-               dataset_dir: str | None) -> None:
-    """Turn a native LLaMA-Factory or Axolotl config into a recipe.
+               dataset_dir: str | None, fmt: str, strict: bool) -> None:
+    """Turn a native LLaMA-Factory or Axolotl config into a recipe, with a fidelity report.
 
     Keys with no recipe counterpart are kept under `backends.<name>`, so nothing is lost; each is listed.
     """
@@ -77,8 +126,9 @@ def import_cmd(native: str, source: str | None, output: Path | None, force: bool
     if output is not None:  # paths relative to the recipe written, as a recipe reads them
         data = relative_paths(data, output.resolve().parent, real_parent(native))
     text = f"# Imported by ftr from {Path(native).name} ({imported.dialect}).\n" + to_yaml(data)
-    _report(imported)
-    emit_text(text, output, force, protected=[native])
+    _validated(native, imported)
+    _finish(_import_report(native, imported), fmt, strict, output is not None,
+            lambda: emit_text(text, output, force, protected=[native]) or ([output] if output else []))
 
 
 @click.command("convert")
@@ -93,53 +143,139 @@ def import_cmd(native: str, source: str | None, output: Path | None, force: bool
               help="Convert even when a source key that changes the training (a loss variant, added tokens, "
                    "extra trained parameters) has no equivalent in the target; each is listed as lost.")
 @_where
+@_reporting
 @guard
 def convert_cmd(native: str, target: str, source: str | None, out_dir: Path | None, force: bool, lossy: bool,
-                run_dir: str | None, dataset_dir: str | None) -> None:
+                run_dir: str | None, dataset_dir: str | None, fmt: str, strict: bool) -> None:
     """Convert a native config to another backend through a recipe, with a fidelity report.
 
-    The report lists every value that was approximated, changed meaning, or could not be carried.
+    The report says of every key of the native file whether it was carried, approximated, lost, refused or
+    kept. With -o, the recipe is written beside the output (recipe.yaml): change it, then `ftr compile`.
     """
-    from .. import backends
-    from ..emit import render, write_outputs
+    from ..emit import render
     from ..findings import FtrError
-    from ..normalise import normalise
     from ..validate import validate
 
     imported = _import(native, source, run_dir, dataset_dir)
     findings = validate(imported.resolved)
     if findings:
-        raise FtrError(f"{native}: cannot convert", _why_no_training(imported, findings, target))
-    recipe = normalise(imported.resolved)
-    if imported.dialect != target and not lossy:
-        dropped = _training_keys_lost(imported, target)
-        if dropped:
-            raise FtrError(f"{native}: cannot convert without changing the training", dropped)
-    if imported.dialect != target:
-        recipe = _drop_foreign_passthrough(recipe, imported.dialect)
-        recipe = _soften_defaults(recipe, imported)
-    emitted = backends.get(target).emit(recipe, (out_dir or Path.cwd()).resolve())
-    main_cfg = emitted.configs[emitted.main]
-    for key in sorted(imported.passthrough):
-        if imported.dialect == target:
-            continue
-        value = imported.passthrough[key]
-        if isinstance(main_cfg, dict) and key in main_cfg and main_cfg[key] == value:  # the target writes it too
-            click.echo(f"kept  {key}: {value!r} (the {target} config sets the same value)", err=True)
-        else:
-            click.echo(f"lost  {key}: {value!r} ({imported.dialect}-only; not carried)", err=True)
-    for note in imported.notes:
-        click.echo(f"note  {note.key}: {note.reason}", err=True)
-    for note in emitted.notes:
-        click.echo(f"note  {note.key}: {note.message}", err=True)
+        raise FtrError(f"{native}: cannot convert", _native(imported, _why_no_training(imported, findings, target)))
+    report = _convert_report(native, imported, target)
+    try:
+        recipe, emitted, data = _convert(imported, target, lossy, out_dir, report)
+    except FtrError as exc:
+        _refused(report, exc, fmt, out_dir is not None)
     if out_dir is None:
-        click.echo(render(emitted.main, emitted.configs[emitted.main], recipe, emitted), nl=False)
+        _finish(report, fmt, strict, False, lambda: click.echo(
+            render(emitted.main, emitted.configs[emitted.main], recipe, emitted), nl=False))
     else:
-        for path in write_outputs(emitted, recipe, out_dir.resolve(), force):
-            click.echo(f"wrote {path}", err=True)
+        _finish(report, fmt, strict, True, lambda: _write(emitted, recipe, out_dir.resolve(), force,
+                                                          _recipe_text(native, imported, target, data, out_dir)))
+
+
+def _convert_report(native: str, imported, target: str):
+    from ..fidelity import Report, read_lines
+    from ..lint.native_keys import Names
+
+    report = Report(native, imported.dialect, target)
+    report.add(*read_lines(imported, Names(target).nearest))
+    return report
+
+
+def _convert(imported, target: str, lossy: bool, out_dir: Path | None, report):
+    """(recipe, emitted, recipe data) of the conversion; the report gets the lost, kept and approximated
+    lines. FtrError (FTR005) when the target cannot carry a value."""
+    from .. import backends
+    from ..fidelity import merge, note_lines, passthrough_lines
+    from ..findings import FtrError
+    from ..normalise import normalise
+
+    recipe = normalise(imported.resolved)
+    data = dict(imported.resolved.data)
+    if imported.dialect != target:
+        if not lossy:
+            dropped = _training_keys_lost(imported, target)
+            if dropped:
+                raise FtrError("cannot convert without changing the training", dropped)
+        recipe = _drop_foreign_passthrough(recipe, imported.dialect)
+        data["backends"] = {k: v for k, v in (data.get("backends") or {}).items() if k != imported.dialect}
+        recipe, data = _soften_defaults(recipe, imported, data, report)
+    emitted = backends.get(target).emit(recipe, (out_dir or Path.cwd()).resolve())
+    report.lines = merge(report.lines, passthrough_lines(imported, target, emitted.configs[emitted.main]))
+    report.add(*note_lines(imported, {line.key for line in report.lines}, "lost"))
+    for note in emitted.notes:
+        report.lines = _approximated(report.lines, imported, note.key, note.message)
+    return recipe, emitted, {k: v for k, v in data.items() if v != {}}
+
+
+def _approximated(lines, imported, recipe_key: str, detail: str):
+    from ..fidelity import approximate
+    from ..lint.native_keys import Names
+
+    key = Names(imported.dialect).nearest(recipe_key) or recipe_key
+    return approximate(lines, recipe_key, key, detail)
+
+
+def _refused(report, exc, fmt: str, to_stdout: bool) -> None:
+    """A conversion the target refuses: each FTR005 finding a refused line, shown as ftr shows findings
+    (``file:line:col: CODE ...``), then the summary; exit 1. Another error is raised as it is."""
+    import sys
+
+    from ..fidelity import Line
+
+    if not exc.findings or any(f.code != "FTR005" for f in exc.findings):
+        raise exc
+    report.add(*(Line("refused", f.key, None, f"{f.text()}", f.recipe_key or f.key) for f in exc.findings))
+    if fmt == "json":
+        _show(report, fmt, to_stdout)
+    else:
+        click.echo(exc.render() + "\n" + report.summary(), err=True)
+    sys.exit(exc.exit_code)
+
+
+def _write(emitted, recipe, out_dir: Path, force: bool, recipe_text: str) -> list[Path]:
+    """The converted files and the recipe (recipe.yaml) as one set (see ``emit.write_outputs``)."""
+    import json
+
+    from ..emit import render
+    from ..writes import write_set
+
+    texts = {name: render(name, value, recipe, emitted) for name, value in emitted.configs.items()}
+    for name, rows in emitted.data_files.items():
+        texts[name] = "".join(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n" for row in rows)
+    texts[RECIPE] = recipe_text
+    inputs = [recipe.source_file, *(d.path for d in (*recipe.data.train, *recipe.data.val) if d.path)]
+    written = write_set(out_dir, texts, force, protected=[p for p in inputs if p])
+    for path in written:
+        click.echo(f"wrote {path}", err=True)
+    return written
+
+
+RECIPE = "recipe.yaml"  # the recipe convert -o writes beside the converted config
+
+
+def _recipe_text(native: str, imported, target: str, data: dict, out_dir: Path) -> str:
+    from .. import backends
+    from ..emit import to_yaml
+
+    title = backends.get(target).title
+    return (f"# Converted by ftr from {Path(native).name} ({imported.dialect}); compiled to {title} beside it.\n"
+            f"# This recipe is now the source: change the recipe, then "
+            f"`ftr compile {out_dir / RECIPE} -b {target} -o {out_dir}`.\n" + to_yaml(data))
 
 
 def _why_no_training(imported, findings: list, target: str) -> list:
+    """A trainer no recipe stage names, and a config its backend does not train on (see ``_not_training``)."""
+    from .. import backends
+
+    title = backends.get(imported.dialect).title
+    stage = imported.resolved.data.get("stage")
+    findings = [_no_stage(f, title, stage, target) if f.key == "stage" and f.code == "FTR002" else f
+                for f in findings]
+    return _not_training(imported, findings)
+
+
+def _not_training(imported, findings: list) -> list:
     """A config its backend does not train on (inference, export, evaluation) lacks training data: say that,
     rather than only that ``data.train`` is missing."""
     from dataclasses import replace
@@ -147,9 +283,6 @@ def _why_no_training(imported, findings: list, target: str) -> list:
     from .. import backends
 
     title = backends.get(imported.dialect).title
-    stage = imported.resolved.data.get("stage")
-    findings = [_no_stage(f, title, stage, target) if f.key == "stage" and f.code == "FTR002" else f
-                for f in findings]
     trains = getattr(backends.importer(imported.dialect), "needs_training_data", lambda src: True)
     if trains(imported.resolved.document.data):
         return findings
@@ -191,15 +324,17 @@ def _training_keys_lost(imported, target: str) -> list:
     return out
 
 
-def _soften_defaults(recipe, imported):
-    """A source backend's *default* that the target cannot express is approximated, with a note;
-    a value the user wrote stays and makes the emitter refuse (FTR005)."""
+def _soften_defaults(recipe, imported, data: dict, report):
+    """A source backend's *default* that the target cannot express is approximated, with a report line;
+    a value the user wrote stays and makes the emitter refuse (FTR005). -> (recipe, recipe data)."""
     from dataclasses import replace
 
     if recipe.data.overlength == "drop" and ("data", "overlength") not in imported.resolved.provenance:
-        click.echo("note  data.overlength: the source's default (drop over-long rows) becomes truncate", err=True)
+        report.lines = _approximated(report.lines, imported, "data.overlength",
+                                     "the source's default (drop over-long rows) becomes truncate")
         recipe = replace(recipe, data=replace(recipe.data, overlength="truncate"))
-    return recipe
+        data = {**data, "data": {**data.get("data", {}), "overlength": "truncate"}}
+    return recipe, data
 
 
 def _drop_foreign_passthrough(recipe, dialect: str):

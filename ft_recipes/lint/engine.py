@@ -66,7 +66,7 @@ def lint_recipe(loaded, options: Options | None = None) -> list[Finding]:
     if native is not None:
         from .native_keys import speak_native
 
-        findings = speak_native(findings, loaded.resolved.document, loaded.dialect)
+        findings = speak_native(findings, loaded.resolved.document, loaded.dialect, loaded.resolved.provenance)
     return finish(findings, options, recipe.lint_ignore, _layer_lines(loaded))
 
 

@@ -20,14 +20,28 @@ LEADING_KEY = re.compile(r"([A-Za-z_]\w*(?:\.\w+)*) [(+]")
 INDEXED = re.compile(r"[\w.]+\[(\d+)\](?:\.(\w+))?")  # data.train[0].path -> 0, path
 
 
-def speak_native(findings: list[Finding], document, dialect: str) -> list[Finding]:
-    """``findings`` of the rules on a native ``document`` of ``dialect``, renamed to its keys."""
+def speak_native(findings: list[Finding], document, dialect: str, provenance: dict) -> list[Finding]:
+    """``findings`` of the rules on a native ``document`` of ``dialect``, renamed to its keys; ``provenance``
+    (recipe path -> where the native file wrote it) tells a finding at a value the file wrote from one at the
+    file's start for want of a place."""
     at = {position: path for path, position in document.key_positions.items()}
-    names = _Names(dialect)
-    return [_renamed(f, document, at, names) if f.file == document.file else f for f in findings]
+    written = {dotted(path) for path in provenance}
+    names = Names(dialect)
+    return [_renamed(f, document, at if _placed(f.key, written) else {}, names) if f.file == document.file else f
+            for f in findings]
 
 
-def _renamed(finding: Finding, document, at: dict, names: "_Names") -> Finding:
+def _placed(recipe_key: str, written: set[str]) -> bool:
+    """The recipe key or a section above it was read from the native file (so the finding is at its key)."""
+    probe = recipe_key
+    while probe:
+        if probe in written:
+            return True
+        probe = re.sub(r"(\.\w+|\[\d+\])$", "", probe) if re.search(r"(\.\w+|\[\d+\])$", probe) else ""
+    return False
+
+
+def _renamed(finding: Finding, document, at: dict, names: "Names") -> Finding:
     recipe_key = finding.key
     path = at.get((finding.line, finding.col))
     if path:
@@ -52,7 +66,7 @@ def _into_list(path: tuple, recipe_key: str, data) -> tuple:
     return (*path, int(match.group(1))) + ((leaf,) if isinstance(item, dict) and leaf in item else ())
 
 
-class _Names:
+class Names:
     """Recipe path -> the backend's key, from its key table."""
 
     def __init__(self, dialect: str):
@@ -68,6 +82,13 @@ class _Names:
             return row.native
         lead = LEADING_KEY.match(row.native)
         return lead.group(1) if lead else None
+
+    def nearest(self, path: str) -> str | None:
+        """The key of ``path`` or of the nearest section above it (``data.train[0].path`` -> datasets)."""
+        probe = re.sub(r"\[\d+\]", "", path)
+        while probe and probe not in self.table.by_path:
+            probe = probe.rpartition(".")[0]
+        return self.of(probe) if probe else None
 
     def text(self, text: str) -> str:
         return RECIPE_PATH.sub(lambda m: self.of(m.group(0)) or m.group(0), text)
