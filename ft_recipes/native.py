@@ -156,6 +156,25 @@ def local_model_paths(m: Mapper) -> None:
         model["adapter"] = run_path(model["adapter"])
 
 
+def _missing_data_files(m: Mapper, title: str) -> None:
+    """A note for each local dataset file that is not there, which a converted file would point at; one the
+    importer already explained (an undefined LLaMA-Factory dataset, a hub name) is left to its own note."""
+    from .datasets import path_note, run_dir
+
+    data = m.out.get("data", {})
+    for where, entries in ((("data", "train"), data.get("train")), (("data", "val", "datasets"),
+                                                                    data.get("val", {}).get("datasets"))):
+        key = m.origin.get(where, (where[-1],))[0]
+        for entry in entries or []:
+            path = Path(entry["path"]) if isinstance(entry, dict) and entry.get("path") else None
+            if path is None or path.exists() or any(path_note(path, kind) for kind in
+                                                     ("unchecked", "undefined", "no_registry")):
+                continue
+            m.notes.append(Unmapped(key, str(path), f"dataset file {path} does not exist ({title} opens it "
+                                                    f"relative to the directory it runs in, {run_dir()}; see "
+                                                    "--run-dir)"))
+
+
 def relative_paths(data: dict, directory: Path, source_dir: Path) -> dict:
     """The imported recipe with its paths made relative to ``directory``, where the recipe file is written (a
     recipe's paths are relative to its file): shareable, no machine paths. The importers make every path
@@ -209,6 +228,7 @@ def import_document(doc: Document, dialect: str | None = None) -> Imported:
                           f"cannot read this {dialect} config: a value has an unexpected type ({exc})",
                           f"run `ftr lint --dialect {dialect}` for the key-by-key check")
         raise FtrError(str(exc), [finding]) from None
+    _missing_data_files(mapper, backends.get(dialect).title)
     passthrough = mapper.leftover()
     if passthrough:
         mapper.put(("backends", dialect), passthrough)

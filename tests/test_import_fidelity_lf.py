@@ -94,8 +94,18 @@ def test_a_missing_deepspeed_file_is_named_by_the_conversion(tmp_path, monkeypat
     path = make(root, deepspeed="deepspeed_configs/zero9.json")
     target = "axolotl" if make is _lf else "llamafactory"
     result = CliRunner().invoke(main, ["convert", str(path), "--to", target, "-o", str(tmp_path / "out")])
-    missing = str(root / "deepspeed_configs" / "zero9.json")
-    assert f"note  deepspeed: {missing} does not exist" in result.output
+    assert f"{root / 'deepspeed_configs' / 'zero9.json'} does not exist" in result.output
+
+
+@pytest.mark.parametrize("make", [_lf, _ax])
+def test_a_missing_dataset_file_is_named_by_the_conversion(tmp_path, monkeypatch, make):
+    root = _lf_root(tmp_path / "run")
+    (root / "data" / "sft.json").unlink()
+    monkeypatch.chdir(root)
+    path = make(root, datasets=[{"path": "data/sft.json", "type": "alpaca"}] if make is _ax else None)
+    result = CliRunner().invoke(main, ["convert", str(path), "--to", "llamafactory" if make is _lf else "axolotl",
+                                       "-o", str(tmp_path / "out"), "--lossy"])
+    assert f"dataset file {root / 'data' / 'sft.json'} does not exist" in result.output
 
 
 def test_a_deepspeed_file_only_next_to_the_config_is_the_one_converted(tmp_path, monkeypatch):
