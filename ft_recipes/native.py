@@ -85,6 +85,12 @@ class Mapper:
         the backend runs in, made absolute (a recipe's paths are relative to the recipe file instead)."""
         self.take(key, path, _MISSING if default is _MISSING else run_path(default), run_path)
 
+    def ignored(self, key: str, why: str) -> None:
+        """A native key its backend accepts and ignores here: noted, not carried."""
+        self.used.add(key)
+        self.notes.append(Unmapped(key, get_native(self.src, key, None), f"not carried: the backend ignores it ({why})",
+                                   (key,)))
+
     def cosmetic(self, *keys: str) -> None:
         self.used.update(keys)
 

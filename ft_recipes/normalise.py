@@ -67,23 +67,23 @@ def _section(cls, spec: dict, computed: dict | None = None, **derived):
     return cls(**{**derived, **values, **computed})
 
 
-def _method(data: dict, precision: str) -> r.Method:
+def _method(data: dict, stage: str, precision: str) -> r.Method:
     m = data.get("method", {})
     kind = m.get("type", DEFAULT_METHOD.type)
-    lora = quant = freeze = prompt = oft = None
-    if kind in r.ADAPTER_METHODS:
+    used = r.sections_used(stage, kind, {f"method.{name}" for name in m})
+    parts = {}
+    if "method.lora" in used:
         spec = m.get("lora", {})
-        lora = _section(r.Lora, spec, alpha=2 * spec.get("r", DEFAULT_LORA.r))
-    if kind == "qlora" or "quant" in m:
-        quant = _section(r.Quant, m.get("quant", {}), compute_dtype=precision if precision in ("bf16", "fp16")
-                         else "fp32")
-    if kind == "freeze":
-        freeze = _section(r.Freeze, m.get("freeze", {}))
-    if kind in r.PROMPT_METHODS:
-        prompt = _section(r.PromptLearning, m.get("prompt", {}))
-    if kind == "oft":
-        oft = _section(r.Oft, m.get("oft", {}), block_size=0 if m.get("oft", {}).get("rank") else 32)
-    return r.Method(type=kind, lora=lora, quant=quant, freeze=freeze, prompt=prompt, oft=oft)
+        parts["lora"] = _section(r.Lora, spec, alpha=2 * spec.get("r", DEFAULT_LORA.r))
+    if "method.quant" in used:
+        parts["quant"] = _section(r.Quant, m.get("quant", {}),
+                                  compute_dtype=precision if precision in ("bf16", "fp16") else "fp32")
+    if "method.oft" in used:
+        parts["oft"] = _section(r.Oft, m.get("oft", {}), block_size=0 if m.get("oft", {}).get("rank") else 32)
+    for name, cls in (("freeze", r.Freeze), ("prompt", r.PromptLearning)):
+        if f"method.{name}" in used:
+            parts[name] = _section(cls, m.get(name, {}))
+    return r.Method(type=kind, **parts)
 
 
 def _dataset_name(entry: dict, taken: set[str]) -> str:
@@ -180,7 +180,7 @@ def _hardware(data: dict) -> r.Hardware:
 
 
 def _preference(data: dict, stage: str) -> r.Preference | None:
-    if stage not in r.PREFERENCE_STAGES and "preference" not in data:
+    if "preference" not in r.sections_used(stage, "", set(data)):
         return None
     return _section(r.Preference, data.get("preference", {}))
 
@@ -216,7 +216,8 @@ def normalise(resolved: Resolved) -> r.Recipe:
     train = _train(data)
     recipe_data = _data(resolved)
     ignore = tuple(_get(data, "lint", "ignore", default=[]))
-    return r.Recipe(model=_model(resolved), stage=stage, method=_method(data, train.precision), data=recipe_data,
+    method = _method(data, stage, train.precision)
+    return r.Recipe(model=_model(resolved), stage=stage, method=method, data=recipe_data,
                     train=train, eval=_eval(resolved, recipe_data.has_validation), output=_output(resolved),
                     hardware=_hardware(data), preference=_preference(data, stage),
                     backends=dict(data.get("backends", {})), lint_ignore=ignore,

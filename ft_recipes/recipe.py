@@ -21,6 +21,25 @@ PROMPT_METHODS = ("prefix", "ptuning", "prompt")
 PEFT_ADAPTERS = (*ADAPTER_METHODS, "oft")  # methods whose result is a PEFT adapter saved beside the base
 
 
+# The sections a stage or method uses (normalise builds them, importers read their rows); "optional" ones are
+# also used whenever a recipe writes them (8-bit LoRA's method.quant, preference settings under sft).
+SECTION_USE = {
+    "method.lora": lambda stage, method: method in ADAPTER_METHODS,
+    "method.quant": lambda stage, method: method == "qlora",
+    "method.freeze": lambda stage, method: method == "freeze",
+    "method.prompt": lambda stage, method: method in PROMPT_METHODS,
+    "method.oft": lambda stage, method: method == "oft",
+    "preference": lambda stage, method: stage in PREFERENCE_STAGES,
+}
+OPTIONAL_SECTIONS = ("method.quant", "preference")
+
+
+def sections_used(stage: str, method: str, written: set[str] = frozenset()) -> set[str]:
+    """The sections a recipe of this stage and method uses, with the optional ones it wrote."""
+    return {name for name, used in SECTION_USE.items()
+            if used(stage, method) or (name in OPTIONAL_SECTIONS and name in written)}
+
+
 def _f(default=None, help: str = "", *, yaml: str | None = None, spellings: tuple[str, ...] = (), **schema):
     """A recipe field, declared once: its default, its help (the schema's description and the docs), its YAML
     name where it differs (``yaml``), other spellings users bring from the backends (did-you-mean), and its JSON

@@ -79,3 +79,27 @@ def test_every_conditional_row_says_what_its_condition_tests():
             else:
                 assert bool(row.needs) != row.value_only, (backend.name, row.path)
             assert row.unused in ("refuse", "note"), (backend.name, row.path)
+
+
+def _import(write, text: str):
+    write("data.json", "[]")
+    native = write("native.yaml", text)
+    return CliRunner().invoke(main, ["import", str(native)])
+
+
+LF_HEAD = "model_name_or_path: Qwen/Qwen2.5-0.5B\ndo_train: true\ndataset: identity\ntemplate: qwen\n"
+
+
+def test_import_reads_every_section_the_stage_and_method_use(write):
+    write("dataset_info.json", json.dumps({"identity": {"file_name": "data.json"}}))
+    result = _import(write, LF_HEAD + "stage: sft\nfinetuning_type: lora\nlora_rank: 4\npref_beta: 0.3\n")
+    assert result.exit_code == 0, result.output
+    assert "r: 4" in result.output and "beta: 0.3" in result.output
+
+
+def test_import_notes_a_key_its_backend_ignores_for_this_method(write):
+    write("dataset_info.json", json.dumps({"identity": {"file_name": "data.json"}}))
+    result = _import(write, LF_HEAD + "stage: sft\nfinetuning_type: full\nlora_rank: 4\n")
+    assert result.exit_code == 0, result.output
+    assert "lora_rank" in result.output and "the backend ignores it" in result.output
+    assert "r: 4" not in result.output
