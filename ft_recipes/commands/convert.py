@@ -257,8 +257,11 @@ RECIPE = "recipe.yaml"  # the recipe convert -o writes beside the converted conf
 def _recipe_text(native: str, imported, target: str, data: dict, out_dir: Path) -> str:
     from .. import backends
     from ..emit import to_yaml
+    from ..native import relative_paths
+    from ..paths import real_parent
 
     title = backends.get(target).title
+    data = relative_paths(data, out_dir.resolve(), real_parent(native))  # as `ftr import -o` writes them
     return (f"# Converted by ftr from {Path(native).name} ({imported.dialect}); compiled to {title} beside it.\n"
             f"# This recipe is now the source: change the recipe, then "
             f"`ftr compile {out_dir / RECIPE} -b {target} -o {out_dir}`.\n" + to_yaml(data))
