@@ -15,7 +15,6 @@ from .load import Document, dotted
 from .paths import data_dir
 
 # What each backend does with a key it does not know (the reason FTR001 matters there).
-UNKNOWN_FATE = {"axolotl": "Axolotl silently drops it", "llamafactory": "LLaMA-Factory refuses to start"}
 FTR_PLUGIN = "ft_recipes.integrations.axolotl.FtrPlugin"
 FTR_PLUGIN_KEYS = {"ftr_fail_on_error": {"type": "boolean"}, "ftr_ignore": {"type": "list"}}
 PREFERENCE_RL = ("dpo", "ipo", "simpo")
@@ -122,7 +121,7 @@ def _check_mapping(doc: Document, data: dict, path: tuple, known: dict[str, dict
             hint = f"did you mean {close}?" if close else f"not a {where} key of {backend} {version}"
             hint = _other_version_hint(backend, version, path, key) or hint
             findings.append(Finding(doc.file, line, col, "FTR001", "error",
-                                    f"unknown key {dotted(kpath)!r}: {UNKNOWN_FATE.get(backend, 'unknown')}",
+                                    f"unknown key {dotted(kpath)!r}: {_unknown_fate(backend)}",
                                     hint, dotted(kpath)))
             continue
         removed = spec.get("removed")
@@ -245,3 +244,10 @@ def template_known(backend: str, version: str | None, name: str) -> bool | None:
     if not data:
         return None
     return name in data.get("templates", ()) or any(name.startswith(p) for p in data.get("prefixes", ()))
+
+
+def _unknown_fate(backend: str) -> str:
+    """What the backend does with a key it does not know (its registry entry says)."""
+    from . import backends
+
+    return backends.get(backend).unknown_key_fate or "unknown"

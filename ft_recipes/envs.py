@@ -21,30 +21,13 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from .backends.interface import EnvSpec
+
 COMPLETE = ".complete"
-# hashlib and subprocess (about 20 M instructions of import) are imported where used: `ftr lint` loads this
-# module for EnvSpec only.
-
-
-@dataclass(frozen=True)
-class EnvSpec:
-    name: str  # "llamafactory" | "axolotl" | "trl"
-    version: str  # backend version, e.g. "0.9.5"
-    python: str  # interpreter version, e.g. "3.11"
-    lock: Path  # fully pinned requirements file (pip freeze of a known-good env), installed with --no-deps
-    import_name: str  # module that must import after install, e.g. "llamafactory"
-    cli: str  # the backend's command, e.g. "llamafactory-cli"
-    # Files to delete after install, as globs relative to site-packages. Used where a PyPI wheel carries a
-    # native extension that cannot load here and the package works without it (see the backend's lock notes).
-    prune: tuple[str, ...] = field(default=())
-
-    @property
-    def env_var(self) -> str:
-        return f"FTR_{re.sub(r'[^A-Za-z0-9]', '_', self.name).upper()}_PYTHON"
+# hashlib and subprocess (about 20 M instructions of import) are imported where used.
 
 
 def cache_root() -> Path:

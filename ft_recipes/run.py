@@ -20,7 +20,7 @@ from pathlib import Path
 from . import __version__, backends
 from .emit import atomic_write, deepspeed_file, recipe_hash, to_yaml, write_outputs
 from .findings import Finding, FtrError
-from .launch import Launch, LaunchOptions
+from .backends.interface import Launch, LaunchOptions
 from .normalise import to_data
 from .pipeline import Loaded
 from .recipe import Recipe

@@ -159,3 +159,42 @@ def test_axolotl_gets_the_system_prompt_in_the_rows_or_refuses(tmp_path):
     chat.write_text(alpaca.read_text().replace("alpaca.jsonl, format: alpaca", "sharegpt.jsonl, format: sharegpt"))
     out = CliRunner().invoke(main, ["compile", str(chat), "-b", "axolotl", "-o", str(tmp_path / "chat")])
     assert out.exit_code == 1 and "FTR005" in out.output and "--backend llamafactory or trl" in out.output
+
+
+# --- the contract: one conformance test over every registered backend -------------------------------------
+
+@pytest.mark.parametrize("name", backends.NAMES)
+def test_every_declared_part_meets_its_protocol(name):
+    from ft_recipes.backends.interface import PARTS, EnvSpec
+
+    backend = backends.get(name)
+    assert backend.part("emitter") is not None and backend.part("oracle") is not None
+    for part, protocol in PARTS.items():
+        module = backend.part(part)
+        if module is not None:
+            assert isinstance(module, protocol), f"{name}.{part} ({getattr(backend, part)}) is no {protocol.__name__}"
+    spec = backend.env_spec()
+    assert spec is None or (isinstance(spec, EnvSpec) and spec.name == name)
+    if backend.can_import:  # a native dialect: files are recognised by its markers, unknown keys have a fate
+        assert backend.markers and backend.unknown_key_fate
+
+
+@pytest.mark.parametrize("name", backends.NAMES)
+def test_no_part_is_found_by_a_computed_module_name(name):
+    """Every part is declared on Backend: no module builds a backend module's name from another's."""
+    offenders = []
+    for path in PKG.rglob("*.py"):
+        text = path.read_text()
+        for needle in ('.rsplit(".", 1)[0] + ".', 'f"ft_recipes.backends.{backend.name}.'):
+            if needle in text:
+                offenders.append(f"{path.relative_to(PKG)}: {needle}")
+    assert not offenders
+
+
+def test_a_part_missing_a_function_fails_the_contract():
+    import types
+
+    from ft_recipes.backends.interface import Launcher
+
+    partial = types.SimpleNamespace(launch=lambda *a: None, run_overrides=lambda *a: None)
+    assert not isinstance(partial, Launcher)

@@ -11,11 +11,12 @@ import pytest
 from click.testing import CliRunner
 
 from ft_recipes.cli import main
+from ft_recipes import backends
 
 from paths import EXAMPLES, ROOT
 
 GOLDEN = ROOT / "tests" / "golden"
-BACKENDS = ("llamafactory", "axolotl", "trl")
+BACKENDS = backends.NAMES
 
 
 def _normalise(text: str, out: Path) -> str:

@@ -14,6 +14,7 @@ import yaml
 from click.testing import CliRunner
 
 from ft_recipes.cli import main
+from ft_recipes import backends
 
 from paths import ROOT
 
@@ -355,7 +356,7 @@ def test_report_malformed_log_shapes(tmp_path, name, text, code, says):
 @pytest.fixture
 def fake_envs(tmp_path, monkeypatch):
     """Backend environments whose interpreter and launchers are shell scripts that succeed."""
-    for name in ("llamafactory", "axolotl", "trl"):
+    for name in backends.NAMES:
         bindir = tmp_path / "envs" / name / "bin"
         bindir.mkdir(parents=True)
         for tool in ("python", "llamafactory-cli", "axolotl"):
@@ -378,7 +379,7 @@ def shell_words(line: str, cwd: Path) -> list[str]:
 
 @pytest.mark.skipif(subprocess.run(["which", "bash"], capture_output=True).returncode, reason="needs bash")
 @pytest.mark.parametrize("out", HOSTILE_DIRS)
-@pytest.mark.parametrize("backend", ["llamafactory", "axolotl", "trl"])
+@pytest.mark.parametrize("backend", list(backends.NAMES))
 def test_dry_run_prints_shell_quoted_commands(tmp_path, fake_envs, out, backend):
     path = recipe(tmp_path, out=out)
     result = ftr("run", path, "-b", backend, "--dry-run", "--gpus", "2", "--", "--x=$(touch pwned)", "a b")

@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ft_recipes.cli import main
+from ft_recipes import backends
 
 from test_hardening import recipe
 
@@ -35,7 +36,7 @@ def invoke(args):
 @pytest.fixture(scope="module")
 def envs(tmp_path_factory):
     root = tmp_path_factory.mktemp("envs")
-    for name in ("llamafactory", "axolotl", "trl"):
+    for name in backends.NAMES:
         (root / name / "bin").mkdir(parents=True)
         (root / name / "bin" / "python").write_text("#!/bin/sh\nexit 0\n")
     return root
@@ -43,7 +44,7 @@ def envs(tmp_path_factory):
 
 @pytest.fixture
 def env_vars(envs, monkeypatch):
-    for name in ("llamafactory", "axolotl", "trl"):
+    for name in backends.NAMES:
         monkeypatch.setenv(f"FTR_{name.upper()}_PYTHON", str(envs / name / "bin" / "python"))
 
 
@@ -56,7 +57,7 @@ def bash_words(line: str) -> list[str]:
 @FAST
 @given(gpus=ints, nnodes=ints, rank=ints, port=ints, addr=st.one_of(st.none(), texts),
        deepspeed=st.one_of(st.none(), st.sampled_from(["zero2", "zero3_offload", "zero9", "", "x.json"]), texts),
-       backend=st.sampled_from(["llamafactory", "axolotl", "trl"]))
+       backend=st.sampled_from(list(backends.NAMES)))
 def test_launcher_options(tmp_path, env_vars, gpus, nnodes, rank, port, addr, deepspeed, backend):
     args = ["run", recipe(tmp_path), "-b", backend, "--dry-run", "--gpus", gpus, "--nnodes", nnodes,
             "--node-rank", rank, "--master-port", port]
@@ -74,7 +75,7 @@ def test_launcher_options(tmp_path, env_vars, gpus, nnodes, rank, port, addr, de
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash to read the printed command back")
 @FAST
 @given(out=texts.filter(lambda s: s.strip() and not s.startswith(("/", "~")) and "\\" not in s),
-       extra=st.lists(texts, max_size=3), backend=st.sampled_from(["llamafactory", "axolotl", "trl"]))
+       extra=st.lists(texts, max_size=3), backend=st.sampled_from(list(backends.NAMES)))
 def test_printed_commands_read_back(tmp_path, env_vars, out, extra, backend):
     import json
 

@@ -13,6 +13,7 @@ import yaml
 from click.testing import CliRunner
 
 from ft_recipes.cli import main
+from ft_recipes import backends
 
 from paths import ROOT
 
@@ -89,7 +90,7 @@ def test_a_cluster_preset_shapes_the_job(tmp_path, fake_envs):
     assert "source /shared/venvs/ftr/bin/activate" in script
 
 
-@pytest.mark.parametrize("backend", ["llamafactory", "axolotl", "trl"])
+@pytest.mark.parametrize("backend", list(backends.NAMES))
 def test_every_backend_submits_the_same_way(backend, tmp_path, fake_envs):
     result = dry(recipe(tmp_path), "--launcher", "slurm", "--nodes", "2", "--gpus", "8", backend=backend)
     assert result.exit_code == 0, result.output

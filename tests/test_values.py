@@ -8,6 +8,7 @@ import yaml
 from click.testing import CliRunner
 
 from ft_recipes.cli import main
+from ft_recipes import backends
 
 from paths import ROOT
 
@@ -77,7 +78,7 @@ def test_fractional_row_count_is_an_error(tmp_path):
     assert result.exit_code == 1 and "FTR002" in result.output
 
 
-@pytest.mark.parametrize("backend", ["llamafactory", "axolotl", "trl"])
+@pytest.mark.parametrize("backend", list(backends.NAMES))
 def test_tiny_cpu_example_keeps_its_eval_steps(backend, tmp_path):
     result, cfg, _ = _compile(ROOT / "recipes" / "examples" / "tiny-cpu.yaml", backend, tmp_path)
     assert result.exit_code == 0, result.output
@@ -149,7 +150,7 @@ def test_rows_that_do_not_fit_the_format_are_refused(tmp_path):
 def test_missing_dataset_is_refused_by_compile(tmp_path):
     path = _recipe(tmp_path)
     (tmp_path / "train.jsonl").unlink()
-    for backend in ("llamafactory", "axolotl", "trl"):
+    for backend in backends.NAMES:
         result, _, _ = _compile(path, backend, tmp_path)
         assert result.exit_code == 1 and "FTR004" in result.output, backend
 

@@ -63,11 +63,14 @@ class Backend:
     main: str  # the main config file it writes
     capabilities: Capabilities
     keys: KeyTable
-    emitter: str  # module path with ``emit(recipe, out_dir) -> Emitted``
+    emitter: str  # module with ``emit(recipe, out_dir, backend) -> Emitted`` (interface.Emitter)
+    oracle: str | None = None  # module with ``structural(recipe)`` (interface.Oracle)
+    templates: str | None = None  # module with ``served_template`` (interface.Templates), optional training_text
     approximations: tuple[Approximation, ...] = ()
-    markers: tuple[str, ...] = ()  # top-level keys that identify a native file of this dialect
-    importer: str | None = None  # module with ``to_recipe(mapper, base_dir)``
-    launcher: str | None = None  # module with ``launch``, ``run_overrides``, ``merge``
+    markers: tuple[str, ...] = ()  # top-level keys that identify a native file of this dialect, the one every file
+    # of it has (its model key) first: `ftr lint DIR` picks the files that start a line with it
+    importer: str | None = None  # module with ``to_recipe(mapper, base_dir)`` (interface.Importer)
+    launcher: str | None = None  # module with ``launch``, ``run_overrides``, ``merge`` (interface.Launcher)
     env: Callable[[str], Any] | None = None  # version -> envs.EnvSpec
     folder: Path = field(default_factory=Path)
     unknown_key_fate: str = ""  # what the backend does with a key it does not know
@@ -115,18 +118,20 @@ class Backend:
     def launch_module(self):
         return importlib.import_module(self.launcher) if self.launcher else None
 
+    def part(self, name: str):
+        """The declared module of part ``name`` (``emitter``, ``importer``, ``launcher``, ``oracle``,
+        ``templates``; interface.PARTS), or None when the backend has no such part."""
+        module = getattr(self, name)
+        return importlib.import_module(module) if module else None
+
     def env_spec(self):
         return self.env(self.version) if self.env else None
 
     def served_template(self, name: str | None) -> str | None:
         """The chat template a run of this backend trains template ``name`` with, which ftr writes into the run's
         saved tokenizer (its templates module's ``served_template``); None: the backend saves it there itself."""
-        try:
-            module = importlib.import_module(self.emitter.rsplit(".", 1)[0] + ".templates")
-        except ModuleNotFoundError:
-            return None
-        served = getattr(module, "served_template", None)
-        return served(name) if served else None
+        module = self.part("templates")
+        return module.served_template(name) if module else None
 
     def notes(self, recipe) -> list:
         """The fidelity notes for this recipe (every approximation that applies)."""
@@ -308,5 +313,5 @@ def expectations(backend: Backend, recipe) -> list[tuple[str, str, Any]]:
         if value is None or (row.when and not row.when(recipe)):
             continue
         out.append((row.path, row.effective, row.expected(value)))
-    module = importlib.import_module(f"ft_recipes.backends.{backend.name}.oracle")
-    return out + list(module.structural(recipe))
+    module = backend.part("oracle")
+    return out + (list(module.structural(recipe)) if module else [])

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..findings import FtrError
-from ..launch import LaunchOptions
+from ..backends.interface import LaunchOptions
 from ..recipe import Hardware, Recipe
 
 NODE_SPEC = "node.json"  # what launchers.node needs on every node, written into the run directory

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .. import backends
 from ..findings import FtrError
-from ..launch import LaunchOptions
+from ..backends.interface import LaunchOptions
 from ..run import (RunPlan, backend_launch, execute_manifest, last_checkpoint, read_run_manifest,
                    save_manifest)
 from ..emit import atomic_write

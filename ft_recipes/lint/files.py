@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import os
 import re
+from functools import lru_cache
 from pathlib import Path
 
 from ..findings import UsageError
@@ -12,7 +13,15 @@ from ..findings import UsageError
 SUFFIXES = (".yaml", ".yml")
 SKIP_DIRS = {".git", ".hg", ".svn", ".venv", "venv", "node_modules", "__pycache__", ".tox", ".mypy_cache",
              ".pytest_cache", "build", "dist", "presets"}
-RECIPE_MARK = re.compile(r"^(ftr|model_name_or_path|base_model)\s*:", re.MULTILINE)  # recipe, LF, Axolotl
+
+
+@lru_cache(maxsize=1)
+def _marks() -> re.Pattern:
+    """``ftr:`` (a recipe) or the first marker of each importable backend (its model key) at a line start."""
+    from .. import backends
+
+    keys = ["ftr", *(backends.get(name).markers[0] for name in backends.names("import"))]
+    return re.compile(r"^(" + "|".join(map(re.escape, keys)) + r")\s*:", re.MULTILINE)
 
 
 def looks_like_recipe(path: Path) -> bool:
@@ -24,7 +33,7 @@ def looks_like_recipe(path: Path) -> bool:
         return True  # never block reading one; lint reports it
     try:
         with path.open(encoding="utf-8", errors="replace") as handle:
-            return bool(RECIPE_MARK.search(handle.read(200_000)))
+            return bool(_marks().search(handle.read(200_000)))
     except OSError:
         return True
 

@@ -17,7 +17,7 @@ ENVIRONMENTS = {"0.19.0": ("3.11", "lock.txt"), "0.21.0": ("3.12", "lock-0.21.0.
 
 
 def _env(version: str):
-    from ...envs import EnvSpec
+    from ..interface import EnvSpec
 
     python, lock = ENVIRONMENTS[version]
     return EnvSpec(name="axolotl", version=version, python=python, lock=HERE / lock, import_name="axolotl",
@@ -64,7 +64,8 @@ BACKEND = Backend(
         stages=frozenset({"pt", "sft", "rm", "dpo", "orpo", "simpo", "kto", "grpo"}),
         methods=frozenset({"full", "freeze", *ADAPTER_METHODS}),
         templates=frozenset(known())),  # issue 17: any LF name, axolotl:NAME, tokenizer
-    keys=TABLE, emitter="ft_recipes.backends.axolotl.emit", approximations=APPROXIMATIONS,
+    keys=TABLE, emitter="ft_recipes.backends.axolotl.emit", oracle="ft_recipes.backends.axolotl.oracle",
+    templates="ft_recipes.backends.axolotl.templates", approximations=APPROXIMATIONS,
     markers=("base_model", "datasets", "sequence_len", "micro_batch_size", "adapter", "lora_r"),
     importer="ft_recipes.backends.axolotl.importer", launcher="ft_recipes.backends.axolotl.launch",
     env=_env, folder=HERE, unknown_key_fate="Axolotl silently drops it", versions=tuple(ENVIRONMENTS),

@@ -13,7 +13,7 @@ HERE = Path(__file__).parent
 
 
 def _env(version: str):
-    from ...envs import EnvSpec
+    from ..interface import EnvSpec
 
     return EnvSpec(name="llamafactory", version=version, python="3.11", lock=HERE / "lock.txt",
                    import_name="llamafactory", cli="llamafactory-cli",
@@ -123,7 +123,8 @@ BACKEND = Backend(
         stages=frozenset({"pt", "sft", "rm", "ppo", "dpo", "orpo", "simpo", "kto"}),
         methods=frozenset({"full", "freeze", "oft", *ADAPTER_METHODS}),
         templates=frozenset(known())),  # issue 17: any LF name, axolotl:NAME, tokenizer
-    keys=TABLE, emitter="ft_recipes.backends.llamafactory.emit", approximations=APPROXIMATIONS,
+    keys=TABLE, emitter="ft_recipes.backends.llamafactory.emit", oracle="ft_recipes.backends.llamafactory.oracle",
+    templates="ft_recipes.backends.llamafactory.templates", approximations=APPROXIMATIONS,
     markers=("model_name_or_path", "finetuning_type", "cutoff_len", "lora_rank", "dataset_dir", "template"),
     importer="ft_recipes.backends.llamafactory.importer", launcher="ft_recipes.backends.llamafactory.launch",
     env=_env, folder=HERE, unknown_key_fate="LLaMA-Factory refuses to start", native_checks=NATIVE_CHECKS,

@@ -24,7 +24,7 @@ def _marked(name) -> bool:
 
 
 def _env(version: str):
-    from ...envs import EnvSpec
+    from ..interface import EnvSpec
 
     return EnvSpec(name="trl", version=version, python="3.11", lock=HERE / "lock.txt", import_name="trl",
                    cli="python")
@@ -44,5 +44,6 @@ BACKEND = Backend(
     capabilities=Capabilities(stages=frozenset({"sft", "pt", "dpo"}),
                               methods=frozenset({"full", "oft", *ADAPTER_METHODS, *PROMPT_METHODS}),
                               templates=frozenset(_known())),  # the names trl gets a template for
-    keys=TABLE, emitter="ft_recipes.backends.trl.emit", approximations=APPROXIMATIONS,
+    keys=TABLE, emitter="ft_recipes.backends.trl.emit", oracle="ft_recipes.backends.trl.oracle",
+    templates="ft_recipes.backends.trl.templates", approximations=APPROXIMATIONS,
     launcher="ft_recipes.backends.trl.launch", env=_env, folder=HERE)

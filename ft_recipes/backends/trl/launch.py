@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ...launch import Launch, LaunchOptions
+from ..interface import Launch, LaunchOptions
 
 
 def launch(python: Path, config: Path, opts: LaunchOptions) -> Launch:

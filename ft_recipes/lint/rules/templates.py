@@ -6,14 +6,12 @@ from ..registry import Context, Rule, rule
 
 
 def _training_text(name: str, messages: list[dict], bos: str | None, eos: str | None) -> str | None:
-    """The training text under template ``name``, from the first backend whose templates module renders it."""
-    import importlib
-
+    """The training text under template ``name``, from the first backend whose templates part renders it."""
     from ...backends import all_backends
 
     for backend in all_backends():
-        module = importlib.import_module(backend.emitter.rsplit(".", 1)[0] + ".templates")
-        render = getattr(module, "training_text", None)
+        module = backend.part("templates")
+        render = getattr(module, "training_text", None) if module else None
         text = render(name, messages, bos, eos) if render else None
         if text is not None:
             return text
