@@ -37,6 +37,60 @@ def catalogue(backend: str, version: str) -> dict:
         return {}
 
 
+# --- the reference: what ftr's template names stand for ----------------------------------------------------
+# ftr's template names stand for slot definitions in one generated catalogue (LLaMA-Factory's templates are slot
+# definitions, so its catalogue is the reference); each backend maps from these names to its own templates.
+# A recipe may also name a backend's own template as "BACKEND:NAME" for the backends listed in NAMED.
+REFERENCE = ("llamafactory", "0.9.5")
+NAMED = (("axolotl", "0.19.0"),)
+NOT_NAMEABLE = ("jinja", "tokenizer_default")  # catalogue entries that are modes, not templates
+FTR_TEMPLATES = {
+    "chatml": "chatml", "qwen": "qwen", "qwen2.5": "qwen", "qwen3": "qwen3", "qwen3_nothink": "qwen3_nothink",
+    "llama3": "llama3", "llama2": "llama2", "mistral": "mistral", "gemma": "gemma", "gemma2": "gemma",
+    "gemma3": "gemma3", "phi3": "phi", "phi4": "phi4", "deepseek3": "deepseek3", "alpaca": "alpaca",
+    "vicuna": "vicuna", "zephyr": "zephyr", "default": "default", "empty": "empty",
+}
+
+
+def reference_name(name: str | None) -> str | None:
+    """The reference template ftr's template ``name`` stands for, or None."""
+    if name in FTR_TEMPLATES:
+        return FTR_TEMPLATES[name]
+    return name if name and name in catalogue(*REFERENCE) else None
+
+
+def reference(name: str | None) -> dict | None:
+    """The slot definition ftr's template ``name`` stands for, or None."""
+    native = reference_name(name)
+    return catalogue(*REFERENCE).get(native) if native else None
+
+
+def qualified(name: str | None) -> tuple[str, str, str] | None:
+    """(backend, version, its template) for a "BACKEND:NAME" template name, else None."""
+    head, sep, native = (name or "").partition(":")
+    for backend, version in NAMED:
+        if sep and head == backend:
+            return backend, version, native
+    return None
+
+
+def named_jinja(name: str | None) -> str | None:
+    """The Jinja of a "BACKEND:NAME" template, from that backend's catalogue (None if unknown or not qualified)."""
+    found = qualified(name)
+    return catalogue(found[0], found[1]).get(found[2], {}).get("jinja") if found else None
+
+
+def known() -> set[str]:
+    """Every template name a recipe may give: ftr's, the reference catalogue's, "BACKEND:NAME" and ``tokenizer``
+    (read from the small name lists, schemas/backends/templates/)."""
+    from .catalogue import templates as names
+
+    out = set(FTR_TEMPLATES) | set(names(*REFERENCE).get("templates", [])) | {"tokenizer"}
+    for backend, version in NAMED:
+        out |= {f"{backend}:{n}" for n in names(backend, version).get("templates", []) if n not in NOT_NAMEABLE}
+    return out
+
+
 @lru_cache(maxsize=None)
 def cross_map(a: str, a_version: str, b: str, b_version: str) -> dict:
     """The generated map between two backends' templates (templates-map-<a>-<ver>-<b>-<ver>.json): per template

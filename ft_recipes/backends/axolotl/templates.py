@@ -12,8 +12,9 @@ newline, for ChatML) as the end-of-turn token.
 from __future__ import annotations
 
 from ... import templates as slot_templates
-from ..llamafactory.templates import TEMPLATES as REFERENCE
-from ..llamafactory.templates import VERSION as REFERENCE_VERSION
+from ...templates import known, reference, reference_name  # noqa: F401  (known: the names a recipe may give)
+
+REFERENCE_VERSION = slot_templates.REFERENCE[1]
 
 VERSION = "0.19.0"  # also for 0.21.0: its template catalogues are the same (tests/test_backend_versions.py)
 PREFIX = "axolotl:"  # a recipe template "axolotl:NAME" is Axolotl's NAME exactly
@@ -24,19 +25,6 @@ TEMPLATES = {
     "phi3": "phi_3", "phi4": "phi_4", "deepseek3": "deepseek_v3", "alpaca": "alpaca", "vicuna": "vicuna",
     "zephyr": "zephyr", "tokenizer": "tokenizer_default",
 }
-
-
-def reference_name(name: str | None) -> str | None:
-    """The reference (LLaMA-Factory) template ftr's template ``name`` stands for, or None."""
-    if name in REFERENCE:
-        return REFERENCE[name]
-    return name if name in slot_templates.catalogue("llamafactory", REFERENCE_VERSION) else None
-
-
-def reference(name: str | None) -> dict | None:
-    """The slot definition ftr's template ``name`` stands for, or None."""
-    native = reference_name(name)
-    return slot_templates.catalogue("llamafactory", REFERENCE_VERSION).get(native) if native else None
 
 
 def chat_template_keys(name: str | None) -> dict:
@@ -111,22 +99,12 @@ def import_name(native: str | None) -> str | None:
     return PREFIX + native
 
 
-def known() -> set[str]:
-    """Every template name a recipe may give: ftr's, LLaMA-Factory's, ``axolotl:NAME``, ``tokenizer`` (read from
-    the backends' small name lists, schemas/backends/templates/)."""
-    from ...catalogue import templates as names
-
-    ax = names("axolotl", "0.19.0").get("templates", [])
-    return (set(TEMPLATES) | set(names("llamafactory", "0.9.5").get("templates", [])) | {"tokenizer"}
-            | {"axolotl:" + n for n in ax if n not in ("jinja", "tokenizer_default")})
-
-
 def training_text(name: str | None, messages: list[dict], bos: str | None, eos: str | None) -> str | None:
     """The text ftr trains ``messages`` as under template ``name`` (None when it is the tokenizer's own)."""
     if name in (None, "tokenizer"):
         return None
-    if name.startswith(PREFIX):
-        jinja = slot_templates.catalogue("axolotl", VERSION).get(name[len(PREFIX):], {}).get("jinja")
+    if slot_templates.qualified(name):
+        jinja = slot_templates.named_jinja(name)
         return slot_templates.render_jinja(jinja, messages, bos, eos) if jinja else None
     template = reference(name)
     return slot_templates.render(template, messages, bos, eos) if template else None

@@ -13,12 +13,7 @@ from ... import templates as slot_templates
 VERSION = "0.9.5"
 OTHER = ("axolotl", "0.19.0")
 
-TEMPLATES = {
-    "chatml": "chatml", "qwen": "qwen", "qwen2.5": "qwen", "qwen3": "qwen3", "qwen3_nothink": "qwen3_nothink",
-    "llama3": "llama3", "llama2": "llama2", "mistral": "mistral", "gemma": "gemma", "gemma2": "gemma",
-    "gemma3": "gemma3", "phi3": "phi", "phi4": "phi4", "deepseek3": "deepseek3", "alpaca": "alpaca",
-    "vicuna": "vicuna", "zephyr": "zephyr", "default": "default", "empty": "empty",
-}
+TEMPLATES = slot_templates.FTR_TEMPLATES  # ftr names stand for this catalogue's templates (the reference)
 
 
 def resolve(name: str) -> tuple[str | None, str | None]:
@@ -41,14 +36,7 @@ def resolve(name: str) -> tuple[str | None, str | None]:
                               f"{entry['closest']!r} ({entry['similarity']:.0%} similar text on ftr's samples)")
 
 
-def known() -> set[str]:
-    """Every template name a recipe may give: ftr's, LLaMA-Factory's, ``axolotl:NAME``, ``tokenizer`` (read from
-    the backends' small name lists, schemas/backends/templates/)."""
-    from ...catalogue import templates as names
-
-    ax = names("axolotl", "0.19.0").get("templates", [])
-    return (set(TEMPLATES) | set(names("llamafactory", "0.9.5").get("templates", [])) | {"tokenizer"}
-            | {"axolotl:" + n for n in ax if n not in ("jinja", "tokenizer_default")})
+known = slot_templates.known
 
 
 def served_template(name: str | None) -> str | None:

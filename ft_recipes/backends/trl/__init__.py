@@ -12,7 +12,7 @@ HERE = Path(__file__).parent
 
 
 def _known() -> set[str]:
-    from ..llamafactory.templates import known
+    from ...templates import known
 
     return known()
 

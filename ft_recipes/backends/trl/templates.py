@@ -12,8 +12,6 @@ assistant turn trained, a fidelity note says so).
 from __future__ import annotations
 
 from ... import templates as slot_templates
-from ..axolotl.templates import PREFIX, reference
-from ..axolotl.templates import VERSION as AXOLOTL_VERSION
 
 
 def chat_template(name: str | None, generation: bool = True) -> str | None:
@@ -21,9 +19,9 @@ def chat_template(name: str | None, generation: bool = True) -> str | None:
     markers of the trained text (training), or without (what the saved tokenizer serves: the same text)."""
     if name in (None, "tokenizer"):
         return None
-    if name.startswith(PREFIX):
-        return slot_templates.catalogue("axolotl", AXOLOTL_VERSION).get(name[len(PREFIX):], {}).get("jinja")
-    template = reference(name)
+    if slot_templates.qualified(name):
+        return slot_templates.named_jinja(name)
+    template = slot_templates.reference(name)
     return slot_templates.to_jinja(template, generation) if template else None
 
 
