@@ -135,3 +135,31 @@ def test_the_accepted_corpus_converts_to_axolotl(tmp_path):
     refused = [path for i, path in enumerate(files)
                if _convert(path, "axolotl", CORPUS, tmp_path / str(i)).exit_code != 0]
     assert len(refused) <= len(files) * 0.02, refused
+
+
+def test_a_module_regex_stays_a_regex(tmp_path):
+    """PEFT matches a string as a regular expression and a list by names: the string is kept as written."""
+    regex = r"model\.layers\.\d+\.(mlp|self_attn)\.(up|down|q)_proj"
+    native = _write(tmp_path, lora_target_linear=None, lora_target_modules=regex)
+    cfg = _axolotl(tmp_path, native)
+    assert cfg["lora_target_modules"] == regex and not cfg["lora_target_linear"]
+    _refused(tmp_path, native, "lora_target_modules")
+
+
+def test_no_lora_target_is_refused_elsewhere(tmp_path):
+    """No target at all: PEFT's per-model default modules, which is not all-linear."""
+    _refused(tmp_path, _write(tmp_path, lora_target_linear=None), "lora_target_modules")
+
+
+def test_a_streamed_pretraining_dataset_is_kept_as_written(tmp_path):
+    stream = [{"path": "allenai/c4", "name": "en", "type": "pretrain", "split": "train"}]
+    native = _write(tmp_path, datasets=None, pretraining_dataset=stream, max_steps=10)
+    cfg = _axolotl(tmp_path, native)
+    assert cfg["pretraining_dataset"] == stream and "datasets" not in cfg
+    _refused(tmp_path, native, "pretraining_dataset")
+
+
+def test_a_mistral_common_tokenizer_gets_no_chat_template(tmp_path):
+    """Axolotl refuses any chat_template with tokenizer_use_mistral_common, tokenizer_default included."""
+    cfg = _axolotl(tmp_path, _write(tmp_path, tokenizer_use_mistral_common=True))
+    assert "chat_template" not in cfg and cfg["tokenizer_use_mistral_common"] is True

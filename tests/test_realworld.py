@@ -55,9 +55,10 @@ def test_refused_files_get_an_error(measured, backend):
 
 # Conversions of the accepted files that succeed today (docs/accuracy.md); the rest must be refused with a
 # named reason (an FTR code), never a crash.
-# Axolotl: 63 since its own prompt formats (type alpaca, input_output, chat_template.default, ...) and keys no
-# recipe field holds (rl: ebft, unfrozen_parameters of another shape) are refused, not guessed (issue 26).
-CONVERTED = {"llamafactory": 21, "axolotl": 63}  # refusals named: see docs/accuracy.md
+# Axolotl: 38 since its own prompt formats (type alpaca, input_output, chat_template.default, ...), streamed
+# pretraining_dataset, module regexes, no LoRA target (PEFT's default) and keys no recipe field holds (rl: ebft,
+# unfrozen_parameters of another shape) are refused, not guessed (issue 26).
+CONVERTED = {"llamafactory": 21, "axolotl": 38}  # refusals named: see docs/accuracy.md
 
 
 def test_conversion_of_the_accepted_files():

@@ -37,7 +37,8 @@ def _check(recipe: Recipe, backend) -> None:
                           "the same batch and refuses micro_batch_size 1",
                           "set train.micro_batch_size: 2 or more, or use --backend llamafactory")
     check(backend, recipe)
-    chat = [ds for ds in recipe.data.train if ds.format != "text"] if "datasets" not in _native(recipe) else []
+    chat = [] if {"datasets", "pretraining_dataset"} & set(_native(recipe)) else \
+        [ds for ds in recipe.data.train if ds.format != "text"]
     if recipe.stage == "pt" and chat:
         raise unsupported(recipe, chat[0].key_path + ("format",),
                           f"Axolotl has no pretraining stage: {chat[0].format} rows would train as sft",
@@ -204,7 +205,8 @@ def _unfrozen(recipe: Recipe) -> list[str]:
 
 
 def _model(recipe: Recipe, cfg: dict) -> None:
-    cfg.update(chat_template_keys(recipe.model.template))  # issue 17: named if it renders the same, else jinja
+    if recipe.model.template or not _native(recipe).get("tokenizer_use_mistral_common"):  # which refuses one
+        cfg.update(chat_template_keys(recipe.model.template))  # issue 17: named if it renders the same, else jinja
     if recipe.model.pad_token:
         pad = special_token(recipe.model.base, "eos") if recipe.model.pad_token == "eos" else recipe.model.pad_token
         if pad is None:
@@ -287,13 +289,14 @@ def emit(recipe: Recipe, out_dir: Path, backend=None) -> Emitted:
     _method(recipe, cfg)
     data_files: dict = {}
     native = _native(recipe)  # Axolotl's own dataset entries (an imported prompt format): written verbatim
-    cfg["datasets"] = native.get("datasets") or [_dataset(recipe, ds, out_dir, data_files) for ds in d.train]
+    if "pretraining_dataset" not in native:  # Axolotl streams that one instead of datasets
+        cfg["datasets"] = native.get("datasets") or [_dataset(recipe, ds, out_dir, data_files) for ds in d.train]
     if d.val:
         cfg["test_datasets"] = native.get("test_datasets") or [_dataset(recipe, ds, out_dir, data_files)
                                                                for ds in d.val]
     else:
         _val_split(recipe, cfg)
-    if "datasets" not in native and any("type" not in e for e in cfg["datasets"]) and recipe.stage in (*TRL_RENDERED, "kto"):
+    if "datasets" not in native and any("type" not in e for e in cfg.get("datasets", [])) and recipe.stage in (*TRL_RENDERED, "kto"):
         cfg["skip_prepare_dataset"] = True  # Axolotl's length filter tokenizes strings; trl truncates instead
     cfg["dataset_prepared_path"] = str(o.dir / "prepared")
     cfg["output_dir"] = str(o.dir)

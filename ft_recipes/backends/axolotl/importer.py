@@ -143,12 +143,12 @@ def _pretraining(m: Mapper, base: Path) -> None:
             if entry.get("text_column", "text") != "text":
                 item["columns"] = {"text": str(entry["text_column"])}
             out.append(item)
-    if out:
+    if out:  # for linting only: streamed, with Axolotl's own options, it is kept as written
         m.put(("data", "train"), out, "pretraining_dataset")
-        m.used.add("pretraining_dataset")
         m.put(("stage",), "pt", "pretraining_dataset")
-        m.notes.append(Unmapped("pretraining_dataset", entries,
-                                "read as text datasets for stage pt; streaming is not carried"))
+        m.notes.append(Unmapped("pretraining_dataset", entries, "streamed raw text, which no recipe dataset "
+                                "holds; kept under backends.axolotl", path=("pretraining_dataset",),
+                                changes_training=True))
 
 
 def _data(m: Mapper, base: Path) -> None:
@@ -240,20 +240,24 @@ PROJECTIONS = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "
 
 
 def _lora_target(m: Mapper) -> None:
-    """lora_target_linear adds every linear layer (not lm_head) to lora_target_modules (Axolotl unions them)."""
+    """lora_target_linear adds every linear layer (not lm_head) to lora_target_modules (Axolotl unions them); a
+    string is a regular expression to PEFT, a list names modules."""
     modules = m.src.get("lora_target_modules")
-    modules = [modules] if isinstance(modules, str) else list(modules or [])
     m.cosmetic("lora_target_linear")
-    if m.src.get("lora_target_linear"):
+    if isinstance(modules, str):  # the recipe's list makes ftr write no lora_target_linear; the string stays
+        _foreign(m, "lora_target_modules", "a regular expression of module names, which no recipe value holds")
+        m.put(("method", "lora", "target"), [modules])
+    elif m.src.get("lora_target_linear"):
         m.put(("method", "lora", "target"), "all-linear", "lora_target_linear")
-        if set(modules) - PROJECTIONS:
+        if set(modules or []) - PROJECTIONS:
             _foreign(m, "lora_target_modules", "named modules on top of lora_target_linear")
-        else:
-            m.cosmetic("lora_target_modules")
-    else:
+        # projections only: the linear layers already; kept as written for Axolotl, and the same elsewhere
+    elif modules:
+        m.put(("method", "lora", "target"), list(modules), "lora_target_modules")
         m.cosmetic("lora_target_modules")
-        if modules:
-            m.put(("method", "lora", "target"), modules, "lora_target_modules")
+    elif not m.src.get("lora_target_parameters"):  # those alone are refused elsewhere (CHANGES_TRAINING)
+        m.notes.append(Unmapped("lora_target_modules", None, "no target: PEFT's own per-model default modules, "
+                                "which no recipe value names", path=("adapter",), changes_training=True))
 
 
 def _allowed(field: str) -> list:
