@@ -208,7 +208,8 @@ def _method(m: Mapper) -> list[str]:
     if adapter is not None and adapter not in ADAPTERS:
         _foreign(m, "adapter", f"Axolotl's {adapter!r} adapter has no recipe method")
         adapter = None
-    m.used.add("adapter") if adapter or "adapter" not in m.src else None
+    if adapter or "adapter" not in m.src:
+        m.used.add("adapter")
     four, eight = bool(m.src.get("load_in_4bit")), bool(m.src.get("load_in_8bit"))
     freeze = None if adapter else _freeze(m, m.src.get("base_model"))
     if freeze or not m.src.get("unfrozen_parameters"):
