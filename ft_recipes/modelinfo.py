@@ -137,3 +137,29 @@ def _known(base: str) -> dict:
 def config(base: str) -> dict:
     """The model's config.json, else the bundled table's entry, else {}."""
     return read_json(base, "config.json") or _known(base)
+
+
+# Model families' chat templates, first match wins (so qwen3 before qwen): lower-case id substrings, the
+# family's ftr template, and the template name stems that render its conversations as the model does.
+FAMILY_TEMPLATES = (
+    (("qwen3",), "qwen3", ("qwen3",)),
+    (("qwen",), "qwen", ("qwen", "chatml")),
+    (("llama-3", "llama3"), "llama3", ("llama3",)),
+    (("llama-2",), "llama2", ("llama2",)),
+    (("mistral", "mixtral"), "mistral", ("mistral", "ministral")),
+    (("gemma-3", "gemma3"), "gemma3", ("gemma",)),
+    (("gemma-2", "gemma2"), "gemma2", ("gemma",)),
+    (("gemma",), "gemma", ("gemma",)),
+    (("phi-4",), "phi4", ("phi4",)),
+    (("phi-3",), "phi3", ("phi",)),
+    (("zephyr",), "zephyr", ("zephyr",)),
+)
+
+
+def family_template(base: str) -> tuple[str, tuple[str, ...]] | None:
+    """(the family's template, the name stems that render like it) for a model id of a known family, else None."""
+    name = base.lower().rsplit("/", 1)[-1]
+    for markers, template, stems in FAMILY_TEMPLATES:
+        if any(marker in name for marker in markers):
+            return template, stems
+    return None
