@@ -1,7 +1,8 @@
 """Rule documentation generated from the registry and the default rule pack.
 
 ``python -m ft_recipes.lint.docs`` writes docs/rules/FTRnnn.md and docs/rules/README.md;
-``python -m ft_recipes.lint.docs --check`` exits 1 when a file is stale (used by the tests).
+``python -m ft_recipes.lint.docs --check`` exits 1 when a file is stale (used by the tests). Generating lints each
+rule's bad and good example first (``lint/examples.py``) and writes nothing when one does not do what it says.
 """
 
 from __future__ import annotations
@@ -111,6 +112,13 @@ def main(argv: list[str]) -> int:
         for name in bad:
             print(f"docs/rules/{name} is stale; run `python -m ft_recipes.lint.docs`", file=sys.stderr)
         return 1 if bad else 0
+    from .examples import checked_rules, problems
+
+    wrong = [problem for rule in checked_rules() for problem in problems(rule)]
+    for problem in wrong:
+        print(f"example: {problem}", file=sys.stderr)
+    if wrong:
+        return 1  # a page must not document an example that does not do what it says
     for name in write():
         print(f"wrote docs/rules/{name}")
     return 0

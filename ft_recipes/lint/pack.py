@@ -33,6 +33,7 @@ def load_pack(paths: tuple[str, ...] = ()) -> dict:
     for path in paths:
         overlay = _read(Path(path))
         _check_codes(overlay, Path(path))
+        _check_declared(overlay, Path(path))
         _check_shape(overlay.get("rules", {}), default_pack().get("rules", {}), ("rules",), Path(path))
         pack = deep_merge(pack, overlay)
     return pack
@@ -47,6 +48,37 @@ def _check_codes(overlay: dict, path: Path) -> None:
         raise FtrError(f"rule pack {path}: unknown rule code(s) {', '.join(unknown)}", exit_code=2)
 
 
+
+
+PACK_KEYS = ("messages", "severity", "sources")  # what every rule section may hold besides the rule's options
+MESSAGE_KEYS = ("text", "hint", "severity", "native")
+
+
+def _check_declared(overlay: dict, path: Path) -> None:
+    """A team pack names only the message kinds and options its rules declare (a misspelt kind or option would
+    otherwise change nothing, silently)."""
+    from .registry import all_rules
+
+    for code, section in (overlay.get("rules") or {}).items():
+        rule = all_rules()[code]
+        if not isinstance(section, dict):
+            continue
+        for key in section:
+            if key not in PACK_KEYS and key not in rule.options:
+                raise FtrError(f"rule pack {path}: rules.{code}.{key}: {code} has no option {key!r}"
+                               f"{_choices(rule.options)}", exit_code=2)
+        for kind, spec in (section.get("messages") or {}).items():
+            if kind not in rule.messages:
+                raise FtrError(f"rule pack {path}: rules.{code}.messages.{kind}: {code} reports no message "
+                               f"{kind!r}{_choices(rule.messages)}", exit_code=2)
+            for key in spec or {}:
+                if key not in MESSAGE_KEYS:
+                    raise FtrError(f"rule pack {path}: rules.{code}.messages.{kind}.{key}: not one of "
+                                   f"{', '.join(MESSAGE_KEYS)}", exit_code=2)
+
+
+def _choices(names) -> str:
+    return f" (it has: {', '.join(names)})" if names else " (it has none)"
 
 
 def _kind(value) -> str:

@@ -35,6 +35,10 @@ class Rule:
     bad: ClassVar[str] = ""
     good: ClassVar[str] = ""
     fix: ClassVar[str] = ""
+    # What the rule reads from its rule-pack section: the message kinds it reports and its other settings. A
+    # report of an undeclared kind is a bug in the rule; a pack naming an unknown kind or option is refused.
+    messages: ClassVar[tuple[str, ...]] = ()
+    options: ClassVar[tuple[str, ...]] = ()
 
     def check(self, ctx: "Context") -> None:
         """Report findings through ``ctx.report``. Rules that cannot decide stay silent."""
@@ -56,6 +60,10 @@ class Num(float):
         text = format(value, ".3e" if spec == "g" and 0 < abs(value) < 1e-3 else spec)
         text = re.sub(r"\.?0+e", "e", text) if "e" in text and "." in text else text
         return re.sub(r"e([+-])0*(\d)", lambda m: f"e{'-' if m.group(1) == '-' else ''}{m.group(2)}", text)
+
+
+class UndeclaredMessage(RuntimeError):
+    """A rule reported a message kind it does not declare: a bug in ftr."""
 
 
 RULES: dict[str, type[Rule]] = {}
@@ -103,6 +111,9 @@ class Context:
 
     def report(self, path: tuple, kind: str, /, **fields: Any) -> None:
         """A finding at the recipe key ``path`` using the pack's message ``kind``, formatted with ``fields``."""
+        if kind not in self.rule.messages:
+            raise UndeclaredMessage(f"rule {self.rule.code} reported message kind {kind!r}, which it does not "
+                                    f"declare (messages = {self.rule.messages!r})")
         spec = self.pack.get("messages", {}).get(kind, {})
         if self.is_native:  # a message's ``native:`` overrides (text, hint, severity) for a native file
             spec = {**spec, **spec.get("native", {})}

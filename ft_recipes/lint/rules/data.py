@@ -10,6 +10,7 @@ from ..registry import Context, Rule, rule
 class NoValidation(Rule):
     code = "FTR201"
     name = "no-validation-data"
+    messages = ('none',)
     severity = "warning"
     summary = "No validation data: neither a validation split nor a validation dataset."
     what = "Reports a recipe with neither `data.val.split` nor `data.val.datasets`."
@@ -28,6 +29,7 @@ class NoValidation(Rule):
 class ValidationNeverRuns(Rule):
     code = "FTR202"
     name = "validation-never-runs"
+    messages = ('never', 'after_end', 'empty_split')
     severity = "warning"
     summary = "Validation data is configured but never evaluated."
     what = ("Reports validation data with `eval.every: no`, `eval.steps` larger than `train.max_steps`, and a "
@@ -57,6 +59,8 @@ class ValidationNeverRuns(Rule):
 class ValidationSplitSize(Rule):
     code = "FTR203"
     name = "validation-split-size"
+    messages = ('small', 'large')
+    options = ('min', 'max')
     severity = "info"
     summary = "Validation split fraction outside 0.05-0.2."
     what = "Checks a fractional `data.val.split` (below 1) against `min` and `max`; row counts are not checked."
@@ -116,6 +120,8 @@ def row_problem(row: dict, ds: Dataset) -> tuple[str, str] | None:
 class DatasetRows(Rule):
     code = "FTR204"
     name = "dataset-rows-invalid"
+    messages = ('unreadable', 'empty', 'columns')
+    options = ('rows',)
     severity = "error"
     summary = "A local dataset is unreadable, empty, or its rows do not fit the declared format."
     what = ("Reads the first `rows` rows of each local .jsonl/.json dataset and checks them against the format: "
@@ -126,7 +132,8 @@ class DatasetRows(Rule):
            "(a missing column is read as empty by some loaders).")
     bad = ('# data/train.jsonl: {"question": "...", "answer": "..."}\n'
            "data:\n  train:\n    - {path: data/train.jsonl, format: alpaca}\n")
-    good = ("data:\n  train:\n    - path: data/train.jsonl\n      format: alpaca\n"
+    good = ('# data/train.jsonl: {"question": "...", "answer": "..."}\n'
+            "data:\n  train:\n    - path: data/train.jsonl\n      format: alpaca\n"
             "      columns: {instruction: question, output: answer}\n")
     fix = "Fix the rows, pick the right `format`, or map the file's names with `columns:`."
 
@@ -161,6 +168,8 @@ class DatasetRows(Rule):
 class PreferenceData(Rule):
     code = "FTR205"
     name = "preference-stage-without-pairs"
+    messages = ('not_preference',)
+    options = ('stages',)
     severity = "error"
     summary = "A preference stage (dpo/orpo/simpo/rm) with a dataset that is not a preference dataset."
     what = ("Reports each training or validation dataset whose `format` is not `preference` when the stage is one "
@@ -183,6 +192,8 @@ class PreferenceData(Rule):
 class MaxLength(Rule):
     code = "FTR206"
     name = "max-length-out-of-range"
+    messages = ('short', 'over_context', 'packing')
+    options = ('min_length',)
     severity = "warning"
     summary = "max_length below 256 or above the model's context; packing with a preference stage."
     what = ("Checks `data.max_length` against `min_length` and, when the model's config is known, against its "

@@ -13,6 +13,8 @@ def method_group(ctx: Context, method: str) -> str | None:
 class LearningRate(Rule):
     code = "FTR101"
     name = "learning-rate-out-of-range"
+    messages = ('error_low', 'warn_low', 'warn_high', 'error_high')
+    options = ('method_groups', 'stage_groups', 'ranges')
     severity = "warning"
     summary = "Learning rate outside the range for the method and stage (LoRA vs full, SFT vs DPO)."
     what = ("Checks `train.lr` against the range for the method (LoRA/QLoRA, full, freeze) and the stage "
@@ -56,6 +58,8 @@ def _lr_kind(lr: float, limits: dict) -> str | None:
 class LoraRank(Rule):
     code = "FTR102"
     name = "lora-rank-out-of-range"
+    messages = ('too_high', 'too_low')
+    options = ('max', 'min')
     severity = "warning"
     summary = "LoRA rank above 64 or below 2."
     what = "Checks `method.lora.r` of LoRA and QLoRA recipes against `min` and `max` of the rule pack."
@@ -79,6 +83,8 @@ class LoraRank(Rule):
 class LoraAlpha(Rule):
     code = "FTR103"
     name = "lora-alpha-ratio"
+    messages = ('too_low', 'too_high')
+    options = ('min_ratio', 'max_ratio')
     severity = "warning"
     summary = "LoRA alpha below r or above 4r (updates under- or over-scaled)."
     what = "Checks `method.lora.alpha / method.lora.r` against `min_ratio` and `max_ratio`; skipped with rsLoRA."
@@ -105,6 +111,8 @@ class LoraAlpha(Rule):
 class LoraDropout(Rule):
     code = "FTR104"
     name = "lora-dropout-out-of-range"
+    messages = ('too_high',)
+    options = ('max',)
     severity = "warning"
     summary = "LoRA dropout above 0.5."
     what = "Checks `method.lora.dropout` against `max` of the rule pack (the schema refuses values outside 0-1)."
@@ -124,6 +132,8 @@ class LoraDropout(Rule):
 class WeightDecay(Rule):
     code = "FTR105"
     name = "weight-decay-out-of-range"
+    messages = ('too_high',)
+    options = ('max',)
     severity = "warning"
     summary = "Weight decay above 0.1."
     what = "Checks `train.weight_decay` against `max` of the rule pack."
@@ -143,6 +153,8 @@ class WeightDecay(Rule):
 class Warmup(Rule):
     code = "FTR106"
     name = "warmup-out-of-range"
+    messages = ('none', 'too_low', 'too_high')
+    options = ('min_ratio', 'max_ratio')
     severity = "warning"
     summary = "No learning-rate warmup, or a warmup ratio outside 0.01-0.2."
     what = ("Checks `train.warmup_ratio` (or `train.warmup_steps / train.max_steps` when the step count is known) "
@@ -178,6 +190,8 @@ class Warmup(Rule):
 class BatchSize(Rule):
     code = "FTR107"
     name = "batch-size-out-of-range"
+    messages = ('small', 'large', 'accum', 'micro_one')
+    options = ('min_effective', 'max_effective', 'max_grad_accum')
     severity = "warning"
     summary = "Effective batch size below 8 or above 1024; grad_accum above 32; micro batch 1 without packing."
     what = ("Computes the effective batch (micro batch x grad_accum x GPUs x nodes) and checks it against "
@@ -210,6 +224,8 @@ class BatchSize(Rule):
 class Epochs(Rule):
     code = "FTR108"
     name = "epochs-out-of-range"
+    messages = ('many', 'under_one')
+    options = ('max_epochs',)
     severity = "warning"
     summary = "Too many epochs for the method (full > 5, LoRA > 20); an info below one epoch."
     what = "Checks `train.epochs` against `max_epochs` per method group; skipped when `train.max_steps` decides."
@@ -236,6 +252,8 @@ class Epochs(Rule):
 class LoraTargets(Rule):
     code = "FTR109"
     name = "lora-target-unknown"
+    messages = ('unknown', 'embeddings')
+    options = ('llama_like', 'modules', 'embeddings')
     severity = "warning"
     summary = "LoRA target modules that cannot exist in the model family; info for embeddings/lm_head."
     what = ("For Llama-like families (Llama, Qwen, Mistral, Gemma ...), checks each name in `method.lora.target` "
@@ -267,6 +285,8 @@ class LoraTargets(Rule):
 class ConstantSchedule(Rule):
     code = "FTR110"
     name = "no-lr-decay"
+    messages = ('constant',)
+    options = ('schedulers',)
     severity = "info"
     summary = "Constant learning rate on a multi-epoch run."
     what = "Reports `train.scheduler` constant or constant_with_warmup when the run is longer than one epoch."

@@ -18,6 +18,8 @@ def known_templates() -> set[str]:
 class PadToken(Rule):
     code = "FTR301"
     name = "pad-token-missing"
+    messages = ('none',)
+    options = ('families_with_pad',)
     severity = "warning"
     summary = "No pad token declared, and the tokenizer is not known to have one."
     what = ("Reports a recipe without `model.pad_token` when the model's tokenizer (local or in the Hugging Face "
@@ -47,6 +49,9 @@ class PadToken(Rule):
 class ChatTemplate(Rule):
     code = "FTR302"
     name = "chat-template-missing"
+    messages = ('no_template_local', 'no_template_hub', 'unknown_template',
+                'unknown_native_template')
+    options = ('stages', 'formats', 'native_template_types')
     severity = "error"
     summary = "No chat template for a chat-format SFT dataset, or a template no backend knows."
     what = ("For SFT on alpaca, sharegpt or messages data without `model.template`: an error when the tokenizer is "
@@ -135,6 +140,8 @@ class ChatTemplate(Rule):
 class PreferenceFromBase(Rule):
     code = "FTR303"
     name = "preference-on-base-model"
+    messages = ('base_model',)
+    options = ('instruct_markers',)
     severity = "info"
     summary = "A preference stage starting from what looks like a base (non-instruct) model."
     what = ("For dpo/orpo/kto/simpo with a hub model id that has none of `instruct_markers` in its name. Local "
@@ -158,6 +165,7 @@ class PreferenceFromBase(Rule):
 class TrustRemoteCode(Rule):
     code = "FTR304"
     name = "trust-remote-code"
+    messages = ('remote_code',)
     severity = "warning"
     summary = "trust_remote_code is enabled."
     what = "Reports `model.trust_remote_code: true`."

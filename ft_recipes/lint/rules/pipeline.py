@@ -13,6 +13,8 @@ SFT_STAGES = ("pt", "sft")
 class PreferenceRateAfterSft(Rule):
     code = "FTR601"
     name = "preference-lr-not-below-sft"
+    messages = ('not_below', 'out_of_range')
+    options = ('stages', 'max_ratio', 'method_groups', 'ranges')
     severity = "warning"
     summary = "A preference stage after SFT whose learning rate is not well below the SFT stage's."
     what = ("For a dpo/orpo/kto/simpo stage that starts from a pt/sft stage: reports a `train.lr` above `max_ratio` "
@@ -44,6 +46,8 @@ class PreferenceRateAfterSft(Rule):
 class PreferenceBeta(Rule):
     code = "FTR602"
     name = "preference-beta-out-of-range"
+    messages = ('out_of_range',)
+    options = ('min', 'max')
     severity = "warning"
     summary = "A DPO stage of a pipeline with preference.beta outside 0.01-0.5."
     what = "For a dpo stage of a pipeline: reports `preference.beta` outside `min` to `max`."
@@ -66,6 +70,7 @@ class PreferenceBeta(Rule):
 class SharedAdapterTokenization(Rule):
     code = "FTR603"
     name = "stage-tokenization-drift"
+    messages = ('template', 'pad_token', 'max_length')
     severity = "error"
     summary = "A stage that continues an earlier stage's adapter with another template, pad token or max length."
     what = ("For a stage that starts from an earlier stage's adapter: compares `model.template`, `model.pad_token` "
@@ -96,6 +101,7 @@ class SharedAdapterTokenization(Rule):
 class SharedAdapterQuantization(Rule):
     code = "FTR604"
     name = "stage-quantization-drift"
+    messages = ('changed',)
     severity = "error"
     summary = "A stage that continues a quantized (QLoRA) adapter with another quantization, or none."
     what = ("For a stage that starts from an earlier stage's adapter: compares `method.quant` (bits, type, double "
@@ -119,6 +125,7 @@ class SharedAdapterQuantization(Rule):
 class SharedAdapterShape(Rule):
     code = "FTR605"
     name = "stage-adapter-settings-ignored"
+    messages = ('ignored',)
     severity = "warning"
     summary = "A stage that continues an adapter but sets another LoRA rank, alpha, dropout or target."
     what = ("For a stage that starts from an earlier stage's adapter: compares `method.lora` r, alpha, dropout and "

@@ -14,6 +14,8 @@ def is_qlora(ctx: Context) -> bool:
 class QloraOptimizer(Rule):
     code = "FTR401"
     name = "qlora-optimizer"
+    messages = ('optimizer',)
+    options = ('optimizers',)
     severity = "info"
     summary = "QLoRA without a paged or 8-bit optimizer."
     what = "For 4-bit LoRA, reports an optimizer not in `optimizers` (paged or 8-bit ones)."
@@ -32,6 +34,7 @@ class QloraOptimizer(Rule):
 class QloraQuant(Rule):
     code = "FTR402"
     name = "qlora-quant-settings"
+    messages = ('quant_type', 'double_quant', 'compute_dtype')
     severity = "warning"
     summary = "QLoRA quant type not nf4, double quantization off, or compute dtype fp32."
     what = "For 4-bit quantization, checks `method.quant.type`, `double_quant` and `compute_dtype`."
@@ -57,6 +60,8 @@ class QloraQuant(Rule):
 class GradientCheckpointing(Rule):
     code = "FTR403"
     name = "gradient-checkpointing-off"
+    messages = ('disabled',)
+    options = ('min_params_b',)
     severity = "warning"
     summary = "Gradient checkpointing off for full fine-tuning of a >= 7B model."
     what = ("For full fine-tuning, reports `train.gradient_checkpointing: false` when the model size is known "
@@ -81,6 +86,8 @@ class GradientCheckpointing(Rule):
 class VramEstimate(Rule):
     code = "FTR404"
     name = "vram-exceeds-gpu"
+    messages = ('exceeds',)
+    options = ('margin',)
     severity = "warning"
     summary = "Estimated peak VRAM per GPU exceeds the declared hardware.gpu_memory_gb."
     what = ("Compares the `ftr explain` estimate (weights, adapters, gradients, optimizer states, activations, "
@@ -108,6 +115,8 @@ class VramEstimate(Rule):
 class Precision(Rule):
     code = "FTR405"
     name = "precision-unsupported"
+    messages = ('fp16_model', 'bf16_hardware')
+    options = ('bf16_only',)
     severity = "error"
     summary = "fp16 with a bf16-only model family, or bf16 on hardware declared without bf16."
     what = ("Reports `train.precision: fp16` for families in `bf16_only`, and bf16 precision or bf16 quant compute "

@@ -72,6 +72,8 @@ class MissingValue(Rule):
 class MissingFile(Rule):
     code = "FTR004"
     name = "missing-file"
+    messages = ('dataset_missing', 'deepspeed_missing', 'dataset_missing_native', 'dataset_beside', 'deepspeed_beside',
+                'dataset_undefined', 'dataset_no_registry', 'dataset_unchecked', 'deepspeed_missing_native')
     severity = "error"
     summary = "A referenced file is missing: dataset path, `extends` target, DeepSpeed config."
     what = ("Reports a local dataset path that does not exist, a DeepSpeed config path that does not exist, and "
@@ -153,6 +155,7 @@ def _run_dir() -> str:
 class Contradiction(Rule):
     code = "FTR007"
     name = "contradictory-settings"
+    messages = ('quant_full', 'steps_and_epochs')
     severity = "error"
     summary = ("Settings that contradict each other (quantization with full fine-tuning; epochs and max_steps; "
                "a native value its backend overrides).")

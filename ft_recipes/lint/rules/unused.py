@@ -9,6 +9,7 @@ from ..registry import Context, Rule, rule
 class UnusedValue(Rule):
     code = "FTR008"
     name = "unused-value"
+    messages = ('unused', 'unused_native')
     severity = "error"
     summary = "A written value that no backend uses for this recipe's stage or method (it would be dropped)."
     what = ("Reports a value whose field no backend reads for this recipe: a section the stage or method does not "
