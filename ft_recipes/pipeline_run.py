@@ -17,6 +17,7 @@ from pathlib import Path
 from . import __version__, backends
 from .emit import recipe_hash
 from .findings import FtrError
+from .runlock import acquire
 from .stages import Pipeline, Stage
 
 PIPELINE = "pipeline.json"
@@ -197,6 +198,17 @@ def run_pipeline(pipeline: Pipeline, default_backend: str, opts, resume: bool, d
                  argv: list[str], only: str | None = None, from_stage: str | None = None) -> int:
     """Run the stages in order; skip the up-to-date ones; stop at the first that fails. Returns an exit code."""
     names, rerun = selected(pipeline, only, from_stage)
+    if dry_run:
+        return _run_stages(pipeline, default_backend, opts, resume, True, argv, names, rerun)
+    lock = acquire(pipeline.dir, "pipeline")  # one run of the pipeline at a time
+    try:
+        return _run_stages(pipeline, default_backend, opts, resume, False, argv, names, rerun)
+    finally:
+        lock.release()
+
+
+def _run_stages(pipeline: Pipeline, default_backend: str, opts, resume: bool, dry_run: bool, argv: list[str],
+                names: list[str], rerun: bool) -> int:
     hashes = stage_hashes(pipeline, default_backend)
     stages = describe_stages(pipeline, default_backend)
     state = read_state(pipeline.dir)

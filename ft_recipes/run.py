@@ -24,6 +24,7 @@ from .backends.interface import Launch, LaunchOptions
 from .normalise import to_data
 from .pipeline import Loaded
 from .recipe import Recipe
+from .runlock import LOCK, RunLock
 
 MANIFEST = "manifest.json"
 
@@ -35,6 +36,7 @@ class RunPlan:
     launch: Launch
     python: Path
     checkpoint: Path | None
+    lock: RunLock | None = None  # this process owns run_dir while it holds it
 
 
 def backend_python(name: str) -> Path:
@@ -81,9 +83,14 @@ def last_checkpoint(run_dir: Path) -> Path | None:
     return None
 
 
+def holds_run(run_dir: Path) -> bool:
+    """The folder holds something besides its lock file."""
+    return run_dir.is_dir() and any(p.name != LOCK for p in run_dir.iterdir())
+
+
 def prepare_dir(run_dir: Path, resume: bool, force: bool) -> Path | None:
     """Apply the reuse rules (FTR501); returns the checkpoint to resume from."""
-    if not run_dir.exists() or not any(run_dir.iterdir()):
+    if not holds_run(run_dir):
         if resume:
             raise FtrError(f"{run_dir}: nothing to resume", exit_code=1)
         return None
@@ -172,8 +179,12 @@ def plan(loaded: Loaded, backend: str, opts: LaunchOptions, resume: bool, force:
     run_dir = recipe.output.dir
     launcher = backends.launcher(backend)
     _check_run_dir(run_dir, recipe)
+    lock = None if dry_run else _own(run_dir)
     checkpoint = last_checkpoint(run_dir) if dry_run and resume else (
         None if dry_run else prepare_dir(run_dir, resume, force))
+    if lock is not None and lock.moved():  # --force moved the old run (and its lock file) aside
+        lock, old = _own(run_dir), lock
+        old.release()
     emitted = backends.get(backend).emit(recipe, run_dir)
     for note in emitted.notes:  # the fidelity report of `ftr compile`: what this backend carries approximately
         print(f"ftr: {note.text(backend)}", file=sys.stderr)
@@ -191,7 +202,16 @@ def plan(loaded: Loaded, backend: str, opts: LaunchOptions, resume: bool, force:
         atomic_write(run_dir / "recipe.resolved.yaml", to_yaml(to_data(recipe)))
     config = run_dir / emitted.main
     launch = backend_launch(backend, python, config, opts, offline=recipe.model.is_local)
-    return RunPlan(run_dir, config, launch, python, checkpoint)
+    return RunPlan(run_dir, config, launch, python, checkpoint, lock)
+
+
+def _own(run_dir: Path) -> RunLock:
+    from .runlock import acquire
+
+    try:
+        return acquire(run_dir)
+    except PermissionError as exc:
+        raise FtrError(f"{run_dir}: cannot create the run's lock file: {exc.strerror}", exit_code=2) from None
 
 
 def backend_launch(backend: str, python: Path, config: Path, opts: LaunchOptions, offline: bool) -> Launch:
@@ -270,24 +290,55 @@ def new_manifest(p: RunPlan, loaded: Loaded, backend: str, argv: list[str]) -> d
             "backend_version": installed_version(p.python, spec), "command_line": argv,
             "backend_command": p.launch.argv, "env": p.launch.env, "host": platform.node(),
             "resumed_from": str(p.checkpoint) if p.checkpoint else None, "template": loaded.recipe.model.template,
+            "run_dir": str(p.run_dir.resolve()),
             "start": None, "end": None, "exit_status": None, "interrupted": False}
 
 
 def execute_manifest(p: RunPlan, manifest: dict, log_name: str = "train.log", record: bool = True) -> int:
     """Run ``p`` here, teeing into ``logs/log_name``; ``record``: keep ``manifest`` (start, end, exit status)
-    in the run directory and print the final diagnosis (another node of a multi-node run does neither)."""
+    in the run directory and print the final diagnosis (another node of a multi-node run does neither).
+    Every way out leaves the manifest in a final state; the run's lock is released last."""
     (p.run_dir / "logs").mkdir(exist_ok=True)
     if not record:
-        return _stream(p, p.run_dir / "logs" / log_name)[0]
+        return _stream(p, p.run_dir / "logs" / log_name).code
     manifest.update(host=platform.node(), **_probe(p.python), start=_now())
-    save_manifest(p.run_dir, manifest)
-    code, interrupted = _stream(p, p.run_dir / "logs" / log_name)
-    manifest.update(end=_now(), exit_status=code, interrupted=interrupted)
-    if code == 0 and not interrupted and "template" in manifest:
-        manifest["chat_template"] = carry_template(p.run_dir, manifest["backend"], manifest["template"])
-    save_manifest(p.run_dir, manifest)
+    if p.lock is not None:
+        manifest["owner"] = {k: p.lock.owner[k] for k in ("pid", "host", "start")}
+    try:
+        save_manifest(p.run_dir, manifest)
+        outcome = _stream(p, p.run_dir / "logs" / log_name)
+        manifest.update(end=_now(), exit_status=outcome.code, interrupted=outcome.interrupted)
+        if outcome.output_errors:
+            manifest["output_errors"] = outcome.output_errors
+        _save_final(p.run_dir, manifest)
+        if outcome.code == 0 and not outcome.interrupted and "template" in manifest:
+            manifest["chat_template"] = carry_template(p.run_dir, manifest["backend"], manifest["template"])
+            _save_final(p.run_dir, manifest)
+    except BaseException as exc:  # anything that ends ftr here still ends the run: record it, then go on failing
+        _record_failure(p.run_dir, manifest, exc)
+        raise
+    finally:
+        if p.lock is not None:
+            p.lock.release()
     _final_report(p.run_dir)
-    return code
+    return outcome.code
+
+
+def _record_failure(run_dir: Path, manifest: dict, exc: BaseException) -> None:
+    if manifest.get("end") is None:
+        code = exc.exit_code if isinstance(exc, FtrError) else 130 if isinstance(exc, KeyboardInterrupt) else 1
+        manifest.update(end=_now(), exit_status=code)
+    manifest["error"] = f"{type(exc).__name__}: {exc}" if not isinstance(exc, FtrError) else str(exc)
+    _save_final(run_dir, manifest)
+
+
+def _save_final(run_dir: Path, manifest: dict) -> None:
+    """Save the manifest; a full or read-only disk is reported, not fatal (the training's outcome stands, and
+    `ftr status` sees from the released lock that the run is over)."""
+    try:
+        save_manifest(run_dir, manifest)
+    except FtrError as exc:
+        note(f"ftr: warning: cannot update {run_dir / MANIFEST}: {exc}")
 
 
 def carry_template(run_dir: Path, backend: str, name: str | None) -> dict:
@@ -310,9 +361,9 @@ def _final_report(run_dir: Path) -> None:
     except (OSError, ValueError):
         return
     for d in diagnose(curves):
-        print(f"ftr: {d.kind}: {d.summary}", file=sys.stderr)
+        note(f"ftr: {d.kind}: {d.summary}")
         for remedy in d.remedies:
-            print(f"ftr:   - {remedy}", file=sys.stderr)
+            note(f"ftr:   - {remedy}")
 
 
 def expand_env(changes: dict[str, str]) -> dict[str, str]:
@@ -328,44 +379,152 @@ def save_manifest(run_dir: Path, manifest: dict) -> None:
     atomic_write(run_dir / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 
-def _stream(p: RunPlan, log_path: Path) -> tuple[int, bool]:
-    """Run the backend in its own process group; tee output; forward SIGINT/SIGTERM to the group."""
+STOP_GRACE = 30.0  # seconds between forwarding a stop signal and SIGKILL (FTR_STOP_GRACE overrides)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+@dataclass
+class Outcome:
+    code: int
+    interrupted: bool
+    output_errors: list[str]
+
+
+class Sink:
+    """One place the backend's output goes (the log file, the console). Its first write error (a closed pipe,
+    a full disk, a closed descriptor) turns it off and is kept: the training never dies of ftr's own output."""
+
+    def __init__(self, name: str, stream, console: bool = False):
+        self.name, self.stream, self.console = name, stream, console
+        self.error = None if stream is not None else "closed"
+
+    def write(self, data) -> None:
+        if self.error is not None:
+            return
+        try:
+            self.stream.write(data)
+            self.stream.flush()
+        except (OSError, ValueError) as exc:  # ValueError: a closed file object
+            self.error = getattr(exc, "strerror", None) or str(exc)
+            if self.console:
+                silence(self.stream)
+
+
+def silence(stream) -> None:
+    """Point a console stream's descriptor at /dev/null, so that later writes and the flush at exit succeed."""
+    try:
+        fd = stream.fileno()
+    except (OSError, ValueError, AttributeError):
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
+
+
+def note(text: str) -> None:
+    """A line of ftr's own on stderr; a broken or closed stderr loses it and nothing else."""
+    Sink("stderr", sys.stderr, console=True).write(text + "\n")
+
+
+def _console_stdout():
+    return getattr(sys.stdout, "buffer", None)
+
+
+def _stream(p: RunPlan, log_path: Path) -> Outcome:
+    """Run the backend in its own process group and tee its output. SIGINT/SIGTERM/SIGHUP are forwarded to the
+    group (SIGHUP as SIGTERM), then SIGKILL after the grace period. Output errors never stop the draining:
+    ftr reads the backend to its end and waits for it, whatever happens to the log or the console."""
     env = {**os.environ, **expand_env(p.launch.env)}
     try:
         proc = subprocess.Popen(p.launch.argv, cwd=p.run_dir, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+                                stderr=subprocess.STDOUT, start_new_session=True,
+                                pass_fds=(p.lock.fd,) if p.lock is not None else (),
+                                preexec_fn=_die_with_parent if sys.platform == "linux" else None)
     except OSError as exc:
         raise FtrError(f"{p.launch.argv[0]}: cannot start the backend: {exc.strerror}; check its environment "
                        f"(`ftr backend install`)", exit_code=2) from None
-    interrupted = False
-
-    def forward(signum, _frame):
-        nonlocal interrupted
-        interrupted = True
-        try:
-            os.killpg(proc.pid, signum)
-        except ProcessLookupError:
-            pass
-
-    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    stopper = Stopper(proc)
+    previous = {s: signal.signal(s, stopper.forward) for s in STOP_SIGNALS}
     try:
-        progress = Progress()
-        with log_path.open("ab") as log:
-            for chunk in iter(lambda: proc.stdout.readline(), b""):
-                log.write(chunk)
-                log.flush()
-                sys.stdout.buffer.write(chunk)
-                sys.stdout.flush()
-                line = progress.feed(chunk.decode("utf-8", "replace"))
-                if line:
-                    print(line, file=sys.stderr, flush=True)
+        sinks = _tee(proc, log_path)
         code = proc.wait()
     finally:
+        stopper.cancel()
         for s, handler in previous.items():
             signal.signal(s, handler)
     if code < 0:  # killed by a signal: report it the shell's way
         code = 128 - code
-    return code, interrupted
+    errors = [f"{s.name}: {s.error}" for s in sinks if s.error not in (None, "closed")]
+    for error in errors:
+        note(f"ftr: could not write the backend's output to {error}; the training went on")
+    return Outcome(code, stopper.interrupted, errors)
+
+
+def _tee(proc: subprocess.Popen, log_path: Path) -> list[Sink]:
+    """Copy the backend's output to the log, stdout and (as progress lines) stderr until it closes it."""
+    try:
+        log_file = log_path.open("ab")
+    except OSError as exc:
+        log_file, log_error = None, exc.strerror
+    else:
+        log_error = None
+    log = Sink(str(log_path), log_file)
+    log.error = log_error or log.error
+    console, progress_out = Sink("stdout", _console_stdout(), console=True), Sink("stderr", sys.stderr, console=True)
+    progress = Progress()
+    try:
+        for chunk in iter(proc.stdout.readline, b""):
+            log.write(chunk)
+            console.write(chunk)
+            line = progress.feed(chunk.decode("utf-8", "replace"))
+            if line:
+                progress_out.write(line + "\n")
+    finally:
+        if log_file is not None:
+            _close_quietly(log_file)
+    return [log, console, progress_out]
+
+
+def _close_quietly(handle) -> None:
+    try:
+        handle.close()
+    except OSError:  # the last flush of a full disk; its error is already recorded
+        pass
+
+
+class Stopper:
+    """Forwards stop signals to the backend's process group and escalates to SIGKILL after the grace period."""
+
+    def __init__(self, proc: subprocess.Popen):
+        self.proc, self.interrupted, self.timer = proc, False, None
+
+    def forward(self, signum, _frame) -> None:
+        self.interrupted = True
+        self._signal(signal.SIGTERM if signum == signal.SIGHUP else signum)
+        if self.timer is None:
+            import threading
+
+            grace = float(os.environ.get("FTR_STOP_GRACE", STOP_GRACE))
+            self.timer = threading.Timer(grace, self._signal, (signal.SIGKILL,))
+            self.timer.daemon = True
+            self.timer.start()
+
+    def _signal(self, signum) -> None:
+        try:
+            os.killpg(self.proc.pid, signum)
+        except ProcessLookupError:
+            pass
+
+    def cancel(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+
+
+def _die_with_parent() -> None:
+    """In the backend's process: get SIGTERM when ftr dies (kill -9), so that no trainer outlives its owner."""
+    import ctypes
+
+    ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
 
 
 class Progress:
@@ -431,32 +590,122 @@ def run_target(manifest: dict) -> dict[str, str]:
 
 
 def merge(run_dir: Path, out: Path | None) -> int:
+    """Merge the adapter of ``run_dir`` (the folder given, wherever the run was compiled) into its base model;
+    refused while the run is live. The merged model appears at ``out`` whole or not at all."""
+    from .runlock import acquire_existing
+
+    run_dir = run_dir.resolve()
     manifest = read_run_manifest(run_dir)
-    with backends.targeting(run_target(manifest)):  # the environment of the version that trained it
-        return _merge(run_dir, manifest["backend"], out)
+    lock = acquire_existing(run_dir, "merge")  # a live run (training, resuming) owns its folder
+    try:
+        with backends.targeting(run_target(manifest)):  # the environment of the version that trained it
+            return _merge(run_dir, manifest, out)
+    finally:
+        if lock is not None:
+            lock.release()
 
 
-def _merge(run_dir: Path, backend: str, out: Path | None) -> int:
-    cfg = _run_config(run_dir, backend)
+def _merge(run_dir: Path, manifest: dict, out: Path | None) -> int:
+    backend = manifest["backend"]
+    cfg = rebase(_run_config(run_dir, backend), compiled_dir(run_dir, manifest), run_dir)
     python = backend_python(backend)
     target = (out or run_dir / "merged").resolve()
     if target.exists() and any(target.iterdir()):
         raise FtrError(f"{target} is not empty; choose another -o", exit_code=2)
+    _check_adapter(run_dir, manifest)
+    work = _work_dir(target)
     try:
-        job = backends.launcher(backend).merge(python, run_dir, cfg, target)
+        code, produced = _merge_in(work, python, backend, run_dir, cfg)
+        if code != 0:
+            note(f"ftr: the merge failed (exit status {code}); nothing was written to {target}")
+            return code
+        _place(produced, target)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    _carry_merged(run_dir, target)
+    return 0
+
+
+def _merge_in(work: Path, python: Path, backend: str, run_dir: Path, cfg: dict) -> tuple[int, Path]:
+    """Run the backend's merge with everything it writes inside ``work``: its own copy of the config (whose
+    run-folder paths point into ``work/run``) and the merged model. Returns its exit code and the model's folder."""
+    main = backends.get(backend).main
+    config_dir, scratch, out = work / "config", work / "run", work / "out"
+    config_dir.mkdir()
+    scratch.mkdir()
+    copy = rebase(cfg, run_dir, scratch)
+    atomic_write(config_dir / main, json.dumps(copy, indent=2) + "\n" if main.endswith(".json") else to_yaml(copy))
+    try:
+        job = backends.launcher(backend).merge(python, config_dir, cfg, out)
     except KeyError as exc:
-        raise FtrError(f"{run_dir / backends.get(backend).main}: has no {exc.args[0]!r}; is it a LoRA run?",
-                       exit_code=1) from None
+        raise FtrError(f"{run_dir / main}: has no {exc.args[0]!r}; is it a LoRA run?", exit_code=1) from None
     try:
-        code = subprocess.run(job.argv, env={**os.environ, **expand_env(job.env)}, cwd=run_dir).returncode
+        code = subprocess.run(job.argv, env={**os.environ, **expand_env(job.env)}, cwd=work).returncode
     except OSError as exc:
         raise FtrError(f"{job.argv[0]}: cannot start: {exc.strerror}; reinstall with `ftr backend install "
                        f"{backend}`", exit_code=2) from None
-    if code == 0 and job.produces is not None and job.produces.resolve() != target:
-        shutil.move(str(job.produces), str(target))
-    if code == 0:
-        _carry_merged(run_dir, target)
-    return code
+    if job.produces is None:
+        return code, out
+    produced = job.produces.resolve()  # named in the run folder's terms; written where the copy points
+    return code, scratch / produced.relative_to(run_dir) if produced.is_relative_to(run_dir) else produced
+
+
+def compiled_dir(run_dir: Path, manifest: dict) -> Path:
+    """The run folder the configs were compiled for (the run may have been moved aside or copied since)."""
+    import yaml
+
+    if manifest.get("run_dir"):
+        return Path(manifest["run_dir"])
+    try:
+        resolved = yaml.safe_load((run_dir / "recipe.resolved.yaml").read_text(encoding="utf-8"))
+        return Path(resolved["output"]["dir"])
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return run_dir
+
+
+def rebase(value, old: Path, new: Path):
+    """``value`` with every path string inside ``old`` moved to the same place inside ``new``."""
+    if isinstance(value, dict):
+        return {k: rebase(v, old, new) for k, v in value.items()}
+    if isinstance(value, list):
+        return [rebase(v, old, new) for v in value]
+    if isinstance(value, str) and value.startswith(str(old)):
+        rest = value[len(str(old)):]
+        if rest == "" or rest.startswith("/"):
+            return str(new) + rest
+    return value
+
+
+def _check_adapter(run_dir: Path, manifest: dict) -> None:
+    if (run_dir / "adapter_config.json").is_file():
+        return
+    if manifest.get("exit_status") == 0 and not manifest.get("interrupted"):
+        raise FtrError(f"{run_dir} holds no LoRA adapter (adapter_config.json); only a LoRA run can be merged",
+                       exit_code=1)
+    how = ("was interrupted" if manifest.get("interrupted") else "has no end (its ftr process died)"
+           if manifest.get("end") is None else f"failed (exit status {manifest.get('exit_status')})")
+    raise FtrError(f"{run_dir} holds no adapter to merge: the run {how} before saving it; continue it with "
+                   f"`ftr run {quote(str(manifest.get('recipe', 'RECIPE')))} --resume` (its checkpoints stay)",
+                   exit_code=1)
+
+
+def _work_dir(target: Path) -> Path:
+    """A scratch folder beside ``target``, so that the finished model is renamed into place."""
+    import tempfile
+
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f".{target.name}.merging-", dir=target.parent))
+    except OSError as exc:
+        raise FtrError(f"cannot write beside {target}: {exc.strerror}; pass -o DIR on a writable disk",
+                       exit_code=2) from None
+
+
+def _place(produced: Path, target: Path) -> None:
+    try:
+        os.rename(produced, target)  # replaces an empty target folder
+    except OSError as exc:
+        raise FtrError(f"cannot move the merged model to {target}: {exc.strerror}", exit_code=2) from None
 
 
 def _carry_merged(run_dir: Path, target: Path) -> None:

@@ -43,9 +43,22 @@ def run_cmd(recipe, backend, gpus, nnodes, launcher, attach, ray_address, node_r
 
     Arguments after `--` go to the backend command. The backend's exit code is ftr's.
     """
+    _reserve_std_fds()
     with targets(backend_versions, backend):
         _run(recipe, backend, gpus, nnodes, launcher, attach, ray_address, node_rank, master_addr, master_port,
              deepspeed, fsdp, dry_run, resume, force, no_lint, only, from_stage, extra)
+
+
+def _reserve_std_fds() -> None:
+    """A closed stdin/stdout/stderr (`>&-`) gets /dev/null, so that no file ftr opens (the log, the lock)
+    takes its number and receives what is meant for the console."""
+    import os
+
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            os.open(os.devnull, os.O_RDWR)  # the lowest free descriptor: this one
 
 
 def _run(recipe, backend, gpus, nnodes, launcher, attach, ray_address, node_rank, master_addr, master_port,

@@ -30,9 +30,17 @@ def status_cmd(run_dir: Path, attach: bool, interval: float) -> None:
     progress = last_progress(run_dir)
     if progress:
         lines.append(f"progress: {progress.removeprefix('ftr: ')}")
+    owner = manifest.get("owner") or {}
+    if now.state == "INTERRUPTED":
+        lines.append(f"owner:    ftr pid {owner.get('pid', '?')} on {manifest.get('host')} is gone (killed, or its "
+                     f"terminal closed); checkpoints stay: `ftr run RECIPE --resume` continues")
+    elif not now.done and owner:
+        lines.append(f"owner:    ftr pid {owner.get('pid')} on {owner.get('host')} since {owner.get('start')}")
     if manifest.get("exit_status") is not None:
         lines.append(f"exit:     {manifest['exit_status']}")
     lines += [f"log:      {quote(str(path))}" for path in logs(run_dir)]
     click.echo("\n".join(lines))
     if attach and not now.done:
         sys.exit(follow(run_dir, interval, confirm=lambda q: click.confirm(q, default=False, err=True)))
+    if attach and now.ok is False:  # over already, and not well: the exit code is the run's
+        sys.exit(manifest.get("exit_status") or 1)

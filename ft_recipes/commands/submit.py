@@ -36,6 +36,8 @@ def submit_run(loaded, backend: str, opts, launcher: str, attach: bool, ray_addr
         return 0
     import sys
 
+    if run_plan.lock is not None:  # the job's rank 0 owns the folder from its start
+        run_plan.lock.release()
     record = submit(launcher, job, run_plan, loaded, sys.argv)
     if record["job_id"] is None:
         from ..launchers.skypilot import INSTALL, launch_command

@@ -90,7 +90,20 @@ def state(run_dir: Path) -> tuple[dict, State]:
     manifest = job_manifest(run_dir)
     if manifest.get("job_id") is None and manifest["launcher"] != "local":
         return manifest, State("NOT SUBMITTED", done=True, ok=None)
-    return manifest, get(manifest["launcher"]).status(manifest)
+    now = get(manifest["launcher"]).status(manifest)
+    if manifest["launcher"] == "local" and not now.done and owner_gone(run_dir, manifest):
+        return manifest, State("INTERRUPTED", done=True, ok=False)
+    return manifest, now
+
+
+def owner_gone(run_dir: Path, manifest: dict) -> bool:
+    """A local run without an end whose ftr process is gone (kill -9, a closed terminal): nobody holds its
+    lock. Only checked on the run's own host (a lock on a shared filesystem may not be seen from another)."""
+    import platform
+
+    from ..runlock import held
+
+    return manifest.get("host") in (None, platform.node()) and held(run_dir) is False
 
 
 def follow(run_dir: Path, interval: float = 2.0, confirm=None) -> int:
@@ -118,7 +131,8 @@ def follow(run_dir: Path, interval: float = 2.0, confirm=None) -> int:
     if code is None:
         code = 0 if now.ok else 1
     seen = "" if code == 0 else "; see " + ", ".join(quote(str(p)) for p in logs(run_dir))
-    print(f"ftr: job {manifest.get('job_id')} {now.state.lower()}{seen}", file=sys.stderr)
+    what = f"job {manifest['job_id']}" if manifest.get("job_id") else "run"
+    print(f"ftr: {what} {now.state.lower()}{seen}", file=sys.stderr)
     return code
 
 

@@ -22,6 +22,7 @@ from ..backends.interface import LaunchOptions
 from ..run import (RunPlan, backend_launch, execute_manifest, last_checkpoint, read_run_manifest,
                    save_manifest)
 from ..emit import atomic_write
+from ..runlock import acquire
 from .base import NODE_SPEC, read_node_spec
 from .jobs import record_job_id
 
@@ -41,6 +42,7 @@ def run_node(run_dir: Path, rank: int, master_addr: str | None, master_port: int
     plan = RunPlan(run_dir, config, launch, python, checkpoint)
     if rank > 0:
         return execute_manifest(plan, {}, log_name=f"node-{rank}.log", record=False)
+    plan = replace(plan, lock=acquire(run_dir, "job rank 0"))  # rank 0 owns the folder, as a local run does
     record_job_id(run_dir)
     manifest = read_run_manifest(run_dir)
     manifest.update(backend_command=launch.argv, env=launch.env)
