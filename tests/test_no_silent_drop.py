@@ -103,3 +103,12 @@ def test_import_notes_a_key_its_backend_ignores_for_this_method(write):
     assert result.exit_code == 0, result.output
     assert "lora_rank" in result.output and "the backend ignores it" in result.output
     assert "r: 4" not in result.output
+
+
+def test_an_axolotl_only_dataset_kept_verbatim_is_refused_for_another_backend(write, tmp_path):
+    body = SFT + "backends:\n  axolotl:\n    datasets: [{path: tatsu-lab/alpaca, type: alpaca}]\n"
+    recipe = _recipe(write, body)
+    result = _compile(recipe, "llamafactory", tmp_path)
+    assert result.exit_code == 1
+    assert "data.train is decided by Axolotl's own datasets" in result.output and "--backend axolotl" in result.output
+    assert _compile(recipe, "axolotl", tmp_path).exit_code == 0

@@ -272,6 +272,26 @@ def check(backend: Backend, recipe) -> None:
         raise _refuse(recipe, backend, path, f"{backend.title} cannot express {dotted}",
                       lambda b, d=dotted: _uses(b, d, recipe))
     _check_used(backend, recipe)
+    _check_foreign_structure(backend, recipe)
+
+
+def _check_foreign_structure(backend: Backend, recipe) -> None:
+    """FTR005 when another backend's own structural key is kept under ``backends.<other>`` (an imported Axolotl
+    file's ``datasets``): for that backend it replaces the recipe field, which then holds only ftr's nearest
+    reading, so compiling it for this backend would train something the source never said."""
+    from . import all_backends
+
+    for other in all_backends():
+        if other.name == backend.name:
+            continue
+        kept = recipe.backends.get(other.name) or {}
+        for row in other.keys:
+            if row.structural and row.native in kept:
+                path = ("backends", other.name, row.native)
+                raise _refuse(recipe, backend, path,
+                              f"{row.path} is decided by {other.title}'s own {row.native} (kept verbatim under "
+                              f"backends.{other.name}); {backend.title} cannot read it",
+                              lambda b, name=other.name: b.name == name)
 
 
 def _check_used(backend: Backend, recipe) -> None:
