@@ -60,15 +60,16 @@ def acquire(folder: Path, what: str = "run") -> RunLock:
     raise busy(folder)
 
 
-def acquire_existing(folder: Path, what: str) -> RunLock | None:
-    """Own ``folder`` where it already has a lock file (opened read-only: a read-only folder works); None when
-    it has none (a run folder of an older ftr, or one copied without it)."""
+def acquire_existing(folder: Path, what: str, kind: int = fcntl.LOCK_SH) -> RunLock | None:
+    """Share ``folder`` with other readers (merges run side by side; a run, which locks it exclusively, is
+    refused meanwhile) where it already has a lock file (opened read-only: a read-only folder works); None
+    when it has none (a run folder of an older ftr, or one copied without it)."""
     try:
         fd = os.open(folder / LOCK, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
         return None
     for attempt in range(TRIES):
-        if _try_lock(fd, fcntl.LOCK_EX):
+        if _try_lock(fd, kind):
             return RunLock(folder, fd, owner_record(what))
         time.sleep(0.05 * (attempt + 1))
     os.close(fd)
@@ -97,11 +98,24 @@ def read_owner(folder: Path) -> dict:
 
 def busy(folder: Path) -> FtrError:
     owner = read_owner(folder)
+    if owner.get("host") == platform.node() and not _alive(owner.get("pid")):  # the lock file names its last run
+        return FtrError(f"{folder} is in use by another ftr process (a merge of it); wait for it to end, then "
+                        f"run again", exit_code=1)
     who = (f"ftr pid {owner.get('pid', '?')} on {owner.get('host', '?')} ({owner.get('what', 'run')} since "
            f"{owner.get('start', '?')})")
     return FtrError(f"{folder} is in use: {who} owns it; wait for it to end or stop it (kill -TERM "
                     f"{owner.get('pid', 'PID')} on {owner.get('host', 'its host')}; checkpoints stay), then run "
                     f"again (--resume continues from its last checkpoint)", exit_code=1)
+
+
+def _alive(pid) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ProcessLookupError, TypeError, ValueError):
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _try_lock(fd: int, kind: int) -> bool:

@@ -251,17 +251,25 @@ def test_two_merges_of_one_run_write_both_outputs(setup, tmp_path):
     recipe, run_dir, env = setup
     env = {**env, "FAKE_STEPS": "2", "FAKE_PARTS": "5"}
     run("run", recipe, "-b", "llamafactory", "--no-lint", env=env, check=0)
-    # merges of a finished run share no file: each holds the folder only for an instant of its start
     procs = [start("merge", run_dir, "-o", tmp_path / name, env=env) for name in ("A", "B")]
-    codes = [p.wait(timeout=60) for p in procs]
-    done = [name for name, code in zip("AB", codes) if code == 0]
-    assert done, [p.stderr.read() for p in procs]
-    for name in done:
+    assert [p.wait(timeout=60) for p in procs] == [0, 0], [p.stderr.read() for p in procs]
+    for name in ("A", "B"):
         assert merged_from(tmp_path / name)["adapter"] == str(run_dir)
-    for name, proc, code in zip("AB", procs, codes):
-        if code != 0:
-            assert "in use" in proc.stderr.read() and not (tmp_path / name).exists()
+        assert len(list((tmp_path / name).glob("model-*.safetensors"))) == 5
     assert not (run_dir / "merge.yaml").exists()
+
+
+def test_a_run_is_refused_while_its_folder_is_merged(setup, tmp_path):
+    recipe, run_dir, env = setup
+    env = {**env, "FAKE_STEPS": "2"}
+    run("run", recipe, "-b", "llamafactory", "--no-lint", env=env, check=0)
+    merging = start("merge", run_dir, "-o", tmp_path / "m", env={**env, "FAKE_PARTS": "30"})
+    deadline = time.time() + 30
+    while not list(tmp_path.glob(".m.merging-*/out/model-1.safetensors")) and time.time() < deadline:
+        time.sleep(0.05)
+    refused = run("run", recipe, "-b", "llamafactory", "--no-lint", "--resume", env=env)
+    assert refused.returncode == 1 and "in use" in refused.stderr, refused.stderr
+    assert merging.wait(timeout=60) == 0
 
 
 def test_merge_refuses_a_live_run(setup, tmp_path):
