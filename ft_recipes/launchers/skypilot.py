@@ -70,7 +70,9 @@ def task(job: Job) -> dict:
     if opts.extra:
         command += " -- " + " ".join(quote(a) for a in opts.extra)
     source = Path(__file__).resolve().parents[2]
-    install = "pip install ." if (source / "pyproject.toml").is_file() else f"pip install ft-recipes=={__version__}"
+    # ft-recipes is not on PyPI: an installed ftr installs its own release tag from git (docs/install.md)
+    install = "pip install ." if (source / "pyproject.toml").is_file() else \
+        f"pip install 'ft-recipes @ git+https://github.com/ft-recipes/ft-recipes@v{__version__}'"
     out: dict = {"name": job.name, "num_nodes": opts.nnodes, "resources": resources}
     if (source / "pyproject.toml").is_file():
         out["workdir"] = str(source)  # this ftr's source, synced to ~/sky_workdir (setup and run start there)
