@@ -1,0 +1,449 @@
+"""``ftr upgrade``: move a native LLaMA-Factory / Axolotl config to a newer backend version.
+
+The rename table (schemas/backends/renames-<backend>.json, scripts/gen_renames.py) says what each version
+renamed, moved or removed; a row applies when its version is at or below the target. The file is edited as a
+round-trip YAML document (ruamel.yaml), so its comments, key order and formatting stay. Every rewrite is a
+``Change`` naming the version and the source line behind it; a removed key with no successor is a ``Finding``
+with the reason: dropped (and listed) when the target ignores it or its value asks for nothing, else kept for
+the user to decide unless ``drop=True``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from .findings import Finding, UsageError
+from .paths import data_dir
+
+BACKENDS = ("llamafactory", "axolotl")
+SHAREGPT_MAPPING = {"role": "from", "content": "value"}
+
+
+@dataclass(frozen=True)
+class Change:
+    """One rewrite: ``line`` in the original file, what became what, and why."""
+
+    line: int
+    text: str
+    since: str
+    source: str
+
+    def render(self, file: str) -> str:
+        return f"{file}:{self.line}: {self.text} (since {self.since}; {self.source})"
+
+
+@dataclass
+class Result:
+    file: str
+    text: str
+    new_text: str
+    changes: list[Change] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return self.text != self.new_text
+
+
+def _yaml():
+    try:
+        from ruamel.yaml import YAML
+    except ImportError as exc:
+        raise UsageError("ftr upgrade needs ruamel.yaml (pip install 'ruamel.yaml>=0.18')") from exc
+    yaml = YAML()  # round-trip: comments, order, quotes and flow style kept
+    yaml.preserve_quotes = True
+    yaml.width = 4096
+    return yaml
+
+
+def parse_target(value: str) -> tuple[str, str]:
+    """``axolotl=0.21.0`` -> ("axolotl", "0.21.0"); a version ftr has no catalogue for is a usage error."""
+    from .catalogue import catalogue_versions
+
+    backend, sep, version = value.partition("=")
+    if not sep or backend not in BACKENDS:
+        raise UsageError(f"--to {value!r}: write BACKEND=VERSION, BACKEND one of {', '.join(BACKENDS)}")
+    if version not in catalogue_versions(backend):
+        raise UsageError(f"--to {value!r}: ftr knows {backend} " + ", ".join(catalogue_versions(backend)))
+    return backend, version
+
+
+def version_key(version: str) -> tuple:
+    return tuple(int(p) if p.isdigit() else p for p in version.split("."))
+
+
+@lru_cache(maxsize=None)
+def table(backend: str) -> tuple[dict, ...]:
+    path = data_dir("schemas") / "backends" / f"renames-{backend}.json"
+    return tuple(json.loads(path.read_text(encoding="utf-8"))["rows"])
+
+
+def rows_for(backend: str, version: str, kind: str) -> list[dict]:
+    """The table's rows of ``kind`` that the target ``version`` has (their version at or below it)."""
+    return [r for r in table(backend) if r["kind"] == kind and version_key(r["since"]) <= version_key(version)]
+
+
+# ---------------------------------------------------------------- mapping edits that keep comments and order
+
+
+def _line(mapping, key) -> int:
+    try:
+        return mapping.lc.key(key)[0] + 1
+    except (AttributeError, KeyError, TypeError):
+        return 0
+
+
+def rename_key(mapping, old: str, new: str, value=None, keep_value: bool = True) -> None:
+    """``old`` becomes ``new`` at the same position, with its comments (and its value unless given)."""
+    keys = list(mapping)
+    pos = keys.index(old)
+    item = mapping.pop(old)
+    comment = mapping.ca.items.pop(old, None) if hasattr(mapping, "ca") else None
+    mapping.insert(pos, new, item if keep_value else value)
+    if comment is not None:
+        mapping.ca.items[new] = comment
+
+
+def drop_key(mapping, key: str) -> None:
+    """Remove ``key``; a comment that ended its line stays, on the key before it when there is one."""
+    keys = list(mapping)
+    comment = mapping.ca.items.pop(key, None) if hasattr(mapping, "ca") else None
+    mapping.pop(key)
+    pos = keys.index(key)
+    if comment is not None and pos > 0 and comment[2] is not None and keys[pos - 1] not in mapping.ca.items:
+        mapping.ca.items[keys[pos - 1]] = comment
+
+
+# ---------------------------------------------------------------- the upgrade
+
+
+@dataclass
+class Context:
+    backend: str
+    version: str
+    file: str
+    drop: bool
+    changes: list[Change] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+
+    def change(self, line: int, text: str, row: dict) -> None:
+        self.changes.append(Change(line, text, f"{self.backend} {row['since']}", _source(row)))
+
+    def finding(self, line: int, severity: str, message: str, hint: str, key: str) -> None:
+        self.findings.append(Finding(self.file, line, 1, "FTR006", severity, message, hint, key))
+
+
+def _source(row: dict) -> str:
+    origin = "read from the sources" if row.get("origin") == "generated" else "by hand"
+    return f"{row['source']}, {origin}"
+
+
+def upgrade_text(text: str, backend: str, version: str, file: str = "<string>", drop: bool = False) -> Result:
+    """The upgraded text of a native config and what was done to it."""
+    yaml = _yaml()
+    ctx = Context(backend, version, file, drop)
+    data = _load(yaml, text, ctx)
+    if not hasattr(data, "items"):
+        if not ctx.findings:
+            ctx.finding(1, "error", "not a YAML mapping; nothing upgraded", "", "")
+        return Result(file, text, text, ctx.changes, ctx.findings)
+    for step in STEPS[backend]:
+        step(data, ctx)
+    _keep_indent(yaml, text)
+    new_text = _patched(text, _dump(yaml, yaml.load(text)), _dump(yaml, data)) if ctx.changes else text
+    return Result(file, text, new_text, ctx.changes, sorted(ctx.findings))
+
+
+def _load(yaml, text: str, ctx: Context):
+    """The round-trip document, or None with a finding (a duplicate key: the backends read the last one, a
+    round trip would keep the first, so the file is left alone)."""
+    from ruamel.yaml.constructor import DuplicateKeyError
+    from ruamel.yaml.error import MarkedYAMLError
+
+    try:
+        return yaml.load(text)
+    except DuplicateKeyError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else 1
+        ctx.finding(line, "error", f"{exc.problem}: the backend reads the last one; nothing upgraded",
+                    "remove the earlier one, then run ftr upgrade again", "")
+    except MarkedYAMLError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else 1
+        ctx.finding(line, "error", f"not valid YAML: {exc.problem}; nothing upgraded", "", "")
+    return None
+
+
+def _dump(yaml, data) -> str:
+    out = io.StringIO()
+    yaml.dump(data, out)
+    return out.getvalue()
+
+
+def _patched(original: str, before: str, after: str) -> str:
+    """``original`` with the edits that turn ``before`` (its plain round trip) into ``after``, so that what a
+    round trip alone would change (``null`` spellings, spacing, anchors) stays as written; the whole ``after``
+    where an edit touches a line the round trip wrote differently."""
+    import difflib
+
+    orig, base, new = original.splitlines(True), before.splitlines(True), after.splitlines(True)
+    where = {}  # base line -> original line, for lines the round trip kept as they were
+    for block in difflib.SequenceMatcher(None, base, orig, autojunk=False).get_matching_blocks():
+        for k in range(block.size):
+            where[block.a + k] = block.b + k
+    out, cursor = [], 0
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, base, new, autojunk=False).get_opcodes():
+        if tag == "equal":
+            continue
+        span = [where.get(i) for i in range(i1, i2)]
+        start = where.get(i1 - 1, -1) + 1 if i1 else 0
+        if None in span or (span and span != list(range(span[0], span[0] + len(span)))) or \
+                (span and span[0] != start) or start < cursor:
+            return after
+        out += orig[cursor:start] + new[j1:j2]
+        cursor = start + len(span)
+    return "".join(out + orig[cursor:])
+
+
+def _keep_indent(yaml, text: str) -> None:
+    """Write block sequences and mappings indented as the file does (``  - item`` or ``- item``)."""
+    from ruamel.yaml.util import load_yaml_guess_indent
+
+    try:
+        _, _, dash = load_yaml_guess_indent(text)
+    except Exception:  # noqa: BLE001 - ruamel's guess is best effort; its own load already succeeded
+        return
+    dash = dash or 0
+    yaml.indent(mapping=2, sequence=dash + 2, offset=dash)
+
+
+def upgrade_file(path: Path, backend: str, version: str, drop: bool = False) -> Result:
+    return upgrade_text(path.read_text(encoding="utf-8"), backend, version, str(path), drop)
+
+
+def _still_read(backend: str, version: str, section: str | None, key: str) -> bool:
+    """Whether the target's catalogue has ``key`` as a live (not deprecated, not removed) key."""
+    from .catalogue import load
+
+    catalogue = load(backend, version)
+    keys = catalogue.get("section_keys", {}).get(section, {}) if section else catalogue.get("keys", {})
+    spec = keys.get(key)
+    return spec is not None and not spec.get("removed") and not spec.get("deprecated")
+
+
+def rename_keys(data, ctx: Context) -> None:
+    """Plain renames (``key``) and moves into a section (``move``)."""
+    for row in rows_for(ctx.backend, ctx.version, "key"):
+        old, new = row["old"], row["new"]
+        if old not in data:
+            continue
+        line = _line(data, old)
+        if new in data:
+            ctx.finding(line, "error", f"{old!r} was renamed {new!r} in {ctx.backend} {row['since']}, and both "
+                        f"are set", f"keep one ({_source(row)})", old)
+            continue
+        rename_key(data, old, new)
+        ctx.change(line, f"{old} -> {new}", row)
+    for row in rows_for(ctx.backend, ctx.version, "move"):
+        if row["old"] in data and hasattr(data.get(row["section"]), "items"):
+            line = _line(data, row["old"])
+            data[row["section"]][row["new"]] = data[row["old"]]
+            drop_key(data, row["old"])
+            ctx.change(line, f"{row['old']} -> {row['section']}.{row['new']}", row)
+
+
+def attention_flags(data, ctx: Context) -> None:
+    """Boolean attention flags -> one ``attn_implementation`` (the first set flag in the table's priority)."""
+    rows = rows_for(ctx.backend, ctx.version, "attn_flag")
+    present = [r for r in rows if r["old"] in data]
+    if not present:
+        return
+    chosen = next((r for r in present if data[r["old"]]), None)
+    if chosen and "attn_implementation" not in data:
+        line = _line(data, chosen["old"])
+        rename_key(data, chosen["old"], "attn_implementation", chosen["value"], keep_value=False)
+        ctx.change(line, f"{chosen['old']}: true -> attn_implementation: {chosen['value']}", chosen)
+    elif chosen:
+        ctx.finding(_line(data, chosen["old"]), "error", f"{chosen['old']!r} and attn_implementation are both "
+                    f"set; {ctx.backend} {chosen['since']} refuses that", "keep attn_implementation", chosen["old"])
+    for row in present:
+        if row["old"] in data and not data[row["old"]]:
+            line = _line(data, row["old"])
+            value = data[row["old"]]
+            drop_key(data, row["old"])
+            ctx.change(line, f"{row['old']}: {_plain(value)} removed (off; attention is attn_implementation)", row)
+
+
+def _plain(value) -> str:
+    return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def sharegpt_datasets(data, ctx: Context) -> None:
+    """``type: sharegpt`` -> ``type: chat_template`` with the ShareGPT field names written out."""
+    rows = rows_for(ctx.backend, ctx.version, "dataset_type")
+    if not rows:
+        return
+    row = rows[0]
+    for list_key in ("datasets", "test_datasets"):
+        for entry in data.get(list_key) or []:
+            if hasattr(entry, "items") and isinstance(entry.get("type"), str) and \
+                    entry["type"].split(".")[0].split(":")[0] == "sharegpt":
+                _sharegpt_entry(entry, ctx, row)
+
+
+def _sharegpt_entry(entry, ctx: Context, row: dict) -> None:
+    line = _line(entry, "type")
+    if entry["type"] not in ("sharegpt", "sharegpt:chat"):
+        ctx.finding(line, "error", f"type: {entry['type']} (a ShareGPT variant) has no chat_template equivalent "
+                    f"ftr can write", f"rewrite it as type: chat_template by hand ({_source(row)})", "type")
+        return
+    old = entry["type"]
+    entry["type"] = "chat_template"
+    entry.setdefault("field_messages", "conversations")
+    mapping = {"role": entry.get("field_role", "from"), "content": entry.get("field_content", "value")}
+    entry.setdefault("message_property_mappings", mapping)
+    for stale in ("field_role", "field_content"):
+        if stale in entry:
+            drop_key(entry, stale)
+    ctx.change(line, f"datasets type: {old} -> chat_template (field_messages, message_property_mappings)", row)
+    if "conversation" in entry:
+        ctx.finding(_line(entry, "conversation"), "warning", f"conversation: {entry['conversation']} (a FastChat "
+                    f"template) has no chat_template spelling ftr can pick", "set chat_template", "conversation")
+
+
+def fsdp2(data, ctx: Context) -> None:
+    """FSDP1 -> FSDP2: no top-level ``fsdp`` list, ``fsdp_version: 2``, ``sharding_strategy`` ->
+    ``reshard_after_forward``; only for a target that removed FSDP1."""
+    versions = rows_for(ctx.backend, ctx.version, "fsdp2_version")
+    if not versions:
+        return
+    row = versions[0]
+    _fsdp_list(data, ctx, row)
+    config = data.get("fsdp_config")
+    if not hasattr(config, "items") or not config:
+        return
+    for where in (config, data):
+        old = where.get("fsdp_version")
+        if old is not None and str(old) != "2":
+            line = _line(where, "fsdp_version")
+            where["fsdp_version"] = 2
+            ctx.change(line, f"fsdp_version: {old} -> 2 (FSDP1 removed)", row)
+    if "fsdp_version" not in data and "fsdp_version" not in config:
+        data.insert(list(data).index("fsdp_config"), "fsdp_version", 2)
+        ctx.change(_line(data, "fsdp_config"), "fsdp_version: 2 added (FSDP1 removed)", row)
+    for strategy in rows_for(ctx.backend, ctx.version, "fsdp2"):
+        _sharding(config, ctx, strategy)
+
+
+def _fsdp_list(data, ctx: Context, row: dict) -> None:
+    if "fsdp" not in data:
+        return
+    line = _line(data, "fsdp")
+    options = data["fsdp"] if isinstance(data["fsdp"], list) else [data["fsdp"]] if data["fsdp"] else []
+    if options and not hasattr(data.get("fsdp_config"), "items"):
+        data.insert(list(data).index("fsdp") + 1, "fsdp_config", _new_map())
+    config = data.get("fsdp_config")
+    for option in [str(o).lower() for o in options]:
+        if option in ("full_shard", "hybrid_shard"):
+            config.setdefault("reshard_after_forward", True)
+        elif option == "shard_grad_op":
+            config.setdefault("reshard_after_forward", False)
+        elif option == "offload":
+            config.setdefault("offload_params", True)
+        elif option == "auto_wrap":
+            if "auto_wrap_policy" not in config and "fsdp_auto_wrap_policy" not in config:
+                config["auto_wrap_policy"] = "TRANSFORMER_BASED_WRAP"
+        else:
+            ctx.finding(line, "error", f"fsdp: {option} has no FSDP2 equivalent", "see Axolotl's FSDP2 migration "
+                        "guide (docs/multi-gpu.qmd)", "fsdp")
+    drop_key(data, "fsdp")
+    what = f"fsdp: {list(options)} -> fsdp_config" if options else "empty fsdp: removed"
+    ctx.change(line, what, row)
+
+
+def _new_map():
+    from ruamel.yaml.comments import CommentedMap
+
+    return CommentedMap()
+
+
+def _sharding(config, ctx: Context, row: dict) -> None:
+    for key in ("sharding_strategy", "fsdp_sharding_strategy"):
+        if key not in config:
+            continue
+        line = _line(config, key)
+        value = str(config[key]).upper()
+        if value not in row["values"]:
+            ctx.finding(line, "error", f"fsdp_config.{key}: {config[key]} has no FSDP2 equivalent "
+                        f"(NO_SHARD is plain data parallel)", "remove fsdp_config, or pick FULL_SHARD", key)
+            continue
+        rename_key(config, key, row["new"], row["values"][value], keep_value=False)
+        ctx.change(line, f"fsdp_config.{key}: {value} -> {row['new']}: {_plain(row['values'][value])}", row)
+
+
+def unprefix(data, ctx: Context) -> None:
+    """``fsdp_config.fsdp_<name>`` -> ``<name>`` (the spelling Axolotl rewrites before validating)."""
+    for row in rows_for(ctx.backend, ctx.version, "prefix"):
+        section = data.get(row["section"])
+        if not hasattr(section, "items"):
+            continue
+        for key in [k for k in section if str(k).startswith(row["old"]) and k != "fsdp_version"]:
+            new = key[len(row["old"]):]
+            line = _line(section, key)
+            if new in section:
+                ctx.finding(line, "error", f"{row['section']}.{key} and {new} are both set", "keep one", key)
+                continue
+            rename_key(section, key, new)
+            ctx.change(line, f"{row['section']}.{key} -> {new}", row)
+
+
+def removed_keys(data, ctx: Context) -> None:
+    """Keys the target has no successor for: dropped when that changes nothing, else a finding."""
+    for row in rows_for(ctx.backend, ctx.version, "removed"):
+        section = data.get(row["section"]) if row.get("section") else data
+        if not hasattr(section, "items") or row["old"] not in section:
+            continue
+        if _still_read(ctx.backend, ctx.version, row.get("section"), row["old"]):
+            continue  # the target still reads it (another class keeps a field of that name)
+        _removed(section, ctx, row)
+
+
+def _removed(section, ctx: Context, row: dict) -> None:
+    key = row["old"]
+    value = section[key]
+    line = _line(section, key)
+    name = f"{row['section']}.{key}" if row.get("section") else key
+    idle = row.get("refused") is None or value is None or value == row.get("default") or \
+        (row.get("refused") == "truthy" and not value)
+    reason = f"{row['reason']} ({_source(row)})"
+    if idle or ctx.drop:
+        drop_key(section, key)
+        ctx.change(line, f"{name}: {_plain(value)} removed, no successor in {ctx.backend} {row['since']}", row)
+        severity = "info" if idle else "warning"
+        what = "it asked for nothing the target does" if idle else "what it asked for is gone"
+        ctx.finding(line, severity, f"{name!r} removed ({what})", reason, name)
+    else:
+        ctx.finding(line, "error", f"{name}: {_plain(value)} is refused by {ctx.backend} {ctx.version} and has no "
+                    f"successor: kept for you to decide (--drop removes it)", reason, name)
+
+
+def templates(data, ctx: Context) -> None:
+    """A template the target no longer registers (LLaMA-Factory): its successor, else a finding."""
+    for row in rows_for(ctx.backend, ctx.version, "template"):
+        if data.get(row["key"]) != row["old"]:
+            continue
+        line = _line(data, row["key"])
+        if row.get("new"):
+            data[row["key"]] = row["new"]
+            ctx.change(line, f"{row['key']}: {row['old']} -> {row['new']}", row)
+        else:
+            ctx.finding(line, "error", f"template: {row['old']} is not in {ctx.backend} {ctx.version}",
+                        f"{row['reason']}; choose another template ({_source(row)})", row["key"])
+
+
+STEPS = {
+    "axolotl": (rename_keys, attention_flags, sharegpt_datasets, unprefix, fsdp2, removed_keys),
+    "llamafactory": (rename_keys, removed_keys, templates),
+}

@@ -1,0 +1,110 @@
+"""ftr upgrade: each kind of rename-table row, formatting kept, nothing written without being asked, --check."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from ft_recipes.cli import main
+from ft_recipes.upgrade import table, upgrade_text
+
+pytest.importorskip("ruamel.yaml")
+
+
+def up(text: str, target: str = "axolotl=0.21.0", drop: bool = False):
+    backend, version = target.split("=")
+    return upgrade_text(text, backend, version, "cfg.yml", drop)
+
+
+def test_attention_flag_becomes_attn_implementation_keeping_comments_and_order():
+    text = "base_model: m  # the model\nflash_attention: true  # fast\nxformers_attention:\nlr: 1\n"
+    result = up(text)
+    assert result.new_text == "base_model: m  # the model\nattn_implementation: flash_attention_2 # fast\nlr: 1\n"
+    assert any("since axolotl 0.17.0" in c.render("f") for c in result.changes)
+
+
+def test_relora_and_unsloth_renames():
+    result = up("relora_steps: 100\nunsloth_lora_mlp: true\n")
+    assert result.new_text == "jagged_restart_steps: 100\nlora_mlp_kernel: true\n"
+
+
+def test_fsdp1_to_fsdp2_only_for_a_target_without_fsdp1():
+    text = ("fsdp:\n  - full_shard\n  - auto_wrap\nfsdp_config:\n  fsdp_sharding_strategy: SHARD_GRAD_OP\n"
+            "  fsdp_transformer_layer_cls_to_wrap: LlamaDecoderLayer\n  fsdp_sync_module_states: true\n")
+    new = up(text).new_text
+    assert "fsdp:\n" not in new and "fsdp_version: 2" in new
+    assert "reshard_after_forward: false" in new and "transformer_layer_cls_to_wrap: LlamaDecoderLayer" in new
+    assert "sync_module_states" not in new
+    assert "fsdp_version" not in up(text, "axolotl=0.19.0").new_text
+
+
+def test_sharegpt_dataset_becomes_chat_template():
+    new = up("datasets:\n  - path: d.json\n    type: sharegpt\n").new_text
+    assert "type: chat_template" in new and "field_messages: conversations" in new
+    assert "role: from" in new and "content: value" in new
+
+
+def test_removed_key_that_asks_for_something_is_kept_unless_drop():
+    result = up("flash_attn_rms_norm: true\nlr: 1\n")
+    assert not result.changed and result.findings[0].severity == "error"
+    assert "deprecated.py" in result.findings[0].hint
+    dropped = up("flash_attn_rms_norm: true\nlr: 1\n", drop=True)
+    assert dropped.new_text == "lr: 1\n" and dropped.findings[0].severity == "warning"
+
+
+def test_removed_key_that_asks_for_nothing_is_dropped_with_a_finding():
+    result = up("s2_attention: false\nlr: 1\n")
+    assert result.new_text == "lr: 1\n" and result.findings[0].key == "s2_attention"
+
+
+def test_llamafactory_renames_and_removed_template():
+    result = up("new_special_tokens: <a>\nuse_cache: true\ntemplate: baichuan\n", "llamafactory=0.9.5")
+    assert result.new_text.startswith("add_special_tokens: <a>\nuse_kv_cache: true\n")
+    assert any(f.key == "template" and f.severity == "error" for f in result.findings)
+
+
+def test_ray_key_refused_by_llamafactory_is_a_finding():
+    result = up("ray_run_name: x\nstage: sft\n", "llamafactory=0.9.5")
+    assert not result.changed and "ray_run_name" in result.findings[0].message
+
+
+def test_round_trip_spellings_outside_the_edit_are_kept():
+    text = "a: null\nb: 'q'\nlist:\n  - x\nflash_attention: true\n"
+    assert up(text).new_text == "a: null\nb: 'q'\nlist:\n  - x\nattn_implementation: flash_attention_2\n"
+
+
+def test_duplicate_keys_are_left_alone():
+    result = up("lr: 1\nlr: 2\nflash_attention: true\n")
+    assert not result.changed and result.findings[0].severity == "error"
+
+
+def test_every_row_names_its_version_and_source():
+    for backend in ("axolotl", "llamafactory"):
+        for row in table(backend):
+            assert row["since"] and row["source"].split()[0] == row["source"].split()[0].strip()
+            assert row["origin"] in ("generated", "hand") and ":" in row["source"]
+
+
+def test_cli_check_and_writes(tmp_path):
+    src = tmp_path / "a.yml"
+    src.write_text("flash_attention: true\n")
+    runner = CliRunner()
+    assert runner.invoke(main, ["upgrade", str(src), "--to", "axolotl=0.21.0", "--check"]).exit_code == 1
+    dry = runner.invoke(main, ["upgrade", str(src), "--to", "axolotl=0.21.0"])
+    assert dry.exit_code == 0 and src.read_text() == "flash_attention: true\n"
+    out = tmp_path / "out"
+    assert runner.invoke(main, ["upgrade", str(src), "--to", "axolotl=0.21.0", "-o", str(out)]).exit_code == 0
+    assert (out / "a.yml").read_text() == "attn_implementation: flash_attention_2\n"
+    again = runner.invoke(main, ["upgrade", str(src), "--to", "axolotl=0.21.0", "-o", str(out)])
+    assert again.exit_code == 2
+    assert runner.invoke(main, ["upgrade", str(src), "--to", "axolotl=0.21.0", "--in-place"]).exit_code == 0
+    assert runner.invoke(main, ["upgrade", str(src), "--to", "axolotl=0.21.0", "--check"]).exit_code == 0
+    assert runner.invoke(main, ["upgrade", str(src), "--to", "axolotl=9.9"]).exit_code == 2
+
+
+def test_table_is_the_committed_json():
+    rows = json.loads((__import__("ft_recipes.paths", fromlist=["data_dir"]).data_dir("schemas") / "backends" /
+                       "renames-axolotl.json").read_text())["rows"]
+    assert {r["old"] for r in rows} >= {"relora_steps", "unsloth_lora_qkv", "flash_attention", "sharding_strategy"}
