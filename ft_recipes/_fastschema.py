@@ -518,12 +518,22 @@ def _check73(v):  # #/properties/preference/properties/simpo_gamma
     return True
 
 
+def _check74(v):  # #/properties/preference/properties/label_smoothing
+    if not (_is_number(v)):
+        return False
+    if _is_number(v) and v < 0:
+        return False
+    if _is_number(v) and v > 0.5:
+        return False
+    return True
+
+
 def _check70(v):  # #/properties/preference
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C74.get(key)
+            check = _C75.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -532,25 +542,25 @@ def _check70(v):  # #/properties/preference
     return True
 
 
-def _check79(v):  # #/$defs/dataset/oneOf/0
+def _check80(v):  # #/$defs/dataset/oneOf/0
     if isinstance(v, dict) and not ('path' in v):
         return False
     return True
 
 
-def _check80(v):  # #/$defs/dataset/oneOf/1
+def _check81(v):  # #/$defs/dataset/oneOf/1
     if isinstance(v, dict) and not ('hub' in v):
         return False
     return True
 
 
-def _check81(v):  # #/$defs/dataset/properties/format
-    if not (isinstance(v, str) and v in _C82):
+def _check82(v):  # #/$defs/dataset/properties/format
+    if not (isinstance(v, str) and v in _C83):
         return False
     return True
 
 
-def _check83(v):  # #/$defs/dataset/properties/path
+def _check84(v):  # #/$defs/dataset/properties/path
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -558,7 +568,7 @@ def _check83(v):  # #/$defs/dataset/properties/path
     return True
 
 
-def _check84(v):  # #/$defs/dataset/properties/hub
+def _check85(v):  # #/$defs/dataset/properties/hub
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -566,49 +576,49 @@ def _check84(v):  # #/$defs/dataset/properties/hub
     return True
 
 
-def _check85(v):  # #/$defs/dataset/properties/name
+def _check86(v):  # #/$defs/dataset/properties/name
     if not (isinstance(v, str)):
         return False
-    if isinstance(v, str) and not _C86.search(v):
+    if isinstance(v, str) and not _C87.search(v):
         return False
     return True
 
 
-def _check88(v):  # #/$defs/dataset/properties/columns/additionalProperties
+def _check89(v):  # #/$defs/dataset/properties/columns/additionalProperties
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check89(v):  # #/$defs/dataset/properties/columns/propertyNames
-    if not (isinstance(v, str) and v in _C90):
+def _check90(v):  # #/$defs/dataset/properties/columns/propertyNames
+    if not (isinstance(v, str) and v in _C91):
         return False
     return True
 
 
-def _check87(v):  # #/$defs/dataset/properties/columns
+def _check88(v):  # #/$defs/dataset/properties/columns
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            if not _check89(key):
+            if not _check90(key):
                 return False
-            check = _C91.get(key)
+            check = _C92.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
-            if not matched and not _check88(value):
+            if not matched and not _check89(value):
                 return False
     return True
 
 
-def _check92(v):  # #/$defs/dataset/properties/split
+def _check93(v):  # #/$defs/dataset/properties/split
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check93(v):  # #/$defs/dataset/properties/subset
+def _check94(v):  # #/$defs/dataset/properties/subset
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -616,7 +626,7 @@ def _check93(v):  # #/$defs/dataset/properties/subset
     return True
 
 
-def _check94(v):  # #/$defs/dataset/properties/num_samples
+def _check95(v):  # #/$defs/dataset/properties/num_samples
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -624,16 +634,16 @@ def _check94(v):  # #/$defs/dataset/properties/num_samples
     return True
 
 
-def _check78(v):  # #/$defs/dataset
+def _check79(v):  # #/$defs/dataset
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict) and not ('format' in v):
         return False
-    if not (sum(1 for f in (_check79, _check80,) if f(v)) == 1):
+    if not (sum(1 for f in (_check80, _check81,) if f(v)) == 1):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C95.get(key)
+            check = _C96.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -643,28 +653,28 @@ def _check78(v):  # #/$defs/dataset
 
 
 def _ref1(v):  # #/$defs/dataset
-    return _check78(v)
+    return _check79(v)
 
 
-def _check77(v):  # #/properties/data/properties/train/items
+def _check78(v):  # #/properties/data/properties/train/items
     if not _ref1(v):
         return False
     return True
 
 
-def _check76(v):  # #/properties/data/properties/train
+def _check77(v):  # #/properties/data/properties/train
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list) and len(v) < 1:
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check77(item):
+            if not _check78(item):
                 return False
     return True
 
 
-def _check97(v):  # #/properties/data/properties/val/properties/split
+def _check98(v):  # #/properties/data/properties/val/properties/split
     if not (_is_number(v)):
         return False
     if _is_number(v) and v <= 0:
@@ -672,25 +682,25 @@ def _check97(v):  # #/properties/data/properties/val/properties/split
     return True
 
 
-def _check99(v):  # #/properties/data/properties/val/properties/datasets/items
+def _check100(v):  # #/properties/data/properties/val/properties/datasets/items
     if not _ref1(v):
         return False
     return True
 
 
-def _check98(v):  # #/properties/data/properties/val/properties/datasets
+def _check99(v):  # #/properties/data/properties/val/properties/datasets
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list) and len(v) < 1:
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check99(item):
+            if not _check100(item):
                 return False
     return True
 
 
-def _check96(v):  # #/properties/data/properties/val
+def _check97(v):  # #/properties/data/properties/val
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict) and len(v) < 1:
@@ -699,7 +709,7 @@ def _check96(v):  # #/properties/data/properties/val
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C100.get(key)
+            check = _C101.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -708,7 +718,7 @@ def _check96(v):  # #/properties/data/properties/val
     return True
 
 
-def _check101(v):  # #/properties/data/properties/max_length
+def _check102(v):  # #/properties/data/properties/max_length
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 8:
@@ -716,31 +726,31 @@ def _check101(v):  # #/properties/data/properties/max_length
     return True
 
 
-def _check102(v):  # #/properties/data/properties/packing
+def _check103(v):  # #/properties/data/properties/packing
     if not (isinstance(v, bool)):
         return False
     return True
 
 
-def _check103(v):  # #/properties/data/properties/overlength
-    if not (isinstance(v, str) and v in _C104):
+def _check104(v):  # #/properties/data/properties/overlength
+    if not (isinstance(v, str) and v in _C105):
         return False
     return True
 
 
-def _check105(v):  # #/properties/data/properties/train_on_prompt
+def _check106(v):  # #/properties/data/properties/train_on_prompt
     if not (isinstance(v, bool)):
         return False
     return True
 
 
-def _check106(v):  # #/properties/data/properties/system_prompt
+def _check107(v):  # #/properties/data/properties/system_prompt
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check107(v):  # #/properties/data/properties/num_workers
+def _check108(v):  # #/properties/data/properties/num_workers
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -748,14 +758,14 @@ def _check107(v):  # #/properties/data/properties/num_workers
     return True
 
 
-def _check75(v):  # #/properties/data
+def _check76(v):  # #/properties/data
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict) and not ('train' in v):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C108.get(key)
+            check = _C109.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -764,7 +774,7 @@ def _check75(v):  # #/properties/data
     return True
 
 
-def _check110(v):  # #/properties/train/properties/lr
+def _check111(v):  # #/properties/train/properties/lr
     if not (_is_number(v)):
         return False
     if _is_number(v) and v <= 0:
@@ -772,7 +782,7 @@ def _check110(v):  # #/properties/train/properties/lr
     return True
 
 
-def _check111(v):  # #/properties/train/properties/epochs
+def _check112(v):  # #/properties/train/properties/epochs
     if not (_is_number(v)):
         return False
     if _is_number(v) and v <= 0:
@@ -780,7 +790,7 @@ def _check111(v):  # #/properties/train/properties/epochs
     return True
 
 
-def _check112(v):  # #/properties/train/properties/max_steps
+def _check113(v):  # #/properties/train/properties/max_steps
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -788,7 +798,7 @@ def _check112(v):  # #/properties/train/properties/max_steps
     return True
 
 
-def _check113(v):  # #/properties/train/properties/micro_batch_size
+def _check114(v):  # #/properties/train/properties/micro_batch_size
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -796,7 +806,7 @@ def _check113(v):  # #/properties/train/properties/micro_batch_size
     return True
 
 
-def _check114(v):  # #/properties/train/properties/grad_accum
+def _check115(v):  # #/properties/train/properties/grad_accum
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -804,13 +814,13 @@ def _check114(v):  # #/properties/train/properties/grad_accum
     return True
 
 
-def _check115(v):  # #/properties/train/properties/scheduler
-    if not (isinstance(v, str) and v in _C116):
+def _check116(v):  # #/properties/train/properties/scheduler
+    if not (isinstance(v, str) and v in _C117):
         return False
     return True
 
 
-def _check117(v):  # #/properties/train/properties/min_lr
+def _check118(v):  # #/properties/train/properties/min_lr
     if not (_is_number(v)):
         return False
     if _is_number(v) and v < 0:
@@ -818,7 +828,7 @@ def _check117(v):  # #/properties/train/properties/min_lr
     return True
 
 
-def _check118(v):  # #/properties/train/properties/warmup_ratio
+def _check119(v):  # #/properties/train/properties/warmup_ratio
     if not (_is_number(v)):
         return False
     if _is_number(v) and v < 0:
@@ -828,7 +838,7 @@ def _check118(v):  # #/properties/train/properties/warmup_ratio
     return True
 
 
-def _check119(v):  # #/properties/train/properties/warmup_steps
+def _check120(v):  # #/properties/train/properties/warmup_steps
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 0:
@@ -836,7 +846,7 @@ def _check119(v):  # #/properties/train/properties/warmup_steps
     return True
 
 
-def _check120(v):  # #/properties/train/properties/weight_decay
+def _check121(v):  # #/properties/train/properties/weight_decay
     if not (_is_number(v)):
         return False
     if _is_number(v) and v < 0:
@@ -844,37 +854,37 @@ def _check120(v):  # #/properties/train/properties/weight_decay
     return True
 
 
-def _check121(v):  # #/properties/train/properties/optimizer
-    if not (isinstance(v, str) and v in _C122):
+def _check122(v):  # #/properties/train/properties/optimizer
+    if not (isinstance(v, str) and v in _C123):
         return False
     return True
 
 
-def _check123(v):  # #/properties/train/properties/precision
-    if not (isinstance(v, str) and v in _C124):
+def _check124(v):  # #/properties/train/properties/precision
+    if not (isinstance(v, str) and v in _C125):
         return False
     return True
 
 
-def _check126(v):  # #/properties/train/properties/gradient_checkpointing/oneOf/0
+def _check127(v):  # #/properties/train/properties/gradient_checkpointing/oneOf/0
     if not (isinstance(v, bool)):
         return False
     return True
 
 
-def _check127(v):  # #/properties/train/properties/gradient_checkpointing/oneOf/1
+def _check128(v):  # #/properties/train/properties/gradient_checkpointing/oneOf/1
     if not _eq(v, 'offload'):
         return False
     return True
 
 
-def _check125(v):  # #/properties/train/properties/gradient_checkpointing
-    if not (sum(1 for f in (_check126, _check127,) if f(v)) == 1):
+def _check126(v):  # #/properties/train/properties/gradient_checkpointing
+    if not (sum(1 for f in (_check127, _check128,) if f(v)) == 1):
         return False
     return True
 
 
-def _check128(v):  # #/properties/train/properties/seed
+def _check129(v):  # #/properties/train/properties/seed
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 0:
@@ -882,7 +892,7 @@ def _check128(v):  # #/properties/train/properties/seed
     return True
 
 
-def _check129(v):  # #/properties/train/properties/max_grad_norm
+def _check130(v):  # #/properties/train/properties/max_grad_norm
     if not (_is_number(v)):
         return False
     if _is_number(v) and v < 0:
@@ -890,17 +900,7 @@ def _check129(v):  # #/properties/train/properties/max_grad_norm
     return True
 
 
-def _check130(v):  # #/properties/train/properties/adam_beta1
-    if not (_is_number(v)):
-        return False
-    if _is_number(v) and v < 0:
-        return False
-    if _is_number(v) and v >= 1:
-        return False
-    return True
-
-
-def _check131(v):  # #/properties/train/properties/adam_beta2
+def _check131(v):  # #/properties/train/properties/adam_beta1
     if not (_is_number(v)):
         return False
     if _is_number(v) and v < 0:
@@ -910,7 +910,17 @@ def _check131(v):  # #/properties/train/properties/adam_beta2
     return True
 
 
-def _check132(v):  # #/properties/train/properties/adam_epsilon
+def _check132(v):  # #/properties/train/properties/adam_beta2
+    if not (_is_number(v)):
+        return False
+    if _is_number(v) and v < 0:
+        return False
+    if _is_number(v) and v >= 1:
+        return False
+    return True
+
+
+def _check133(v):  # #/properties/train/properties/adam_epsilon
     if not (_is_number(v)):
         return False
     if _is_number(v) and v <= 0:
@@ -918,7 +928,7 @@ def _check132(v):  # #/properties/train/properties/adam_epsilon
     return True
 
 
-def _check133(v):  # #/properties/train/properties/neftune_alpha
+def _check134(v):  # #/properties/train/properties/neftune_alpha
     if not (_is_number(v)):
         return False
     if _is_number(v) and v <= 0:
@@ -926,7 +936,7 @@ def _check133(v):  # #/properties/train/properties/neftune_alpha
     return True
 
 
-def _check134(v):  # #/properties/train/properties/logging_steps
+def _check135(v):  # #/properties/train/properties/logging_steps
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -934,12 +944,12 @@ def _check134(v):  # #/properties/train/properties/logging_steps
     return True
 
 
-def _check109(v):  # #/properties/train
+def _check110(v):  # #/properties/train
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C135.get(key)
+            check = _C136.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -948,13 +958,13 @@ def _check109(v):  # #/properties/train
     return True
 
 
-def _check137(v):  # #/properties/eval/properties/every
-    if not (isinstance(v, str) and v in _C138):
+def _check138(v):  # #/properties/eval/properties/every
+    if not (isinstance(v, str) and v in _C139):
         return False
     return True
 
 
-def _check139(v):  # #/properties/eval/properties/steps
+def _check140(v):  # #/properties/eval/properties/steps
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -962,7 +972,7 @@ def _check139(v):  # #/properties/eval/properties/steps
     return True
 
 
-def _check140(v):  # #/properties/eval/properties/per_epoch
+def _check141(v):  # #/properties/eval/properties/per_epoch
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -970,7 +980,7 @@ def _check140(v):  # #/properties/eval/properties/per_epoch
     return True
 
 
-def _check141(v):  # #/properties/eval/properties/batch_size
+def _check142(v):  # #/properties/eval/properties/batch_size
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -978,12 +988,12 @@ def _check141(v):  # #/properties/eval/properties/batch_size
     return True
 
 
-def _check136(v):  # #/properties/eval
+def _check137(v):  # #/properties/eval
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C142.get(key)
+            check = _C143.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -992,7 +1002,7 @@ def _check136(v):  # #/properties/eval
     return True
 
 
-def _check144(v):  # #/properties/output/properties/dir
+def _check145(v):  # #/properties/output/properties/dir
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1000,13 +1010,13 @@ def _check144(v):  # #/properties/output/properties/dir
     return True
 
 
-def _check145(v):  # #/properties/output/properties/save
-    if not (isinstance(v, str) and v in _C146):
+def _check146(v):  # #/properties/output/properties/save
+    if not (isinstance(v, str) and v in _C147):
         return False
     return True
 
 
-def _check147(v):  # #/properties/output/properties/save_steps
+def _check148(v):  # #/properties/output/properties/save_steps
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -1014,7 +1024,7 @@ def _check147(v):  # #/properties/output/properties/save_steps
     return True
 
 
-def _check148(v):  # #/properties/output/properties/per_epoch
+def _check149(v):  # #/properties/output/properties/per_epoch
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -1022,7 +1032,7 @@ def _check148(v):  # #/properties/output/properties/per_epoch
     return True
 
 
-def _check150(v):  # #/properties/output/properties/save_total_limit/oneOf/0
+def _check151(v):  # #/properties/output/properties/save_total_limit/oneOf/0
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -1030,64 +1040,64 @@ def _check150(v):  # #/properties/output/properties/save_total_limit/oneOf/0
     return True
 
 
-def _check151(v):  # #/properties/output/properties/save_total_limit/oneOf/1
+def _check152(v):  # #/properties/output/properties/save_total_limit/oneOf/1
     if not _eq(v, 'all'):
         return False
     return True
 
 
-def _check149(v):  # #/properties/output/properties/save_total_limit
-    if not (sum(1 for f in (_check150, _check151,) if f(v)) == 1):
+def _check150(v):  # #/properties/output/properties/save_total_limit
+    if not (sum(1 for f in (_check151, _check152,) if f(v)) == 1):
         return False
     return True
 
 
-def _check153(v):  # #/properties/output/properties/report_to/oneOf/0
-    if not (isinstance(v, str) and v in _C154):
+def _check154(v):  # #/properties/output/properties/report_to/oneOf/0
+    if not (isinstance(v, str) and v in _C155):
         return False
     return True
 
 
-def _check156(v):  # #/properties/output/properties/report_to/oneOf/1/items
-    if not (isinstance(v, str) and v in _C157):
+def _check157(v):  # #/properties/output/properties/report_to/oneOf/1/items
+    if not (isinstance(v, str) and v in _C158):
         return False
     return True
 
 
-def _check155(v):  # #/properties/output/properties/report_to/oneOf/1
+def _check156(v):  # #/properties/output/properties/report_to/oneOf/1
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check156(item):
+            if not _check157(item):
                 return False
     return True
 
 
-def _check152(v):  # #/properties/output/properties/report_to
-    if not (sum(1 for f in (_check153, _check155,) if f(v)) == 1):
+def _check153(v):  # #/properties/output/properties/report_to
+    if not (sum(1 for f in (_check154, _check156,) if f(v)) == 1):
         return False
     return True
 
 
-def _check158(v):  # #/properties/output/properties/run_name
+def _check159(v):  # #/properties/output/properties/run_name
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check159(v):  # #/properties/output/properties/wandb_project
+def _check160(v):  # #/properties/output/properties/wandb_project
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check143(v):  # #/properties/output
+def _check144(v):  # #/properties/output
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C160.get(key)
+            check = _C161.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -1096,7 +1106,7 @@ def _check143(v):  # #/properties/output
     return True
 
 
-def _check162(v):  # #/properties/hardware/properties/gpus
+def _check163(v):  # #/properties/hardware/properties/gpus
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 0:
@@ -1104,7 +1114,7 @@ def _check162(v):  # #/properties/hardware/properties/gpus
     return True
 
 
-def _check163(v):  # #/properties/hardware/properties/nodes
+def _check164(v):  # #/properties/hardware/properties/nodes
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -1112,7 +1122,7 @@ def _check163(v):  # #/properties/hardware/properties/nodes
     return True
 
 
-def _check164(v):  # #/properties/hardware/properties/gpu_memory_gb
+def _check165(v):  # #/properties/hardware/properties/gpu_memory_gb
     if not (_is_number(v)):
         return False
     if _is_number(v) and v <= 0:
@@ -1120,33 +1130,25 @@ def _check164(v):  # #/properties/hardware/properties/gpu_memory_gb
     return True
 
 
-def _check165(v):  # #/properties/hardware/properties/bf16
+def _check166(v):  # #/properties/hardware/properties/bf16
     if not (isinstance(v, bool)):
         return False
     return True
 
 
-def _check166(v):  # #/properties/hardware/properties/deepspeed
+def _check167(v):  # #/properties/hardware/properties/deepspeed
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check167(v):  # #/properties/hardware/properties/launcher
-    if not (isinstance(v, str) and v in _C168):
+def _check168(v):  # #/properties/hardware/properties/launcher
+    if not (isinstance(v, str) and v in _C169):
         return False
     return True
 
 
-def _check169(v):  # #/properties/hardware/properties/partition
-    if not (isinstance(v, str)):
-        return False
-    if isinstance(v, str) and len(v) < 1:
-        return False
-    return True
-
-
-def _check170(v):  # #/properties/hardware/properties/account
+def _check170(v):  # #/properties/hardware/properties/partition
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1154,15 +1156,23 @@ def _check170(v):  # #/properties/hardware/properties/account
     return True
 
 
-def _check171(v):  # #/properties/hardware/properties/time
+def _check171(v):  # #/properties/hardware/properties/account
     if not (isinstance(v, str)):
         return False
-    if isinstance(v, str) and not _C172.search(v):
+    if isinstance(v, str) and len(v) < 1:
         return False
     return True
 
 
-def _check173(v):  # #/properties/hardware/properties/cpus_per_node
+def _check172(v):  # #/properties/hardware/properties/time
+    if not (isinstance(v, str)):
+        return False
+    if isinstance(v, str) and not _C173.search(v):
+        return False
+    return True
+
+
+def _check174(v):  # #/properties/hardware/properties/cpus_per_node
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -1170,7 +1180,7 @@ def _check173(v):  # #/properties/hardware/properties/cpus_per_node
     return True
 
 
-def _check174(v):  # #/properties/hardware/properties/container
+def _check175(v):  # #/properties/hardware/properties/container
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1178,39 +1188,39 @@ def _check174(v):  # #/properties/hardware/properties/container
     return True
 
 
-def _check176(v):  # #/properties/hardware/properties/setup/items
+def _check177(v):  # #/properties/hardware/properties/setup/items
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check175(v):  # #/properties/hardware/properties/setup
+def _check176(v):  # #/properties/hardware/properties/setup
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check176(item):
+            if not _check177(item):
                 return False
     return True
 
 
-def _check178(v):  # #/properties/hardware/properties/sbatch/items
+def _check179(v):  # #/properties/hardware/properties/sbatch/items
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check177(v):  # #/properties/hardware/properties/sbatch
+def _check178(v):  # #/properties/hardware/properties/sbatch
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check178(item):
+            if not _check179(item):
                 return False
     return True
 
 
-def _check179(v):  # #/properties/hardware/properties/accelerator
+def _check180(v):  # #/properties/hardware/properties/accelerator
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1218,7 +1228,7 @@ def _check179(v):  # #/properties/hardware/properties/accelerator
     return True
 
 
-def _check180(v):  # #/properties/hardware/properties/cloud
+def _check181(v):  # #/properties/hardware/properties/cloud
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1226,7 +1236,7 @@ def _check180(v):  # #/properties/hardware/properties/cloud
     return True
 
 
-def _check181(v):  # #/properties/hardware/properties/ray_address
+def _check182(v):  # #/properties/hardware/properties/ray_address
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1234,7 +1244,7 @@ def _check181(v):  # #/properties/hardware/properties/ray_address
     return True
 
 
-def _check182(v):  # #/properties/hardware/properties/port
+def _check183(v):  # #/properties/hardware/properties/port
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -1244,12 +1254,12 @@ def _check182(v):  # #/properties/hardware/properties/port
     return True
 
 
-def _check161(v):  # #/properties/hardware
+def _check162(v):  # #/properties/hardware
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C183.get(key)
+            check = _C184.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -1258,58 +1268,58 @@ def _check161(v):  # #/properties/hardware
     return True
 
 
-def _check185(v):  # #/properties/backends/additionalProperties
+def _check186(v):  # #/properties/backends/additionalProperties
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check186(v):  # #/properties/backends/propertyNames
-    if not (isinstance(v, str) and v in _C187):
+def _check187(v):  # #/properties/backends/propertyNames
+    if not (isinstance(v, str) and v in _C188):
         return False
     return True
 
 
-def _check184(v):  # #/properties/backends
+def _check185(v):  # #/properties/backends
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            if not _check186(key):
+            if not _check187(key):
                 return False
-            check = _C188.get(key)
+            check = _C189.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
-            if not matched and not _check185(value):
+            if not matched and not _check186(value):
                 return False
     return True
 
 
-def _check191(v):  # #/properties/lint/properties/ignore/items
+def _check192(v):  # #/properties/lint/properties/ignore/items
     if not (isinstance(v, str)):
         return False
-    if isinstance(v, str) and not _C192.search(v):
+    if isinstance(v, str) and not _C193.search(v):
         return False
     return True
 
 
-def _check190(v):  # #/properties/lint/properties/ignore
+def _check191(v):  # #/properties/lint/properties/ignore
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check191(item):
+            if not _check192(item):
                 return False
     return True
 
 
-def _check189(v):  # #/properties/lint
+def _check190(v):  # #/properties/lint
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C193.get(key)
+            check = _C194.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -1318,23 +1328,15 @@ def _check189(v):  # #/properties/lint
     return True
 
 
-def _check197(v):  # #/$defs/stage/properties/name
+def _check198(v):  # #/$defs/stage/properties/name
     if not (isinstance(v, str)):
         return False
-    if isinstance(v, str) and not _C198.search(v):
+    if isinstance(v, str) and not _C199.search(v):
         return False
     return True
 
 
-def _check199(v):  # #/$defs/stage/properties/from
-    if not (isinstance(v, str)):
-        return False
-    if isinstance(v, str) and len(v) < 1:
-        return False
-    return True
-
-
-def _check200(v):  # #/$defs/stage/properties/backend
+def _check200(v):  # #/$defs/stage/properties/from
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1342,13 +1344,21 @@ def _check200(v):  # #/$defs/stage/properties/backend
     return True
 
 
-def _check201(v):  # #/$defs/stage/properties/merge
+def _check201(v):  # #/$defs/stage/properties/backend
+    if not (isinstance(v, str)):
+        return False
+    if isinstance(v, str) and len(v) < 1:
+        return False
+    return True
+
+
+def _check202(v):  # #/$defs/stage/properties/merge
     if not (isinstance(v, bool)):
         return False
     return True
 
 
-def _check203(v):  # #/$defs/stage/properties/extends/oneOf/0
+def _check204(v):  # #/$defs/stage/properties/extends/oneOf/0
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1356,7 +1366,7 @@ def _check203(v):  # #/$defs/stage/properties/extends/oneOf/0
     return True
 
 
-def _check205(v):  # #/$defs/stage/properties/extends/oneOf/1/items
+def _check206(v):  # #/$defs/stage/properties/extends/oneOf/1/items
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1364,102 +1374,102 @@ def _check205(v):  # #/$defs/stage/properties/extends/oneOf/1/items
     return True
 
 
-def _check204(v):  # #/$defs/stage/properties/extends/oneOf/1
+def _check205(v):  # #/$defs/stage/properties/extends/oneOf/1
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check205(item):
+            if not _check206(item):
                 return False
     return True
 
 
-def _check202(v):  # #/$defs/stage/properties/extends
-    if not (sum(1 for f in (_check203, _check204,) if f(v)) == 1):
+def _check203(v):  # #/$defs/stage/properties/extends
+    if not (sum(1 for f in (_check204, _check205,) if f(v)) == 1):
         return False
     return True
 
 
-def _check206(v):  # #/$defs/stage/properties/stage
-    if not (isinstance(v, str) and v in _C207):
+def _check207(v):  # #/$defs/stage/properties/stage
+    if not (isinstance(v, str) and v in _C208):
         return False
     return True
 
 
-def _check208(v):  # #/$defs/stage/properties/description
+def _check209(v):  # #/$defs/stage/properties/description
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check209(v):  # #/$defs/stage/properties/model
+def _check210(v):  # #/$defs/stage/properties/model
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check210(v):  # #/$defs/stage/properties/method
+def _check211(v):  # #/$defs/stage/properties/method
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check211(v):  # #/$defs/stage/properties/preference
+def _check212(v):  # #/$defs/stage/properties/preference
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check212(v):  # #/$defs/stage/properties/data
+def _check213(v):  # #/$defs/stage/properties/data
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check213(v):  # #/$defs/stage/properties/train
+def _check214(v):  # #/$defs/stage/properties/train
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check214(v):  # #/$defs/stage/properties/eval
+def _check215(v):  # #/$defs/stage/properties/eval
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check215(v):  # #/$defs/stage/properties/output
+def _check216(v):  # #/$defs/stage/properties/output
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check216(v):  # #/$defs/stage/properties/hardware
+def _check217(v):  # #/$defs/stage/properties/hardware
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check217(v):  # #/$defs/stage/properties/backends
+def _check218(v):  # #/$defs/stage/properties/backends
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check218(v):  # #/$defs/stage/properties/lint
+def _check219(v):  # #/$defs/stage/properties/lint
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check196(v):  # #/$defs/stage
+def _check197(v):  # #/$defs/stage
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict) and not ('name' in v):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C219.get(key)
+            check = _C220.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -1469,23 +1479,23 @@ def _check196(v):  # #/$defs/stage
 
 
 def _ref2(v):  # #/$defs/stage
-    return _check196(v)
+    return _check197(v)
 
 
-def _check195(v):  # #/properties/stages/items
+def _check196(v):  # #/properties/stages/items
     if not _ref2(v):
         return False
     return True
 
 
-def _check194(v):  # #/properties/stages
+def _check195(v):  # #/properties/stages
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list) and len(v) < 1:
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check195(item):
+            if not _check196(item):
                 return False
     return True
 
@@ -1497,7 +1507,7 @@ def _check1(v):  # #
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C220.get(key)
+            check = _C221.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -1519,36 +1529,36 @@ _C55 = {'trainable_layers': _check49, 'trainable_modules': _check51}
 _C59 = {'num_virtual_tokens': _check57, 'encoder_hidden_size': _check58}
 _C68 = {'rank': _check61, 'block_size': _check62, 'target': _check63, 'dropout': _check67}
 _C69 = {'type': _check20, 'lora': _check22, 'quant': _check39, 'freeze': _check48, 'prompt': _check56, 'oft': _check60}
-_C74 = {'beta': _check71, 'ftx': _check72, 'simpo_gamma': _check73}
-_C82 = frozenset(['alpaca', 'messages', 'preference', 'sharegpt', 'text'])
-_C86 = re.compile('^[A-Za-z0-9_.-]+$')
-_C90 = frozenset(['assistant', 'chosen', 'content', 'history', 'input', 'instruction', 'kto_tag', 'messages', 'output', 'prompt', 'rejected', 'role', 'system', 'text', 'tools', 'user'])
-_C91 = {}
-_C95 = {'format': _check81, 'path': _check83, 'hub': _check84, 'name': _check85, 'columns': _check87, 'split': _check92, 'subset': _check93, 'num_samples': _check94}
-_C100 = {'split': _check97, 'datasets': _check98}
-_C104 = frozenset(['drop', 'truncate'])
-_C108 = {'train': _check76, 'val': _check96, 'max_length': _check101, 'packing': _check102, 'overlength': _check103, 'train_on_prompt': _check105, 'system_prompt': _check106, 'num_workers': _check107}
-_C116 = frozenset(['constant', 'constant_with_warmup', 'cosine', 'cosine_with_min_lr', 'cosine_with_restarts', 'inverse_sqrt', 'linear', 'polynomial', 'warmup_stable_decay'])
-_C122 = frozenset(['adafactor', 'adamw_8bit', 'adamw_bnb_8bit', 'adamw_torch', 'adamw_torch_4bit', 'adamw_torch_8bit', 'adamw_torch_fused', 'lion_8bit', 'paged_adamw_32bit', 'paged_adamw_8bit', 'paged_lion_8bit', 'sgd'])
-_C124 = frozenset(['bf16', 'fp16', 'fp32'])
-_C135 = {'lr': _check110, 'epochs': _check111, 'max_steps': _check112, 'micro_batch_size': _check113, 'grad_accum': _check114, 'scheduler': _check115, 'min_lr': _check117, 'warmup_ratio': _check118, 'warmup_steps': _check119, 'weight_decay': _check120, 'optimizer': _check121, 'precision': _check123, 'gradient_checkpointing': _check125, 'seed': _check128, 'max_grad_norm': _check129, 'adam_beta1': _check130, 'adam_beta2': _check131, 'adam_epsilon': _check132, 'neftune_alpha': _check133, 'logging_steps': _check134}
-_C138 = frozenset(['epoch', 'no', 'steps'])
-_C142 = {'every': _check137, 'steps': _check139, 'per_epoch': _check140, 'batch_size': _check141}
-_C146 = frozenset(['epoch', 'no', 'steps'])
-_C154 = frozenset(['mlflow', 'none', 'tensorboard', 'wandb'])
-_C157 = frozenset(['mlflow', 'tensorboard', 'wandb'])
-_C160 = {'dir': _check144, 'save': _check145, 'save_steps': _check147, 'per_epoch': _check148, 'save_total_limit': _check149, 'report_to': _check152, 'run_name': _check158, 'wandb_project': _check159}
-_C168 = frozenset(['local', 'ray', 'skypilot', 'slurm'])
-_C172 = re.compile('^([0-9]+-)?[0-9]+(:[0-9]{2}){0,2}$')
-_C183 = {'gpus': _check162, 'nodes': _check163, 'gpu_memory_gb': _check164, 'bf16': _check165, 'deepspeed': _check166, 'launcher': _check167, 'partition': _check169, 'account': _check170, 'time': _check171, 'cpus_per_node': _check173, 'container': _check174, 'setup': _check175, 'sbatch': _check177, 'accelerator': _check179, 'cloud': _check180, 'ray_address': _check181, 'port': _check182}
-_C187 = frozenset(['axolotl', 'llamafactory', 'trl'])
-_C188 = {}
-_C192 = re.compile('^FTR[0-9]{1,3}$')
-_C193 = {'ignore': _check190}
-_C198 = re.compile('^[A-Za-z0-9][A-Za-z0-9_.-]*$')
-_C207 = frozenset(['dpo', 'grpo', 'kto', 'merge', 'orpo', 'ppo', 'pt', 'rm', 'sft', 'simpo'])
-_C219 = {'name': _check197, 'from': _check199, 'backend': _check200, 'merge': _check201, 'extends': _check202, 'stage': _check206, 'description': _check208, 'model': _check209, 'method': _check210, 'preference': _check211, 'data': _check212, 'train': _check213, 'eval': _check214, 'output': _check215, 'hardware': _check216, 'backends': _check217, 'lint': _check218}
-_C220 = {'ftr': _check2, 'extends': _check3, 'description': _check7, 'model': _check8, 'stage': _check17, 'method': _check19, 'preference': _check70, 'data': _check75, 'train': _check109, 'eval': _check136, 'output': _check143, 'hardware': _check161, 'backends': _check184, 'lint': _check189, 'stages': _check194}
+_C75 = {'beta': _check71, 'ftx': _check72, 'simpo_gamma': _check73, 'label_smoothing': _check74}
+_C83 = frozenset(['alpaca', 'messages', 'preference', 'sharegpt', 'text'])
+_C87 = re.compile('^[A-Za-z0-9_.-]+$')
+_C91 = frozenset(['assistant', 'chosen', 'content', 'history', 'input', 'instruction', 'kto_tag', 'messages', 'output', 'prompt', 'rejected', 'role', 'system', 'text', 'tools', 'user'])
+_C92 = {}
+_C96 = {'format': _check82, 'path': _check84, 'hub': _check85, 'name': _check86, 'columns': _check88, 'split': _check93, 'subset': _check94, 'num_samples': _check95}
+_C101 = {'split': _check98, 'datasets': _check99}
+_C105 = frozenset(['drop', 'truncate'])
+_C109 = {'train': _check77, 'val': _check97, 'max_length': _check102, 'packing': _check103, 'overlength': _check104, 'train_on_prompt': _check106, 'system_prompt': _check107, 'num_workers': _check108}
+_C117 = frozenset(['constant', 'constant_with_warmup', 'cosine', 'cosine_with_min_lr', 'cosine_with_restarts', 'inverse_sqrt', 'linear', 'polynomial', 'warmup_stable_decay'])
+_C123 = frozenset(['adafactor', 'adamw_8bit', 'adamw_bnb_8bit', 'adamw_torch', 'adamw_torch_4bit', 'adamw_torch_8bit', 'adamw_torch_fused', 'lion_8bit', 'paged_adamw_32bit', 'paged_adamw_8bit', 'paged_lion_8bit', 'sgd'])
+_C125 = frozenset(['bf16', 'fp16', 'fp32'])
+_C136 = {'lr': _check111, 'epochs': _check112, 'max_steps': _check113, 'micro_batch_size': _check114, 'grad_accum': _check115, 'scheduler': _check116, 'min_lr': _check118, 'warmup_ratio': _check119, 'warmup_steps': _check120, 'weight_decay': _check121, 'optimizer': _check122, 'precision': _check124, 'gradient_checkpointing': _check126, 'seed': _check129, 'max_grad_norm': _check130, 'adam_beta1': _check131, 'adam_beta2': _check132, 'adam_epsilon': _check133, 'neftune_alpha': _check134, 'logging_steps': _check135}
+_C139 = frozenset(['epoch', 'no', 'steps'])
+_C143 = {'every': _check138, 'steps': _check140, 'per_epoch': _check141, 'batch_size': _check142}
+_C147 = frozenset(['epoch', 'no', 'steps'])
+_C155 = frozenset(['mlflow', 'none', 'tensorboard', 'wandb'])
+_C158 = frozenset(['mlflow', 'tensorboard', 'wandb'])
+_C161 = {'dir': _check145, 'save': _check146, 'save_steps': _check148, 'per_epoch': _check149, 'save_total_limit': _check150, 'report_to': _check153, 'run_name': _check159, 'wandb_project': _check160}
+_C169 = frozenset(['local', 'ray', 'skypilot', 'slurm'])
+_C173 = re.compile('^([0-9]+-)?[0-9]+(:[0-9]{2}){0,2}$')
+_C184 = {'gpus': _check163, 'nodes': _check164, 'gpu_memory_gb': _check165, 'bf16': _check166, 'deepspeed': _check167, 'launcher': _check168, 'partition': _check170, 'account': _check171, 'time': _check172, 'cpus_per_node': _check174, 'container': _check175, 'setup': _check176, 'sbatch': _check178, 'accelerator': _check180, 'cloud': _check181, 'ray_address': _check182, 'port': _check183}
+_C188 = frozenset(['axolotl', 'llamafactory', 'trl'])
+_C189 = {}
+_C193 = re.compile('^FTR[0-9]{1,3}$')
+_C194 = {'ignore': _check191}
+_C199 = re.compile('^[A-Za-z0-9][A-Za-z0-9_.-]*$')
+_C208 = frozenset(['dpo', 'grpo', 'kto', 'merge', 'orpo', 'ppo', 'pt', 'rm', 'sft', 'simpo'])
+_C220 = {'name': _check198, 'from': _check200, 'backend': _check201, 'merge': _check202, 'extends': _check203, 'stage': _check207, 'description': _check209, 'model': _check210, 'method': _check211, 'preference': _check212, 'data': _check213, 'train': _check214, 'eval': _check215, 'output': _check216, 'hardware': _check217, 'backends': _check218, 'lint': _check219}
+_C221 = {'ftr': _check2, 'extends': _check3, 'description': _check7, 'model': _check8, 'stage': _check17, 'method': _check19, 'preference': _check70, 'data': _check76, 'train': _check110, 'eval': _check137, 'output': _check144, 'hardware': _check162, 'backends': _check185, 'lint': _check190, 'stages': _check195}
 
 
 def is_valid(data):

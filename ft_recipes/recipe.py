@@ -199,6 +199,8 @@ class Preference:
     beta: float = _f(0.1, "DPO/ORPO/KTO/SimPO beta.", type='number', exclusiveMinimum=0)
     ftx: float = _f(0.0, "Weight of an extra SFT loss in preference training.", type='number', minimum=0)
     simpo_gamma: float = _f(0.5, "SimPO target reward margin.", type='number', minimum=0)
+    label_smoothing: float = _f(0.0, "DPO label smoothing: the probability that a preference label is flipped "
+                                     "(conservative DPO; 0 = off).", type='number', minimum=0, maximum=0.5)
 
 
 @dataclass(frozen=True)

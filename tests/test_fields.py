@@ -70,3 +70,13 @@ def test_schema_descriptions_are_the_field_help():
         r.Train.__dataclass_fields__["lr"].metadata["help"]
     assert schema["properties"]["data"]["properties"]["val"]["properties"]["split"]["description"] == \
         r.Data.__dataclass_fields__["val_split"].metadata["help"]
+
+
+def test_every_declared_field_is_expressed_by_some_backend_or_configures_ftr():
+    from ft_recipes import backends
+    from ft_recipes.backends.base import is_ftr_only
+
+    expressed = {row.path for b in backends.all_backends() for row in b.keys}
+    for path, _cls, _f in leaves():
+        dotted = path.split("[]")[0]
+        assert is_ftr_only(dotted) or any(dotted == p or dotted.startswith(p + ".") for p in expressed), path

@@ -127,6 +127,8 @@ def recipe_docs(draw, caps):
         doc["output"]["save_steps"] = draw(st.integers(10, 200))
     if stage in ("dpo", "orpo", "simpo"):
         doc["preference"] = {"beta": draw(st.sampled_from([0.05, 0.1, 0.5]))}
+        if stage == "dpo":
+            doc["preference"]["label_smoothing"] = draw(st.sampled_from([0.0, 0.1, 0.25]))
     return doc
 
 
@@ -323,7 +325,7 @@ TRAINING_FIELDS = ("stage", "method.type", "method.lora.r", "method.lora.alpha",
                    "method.lora.plus_ratio", "method.lora.plus_lr_embedding",
                    "method.quant.bits", "method.quant.type", "method.quant.double_quant",
                    "method.freeze.trainable_layers", "method.freeze.trainable_modules", "preference.beta",
-                   "data.val.split", "data.max_length", "data.packing", "data.train_on_prompt", "train.epochs",
+                   "preference.label_smoothing", "data.val.split", "data.max_length", "data.packing", "data.train_on_prompt", "train.epochs",
                    "train.max_steps", "train.micro_batch_size", "train.grad_accum", "train.lr", "train.scheduler",
                    "train.min_lr", "train.warmup_ratio", "train.warmup_steps", "train.weight_decay",
                    "train.optimizer", "train.precision", "train.gradient_checkpointing", "train.seed",

@@ -70,6 +70,8 @@ TABLE = KeyTable([
         refusal="Axolotl's preference trainers add no SFT loss term"),
     Key("preference.simpo_gamma", "simpo_gamma", default=0.5, out=as_float, when=lambda r: r.stage == "simpo", needs="stage: simpo",
         effective="simpo_gamma"),
+    Key("preference.label_smoothing", "dpo_label_smoothing", out=as_float, when=lambda r: r.stage == "dpo",
+        needs="stage: dpo", effective="dpo_label_smoothing"),
     Key("data.train", "datasets", structural=True),
     Key("data.val.datasets", "test_datasets", structural=True),
     Key("data.val.split", "val_set_size", structural=True, effective="val_set_size", expect=float),

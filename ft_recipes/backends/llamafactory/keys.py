@@ -90,6 +90,8 @@ TABLE = KeyTable([
     Key("preference.ftx", "pref_ftx", default=0.0, out=as_float, effective="finetuning.pref_ftx"),
     Key("preference.simpo_gamma", "simpo_gamma", default=0.5, out=as_float, when=lambda r: r.stage == "simpo", needs="stage: simpo",
         effective="finetuning.simpo_gamma"),
+    Key("preference.label_smoothing", "dpo_label_smoothing", default=0.0, out=as_float, when=lambda r: r.stage == "dpo",
+        needs="stage: dpo", effective="finetuning.dpo_label_smoothing"),
     Key("data.train", "dataset + dataset_info.json", structural=True),
     Key("data.val.datasets", "eval_dataset + dataset_info.json", structural=True),
     Key("data.val.split", "val_size", out=_val_size, back=whole, when=lambda r: r.data.val_split > 0, value_only=True,

@@ -46,6 +46,8 @@ TABLE = KeyTable([
     Key("method.prompt.encoder_hidden_size", "method.prompt.encoder_hidden_size",
         when=lambda r: r.method.type == "ptuning", needs="method.type: ptuning", effective="peft.encoder_hidden_size"),
     Key("preference.beta", "beta", out=as_float, when=lambda r: r.stage == "dpo", needs="stage: dpo", effective="args.beta"),
+    Key("preference.label_smoothing", "args.label_smoothing", out=as_float, when=lambda r: r.stage == "dpo",
+        needs="stage: dpo", effective="args.label_smoothing"),
     Key("data.train", "train", structural=True),
     Key("data.val.datasets", "val", structural=True),
     Key("data.val.split", "val_split", effective="config.val_split"),
