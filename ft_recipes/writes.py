@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import stat
@@ -184,9 +185,64 @@ def write_set(folder: Path, texts: dict[str, str], force: bool = False, protecte
 
 
 def write_one(path: Path, text: str, force: bool = False, protected=()) -> Path:
-    """One output file under the same rules as a set (``lint -o``, ``init -o``)."""
+    """One output file (``lint -o``) under the same rules as a set, but with no manifest beside it: a report
+    written into a repository root leaves nothing else there. What ftr wrote is recorded in the user's cache
+    (``remember``); a folder manifest that lists the name (a compile folder) counts too."""
     path = Path(path)
-    return write_set(path.parent, {path.name: text}, force, protected)[0]
+    with folder_lock(path.parent):
+        check_target(path)
+        check_protected(path, protected)
+        if _differs(path, text):
+            check_may_replace(path, force)
+        _commit([_stage(path, text)])
+    remember(path)
+    return path
+
+
+def _ledger(path: Path) -> Path:
+    """The cache file that holds the digest of what ftr last wrote to ``path`` (one per absolute path)."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    key = hashlib.sha256(str(path.resolve()).encode("utf-8", "surrogateescape")).hexdigest()[:32]
+    return cache / "ft-recipes" / "outputs" / key
+
+
+def _digest(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def remember(path: Path) -> None:
+    """Record that ftr wrote ``path`` as it is now. Best effort: an unwritable cache only means the next write
+    over it asks for --force."""
+    digest = _digest(path)
+    ledger = _ledger(path)
+    try:
+        ledger.parent.mkdir(parents=True, exist_ok=True)
+        ledger.write_text(f"{digest}\n", encoding="utf-8")
+    except OSError:
+        pass
+
+
+def wrote(path: Path) -> bool:
+    """Whether ``path`` holds what ftr last wrote there (changed since, it is the user's)."""
+    path = Path(path)
+    if path.name in owned(path.parent):
+        return True
+    try:
+        recorded = _ledger(path).read_text(encoding="utf-8").strip()
+    except OSError:
+        return False
+    return recorded == _digest(path)
+
+
+def check_may_replace(path: Path, force: bool) -> None:
+    """Refuse to replace an existing regular file that ftr did not write, unless ``force``."""
+    path = Path(path)
+    check_target(path)
+    if not force and path.exists() and not wrote(path):
+        raise FtrError(f"{path}: exists and ftr did not write it; use --force to overwrite", exit_code=2)
 
 
 @contextlib.contextmanager

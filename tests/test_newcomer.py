@@ -68,3 +68,75 @@ def test_ci_runs_the_install_check():
 def test_jinja2_is_a_core_dependency():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert any(dep.lower().startswith("jinja2") for dep in project["dependencies"])
+
+
+# Outputs: nothing written unasked, nothing overwritten that ftr did not write, counts that add up ---------------
+
+RECIPE = """\
+ftr: 1
+extends: [lora-sft]
+model: {base: meta-llama/Meta-Llama-3-8B-Instruct, template: llama3, pad_token: eos}
+method: {lora: {r: 256}}
+data:
+  train:
+    - {path: data.jsonl, format: alpaca}
+"""
+
+
+def recipe(tmp_path, text=RECIPE):
+    rows = [{"instruction": f"say {w}", "input": "", "output": w} for w in ("tea", "rivers", "stars", "moss")]
+    (tmp_path / "data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "recipe.yaml").write_text(text)
+    return tmp_path / "recipe.yaml"
+
+
+def test_lint_output_writes_only_the_report(tmp_path, monkeypatch):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    monkeypatch.chdir(repo)
+    path = recipe(repo)
+    before = {p.name for p in repo.iterdir()}
+    assert ftr("lint", path, "--format", "sarif", "-o", "ftr.sarif").exit_code == 0
+    assert {p.name for p in repo.iterdir()} - before == {"ftr.sarif"}
+    assert ftr("lint", path, "--format", "sarif", "-o", "ftr.sarif").exit_code == 0  # its own report: replaced
+
+
+def test_lint_output_never_replaces_a_file_ftr_did_not_write(tmp_path):
+    path = recipe(tmp_path)
+    (tmp_path / "notes.txt").write_text("mine\n")
+    result = ftr("lint", path, "-o", "notes.txt")
+    assert result.exit_code == 2 and "ftr did not write it" in result.output
+    assert (tmp_path / "notes.txt").read_text() == "mine\n"
+    ftr("lint", path, "-o", "report.txt")
+    (tmp_path / "report.txt").write_text("edited by hand\n")  # changed since ftr wrote it: the user's now
+    assert ftr("lint", path, "-o", "report.txt").exit_code == 2
+    assert ftr("lint", path, "-o", "report.txt", "--force").exit_code == 0
+
+
+def _run_dir(tmp_path):
+    run = tmp_path / "run" / "checkpoint-2"
+    run.mkdir(parents=True)
+    history = [{"step": 1, "loss": 2.0, "learning_rate": 1e-4}, {"step": 2, "loss": 1.5, "learning_rate": 1e-4},
+               {"step": 2, "eval_loss": 1.4}]
+    (run / "trainer_state.json").write_text(json.dumps({"log_history": history}))
+    return run.parent
+
+
+def test_report_output_never_replaces_a_file_ftr_did_not_write(tmp_path, monkeypatch):
+    import ft_recipes.report
+
+    monkeypatch.setattr(ft_recipes.report, "plot", lambda curves, out: out.write_bytes(b"png"))
+    run = _run_dir(tmp_path)
+    (tmp_path / "holiday.png").write_bytes(b"my photo")
+    result = ftr("report", run, "-o", "holiday.png")
+    assert result.exit_code == 2 and "ftr did not write it" in result.output
+    assert (tmp_path / "holiday.png").read_bytes() == b"my photo"
+    assert ftr("report", run, "-o", "loss.png").exit_code == 0
+    assert ftr("report", run, "-o", "loss.png").exit_code == 0  # its own plot: replaced
+    assert ftr("report", run, "-o", "holiday.png", "--force").exit_code == 0
+
+
+def test_summary_counts_a_finding_in_a_preset_apart_from_the_linted_files(tmp_path):
+    result = ftr("lint", recipe(tmp_path))
+    assert "FTR103" in result.output and "presets/lora-sft.yaml" in result.output
+    assert result.output.splitlines()[-1].endswith("in 1 of 1 file linted and 1 file it extends.")

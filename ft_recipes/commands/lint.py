@@ -66,7 +66,7 @@ def lint_cmd(paths, fmt, strict, select, extend_select, ignore, rule_packs, no_n
     files = expand(paths, only_recipes)
     with running_from(run_dir, dataset_dir), remembered():
         findings = sorted(f for file in files for f in lint_file(file, options, dialect))
-    text = REPORTERS[fmt]().render(findings, len(files))
+    text = REPORTERS[fmt]().render(findings, files)
     if output:
         from ..writes import write_one
 

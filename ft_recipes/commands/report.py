@@ -15,8 +15,9 @@ from . import guard
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Draw train/validation loss and learning rate to this PNG (needs ft-recipes[report]).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "md"]), default="text", show_default=True)
+@click.option("--force", is_flag=True, help="Let -o replace a file that ftr did not write.")
 @guard
-def report_cmd(run_dirs: tuple[Path, ...], output: Path | None, fmt: str) -> None:
+def report_cmd(run_dirs: tuple[Path, ...], output: Path | None, fmt: str, force: bool) -> None:
     """Loss curves and a diagnosis (overfitting, underfitting, divergence, no validation) for one or more
     run directories; several directories overlay in the plot for comparison. A pipeline's output.dir (with its
     pipeline.json) stands for the run directories of its stages, overlaid in order."""
@@ -25,6 +26,10 @@ def report_cmd(run_dirs: tuple[Path, ...], output: Path | None, fmt: str) -> Non
 
     from ..pipeline_run import stage_dirs
 
+    if output is not None:
+        from ..writes import check_may_replace
+
+        check_may_replace(output, force)  # before reading any log: a refusal costs nothing
     results = []
     for run_dir in [d for given in run_dirs for d in (stage_dirs(given) or [given])]:  # a pipeline: its stages
         try:
@@ -37,13 +42,14 @@ def report_cmd(run_dirs: tuple[Path, ...], output: Path | None, fmt: str) -> Non
             click.echo(f"note: {note}", err=True)
         results.append((curves, diagnose(curves)))
     if output is not None:
-        from ..writes import atomic_path
+        from ..writes import atomic_path, remember
 
         try:
             with atomic_path(output) as tmp:  # never over a FIFO, device or symlink; nothing half-written
                 plot([c for c, _ in results], tmp)
         except RuntimeError as exc:
             raise FtrError(str(exc), exit_code=2) from None
+        remember(output)
     click.echo(_render(results, fmt))
     if output is not None:
         click.echo(f"wrote {output}", err=True)

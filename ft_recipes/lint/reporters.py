@@ -25,14 +25,22 @@ def relative(file: str) -> str:
     return Path(os.path.normpath(path)).as_posix()
 
 
-def summary(findings: list[Finding], files: int) -> str:
+def summary(findings: list[Finding], files) -> str:
+    """The closing line. ``files``: the linted files (or their number); a finding in a file they extend (a
+    preset) is counted apart, never as one of the linted files."""
+    count = files if isinstance(files, int) else len(files)
+    noun = f"file{'s' if count != 1 else ''}"
     if not findings:
-        return f"All checks passed ({files} file{'s' if files != 1 else ''})."
+        return f"All checks passed ({count} {noun})."
     counts = [f"{n} {sev}{'s' if n != 1 else ''}" for sev in ("error", "warning", "info")
               if (n := sum(f.severity == sev for f in findings))]
-    where = len({f.file for f in findings})
+    where = {os.path.realpath(f.file) for f in findings}
+    linted = where if isinstance(files, int) else where & {os.path.realpath(p) for p in files}
+    extended = len(where - linted)
+    they = "it extends" if count == 1 else "they extend"
+    tail = f" linted and {extended} file{'s' if extended != 1 else ''} {they}" if extended else ""
     return f"Found {len(findings)} problem{'s' if len(findings) != 1 else ''} ({', '.join(counts)}) " \
-           f"in {where} of {files} file{'s' if files != 1 else ''}."
+           f"in {len(linted)} of {count} {noun}{tail}."
 
 
 class Reporter:
