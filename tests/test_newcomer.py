@@ -140,3 +140,69 @@ def test_summary_counts_a_finding_in_a_preset_apart_from_the_linted_files(tmp_pa
     result = ftr("lint", recipe(tmp_path))
     assert "FTR103" in result.output and "presets/lora-sft.yaml" in result.output
     assert result.output.splitlines()[-1].endswith("in 1 of 1 file linted and 1 file it extends.")
+
+
+# ftr init: template from the model family, format from the rows ------------------------------------------------
+
+ROWS = {
+    "sharegpt": {"conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "hello"}]},
+    "preference": {"instruction": "explain tea", "input": "", "chosen": "good", "rejected": "bad"},
+    "alpaca": {"instruction": "say tea", "input": "", "output": "tea"},
+    "text": {"text": "Tea grows on hills."},
+    "messages": {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]},
+}
+
+
+def init(tmp_path, *args):
+    out = tmp_path / "recipes" / "r.yaml"
+    result = ftr("init", *args, "-o", out, "--force")
+    assert result.exit_code == 0, result.output
+    return yaml.safe_load(out.read_text()), out
+
+
+@pytest.mark.parametrize("model, template", [
+    ("mistralai/Mistral-7B-Instruct-v0.3", "mistral"), ("meta-llama/Meta-Llama-3-8B-Instruct", "llama3"),
+    ("meta-llama/Llama-3.1-8B-Instruct", "llama3"), ("Qwen/Qwen2.5-7B-Instruct", "qwen"),
+    ("Qwen/Qwen3-8B", "qwen3"), ("google/gemma-2-9b-it", "gemma2"), ("some-org/unknown-model", "chatml")])
+def test_init_picks_the_model_family_template(tmp_path, model, template):
+    data, _ = init(tmp_path, "--model", model)
+    assert data["model"]["template"] == template
+
+
+@pytest.mark.parametrize("fmt", sorted(ROWS))
+def test_init_reads_the_format_from_the_rows(tmp_path, fmt):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "train.jsonl").write_text(json.dumps(ROWS[fmt]) + "\n")
+    data, _ = init(tmp_path, "--data", "data/train.jsonl")
+    assert data["data"]["train"][0]["format"] == fmt
+
+
+def test_init_template_and_format_options_win(tmp_path):
+    (tmp_path / "train.jsonl").write_text(json.dumps(ROWS["alpaca"]) + "\n")
+    data, _ = init(tmp_path, "--model", "meta-llama/Meta-Llama-3-8B-Instruct", "--template", "tokenizer",
+                   "--data", "train.jsonl", "--format", "sharegpt")
+    assert (data["model"]["template"], data["data"]["train"][0]["format"]) == ("tokenizer", "sharegpt")
+    result = ftr("init", "--template", "chatlm")
+    assert result.exit_code == 2 and "did you mean chatml?" in result.output
+
+
+def test_init_schema_line_is_relative_to_the_recipe(tmp_path):
+    _, out = init(tmp_path)
+    ref = out.read_text().splitlines()[0].split("$schema=", 1)[1]
+    assert not ref.startswith(("/", "file:")) and (out.parent / ref).resolve().is_file()
+
+
+def test_a_starter_recipe_for_llama3_is_lint_clean(tmp_path):
+    (tmp_path / "recipes" / "data").mkdir(parents=True)
+    rows = [dict(ROWS["sharegpt"], conversations=[{"from": "human", "value": f"hi {i}"},
+                                                  {"from": "gpt", "value": f"hello {i}"}]) for i in range(4)]
+    (tmp_path / "recipes" / "data" / "chat.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    _, out = init(tmp_path, "--model", "meta-llama/Meta-Llama-3-8B-Instruct", "--data", "data/chat.jsonl")
+    result = ftr("lint", out, "--select", "FTR3,FTR004")
+    assert result.exit_code == 0 and "All checks passed" in result.output, result.output
+
+
+def test_chatml_on_a_hub_llama3_instruct_model_is_reported(tmp_path):
+    path = recipe(tmp_path, RECIPE.replace("template: llama3", "template: chatml"))
+    result = ftr("lint", path, "--select", "FTR305")
+    assert "FTR305" in result.output and "(llama3)" in result.output and "set model.template: llama3" in result.output
