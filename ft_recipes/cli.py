@@ -27,6 +27,7 @@ COMMANDS = {
     "report": "ft_recipes.commands.report:report_cmd",
     "tokens": "ft_recipes.commands.tokens:tokens_cmd",
     "convert": "ft_recipes.commands.convert:convert_cmd",
+    "eval": "ft_recipes.commands.eval:eval_cmd",
     "upgrade": "ft_recipes.commands.upgrade:upgrade_cmd",
 }
 

@@ -1,0 +1,98 @@
+"""What ``ftr eval`` evaluates: the trained result of a run directory (or a model folder) and its base model."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..findings import FtrError
+from ..recipe import Recipe
+
+
+@dataclass(frozen=True)
+class Model:
+    label: str  # "base" or "tuned"
+    pretrained: str  # hub id or folder lm-eval loads
+    peft: str | None = None  # adapter folder, loaded on top of ``pretrained`` through lm-eval's peft=
+    tokenizer: str | None = None  # tokenizer folder when not ``pretrained``'s
+
+    def job(self) -> dict:
+        return {"label": self.label, "pretrained": self.pretrained, "peft": self.peft, "tokenizer": self.tokenizer}
+
+    def describe(self) -> str:
+        return f"{self.pretrained} + adapter {self.peft}" if self.peft else self.pretrained
+
+
+@dataclass(frozen=True)
+class Target:
+    tuned: Model
+    base: Model | None  # None: no base model known
+    kind: str  # adapter, merged, full
+    run_dir: Path | None = None
+    recipe: Recipe | None = None
+    template: str | None = None  # the chat template the run trained with (its saved tokenizer's)
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise FtrError(f"{path}: cannot read ({exc})", exit_code=2) from None
+    return value if isinstance(value, dict) else {}
+
+
+def _has_tokenizer(folder: Path) -> bool:
+    return (folder / "tokenizer_config.json").is_file()
+
+
+def load_run_recipe(run_dir: Path) -> Recipe | None:
+    """The run's ``recipe.resolved.yaml`` as a Recipe; None when it is missing or no longer valid here."""
+    from ..pipeline import load_recipe
+
+    path = run_dir / "recipe.resolved.yaml"
+    if not path.is_file():
+        return None
+    try:
+        return load_recipe(path).recipe
+    except FtrError:
+        return None
+
+
+def _tuned(folder: Path, base: str | None, merged: bool) -> tuple[Model, str]:
+    """The trained model in ``folder``: its merged/ copy when asked, an adapter on ``base``, or a full model."""
+    if merged:
+        merged_dir = folder / "merged"
+        if not (merged_dir / "config.json").is_file():
+            raise FtrError(f"{merged_dir}: no merged model here; run `ftr merge {folder}` first", exit_code=2)
+        return Model("tuned", str(merged_dir)), "merged"
+    if (folder / "adapter_config.json").is_file():
+        config = _read_json(folder / "adapter_config.json")
+        pretrained = base or config.get("base_model_name_or_path")
+        if not pretrained:
+            raise FtrError(f"{folder}: an adapter without a base model; give --base-model", exit_code=2)
+        return Model("tuned", str(pretrained), peft=str(folder),
+                     tokenizer=str(folder) if _has_tokenizer(folder) else None), "adapter"
+    if (folder / "config.json").is_file():
+        return Model("tuned", str(folder)), "full"
+    raise FtrError(f"{folder}: holds no trained model (no adapter_config.json, no config.json); did the run "
+                   f"finish?", exit_code=2)
+
+
+def resolve(path: Path, merged: bool = False, base_model: str | None = None) -> Target:
+    """The target of ``ftr eval PATH``: a run directory (it has manifest.json) or a model folder."""
+    from ..templates import saved_chat_template
+
+    path = path.resolve()
+    if not path.is_dir():
+        raise FtrError(f"{path}: not a directory; give a run directory or a model folder", exit_code=2)
+    if not (path / "manifest.json").is_file():
+        tuned, kind = _tuned(path, base_model, merged)
+        base = base_model or (tuned.pretrained if kind == "adapter" else None)
+        return Target(tuned, Model("base", base) if base else None, kind)
+    recipe = load_run_recipe(path)
+    base = base_model or (recipe.model.base if recipe else None)
+    tuned, kind = _tuned(path, base, merged)
+    base = base or (tuned.pretrained if kind == "adapter" else None)
+    return Target(tuned, Model("base", base) if base else None, kind, run_dir=path, recipe=recipe,
+                  template=saved_chat_template(str(path)))
