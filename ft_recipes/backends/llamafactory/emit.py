@@ -12,6 +12,7 @@ from ...emit import Emitted, apply_passthrough, deepspeed_path, first_rows, unsu
 from ...recipe import Dataset, Recipe
 from ..base import check
 from .keys import FINETUNING, STAGES, USUAL_TAGS
+from .rows import file_tags_of as file_tags
 
 NAME = "llamafactory"
 VERSION = "0.9.5"
@@ -59,6 +60,7 @@ def _dataset_entry(recipe: Recipe, ds: Dataset, limited: bool) -> dict:
         for std, tag in SHAREGPT_TAGS.items():
             if std in dict(ds.columns):
                 tags[tag] = ds.column(std)
+        tags.update(file_tags(ds))  # the role names the file uses (user/assistant), so LLaMA-Factory reads its rows
         entry["tags"] = tags
     elif ds.format == "text":
         columns = {"prompt": ds.column("text")}

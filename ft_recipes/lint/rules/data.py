@@ -116,52 +116,132 @@ def row_problem(row: dict, ds: Dataset) -> tuple[str, str] | None:
     return None
 
 
+def local_datasets(recipe, datasets: tuple | None = None):
+    """(dataset, its FileScan) for every local .jsonl/.json dataset ftr reads (default: training and validation);
+    a file that cannot be opened is left to FTR004."""
+    from ...datacheck import scan
+    from ...datasets import path_note
+
+    for ds in recipe.data.train + recipe.data.val if datasets is None else datasets:
+        if ds.path is None or not ds.path.is_file() or ds.path.suffix not in (".jsonl", ".json") \
+                or path_note(ds.path, "rows"):
+            continue
+        try:
+            yield ds, scan(ds)
+        except OSError:
+            continue
+
+
 @rule
 class DatasetRows(Rule):
     code = "FTR204"
     name = "dataset-rows-invalid"
-    messages = ('unreadable', 'empty', 'columns')
-    options = ('rows',)
+    messages = ('unreadable', 'empty', 'not_json', 'not_object', 'columns', 'types', 'empty_answer')
     severity = "error"
-    summary = "A local dataset is unreadable, empty, or its rows do not fit the declared format."
-    what = ("Reads the first `rows` rows of each local .jsonl/.json dataset and checks them against the format: "
+    summary = "A local dataset has lines that are not JSON, rows in another format, or fields of the wrong type."
+    what = ("Reads every row of each local .jsonl/.json dataset, streamed, and checks it against the format: "
             "alpaca instruction/output, sharegpt conversations of from/value turns, messages of role/content turns, "
-            "preference chosen/rejected with a prompt or instruction, text. Other file types, directories and hub "
-            "datasets are not read.")
-    why = ("A column mismatch fails in the backend only after the model is loaded, or worse, trains on empty prompts "
+            "preference chosen/rejected with a prompt or instruction, text; every text field a string (alpaca's "
+            "input and system may be null or absent). Reports each kind of problem once, with its count and the "
+            "file:line of the first rows, and the format the rows fit when they fit another. Rows with an empty "
+            "answer are a warning. Other file types, directories and hub datasets are not read.")
+    why = ("The backends read the whole file with pyarrow before training: one truncated line or one number where a "
+           "string was fails the job at load time, after it was queued; a column mismatch trains on empty prompts "
            "(a missing column is read as empty by some loaders).")
     bad = ('# data/train.jsonl: {"question": "...", "answer": "..."}\n'
            "data:\n  train:\n    - {path: data/train.jsonl, format: alpaca}\n")
     good = ('# data/train.jsonl: {"question": "...", "answer": "..."}\n'
             "data:\n  train:\n    - path: data/train.jsonl\n      format: alpaca\n"
             "      columns: {instruction: question, output: answer}\n")
-    fix = "Fix the rows, pick the right `format`, or map the file's names with `columns:`."
+    fix = "Fix the rows at the lines named, pick the right `format`, or map the file's names with `columns:`."
 
     def check(self, ctx: Context) -> None:
-        from ...datasets import path_note
+        for ds, scanned in local_datasets(ctx.recipe):
+            self._report(ctx, ds, scanned)
 
-        for ds in ctx.recipe.data.train + ctx.recipe.data.val:
-            if ds.path is not None and ds.path.is_file() and ds.path.suffix in (".jsonl", ".json") and \
-                    not path_note(ds.path, "rows"):
-                self._check_file(ctx, ds)
-
-    def _check_file(self, ctx: Context, ds: Dataset) -> None:
-        from ...datasets import iter_rows
-
-        path = ds.key_path + ("path",)
-        try:
-            rows = list(iter_rows(ds.path, ctx["rows"]))
-        except (OSError, ValueError, UnicodeDecodeError) as exc:
-            ctx.report(path, "unreadable", path=ds.path.name, reason=str(exc))
+    def _report(self, ctx: Context, ds: Dataset, scanned) -> None:
+        path, name = ds.key_path + ("path",), ds.path.name
+        if scanned.unreadable:
+            ctx.report(path, "unreadable", path=name, reason=scanned.unreadable)
             return
-        if not rows:
-            ctx.report(path, "empty", path=ds.path.name)
-        for number, row in enumerate(rows, 1):
-            problem = row_problem(row, ds) if isinstance(row, dict) else ("not a JSON object", "messages")
-            if problem:
-                ctx.report(path, "columns", path=ds.path.name, row=number, problem=problem[0], std=problem[1],
-                           format=ds.format)
-                return
+        for kind in ("not_json", "not_object", "types", "empty_answer"):
+            issue = scanned.issues.get(kind)
+            if issue:
+                line, detail = issue.first
+                ctx.report(path, kind, path=name, count=issue.count, where=scanned.where(line), problem=detail,
+                           lines=issue.lines())
+        columns = scanned.issues.get("columns")
+        if columns:
+            self._columns(ctx, ds, scanned, columns)
+        if not scanned.rows and not scanned.issues:
+            ctx.report(path, "empty", path=name)
+
+    def _columns(self, ctx: Context, ds: Dataset, scanned, issue) -> None:
+        line, detail = issue.first
+        guess, rows = scanned.formats.most_common(1)[0]
+        if guess and guess != ds.format and rows == issue.count:
+            fix = f"these rows are format {guess}: fix them, or set format: {guess} if the whole file is"
+        else:
+            fix = "fix the rows, or map the file's names with columns: {<standard name>: <name in the file>}"
+        ctx.report(ds.key_path + ("path",), "columns", path=ds.path.name, count=issue.count,
+                   where=scanned.where(line), problem=detail, format=ds.format, fix=fix, lines=issue.lines())
+
+
+@rule
+class BackendDropsRows(Rule):
+    code = "FTR207"
+    name = "rows-a-backend-drops"
+    messages = ('tags', 'mixed', 'order')
+    severity = "warning"
+    summary = "Conversation rows a backend would skip: role tags it does not read, or turns out of order."
+    what = ("For sharegpt/messages datasets, reads every conversation as each backend with its own reader does "
+            "(LLaMA-Factory: the role tags of dataset_info.json, defaults human/gpt for sharegpt; a first system turn, "
+            "then user and assistant turns alternating, an even number of them). Reports, per backend, the rows it "
+            "would skip: on a native file, rows whose role names are not the tags it declares (`tags`); in a recipe, "
+            "rows with a second spelling of a role (`mixed`: ftr writes the spelling most rows use); and rows whose "
+            "turns are out of order or end on a user turn (`order`).")
+    why = ("LLaMA-Factory logs \"Invalid role tag\" and skips such a row; when none is left it fails with \"Cannot "
+           "find valid samples\". Axolotl accepts both human/gpt and user/assistant, so the same file trains on one "
+           "backend and not on the other.")
+    bad = ('# data/chat.jsonl: {"conversations": [{"from": "human", "value": "hi"}, {"from": "human", "value": "hi?"}, '
+           '{"from": "gpt", "value": "hello"}]}\n'
+           "data:\n  train:\n    - {path: data/chat.jsonl, format: sharegpt}\n")
+    good = ('# data/chat.jsonl: {"conversations": [{"from": "user", "value": "hi"}, {"from": "assistant", "value": '
+            '"hello"}]}\n'
+            "data:\n  train:\n    - {path: data/chat.jsonl, format: sharegpt}   # ftr writes LLaMA-Factory the tags "
+            "user/assistant\n")
+    fix = ("Declare the file's role names (dataset_info.json `tags`; in a recipe `columns: {user: ..., assistant: "
+           "...}`), write one spelling per role, and keep the turns alternating, ending on an assistant turn.")
+
+    def check(self, ctx: Context) -> None:
+        from ...datacheck import _readers
+
+        readers = _readers()
+        for ds, scanned in local_datasets(ctx.recipe):
+            for backend, reader in readers.items():
+                if ctx.is_native and ctx.dialect != backend:
+                    continue
+                self._report(ctx, ds, scanned, reader, scanned.drops.get(backend, {}))
+
+    def _report(self, ctx: Context, ds: Dataset, scanned, reader, drops: dict) -> None:
+        path, native = ds.key_path + ("path",), ctx.is_native
+        tags = reader.declared_tags(ds)
+        wanted = {**tags, **reader.file_tags(ds, scanned.spellings)}
+        if native and "tags" in drops:
+            issue = drops["tags"]
+            ctx.report(path, "tags", backend=reader.TITLE, path=ds.path.name, count=issue.count, rows=scanned.rows,
+                       where=scanned.where(issue.first[0]), user=tags["user_tag"], assistant=tags["assistant_tag"],
+                       fix_user=wanted["user_tag"], fix_assistant=wanted["assistant_tag"])
+        elif not native:
+            dropped = reader.rows_dropped(scanned.spellings, wanted)
+            if dropped:
+                ctx.report(path, "mixed", backend=reader.TITLE, path=ds.path.name, count=dropped,
+                           user=wanted["user_tag"], assistant=wanted["assistant_tag"])
+        if "order" in drops or "count" in drops:
+            issue = drops.get("order") or drops["count"]
+            count = sum(drops[k].count for k in ("order", "count") if k in drops)
+            ctx.report(path, "order", backend=reader.TITLE, path=ds.path.name, count=count,
+                       where=scanned.where(issue.first[0]))
 
 
 @rule
@@ -216,3 +296,147 @@ class MaxLength(Rule):
             ctx.report(("data", "max_length"), "over_context", length=length, context=context)
         if recipe.data.packing and recipe.is_preference:
             ctx.report(("data", "packing"), "packing", stage=recipe.stage)
+
+
+@rule
+class ValidationLeak(Rule):
+    code = "FTR208"
+    name = "validation-rows-in-training"
+    messages = ('leak',)
+    options = ('max_rows',)
+    severity = "warning"
+    summary = "Validation rows that are also training rows (exact match after normalising whitespace and case)."
+    what = ("Compares every row of each local validation dataset (`data.val.datasets`) with every row of the local "
+            "training datasets: prompt and answer, whitespace runs as one space, lower case. Reports more than "
+            "`max_rows` such rows, with their file:line and the training row they repeat.")
+    why = "A validation loss measured on rows the model trained on says nothing about overfitting."
+    bad = ('# data/val.jsonl: {"instruction": "Say  TEA", "input": "", "output": "tea"}\n'
+           "data:\n  train: [{path: data/train.jsonl, format: alpaca}]\n"
+           "  val: {datasets: [{path: data/val.jsonl, format: alpaca}]}\n")
+    good = ('# data/val.jsonl: {"instruction": "say moon", "output": "moon"}\n'
+            "data:\n  train: [{path: data/train.jsonl, format: alpaca}]\n"
+            "  val: {datasets: [{path: data/val.jsonl, format: alpaca}]}\n")
+    fix = "Remove the repeated rows from the validation file (or from training)."
+
+    def check(self, ctx: Context) -> None:
+        from ...datacheck import leaks
+
+        train = [scanned for _, scanned in local_datasets(ctx.recipe, ctx.recipe.data.train)]
+        for ds, scanned in local_datasets(ctx.recipe, ctx.recipe.data.val) if train else ():
+            issue = leaks(train, scanned)
+            if issue.count > ctx["max_rows"]:
+                line, origin = issue.first
+                ctx.report(ds.key_path + ("path",), "leak", path=ds.path.name, count=issue.count, rows=scanned.rows,
+                           where=scanned.where(line), origin=origin, lines=issue.lines())
+
+
+@rule
+class DuplicateRows(Rule):
+    code = "FTR209"
+    name = "duplicate-rows"
+    messages = ('duplicates',)
+    options = ('max_share',)
+    severity = "warning"
+    summary = "A dataset repeats rows (exact match after normalising whitespace and case)."
+    what = ("Counts the rows of each local dataset that repeat an earlier row of it (prompt and answer, whitespace "
+            "runs as one space, lower case); reports more than `max_share` of the rows.")
+    why = ("Repeated rows are trained several times an epoch (memorised rather than learnt), and a random validation "
+           "split then holds rows that are also in training.")
+    bad = ('# data/rows.json: [{"instruction": "say tea", "output": "tea"}, {"instruction": "Say tea", "output": "tea"}]\n'
+           "data:\n  train: [{path: data/rows.json, format: alpaca}]\n")
+    good = ('# data/rows.json: [{"instruction": "say tea", "output": "tea"}, {"instruction": "say sun", "output": "sun"}]\n'
+            "data:\n  train: [{path: data/rows.json, format: alpaca}]\n")
+    fix = "Remove the repeated rows (the finding names the first few lines and the row each repeats)."
+
+    def check(self, ctx: Context) -> None:
+        for ds, scanned in local_datasets(ctx.recipe):
+            issue = scanned.duplicates
+            if scanned.rows and issue.count / scanned.rows > ctx["max_share"]:
+                line, first = issue.first
+                ctx.report(ds.key_path + ("path",), "duplicates", path=ds.path.name, count=issue.count,
+                           rows=scanned.rows, share=issue.count / scanned.rows, where=scanned.where(line),
+                           first=first, lines=issue.lines())
+
+
+@rule
+class PreferencePairs(Rule):
+    code = "FTR210"
+    name = "preference-pairs-uninformative"
+    messages = ('identical', 'length_bias')
+    options = ('max_identical', 'length_bias', 'min_pairs')
+    severity = "warning"
+    summary = "Preference pairs whose chosen and rejected answers are identical, or chosen nearly always longer."
+    what = ("In each local preference dataset, counts pairs whose chosen and rejected answers are equal after "
+            "normalising whitespace and case (more than `max_identical` is reported), and the share of pairs whose "
+            "chosen answer is longer (above `length_bias`, with at least `min_pairs` pairs: an info).")
+    why = ("An identical pair has no preference in it (its DPO loss gradient is zero, yet it counts in the batch); "
+           "chosen answers that are nearly always longer teach length rather than quality.")
+    bad = ('# data/pairs.jsonl: {"instruction": "q", "chosen": "same", "rejected": "same"}\n'
+           "stage: dpo\ndata:\n  train: [{path: data/pairs.jsonl, format: preference}]\n")
+    good = ('# data/pairs.jsonl: {"instruction": "q", "chosen": "a good answer", "rejected": "a bad one"}\n'
+            "stage: dpo\ndata:\n  train: [{path: data/pairs.jsonl, format: preference}]\n")
+    fix = "Remove identical pairs; balance the lengths of chosen and rejected answers."
+
+    def check(self, ctx: Context) -> None:
+        for ds, scanned in local_datasets(ctx.recipe):
+            if not scanned.pairs:
+                continue
+            path, issue = ds.key_path + ("path",), scanned.identical
+            if issue.count > ctx["max_identical"]:
+                ctx.report(path, "identical", path=ds.path.name, count=issue.count, pairs=scanned.pairs,
+                           where=scanned.where(issue.first[0]), lines=issue.lines())
+            share = scanned.chosen_longer / scanned.pairs
+            if scanned.pairs >= ctx["min_pairs"] and share > ctx["length_bias"]:
+                ctx.report(path, "length_bias", path=ds.path.name, share=share, pairs=scanned.pairs)
+
+
+@rule
+class RowsTruncated(Rule):
+    code = "FTR211"
+    name = "rows-cut-at-max-length"
+    messages = ('over', 'no_answer')
+    options = ('max_share',)
+    severity = "warning"
+    summary = "Rows longer than data.max_length, and rows whose prompt alone fills it (the answer cut away)."
+    what = ("Counts, for each local dataset, the rows whose prompt and answer are longer than `data.max_length` "
+            "tokens (reported above `max_share` of the rows) and the rows whose prompt alone is that long (always "
+            "reported). Tokens are counted with the model's tokenizer when its tokenizer.json is on this machine (a "
+            "local path or the Hugging Face cache) and the `tokenizers` library is installed; else estimated at four "
+            "characters a token, and the message says so. The chat template's own tokens are not counted.")
+    why = ("Truncated answers teach the model to stop mid-sentence; a row whose prompt fills the budget has no "
+           "answer token left on Axolotl and trl, which cut the end (LLaMA-Factory shares the budget and keeps a part "
+           "of the answer), so it trains nothing or only the prompt.")
+    bad = "data:\n  max_length: 256\n  train: [{path: data/long.jsonl, format: alpaca}]   # prompts of 400 tokens\n"
+    good = "data:\n  max_length: 2048\n  train: [{path: data/long.jsonl, format: alpaca}]\n"
+    fix = "Raise `data.max_length`, or shorten or remove the long rows."
+
+    @staticmethod
+    def example_setup(directory) -> None:
+        """The documented examples' long rows (prompts of about 400 tokens)."""
+        import json
+
+        rows = [{"instruction": f"{'word ' * 320}{n}", "output": "ok"} for n in range(3)]
+        (directory / "data" / "long.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+
+    def check(self, ctx: Context) -> None:
+        from ...datacheck import lengths, tokenizer_for
+
+        recipe = ctx.recipe
+        if recipe.data.packing and recipe.stage == "pt":
+            return  # pretraining text is cut into blocks by design
+        tokenizer = None
+        for ds, scanned in local_datasets(recipe):
+            if not scanned.rows:
+                continue
+            if tokenizer is None:
+                tokenizer = tokenizer_for(recipe.model.base) or False
+            counted = lengths(ds, scanned, recipe.data.max_length, tokenizer or None)
+            how = "counted with the model's tokenizer" if counted.exact else \
+                "estimated at 4 characters a token: the model's tokenizer is not on this machine"
+            path, limit = ds.key_path + ("path",), recipe.data.max_length
+            if counted.rows and counted.over.count / counted.rows > ctx["max_share"]:
+                ctx.report(path, "over", path=ds.path.name, count=counted.over.count, rows=counted.rows,
+                           share=counted.share(counted.over), length=limit, longest=counted.longest, how=how)
+            if counted.no_answer.count:
+                ctx.report(path, "no_answer", path=ds.path.name, count=counted.no_answer.count, length=limit,
+                           where=scanned.where(counted.no_answer.first[0]), how=how)

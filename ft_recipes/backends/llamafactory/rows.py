@@ -1,0 +1,104 @@
+"""How LLaMA-Factory 0.9.5 reads a conversation row (data/converter.py, ``SharegptDatasetConverter``): the role
+tags of dataset_info.json (defaults from data/parser.py: from/value, human/gpt), a first system turn, then user
+(or observation) and assistant (or function) turns alternating, an even number of them. Any other row is logged
+as "Invalid role tag" / "Invalid message count" and skipped; a dataset with no row left fails with "Cannot find
+valid samples". Used by ftr's data checks (``ft_recipes.datacheck``) and by the emitter's dataset_info tags."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from ...recipe import Dataset
+from .keys import USUAL_TAGS
+
+TITLE = "LLaMA-Factory"
+TAG_OF = {"role": "role_tag", "content": "content_tag", "user": "user_tag", "assistant": "assistant_tag"}
+# The spellings of a user / assistant turn other readers (Axolotl's chat_template roles, trl) accept.
+SPELLINGS = {"user": ("human", "user"), "assistant": ("gpt", "assistant")}
+
+
+def declared_tags(ds: Dataset) -> dict:
+    """The tags LLaMA-Factory reads for ``ds``: its defaults for the format, the dataset's mapped names over them
+    (an imported dataset_info entry's non-default tags are mapped columns)."""
+    tags = dict(USUAL_TAGS["messages" if ds.format == "messages" else "sharegpt"])
+    for std, tag in TAG_OF.items():
+        if std in dict(ds.columns):
+            tags[tag] = ds.column(std)
+    return tags
+
+
+def drop_reason(turns: list, tags: dict) -> str | None:
+    """Why LLaMA-Factory skips this conversation ("role": a turn whose tag is not the one expected at its place,
+    "count": an odd number of turns), or None when it reads it."""
+    role = tags["role_tag"]
+    if turns and isinstance(turns[0], dict) and turns[0].get(role) == tags.get("system_tag"):
+        turns = turns[1:]
+    odd = (tags["user_tag"], tags.get("observation_tag"))
+    even = (tags["assistant_tag"], tags.get("function_tag"))
+    for number, turn in enumerate(turns):
+        if not isinstance(turn, dict) or turn.get(role) not in (odd, even)[number % 2]:
+            return "role"
+    return "count" if len(turns) % 2 else None
+
+
+def standard_tags(tags: dict) -> dict:
+    """``tags`` with the user and assistant tags every spelling of them is read as (for telling a row dropped for
+    its spelling from one dropped for its turn order)."""
+    return {**tags, "user_tag": "user", "assistant_tag": "assistant"}
+
+
+def standard_turns(turns: list, tags: dict) -> list:
+    """The turns with every known user / assistant spelling written as ``user`` / ``assistant``."""
+    role = tags["role_tag"]
+    names = {name: std for std, names in SPELLINGS.items() for name in names}
+    names.update({tags["user_tag"]: "user", tags["assistant_tag"]: "assistant"})
+    return [{**turn, role: names.get(turn.get(role), turn.get(role))} if isinstance(turn, dict) else turn
+            for turn in turns]
+
+
+def spellings(turns: list, tags: dict) -> tuple[frozenset, frozenset]:
+    """The names this row gives its user turns and its assistant turns (known spellings only)."""
+    role = tags["role_tag"]
+    found = {"user": set(), "assistant": set()}
+    for turn in turns:
+        value = turn.get(role) if isinstance(turn, dict) else None
+        for std, names in SPELLINGS.items():
+            if value in names or value == tags[f"{std}_tag"]:
+                found[std].add(value)
+    return frozenset(found["user"]), frozenset(found["assistant"])
+
+
+def file_tags(ds: Dataset, counts: Counter) -> dict:
+    """The user/assistant tags to write for ``ds`` so that LLaMA-Factory reads the rows as written: the spelling
+    most rows use, for each role the dataset does not map itself. ``counts``: rows by (user, assistant)
+    spellings (``spellings``)."""
+    tags: dict = {}
+    for index, std in enumerate(("user", "assistant")):
+        if std in dict(ds.columns):
+            continue
+        used: Counter = Counter()
+        for key, rows in counts.items():
+            for name in key[index]:
+                used[name] += rows
+        if used:
+            tags[f"{std}_tag"] = used.most_common(1)[0][0]
+    return tags
+
+
+def rows_dropped(counts: Counter, tags: dict) -> int:
+    """Rows whose user or assistant turns use a spelling other than ``tags``'s (LLaMA-Factory reads one)."""
+    return sum(rows for (users, assistants), rows in counts.items()
+               if users - {tags["user_tag"]} or assistants - {tags["assistant_tag"]})
+
+
+def file_tags_of(ds: Dataset) -> dict:
+    """``file_tags`` of a local .jsonl/.json dataset's rows (read once by ``ft_recipes.datacheck``); nothing for
+    other datasets or a file that cannot be read (FTR004/FTR204 report it)."""
+    from ...datacheck import scan
+
+    if ds.path is None or not ds.path.is_file() or ds.path.suffix not in (".jsonl", ".json"):
+        return {}
+    try:
+        return file_tags(ds, scan(ds).spellings)
+    except OSError:
+        return {}

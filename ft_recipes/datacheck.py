@@ -1,0 +1,479 @@
+"""Every row of a local dataset, read once, streamed: JSON errors, rows in another format, fields of the wrong type,
+rows a backend would drop, duplicates, identical preference answers and lengths. ``scan(ds)`` returns a
+``FileScan`` (remembered per file path, size, modification time and dataset settings, so ``ftr lint``, ``ftr
+compile`` and ``ftr data`` in one process read a file once); ``leaks`` and ``lengths`` work on scans.
+
+What each backend reads differently lives in the backend's ``rows`` module (``ft_recipes/backends/<name>/rows.py``,
+optional), found by name like the other backend modules."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from array import array
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+from .recipe import Dataset
+
+try:  # about 3x faster than the json module on dataset rows; optional
+    import orjson
+
+    _loads = orjson.loads
+    JSONError: tuple = (orjson.JSONDecodeError,)
+except ImportError:  # pragma: no cover - depends on the environment
+    import json
+
+    _loads = json.loads
+    JSONError = (json.JSONDecodeError,)
+
+EXAMPLES = 3  # lines kept per kind of problem
+PROGRESS_BYTES = 64 << 20  # files larger than this report progress (when a callback is given)
+
+
+@dataclass
+class Issue:
+    """A kind of problem: how many rows have it, and the first few as (line, detail)."""
+
+    count: int = 0
+    examples: list = field(default_factory=list)
+
+    def add(self, line: int, detail: str = "") -> None:
+        self.count += 1
+        if len(self.examples) < EXAMPLES:
+            self.examples.append((line, detail))
+
+    @property
+    def first(self) -> tuple[int, str]:
+        return self.examples[0] if self.examples else (0, "")
+
+    def lines(self) -> str:
+        return ", ".join(str(line) for line, _ in self.examples) + (", ..." if self.count > len(self.examples) else "")
+
+
+@dataclass
+class FileScan:
+    path: Path
+    rows: int = 0
+    issues: dict = field(default_factory=dict)  # kind -> Issue: not_json, not_object, columns, types, empty_answer
+    formats: Counter = field(default_factory=Counter)  # the format rows with a columns problem fit instead
+    drops: dict = field(default_factory=dict)  # backend -> {reason: Issue}: rows that backend skips
+    spellings: Counter = field(default_factory=Counter)  # (user names, assistant names) -> rows
+    keys: dict = field(default_factory=dict)  # hash of the normalised row -> its first line
+    duplicates: Issue = field(default_factory=Issue)
+    identical: Issue = field(default_factory=Issue)  # preference rows with chosen == rejected
+    chosen_longer: int = 0
+    pairs: int = 0
+    prompt_chars: array = field(default_factory=lambda: array("q"))
+    answer_chars: array = field(default_factory=lambda: array("q"))
+    answer_lines: array = field(default_factory=lambda: array("q"))
+    unreadable: str | None = None
+    located: bool = True  # problems are at file lines (.jsonl); False: row numbers of a .json list
+
+    def issue(self, kind: str) -> Issue:
+        return self.issues.setdefault(kind, Issue())
+
+    @property
+    def bad_rows(self) -> int:
+        return sum(self.issues[k].count for k in ("not_json", "not_object", "columns", "types") if k in self.issues)
+
+    def where(self, line: int) -> str:
+        return f"{self.path.name}:{line}" if self.located else f"{self.path.name} row {line}"
+
+
+def norm(text: str) -> str:
+    """Whitespace runs as one space, lower case: the comparison of duplicates and leakage."""
+    return " ".join(text.split()).lower()
+
+
+def kind_of(value) -> str:
+    if value is None:
+        return "null"
+    return {bool: "a boolean", int: "a number", float: "a number", list: "a list", dict: "an object"}.get(
+        type(value), type(value).__name__)
+
+
+# --- reading rows ------------------------------------------------------------------------------------------
+
+def lines(path: Path, progress: Callable[[int, int], None] | None = None) -> Iterator[tuple[int, bytes]]:
+    """(line number, bytes) of every non-blank line of a .jsonl file, read in binary (bounded memory)."""
+    size = path.stat().st_size
+    report = progress if progress and size > PROGRESS_BYTES else None
+    done = 0
+    with path.open("rb") as handle:
+        for number, line in enumerate(handle, 1):
+            if report:
+                done += len(line)
+                if number % 100_000 == 0:
+                    report(done, size)
+            if line.strip():
+                yield number, line
+    if report:
+        report(size, size)
+
+
+def rows_of(path: Path, scan: FileScan, progress=None) -> Iterator[tuple[int, object]]:
+    """(line, parsed row) of a .jsonl or .json file; JSON errors are recorded in ``scan`` and skipped."""
+    if path.suffix == ".json":
+        data = _loads(path.read_bytes())
+        if not isinstance(data, list):
+            raise ValueError("a .json dataset must hold a list of rows")
+        scan.located = False
+        yield from enumerate(data, 1)
+        return
+    for number, line in lines(path, progress):
+        try:
+            yield number, _loads(line)
+        except JSONError as exc:
+            scan.issue("not_json").add(number, _json_reason(exc, line))
+        except UnicodeDecodeError:
+            scan.issue("not_json").add(number, "not UTF-8 text")
+
+
+def _json_reason(exc: Exception, line: bytes) -> str:
+    message = str(exc).split(":")[0]
+    return f"not JSON ({message}; a truncated line?)" if not line.rstrip().endswith(b"}") else f"not JSON ({message})"
+
+
+# --- one row, by format ------------------------------------------------------------------------------------
+
+def guess_format(row: dict) -> str | None:
+    """The format a row fits, by its columns."""
+    for column in ("conversations", "messages"):
+        turns = row.get(column)
+        if isinstance(turns, list) and turns and isinstance(turns[0], dict):
+            return "sharegpt" if "from" in turns[0] else "messages"
+    if "chosen" in row and "rejected" in row:
+        return "preference"
+    if "instruction" in row and "output" in row:
+        return "alpaca"
+    if "text" in row:
+        return "text"
+    return None
+
+
+def _str_field(row: dict, column: str, required: bool, problems: list) -> str:
+    value = row.get(column)
+    if isinstance(value, str):
+        return value
+    if value is None and not required:
+        return ""
+    problems.append(f"{column!r} is {kind_of(value)}, not a string")
+    return ""
+
+
+def _alpaca(row: dict, ds: Dataset, problems: list) -> tuple[str, str]:
+    prompt = [_str_field(row, ds.column(c), c == "instruction", problems) for c in ("system", "instruction", "input")]
+    history = row.get(ds.column("history"))
+    if history is not None:
+        if not isinstance(history, list) or not all(
+                isinstance(p, list) and len(p) == 2 and all(isinstance(t, str) for t in p) for p in history):
+            problems.append(f"{ds.column('history')!r} is not a list of [prompt, answer] string pairs")
+        else:
+            prompt += [t for pair in history for t in pair]
+    return "\n".join(prompt), _str_field(row, ds.column("output"), True, problems)
+
+
+def _turn_keys(ds: Dataset) -> tuple[str, str, str]:
+    mapped = dict(ds.columns)
+    column = mapped.get("messages", "conversations" if ds.format == "sharegpt" else "messages")
+    tags = ("from", "value") if ds.format == "sharegpt" else ("role", "content")
+    return column, mapped.get("role", tags[0]), mapped.get("content", tags[1])
+
+
+def _chat(row: dict, ds: Dataset, problems: list) -> tuple[str, str]:
+    from .datasets import role_names
+
+    column, role_key, content_key = _turn_keys(ds)
+    turns = row[column]
+    names = role_names(ds)
+    texts = []
+    for number, turn in enumerate(turns, 1):
+        role, content = turn.get(role_key), turn.get(content_key)
+        if not isinstance(role, str):
+            problems.append(f"turn {number}: {role_key!r} is {kind_of(role)}, not a string")
+        if not isinstance(content, str):
+            problems.append(f"turn {number}: {content_key!r} is {kind_of(content)}, not a string")
+            content = ""
+        texts.append((names.get(role, role), content))
+    last = max((number for number, (role, _) in enumerate(texts) if role == "assistant"), default=None)
+    if last is None:
+        return "\n".join(t for _, t in texts), ""
+    return "\n".join(t for _, t in texts[:last]), texts[last][1]
+
+
+def _answer_text(value, ds: Dataset, side: str, problems: list) -> str:
+    if isinstance(value, list):
+        value = value[-1] if value else ""
+    if isinstance(value, dict):
+        _, role_key, content_key = _turn_keys(ds)
+        value = value.get(content_key, value.get("content", value.get("value")))
+    if isinstance(value, str):
+        return value
+    problems.append(f"{side!r} is {kind_of(value)}, not a string")
+    return ""
+
+
+def _preference(row: dict, ds: Dataset, problems: list) -> tuple[str, str, str]:
+    prompt = row.get(ds.column("prompt"), row.get(ds.column("instruction")))
+    if isinstance(prompt, list):
+        prompt = "\n".join(_answer_text(turn, ds, "prompt", problems) for turn in prompt)
+    elif not isinstance(prompt, str):
+        problems.append(f"the prompt is {kind_of(prompt)}, not a string")
+        prompt = ""
+    extra = _str_field(row, ds.column("input"), False, problems)
+    chosen = _answer_text(row.get(ds.column("chosen")), ds, ds.column("chosen"), problems)
+    rejected = _answer_text(row.get(ds.column("rejected")), ds, ds.column("rejected"), problems)
+    return "\n".join(p for p in (prompt, extra) if p), chosen, rejected
+
+
+def _readers() -> dict:
+    """Backend name -> its ``rows`` module (the backends that read conversations their own way)."""
+    from . import backends
+
+    found = {}
+    for name in backends.NAMES:
+        try:
+            found[name] = importlib.import_module(f"{backends.__name__}.{name}.rows")
+        except ModuleNotFoundError:
+            continue
+    return found
+
+
+# --- a whole file ------------------------------------------------------------------------------------------
+
+def texts(row: dict, ds: Dataset, problems: list) -> tuple[str, str, str | None]:
+    """(prompt, answer, rejected answer or None) of a row that has the format's columns; type problems are added to
+    ``problems``."""
+    if ds.format == "alpaca":
+        return (*_alpaca(row, ds, problems), None)
+    if ds.format in ("sharegpt", "messages"):
+        return (*_chat(row, ds, problems), None)
+    if ds.format == "preference":
+        return _preference(row, ds, problems)
+    return "", _str_field(row, ds.column("text"), True, problems), None
+
+
+def fast_reader(ds: Dataset) -> Callable[[object], tuple | None]:
+    """row -> (prompt, answer, rejected) for a well-formed row of ``ds.format`` (every field a string), else None:
+    the common case in a few dictionary lookups; ``_check_row`` then explains the row that is not."""
+    if ds.format == "alpaca":
+        return _fast_alpaca(ds)
+    if ds.format == "text":
+        column = ds.column("text")
+        return lambda row: ("", row[column], None) if type(row) is dict and type(row.get(column)) is str else None
+    return lambda row: None
+
+
+def _fast_alpaca(ds: Dataset):
+    instruction, extra, output, system = (ds.column(c) for c in ("instruction", "input", "output", "system"))
+    history = ds.column("history")
+
+    def read(row):
+        if type(row) is not dict or history in row:
+            return None
+        first, answer, more, sys_text = row.get(instruction), row.get(output), row.get(extra), row.get(system)
+        if type(first) is str and type(answer) is str and (more is None or type(more) is str) and \
+                (sys_text is None or type(sys_text) is str):
+            return f"{sys_text or ''}\n{first}\n{more or ''}", answer, None
+        return None
+
+    return read
+
+
+def _check_row(row, number: int, ds: Dataset, scan: FileScan, readers: dict) -> None:
+    from .lint.rules.data import row_problem
+
+    if not isinstance(row, dict):
+        scan.issue("not_object").add(number, f"{kind_of(row)}, not a JSON object")
+        return
+    problem = row_problem(row, ds)
+    if problem:
+        guess = guess_format(row)
+        scan.formats[guess] += 1
+        scan.issue("columns").add(number, problem[0] + (f" (the row looks like format {guess})"
+                                                        if guess and guess != ds.format else ""))
+        return
+    problems: list = []
+    prompt, answer, rejected = texts(row, ds, problems)
+    if problems:
+        scan.issue("types").add(number, "; ".join(problems[:2]))
+        return
+    if ds.format in ("sharegpt", "messages"):
+        _backend_reads(row[_turn_keys(ds)[0]], number, ds, scan, readers)
+    _count(prompt, answer, rejected, number, ds, scan)
+
+
+def _backend_reads(turns: list, number: int, ds: Dataset, scan: FileScan, readers: dict) -> None:
+    for name, reader in readers.items():
+        tags = reader.declared_tags(ds)
+        reason = reader.drop_reason(turns, tags)
+        if reason == "role":  # "tags": dropped only for the spelling of its roles; "order": any spelling
+            standard = reader.drop_reason(reader.standard_turns(turns, tags), reader.standard_tags(tags))
+            reason = "tags" if standard is None else "order"
+        if reason:
+            scan.drops.setdefault(name, {}).setdefault(reason, Issue()).add(number)
+        scan.spellings[reader.spellings(turns, tags)] += 1
+
+
+def _count(prompt: str, answer: str, rejected: str | None, number: int, ds: Dataset, scan: FileScan) -> None:
+    scan.rows += 1
+    if not answer.strip() and ds.format != "text":
+        scan.issue("empty_answer").add(number)
+    key = hash(" ".join(f"{prompt}\x1f{answer}\x1f{rejected}".split()).lower())
+    first = scan.keys.setdefault(key, number)
+    if first != number:
+        scan.duplicates.add(number, str(first))
+    if rejected is not None:
+        scan.pairs += 1
+        if norm(answer) == norm(rejected):
+            scan.identical.add(number)
+        scan.chosen_longer += len(answer) > len(rejected)
+    scan.prompt_chars.append(len(prompt))
+    scan.answer_chars.append(len(answer))
+    scan.answer_lines.append(number)
+
+
+_SCANS: dict = {}
+
+
+def scan(ds: Dataset, progress: Callable[[int, int], None] | None = None) -> FileScan:
+    """Every row of the local .jsonl/.json dataset ``ds`` (OSError when it cannot be opened)."""
+    stat = ds.path.stat()
+    key = (str(ds.path), stat.st_size, stat.st_mtime_ns, ds.format, ds.columns)
+    if key not in _SCANS:
+        if len(_SCANS) > 32:
+            _SCANS.clear()
+        _SCANS[key] = _scan(ds, progress)
+    return _SCANS[key]
+
+
+def _scan(ds: Dataset, progress) -> FileScan:
+    result = FileScan(ds.path)
+    readers = _readers() if ds.format in ("sharegpt", "messages") else {}
+    fast = fast_reader(ds)
+    try:
+        for number, row in rows_of(ds.path, result, progress):
+            read = fast(row)
+            if read is None:
+                _check_row(row, number, ds, result, readers)
+            else:
+                _count(*read, number, ds, result)
+    except (ValueError, UnicodeDecodeError) + JSONError as exc:  # a .json file that is not a list of rows
+        result.unreadable = str(exc).split("\n")[0]
+    return result
+
+
+def leaks(train: list[FileScan], val: FileScan) -> Issue:
+    """Validation rows (prompt and answer, whitespace and case normalised) that are also training rows."""
+    found = Issue()
+    seen: dict = {}
+    for scanned in train:
+        for key, line in scanned.keys.items():
+            seen.setdefault(key, f"{scanned.path.name}:{line}" if scanned.located else f"{scanned.path.name} row {line}")
+    for key, line in val.keys.items():
+        if key in seen:
+            found.add(line, seen[key])
+    return found
+
+
+def progress_line(path: Path) -> Callable[[int, int], None]:
+    """A callback writing ``reading NAME: 45% (270 of 600 MB)`` over itself on stderr."""
+    def report(done: int, size: int) -> None:
+        end = "\n" if done >= size else "\r"
+        sys.stderr.write(f"reading {path.name}: {100 * done // size}% ({done >> 20} of {size >> 20} MB){end}")
+        sys.stderr.flush()
+
+    return report
+
+
+# --- lengths against max_length ----------------------------------------------------------------------------
+
+CHARS_PER_TOKEN = 4  # the estimate when the model's tokenizer is not on this machine
+
+
+@dataclass
+class Lengths:
+    """Token lengths of a dataset's rows (prompt + answer content; the chat template adds a few tokens a turn)."""
+
+    exact: bool  # counted with the model's tokenizer; else estimated from characters
+    rows: int = 0
+    over: Issue = field(default_factory=Issue)  # rows longer than max_length
+    no_answer: Issue = field(default_factory=Issue)  # rows whose prompt alone fills max_length
+    longest: int = 0
+    tokens: array = field(default_factory=lambda: array("q"))
+
+    def share(self, issue: Issue) -> float:
+        return issue.count / self.rows if self.rows else 0.0
+
+    def percentile(self, q: float) -> int:
+        ordered = sorted(self.tokens)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0
+
+
+def tokenizer_for(base: str):
+    """The model's tokenizer from tokenizer.json on this machine (local path or Hugging Face cache) with the
+    ``tokenizers`` library, or None (never a download)."""
+    from .modelinfo import model_dir
+
+    directory = model_dir(base)
+    if directory is None or not (directory / "tokenizer.json").is_file():
+        return None
+    try:
+        from tokenizers import Tokenizer
+    except ImportError:
+        return None
+    try:
+        return Tokenizer.from_file(str(directory / "tokenizer.json"))
+    except Exception:  # noqa: BLE001 - the library raises its own exception type for a file it cannot read
+        return None
+
+
+def lengths(ds: Dataset, scanned: FileScan, max_length: int, tokenizer=None) -> Lengths:
+    """Rows over ``max_length`` tokens and rows whose prompt fills it (counted with ``tokenizer``, else estimated
+    from the scan's character counts)."""
+    result = Lengths(exact=tokenizer is not None)
+    pairs = _token_pairs(ds, tokenizer) if tokenizer is not None else (
+        (line, -(-p // CHARS_PER_TOKEN), -(-a // CHARS_PER_TOKEN))
+        for line, p, a in zip(scanned.answer_lines, scanned.prompt_chars, scanned.answer_chars))
+    for line, prompt, answer in pairs:
+        total = prompt + answer
+        result.rows += 1
+        result.tokens.append(total)
+        result.longest = max(result.longest, total)
+        if total > max_length:
+            result.over.add(line, str(total))
+        if prompt >= max_length:
+            result.no_answer.add(line, str(prompt))
+    return result
+
+
+def _token_pairs(ds: Dataset, tokenizer, batch: int = 2048):
+    """(line, prompt tokens, answer tokens) of every readable row, tokenized in batches."""
+    pending: list = []
+    for number, row in rows_of(ds.path, FileScan(ds.path)):
+        problems: list = []
+        if not isinstance(row, dict):
+            continue
+        from .lint.rules.data import row_problem
+
+        if row_problem(row, ds):
+            continue
+        prompt, answer, _ = texts(row, ds, problems)
+        if not problems:
+            pending.append((number, prompt, answer))
+        if len(pending) >= batch:
+            yield from _encode(pending, tokenizer)
+            pending = []
+    yield from _encode(pending, tokenizer)
+
+
+def _encode(pending: list, tokenizer):
+    if not pending:
+        return
+    prompts = tokenizer.encode_batch([p for _, p, _ in pending], add_special_tokens=False)
+    answers = tokenizer.encode_batch([a for _, _, a in pending], add_special_tokens=False)
+    for (line, _, _), prompt, answer in zip(pending, prompts, answers):
+        yield line, len(prompt.ids), len(answer.ids)
