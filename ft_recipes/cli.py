@@ -26,6 +26,7 @@ COMMANDS = {
     "explain": "ft_recipes.commands.explain:explain_cmd",
     "report": "ft_recipes.commands.report:report_cmd",
     "tokens": "ft_recipes.commands.tokens:tokens_cmd",
+    "data": "ft_recipes.commands.data:data_cmd",
     "convert": "ft_recipes.commands.convert:convert_cmd",
     "eval": "ft_recipes.commands.eval:eval_cmd",
     "upgrade": "ft_recipes.commands.upgrade:upgrade_cmd",
