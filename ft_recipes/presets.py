@@ -52,6 +52,10 @@ def _entry_points_for(search_path: tuple[str, ...]) -> tuple[Library, ...]:
 def libraries() -> list[Library]:
     """All preset libraries, in lookup order."""
     dirs = [d for d in os.environ.get("FTR_PRESET_PATH", "").split(os.pathsep) if d]
+    missing = [d for d in dirs if not os.path.isdir(d)]
+    if missing:  # a mistyped path would otherwise make every team preset "unknown" with no word why
+        raise FtrError(f"FTR_PRESET_PATH names {', '.join(missing)}, which is not a directory; fix or unset it",
+                       exit_code=2)
     dirs += [str(p) for p in project_settings().get("preset-paths", [])]
     libs = [Library(Path(d).name, Path(d)) for d in dirs]
     libs += _entry_point_libraries()

@@ -206,3 +206,21 @@ def test_chatml_on_a_hub_llama3_instruct_model_is_reported(tmp_path):
     path = recipe(tmp_path, RECIPE.replace("template: llama3", "template: chatml"))
     result = ftr("lint", path, "--select", "FTR305")
     assert "FTR305" in result.output and "(llama3)" in result.output and "set model.template: llama3" in result.output
+
+
+# Team presets ---------------------------------------------------------------------------------------------------
+
+
+def test_a_team_lora_sft_does_not_break_the_builtin_qlora_sft(tmp_path, monkeypatch):
+    (tmp_path / "team").mkdir()
+    (tmp_path / "team" / "lora-sft.yaml").write_text("ftr: 1\ntrain: {lr: 5.0e-5}\n")
+    monkeypatch.setenv("FTR_PRESET_PATH", str(tmp_path / "team"))
+    path = recipe(tmp_path, RECIPE.replace("[lora-sft]", "[qlora-sft]").replace("r: 256", "r: 16"))
+    result = ftr("lint", path, "--select", "FTR0,FTR1")
+    assert result.exit_code == 0 and "more than one library" not in result.output, result.output
+
+
+def test_a_preset_path_that_is_not_a_directory_is_an_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("FTR_PRESET_PATH", str(tmp_path / "nonexistent"))
+    result = ftr("presets", "list")
+    assert result.exit_code == 2 and "nonexistent" in result.output and "not a directory" in result.output
