@@ -224,3 +224,15 @@ def test_a_preset_path_that_is_not_a_directory_is_an_error(tmp_path, monkeypatch
     monkeypatch.setenv("FTR_PRESET_PATH", str(tmp_path / "nonexistent"))
     result = ftr("presets", "list")
     assert result.exit_code == 2 and "nonexistent" in result.output and "not a directory" in result.output
+
+
+def test_the_documented_team_library_layout_survives_another_library(tmp_path, monkeypatch):
+    team, other = tmp_path / "team-presets", tmp_path / "other"
+    for folder in (team, other):
+        folder.mkdir()
+        (folder / "team-base.yaml").write_text("ftr: 1\ntrain: {lr: 1.0e-4}\n")
+    (team / "team-chat.yaml").write_text("ftr: 1\nextends: [team-presets:team-base, builtin:lora-sft]\n")
+    monkeypatch.setenv("FTR_PRESET_PATH", f"{team}:{other}")
+    path = recipe(tmp_path, RECIPE.replace("[lora-sft]", "[team-presets:team-chat]").replace("r: 256", "r: 16"))
+    result = ftr("lint", path, "--select", "FTR0")
+    assert result.exit_code == 0, result.output
