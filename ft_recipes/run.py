@@ -173,17 +173,30 @@ def _check_run_dir(run_dir: Path, recipe: Recipe) -> None:
 
 def plan(loaded: Loaded, backend: str, opts: LaunchOptions, resume: bool, force: bool,
          dry_run: bool) -> RunPlan:
+    """Compile into the run directory, which this process then owns (``RunPlan.lock``) unless ``dry_run``."""
+    run_dir = loaded.recipe.output.dir
+    _check_run_dir(run_dir, loaded.recipe)
+    if dry_run:
+        return _plan(loaded, backend, opts, resume, force, True, None)
+    lock = _own(run_dir)
+    try:
+        return _plan(loaded, backend, opts, resume, force, False, lock)
+    except BaseException:  # a refused or failed plan gives the folder back at once (a pipeline goes on living)
+        lock.release()
+        raise
+
+
+def _plan(loaded: Loaded, backend: str, opts: LaunchOptions, resume: bool, force: bool, dry_run: bool,
+          lock: RunLock | None) -> RunPlan:
     recipe = loaded.recipe
     if opts.gpus == 0:
         recipe = for_cpu(recipe)
     run_dir = recipe.output.dir
     launcher = backends.launcher(backend)
-    _check_run_dir(run_dir, recipe)
-    lock = None if dry_run else _own(run_dir)
     checkpoint = last_checkpoint(run_dir) if dry_run and resume else (
         None if dry_run else prepare_dir(run_dir, resume, force))
     if lock is not None and lock.moved():  # --force moved the old run (and its lock file) aside
-        lock, old = _own(run_dir), lock
+        old, lock = lock, _own(run_dir)
         old.release()
     emitted = backends.get(backend).emit(recipe, run_dir)
     for note in emitted.notes:  # the fidelity report of `ftr compile`: what this backend carries approximately
