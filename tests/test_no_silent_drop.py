@@ -112,3 +112,14 @@ def test_an_axolotl_only_dataset_kept_verbatim_is_refused_for_another_backend(wr
     assert result.exit_code == 1
     assert "data.train is decided by Axolotl's own datasets" in result.output and "--backend axolotl" in result.output
     assert _compile(recipe, "axolotl", tmp_path).exit_code == 0
+
+
+def test_importers_read_a_new_row_of_every_stage_that_uses_its_section(write):
+    """No importer opens sections by hand: an Axolotl DPO file's dpo_label_smoothing is read (it used to open
+    `preference` for simpo only)."""
+    write("x.jsonl", "{}\n")
+    result = _import(write, "base_model: Qwen/Qwen2.5-0.5B\nrl: dpo\ndpo_label_smoothing: 0.2\n"
+                            "datasets: [{path: x.jsonl, type: chat_template.default}]\nadapter: lora\nlora_r: 8\n"
+                            "lora_target_linear: true\nmicro_batch_size: 1\nnum_epochs: 1\noutput_dir: ./out\n")
+    assert result.exit_code == 0, result.output
+    assert "label_smoothing: 0.2" in result.output

@@ -134,17 +134,17 @@ class KeyTable:
                 continue
             set_native(cfg, row.native, row.to_native(value))
 
-    def take(self, mapper: Any, sections: Iterable[str] = ()) -> None:
+    def take(self, mapper: Any) -> None:
         """Import every plain row into the mapper's recipe: the native value read back, or the backend's
         default when the key is absent. A row under a section (``method.lora``) is read when the imported stage
-        and method use that section (``recipe.sections_used``; ``sections`` adds others); a native key written
-        for a section they do not use is noted (the backend ignores it), never dropped unreported."""
+        and method use that section (``recipe.sections_used``); a native key written for a section they do not
+        use is noted (the backend ignores it), never dropped unreported."""
         from ..recipe import sections_used
 
         written = {section for native, _p, _d, _b, section in self._plain if section and mapper.has(native)}
         stage = mapper.out.get("stage", "sft")
         method = mapper.out.get("method", {}).get("type", "lora")
-        opened = set(sections) | sections_used(stage, method, written)
+        opened = sections_used(stage, method, written)
         for native, path, default, back, section in self._plain:
             if section and section not in opened:
                 if mapper.has(native) and native not in mapper.used:

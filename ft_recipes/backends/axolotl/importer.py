@@ -202,8 +202,8 @@ def _foreign(m: Mapper, key: str, reason: str) -> None:
                             changes_training=True))
 
 
-def _method(m: Mapper) -> list[str]:
-    """The method type and the recipe sections it opens."""
+def _method(m: Mapper) -> None:
+    """The method type (the key table's rows of the sections it uses are read by ``TABLE.take``)."""
     adapter = m.src.get("adapter")
     if adapter is not None and adapter not in ADAPTERS:
         _foreign(m, "adapter", f"Axolotl's {adapter!r} adapter has no recipe method")
@@ -217,11 +217,9 @@ def _method(m: Mapper) -> list[str]:
     kind = "qlora" if adapter == "qlora" or (adapter == "lora" and four) else "lora" if adapter == "lora" else \
         "freeze" if freeze else "full"
     m.put(("method", "type"), kind, "adapter" if adapter else "unfrozen_parameters" if freeze else None)
-    sections = []
     if freeze:
         m.put(("method", "freeze"), freeze, "unfrozen_parameters")
     if kind in ("lora", "qlora"):
-        sections.append("method.lora")
         _lora_target(m)
     else:  # no adapter: Axolotl reads no target
         m.cosmetic("lora_target_linear", "lora_target_modules")
@@ -233,7 +231,6 @@ def _method(m: Mapper) -> list[str]:
             m.put(("method", "quant", "double_quant"), kwargs.get("bnb_4bit_use_double_quant", True))
             if set(kwargs) <= {"bnb_4bit_quant_type", "bnb_4bit_use_double_quant"}:  # else kept whole
                 m.cosmetic("bnb_config_kwargs")
-    return sections
 
 
 # Attention and MLP projections: linear layers wherever a model has them, so lora_target_linear covers them
@@ -383,10 +380,8 @@ def to_recipe(m: Mapper, base: Path) -> None:
         m.take("rl_beta", ("preference", "beta"), 0.1)
     if stage == "orpo":
         m.take("orpo_alpha", ("preference", "beta"), 0.1)
-    sections = _method(m)
-    if stage == "simpo":
-        sections.append("preference")
-    TABLE.take(m, sections)
+    _method(m)
+    TABLE.take(m)  # every row of every section the stage and method use
     local_model_paths(m)
     _optimizer(m)
     _data(m, base)

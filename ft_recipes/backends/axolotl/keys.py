@@ -128,7 +128,7 @@ TABLE = KeyTable([
 CHANGES_TRAINING = frozenset({
     "qat", "lora_target_parameters", "tokens", "added_tokens_overrides", "resize_token_embeddings_to_32x",
     "cosine_constant_lr_ratio", "quantize_moe_experts", "model_quantization_config",
-    "model_quantization_config_kwargs", "embedding_lr", "embedding_lr_scale", "lr_groups", "dpo_label_smoothing",
+    "model_quantization_config_kwargs", "embedding_lr", "embedding_lr_scale", "lr_groups",
     "dpo_use_weighting", "dpo_norm_loss", "rpo_alpha", "kto_desirable_weight", "kto_undesirable_weight",
     "peft_layers_to_transform", "use_onebitllms", "relora", "reinit_weights", "lisa_n_layers", "cpo_alpha",
     "curriculum_sampling", "dataset_exact_deduplication", "unfrozen_parameters",

@@ -230,27 +230,18 @@ def needs_training_data(src: dict) -> bool:
     return bool(src.get("do_train"))
 
 
-def _method(m: Mapper) -> list[str]:
-    """The method type and the recipe sections it opens."""
+def _method(m: Mapper) -> None:
+    """The method type (the key table's rows of the sections it uses are read by ``TABLE.take``)."""
     kind = m.get("finetuning_type", "lora")
     bits = m.src.get("quantization_bit")
     if kind == "lora" and bits == 4:
         kind = "qlora"
     m.put(("method", "type"), kind, "finetuning_type" if m.has("finetuning_type") else None)
-    sections = []
     if kind in ("lora", "qlora"):
-        sections.append("method.lora")
         rank = as_int(m.src.get("lora_rank", 8))
         if not m.has("lora_alpha") and isinstance(rank, int):  # LLaMA-Factory: lora_alpha defaults to 2 x rank
             m.put(("method", "lora", "alpha"), 2 * rank)
-    if bits:
-        sections.append("method.quant")
     _quantization_method(m, bits)
-    if kind == "freeze":
-        sections.append("method.freeze")
-    if kind == "oft":
-        sections.append("method.oft")
-    return sections
 
 
 def _quantization_method(m: Mapper, bits) -> None:
@@ -352,10 +343,8 @@ def to_recipe(m: Mapper, base: Path) -> None:
     stage, loss = m.get("stage", "sft"), m.get("pref_loss", "sigmoid")
     ftr_stage = STAGE_BACK.get((stage, loss if stage == "dpo" else None), stage)
     m.put(("stage",), ftr_stage, "stage" if m.has("stage") else None)
-    sections = _method(m)
-    if ftr_stage in ("dpo", "orpo", "simpo", "kto"):
-        sections.append("preference")
-    TABLE.take(m, sections)
+    _method(m)
+    TABLE.take(m)  # every row of every section the stage and method use
     local_model_paths(m)
     _no_split(m)
     _data(m, base)

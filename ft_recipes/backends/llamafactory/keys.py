@@ -148,7 +148,7 @@ CHANGES_TRAINING = frozenset({
     "use_dft_loss", "use_eaft_loss", "use_asft_loss", "fp8", "use_badam", "use_galore", "use_apollo",
     "use_adam_mini", "use_muon", "mask_history", "label_smoothing_factor", "resize_vocab", "add_tokens",
     "add_special_tokens", "rope_scaling", "shift_attn", "upcast_layernorm", "upcast_lmhead_output",
-    "dpo_label_smoothing", "kto_chosen_weight", "kto_rejected_weight", "freeze_extra_modules", "create_new_adapter",
+    "kto_chosen_weight", "kto_rejected_weight", "freeze_extra_modules", "create_new_adapter",
     "mix_strategy", "interleave_probs", "disable_shuffling", "moe_aux_loss_coef", "enable_thinking",
 })
 
