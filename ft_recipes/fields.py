@@ -1,7 +1,7 @@
 """The recipe's fields, declared once in ``recipe.py``, and what is generated from them.
 
 Each field of the recipe dataclasses carries its default, help, YAML name, other spellings and JSON Schema
-keywords (``recipe._f``). From them come ``schemas/recipe.schema.json`` (``python -m ft_recipes.fields``
+keywords (``recipe._f``). From them come ``schemas/recipe.schema.json`` (``python -m ft_recipes.schema_gen``
 rewrites it; a test checks it is current, and ``scripts/gen_validator.py`` turns it into the fast validator),
 the did-you-mean spellings of ``validate`` and the YAML path -> field map that ``normalise`` checks every
 validated key against.
@@ -9,11 +9,8 @@ validated key against.
 
 from __future__ import annotations
 
-import json
-import sys
 from dataclasses import Field, fields, is_dataclass
 from functools import lru_cache
-from pathlib import Path
 from typing import Iterator, get_args, get_type_hints
 
 from . import recipe as r
@@ -133,8 +130,6 @@ def _object(cls, extra: dict | None = None) -> dict:
 
 
 def _stage_def() -> dict:
-    from . import backends  # noqa: F401  (the registry is light: no backend module imported)
-
     props = {
         "name": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]*$",
                  "description": "The stage's name: its folder under output.dir and -o DIR, and what from:, --only "
@@ -160,10 +155,8 @@ def _stage_def() -> dict:
                            "(docs/pipelines.md).", "properties": props}
 
 
-def recipe_schema() -> dict:
-    """The recipe JSON Schema, generated from the field declarations."""
-    from .backends import NAMES
-
+def recipe_schema(backend_names: tuple[str, ...]) -> dict:
+    """The recipe JSON Schema, generated from the field declarations (``backends`` takes ``backend_names``)."""
     sections = {name: _object(cls) for name, cls in SECTIONS.items()}
     props = {
         "ftr": {"const": 1, "description": "Recipe format version. Always 1."},
@@ -175,7 +168,7 @@ def recipe_schema() -> dict:
         **{name: sections[name] for name in SECTIONS if name != "model"},
         "backends": {"type": "object",
                      "description": "Native keys passed through to one backend, checked against its key catalogue.",
-                     "propertyNames": {"enum": list(NAMES)}, "additionalProperties": {"type": "object"}},
+                     "propertyNames": {"enum": list(backend_names)}, "additionalProperties": {"type": "object"}},
         "lint": {"type": "object", "additionalProperties": False, "description": "Lint settings.",
                  "properties": {"ignore": {"type": "array", "items": {"type": "string", "pattern": "^FTR[0-9]{1,3}$"},
                                            "description": "Rule codes (or prefixes) not reported for this recipe."}}},
@@ -192,28 +185,3 @@ def recipe_schema() -> dict:
         "$defs": {"dataset": _object(r.Dataset), "stage": _stage_def()},
         "type": "object", "additionalProperties": False, "properties": props, "required": ["model", "data"],
     }
-
-
-def schema_text() -> str:
-    return json.dumps(recipe_schema(), indent=2, ensure_ascii=False) + "\n"
-
-
-SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schemas" / "recipe.schema.json"
-
-
-def main(argv: list[str]) -> int:
-    """``python -m ft_recipes.fields [--check]``: rewrite (or check) schemas/recipe.schema.json."""
-    text = schema_text()
-    if "--check" in argv:
-        current = SCHEMA_FILE.read_text(encoding="utf-8")
-        if current != text:
-            print(f"{SCHEMA_FILE} is not current: run python -m ft_recipes.fields", file=sys.stderr)
-            return 1
-        return 0
-    SCHEMA_FILE.write_text(text, encoding="utf-8")
-    print(f"wrote {SCHEMA_FILE}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))

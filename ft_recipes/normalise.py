@@ -19,10 +19,6 @@ from .resolve import Resolved
 DEFAULT_LORA = r.Lora()
 DEFAULT_METHOD = r.Method()
 
-# Written fields that normalise folds into another field rather than keeping (``per_epoch: 1`` is the epoch
-# strategy): an empty typed value there is the same training, not a dropped value.
-FOLDED = {"output.per_epoch": "output.save", "eval.per_epoch": "eval.strategy"}
-
 
 def _get(data: dict, *keys: str, default: Any = None) -> Any:
     for key in keys:

@@ -32,6 +32,9 @@ SECTION_USE = {
     "preference": lambda stage, method: stage in PREFERENCE_STAGES,
 }
 OPTIONAL_SECTIONS = ("method.quant", "preference")
+# Written fields that normalise folds into another field rather than keeping (``per_epoch: 1`` is the epoch
+# strategy): an empty typed value there is the same training, not a dropped value.
+FOLDED = {"output.per_epoch": "output.save", "eval.per_epoch": "eval.strategy"}
 
 
 def sections_used(stage: str, method: str, written: set[str] = frozenset()) -> set[str]:
@@ -43,7 +46,7 @@ def sections_used(stage: str, method: str, written: set[str] = frozenset()) -> s
 def _f(default=None, help: str = "", *, yaml: str | None = None, spellings: tuple[str, ...] = (), **schema):
     """A recipe field, declared once: its default, its help (the schema's description and the docs), its YAML
     name where it differs (``yaml``), other spellings users bring from the backends (did-you-mean), and its JSON
-    Schema keywords. ``schemas/recipe.schema.json`` is generated from these (``python -m ft_recipes.fields``)."""
+    Schema keywords. ``schemas/recipe.schema.json`` is generated from these (``python -m ft_recipes.schema_gen``)."""
     return field(default=default, metadata={"help": help, "yaml": yaml, "spellings": spellings, "schema": schema})
 
 

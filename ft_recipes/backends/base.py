@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from ..normalise import FOLDED
+from ..recipe import FOLDED
 from .keys import FTR_ONLY, KeyTable, recipe_value
 
 
