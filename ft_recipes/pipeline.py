@@ -64,18 +64,3 @@ def load_document(doc, dialect: str) -> Loaded:
     if findings:
         raise FtrError(f"{doc.file}: invalid {dialect} config ({len(findings)} problem(s))", findings)
     return Loaded(resolved, normalise(resolved), dialect, notes)
-
-
-DATA_RULES = ("FTR004", "FTR204")  # missing files; unreadable rows or rows that do not fit the declared format
-
-
-def check_data(loaded: Loaded) -> None:
-    """The data checks of ``ftr lint`` (FTR004, FTR204) as errors before anything is compiled: a backend must
-    never receive a missing dataset, nor rows rewritten with empty text."""
-    from .lint.engine import run_rules
-    from .lint.options import Options
-
-    errors = [f for f in run_rules(loaded.recipe, Options(select=DATA_RULES)) if f.severity == "error"]
-    if errors:
-        raise FtrError(f"{loaded.recipe.source_file}: the data cannot be compiled ({len(errors)} problem(s))",
-                       sorted(errors))

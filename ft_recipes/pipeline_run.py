@@ -132,7 +132,7 @@ RUN_FIELDS = ("status", "ran_hash", "input_result", "exit_status", "start", "end
 def compile_pipeline(path: str, default_backend: str, out_dir: Path, force: bool = False):
     """One native config set per stage under ``out_dir/<name>/`` plus ``out_dir/pipeline.json``."""
     from .emit import write_outputs
-    from .pipeline import check_data
+    from .lint.gate import check_data
     from .stages import in_stage, load_pipeline
     from .writes import write_set
 
@@ -292,6 +292,7 @@ def run_command(path: str, default_backend: str, launch: dict, dry_run: bool, re
     """``ftr run`` of a pipeline: load and lint every stage first, then run them (``--force``: all again)."""
     from .emit import DEEPSPEED_PRESETS
     from .launch import LaunchOptions, check
+    from .lint.gate import gate_pipeline
     from .stages import load_pipeline
 
     pipeline = load_pipeline(path)
@@ -299,20 +300,8 @@ def run_command(path: str, default_backend: str, launch: dict, dry_run: bool, re
     opts = LaunchOptions(**{**launch, "gpus": hw.gpus if launch["gpus"] is None else launch["gpus"],
                             "nnodes": hw.nodes if launch["nnodes"] is None else launch["nnodes"]})
     check(opts, DEEPSPEED_PRESETS)
-    _lint_gate(pipeline, no_lint)
+    gate_pipeline(pipeline, no_lint)
     opts = fit(opts, dry_run)
     if force and not (only or from_stage):
         from_stage = pipeline.names[0]
     return run_pipeline(pipeline, default_backend, opts, resume, dry_run, argv, only, from_stage)
-
-
-def _lint_gate(pipeline: Pipeline, no_lint: bool) -> None:
-    from .lint.options import from_project
-    from .stages import stage_findings
-
-    findings = sorted(set(stage_findings(pipeline, from_project())))
-    for finding in findings:
-        print(finding.text(), file=sys.stderr)
-    errors = [f for f in findings if f.severity == "error"]
-    if errors and not no_lint:
-        raise FtrError(f"lint found {len(errors)} error(s) in the stages; fix them or pass --no-lint", exit_code=1)

@@ -310,31 +310,6 @@ def _normalised(resolved: Resolved, name: str, parent: Stage | None, common: dic
 
 # --- lint ----------------------------------------------------------------------------------------------------
 
-def lint_pipeline(path: str | Path, options=None) -> list[Finding]:
-    """``ftr lint`` of a pipeline: its load and schema findings, or every stage's findings, the stage named."""
-    from .lint.engine import finish
-    from .lint.options import from_project
-
-    options = options or from_project()
-    try:
-        pipeline = load_pipeline(path)
-    except FtrError as exc:
-        if not exc.findings:
-            raise
-        return finish(list(exc.findings), options)
-    return sorted(set(stage_findings(pipeline, options)))
-
-
-def stage_findings(pipeline: Pipeline, options) -> list[Finding]:
-    from .lint.engine import lint_recipe
-
-    out = []
-    for stage in pipeline.stages:
-        if stage.loaded is not None:
-            out += [in_stage(f, stage.name) for f in lint_recipe(stage.loaded, options)]
-    return out
-
-
 def _same_adapter(parent: Recipe, child: Recipe) -> bool:
     """A continued adapter keeps its kind: LoRA (lora/qlora) on LoRA, OFT on OFT."""
     if parent.method.is_adapter:

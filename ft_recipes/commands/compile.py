@@ -14,7 +14,8 @@ from ..backends import NAMES
 def compile_recipe(path: str, backend: str, out_dir: Path | None, force: bool = False):
     """Load -> resolve -> validate -> normalise -> emit; write into out_dir when given."""
     from ..emit import render, write_outputs
-    from ..pipeline import check_data, load_recipe
+    from ..lint.gate import check_data
+    from ..pipeline import load_recipe
 
     loaded = load_recipe(path)
     check_data(loaded)

@@ -65,6 +65,7 @@ def _run(recipe, backend, gpus, nnodes, launcher, attach, ray_address, node_rank
          deepspeed, fsdp, dry_run, resume, force, no_lint, only, from_stage, extra):
     from ..emit import DEEPSPEED_PRESETS
     from ..launch import LaunchOptions, check
+    from ..lint.gate import gate_recipe
     from ..pipeline import load_recipe
     from ..run import describe, execute, plan
 
@@ -98,7 +99,7 @@ def _run(recipe, backend, gpus, nnodes, launcher, attach, ray_address, node_rank
     if attach or ray_address:
         raise click.UsageError("--attach and --ray-address go with --launcher slurm|skypilot|ray")
     check(opts, DEEPSPEED_PRESETS)
-    _lint_gate(loaded, no_lint)
+    gate_recipe(loaded, no_lint)
     opts = _fit(opts, dry_run, asked=gpus is not None)
     run_plan = plan(loaded, backend, opts, resume, force, dry_run)
     click.echo(describe(run_plan), err=dry_run is False)
@@ -123,21 +124,6 @@ def _fit(opts, dry_run: bool, asked: bool):
         click.echo(f"ftr: {note}" if not dry_run else f"note: a run here would adapt (a dry run does not): {note}",
                    err=True)
     return opts if dry_run else fitted
-
-
-def _lint_gate(loaded, no_lint: bool) -> None:
-    try:
-        from ..lint import lint_recipe
-    except ImportError:
-        return
-    findings = lint_recipe(loaded)
-    errors = [f for f in findings if f.severity == "error"]
-    for finding in findings:
-        click.echo(finding.text(), err=True)
-    if errors and not no_lint:
-        from ..findings import FtrError
-
-        raise FtrError(f"lint found {len(errors)} error(s); fix them or pass --no-lint", exit_code=1)
 
 
 @click.command("merge")

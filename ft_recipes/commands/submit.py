@@ -15,12 +15,12 @@ def submit_run(loaded, backend: str, opts, launcher: str, attach: bool, ray_addr
     from ..launchers import get
     from ..launchers.jobs import follow, make_job, script_path, submit
     from ..run import for_cpu, plan, quote
-    from .run import _lint_gate
+    from ..lint.gate import gate_recipe
 
     if ray_address and launcher != "ray":
         raise click.UsageError("--ray-address goes with --launcher ray")
     check(replace(opts, master_addr=opts.master_addr or "head"), DEEPSPEED_PRESETS)  # the head is found per job
-    _lint_gate(loaded, no_lint)
+    gate_recipe(loaded, no_lint)
     recipe = for_cpu(loaded.recipe) if opts.gpus == 0 else loaded.recipe
     if ray_address:
         recipe = replace(recipe, hardware=replace(recipe.hardware, ray_address=ray_address))

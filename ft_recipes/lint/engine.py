@@ -101,8 +101,6 @@ def _lint_document(path, doc, options: Options, dialect: str | None) -> list[Fin
 
     dialect = dialect or detect_dialect(doc.data)
     if dialect == "recipe" and isinstance(doc.data, dict) and "stages" in doc.data:
-        from ..stages import lint_pipeline
-
         return lint_pipeline(path, options)
     native = check_native(doc, dialect, options.version_of(dialect)) if dialect != "recipe" else []
     lines = {doc.file: tuple(doc.lines)}
@@ -183,3 +181,31 @@ def lint_paths(paths, options: Options | None = None) -> list[Finding]:
     for file in expand(paths):
         findings += lint_file(file, options)
     return sorted(findings)
+
+
+# --- pipelines (stages:) ----------------------------------------------------------------------------------------
+
+def stage_findings(pipeline, options) -> list[Finding]:
+    """Every stage's findings, each naming its stage."""
+    from ..stages import in_stage
+
+    out = []
+    for stage in pipeline.stages:
+        if stage.loaded is not None:
+            out += [in_stage(f, stage.name) for f in lint_recipe(stage.loaded, options)]
+    return out
+
+
+def lint_pipeline(path, options=None) -> list[Finding]:
+    """``ftr lint`` of a pipeline: its load and schema findings, or every stage's findings, the stage named."""
+    from ..findings import FtrError
+    from ..stages import load_pipeline
+
+    options = options or from_project()
+    try:
+        pipeline = load_pipeline(path)
+    except FtrError as exc:
+        if not exc.findings:
+            raise
+        return finish(list(exc.findings), options)
+    return sorted(set(stage_findings(pipeline, options)))
