@@ -198,8 +198,8 @@ def stage_findings(pipeline, options) -> list[Finding]:
 
 def lint_pipeline(path, options=None) -> list[Finding]:
     """``ftr lint`` of a pipeline: its load and schema findings, or every stage's findings, the stage named."""
-    from ..findings import FtrError
     from ..stages import load_pipeline
+    from .options import from_project
 
     options = options or from_project()
     try:

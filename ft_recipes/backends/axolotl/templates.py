@@ -78,8 +78,8 @@ NEWLINE_ONE_TOKEN = ("<|im_end|>", "<end_of_turn>")
 
 def _one_token(base: str, text: str, eos: str) -> bool:
     """Axolotl refuses an eot_token that encodes as several tokens: only name one the tokenizer keeps whole."""
-    known = slot_templates.single_token(base, text)
-    return known if known is not None else (text == "\n" and eos in NEWLINE_ONE_TOKEN)
+    whole = slot_templates.single_token(base, text)
+    return whole if whole is not None else (text == "\n" and eos in NEWLINE_ONE_TOKEN)
 
 
 def import_name(native: str | None) -> str | None:
