@@ -8,7 +8,6 @@ optional), found by name like the other backend modules."""
 
 from __future__ import annotations
 
-import importlib
 import sys
 from array import array
 from collections import Counter
@@ -93,6 +92,37 @@ def kind_of(value) -> str:
         return "null"
     return {bool: "a boolean", int: "a number", float: "a number", list: "a list", dict: "an object"}.get(
         type(value), type(value).__name__)
+
+
+# --- the shape a format asks of a row ------------------------------------------------------------------------
+
+def _turns_problem(turns, role: str, content: str) -> tuple[str, str] | None:
+    if not isinstance(turns, list) or not turns:
+        return "the conversation is not a non-empty list", "messages"
+    for turn in turns:
+        if not isinstance(turn, dict) or role not in turn or content not in turn:
+            return f"a turn lacks {role!r}/{content!r}", ("role" if isinstance(turn, dict) and role not in turn
+                                                          else "content")
+    return None
+
+
+def row_problem(row: dict, ds: Dataset) -> tuple[str, str] | None:
+    """(problem, standard column to map) when ``row`` does not fit ``ds.format``, else None."""
+    mapped = dict(ds.columns)
+    if ds.format in ("sharegpt", "messages"):
+        default = "conversations" if ds.format == "sharegpt" else "messages"
+        column = mapped.get("messages", default)
+        if column not in row:
+            return f"no {column!r} column", "messages"
+        tags = ("from", "value") if ds.format == "sharegpt" else ("role", "content")
+        return _turns_problem(row[column], mapped.get("role", tags[0]), mapped.get("content", tags[1]))
+    required = {"alpaca": ("instruction", "output"), "preference": ("chosen", "rejected"), "text": ("text",)}
+    for std in required.get(ds.format, ()):
+        if ds.column(std) not in row:
+            return f"no {ds.column(std)!r} column", std
+    if ds.format == "preference" and ds.column("prompt") not in row and ds.column("instruction") not in row:
+        return "no prompt: neither 'prompt' nor 'instruction' column", "prompt"
+    return None
 
 
 # --- reading rows ------------------------------------------------------------------------------------------
@@ -230,16 +260,10 @@ def _preference(row: dict, ds: Dataset, problems: list) -> tuple[str, str, str]:
 
 
 def _readers() -> dict:
-    """Backend name -> its ``rows`` module (the backends that read conversations their own way)."""
+    """Backend name -> its ``rows`` part (``Backend.rows``: the backends that read conversations their own way)."""
     from . import backends
 
-    found = {}
-    for name in backends.NAMES:
-        try:
-            found[name] = importlib.import_module(f"{backends.__name__}.{name}.rows")
-        except ModuleNotFoundError:
-            continue
-    return found
+    return {b.name: b.part("rows") for b in backends.all_backends() if b.rows}
 
 
 # --- a whole file ------------------------------------------------------------------------------------------
@@ -284,8 +308,6 @@ def _fast_alpaca(ds: Dataset):
 
 
 def _check_row(row, number: int, ds: Dataset, scan: FileScan, readers: dict) -> None:
-    from .lint.rules.data import row_problem
-
     if not isinstance(row, dict):
         scan.issue("not_object").add(number, f"{kind_of(row)}, not a JSON object")
         return
@@ -457,8 +479,6 @@ def _token_pairs(ds: Dataset, tokenizer, batch: int = 2048):
         problems: list = []
         if not isinstance(row, dict):
             continue
-        from .lint.rules.data import row_problem
-
         if row_problem(row, ds):
             continue
         prompt, answer, _ = texts(row, ds, problems)

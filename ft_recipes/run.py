@@ -21,6 +21,7 @@ from . import __version__, backends
 from .emit import atomic_write, deepspeed_file, recipe_hash, to_yaml, write_outputs
 from .findings import Finding, FtrError
 from .backends.interface import Launch, LaunchOptions
+from .backends import backend_python
 from .normalise import to_data
 from .pipeline import Loaded
 from .recipe import Recipe
@@ -37,37 +38,6 @@ class RunPlan:
     python: Path
     checkpoint: Path | None
     lock: RunLock | None = None  # this process owns run_dir while it holds it
-
-
-def backend_python(name: str) -> Path:
-    """The interpreter of the backend's environment, or FTR503 with the command that installs it."""
-    from .envs import find_python
-
-    backend = backends.get(name)
-    spec = backend.env_spec()
-    python = find_python(spec)
-    flag = f" --version {spec.version}" if backend.versions[1:] and spec.version != backend.versions[0] else ""
-    if python is None:
-        raise FtrError(f"no {name} environment", [Finding(
-            "<environment>", 1, 1, "FTR503", "error", f"the {name} {spec.version} environment is not installed",
-            f"run `ftr backend install {name}{flag}`, or point {spec.env_var} at its python")])
-    _check_env_version(python, spec, backend)
-    return python
-
-
-def _check_env_version(python: Path, spec, backend) -> None:
-    """FTR503 when ``$FTR_<NAME>_PYTHON`` holds another of the versions ftr targets than ``spec.version``, the
-    one the config was compiled for (a version ftr does not target, e.g. a patch release, is the user's call)."""
-    from .envs import installed_version
-
-    if len(backend.versions) < 2 or not os.environ.get(spec.env_var):
-        return
-    found = installed_version(python, spec)
-    if found in backend.versions and found != spec.version:
-        raise FtrError(f"{spec.env_var} holds {backend.name} {found}", [Finding(
-            "<environment>", 1, 1, "FTR503", "error",
-            f"{spec.env_var} points at {backend.title} {found}, but the run targets {spec.version}",
-            f"pass --backend-version {found}, or unset {spec.env_var} to use ftr's {spec.version} environment")])
 
 
 def last_checkpoint(run_dir: Path) -> Path | None:

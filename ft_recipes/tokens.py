@@ -18,7 +18,6 @@ from .emit import write_outputs
 from .findings import FtrError
 from .pipeline import Loaded
 from .recipe import Recipe
-from .run import backend_python
 
 IGNORE = -100
 
@@ -51,7 +50,7 @@ def tokenize_each(backend: str, n: int, recipes: list[Recipe],
     helper = backends.get(backend).tokens_helper
     if helper is None:
         raise FtrError(f"ftr tokens is not available for the {backend} backend", exit_code=2)
-    python = backend_python(backend)
+    python = backends.backend_python(backend)
     log = log_path(backend)
     results: dict[int, list[Row] | FtrError] = {}  # recipe index -> its rows or why it failed
     with tempfile.TemporaryDirectory(prefix="ftr-tokens-") as tmp, _cleanup_on_sigterm():

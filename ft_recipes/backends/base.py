@@ -66,6 +66,7 @@ class Backend:
     emitter: str  # module with ``emit(recipe, out_dir, backend) -> Emitted`` (interface.Emitter)
     oracle: str | None = None  # module with ``structural(recipe)`` (interface.Oracle)
     templates: str | None = None  # module with ``served_template`` (interface.Templates), optional training_text
+    rows: str | None = None  # module with how the backend reads conversation rows (interface.Rows), optional
     approximations: tuple[Approximation, ...] = ()
     markers: tuple[str, ...] = ()  # top-level keys that identify a native file of this dialect, the one every file
     # of it has (its model key) first: `ftr lint DIR` picks the files that start a line with it

@@ -97,4 +97,23 @@ class Templates(Protocol):
     def served_template(self, name: str | None) -> str | None: ...
 
 
-PARTS = {"emitter": Emitter, "importer": Importer, "launcher": Launcher, "oracle": Oracle, "templates": Templates}
+@runtime_checkable
+class Rows(Protocol):
+    """``Backend.rows``: how the backend reads conversation rows where it drops some (role tags, turn order), for
+    ftr's data checks (``datacheck``) and its emitter."""
+
+    def declared_tags(self, ds: Any) -> dict: ...
+
+    def drop_reason(self, turns: list, tags: dict) -> str | None: ...
+
+    def standard_tags(self, tags: dict) -> dict: ...
+
+    def standard_turns(self, turns: list, tags: dict) -> list: ...
+
+    def spellings(self, turns: list, tags: dict) -> tuple: ...
+
+    def file_tags(self, ds: Any, counts: Any) -> dict: ...
+
+
+PARTS = {"emitter": Emitter, "importer": Importer, "launcher": Launcher, "oracle": Oracle, "templates": Templates,
+         "rows": Rows}

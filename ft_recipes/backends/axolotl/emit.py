@@ -15,7 +15,7 @@ from ...datasets import (alpaca_to_messages, iter_rows, kto_to_conversational, p
                          preference_to_conversational, preference_to_conversations, preference_to_messages, role_names)
 from ...emit import Emitted, apply_passthrough, deepspeed_path, first_rows, unsupported
 from ...findings import Finding, FtrError
-from ...lint.rules.data import row_problem
+from ...datacheck import row_problem
 from ...modelinfo import config as model_config
 from ...modelinfo import special_token
 from .keys import CPU_FLAGS, IGNORED_SYSTEM, RL

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ...recipe import Dataset
-from ..registry import Context, Rule, rule
+from ..rule import Context, Rule, rule
 
 
 @rule
@@ -85,35 +85,6 @@ def format_known(ds: Dataset) -> bool:
 
     return ds.path is None or not (path_note(ds.path, "unchecked") or path_note(ds.path, "undefined")
                                   or path_note(ds.path, "no_registry"))
-
-
-def _turns_problem(turns, role: str, content: str) -> tuple[str, str] | None:
-    if not isinstance(turns, list) or not turns:
-        return "the conversation is not a non-empty list", "messages"
-    for turn in turns:
-        if not isinstance(turn, dict) or role not in turn or content not in turn:
-            return f"a turn lacks {role!r}/{content!r}", ("role" if isinstance(turn, dict) and role not in turn
-                                                          else "content")
-    return None
-
-
-def row_problem(row: dict, ds: Dataset) -> tuple[str, str] | None:
-    """(problem, standard column to map) when ``row`` does not fit ``ds.format``, else None."""
-    mapped = dict(ds.columns)
-    if ds.format in ("sharegpt", "messages"):
-        default = "conversations" if ds.format == "sharegpt" else "messages"
-        column = mapped.get("messages", default)
-        if column not in row:
-            return f"no {column!r} column", "messages"
-        tags = ("from", "value") if ds.format == "sharegpt" else ("role", "content")
-        return _turns_problem(row[column], mapped.get("role", tags[0]), mapped.get("content", tags[1]))
-    required = {"alpaca": ("instruction", "output"), "preference": ("chosen", "rejected"), "text": ("text",)}
-    for std in required.get(ds.format, ()):
-        if ds.column(std) not in row:
-            return f"no {ds.column(std)!r} column", std
-    if ds.format == "preference" and ds.column("prompt") not in row and ds.column("instruction") not in row:
-        return "no prompt: neither 'prompt' nor 'instruction' column", "prompt"
-    return None
 
 
 def local_datasets(recipe, datasets: tuple | None = None):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ...findings import Finding
-from ..registry import Context, Rule, rule
+from ..rule import Context, Rule, rule
 
 
 @dataclass(frozen=True)

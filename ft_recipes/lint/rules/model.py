@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 
-from ..registry import Context, Rule, rule
+from ..rule import Context, Rule, rule
 
 
 def known_templates() -> set[str]:

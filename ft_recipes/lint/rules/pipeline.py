@@ -3,7 +3,7 @@ from (``recipe.parent``, set by ft_recipes.stages); a recipe without stages has 
 
 from __future__ import annotations
 
-from ..registry import Context, Rule, rule
+from ..rule import Context, Rule, rule
 from .hyper import method_group
 
 SFT_STAGES = ("pt", "sft")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..registry import Context, Rule, rule
+from ..rule import Context, Rule, rule
 
 
 @rule

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..registry import Context, Rule, rule
+from ..rule import Context, Rule, rule
 
 
 def _training_text(name: str, messages: list[dict], bos: str | None, eos: str | None) -> str | None:

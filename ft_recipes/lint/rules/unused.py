@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..registry import Context, Rule, rule
+from ..rule import Context, Rule, rule
 
 
 @rule
