@@ -35,7 +35,8 @@ def _accepted(verdicts: dict[str, str]) -> int:
 
 
 @pytest.mark.parametrize("version,fixture", [("0.19.0", "ax_python"), ("0.21.0", "ax21_python")])
-@pytest.mark.parametrize("drop", [False, True])
+# --drop repeats the same validator runs (about 3 minutes each on 2 cores): slow, run with `pytest -m slow`.
+@pytest.mark.parametrize("drop", [False, pytest.param(True, marks=pytest.mark.slow)])
 def test_upgraded_user_configs_are_accepted_by_the_target_validator(version, fixture, drop, request, tmp_path):
     python = str(request.getfixturevalue(fixture))
     script = _script()
