@@ -1,4 +1,3 @@
 """ft-recipes: portable, schema-validated LLM fine-tuning recipes."""
 
 __version__ = "0.1.0"
-RECIPE_VERSION = 1

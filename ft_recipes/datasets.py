@@ -178,7 +178,6 @@ def preference_to_conversations(row: dict, ds: Dataset) -> dict:
 # working directory of the backend (both LLaMA-Factory and Axolotl do), not against the config's folder.
 _RUN_DIR: ContextVar[Path | None] = ContextVar("ftr_run_dir", default=None)
 _DATASET_DIR: ContextVar[str | None] = ContextVar("ftr_dataset_dir", default=None)
-_UNCHECKED: dict[str, str] = {}
 
 
 def run_dir() -> Path:

@@ -196,10 +196,6 @@ def as_int(value: Any) -> Any:
     return value
 
 
-def negate(value: Any) -> Any:
-    return not value if isinstance(value, bool) else value
-
-
 def comma_list(value: Any) -> str:
     return value if isinstance(value, str) else ",".join(value)
 
