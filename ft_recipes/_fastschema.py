@@ -988,21 +988,7 @@ def _check142(v):  # #/properties/eval/properties/batch_size
     return True
 
 
-def _check137(v):  # #/properties/eval
-    if not (isinstance(v, dict)):
-        return False
-    if isinstance(v, dict):
-        for key, value in v.items():
-            check = _C143.get(key)
-            matched = check is not None
-            if matched and not check(value):
-                return False
-            if not matched and not _never(value):
-                return False
-    return True
-
-
-def _check145(v):  # #/properties/output/properties/dir
+def _check144(v):  # #/properties/eval/properties/tasks/items
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1010,119 +996,17 @@ def _check145(v):  # #/properties/output/properties/dir
     return True
 
 
-def _check146(v):  # #/properties/output/properties/save
-    if not (isinstance(v, str) and v in _C147):
-        return False
-    return True
-
-
-def _check148(v):  # #/properties/output/properties/save_steps
-    if not (_is_integer(v)):
-        return False
-    if _is_number(v) and v < 1:
-        return False
-    return True
-
-
-def _check149(v):  # #/properties/output/properties/per_epoch
-    if not (_is_integer(v)):
-        return False
-    if _is_number(v) and v < 1:
-        return False
-    return True
-
-
-def _check151(v):  # #/properties/output/properties/save_total_limit/oneOf/0
-    if not (_is_integer(v)):
-        return False
-    if _is_number(v) and v < 1:
-        return False
-    return True
-
-
-def _check152(v):  # #/properties/output/properties/save_total_limit/oneOf/1
-    if not _eq(v, 'all'):
-        return False
-    return True
-
-
-def _check150(v):  # #/properties/output/properties/save_total_limit
-    if not (sum(1 for f in (_check151, _check152,) if f(v)) == 1):
-        return False
-    return True
-
-
-def _check154(v):  # #/properties/output/properties/report_to/oneOf/0
-    if not (isinstance(v, str) and v in _C155):
-        return False
-    return True
-
-
-def _check157(v):  # #/properties/output/properties/report_to/oneOf/1/items
-    if not (isinstance(v, str) and v in _C158):
-        return False
-    return True
-
-
-def _check156(v):  # #/properties/output/properties/report_to/oneOf/1
+def _check143(v):  # #/properties/eval/properties/tasks
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check157(item):
+            if not _check144(item):
                 return False
     return True
 
 
-def _check153(v):  # #/properties/output/properties/report_to
-    if not (sum(1 for f in (_check154, _check156,) if f(v)) == 1):
-        return False
-    return True
-
-
-def _check159(v):  # #/properties/output/properties/run_name
-    if not (isinstance(v, str)):
-        return False
-    return True
-
-
-def _check160(v):  # #/properties/output/properties/wandb_project
-    if not (isinstance(v, str)):
-        return False
-    return True
-
-
-def _check144(v):  # #/properties/output
-    if not (isinstance(v, dict)):
-        return False
-    if isinstance(v, dict):
-        for key, value in v.items():
-            check = _C161.get(key)
-            matched = check is not None
-            if matched and not check(value):
-                return False
-            if not matched and not _never(value):
-                return False
-    return True
-
-
-def _check163(v):  # #/properties/hardware/properties/gpus
-    if not (_is_integer(v)):
-        return False
-    if _is_number(v) and v < 0:
-        return False
-    return True
-
-
-def _check164(v):  # #/properties/hardware/properties/nodes
-    if not (_is_integer(v)):
-        return False
-    if _is_number(v) and v < 1:
-        return False
-    return True
-
-
-def _check165(v):  # #/properties/hardware/properties/gpu_memory_gb
+def _check145(v):  # #/properties/eval/properties/limit
     if not (_is_number(v)):
         return False
     if _is_number(v) and v <= 0:
@@ -1130,33 +1014,29 @@ def _check165(v):  # #/properties/hardware/properties/gpu_memory_gb
     return True
 
 
-def _check166(v):  # #/properties/hardware/properties/bf16
-    if not (isinstance(v, bool)):
+def _check146(v):  # #/properties/eval/properties/num_fewshot
+    if not (_is_integer(v)):
+        return False
+    if _is_number(v) and v < 0:
         return False
     return True
 
 
-def _check167(v):  # #/properties/hardware/properties/deepspeed
-    if not (isinstance(v, str)):
+def _check137(v):  # #/properties/eval
+    if not (isinstance(v, dict)):
         return False
+    if isinstance(v, dict):
+        for key, value in v.items():
+            check = _C147.get(key)
+            matched = check is not None
+            if matched and not check(value):
+                return False
+            if not matched and not _never(value):
+                return False
     return True
 
 
-def _check168(v):  # #/properties/hardware/properties/launcher
-    if not (isinstance(v, str) and v in _C169):
-        return False
-    return True
-
-
-def _check170(v):  # #/properties/hardware/properties/partition
-    if not (isinstance(v, str)):
-        return False
-    if isinstance(v, str) and len(v) < 1:
-        return False
-    return True
-
-
-def _check171(v):  # #/properties/hardware/properties/account
+def _check149(v):  # #/properties/output/properties/dir
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1164,15 +1044,13 @@ def _check171(v):  # #/properties/hardware/properties/account
     return True
 
 
-def _check172(v):  # #/properties/hardware/properties/time
-    if not (isinstance(v, str)):
-        return False
-    if isinstance(v, str) and not _C173.search(v):
+def _check150(v):  # #/properties/output/properties/save
+    if not (isinstance(v, str) and v in _C151):
         return False
     return True
 
 
-def _check174(v):  # #/properties/hardware/properties/cpus_per_node
+def _check152(v):  # #/properties/output/properties/save_steps
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -1180,47 +1058,203 @@ def _check174(v):  # #/properties/hardware/properties/cpus_per_node
     return True
 
 
-def _check175(v):  # #/properties/hardware/properties/container
-    if not (isinstance(v, str)):
+def _check153(v):  # #/properties/output/properties/per_epoch
+    if not (_is_integer(v)):
         return False
-    if isinstance(v, str) and len(v) < 1:
-        return False
-    return True
-
-
-def _check177(v):  # #/properties/hardware/properties/setup/items
-    if not (isinstance(v, str)):
+    if _is_number(v) and v < 1:
         return False
     return True
 
 
-def _check176(v):  # #/properties/hardware/properties/setup
+def _check155(v):  # #/properties/output/properties/save_total_limit/oneOf/0
+    if not (_is_integer(v)):
+        return False
+    if _is_number(v) and v < 1:
+        return False
+    return True
+
+
+def _check156(v):  # #/properties/output/properties/save_total_limit/oneOf/1
+    if not _eq(v, 'all'):
+        return False
+    return True
+
+
+def _check154(v):  # #/properties/output/properties/save_total_limit
+    if not (sum(1 for f in (_check155, _check156,) if f(v)) == 1):
+        return False
+    return True
+
+
+def _check158(v):  # #/properties/output/properties/report_to/oneOf/0
+    if not (isinstance(v, str) and v in _C159):
+        return False
+    return True
+
+
+def _check161(v):  # #/properties/output/properties/report_to/oneOf/1/items
+    if not (isinstance(v, str) and v in _C162):
+        return False
+    return True
+
+
+def _check160(v):  # #/properties/output/properties/report_to/oneOf/1
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check177(item):
+            if not _check161(item):
                 return False
     return True
 
 
-def _check179(v):  # #/properties/hardware/properties/sbatch/items
+def _check157(v):  # #/properties/output/properties/report_to
+    if not (sum(1 for f in (_check158, _check160,) if f(v)) == 1):
+        return False
+    return True
+
+
+def _check163(v):  # #/properties/output/properties/run_name
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check178(v):  # #/properties/hardware/properties/sbatch
+def _check164(v):  # #/properties/output/properties/wandb_project
+    if not (isinstance(v, str)):
+        return False
+    return True
+
+
+def _check148(v):  # #/properties/output
+    if not (isinstance(v, dict)):
+        return False
+    if isinstance(v, dict):
+        for key, value in v.items():
+            check = _C165.get(key)
+            matched = check is not None
+            if matched and not check(value):
+                return False
+            if not matched and not _never(value):
+                return False
+    return True
+
+
+def _check167(v):  # #/properties/hardware/properties/gpus
+    if not (_is_integer(v)):
+        return False
+    if _is_number(v) and v < 0:
+        return False
+    return True
+
+
+def _check168(v):  # #/properties/hardware/properties/nodes
+    if not (_is_integer(v)):
+        return False
+    if _is_number(v) and v < 1:
+        return False
+    return True
+
+
+def _check169(v):  # #/properties/hardware/properties/gpu_memory_gb
+    if not (_is_number(v)):
+        return False
+    if _is_number(v) and v <= 0:
+        return False
+    return True
+
+
+def _check170(v):  # #/properties/hardware/properties/bf16
+    if not (isinstance(v, bool)):
+        return False
+    return True
+
+
+def _check171(v):  # #/properties/hardware/properties/deepspeed
+    if not (isinstance(v, str)):
+        return False
+    return True
+
+
+def _check172(v):  # #/properties/hardware/properties/launcher
+    if not (isinstance(v, str) and v in _C173):
+        return False
+    return True
+
+
+def _check174(v):  # #/properties/hardware/properties/partition
+    if not (isinstance(v, str)):
+        return False
+    if isinstance(v, str) and len(v) < 1:
+        return False
+    return True
+
+
+def _check175(v):  # #/properties/hardware/properties/account
+    if not (isinstance(v, str)):
+        return False
+    if isinstance(v, str) and len(v) < 1:
+        return False
+    return True
+
+
+def _check176(v):  # #/properties/hardware/properties/time
+    if not (isinstance(v, str)):
+        return False
+    if isinstance(v, str) and not _C177.search(v):
+        return False
+    return True
+
+
+def _check178(v):  # #/properties/hardware/properties/cpus_per_node
+    if not (_is_integer(v)):
+        return False
+    if _is_number(v) and v < 1:
+        return False
+    return True
+
+
+def _check179(v):  # #/properties/hardware/properties/container
+    if not (isinstance(v, str)):
+        return False
+    if isinstance(v, str) and len(v) < 1:
+        return False
+    return True
+
+
+def _check181(v):  # #/properties/hardware/properties/setup/items
+    if not (isinstance(v, str)):
+        return False
+    return True
+
+
+def _check180(v):  # #/properties/hardware/properties/setup
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check179(item):
+            if not _check181(item):
                 return False
     return True
 
 
-def _check180(v):  # #/properties/hardware/properties/accelerator
+def _check183(v):  # #/properties/hardware/properties/sbatch/items
+    if not (isinstance(v, str)):
+        return False
+    return True
+
+
+def _check182(v):  # #/properties/hardware/properties/sbatch
+    if not (isinstance(v, list)):
+        return False
+    if isinstance(v, list):
+        for item in v:
+            if not _check183(item):
+                return False
+    return True
+
+
+def _check184(v):  # #/properties/hardware/properties/accelerator
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1228,7 +1262,7 @@ def _check180(v):  # #/properties/hardware/properties/accelerator
     return True
 
 
-def _check181(v):  # #/properties/hardware/properties/cloud
+def _check185(v):  # #/properties/hardware/properties/cloud
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1236,7 +1270,7 @@ def _check181(v):  # #/properties/hardware/properties/cloud
     return True
 
 
-def _check182(v):  # #/properties/hardware/properties/ray_address
+def _check186(v):  # #/properties/hardware/properties/ray_address
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1244,7 +1278,7 @@ def _check182(v):  # #/properties/hardware/properties/ray_address
     return True
 
 
-def _check183(v):  # #/properties/hardware/properties/port
+def _check187(v):  # #/properties/hardware/properties/port
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -1254,12 +1288,12 @@ def _check183(v):  # #/properties/hardware/properties/port
     return True
 
 
-def _check162(v):  # #/properties/hardware
+def _check166(v):  # #/properties/hardware
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C184.get(key)
+            check = _C188.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -1268,58 +1302,58 @@ def _check162(v):  # #/properties/hardware
     return True
 
 
-def _check186(v):  # #/properties/backends/additionalProperties
+def _check190(v):  # #/properties/backends/additionalProperties
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check187(v):  # #/properties/backends/propertyNames
-    if not (isinstance(v, str) and v in _C188):
+def _check191(v):  # #/properties/backends/propertyNames
+    if not (isinstance(v, str) and v in _C192):
         return False
     return True
 
 
-def _check185(v):  # #/properties/backends
+def _check189(v):  # #/properties/backends
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            if not _check187(key):
+            if not _check191(key):
                 return False
-            check = _C189.get(key)
+            check = _C193.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
-            if not matched and not _check186(value):
+            if not matched and not _check190(value):
                 return False
     return True
 
 
-def _check192(v):  # #/properties/lint/properties/ignore/items
+def _check196(v):  # #/properties/lint/properties/ignore/items
     if not (isinstance(v, str)):
         return False
-    if isinstance(v, str) and not _C193.search(v):
+    if isinstance(v, str) and not _C197.search(v):
         return False
     return True
 
 
-def _check191(v):  # #/properties/lint/properties/ignore
+def _check195(v):  # #/properties/lint/properties/ignore
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check192(item):
+            if not _check196(item):
                 return False
     return True
 
 
-def _check190(v):  # #/properties/lint
+def _check194(v):  # #/properties/lint
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C194.get(key)
+            check = _C198.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -1328,23 +1362,15 @@ def _check190(v):  # #/properties/lint
     return True
 
 
-def _check198(v):  # #/$defs/stage/properties/name
+def _check202(v):  # #/$defs/stage/properties/name
     if not (isinstance(v, str)):
         return False
-    if isinstance(v, str) and not _C199.search(v):
+    if isinstance(v, str) and not _C203.search(v):
         return False
     return True
 
 
-def _check200(v):  # #/$defs/stage/properties/from
-    if not (isinstance(v, str)):
-        return False
-    if isinstance(v, str) and len(v) < 1:
-        return False
-    return True
-
-
-def _check201(v):  # #/$defs/stage/properties/backend
+def _check204(v):  # #/$defs/stage/properties/from
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1352,13 +1378,21 @@ def _check201(v):  # #/$defs/stage/properties/backend
     return True
 
 
-def _check202(v):  # #/$defs/stage/properties/merge
+def _check205(v):  # #/$defs/stage/properties/backend
+    if not (isinstance(v, str)):
+        return False
+    if isinstance(v, str) and len(v) < 1:
+        return False
+    return True
+
+
+def _check206(v):  # #/$defs/stage/properties/merge
     if not (isinstance(v, bool)):
         return False
     return True
 
 
-def _check204(v):  # #/$defs/stage/properties/extends/oneOf/0
+def _check208(v):  # #/$defs/stage/properties/extends/oneOf/0
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1366,7 +1400,7 @@ def _check204(v):  # #/$defs/stage/properties/extends/oneOf/0
     return True
 
 
-def _check206(v):  # #/$defs/stage/properties/extends/oneOf/1/items
+def _check210(v):  # #/$defs/stage/properties/extends/oneOf/1/items
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1374,102 +1408,102 @@ def _check206(v):  # #/$defs/stage/properties/extends/oneOf/1/items
     return True
 
 
-def _check205(v):  # #/$defs/stage/properties/extends/oneOf/1
+def _check209(v):  # #/$defs/stage/properties/extends/oneOf/1
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check206(item):
+            if not _check210(item):
                 return False
     return True
 
 
-def _check203(v):  # #/$defs/stage/properties/extends
-    if not (sum(1 for f in (_check204, _check205,) if f(v)) == 1):
+def _check207(v):  # #/$defs/stage/properties/extends
+    if not (sum(1 for f in (_check208, _check209,) if f(v)) == 1):
         return False
     return True
 
 
-def _check207(v):  # #/$defs/stage/properties/stage
-    if not (isinstance(v, str) and v in _C208):
+def _check211(v):  # #/$defs/stage/properties/stage
+    if not (isinstance(v, str) and v in _C212):
         return False
     return True
 
 
-def _check209(v):  # #/$defs/stage/properties/description
+def _check213(v):  # #/$defs/stage/properties/description
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check210(v):  # #/$defs/stage/properties/model
+def _check214(v):  # #/$defs/stage/properties/model
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check211(v):  # #/$defs/stage/properties/method
+def _check215(v):  # #/$defs/stage/properties/method
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check212(v):  # #/$defs/stage/properties/preference
+def _check216(v):  # #/$defs/stage/properties/preference
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check213(v):  # #/$defs/stage/properties/data
+def _check217(v):  # #/$defs/stage/properties/data
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check214(v):  # #/$defs/stage/properties/train
+def _check218(v):  # #/$defs/stage/properties/train
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check215(v):  # #/$defs/stage/properties/eval
+def _check219(v):  # #/$defs/stage/properties/eval
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check216(v):  # #/$defs/stage/properties/output
+def _check220(v):  # #/$defs/stage/properties/output
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check217(v):  # #/$defs/stage/properties/hardware
+def _check221(v):  # #/$defs/stage/properties/hardware
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check218(v):  # #/$defs/stage/properties/backends
+def _check222(v):  # #/$defs/stage/properties/backends
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check219(v):  # #/$defs/stage/properties/lint
+def _check223(v):  # #/$defs/stage/properties/lint
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check197(v):  # #/$defs/stage
+def _check201(v):  # #/$defs/stage
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict) and not ('name' in v):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C220.get(key)
+            check = _C224.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -1479,23 +1513,23 @@ def _check197(v):  # #/$defs/stage
 
 
 def _ref2(v):  # #/$defs/stage
-    return _check197(v)
+    return _check201(v)
 
 
-def _check196(v):  # #/properties/stages/items
+def _check200(v):  # #/properties/stages/items
     if not _ref2(v):
         return False
     return True
 
 
-def _check195(v):  # #/properties/stages
+def _check199(v):  # #/properties/stages
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list) and len(v) < 1:
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check196(item):
+            if not _check200(item):
                 return False
     return True
 
@@ -1507,7 +1541,7 @@ def _check1(v):  # #
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C221.get(key)
+            check = _C225.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -1543,22 +1577,22 @@ _C123 = frozenset(['adafactor', 'adamw_8bit', 'adamw_bnb_8bit', 'adamw_torch', '
 _C125 = frozenset(['bf16', 'fp16', 'fp32'])
 _C136 = {'lr': _check111, 'epochs': _check112, 'max_steps': _check113, 'micro_batch_size': _check114, 'grad_accum': _check115, 'scheduler': _check116, 'min_lr': _check118, 'warmup_ratio': _check119, 'warmup_steps': _check120, 'weight_decay': _check121, 'optimizer': _check122, 'precision': _check124, 'gradient_checkpointing': _check126, 'seed': _check129, 'max_grad_norm': _check130, 'adam_beta1': _check131, 'adam_beta2': _check132, 'adam_epsilon': _check133, 'neftune_alpha': _check134, 'logging_steps': _check135}
 _C139 = frozenset(['epoch', 'no', 'steps'])
-_C143 = {'every': _check138, 'steps': _check140, 'per_epoch': _check141, 'batch_size': _check142}
-_C147 = frozenset(['epoch', 'no', 'steps'])
-_C155 = frozenset(['mlflow', 'none', 'tensorboard', 'wandb'])
-_C158 = frozenset(['mlflow', 'tensorboard', 'wandb'])
-_C161 = {'dir': _check145, 'save': _check146, 'save_steps': _check148, 'per_epoch': _check149, 'save_total_limit': _check150, 'report_to': _check153, 'run_name': _check159, 'wandb_project': _check160}
-_C169 = frozenset(['local', 'ray', 'skypilot', 'slurm'])
-_C173 = re.compile('^([0-9]+-)?[0-9]+(:[0-9]{2}){0,2}$')
-_C184 = {'gpus': _check163, 'nodes': _check164, 'gpu_memory_gb': _check165, 'bf16': _check166, 'deepspeed': _check167, 'launcher': _check168, 'partition': _check170, 'account': _check171, 'time': _check172, 'cpus_per_node': _check174, 'container': _check175, 'setup': _check176, 'sbatch': _check178, 'accelerator': _check180, 'cloud': _check181, 'ray_address': _check182, 'port': _check183}
-_C188 = frozenset(['axolotl', 'llamafactory', 'trl'])
-_C189 = {}
-_C193 = re.compile('^FTR[0-9]{1,3}$')
-_C194 = {'ignore': _check191}
-_C199 = re.compile('^[A-Za-z0-9][A-Za-z0-9_.-]*$')
-_C208 = frozenset(['dpo', 'grpo', 'kto', 'merge', 'orpo', 'ppo', 'pt', 'rm', 'sft', 'simpo'])
-_C220 = {'name': _check198, 'from': _check200, 'backend': _check201, 'merge': _check202, 'extends': _check203, 'stage': _check207, 'description': _check209, 'model': _check210, 'method': _check211, 'preference': _check212, 'data': _check213, 'train': _check214, 'eval': _check215, 'output': _check216, 'hardware': _check217, 'backends': _check218, 'lint': _check219}
-_C221 = {'ftr': _check2, 'extends': _check3, 'description': _check7, 'model': _check8, 'stage': _check17, 'method': _check19, 'preference': _check70, 'data': _check76, 'train': _check110, 'eval': _check137, 'output': _check144, 'hardware': _check162, 'backends': _check185, 'lint': _check190, 'stages': _check195}
+_C147 = {'every': _check138, 'steps': _check140, 'per_epoch': _check141, 'batch_size': _check142, 'tasks': _check143, 'limit': _check145, 'num_fewshot': _check146}
+_C151 = frozenset(['epoch', 'no', 'steps'])
+_C159 = frozenset(['mlflow', 'none', 'tensorboard', 'wandb'])
+_C162 = frozenset(['mlflow', 'tensorboard', 'wandb'])
+_C165 = {'dir': _check149, 'save': _check150, 'save_steps': _check152, 'per_epoch': _check153, 'save_total_limit': _check154, 'report_to': _check157, 'run_name': _check163, 'wandb_project': _check164}
+_C173 = frozenset(['local', 'ray', 'skypilot', 'slurm'])
+_C177 = re.compile('^([0-9]+-)?[0-9]+(:[0-9]{2}){0,2}$')
+_C188 = {'gpus': _check167, 'nodes': _check168, 'gpu_memory_gb': _check169, 'bf16': _check170, 'deepspeed': _check171, 'launcher': _check172, 'partition': _check174, 'account': _check175, 'time': _check176, 'cpus_per_node': _check178, 'container': _check179, 'setup': _check180, 'sbatch': _check182, 'accelerator': _check184, 'cloud': _check185, 'ray_address': _check186, 'port': _check187}
+_C192 = frozenset(['axolotl', 'llamafactory', 'trl'])
+_C193 = {}
+_C197 = re.compile('^FTR[0-9]{1,3}$')
+_C198 = {'ignore': _check195}
+_C203 = re.compile('^[A-Za-z0-9][A-Za-z0-9_.-]*$')
+_C212 = frozenset(['dpo', 'grpo', 'kto', 'merge', 'orpo', 'ppo', 'pt', 'rm', 'sft', 'simpo'])
+_C224 = {'name': _check202, 'from': _check204, 'backend': _check205, 'merge': _check206, 'extends': _check207, 'stage': _check211, 'description': _check213, 'model': _check214, 'method': _check215, 'preference': _check216, 'data': _check217, 'train': _check218, 'eval': _check219, 'output': _check220, 'hardware': _check221, 'backends': _check222, 'lint': _check223}
+_C225 = {'ftr': _check2, 'extends': _check3, 'description': _check7, 'model': _check8, 'stage': _check17, 'method': _check19, 'preference': _check70, 'data': _check76, 'train': _check110, 'eval': _check137, 'output': _check148, 'hardware': _check166, 'backends': _check189, 'lint': _check194, 'stages': _check199}
 
 
 def is_valid(data):

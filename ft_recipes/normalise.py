@@ -152,7 +152,15 @@ def _eval(resolved: Resolved, has_validation: bool) -> r.Eval:
     per_epoch = e.get("per_epoch")
     if per_epoch == 1 and strategy == "steps" and "steps" not in e:  # once per epoch is the epoch strategy
         strategy, per_epoch = "epoch", None
-    return _section(r.Eval, e, computed={"strategy": strategy, "per_epoch": per_epoch})
+    tasks = tuple(_task(t, _base_dir(resolved, ("eval", "tasks"))) for t in e.get("tasks", ()))
+    return _section(r.Eval, e, computed={"strategy": strategy, "per_epoch": per_epoch, "tasks": tasks})
+
+
+def _task(task: str, base: Path) -> str:
+    """An lm-eval task name as written; a task YAML file or folder made absolute (relative to its recipe)."""
+    if task.endswith((".yaml", ".yml")) or "/" in task or (base / task).exists():
+        return str(_local_path(task, base))
+    return task
 
 
 def _output(resolved: Resolved) -> r.Output:

@@ -358,7 +358,7 @@ class Train:
 
 @dataclass(frozen=True)
 class Eval:
-    SCHEMA: ClassVar[dict] = {"description": "Evaluation cadence."}
+    SCHEMA: ClassVar[dict] = {"description": "Evaluation: the cadence during training, and what `ftr eval` runs after."}
 
     strategy: Literal["epoch", "steps", "no"] = _f(
         "no",
@@ -370,6 +370,16 @@ class Eval:
         "Evaluate N times per epoch (implies every: steps).",
         type='integer', minimum=1)
     batch_size: Optional[int] = _f(None, "Evaluation batch size per device.", type='integer', minimum=1)
+    tasks: tuple[str, ...] = _f(
+        (),
+        "What `ftr eval` runs after training, on the tuned model and its base: lm-evaluation-harness task names, or "
+        "task YAML files / folders (relative to the recipe; local JSONL through dataset_path: json).",
+        type='array', items={'type': 'string', 'minLength': 1})
+    limit: Optional[float] = _f(
+        None,
+        "`ftr eval`: rows per task (a fraction when below 1); also caps the held-out generations.",
+        type='number', exclusiveMinimum=0)
+    num_fewshot: Optional[int] = _f(None, "`ftr eval`: few-shot examples per task.", type='integer', minimum=0)
 
 
 @dataclass(frozen=True)

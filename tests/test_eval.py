@@ -265,3 +265,29 @@ def test_the_lock_pins_every_package_and_the_environment_has_its_own_variable():
     assert {"lm-eval", "torch", "transformers", "peft", "sacrebleu", "rouge-score"} <= names
     assert SPEC.env_var == "FTR_LM_EVAL_PYTHON"
     assert os.path.basename(SPEC.lock) == "lock.txt"
+
+
+def test_the_recipe_eval_section_says_what_ftr_eval_runs(tmp_path, fake_lm_eval):
+    """eval.tasks / limit / num_fewshot in the recipe (a task YAML relative to the recipe) are what `ftr eval RUN`
+    runs; the command line still wins."""
+    run = run_dir(tmp_path)
+    folder = task_folder(tmp_path)
+    recipe = (run / "recipe.resolved.yaml").read_text()
+    relative = os.path.relpath(folder / "mc.yaml", run)  # a task file relative to the recipe that names it
+    (run / "recipe.resolved.yaml").write_text(recipe + f"eval: {{tasks: ['{relative}'], limit: 3, num_fewshot: 2}}\n",
+                                              encoding="utf-8")
+    result = CliRunner().invoke(main, ["eval", str(run), "--no-held-out"])
+    assert result.exit_code == 0, result.output
+    job = json.loads(fake_lm_eval.read_text())
+    assert [t["name"] for t in job["tasks"]] == ["local_mc"] and (job["limit"], job["num_fewshot"]) == (3, 2)
+    result = CliRunner().invoke(main, ["eval", str(run), "--no-held-out", "--limit", "4"])
+    assert result.exit_code == 0 and json.loads(fake_lm_eval.read_text())["limit"] == 4
+
+
+def test_eval_settings_configure_ftr_only(tmp_path):
+    write_jsonl(tmp_path / "train.jsonl", rows(4))
+    recipe = recipe_file(tmp_path, "", "eval: {tasks: [hellaswag], limit: 10}\n")
+    for backend in ("llamafactory", "axolotl", "trl"):
+        result = CliRunner().invoke(main, ["compile", str(recipe), "-b", backend, "-o", str(tmp_path / backend)])
+        assert result.exit_code == 0, result.output
+        assert "hellaswag" not in "".join(p.read_text() for p in (tmp_path / backend).rglob("*") if p.is_file())

@@ -24,7 +24,8 @@ NO_MAX_STEPS = "no train.max_steps (a step count decides how long training runs;
 TYPED = {"data.val.split": "data.val_split", "eval.every": "eval.strategy", "data.val.datasets": "data.val"}
 
 # Fields that configure ftr itself (lint, VRAM estimate, launcher), not the backend's config.
-FTR_ONLY = ("ftr", "extends", "description", "backends", "lint", "model.params", "hardware.gpu_memory_gb", "hardware.bf16",
+FTR_ONLY = ("ftr", "extends", "description", "backends", "lint", "model.params", "hardware.gpu_memory_gb",
+            "hardware.bf16", "eval.tasks", "eval.limit", "eval.num_fewshot",  # what `ftr eval` runs after training
             "hardware.gpus", "hardware.nodes", *(f"hardware.{k}" for k in (
                 "launcher", "partition", "account", "time", "cpus_per_node", "container", "setup", "sbatch",
                 "accelerator", "cloud", "ray_address", "port")))

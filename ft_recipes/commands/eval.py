@@ -88,8 +88,13 @@ def eval_cmd(target, with_base, base_model, merged, tasks, limit, num_fewshot, b
     if target is None:
         raise UsageError("give a run directory or a model folder (or --install)")
     what = targets.resolve(target, merged=merged, base_model=base_model)
-    settings = runner.Settings(tasks=tasks, limit=limit, num_fewshot=num_fewshot, batch_size=batch_size, seed=seed,
-                               max_new_tokens=max_new_tokens, held_out=not no_held_out)
+    planned = what.recipe.eval if what.recipe else None  # the recipe's eval: settings, under the command line's
+    settings = runner.Settings(tasks=tasks or (planned.tasks if planned else ()),
+                               limit=limit if limit is not None else (planned.limit if planned else None),
+                               num_fewshot=num_fewshot if num_fewshot is not None
+                               else (planned.num_fewshot if planned else None),
+                               batch_size=batch_size, seed=seed, max_new_tokens=max_new_tokens,
+                               held_out=not no_held_out)
     log = _log_path(what.run_dir, output)
     record = runner.evaluate(what, settings, with_base, log, echo=runner.echo_err)
     path = output.resolve() if output else (what.run_dir / runner.RESULTS if what.run_dir else None)
