@@ -41,16 +41,31 @@ class RunPlan:
 
 
 def last_checkpoint(run_dir: Path) -> Path | None:
-    """The newest complete checkpoint-N. The trainer writes trainer_state.json last, so a directory without it
-    was cut short (a preemption while saving) and resuming from it fails; it is skipped with a note."""
+    """The newest complete checkpoint-N. The trainer writes trainer_state.json last, so a directory without it,
+    or with one that does not parse (cut mid-write), was cut short (a preemption while saving) and resuming from
+    it fails; it is skipped with a note."""
     found = sorted((p for p in run_dir.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()),
                    key=lambda p: int(p.name.split("-")[-1]), reverse=True)
     for checkpoint in found:
-        if (checkpoint / "trainer_state.json").is_file():
+        problem = _checkpoint_problem(checkpoint)
+        if problem is None:
             return checkpoint
-        print(f"ftr: skipping {checkpoint}: incomplete (no trainer_state.json; the save was interrupted)",
-              file=sys.stderr)
+        note(f"ftr: skipping {checkpoint}: incomplete ({problem}; the save was interrupted)")
     return None
+
+
+def _checkpoint_problem(checkpoint: Path) -> str | None:
+    """Why ``checkpoint`` cannot be resumed from; None when its trainer_state.json is a whole JSON object."""
+    state = checkpoint / "trainer_state.json"
+    if not state.is_file():
+        return "no trainer_state.json"
+    try:
+        data = json.loads(state.read_text(encoding="utf-8"))
+    except OSError as exc:
+        return f"trainer_state.json cannot be read: {exc.strerror}"
+    except ValueError:  # JSONDecodeError, or bytes that are not UTF-8
+        return "trainer_state.json does not parse"
+    return None if isinstance(data, dict) else "trainer_state.json is not a JSON object"
 
 
 def holds_run(run_dir: Path) -> bool:
@@ -142,14 +157,17 @@ def _check_run_dir(run_dir: Path, recipe: Recipe) -> None:
 
 
 def plan(loaded: Loaded, backend: str, opts: LaunchOptions, resume: bool, force: bool,
-         dry_run: bool) -> RunPlan:
-    """Compile into the run directory, which this process then owns (``RunPlan.lock``) unless ``dry_run``."""
+         dry_run: bool, allow_changed: bool = False) -> RunPlan:
+    """Compile into the run directory, which this process then owns (``RunPlan.lock``) unless ``dry_run``.
+    ``resume`` of a run whose recipe changed since it started is refused unless ``allow_changed``."""
     run_dir = loaded.recipe.output.dir
     _check_run_dir(run_dir, loaded.recipe)
     if dry_run:
         return _plan(loaded, backend, opts, resume, force, True, None)
     lock = _own(run_dir)
     try:
+        if resume and not allow_changed:
+            check_same_recipe(run_dir, loaded.recipe)
         return _plan(loaded, backend, opts, resume, force, False, lock)
     except BaseException:  # a refused or failed plan gives the folder back at once (a pipeline goes on living)
         lock.release()
@@ -186,6 +204,28 @@ def _plan(loaded: Loaded, backend: str, opts: LaunchOptions, resume: bool, force
     config = run_dir / emitted.main
     launch = backend_launch(backend, python, config, opts, offline=recipe.model.is_local)
     return RunPlan(run_dir, config, launch, python, checkpoint, lock)
+
+
+def check_same_recipe(run_dir: Path, recipe: Recipe) -> None:
+    """Refuse to resume a run whose recipe changed since it started (the manifest's ``recipe_hash``): the rest
+    of the training would follow other settings than its first part. A run without a readable manifest passes."""
+    before = previous_manifest(run_dir).get("recipe_hash")
+    now = recipe_hash(recipe)
+    if before is None or before == now:
+        return
+    raise FtrError(f"{run_dir}: the recipe changed since this run started (recipe sha256:{before} then, "
+                   f"sha256:{now} now); --resume would train the rest with other settings. Pass --force to start "
+                   f"over (the old run is moved aside), or --resume --allow-changed to continue anyway (the "
+                   f"manifest records it)", exit_code=1)
+
+
+def previous_manifest(run_dir: Path) -> dict:
+    """The manifest an earlier attempt left in ``run_dir``; empty when there is none or it does not parse."""
+    try:
+        manifest = json.loads((run_dir / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return manifest if isinstance(manifest, dict) else {}
 
 
 def _own(run_dir: Path) -> RunLock:
@@ -268,8 +308,11 @@ def new_manifest(p: RunPlan, loaded: Loaded, backend: str, argv: list[str]) -> d
     from .envs import installed_version
 
     spec = backends.env_spec(backend)
+    earlier = earlier_attempts(previous_manifest(p.run_dir)) if p.checkpoint else []
+    digest = recipe_hash(loaded.recipe)
     return {"ftr_version": __version__, "recipe": str(Path(loaded.recipe.source_file).resolve()),
-            "recipe_hash": recipe_hash(loaded.recipe), "backend": backend,
+            "recipe_hash": digest, "backend": backend, "attempts": earlier,
+            "recipe_changed": bool(earlier) and earlier[-1].get("recipe_hash") not in (None, digest),
             "backend_version": installed_version(p.python, spec), "command_line": argv,
             "backend_command": p.launch.argv, "env": p.launch.env, "host": platform.node(),
             "resumed_from": str(p.checkpoint) if p.checkpoint else None, "template": loaded.recipe.model.template,
@@ -284,9 +327,14 @@ def execute_manifest(p: RunPlan, manifest: dict, log_name: str = "train.log", re
     (p.run_dir / "logs").mkdir(exist_ok=True)
     if not record:
         return _stream(p, p.run_dir / "logs" / log_name).code
-    manifest.update(host=platform.node(), **_probe(p.python), start=_now())
+    history = earlier_attempts(manifest)
+    for key in ("error", "output_errors"):  # a requeued job's manifest still holds its last attempt's outcome
+        manifest.pop(key, None)
+    manifest.update(host=platform.node(), **_probe(p.python), start=_now(), end=None, exit_status=None,
+                    interrupted=False)
     if p.lock is not None:
         manifest["owner"] = {k: p.lock.owner[k] for k in ("pid", "host", "start")}
+    manifest["attempts"] = [*history, attempt_of(manifest)]
     try:
         save_manifest(p.run_dir, manifest)
         outcome = _stream(p, p.run_dir / "logs" / log_name)
@@ -307,6 +355,23 @@ def execute_manifest(p: RunPlan, manifest: dict, log_name: str = "train.log", re
     return outcome.code
 
 
+ATTEMPT = ("start", "end", "exit_status", "interrupted", "resumed_from", "recipe_hash", "host", "error")
+
+
+def attempt_of(manifest: dict) -> dict:
+    """One attempt's record in the manifest's ``attempts`` (an attempt without an ``end``: its ftr died)."""
+    return {key: manifest.get(key) for key in ATTEMPT}
+
+
+def earlier_attempts(manifest: dict) -> list[dict]:
+    """The attempts a manifest records, oldest first; a manifest of an older ftr (no ``attempts``) gives its
+    one attempt, a manifest of a run never started none."""
+    attempts = manifest.get("attempts")
+    if isinstance(attempts, list):
+        return attempts
+    return [attempt_of(manifest)] if manifest.get("start") else []
+
+
 def _record_failure(run_dir: Path, manifest: dict, exc: BaseException) -> None:
     if manifest.get("end") is None:
         code = exc.exit_code if isinstance(exc, FtrError) else 130 if isinstance(exc, KeyboardInterrupt) else 1
@@ -316,8 +381,10 @@ def _record_failure(run_dir: Path, manifest: dict, exc: BaseException) -> None:
 
 
 def _save_final(run_dir: Path, manifest: dict) -> None:
-    """Save the manifest; a full or read-only disk is reported, not fatal (the training's outcome stands, and
-    `ftr status` sees from the released lock that the run is over)."""
+    """Save the manifest (its last attempt updated); a full or read-only disk is reported, not fatal (the
+    training's outcome stands, and `ftr status` sees from the released lock that the run is over)."""
+    if manifest.get("attempts"):
+        manifest["attempts"][-1] = attempt_of(manifest)
     try:
         save_manifest(run_dir, manifest)
     except FtrError as exc:

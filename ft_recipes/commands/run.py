@@ -29,6 +29,8 @@ from ..launchers import NAMES as LAUNCHERS
 @click.option("--fsdp", is_flag=True, help="Shard with FSDP (Axolotl).")
 @click.option("--dry-run", is_flag=True, help="Print the command, environment and config paths; start nothing.")
 @click.option("--resume", is_flag=True, help="Continue from the run directory's last checkpoint.")
+@click.option("--allow-changed", is_flag=True,
+              help="With --resume: continue even though the recipe changed since the run started (recorded).")
 @click.option("--force", is_flag=True, help="Start over; the previous run directory is moved aside, not deleted.")
 @click.option("--no-lint", is_flag=True, help="Launch even when lint reports errors.")
 @click.option("--only", "only", metavar="STAGE", default=None, help="A pipeline: run only this stage (again).")
@@ -37,16 +39,19 @@ from ..launchers import NAMES as LAUNCHERS
 @click.argument("extra", nargs=-1, type=click.UNPROCESSED)
 @guard
 def run_cmd(recipe, backend, gpus, nnodes, launcher, attach, ray_address, node_rank, master_addr, master_port,
-            deepspeed, fsdp, dry_run, resume, force, no_lint, only, from_stage, backend_versions, extra):
+            deepspeed, fsdp, dry_run, resume, allow_changed, force, no_lint, only, from_stage, backend_versions,
+            extra):
     """Lint RECIPE, compile it into its run directory (output.dir) and launch BACKEND there, from the
     environment of the backend version it was compiled for (--backend-version).
 
     Arguments after `--` go to the backend command. The backend's exit code is ftr's.
     """
     _reserve_std_fds()
+    if allow_changed and not resume:
+        raise click.UsageError("--allow-changed goes with --resume")
     with targets(backend_versions, backend):
         _run(recipe, backend, gpus, nnodes, launcher, attach, ray_address, node_rank, master_addr, master_port,
-             deepspeed, fsdp, dry_run, resume, force, no_lint, only, from_stage, extra)
+             deepspeed, fsdp, dry_run, resume, force, no_lint, only, from_stage, extra, allow_changed)
 
 
 def _reserve_std_fds() -> None:
@@ -62,7 +67,7 @@ def _reserve_std_fds() -> None:
 
 
 def _run(recipe, backend, gpus, nnodes, launcher, attach, ray_address, node_rank, master_addr, master_port,
-         deepspeed, fsdp, dry_run, resume, force, no_lint, only, from_stage, extra):
+         deepspeed, fsdp, dry_run, resume, force, no_lint, only, from_stage, extra, allow_changed=False):
     from ..emit import DEEPSPEED_PRESETS
     from ..launch import LaunchOptions, check
     from ..lint.gate import gate_recipe
@@ -95,13 +100,14 @@ def _run(recipe, backend, gpus, nnodes, launcher, attach, ray_address, node_rank
     if launcher != "local":
         from .submit import submit_run
 
-        sys.exit(submit_run(loaded, backend, opts, launcher, attach, ray_address, resume, force, dry_run, no_lint))
+        sys.exit(submit_run(loaded, backend, opts, launcher, attach, ray_address, resume, force, dry_run, no_lint,
+                            allow_changed))
     if attach or ray_address:
         raise click.UsageError("--attach and --ray-address go with --launcher slurm|skypilot|ray")
     check(opts, DEEPSPEED_PRESETS)
     gate_recipe(loaded, no_lint)
     opts = _fit(opts, dry_run, asked=gpus is not None)
-    run_plan = plan(loaded, backend, opts, resume, force, dry_run)
+    run_plan = plan(loaded, backend, opts, resume, force, dry_run, allow_changed)
     click.echo(describe(run_plan), err=dry_run is False)
     if dry_run:
         return

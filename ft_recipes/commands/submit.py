@@ -9,7 +9,7 @@ import click
 
 
 def submit_run(loaded, backend: str, opts, launcher: str, attach: bool, ray_address: str | None, resume: bool,
-               force: bool, dry_run: bool, no_lint: bool) -> int:
+               force: bool, dry_run: bool, no_lint: bool, allow_changed: bool = False) -> int:
     from ..emit import DEEPSPEED_PRESETS
     from ..launch import check
     from ..launchers import get
@@ -26,7 +26,7 @@ def submit_run(loaded, backend: str, opts, launcher: str, attach: bool, ray_addr
         recipe = replace(recipe, hardware=replace(recipe.hardware, ray_address=ray_address))
     if not dry_run:
         get(launcher).ready(recipe.hardware)
-    run_plan = plan(loaded, backend, opts, resume, force, dry_run)
+    run_plan = plan(loaded, backend, opts, resume, force, dry_run, allow_changed)
     job = make_job(run_plan, backend, opts, recipe)
     path = script_path(launcher, job)
     if dry_run:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -37,7 +38,9 @@ class Job:
 
     @property
     def name(self) -> str:
-        return f"ftr-{self.run_dir.name}"
+        """The job's name for the engine (SLURM job name, SkyPilot cluster, Ray submission id): the run
+        folder's name with every run of other characters than letters and digits as one dash."""
+        return f"ftr-{re.sub(r'[^A-Za-z0-9]+', '-', self.run_dir.name).strip('-') or 'run'}"
 
     @property
     def port(self) -> int:
@@ -53,6 +56,12 @@ class State:
     state: str  # the engine's word: RUNNING, COMPLETED, SUCCEEDED, ...
     done: bool
     ok: bool | None = None  # when done: whether it succeeded
+
+
+def comment(text: str) -> str:
+    """``text`` as one comment line of a job file: a control character (a newline) is written escaped, so
+    that it can neither end the comment nor start a line of its own."""
+    return "# " + "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def write_node_spec(job: Job) -> Path:

@@ -9,7 +9,7 @@ from pathlib import Path
 from ..findings import FtrError
 from ..run import quote
 from ..recipe import Hardware
-from .base import Job, State
+from .base import Job, State, comment
 
 FILE = "ray-job.sh"
 DRIVER = Path(__file__).with_name("ray_driver.py")
@@ -28,7 +28,8 @@ def script(job: Job) -> str:
     driver = ["python", str(DRIVER), f"--nodes={job.opts.nnodes}", f"--gpus={job.opts.gpus}",
               f"--cpus={job.hardware.cpus_per_node or 1}", f"--port={job.port}", f"--pythonpath={package_root}",
               "--", *job.node_command()]
-    return "\n".join(["#!/bin/bash", f"# {job.name}: written by ftr run --launcher ray; the Ray job's entrypoint",
+    header = comment(f"{job.name}: written by ftr run --launcher ray; the Ray job's entrypoint")
+    return "\n".join(["#!/bin/bash", header,
                       "set -euo pipefail", *job.hardware.setup,
                       "exec " + " ".join(quote(arg) for arg in driver)]) + "\n"
 

@@ -11,7 +11,7 @@ from .. import __version__
 from ..findings import UsageError
 from ..normalise import to_data
 from ..run import quote
-from .base import Job, State, call, tool
+from .base import Job, State, call, comment, tool
 
 FILE = "sky-task.yaml"
 RECIPE = "sky-recipe.yaml"  # the recipe as the nodes see it: paths under ~/ftr
@@ -86,7 +86,8 @@ def task(job: Job) -> dict:
 def script(job: Job) -> str:
     from ..emit import to_yaml
 
-    return f"# {job.name}: written by ftr run --launcher skypilot; launch with sky launch\n" + to_yaml(task(job))
+    return comment(f"{job.name}: written by ftr run --launcher skypilot; launch with sky launch") + "\n" + \
+        to_yaml(task(job))
 
 
 def write_recipe(job: Job) -> Path:

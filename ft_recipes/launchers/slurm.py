@@ -7,7 +7,7 @@ import re
 
 from ..findings import FtrError, UsageError
 from ..run import quote
-from .base import Job, State, call, tool
+from .base import Job, State, call, comment, tool
 
 FILE = "job.sbatch"
 INSTALL = "run on a SLURM login node (sbatch comes with SLURM's client tools)"
@@ -27,15 +27,28 @@ def directives(job: Job) -> dict[str, str | None]:
     found.update({k: str(v) for k, v in extra.items() if v is not None})
     for option in hw.sbatch:
         name, sep, value = option.removeprefix("--").partition("=")
-        if not option.startswith("--") or not name or " " in name:
+        if not option.startswith("--") or not OPTION.fullmatch(name):
             raise UsageError(f"hardware.sbatch: {option!r} is not a long sbatch option; write it as --name=value "
                              f"(e.g. --qos=high) or --flag")
         found[name] = value if sep else None
+    for name, value in found.items():
+        _check_value(name, value)
     return found
 
 
+OPTION = re.compile(r"[A-Za-z][A-Za-z0-9-]*")
+
+
+def _check_value(name: str, value: str | None) -> None:
+    """sbatch reads an ``#SBATCH`` line up to its end, with no escape for a control character: a value with
+    one (a newline or tab in the run folder's path) is refused."""
+    if value is not None and not value.isprintable():
+        raise UsageError(f"#SBATCH --{name}: {value!r} holds a control character (a newline or tab), which an "
+                         f"sbatch script cannot carry; give the run a folder name without one (output.dir)")
+
+
 def script(job: Job) -> str:
-    lines = ["#!/bin/bash", f"# {job.name}: written by ftr run --launcher slurm; submit with sbatch"]
+    lines = ["#!/bin/bash", comment(f"{job.name}: written by ftr run --launcher slurm; submit with sbatch")]
     lines += [f"#SBATCH --{name}" + ("" if value is None else f"={quote(value)}")
               for name, value in directives(job).items()]
     node = " ".join(quote(arg) for arg in job.node_command())
