@@ -43,7 +43,13 @@ class FtrError(Exception):
     def render(self) -> str:
         if self.findings:
             return "\n".join(f.text() for f in self.findings)
-        return f"error: {self}"
+        return f"error: {str(self).removeprefix('error: ')}"
+
+    def reason(self) -> str:
+        """The problem to quote inside another message: file and line, no "error:" of its own."""
+        if self.findings:
+            return "; ".join(f"{f.file}:{f.line}:{f.col}: {f.message}" for f in self.findings)
+        return str(self).removeprefix("error: ")
 
 
 class UsageError(FtrError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import errno
+import os
 import re
 import stat
 from dataclasses import dataclass, field, replace
@@ -100,7 +101,7 @@ def file_kind(path: Path) -> str:
         return "is a broken symbolic link" if path.is_symlink() else "no such file"
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            return "is a symlink loop (a link that points back at itself)"
+            return f"is a symlink loop ({_link_chain(path)})"
         return f"cannot read: {exc.strerror}"
     if stat.S_ISREG(mode):
         return "file"
@@ -108,6 +109,20 @@ def file_kind(path: Path) -> str:
         return "is a directory"
     return {stat.S_IFIFO: "is a FIFO", stat.S_IFCHR: "is a character device", stat.S_IFBLK: "is a block device",
             stat.S_IFSOCK: "is a socket"}.get(stat.S_IFMT(mode), "is not a regular file")
+
+
+def _link_chain(path: Path) -> str:
+    """``a.yaml -> b.yaml -> a.yaml``: the links followed from ``path`` until one repeats."""
+    chain = [os.path.normpath(path)]
+    while len(chain) < 40:
+        try:
+            target = os.path.normpath(os.path.join(os.path.dirname(chain[-1]), os.readlink(chain[-1])))
+        except OSError:  # not a link: a folder on the way loops
+            return "a link that leads back to itself"
+        chain.append(target)
+        if target in chain[:-1]:
+            break
+    return " -> ".join(chain)
 
 
 def read_text(path: Path) -> str:
@@ -135,6 +150,32 @@ def load_file(path: str | Path, keep_last: bool = False) -> Document:
     return load_text(read_text(path), str(path), keep_last)
 
 
+INDENT_PROBLEMS = ("did not find expected key", "mapping values are not allowed", "expected <block end>",
+                   "block sequence entries are not allowed", "did not find expected '-' indicator")
+PAIRS = {"{": "}", "[": "]"}
+
+
+def _syntax_wording(exc: yaml.MarkedYAMLError, lines: list[str], line: int) -> tuple[str, str]:
+    """(message, hint) for a YAML syntax error, in the user's terms rather than the parser's."""
+    problem = exc.problem or exc.context or ""
+    tabbed = next((n for n, text in enumerate(lines[:line], 1) if "\t" in text[:len(text) - len(text.lstrip())]),
+                  None)
+    if tabbed is not None:
+        return f"YAML does not allow tabs: line {tabbed} is indented with a tab", "indent with spaces"
+    opened = exc.context_mark.line + 1 if exc.context_mark else line
+    if "did not find expected ','" in problem:
+        bracket = "[" if "']'" in problem else "{"
+        return (f"YAML syntax: the '{bracket}' opened on line {opened} is not closed",
+                f"close it with '{PAIRS[bracket]}', or put ',' between its items")
+    if "while scanning a quoted scalar" in (exc.context or ""):
+        return f"YAML syntax: the quote opened on line {opened} is not closed", "close the quote"
+    if problem.startswith(INDENT_PROBLEMS):
+        return (f"YAML syntax: indentation on line {line} does not line up with the lines above it",
+                "keys of one mapping start in the same column, a nested mapping further right; "
+                "each key needs a ':'")
+    return f"YAML syntax: {problem}", ""
+
+
 def load_text(text: str, file: str = "<string>", keep_last: bool = False) -> Document:
     if "\x00" in text:
         raise _error(file, 1, 1, "binary data (NUL byte) in a YAML file")
@@ -145,7 +186,7 @@ def load_text(text: str, file: str = "<string>", keep_last: bool = False) -> Doc
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        raise _error(file, line, col, f"YAML syntax: {exc.problem or exc.context}") from None
+        raise _error(file, line, col, *_syntax_wording(exc, text.splitlines(), line)) from None
     except yaml.YAMLError as exc:
         raise _error(file, 1, 1, f"YAML syntax: {exc}") from None
     finally:

@@ -88,7 +88,7 @@ def _extends_list(doc: Document) -> list[tuple[str, tuple]]:
                             "e.g. extends: [lora-sft]", "extends")])
 
 
-def _target_path(ref: str, doc: Document) -> Path:
+def _target_path(ref: str, doc: Document, recipe_dir: Path) -> Path:
     if "://" in ref:
         raise FtrError(f"extends target {ref!r} is a URL; extends takes preset names and local paths "
                        f"(download the file and name its path)")
@@ -98,7 +98,7 @@ def _target_path(ref: str, doc: Document) -> Path:
             return path.resolve()
         except RuntimeError:  # Python < 3.13: a symlink loop
             return path
-    return find_preset(ref)
+    return find_preset(ref, start=recipe_dir, referrer=Path(doc.file))
 
 
 def _layers(doc: Document, chain: tuple[str, ...]) -> list[Document]:
@@ -109,7 +109,7 @@ def _layers(doc: Document, chain: tuple[str, ...]) -> list[Document]:
     for ref, path in _extends_list(doc):
         line, col = doc.pos(path)
         try:
-            target = _target_path(ref, doc)
+            target = _target_path(ref, doc, Path(chain[0]).parent)
         except UsageError:  # the configuration itself is broken (pyproject.toml): not this recipe's fault
             raise
         except FtrError as exc:

@@ -185,14 +185,14 @@ def validate(resolved: Resolved) -> list[Finding]:
 
 # --- checks JSON Schema cannot express ----------------------------------------------------------------------
 
-def _non_finite(data: Any, path: tuple = (), out: list | None = None) -> list[tuple[tuple, float]]:
+def non_finite(data: Any, path: tuple = (), out: list | None = None) -> list[tuple[tuple, float]]:
     """(path, value) of every NaN and infinity in ``data``, in document order (a path is built only for a
     container or a hit: most values are neither)."""
     out = [] if out is None else out
     items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, list) else ()
     for key, value in items:
         if isinstance(value, (dict, list)):
-            _non_finite(value, path + (key,), out)
+            non_finite(value, path + (key,), out)
         elif isinstance(value, float) and not math.isfinite(value):
             out.append((path + (key,), value))
     return out
@@ -225,7 +225,7 @@ def semantic(resolved: Resolved) -> list[Finding]:
     """FTR002 for values the schema admits but no backend can run: NaN and infinities, a fractional row count,
     cosine_with_min_lr without train.min_lr, contradicting cadences in one file."""
     out = [_finding(resolved, path, f"{dotted(path)}: {value!r} is not a finite number", "write a finite number")
-           for path, value in _non_finite(resolved.data)]
+           for path, value in non_finite(resolved.data)]
     if out:
         return out
     data = resolved.data

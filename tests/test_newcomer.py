@@ -137,8 +137,10 @@ def test_report_output_never_replaces_a_file_ftr_did_not_write(tmp_path, monkeyp
 
 
 def test_summary_counts_a_finding_in_a_preset_apart_from_the_linted_files(tmp_path):
-    result = ftr("lint", recipe(tmp_path))
-    assert "FTR103" in result.output and "presets/lora-sft.yaml" in result.output
+    (tmp_path / "presets").mkdir()
+    (tmp_path / "presets" / "team.yaml").write_text("ftr: 1\nextends: [lora-sft]\ntrain: {micro_batch_size: 1}\n")
+    result = ftr("lint", recipe(tmp_path, RECIPE.replace("[lora-sft]", "[presets/team.yaml]")))
+    assert "FTR107" in result.output and "presets/team.yaml" in result.output
     assert result.output.splitlines()[-1].endswith("in 1 of 1 file linted and 1 file it extends.")
 
 

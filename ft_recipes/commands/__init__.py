@@ -22,12 +22,16 @@ def backend_version_option(func):
                              "backend-versions, else the version of $FTR_<NAME>_PYTHON, else ftr's default).")(func)
 
 
-def targets(values, backend: str | None):
-    """The context in which ``backends.get`` returns the chosen versions (command line over project over
-    environment; UsageError for a version ftr cannot target)."""
+def targets(values, backend: str | None, recipe: str | None = None):
+    """The context in which ``backends.get`` returns the chosen versions (command line over the pyproject.toml
+    nearest ``recipe`` (default: the working directory) over environment; UsageError for a version ftr cannot
+    target)."""
+    from pathlib import Path
+
     from ..backends import chosen_versions, parse_versions, targeting
 
-    return targeting(chosen_versions(parse_versions(values, "--backend-version", backend)))
+    start = Path(recipe).parent if recipe else None
+    return targeting(chosen_versions(parse_versions(values, "--backend-version", backend), start))
 
 
 def guard(func):

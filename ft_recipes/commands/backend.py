@@ -39,7 +39,7 @@ def install_cmd(name: str, force: bool, version: str | None) -> None:
     try:
         python = install(spec, force=force, log=lambda msg: click.echo(msg, err=True))
     except RuntimeError as exc:
-        raise FtrError(f"error: {exc}", exit_code=1) from None
+        raise FtrError(str(exc), exit_code=1) from None
     click.echo(str(python))
 
 

@@ -41,7 +41,7 @@ def compile_cmd(recipe: str, backend: str, out_dir: Path | None, force: bool, ba
     axolotl:      OUT/axolotl.yaml (+ OUT/data/*.jsonl for rows rewritten as messages)
     llamafactory: OUT/llamafactory.yaml and OUT/dataset_info.json
     """
-    with targets(backend_versions, backend):
+    with targets(backend_versions, backend, recipe):
         _compile(recipe, backend, out_dir, force)
 
 

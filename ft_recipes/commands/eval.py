@@ -19,7 +19,7 @@ def _install() -> None:
     try:
         python = install(SPEC, log=lambda msg: click.echo(msg, err=True))
     except RuntimeError as exc:
-        raise FtrError(f"error: {exc}", exit_code=1) from None
+        raise FtrError(str(exc), exit_code=1) from None
     click.echo(str(python))
 
 

@@ -48,24 +48,33 @@ def lint_cmd(paths, fmt, strict, select, extend_select, ignore, rule_packs, no_n
     (`ftr rules` lists them); native files are also checked against the backend's key catalogue.
 
     PATHS are files, directories (recipes and native configs found recursively, skipping `presets/`),
-    or globs. Settings come from [tool.ftr.lint] in pyproject.toml, the
-    recipe's `lint.ignore`, `# ftr: noqa: CODE` comments, and these options.
+    or globs. Settings come from [tool.ftr.lint] in the pyproject.toml nearest each file (not the working
+    directory), the recipe's `lint.ignore`, `# ftr: noqa: CODE` comments, and these options.
 
     Exit codes: 0 no error-level finding, 1 error-level findings, 2 usage or I/O error.
     """
     from ..lint.engine import lint_file
     from ..lint.files import expand
-    from ..lint.options import from_project, merge_cli
     from ..lint.reporters import REPORTERS
 
-    options = merge_cli(from_project(), select, ignore, extend_select, strict, rule_packs, no_noqa)
-    options = _with_versions(options, backend_versions)
+    from ..project import find_pyproject
+
+    by_project: dict = {}
+
+    def options_at(folder: Path):
+        pyproject = find_pyproject(folder)
+        if pyproject not in by_project:
+            by_project[pyproject] = _options_for(pyproject, select, ignore, extend_select, strict, rule_packs,
+                                                 no_noqa, backend_versions)
+        return by_project[pyproject]
+
+    options_at(Path.cwd())  # a bad option is a usage error even when no file is found
     from ..datasets import running_from
     from ..modelinfo import remembered
 
     files = expand(paths, only_recipes)
     with running_from(run_dir, dataset_dir), remembered():
-        findings = sorted(f for file in files for f in lint_file(file, options, dialect))
+        findings = sorted(f for file in files for f in lint_file(file, options_at(Path(file).parent), dialect))
     text = REPORTERS[fmt]().render(findings, files)
     if output:
         from ..writes import write_one
@@ -76,7 +85,16 @@ def lint_cmd(paths, fmt, strict, select, extend_select, ignore, rule_packs, no_n
     sys.exit(1 if any(f.severity == "error" for f in findings) else 0)
 
 
-def _with_versions(options, backend_versions):
+def _options_for(pyproject, select, ignore, extend_select, strict, rule_packs, no_noqa, backend_versions):
+    """The command line over the settings of ``pyproject`` (None: none found)."""
+    from ..lint.options import from_project, merge_cli
+
+    start = pyproject.parent if pyproject else Path.cwd()
+    options = merge_cli(from_project(start), select, ignore, extend_select, strict, rule_packs, no_noqa)
+    return _with_versions(options, backend_versions, start)
+
+
+def _with_versions(options, backend_versions, start: Path):
     """The catalogue version per backend: --backend-version, else [tool.ftr.lint] backend-versions, else the
     version ftr targets ([tool.ftr] backend-versions, $FTR_<NAME>_PYTHON's version; ``chosen_versions``)."""
     from dataclasses import replace
@@ -84,7 +102,7 @@ def _with_versions(options, backend_versions):
     from ..backends import chosen_versions
     from ..lint.options import versions
 
-    chosen = {**chosen_versions({}), **dict(options.versions),
+    chosen = {**chosen_versions({}, start), **dict(options.versions),
               **dict(versions(backend_versions, "--backend-version"))}
     return replace(options, versions=tuple(chosen.items()))
 

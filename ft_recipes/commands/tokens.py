@@ -29,7 +29,7 @@ def tokens_cmd(recipes: tuple[str, ...], backend: str | None, pair: tuple[str, s
     """Show how the first rows of each RECIPE's data are rendered and tokenized by a backend's own
     preprocessing (run in its environment, without training), trained tokens highlighted. Several recipes
     share one start of each backend."""
-    with targets(backend_versions, backend):
+    with targets(backend_versions, backend, recipes[0] if recipes else None):
         _tokens(list(recipes), backend, pair, rows, timeout, templates)
 
 

@@ -19,13 +19,14 @@ def _selected(options: Options) -> tuple[tuple[type, dict], ...]:
                  if cls.checked_here() and options.selects(code))
 
 
-def run_rules(recipe, options: Options, dialect: str = "recipe", native: dict | None = None) -> list[Finding]:
+def run_rules(recipe, options: Options, dialect: str = "recipe", native: dict | None = None,
+              extends_at: tuple | None = None) -> list[Finding]:
     """Findings of every selected rule on one normalised recipe (before suppression); ``native`` is the
-    mapping of a native file of ``dialect`` as written."""
+    mapping of a native file of ``dialect`` as written; ``extends_at`` the position of the recipe's `extends`."""
     findings: list[Finding] = []
     version = options.version_of(dialect) if dialect != "recipe" else None
     for cls, section in _selected(options):
-        ctx = Context(recipe, cls, section, dialect=dialect, native=native, version=version)
+        ctx = Context(recipe, cls, section, dialect=dialect, native=native, version=version, extends_at=extends_at)
         cls().check(ctx)
         findings += ctx.findings
     return findings
@@ -55,19 +56,26 @@ def _layer_lines(loaded) -> dict[str, tuple[str, ...]]:
 def lint_recipe(loaded, options: Options | None = None) -> list[Finding]:
     """Findings for a loaded recipe (``pipeline.load_recipe(path)``), sorted.
 
-    Without ``options`` the settings of the nearest pyproject.toml ([tool.ftr.lint]) apply.
+    Without ``options`` the settings of the pyproject.toml nearest the recipe ([tool.ftr.lint]) apply.
     """
     from .options import from_project
 
-    options = options or from_project()
+    options = options or from_project(Path(loaded.resolved.document.file).parent)
     recipe = loaded.recipe
     native = loaded.resolved.document.data if loaded.dialect != "recipe" else None
-    findings = run_rules(recipe, options, loaded.dialect, native)
+    findings = run_rules(recipe, options, loaded.dialect, native, _extends_at(loaded.resolved.document))
     if native is not None:
         from .native_keys import speak_native
 
         findings = speak_native(findings, loaded.resolved.document, loaded.dialect, loaded.resolved.provenance)
     return finish(findings, options, recipe.lint_ignore, _layer_lines(loaded))
+
+
+def _extends_at(document) -> tuple | None:
+    """(file, line, col) of the document's `extends`, if it has one."""
+    if not isinstance(document.data, dict) or "extends" not in document.data:
+        return None
+    return (document.file, *document.pos(("extends",)))
 
 
 def lint_file(path: str | Path, options: Options, dialect: str | None = None) -> list[Finding]:
@@ -102,7 +110,8 @@ def _lint_document(path, doc, options: Options, dialect: str | None) -> list[Fin
     dialect = dialect or detect_dialect(doc.data)
     if dialect == "recipe" and isinstance(doc.data, dict) and "stages" in doc.data:
         return lint_pipeline(path, options)
-    native = check_native(doc, dialect, options.version_of(dialect)) if dialect != "recipe" else []
+    native = check_native(doc, dialect, options.version_of(dialect)) + _non_finite(doc, dialect) \
+        if dialect != "recipe" else []
     lines = {doc.file: tuple(doc.lines)}
     try:
         loaded = load_document(doc if not native else _coerced(doc), dialect)
@@ -114,6 +123,19 @@ def _lint_document(path, doc, options: Options, dialect: str | None) -> list[Fin
             schema = _native_schema(schema, doc, dialect)
         return finish(schema + native, options, lines=lines)
     return sorted(set(finish(native, options, lines=lines) + lint_recipe(loaded, options)))
+
+
+def _non_finite(doc, dialect: str) -> list[Finding]:
+    """FTR002 errors for NaN and infinities anywhere in a native file: the backend would train on them."""
+    from ..load import dotted
+    from ..validate import non_finite
+
+    out = []
+    for path, value in non_finite(doc.data):
+        line, col = doc.pos(path)
+        out.append(Finding(doc.file, line, col, "FTR002", "error", f"{dotted(path)}: {value!r} is not a finite number",
+                           f"write a finite number; {dialect} would run with it", dotted(path)))
+    return out
 
 
 def _coerced(doc):
@@ -176,10 +198,9 @@ def lint_paths(paths, options: Options | None = None) -> list[Finding]:
     from .files import expand
     from .options import from_project
 
-    options = options or from_project()
     findings: list[Finding] = []
     for file in expand(paths):
-        findings += lint_file(file, options)
+        findings += lint_file(file, options or from_project(Path(file).parent))
     return sorted(findings)
 
 
@@ -201,7 +222,7 @@ def lint_pipeline(path, options=None) -> list[Finding]:
     from ..stages import load_pipeline
     from .options import from_project
 
-    options = options or from_project()
+    options = options or from_project(Path(path).parent)
     try:
         pipeline = load_pipeline(path)
     except FtrError as exc:

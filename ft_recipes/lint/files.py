@@ -87,4 +87,17 @@ def expand(args, only_recipes: bool = False) -> list[Path]:
             if key not in seen and (not only_recipes or wanted(path)):
                 seen.add(key)
                 out.append(path)
+    _refuse_unreadable(out)
     return out
+
+
+def _refuse_unreadable(paths: list[Path]) -> None:
+    """A UsageError naming every file that is not a readable regular file (a broken link, a symlink loop,
+    a FIFO), not just the first one met."""
+    from ..load import file_kind
+
+    problems = [f"{path}: {kind}" for path in paths for kind in [file_kind(path)] if kind != "file"]
+    if problems:
+        raise UsageError("; ".join(problems) + "; ftr reads YAML from regular files" if len(problems) == 1 else
+                         f"{len(problems)} files cannot be read (ftr reads YAML from regular files):\n  "
+                         + "\n  ".join(problems))

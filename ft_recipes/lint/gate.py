@@ -9,6 +9,7 @@ pipelines.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from ..findings import Finding, FtrError
 from .engine import lint_recipe, run_rules, stage_findings
@@ -39,4 +40,4 @@ def gate_recipe(loaded, no_lint: bool) -> None:
 
 
 def gate_pipeline(pipeline, no_lint: bool) -> None:
-    lint_gate(sorted(set(stage_findings(pipeline, from_project()))), no_lint, " in the stages")
+    lint_gate(sorted(set(stage_findings(pipeline, from_project(Path(pipeline.file).parent)))), no_lint, " in the stages")

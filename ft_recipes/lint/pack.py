@@ -20,7 +20,7 @@ def _read(path: Path) -> dict:
     try:
         data = load_file(path).data or {}
     except FtrError as exc:
-        raise FtrError(f"rule pack {path}: {exc.render()}", exit_code=2) from None
+        raise FtrError(f"rule pack {exc.reason()}", exit_code=2) from None
     if not isinstance(data, dict) or not isinstance(data.get("rules", {}), dict):
         raise FtrError(f"rule pack {path}: expected a mapping with a `rules:` mapping", exit_code=2)
     return data

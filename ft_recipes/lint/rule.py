@@ -9,11 +9,13 @@ a preset it extends, and a native config imported into a recipe.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from ..findings import Finding, FtrError
 from ..load import dotted
+from ..presets import is_builtin
 from ..recipe import Recipe
 
 DOCS_URL = "https://github.com/ft-recipes/ft-recipes/blob/main/docs/rules/{code}.md"
@@ -91,6 +93,7 @@ class Context:
     dialect: str = "recipe"  # "recipe", or the backend whose native file was imported
     native: dict | None = None  # the native mapping as written (native files only)
     version: str | None = None  # the backend version the native file is checked against
+    extends_at: tuple | None = None  # (file, line, col) of the recipe's `extends`, where a preset's values enter
 
     @property
     def is_native(self) -> bool:
@@ -102,8 +105,9 @@ class Context:
     def get(self, key: str, default: Any = None) -> Any:
         return self.pack.get(key, default)
 
-    def report(self, path: tuple, kind: str, /, **fields: Any) -> None:
-        """A finding at the recipe key ``path`` using the pack's message ``kind``, formatted with ``fields``."""
+    def report(self, path: tuple, kind: str, /, *, causes: tuple = (), **fields: Any) -> None:
+        """A finding at the recipe key ``path`` using the pack's message ``kind``, formatted with ``fields``.
+        ``causes``: the other keys whose values make ``path``'s value a problem (see ``where``)."""
         if kind not in self.rule.messages:
             raise UndeclaredMessage(f"rule {self.rule.code} reported message kind {kind!r}, which it does not "
                                     f"declare (messages = {self.rule.messages!r})")
@@ -120,4 +124,17 @@ class Context:
                            f"fields: {', '.join(sorted(values))}", exit_code=2) from None
         severity = spec.get("severity") or self.pack.get("severity") or self.rule.severity
         file, line, col = self.recipe.where(path)
+        if is_builtin(file):
+            hint = "; ".join(filter(None, (hint, f"ftr's preset {Path(file).name} sets it on line {line}")))
+            file, line, col = self.where(causes) or (file, line, col)
         self.findings.append(Finding(file, line, col, self.rule.code, severity, text, hint, dotted(path)))
+
+    def where(self, causes: tuple) -> tuple | None:
+        """For a value of one of ftr's own presets: the first of ``causes`` the recipe wrote, else the recipe's
+        `extends` line (where the preset's value enters), so that the finding is reported in the user's file."""
+        for path in causes:
+            file, line, col = self.recipe.where(path)
+            if file == self.recipe.source_file and tuple(path) in self.recipe.provenance:
+                return file, line, col
+        return self.extends_at
+

@@ -101,10 +101,11 @@ class LoraAlpha(Rule):
             return
         ratio = lora.alpha / lora.r
         fields = {"alpha": lora.alpha, "r": lora.r, "ratio": ratio, "twice": 2 * lora.r}
+        causes = (("method", "lora", "r"),)
         if ratio < ctx["min_ratio"]:
-            ctx.report(("method", "lora", "alpha"), "too_low", **fields)
+            ctx.report(("method", "lora", "alpha"), "too_low", causes=causes, **fields)
         elif ratio > ctx["max_ratio"]:
-            ctx.report(("method", "lora", "alpha"), "too_high", **fields)
+            ctx.report(("method", "lora", "alpha"), "too_high", causes=causes, **fields)
 
 
 @rule
