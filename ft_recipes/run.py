@@ -85,6 +85,7 @@ def prepare_dir(run_dir: Path, resume: bool, force: bool) -> Path | None:
             raise FtrError(f"{run_dir}: --resume given but the directory holds no complete checkpoint-N", exit_code=1)
         return checkpoint
     if force:
+        _check_is_run(run_dir)
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         aside = run_dir.with_name(f"{run_dir.name}.old-{stamp}")
         run_dir.rename(aside)
@@ -93,6 +94,19 @@ def prepare_dir(run_dir: Path, resume: bool, force: bool) -> Path | None:
     raise FtrError("output directory in use", [Finding(
         "<run>", 1, 1, "FTR501", "error", f"{run_dir} holds a previous run",
         "pass --resume to continue from its last checkpoint, or --force to start over (the old one is moved aside)")])
+
+
+RUN_MARKS = (MANIFEST, "recipe.resolved.yaml")  # what ftr writes into every run folder it compiles into
+
+
+def _check_is_run(run_dir: Path) -> None:
+    """``--force`` moves aside only a folder ftr made a run of; anything else (a model, a data folder) stays."""
+    if any((run_dir / mark).is_file() for mark in RUN_MARKS):
+        return
+    raise FtrError("output directory is not a run", [Finding(
+        "<run>", 1, 1, "FTR501", "error", f"{run_dir} holds files but no earlier run of ftr (no {MANIFEST} or "
+        f"recipe.resolved.yaml); --force only moves an earlier run aside",
+        "give the run a folder of its own (output.dir: runs/NAME), or move that folder yourself")])
 
 
 def visible_gpus() -> int | None:
@@ -148,6 +162,8 @@ def for_cpu(recipe: Recipe) -> Recipe:
 def _check_run_dir(run_dir: Path, recipe: Recipe) -> None:
     """The run directory is the run's own: it must not hold the recipe or its data (``--force`` moves it aside)."""
     inputs = [Path(recipe.source_file), *(d.path for d in (*recipe.data.train, *recipe.data.val) if d.path)]
+    if recipe.model.is_local and Path(recipe.model.base).resolve() == run_dir.resolve():
+        inputs.append(Path(recipe.model.base))
     for path in inputs:
         if path.resolve().is_relative_to(run_dir.resolve()):
             file, line, col = recipe.where(("output", "dir"))
