@@ -235,7 +235,8 @@ def import_document(doc: Document, dialect: str | None = None) -> Imported:
                           f"run `ftr lint --dialect {dialect}` for the key-by-key check")
         raise FtrError(str(exc), [finding]) from None
     _missing_data_files(mapper, backends.get(dialect).title)
-    passthrough = mapper.leftover()
+    # keys the importer itself keeps for its backend (LLaMA-Factory's dataset_info entries), then the leftovers
+    passthrough = {**mapper.out.get("backends", {}).get(dialect, {}), **mapper.leftover()}
     if passthrough:
         mapper.put(("backends", dialect), passthrough)
         for key in passthrough:

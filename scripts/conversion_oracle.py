@@ -116,12 +116,6 @@ KNOWN: dict[tuple[str, str], str] = {
     ("round trip Axolotl", "special_tokens"): "eos_token added from the template",
     ("round trip Axolotl", "eot_tokens"): "eot_tokens added from the template",
     ("round trip Axolotl", "bnb_config_kwargs"): "bnb_4bit_use_double_quant moved out of bnb_config_kwargs",
-    # BUG (LF emitter): dataset_dir moves to the output folder and media_dir with it, so images of a multimodal
-    # dataset are looked up there; the images column and the sharegpt tags are rewritten (mllm_demo loses
-    # images), a hub sharegpt preference set with images becomes an alpaca mapping (rlhf_v).
-    ("round trip LF", "media_dir"): "media_dir follows dataset_dir into the output folder",
-    ("round trip LF", "datasets"): "dataset columns/tags rewritten (images, system, *_tag)",
-    ("round trip LF", "eval_datasets"): "dataset columns/tags rewritten (system, *_tag)",
     # BUG: lora_target_linear: false with lora_target_modules becomes true (all linear layers); on deepseek-v4
     # Axolotl then refuses the converted file (use_dsv4_kernels allows no attention LoRA).
     ("round trip Axolotl", "lora_target_linear examples/minimax/m2-qlora.yaml"): "LoRA targets widened",

@@ -9,7 +9,7 @@ whose package this environment lacks (plot_loss needs matplotlib, deepspeed the 
 real-world verdicts are checked without them too) is taken out before parsing and reported as written.
 Prints one JSON line per job: {"path", "ok", "error", "effective"}: effective_helper.py's sections plus
 "datasets" / "eval_datasets" (LLaMA-Factory's own dataset_info reading: every DatasetAttr, a local file as
-its real path), output_dir and deepspeed as absolute paths from DIR and the DeepSpeed JSON they name.
+its real path), media_dir, output_dir and deepspeed as absolute paths from DIR and the DeepSpeed JSON they name.
 Imports LLaMA-Factory once.
 """
 
@@ -62,6 +62,7 @@ def datasets(names, dataset_dir) -> list[dict]:
 def effective(cfg: dict, model, data, training, finetuning) -> dict:
     result = {"model": _fields(model), "data": _fields(data), "training": _fields(training),
               "finetuning": _fields(finetuning)}
+    result["data"]["media_dir"] = resolved(data.media_dir)  # opened from the working directory
     result["training"]["output_dir"] = resolved(cfg.get("output_dir"))
     result["training"]["logging_dir"] = None  # output_dir/runs: a temp dir while parsing
     result["training"]["deepspeed"] = resolved(cfg.get("deepspeed"))

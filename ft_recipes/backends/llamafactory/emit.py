@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ...emit import Emitted, apply_passthrough, deepspeed_path, first_rows, unsupported
+from ...emit import Emitted, Note, apply_passthrough, deepspeed_path, first_rows, unsupported
 from ...recipe import Dataset, Recipe
 from ..base import check
 from .keys import FINETUNING, STAGES, USUAL_TAGS
@@ -20,6 +20,38 @@ MAIN = "llamafactory.yaml"
 DATASET_INFO = "dataset_info.json"
 
 SHAREGPT_TAGS = {"role": "role_tag", "content": "content_tag", "user": "user_tag", "assistant": "assistant_tag"}
+
+# backends.llamafactory.dataset_info: {recipe dataset name: a dataset_info.json entry's own keys} for entries the
+# recipe cannot say exactly (the importer keeps them: media columns, tags the source left unset, ...). The
+# location (file or hub id, split, subset) always comes from the recipe; the rest is written verbatim.
+KEPT = "dataset_info"
+LOCATION = frozenset({"file_name", "hf_hub_url", "ms_hub_url", "om_hub_url", "script_url", "cloud_file_name",
+                      "split", "subset", "num_samples"})
+# LLaMA-Factory 0.9.5's reading of an entry (data/parser.py, DatasetAttr.join): a `columns` or `tags` mapping
+# takes every name it leaves out as None; without one, these defaults.
+COLUMN_DEFAULTS = {"prompt": "instruction", "query": "input", "response": "output", "history": None,
+                   "messages": "conversations", "system": None, "tools": None, "images": None, "videos": None,
+                   "audios": None, "chosen": None, "rejected": None, "kto_tag": None}
+TAG_DEFAULTS = {"role_tag": "from", "content_tag": "value", "user_tag": "human", "assistant_tag": "gpt",
+                "observation_tag": "observation", "function_tag": "function_call", "system_tag": "system"}
+# What the converter of each formatting reads (data/converter.py); openai rows are read like sharegpt's.
+_COMMON = {"formatting", "ranking", "folder", "system", "tools", "images", "videos", "audios", "chosen", "rejected",
+           "kto_tag"}
+READS = {"alpaca": _COMMON | {"prompt", "query", "response", "history"},
+         "sharegpt": _COMMON | {"messages"} | set(TAG_DEFAULTS), "openai": _COMMON | {"messages"} | set(TAG_DEFAULTS)}
+
+
+def reading(entry: dict) -> dict:
+    """What LLaMA-Factory reads from a dataset_info.json entry, besides where the rows are: the fields its
+    converter for the entry's formatting uses, as DatasetAttr holds them."""
+    out = {"formatting": entry.get("formatting", "alpaca"), "ranking": entry.get("ranking", False),
+           "folder": entry.get("folder")}
+    for section, defaults in (("columns", COLUMN_DEFAULTS), ("tags", TAG_DEFAULTS)):
+        given = entry.get(section) if section in entry else None
+        for name, default in defaults.items():
+            out[name] = (given or {}).get(name) if section in entry else default
+    keep = READS.get(out["formatting"])
+    return out if keep is None else {k: v for k, v in out.items() if k in keep}
 
 
 def _shared_limit(datasets: tuple[Dataset, ...]) -> int | None:
@@ -71,6 +103,27 @@ def _dataset_entry(recipe: Recipe, ds: Dataset, limited: bool) -> dict:
     return entry
 
 
+def kept_entries(recipe: Recipe) -> dict:
+    """backends.llamafactory.dataset_info (see KEPT)."""
+    kept = recipe.backends.get(NAME, {}).get(KEPT)
+    return kept if isinstance(kept, dict) else {}
+
+
+def _kept_entry(entry: dict, ds: Dataset, kept: dict | None) -> tuple[dict, str | None]:
+    """The entry with the kept keys of ``ds`` over it, when they still say what the recipe dataset says (the
+    importer's reading of them gives its format and columns); else the entry as the recipe says it, and why."""
+    from .importer import _columns
+
+    if not isinstance(kept, dict):
+        return entry, None
+    fmt, columns = _columns(kept)
+    if (fmt, columns) != (ds.format, dict(ds.columns)):
+        return entry, (f"backends.{NAME}.{KEPT}.{ds.name} no longer matches the dataset's format and columns "
+                       f"({fmt} {columns}, the recipe {ds.format} {dict(ds.columns)}): written from the recipe")
+    return {**{k: v for k, v in entry.items() if k in LOCATION}, **{k: v for k, v in kept.items()
+                                                                    if k not in LOCATION}}, None
+
+
 def _check(recipe: Recipe) -> None:
     from . import BACKEND
 
@@ -108,7 +161,7 @@ def reference(recipe: Recipe) -> dict:
     return ref
 
 
-def _structure(recipe: Recipe, cfg: dict, out_dir: Path) -> dict:
+def _structure(recipe: Recipe, cfg: dict, out_dir: Path, notes: list[str]) -> dict:
     t, d, o = recipe.train, recipe.data, recipe.output
     stage, pref_loss = STAGES[recipe.stage]
     cfg.update({"stage": stage, "do_train": True, "finetuning_type": FINETUNING[recipe.method.type]})
@@ -120,7 +173,11 @@ def _structure(recipe: Recipe, cfg: dict, out_dir: Path) -> dict:
     limit = _shared_limit((*d.train, *d.val))
     if limit:
         cfg["max_samples"] = limit
-    info = {ds.name: _dataset_entry(recipe, ds, bool(limit)) for ds in (*d.train, *d.val)}
+    info, kept = {}, kept_entries(recipe)
+    for ds in (*d.train, *d.val):
+        info[ds.name], why = _kept_entry(_dataset_entry(recipe, ds, bool(limit)), ds, kept.get(ds.name))
+        if why:
+            notes.append(why)
     cfg["dataset"] = ",".join(ds.name for ds in d.train)
     if d.val:
         cfg["eval_dataset"] = ",".join(ds.name for ds in d.val)
@@ -158,8 +215,11 @@ def emit(recipe: Recipe, out_dir: Path, backend=None) -> Emitted:
     _check(recipe)
     cfg: dict = {}
     BACKEND.keys.emit(recipe, cfg)
-    info = _structure(recipe, cfg, out_dir)
+    stale: list[str] = []
+    info = _structure(recipe, cfg, out_dir, stale)
     notes = BACKEND.notes(recipe) + apply_passthrough(cfg, recipe, NAME)
+    cfg.pop(KEPT, None)  # dataset_info.json's entries, not a key of the config
+    notes += [Note(f"backends.{NAME}.{KEPT}", why) for why in stale]
     return Emitted(NAME, VERSION, MAIN, configs={MAIN: cfg, DATASET_INFO: info}, notes=notes)
 
 

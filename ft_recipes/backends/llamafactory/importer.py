@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ...native import Mapper, Unmapped, local_model_paths, take_deepspeed
+from ...native import Mapper, Unmapped, local_model_paths, run_path, take_deepspeed
 from ...paths import real_path
 from ..keys import as_int, invert
 from .keys import STAGES, TABLE, USUAL_TAGS
@@ -28,6 +28,7 @@ def _split(value) -> list[str]:
 
 
 MEDIA = {"images", "videos", "audios"}
+KEPT = "dataset_info"  # backends.llamafactory.dataset_info (emit.KEPT)
 HUB_SOURCES = ("hf_hub_url", "ms_hub_url", "om_hub_url", "script_url", "cloud_file_name")  # LF's order
 
 
@@ -93,12 +94,16 @@ def _columns(entry: dict) -> tuple[str, dict]:
         fmt = "alpaca"
         mapping = {"instruction": cols.get("prompt", "instruction"), "input": cols.get("query", "input"),
                    "output": cols.get("response", "output")}
-    for key in ("system", "history", "tools", "kto_tag"):
+    for key in OPTIONAL_COLUMNS:
         if key in cols:
             mapping[key] = cols[key]
     if fmt == "sharegpt":
         mapping = {k: v for k, v in mapping.items() if (k, v) not in (("role", "from"), ("content", "value"))}
-    return fmt, {k: v for k, v in mapping.items() if k != v}
+    # a column LLaMA-Factory reads only when named (system, history, tools, kto_tag) stays, under its own name too
+    return fmt, {k: v for k, v in mapping.items() if k != v or k in OPTIONAL_COLUMNS}
+
+
+OPTIONAL_COLUMNS = ("system", "history", "tools", "kto_tag")
 
 
 def recipe_name(name: str) -> str:
@@ -175,6 +180,8 @@ def _data(m: Mapper, base: Path) -> None:
     value = dataset_dir_override() or m.src.get("dataset_dir", "data")
     beside = isinstance(value, str) and info is not None and not why and directory != resolve_local(value)
     lists: dict[str, list[dict]] = {}
+    kept: dict[str, dict] = {}  # recipe name -> the entry's keys the recipe cannot say (emit.KEPT)
+    media: dict[str, list[str]] = {}  # dataset name -> its media columns
     for key in ("dataset", "eval_dataset"):
         names = _split(m.get(key, ""))
         entries = lists[key] = []
@@ -182,10 +189,9 @@ def _data(m: Mapper, base: Path) -> None:
             entry = _dataset(name, info, directory) if info is not None else None
             if entry is None and info is None and why.startswith("dataset_dir"):
                 entry = {"name": recipe_name(name), "hub": name, "format": "alpaca"}  # ONLINE: names are hub ids
-            media = sorted(MEDIA & set((info or {}).get(name, {}).get("columns") or {})) if entry else []
-            if media:
-                m.notes.append(Unmapped(key, name, f"dataset {name!r}: its {', '.join(media)} columns have no "
-                                                   "recipe counterpart and are not carried"))
+            source = (info or {}).get(name) if entry else None
+            if isinstance(source, dict):
+                _keep(kept, media, name, source, entry)
             if entry and beside and "path" in entry:
                 note_path(Path(entry["path"]), "beside", f"dataset_info.json found next to the config "
                                                          f"({directory}), not in the directory LLaMA-Factory runs in")
@@ -194,7 +200,45 @@ def _data(m: Mapper, base: Path) -> None:
     for key, path in (("dataset", ("data", "train")), ("eval_dataset", ("data", "val", "datasets"))):
         if lists[key]:
             m.put(path, lists[key], key)
+    if kept:
+        m.put(("backends", "llamafactory", KEPT), kept)
+    if media:
+        _media(m, media, directory)
     _packing(m)
+
+
+def _keep(kept: dict, media: dict, name: str, source: dict, entry: dict) -> None:
+    """Keeps the dataset_info entry's own keys (emit.KEPT) when LLaMA-Factory would read the entry written from
+    the recipe dataset otherwise than the source's (media columns, tags it leaves unset, a conversational
+    preference set, ...)."""
+    from ...recipe import Dataset
+    from .emit import LOCATION, _dataset_entry, reading
+
+    columns = source.get("columns") if isinstance(source.get("columns"), dict) else {}
+    found = sorted(c for c in MEDIA if columns.get(c))
+    if found:
+        media[name] = found
+    ds = Dataset(format=entry["format"], path=Path(entry["path"]) if entry.get("path") else None,
+                 hub=entry.get("hub"), name=entry["name"], columns=tuple((entry.get("columns") or {}).items()),
+                 split=entry.get("split", "train"), subset=entry.get("subset"))
+    if reading(_dataset_entry(None, ds, True)) != reading(source):
+        kept[entry["name"]] = {k: v for k, v in source.items() if k not in LOCATION}
+
+
+def _media(m: Mapper, media: dict[str, list[str]], directory: Path) -> None:
+    """Datasets with image, video or audio columns: LLaMA-Factory opens those files under ``media_dir``, which
+    defaults to ``dataset_dir`` (hparams/data_args.py). A converted config has another dataset_dir, so the
+    folder is carried (absolute, as LLaMA-Factory opens it from the directory it runs in). The columns
+    themselves are kept for LLaMA-Factory only: another backend would train without them."""
+    value = m.src.get("media_dir")
+    m.used.add("media_dir")
+    folder = run_path(value) if isinstance(value, str) and value else str(directory)
+    m.put(("backends", "llamafactory", "media_dir"), folder, "media_dir" if value else None)
+    listed = ", ".join(f"{name} ({', '.join(columns)})" for name, columns in media.items())
+    m.notes.append(Unmapped(KEPT, media, f"media columns of {listed}: no recipe field holds them; kept under "
+                                         f"backends.llamafactory.{KEPT} for LLaMA-Factory only (another backend "
+                                         "would train on the text alone)", path=("dataset",),
+                            changes_training=True))
 
 
 def _packing(m: Mapper) -> None:
