@@ -12,6 +12,7 @@ Where ``ftr`` finds a backend's python, first match wins:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import glob
 import json
@@ -186,7 +187,9 @@ def _uv(python: Path) -> list[str] | None:
     # pip picks the best wheel of a version among all indexes; uv takes a version's wheels from the first index
     # that has it, extra indexes first. The package index goes first, so a partial mirror only fills gaps.
     indexes = (sources["index-url"] or [PYPI]) + sources["extra-index-url"]
-    argv = [uv, "pip", "install", "--no-deps", "--python", str(python), "--index-strategy", "unsafe-best-match"]
+    # copies, not hardlinks into uv's cache: damage to one environment's file must not survive a reinstall
+    argv = [uv, "pip", "install", "--no-deps", "--python", str(python), "--index-strategy", "unsafe-best-match",
+            "--link-mode", "copy"]
     for index in dict.fromkeys(indexes):
         argv += ["--extra-index-url", index]
     for links in sources["find-links"]:
@@ -218,53 +221,84 @@ def install(spec: EnvSpec, force: bool = False, log: Callable[[str], None] = pri
     interpreter = find_interpreter(spec.python)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     os.chmod(tmp, 0o755)  # mkdtemp makes it private; the env is a shared cache entry
-    logfile = tmp / "install.log"
+    logfile = target.parent / f"{tmp.name.lstrip('.')}.install.log"  # outside tmp: kept when the install fails
     started = time.monotonic()
     try:
-        log(f"{spec.name} {spec.version}: creating a Python {spec.python} environment ({interpreter})")
-        _run_logged([str(interpreter), "-m", "venv", str(tmp)], logfile, "creating the virtual environment")
-        python = _venv_python(tmp)
-        reqs = _requirements(spec.lock)
-        first = [r for r in reqs if _req_name(r) == "torch"]  # torch first, so an on-disk wheel is used
-        uv = _uv(python)  # pip's configuration read once per environment
-        if first:
-            log(f"{spec.name}: installing {', '.join(first)}")
-            _install_reqs(python, uv, first, logfile, f"pip install {' '.join(first)}", log)
-        log(f"{spec.name}: installing {len(reqs)} pinned packages from {spec.lock.name} (log: {target}/install.log)")
-        _install_reqs(python, uv, ["-r", str(spec.lock)], logfile, f"pip install -r {spec.lock}", log)
-        if spec.prune:
-            site = _site_packages(python)
-            for pattern in spec.prune:
-                for hit in glob.glob(str(site / pattern)):
-                    log(f"{spec.name}: removing {Path(hit).relative_to(site)}")
-                    shutil.rmtree(hit) if os.path.isdir(hit) else os.remove(hit)
-        _run_logged([str(python), "-c", f"import {spec.import_name}"], logfile, f"import {spec.import_name}")
-        _relocate_scripts(tmp, tmp, target)
-        seconds = round(time.monotonic() - started, 1)
-        (tmp / COMPLETE).write_text(json.dumps({
-            "name": spec.name, "version": spec.version, "lock_sha256": lock_hash(spec), "seconds": seconds,
-            "installed": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}) + "\n", encoding="utf-8")
-        old = None
-        if target.exists():
-            if _is_complete(target) and not force:  # another process finished first: keep theirs
-                shutil.rmtree(tmp, ignore_errors=True)
-                return _venv_python(target)
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}-old-", dir=target.parent))
-            os.rename(target, old / "env")
-        try:
-            os.rename(tmp, target)
-        except OSError:
-            if _is_complete(target):
-                shutil.rmtree(tmp, ignore_errors=True)
-                return _venv_python(target)
-            raise
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-        log(f"{spec.name} {spec.version}: installed in {seconds} s at {target}")
-        return _venv_python(target)
+        with _stopped_by_signals():
+            return _build(spec, target, tmp, interpreter, logfile, started, force, log)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)  # nothing half-built is left behind
+        shutil.rmtree(tmp, ignore_errors=True)  # nothing half-built is left behind (SIGTERM and SIGHUP included)
+        log(f"{spec.name}: the install did not finish; its log is kept at {logfile}")
         raise
+
+
+@contextlib.contextmanager
+def _stopped_by_signals():
+    """SIGTERM and SIGHUP end an install as Ctrl-C does (its cleanup runs); only in the main thread."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, _stop) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _stop(signum, _frame) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _build(spec: EnvSpec, target: Path, tmp: Path, interpreter: Path, logfile: Path, started: float, force: bool,
+           log: Callable[[str], None]) -> Path:
+    log(f"{spec.name} {spec.version}: creating a Python {spec.python} environment ({interpreter})")
+    _run_logged([str(interpreter), "-m", "venv", str(tmp)], logfile, "creating the virtual environment")
+    python = _venv_python(tmp)
+    reqs = _requirements(spec.lock)
+    first = [r for r in reqs if _req_name(r) == "torch"]  # torch first, so an on-disk wheel is used
+    uv = _uv(python)  # pip's configuration read once per environment
+    if first:
+        log(f"{spec.name}: installing {', '.join(first)}")
+        _install_reqs(python, uv, first, logfile, f"pip install {' '.join(first)}", log)
+    log(f"{spec.name}: installing {len(reqs)} pinned packages from {spec.lock.name} (log: {logfile})")
+    _install_reqs(python, uv, ["-r", str(spec.lock)], logfile, f"pip install -r {spec.lock}", log)
+    if spec.prune:
+        site = _site_packages(python)
+        for pattern in spec.prune:
+            for hit in glob.glob(str(site / pattern)):
+                log(f"{spec.name}: removing {Path(hit).relative_to(site)}")
+                shutil.rmtree(hit) if os.path.isdir(hit) else os.remove(hit)
+    _run_logged([str(python), "-c", f"import {spec.import_name}"], logfile, f"import {spec.import_name}")
+    _relocate_scripts(tmp, tmp, target)
+    seconds = round(time.monotonic() - started, 1)
+    (tmp / COMPLETE).write_text(json.dumps({
+        "name": spec.name, "version": spec.version, "lock_sha256": lock_hash(spec), "seconds": seconds,
+        "installed": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}) + "\n", encoding="utf-8")
+    old = None
+    if target.exists():
+        if _is_complete(target) and not force:  # another process finished first: keep theirs
+            shutil.rmtree(tmp, ignore_errors=True)
+            logfile.unlink(missing_ok=True)
+            return _venv_python(target)
+        old = Path(tempfile.mkdtemp(prefix=f".{target.name}-old-", dir=target.parent))
+        os.rename(target, old / "env")
+    try:
+        os.rename(tmp, target)
+    except OSError:
+        if _is_complete(target):
+            shutil.rmtree(tmp, ignore_errors=True)
+            logfile.unlink(missing_ok=True)
+            return _venv_python(target)
+        raise
+    os.replace(logfile, target / "install.log")
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    log(f"{spec.name} {spec.version}: installed in {seconds} s at {target}")
+    return _venv_python(target)
 
 
 def installed_version(python: Path, spec: EnvSpec) -> str | None:

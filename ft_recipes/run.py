@@ -357,6 +357,9 @@ def execute_manifest(p: RunPlan, manifest: dict, log_name: str = "train.log", re
         manifest.update(end=_now(), exit_status=outcome.code, interrupted=outcome.interrupted)
         if outcome.output_errors:
             manifest["output_errors"] = outcome.output_errors
+        if outcome.code != 0 and outcome.import_error and not outcome.interrupted:
+            note(f"ftr: the backend could not import a module: its environment may be damaged or incomplete; "
+                 f"reinstall it with `ftr backend install {manifest['backend']} --force`")
         _save_final(p.run_dir, manifest)
         if outcome.code == 0 and not outcome.interrupted and "template" in manifest:
             manifest["chat_template"] = carry_template(p.run_dir, manifest["backend"], manifest["template"])
@@ -454,6 +457,7 @@ class Outcome:
     code: int
     interrupted: bool
     output_errors: list[str]
+    import_error: bool = False  # the backend said ImportError / ModuleNotFoundError: its environment may be damaged
 
 
 class Sink:
@@ -512,7 +516,7 @@ def _stream(p: RunPlan, log_path: Path) -> Outcome:
     stopper = Stopper(proc)
     previous = {s: signal.signal(s, stopper.forward) for s in STOP_SIGNALS}
     try:
-        sinks = _tee(proc, log_path)
+        sinks, import_error = _tee(proc, log_path)
         code = proc.wait()
     finally:
         stopper.cancel()
@@ -523,11 +527,15 @@ def _stream(p: RunPlan, log_path: Path) -> Outcome:
     errors = [f"{s.name}: {s.error}" for s in sinks if s.error not in (None, "closed")]
     for error in errors:
         note(f"ftr: could not write the backend's output to {error}; the training went on")
-    return Outcome(code, stopper.interrupted, errors)
+    return Outcome(code, stopper.interrupted, errors, import_error)
 
 
-def _tee(proc: subprocess.Popen, log_path: Path) -> list[Sink]:
-    """Copy the backend's output to the log, stdout and (as progress lines) stderr until it closes it."""
+IMPORT_ERRORS = (b"ModuleNotFoundError: ", b"ImportError: ")
+
+
+def _tee(proc: subprocess.Popen, log_path: Path) -> tuple[list[Sink], bool]:
+    """Copy the backend's output to the log, stdout and (as progress lines) stderr until it closes it; whether
+    it reported an import error."""
     try:
         log_file = log_path.open("ab")
     except OSError as exc:
@@ -537,9 +545,10 @@ def _tee(proc: subprocess.Popen, log_path: Path) -> list[Sink]:
     log = Sink(str(log_path), log_file)
     log.error = log_error or log.error
     console, progress_out = Sink("stdout", _console_stdout(), console=True), Sink("stderr", sys.stderr, console=True)
-    progress = Progress()
+    progress, import_error = Progress(), False
     try:
         for chunk in iter(proc.stdout.readline, b""):
+            import_error = import_error or any(word in chunk for word in IMPORT_ERRORS)
             log.write(chunk)
             console.write(chunk)
             line = progress.feed(chunk.decode("utf-8", "replace"))
@@ -548,7 +557,7 @@ def _tee(proc: subprocess.Popen, log_path: Path) -> list[Sink]:
     finally:
         if log_file is not None:
             _close_quietly(log_file)
-    return [log, console, progress_out]
+    return [log, console, progress_out], import_error
 
 
 def _close_quietly(handle) -> None:
