@@ -45,6 +45,7 @@ class Mapper:
     origin: dict[tuple, tuple] = field(default_factory=dict)
     used: set[str] = field(default_factory=set)
     notes: list[Unmapped] = field(default_factory=list)
+    kept: dict = field(default_factory=dict)  # native keys kept under backends.<name> though the file lacks them
 
     @property
     def src(self) -> dict:
@@ -94,6 +95,11 @@ class Mapper:
     def cosmetic(self, *keys: str) -> None:
         self.used.update(keys)
 
+    def keep(self, key: str, value: Any) -> None:
+        """Keep ``key: value`` under ``backends.<name>`` though the file does not say it: the backend's reading of
+        an absent key that no recipe value says, so that a round trip writes that reading back."""
+        self.kept[key] = value
+
     def leftover(self) -> dict:
         """Native keys no recipe field took; a mapping of which some sub-keys were taken keeps the rest."""
         out = {}
@@ -112,7 +118,7 @@ class Mapper:
                 if not value:
                     continue
             out[key] = value
-        return out
+        return {**self.kept, **out}
 
     def resolved(self) -> Resolved:
         provenance = {}

@@ -106,20 +106,9 @@ KNOWN: dict[tuple[str, str], str] = {
     ("round trip Axolotl", "save_strategy"): "saves_per_epoch: 1 written as save_strategy: epoch",
     ("round trip Axolotl", "evals_per_epoch"): "evals_per_epoch: 1 written as eval_strategy: epoch",
     ("round trip Axolotl", "eval_strategy"): "evals_per_epoch: 1 written as eval_strategy: epoch",
-    # BUG (importer default): absent warmup is min(int(0.03 * steps), 100) in Axolotl (core/builders/base.py);
-    # ftr writes warmup_ratio: 0.03, without the cap of 100 steps.
-    ("round trip Axolotl", "warmup_ratio"): "absent warmup written as warmup_ratio 0.03 (Axolotl caps it at 100 steps)",
-    # BUG (passthrough): tf32 true -> false where the report does not say so (ebft, magistral, ... examples).
-    ("round trip Axolotl", "tf32"): "tf32 true written as false",
-    # BUG: special_tokens gains the chat template's eos_token; eot_tokens gains a value; bnb_config_kwargs'
-    # bnb_4bit_use_double_quant: true is dropped (the recipe's double_quant, written by another key).
-    ("round trip Axolotl", "special_tokens"): "eos_token added from the template",
-    ("round trip Axolotl", "eot_tokens"): "eot_tokens added from the template",
+    # BUG: bnb_config_kwargs' bnb_4bit_use_double_quant: true is dropped (the recipe's double_quant, written by
+    # another key).
     ("round trip Axolotl", "bnb_config_kwargs"): "bnb_4bit_use_double_quant moved out of bnb_config_kwargs",
-    # BUG: lora_target_linear: false with lora_target_modules becomes true (all linear layers); on deepseek-v4
-    # Axolotl then refuses the converted file (use_dsv4_kernels allows no attention LoRA).
-    ("round trip Axolotl", "lora_target_linear examples/minimax/m2-qlora.yaml"): "LoRA targets widened",
-    ("round trip Axolotl", "(file) examples/deepseek-v4/v4-flash-nvfp4-lora.yaml"): "LoRA targets widened",
     # The same readings as the round trip's, seen through the recipe.
     ("Axolotl -> LF", "train.seed"): "an unseeded config gets seed 42 (Axolotl's trainer default)",
     ("Axolotl -> LF", "output.save"): "saves_per_epoch: 1 carried as save: epoch",

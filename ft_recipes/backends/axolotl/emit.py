@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ...datasets import (alpaca_to_messages, iter_rows, kto_to_conversational, preference_to_bradley_terry,
                          preference_to_conversational, preference_to_conversations, preference_to_messages, role_names)
-from ...emit import Emitted, apply_passthrough, deepspeed_path, first_rows, unsupported
+from ...emit import Emitted, Note, apply_passthrough, deepspeed_path, first_rows, unsupported
 from ...findings import Finding, FtrError
 from ...datacheck import row_problem
 from ...modelinfo import config as model_config
@@ -183,9 +183,11 @@ def _method(recipe: Recipe, cfg: dict) -> None:
             kwargs["bnb_4bit_use_double_quant"] = False
         if kwargs:
             cfg["bnb_config_kwargs"] = kwargs
-    if method.lora:
-        cfg["lora_target_linear"] = method.lora.target == "all-linear"
-        if method.lora.target != "all-linear":
+    if method.lora:  # a target key under backends.axolotl (an imported file's own) replaces ftr's
+        native = _native(recipe)
+        if "lora_target_linear" not in native:
+            cfg["lora_target_linear"] = method.lora.target == "all-linear"
+        if method.lora.target != "all-linear" and "lora_target_modules" not in native:
             cfg["lora_target_modules"] = list(method.lora.target)
     if method.freeze:
         cfg["unfrozen_parameters"] = _unfrozen(recipe)
@@ -204,7 +206,7 @@ def _unfrozen(recipe: Recipe) -> list[str]:
     return [rf"model\.layers\.{i}{suffix}" for i in chosen]
 
 
-def _model(recipe: Recipe, cfg: dict) -> None:
+def _model(recipe: Recipe, cfg: dict, notes: list) -> None:
     if recipe.model.template or not _native(recipe).get("tokenizer_use_mistral_common"):  # which refuses one
         cfg.update(chat_template_keys(recipe.model.template))  # issue 17: named if it renders the same, else jinja
     if recipe.model.pad_token:
@@ -215,6 +217,9 @@ def _model(recipe: Recipe, cfg: dict) -> None:
                               "write the token itself, e.g. pad_token: '</s>'")
         cfg["special_tokens"] = {"pad_token": pad}
     for key, value in end_of_turn_keys(recipe.model.template, recipe.model.base).items():  # issue 17: same labels
+        if key in _native(recipe):  # an imported file's own (importer._end_of_turn): kept, with a note if it differs
+            _own_end_of_turn(recipe, key, value, notes)
+            continue
         cfg[key] = {**cfg.get(key, {}), **value} if isinstance(value, dict) else value
     if recipe.stage in RL:
         cfg["rl"] = RL[recipe.stage]
@@ -224,12 +229,29 @@ def _model(recipe: Recipe, cfg: dict) -> None:
         cfg["orpo_alpha" if recipe.stage == "orpo" else "rl_beta"] = float(recipe.preference.beta)
 
 
+def _own_end_of_turn(recipe: Recipe, key: str, value, notes: list) -> None:
+    """A note when ``backends.axolotl.<key>`` (special_tokens or eot_tokens) leaves out what the template's
+    reference trains after each reply: Axolotl then trains the end of each reply as that value says."""
+    own = _native(recipe)[key]
+    if isinstance(value, dict):
+        missing = {k: v for k, v in value.items() if not isinstance(own, dict) or own.get(k) != v}
+    else:
+        missing = value if own != value else None
+    if missing:
+        notes.append(Note("model.template", f"backends.axolotl.{key}: {own!r} is kept (an imported file's own), so "
+                                            "Axolotl trains the end of each reply as that file did, not as the "
+                                            f"reference of template {recipe.model.template!r} does ({key}: "
+                                            f"{missing!r})"))
+
+
 def _schedule(recipe: Recipe, cfg: dict) -> None:
     t = recipe.train
     cfg["lr_scheduler"] = "cosine" if t.scheduler == "cosine_with_min_lr" else t.scheduler
     if t.scheduler == "cosine_with_min_lr":  # Axolotl's cosine decays to lr x cosine_min_lr_ratio
         cfg["cosine_min_lr_ratio"] = t.min_lr / t.lr
-    if t.warmup_steps is not None:
+    if {"warmup_steps", "warmup_ratio"} & set(_native(recipe)):
+        pass  # an imported file's own warmup (or its absence: null, Axolotl's default) replaces the recipe's
+    elif t.warmup_steps is not None:
         cfg["warmup_steps"] = t.warmup_steps
     elif recipe.stage == "simpo":  # Axolotl 0.19: "warmup_ratio is not supported with the simpo trainer"
         raise unsupported(recipe, ("train", "warmup_ratio"), "Axolotl's simpo trainer takes warmup in steps only",
@@ -238,7 +260,8 @@ def _schedule(recipe: Recipe, cfg: dict) -> None:
         cfg["warmup_ratio"] = float(t.warmup_ratio or 0.0)
     cfg["bf16"] = t.precision == "bf16"
     cfg["fp16"] = t.precision == "fp16"
-    cfg["tf32"] = False
+    if "tf32" not in _native(recipe):  # an imported file's own (absent there: 'auto') replaces ftr's
+        cfg["tf32"] = False
     cfg["gradient_checkpointing"] = bool(t.gradient_checkpointing)
     if t.gradient_checkpointing == "offload":  # 0.19 reads `gradient_checkpointing: offload` as exactly this
         cfg["activation_offloading"] = True
@@ -285,7 +308,8 @@ def emit(recipe: Recipe, out_dir: Path, backend=None) -> Emitted:
     d, o = recipe.data, recipe.output
     cfg: dict = {}
     backend.keys.emit(recipe, cfg)
-    _model(recipe, cfg)
+    notes: list = []
+    _model(recipe, cfg, notes)
     _method(recipe, cfg)
     data_files: dict = {}
     native = _native(recipe)  # Axolotl's own dataset entries (an imported prompt format): written verbatim
@@ -307,7 +331,7 @@ def emit(recipe: Recipe, out_dir: Path, backend=None) -> Emitted:
     if recipe.hardware.gpus == 0:
         cfg.update(CPU_FLAGS)
     configs = {MAIN: cfg, **_continue_adapter(recipe, cfg)}
-    notes = backend.notes(recipe) + apply_passthrough(cfg, recipe, NAME)
+    notes = backend.notes(recipe) + notes + apply_passthrough(cfg, recipe, NAME)
     return Emitted(NAME, backend.version, MAIN, configs=configs, data_files=data_files, notes=notes)
 
 

@@ -11,7 +11,7 @@ from ...native import Mapper, Unmapped, local_model_paths, take_deepspeed
 from ...paths import real_path
 from ..keys import as_int, invert
 from .keys import CPU_FLAGS, DATASET_CHANGES_TRAINING, RL, TABLE
-from .templates import import_name
+from .templates import end_of_turn_keys, import_name
 
 RL_BACK = invert(RL)
 # Keys with no effect on training, or read by the structural code below (which marks the others it carries).
@@ -239,13 +239,17 @@ PROJECTIONS = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "
 
 def _lora_target(m: Mapper) -> None:
     """lora_target_linear adds every linear layer (not lm_head) to lora_target_modules (Axolotl unions them); a
-    string is a regular expression to PEFT, a list names modules."""
-    modules = m.src.get("lora_target_modules")
+    string is a regular expression to PEFT, a list names modules. Where ``method.lora.target`` cannot say what
+    the file targets, the target keys stay as written under backends.axolotl (the emitter then writes none of
+    its own), so Axolotl -> Axolotl targets exactly the same modules."""
+    modules, linear = m.src.get("lora_target_modules"), m.src.get("lora_target_linear")
     m.cosmetic("lora_target_linear")
     if isinstance(modules, str):  # the recipe's list makes ftr write no lora_target_linear; the string stays
         _foreign(m, "lora_target_modules", "a regular expression of module names, which no recipe value holds")
         m.put(("method", "lora", "target"), [modules])
-    elif m.src.get("lora_target_linear"):
+        if linear is not None:  # with the string, as written (true adds every linear layer)
+            m.used.discard("lora_target_linear")
+    elif linear:
         m.put(("method", "lora", "target"), "all-linear", "lora_target_linear")
         if set(modules or []) - PROJECTIONS:
             _foreign(m, "lora_target_modules", "named modules on top of lora_target_linear")
@@ -253,9 +257,16 @@ def _lora_target(m: Mapper) -> None:
     elif modules:
         m.put(("method", "lora", "target"), list(modules), "lora_target_modules")
         m.cosmetic("lora_target_modules")
-    elif not m.src.get("lora_target_parameters"):  # those alone are refused elsewhere (CHANGES_TRAINING)
-        m.notes.append(Unmapped("lora_target_modules", None, "no target: PEFT's own per-model default modules, "
-                                "which no recipe value names", path=("adapter",), changes_training=True))
+    else:  # no module named: the recipe's default (all-linear) is not what Axolotl adapts
+        m.keep("lora_target_linear", False)
+        m.notes.append(Unmapped("lora_target_linear", linear, "the file names no module and no lora_target_linear, "
+                                "so Axolotl adapts no linear layer of its own choosing; kept as false under "
+                                "backends.axolotl (the recipe's all-linear would widen the targets)",
+                                path=("lora_target_linear",)))
+        if not m.src.get("lora_target_parameters"):  # those alone are refused elsewhere (CHANGES_TRAINING)
+            m.notes.append(Unmapped("lora_target_modules", None, "no target: PEFT's own per-model default "
+                                    "modules, which no recipe value names", path=("adapter",),
+                                    changes_training=True))
 
 
 def _allowed(field: str) -> list:
@@ -288,8 +299,16 @@ def _train(m: Mapper) -> None:
         m.put(("train", "scheduler"), scheduler, "lr_scheduler" if m.has("lr_scheduler") else None)
     if m.has("warmup_steps"):
         m.take("warmup_steps", ("train", "warmup_steps"), convert=as_int)
-    else:
-        m.take("warmup_ratio", ("train", "warmup_ratio"), 0.03)
+    elif m.has("warmup_ratio"):
+        m.take("warmup_ratio", ("train", "warmup_ratio"))
+    else:  # Axolotl's default (core/builders/base.py): min(int(0.03 * steps), 100) warmup steps
+        m.cosmetic("warmup_ratio", "warmup_steps")
+        m.put(("train", "warmup_ratio"), 0.03)  # the recipe's nearest reading, for another backend
+        m.keep("warmup_ratio", None)  # for Axolotl: no warmup key, its own default
+        m.notes.append(Unmapped("warmup_ratio", None, "no warmup set: Axolotl warms up for 3% of the steps, at "
+                                "most 100 steps; the recipe's warmup_ratio 0.03 has no cap (the same up to 3333 "
+                                "steps); Axolotl keeps its own default (warmup_ratio: null under backends.axolotl)",
+                                path=("warmup_ratio",)))
     _checkpointing(m)
     _precision(m)
 
@@ -302,8 +321,15 @@ def _precision(m: Mapper) -> None:
     m.put(("train", "precision"), precision, "fp16" if fp16 else "bf16" if "bf16" in m.src else None)
     if bf16 != "auto":
         m.cosmetic("bf16")
-    if m.src.get("tf32", False) is False:  # what ftr writes; true and 'auto' (TF32 where the GPU has it) stay
+    tf32 = m.src.get("tf32")
+    if tf32 is False:  # what ftr writes; true and 'auto' (TF32 where the GPU has it) stay as written
         m.cosmetic("tf32")
+    elif tf32 is None:  # absent: Axolotl's default 'auto' (utils/schemas/config.py), not ftr's false
+        m.cosmetic("tf32")
+        m.keep("tf32", "auto")
+        m.notes.append(Unmapped("tf32", None, "absent: Axolotl's default 'auto' uses TF32 matmuls on GPUs that "
+                                "have them (Ampere and newer), which no recipe value says; kept as 'auto' under "
+                                "backends.axolotl", path=("tf32",)))
 
 
 def _checkpointing(m: Mapper) -> None:
@@ -389,6 +415,38 @@ def to_recipe(m: Mapper, base: Path) -> None:
     _eval_output(m, base)
     m.cosmetic(*COSMETIC)
     _nulls(m)
+    _end_of_turn(m)
+
+
+def _end_of_turn(m: Mapper) -> None:
+    """The file's own end of each reply, where the recipe's template would make the emitter set another.
+
+    For a template with a reference, the emitter adds ``special_tokens.eos_token`` and ``eot_tokens`` so that
+    Axolotl trains what ftr's reference template trains after each reply (issue 17). The file trained what it says
+    (the tokenizer's EOS, no end-of-turn token): its ``special_tokens`` and ``eot_tokens`` are kept as written
+    (absent: null) under backends.axolotl, which the emitter keeps, and each gets a note: another backend trains
+    the template's reference tokens instead."""
+    model = m.out.get("model", {})
+    template = model.get("template")
+    wanted = end_of_turn_keys(template, str(model.get("base") or "")) if template else {}
+    tokens = m.src.get("special_tokens")
+    eos = wanted.get("special_tokens", {}).get("eos_token")
+    if eos and not (isinstance(tokens, dict) and tokens.get("eos_token")):
+        m.used.discard("special_tokens")
+        if "special_tokens" not in m.src:
+            m.keep("special_tokens", None)
+        m.notes.append(Unmapped("special_tokens", tokens, f"sets no eos_token: Axolotl ends each trained reply "
+                                f"with the tokenizer's EOS, where ftr's template {template!r} trains {eos!r} (its "
+                                "reference, as LLaMA-Factory does); kept as written under backends.axolotl",
+                                path=("special_tokens",)))
+    if wanted.get("eot_tokens") and m.src.get("eot_tokens") is None:
+        m.used.discard("eot_tokens")
+        if "eot_tokens" not in m.src:
+            m.keep("eot_tokens", None)
+        m.notes.append(Unmapped("eot_tokens", None, f"absent: Axolotl trains no end-of-turn token after each reply, "
+                                f"where ftr's template {template!r} also trains {wanted['eot_tokens']!r} (its "
+                                "reference, as LLaMA-Factory does); kept as null under backends.axolotl",
+                                path=("eot_tokens",)))
 
 
 def _nulls(m: Mapper) -> None:
