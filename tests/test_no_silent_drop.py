@@ -123,3 +123,19 @@ def test_importers_read_a_new_row_of_every_stage_that_uses_its_section(write):
                             "lora_target_linear: true\nmicro_batch_size: 1\nnum_epochs: 1\noutput_dir: ./out\n")
     assert result.exit_code == 0, result.output
     assert "label_smoothing: 0.2" in result.output
+
+
+def test_an_imported_kto_recipe_compiles_without_a_simpo_value_it_never_wrote(write, tmp_path):
+    write("dataset_info.json", json.dumps({"identity": {"file_name": "data.json"}}))
+    result = _import(write, LF_HEAD + "stage: kto\nfinetuning_type: lora\n")
+    assert result.exit_code == 0, result.output
+    assert "simpo_gamma" not in result.output
+    recipe = write("imported.yaml", result.stdout)
+    assert "beta: 0.1" in recipe.read_text()
+
+
+def test_a_llamafactory_dataset_entry_kept_verbatim_is_refused_for_another_backend(write, tmp_path):
+    body = SFT + "backends:\n  llamafactory:\n    dataset_info: {data: {file_name: data.jsonl, formatting: sharegpt}}\n"
+    recipe = _recipe(write, body)
+    result = _compile(recipe, "axolotl", tmp_path)
+    assert result.exit_code == 1 and "data.train is decided by LLaMA-Factory's own dataset_info" in result.output

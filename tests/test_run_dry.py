@@ -61,6 +61,7 @@ def test_refuses_a_used_run_dir_and_missing_env(tmp_path, fake_envs, monkeypatch
     path = recipe(tmp_path)
     (tmp_path / "runs" / "dry").mkdir(parents=True)
     (tmp_path / "runs" / "dry" / "checkpoint-5").mkdir()
+    (tmp_path / "runs" / "dry" / "manifest.json").write_text("{}")  # an earlier ftr run: --force may move it aside
     result = CliRunner().invoke(main, ["run", str(path), "-b", "llamafactory"])
     assert result.exit_code == 1 and "FTR501" in result.output and "--resume" in result.output
     monkeypatch.delenv("FTR_AXOLOTL_PYTHON")

@@ -129,17 +129,21 @@ def test_a_full_disk_under_the_log_never_stops_the_training(setup):
 
 # --- one owner per run folder ----------------------------------------------------------------------------------
 
+LONG = str(5 * STEPS)  # a first run that is surely still training when the second ftr has started, under load
+
+
 @pytest.mark.parametrize("second", [[], ["--resume"], ["--force"]])
 def test_a_live_run_folder_is_refused(setup, second):
     recipe, run_dir, env = setup
-    first = start("run", recipe, "-b", "llamafactory", "--no-lint", env=env)
+    first = start("run", recipe, "-b", "llamafactory", "--no-lint", env={**env, "FAKE_STEPS": LONG})
     wait_for_step(run_dir, 2)
     refused = run("run", recipe, "-b", "llamafactory", "--no-lint", *second, env=env)
     assert refused.returncode == 1, refused.stderr
     assert f"ftr pid {first.pid}" in refused.stderr and "in use" in refused.stderr
     assert "Traceback" not in refused.stderr
-    assert first.wait(timeout=60) == 0
-    assert_trained_to_end(run_dir)
+    assert first.wait(timeout=120) == 0
+    steps = [step for _, step in writers(run_dir)]
+    assert steps[-1] == int(LONG) and len({pid for pid, _ in writers(run_dir)}) == 1
     assert not list(run_dir.parent.glob("r.old-*"))
 
 
@@ -157,11 +161,11 @@ def test_a_pipeline_started_twice_is_refused(setup):
     text = recipe.read_text().replace("extends: [lora-sft]\n", "")
     pipeline = recipe.with_name("p.yaml")
     pipeline.write_text(text + "stages:\n  - name: sft\n    extends: [lora-sft]\n")
-    first = start("run", pipeline, "-b", "llamafactory", "--no-lint", env=env)
+    first = start("run", pipeline, "-b", "llamafactory", "--no-lint", env={**env, "FAKE_STEPS": LONG})
     wait_for_step(run_dir / "sft", 2)
     refused = run("run", pipeline, "-b", "llamafactory", "--no-lint", "--force", env=env)
     assert refused.returncode == 1 and f"ftr pid {first.pid}" in refused.stderr, refused.stderr
-    assert first.wait(timeout=60) == 0
+    assert first.wait(timeout=120) == 0
     assert len({pid for pid, _ in writers(run_dir / "sft")}) == 1
 
 

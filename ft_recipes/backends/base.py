@@ -67,6 +67,9 @@ class Backend:
     oracle: str | None = None  # module with ``structural(recipe)`` (interface.Oracle)
     templates: str | None = None  # module with ``served_template`` (interface.Templates), optional training_text
     rows: str | None = None  # module with how the backend reads conversation rows (interface.Rows), optional
+    # Keys an importer keeps verbatim under backends.<name> that decide a recipe field for this backend alone
+    # (key -> recipe field): compiling the recipe for another backend is refused while one is there.
+    decides: dict[str, str] = field(default_factory=dict)
     approximations: tuple[Approximation, ...] = ()
     markers: tuple[str, ...] = ()  # top-level keys that identify a native file of this dialect, the one every file
     # of it has (its model key) first: `ftr lint DIR` picks the files that start a line with it
@@ -286,11 +289,11 @@ def _check_foreign_structure(backend: Backend, recipe) -> None:
         if other.name == backend.name:
             continue
         kept = recipe.backends.get(other.name) or {}
-        for row in other.keys:
-            if row.structural and row.native in kept:
-                path = ("backends", other.name, row.native)
-                raise _refuse(recipe, backend, path,
-                              f"{row.path} is decided by {other.title}'s own {row.native} (kept verbatim under "
+        decided = {**{row.native: row.path for row in other.keys if row.structural}, **other.decides}
+        for key, field_path in decided.items():
+            if key in kept:
+                raise _refuse(recipe, backend, ("backends", other.name, key),
+                              f"{field_path} is decided by {other.title}'s own {key} (kept verbatim under "
                               f"backends.{other.name}); {backend.title} cannot read it",
                               lambda b, name=other.name: b.name == name)
 

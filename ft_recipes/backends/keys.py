@@ -97,7 +97,11 @@ class KeyTable:
     def __init__(self, rows: Iterable[Key]):
         self.rows = tuple(rows)
         self.by_path = {row.path: row for row in self.rows}
-        self._plain = tuple((row.native, row.tuple_path, row.default, row.back, _section(row.path))
+        # a conditional row that refuses an unused value imports only a written one: its default would be a value
+        # the recipe then writes for a stage or method that does not use it (simpo_gamma in a KTO recipe)
+        self._plain = tuple((row.native, row.tuple_path, ABSENT if row.needs and row.unused == "refuse" else
+                             row.default, row.back,
+                             _section(row.path))
                             for row in self.rows if not row.structural)  # what take reads of each row
 
     def __iter__(self):

@@ -125,7 +125,7 @@ BACKEND = Backend(
         templates=frozenset(known())),  # issue 17: any LF name, axolotl:NAME, tokenizer
     keys=TABLE, emitter="ft_recipes.backends.llamafactory.emit", oracle="ft_recipes.backends.llamafactory.oracle",
     templates="ft_recipes.backends.llamafactory.templates", rows="ft_recipes.backends.llamafactory.rows",
-    approximations=APPROXIMATIONS,
+    approximations=APPROXIMATIONS, decides={"dataset_info": "data.train"},
     markers=("model_name_or_path", "finetuning_type", "cutoff_len", "lora_rank", "dataset_dir", "template"),
     importer="ft_recipes.backends.llamafactory.importer", launcher="ft_recipes.backends.llamafactory.launch",
     env=_env, folder=HERE, unknown_key_fate="LLaMA-Factory refuses to start", native_checks=NATIVE_CHECKS,
