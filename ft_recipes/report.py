@@ -1,12 +1,14 @@
 """``ftr report``: loss curves from the backends' own logs, and a diagnosis in the seeds' terms.
 
 Logs read: LLaMA-Factory ``trainer_log.jsonl`` and every backend's ``trainer_state.json`` (in the run
-directory or its newest ``checkpoint-N``)."""
+directory or its newest ``checkpoint-N``); and ``eval.json`` (``ftr eval``): base against tuned, as a table and
+bars."""
 
 from __future__ import annotations
 
 import json
 import math
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +18,9 @@ OVERFIT_EVALS = 2          # consecutive evaluations with validation loss rising
 SPIKE_FACTOR = 3.0         # a loss above 3x the running minimum (after warm-up) is a spike
 FLAT_TRAIN_DROP = 0.10     # underfitting: train loss fell by less than 10% ...
 HIGH_LOSS = 1.5            # ... and stays above this
+EVAL_FILE = "eval.json"    # what ``ftr eval`` writes into a run directory
+HELD_OUT = (("perplexity", "perplexity (lower is better)"), ("exact_match", "exact match"), ("bleu", "BLEU"),
+            ("rouge_l", "ROUGE-L"))
 
 
 @dataclass
@@ -26,6 +31,7 @@ class Curves:
     lr: list[tuple[int, float]] = field(default_factory=list)
     source: str = ""
     notes: list[str] = field(default_factory=list)
+    scores: dict | None = None  # eval.json's results (``ftr eval``): label (base, tuned) -> tasks, held_out
 
 
 @dataclass(frozen=True)
@@ -78,7 +84,23 @@ def read_curves(run_dir: Path) -> Curves:
             value = _num(entry.get(key))
             if value is not None:
                 series.append((step, value))
+    curves.scores = read_scores(run_dir)
     return curves
+
+
+def read_scores(run_dir: Path) -> dict | None:
+    """The results ``ftr eval`` saved in the run directory (eval.json); None when it was not evaluated."""
+    path = run_dir / EVAL_FILE
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(_read(path))
+    except ValueError as exc:
+        raise LogError(f"{path}: not valid JSON ({exc})") from None
+    results = record.get("results") if isinstance(record, dict) else None
+    if not isinstance(results, dict):
+        raise LogError(f"{path}: not the results of ftr eval (no results object)")
+    return results
 
 
 def _read(path: Path) -> str:
@@ -248,7 +270,11 @@ def plot(curves_list: list[Curves], out: Path) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         raise RuntimeError("drawing needs matplotlib: pip install 'ft-recipes[report]'") from None
-    fig, (loss_ax, lr_ax) = plt.subplots(2, 1, figsize=(8, 6), sharex=True, height_ratios=(3, 1))
+    scores = score_names(curves_list)
+    fig = plt.figure(figsize=(8, 8.5 if scores else 6))
+    grid = fig.add_gridspec(3 if scores else 2, max(len(scores), 1), height_ratios=(3, 1, 2) if scores else (3, 1))
+    loss_ax = fig.add_subplot(grid[0, :])
+    lr_ax = fig.add_subplot(grid[1, :], sharex=loss_ax)
     for curves in curves_list:
         name = curves.run_dir.name
         if curves.train:
@@ -261,6 +287,78 @@ def plot(curves_list: list[Curves], out: Path) -> None:
     loss_ax.legend()
     lr_ax.set_ylabel("learning rate")
     lr_ax.set_xlabel("step")
+    for column, name in enumerate(scores):  # ftr eval: base against tuned
+        _bars(fig.add_subplot(grid[2, column]), name, curves_list)
     fig.tight_layout()
     fig.savefig(out)
     plt.close(fig)
+
+
+# --- ftr eval's results: base against tuned --------------------------------------------------------------------
+
+def eval_rows(results: dict) -> list[tuple[str, float | None, float | None]]:
+    """(name, base, tuned) for every task metric and held-out score of either model, tasks first."""
+    base, tuned = results.get("base") or {}, results.get("tuned") or {}
+    out = []
+    tasks = sorted(set(base.get("tasks", {})) | set(tuned.get("tasks", {})))
+    for task in tasks:
+        metrics = sorted(set(base.get("tasks", {}).get(task, {})) | set(tuned.get("tasks", {}).get(task, {})))
+        for metric in metrics:
+            out.append((f"{task} {metric}", _score(base, "tasks", task, metric), _score(tuned, "tasks", task, metric)))
+    for key, title in HELD_OUT:
+        pair = (_score(base, "held_out", key), _score(tuned, "held_out", key))
+        if pair != (None, None):
+            out.append((f"held-out {title}", *pair))
+    return out
+
+
+def _score(tree: dict, *keys):
+    for key in keys:
+        tree = tree.get(key) if isinstance(tree, dict) else None
+    return tree
+
+
+def _figure(value) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def _change(base, tuned) -> str:
+    return "" if base is None or tuned is None else f"{tuned - base:+.4g}"
+
+
+def eval_table(results: dict, md: bool = False) -> str:
+    """base | tuned | change, one line per score; a markdown table with ``md``."""
+    lines = eval_rows(results)
+    if not lines:
+        return "(no results: give --tasks, or a run whose recipe holds validation rows)"
+    if md:
+        body = [f"| {name} | {_figure(b)} | {_figure(t)} | {_change(b, t)} |" for name, b, t in lines]
+        return "\n".join(["| score | base | tuned | change |", "|---|---|---|---|", *body])
+    width = max(len(name) for name, _, _ in lines)
+    head = f"{'':{width}}  {'base':>10}  {'tuned':>10}  {'change':>10}"
+    body = [f"{name:{width}}  {_figure(b):>10}  {_figure(t):>10}  {_change(b, t):>10}" for name, b, t in lines]
+    return "\n".join([head, *body])
+
+
+def score_names(curves_list: list[Curves], most: int = 6) -> list[str]:
+    """The scores the evaluated runs have, in table order: at most ``most`` (the bars' panel is one row)."""
+    found = [name for c in curves_list if c.scores for name, _, _ in eval_rows(c.scores)]
+    return list(dict.fromkeys(found))[:most]
+
+
+def _bars(ax, name: str, curves_list: list[Curves]) -> None:
+    """Base and tuned bars of one score, for each evaluated run (its own scale: accuracy and perplexity differ by
+    orders of magnitude)."""
+    evaluated = [c for c in curves_list if c.scores]
+    labels, values, colours = [], [], []
+    for c in evaluated:
+        pair = {row[0]: row[1:] for row in eval_rows(c.scores)}.get(name, (None, None))
+        for label, value, colour in (("base", pair[0], "tab:grey"), ("tuned", pair[1], "tab:blue")):
+            if value is not None:
+                labels.append(label if len(evaluated) == 1 else f"{c.run_dir.name}\n{label}")
+                values.append(value)
+                colours.append(colour)
+    ax.bar(range(len(values)), values, color=colours)
+    ax.set_xticks(range(len(values)), labels, fontsize=7)
+    ax.set_title(textwrap.fill(name, 16), fontsize=7)
+    ax.tick_params(axis="y", labelsize=7)

@@ -76,6 +76,31 @@ def test_merged_needs_a_merged_folder(tmp_path):
     assert (found.kind, found.tuned.pretrained, found.tuned.peft) == ("merged", str(run / "merged"), None)
 
 
+def test_a_merged_folder_given_itself_is_evaluated_as_its_runs_merge(tmp_path):
+    """RUN_DIR/merged (`ftr merge`'s default) and a pipeline's merge step both find the run they merged: its
+    base model, recipe (held-out rows) and the template it trained with."""
+    run = run_dir(tmp_path)
+    for folder in (run / "merged", tmp_path / "merge-step"):
+        folder.mkdir()
+        (folder / "config.json").write_text("{}")
+    (tmp_path / "pipeline.json").write_text(json.dumps({"stages": [
+        {"name": "run", "kind": "train", "run_dir": str(run)},
+        {"name": "merge-step", "kind": "merge", "run_dir": str(tmp_path / "merge-step"),
+         "inputs": [{"stage": "run", "kind": "adapter", "path": str(run)}]}]}))
+    for folder in (run / "merged", tmp_path / "merge-step"):
+        found = target.resolve(folder)
+        assert (found.kind, found.tuned.pretrained, found.run_dir) == ("merged", str(folder), run)
+        assert found.base.pretrained == f"{tmp_path}/base" and found.recipe is not None
+
+
+def test_a_folder_named_merged_outside_a_run_is_a_model_folder(tmp_path):
+    folder = tmp_path / "merged"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    found = target.resolve(folder)
+    assert (found.kind, found.run_dir, found.base) == ("full", None, None)
+
+
 def test_a_run_without_a_model_is_refused(tmp_path):
     with pytest.raises(FtrError, match="holds no trained model"):
         target.resolve(run_dir(tmp_path, files=()))

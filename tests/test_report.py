@@ -101,3 +101,44 @@ def test_progress_line_from_backend_output():
     assert progress.feed(" 50%|#####     | 2/4 [00:01<00:03,  1.5it/s]\r") is None
     line = progress.feed("{'loss': '6.21', 'grad_norm': '0.5', 'learning_rate': '1e-4', 'epoch': '0.2'}\n")
     assert line == "ftr: step 2/4  loss 6.21  eta 00:03"
+
+
+def _eval_json(run_dir, base_acc=0.5, tuned_acc=0.75):
+    results = {"base": {"tasks": {"mc": {"acc": base_acc}}, "held_out": {"perplexity": 9.0}},
+               "tuned": {"tasks": {"mc": {"acc": tuned_acc}}, "held_out": {"perplexity": 3.0, "samples": []}}}
+    (run_dir / "eval.json").write_text(json.dumps({"results": results, "seconds": 1.0}))
+
+
+def test_ftr_eval_scores_in_every_format(tmp_path):
+    run = _state(tmp_path / "r", [(1, 2.0), (2, 1.5)], [(2, 1.4)], RECIPE)
+    _eval_json(run)
+    text = CliRunner().invoke(main, ["report", str(run)]).output
+    lines = text.split("ftr eval (base against tuned):\n")[1].splitlines()[1:]
+    table = {line.strip().split("  ")[0]: line.split()[-3:] for line in lines}
+    assert table == {"mc acc": ["0.5", "0.75", "+0.25"], "held-out perplexity (lower is better)": ["9", "3", "-6"]}
+    (record,) = json.loads(CliRunner().invoke(main, ["report", str(run), "--format", "json"]).output)
+    assert record["scores"][0] == {"score": "mc acc", "base": 0.5, "tuned": 0.75}
+    assert "| mc acc | 0.5 | 0.75 | +0.25 |" in CliRunner().invoke(main, ["report", str(run), "--format", "md"]).output
+
+
+def test_a_run_not_evaluated_has_no_scores_and_a_broken_eval_json_is_named(tmp_path):
+    run = _state(tmp_path / "r", [(1, 2.0), (2, 1.5)], [(2, 1.4)], RECIPE)
+    assert json.loads(CliRunner().invoke(main, ["report", str(run), "--format", "json"]).output)[0]["scores"] is None
+    assert "base against tuned" not in CliRunner().invoke(main, ["report", str(run)]).output
+    (run / "eval.json").write_text("{not json")
+    result = CliRunner().invoke(main, ["report", str(run)])
+    assert result.exit_code == 1 and "eval.json: not valid JSON" in result.output
+
+
+def test_plot_draws_the_scores_as_bars(tmp_path):
+    pytest.importorskip("matplotlib")
+    from ft_recipes.report import plot
+
+    plain = _state(tmp_path / "plain", [(1, 2.0), (2, 1.5)], [(2, 1.4)], RECIPE)
+    run = _state(tmp_path / "r", [(1, 2.0), (2, 1.5)], [(2, 1.4)], RECIPE)
+    _eval_json(run)
+    plot([read_curves(plain)], tmp_path / "loss.png")
+    plot([read_curves(run)], tmp_path / "scores.png")
+    from matplotlib.image import imread
+
+    assert imread(tmp_path / "scores.png").shape[0] > imread(tmp_path / "loss.png").shape[0]  # a row of bars

@@ -13,13 +13,15 @@ from . import guard
 @click.command("report")
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(file_okay=False, exists=True, path_type=Path))
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Draw train/validation loss and learning rate to this PNG (needs ft-recipes[report]).")
+              help="Draw train/validation loss, learning rate and ftr eval's scores (bars) to this PNG "
+                   "(needs ft-recipes[report]).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "md"]), default="text", show_default=True)
 @click.option("--force", is_flag=True, help="Let -o replace a file that ftr did not write.")
 @guard
 def report_cmd(run_dirs: tuple[Path, ...], output: Path | None, fmt: str, force: bool) -> None:
     """Loss curves and a diagnosis (overfitting, underfitting, divergence, no validation) for one or more
-    run directories; several directories overlay in the plot for comparison. A pipeline's output.dir (with its
+    run directories, and the scores of `ftr eval` (eval.json: base against tuned, a table and bars in the
+    plot); several directories overlay in the plot for comparison. A pipeline's output.dir (with its
     pipeline.json) stands for the run directories of its stages, overlaid in order."""
     from ..findings import FtrError
     from ..report import LogError, diagnose, plot, read_curves
@@ -63,9 +65,13 @@ def _few(notes: list[str], most: int = 5) -> list[str]:
 
 
 def _render(results, fmt: str) -> str:
+    from ..report import eval_rows, eval_table
+
     if fmt == "json":
         return json.dumps([{"run_dir": str(c.run_dir), "source": c.source, "train": c.train, "eval": c.eval,
-                            "lr": c.lr, "diagnosis": [d.__dict__ for d in ds]} for c, ds in results], indent=2)
+                            "lr": c.lr, "diagnosis": [d.__dict__ for d in ds],
+                            "scores": [{"score": name, "base": b, "tuned": t} for name, b, t in eval_rows(c.scores)]
+                            if c.scores else None} for c, ds in results], indent=2)
     lines = []
     for curves, diagnoses in results:
         last_train = f"{curves.train[-1][1]:.4f}" if curves.train else "-"
@@ -76,4 +82,11 @@ def _render(results, fmt: str) -> str:
         for d in diagnoses:
             lines.append(f"{'- **' if fmt == 'md' else ''}{d.kind}{'**' if fmt == 'md' else ''}: {d.summary}")
             lines += [f"    {i}. {r}" for i, r in enumerate(d.remedies, 1)]
+        if curves.scores:  # ftr eval's eval.json
+            table = eval_table(curves.scores, md=fmt == "md")
+            lines += ["", table, ""] if fmt == "md" else ["ftr eval (base against tuned):", _indent(table)]
     return "\n".join(lines)
+
+
+def _indent(text: str) -> str:
+    return "\n".join("    " + line for line in text.splitlines())

@@ -59,13 +59,12 @@ def load_run_recipe(run_dir: Path) -> Recipe | None:
         return None
 
 
-def _tuned(folder: Path, base: str | None, merged: bool) -> tuple[Model, str]:
-    """The trained model in ``folder``: its merged/ copy when asked, an adapter on ``base``, or a full model."""
-    if merged:
-        merged_dir = folder / "merged"
-        if not (merged_dir / "config.json").is_file():
-            raise FtrError(f"{merged_dir}: no merged model here; run `ftr merge {folder}` first", exit_code=2)
-        return Model("tuned", str(merged_dir)), "merged"
+def _tuned(folder: Path, base: str | None, merged: Path | None) -> tuple[Model, str]:
+    """The trained model in ``folder``: the ``merged`` copy when given, an adapter on ``base``, or a full model."""
+    if merged is not None:
+        if not (merged / "config.json").is_file():
+            raise FtrError(f"{merged}: no merged model here; run `ftr merge {folder}` first", exit_code=2)
+        return Model("tuned", str(merged)), "merged"
     if (folder / "adapter_config.json").is_file():
         config = _read_json(folder / "adapter_config.json")
         pretrained = base or config.get("base_model_name_or_path")
@@ -79,20 +78,38 @@ def _tuned(folder: Path, base: str | None, merged: bool) -> tuple[Model, str]:
                    f"finish?", exit_code=2)
 
 
+def merged_from(folder: Path) -> Path | None:
+    """The run directory whose adapter ``folder`` is the merge of: RUN_DIR/merged (``ftr merge``'s default, a
+    stage's ``merge: true``) or a pipeline's ``stage: merge`` step (its pipeline.json names the stage merged)."""
+    if folder.name == "merged" and (folder.parent / "manifest.json").is_file():
+        return folder.parent
+    state = folder.parent / "pipeline.json"
+    if not state.is_file():
+        return None
+    for entry in _read_json(state).get("stages") or []:
+        inputs = entry.get("inputs") if isinstance(entry, dict) else None
+        if entry.get("kind") == "merge" and inputs and Path(str(entry.get("run_dir"))).resolve() == folder:
+            return Path(inputs[0]["path"])
+    return None
+
+
 def resolve(path: Path, merged: bool = False, base_model: str | None = None) -> Target:
-    """The target of ``ftr eval PATH``: a run directory (it has manifest.json) or a model folder."""
+    """The target of ``ftr eval PATH``: a run directory (it has manifest.json), a run's merged model (its run's
+    recipe, base and held-out rows), or a model folder."""
     from ..templates import saved_chat_template
 
     path = path.resolve()
     if not path.is_dir():
         raise FtrError(f"{path}: not a directory; give a run directory or a model folder", exit_code=2)
-    if not (path / "manifest.json").is_file():
-        tuned, kind = _tuned(path, base_model, merged)
+    run_dir = path if (path / "manifest.json").is_file() else merged_from(path)
+    if run_dir is None or not (run_dir / "manifest.json").is_file():
+        tuned, kind = _tuned(path, base_model, None)
         base = base_model or (tuned.pretrained if kind == "adapter" else None)
         return Target(tuned, Model("base", base) if base else None, kind)
-    recipe = load_run_recipe(path)
+    merged_dir = path if run_dir != path else (path / "merged" if merged else None)
+    recipe = load_run_recipe(run_dir)
     base = base_model or (recipe.model.base if recipe else None)
-    tuned, kind = _tuned(path, base, merged)
+    tuned, kind = _tuned(run_dir, base, merged_dir)
     base = base or (tuned.pretrained if kind == "adapter" else None)
-    return Target(tuned, Model("base", base) if base else None, kind, run_dir=path, recipe=recipe,
-                  template=saved_chat_template(str(path)))
+    return Target(tuned, Model("base", base) if base else None, kind, run_dir=run_dir, recipe=recipe,
+                  template=saved_chat_template(str(run_dir)))

@@ -92,6 +92,17 @@ def trl_python() -> Path:
     return _backend_python("trl")
 
 
+# --- lm-eval (ftr eval) ---------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def eval_python() -> Path:
+    """The lm-eval environment's python; built from ft_recipes/evaluation/lock.txt when missing (about 20 s)."""
+    from ft_recipes.envs import find_python, install
+    from ft_recipes.evaluation import SPEC
+
+    return find_python(SPEC) or install(SPEC, log=lambda msg: print(msg, file=sys.stderr))
+
+
 # --- shared test assets ----------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)

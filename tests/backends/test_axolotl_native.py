@@ -9,9 +9,12 @@ from __future__ import annotations
 import json
 import math
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+
+from .test_eval_backend import assert_base_and_tuned_differ, local_tasks, run_eval
 
 # with pytest -n: this module on one worker (its module-scoped training run is shared)
 pytestmark = [pytest.mark.backends, pytest.mark.xdist_group("axolotl-native")]
@@ -193,6 +196,19 @@ def test_merge_lora(lora_run, ax_python, backend_env):
     merged = out / "merged"
     assert (merged / "model.safetensors").is_file() and (merged / "config.json").is_file()
     assert (merged / "tokenizer.json").is_file()
+
+
+def test_ftr_eval_base_against_tuned_on_the_output_folder(lora_run, tiny_assets, backend_env, eval_python, tmp_path):
+    """`ftr eval --base` on Axolotl's own output folder (no ftr manifest): the adapter through peft= on the base
+    its adapter_config.json names, with the tokenizer Axolotl saved beside it; the module's run, not a new one."""
+    _, out = lora_run
+    tasks = local_tasks(tmp_path / "tasks", tiny_assets.data)
+    record = run_eval(out, {**backend_env, "FTR_LM_EVAL_PYTHON": str(eval_python)}, "--base", "--tasks", tasks)
+    target = record["target"]
+    assert target["kind"] == "adapter" and target["tuned"]["peft"] == str(out.resolve())
+    assert target["tuned"]["tokenizer"] == str(out.resolve())
+    assert Path(target["base"]["pretrained"]).resolve() == tiny_assets.model.resolve()
+    print("axolotl:", json.dumps(assert_base_and_tuned_differ(record)), file=sys.stderr)
 
 
 def test_qlora_4bit_sharegpt_trains(ax_python, backend_env, tiny_assets, tmp_path):

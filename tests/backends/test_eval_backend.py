@@ -6,20 +6,12 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from .test_ftr_backends import ftr, run_env, tiny_recipe  # noqa: F401 (run_env: a fixture)
-
-
-@pytest.fixture(scope="session")
-def eval_python() -> Path:
-    """The lm-eval environment's python; built from ft_recipes/evaluation/lock.txt when missing (about 20 s)."""
-    from ft_recipes.envs import find_python, install
-    from ft_recipes.evaluation import SPEC
-
-    return find_python(SPEC) or install(SPEC, log=lambda msg: print(msg, file=sys.stderr))
 
 
 def mc_task(folder: Path, preference: Path) -> Path:
@@ -36,6 +28,45 @@ def mc_task(folder: Path, preference: Path) -> Path:
                     "  - {metric: acc, aggregation: mean, higher_is_better: true}\n"
                     "  - {metric: acc_norm, aggregation: mean, higher_is_better: true}\n")
     return path
+
+
+def ppl_task(folder: Path, alpaca: Path) -> Path:
+    """A local perplexity task (lm-eval's loglikelihood_rolling) on the trained answers: it moves with any
+    training, where a 10-row accuracy may not."""
+    rows = [json.loads(line) for line in alpaca.read_text().splitlines()]
+    (folder / "ppl.jsonl").write_text("".join(json.dumps({"text": r["output"]}) + "\n" for r in rows))
+    path = folder / "tiny_ppl.yaml"
+    path.write_text("task: tiny_ppl\ndataset_path: json\ndataset_kwargs:\n  data_files:\n    test: ppl.jsonl\n"
+                    "test_split: test\noutput_type: loglikelihood_rolling\ndoc_to_text: \"\"\n"
+                    "doc_to_target: \"{{text}}\"\nmetric_list:\n  - metric: word_perplexity\n"
+                    "  - metric: byte_perplexity\n  - metric: bits_per_byte\n")
+    return path
+
+
+def local_tasks(folder: Path, data: Path) -> Path:
+    """A folder with both local tasks (tiny_mc, tiny_ppl): `--tasks FOLDER` runs them all."""
+    mc_task(folder, data / "preference.jsonl")
+    ppl_task(folder, data / "alpaca.jsonl")
+    return folder
+
+
+def run_eval(target: Path, env: dict, *args) -> dict:
+    """`ftr eval TARGET ARGS --format json` (10 rows a task): its record, with the seconds the command took."""
+    started = time.perf_counter()
+    proc = ftr("eval", target, "--limit", 10, "--format", "json", *args, env=env, check=False, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    record = json.loads(proc.stdout)
+    record["wall_seconds"] = round(time.perf_counter() - started, 1)
+    return record
+
+
+def assert_base_and_tuned_differ(record: dict) -> dict:
+    """Both models scored on both tasks, and the tuned perplexity is not the base one (the adapter applied)."""
+    base, tuned = record["results"]["base"]["tasks"], record["results"]["tuned"]["tasks"]
+    for tasks in (base, tuned):
+        assert 0 <= tasks["tiny_mc"]["acc"] <= 1 and tasks["tiny_ppl"]["word_perplexity"] > 1, tasks
+    assert tuned["tiny_ppl"]["word_perplexity"] != base["tiny_ppl"]["word_perplexity"], (base, tuned)
+    return {"base": base, "tuned": tuned, "seconds": record["wall_seconds"]}
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,12 @@ from __future__ import annotations
 import json
 import math
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+
+from .test_eval_backend import assert_base_and_tuned_differ, local_tasks, run_eval
 
 # with pytest -n: this module on one worker (its module-scoped training run is shared)
 pytestmark = pytest.mark.xdist_group("llamafactory-native")
@@ -224,6 +227,19 @@ def test_export_merges_lora(lf, lora_run):
     assert (merged / "model.safetensors").is_file() and (merged / "config.json").is_file()
     assert (merged / "tokenizer.json").is_file()
     assert not (merged / "adapter_config.json").exists()
+
+
+def test_ftr_eval_base_against_tuned_on_the_output_folder(lora_run, tiny_assets, backend_env, eval_python, tmp_path):
+    """`ftr eval --base` on LLaMA-Factory's own output folder (no ftr manifest): the adapter through peft= on the
+    base its adapter_config.json names, with the tokenizer LLaMA-Factory saved beside it; the trained run is the
+    module's, nothing trains again."""
+    tasks = local_tasks(tmp_path / "tasks", tiny_assets.data)
+    record = run_eval(lora_run, {**backend_env, "FTR_LM_EVAL_PYTHON": str(eval_python)}, "--base", "--tasks", tasks)
+    target = record["target"]
+    assert target["kind"] == "adapter" and target["tuned"]["peft"] == str(lora_run.resolve())
+    assert target["tuned"]["tokenizer"] == str(lora_run.resolve())
+    assert Path(target["base"]["pretrained"]).resolve() == tiny_assets.model.resolve()
+    print("llamafactory:", json.dumps(assert_base_and_tuned_differ(record)), file=sys.stderr)
 
 
 @pytest.mark.slow  # ftr's own full SFT runs LLaMA-Factory the same way (test_full_sft_llamafactory)

@@ -146,7 +146,7 @@ def stage_files(runs: Path) -> dict[str, int]:
 
 # Axolotl's SFT and DPO stages both run in the mixed pipelines below: its one-backend pipeline is `slow`.
 @pytest.mark.parametrize("backend", [pytest.param("axolotl", marks=pytest.mark.slow), "trl"])
-def test_pipeline_on_one_backend(backend, tiny_assets, run_env, tmp_path, lf_python):
+def test_pipeline_on_one_backend(backend, tiny_assets, run_env, tmp_path, lf_python, eval_python):
     recipe = write_pipeline(tmp_path, tiny_assets, backend, backend)
     proc = ftr("run", recipe, "-b", backend, env=run_env, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -154,6 +154,23 @@ def test_pipeline_on_one_backend(backend, tiny_assets, run_env, tmp_path, lf_pyt
     print(f"adapter evidence ({backend}):", assert_dpo_started_from_sft(lf_python, runs, run_env),
           "first DPO loss:", assert_reference_is_sft(runs))
     assert_merged_loads(lf_python, runs / "merged", run_env)
+    print(f"ftr eval of the pipeline's merge ({backend}):", assert_merged_step_evaluates(runs, tiny_assets, run_env,
+                                                                                      eval_python))
+
+
+def assert_merged_step_evaluates(runs: Path, assets, env: dict, eval_python: Path) -> dict:
+    """`ftr eval --base` on the merge step's folder: the merged model against the pipeline's base, on the DPO
+    stage's held-out rows (it merged that stage); the result lands in the DPO run's manifest."""
+    env = {**env, "FTR_LM_EVAL_PYTHON": str(eval_python)}
+    proc = ftr("eval", runs / "merged", "--base", "--format", "json", env=env, check=False, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    record = json.loads(proc.stdout)
+    assert record["target"]["kind"] == "merged" and record["target"]["run_dir"] == str((runs / "dpo").resolve())
+    assert Path(record["target"]["base"]["pretrained"]).resolve() == assets.model.resolve()
+    base, tuned = (record["results"][label]["held_out"] for label in ("base", "tuned"))
+    assert base["rows"] == tuned["rows"] == 10 and base["perplexity"] != tuned["perplexity"], (base, tuned)
+    assert json.loads((runs / "dpo" / "manifest.json").read_text())["eval"]["results"]["tuned"]["held_out"]
+    return {"base": base["perplexity"], "tuned": tuned["perplexity"], "seconds": record["seconds"]}
 
 
 @pytest.mark.parametrize("sft,dpo", [("axolotl", "llamafactory"), ("llamafactory", "axolotl")])
