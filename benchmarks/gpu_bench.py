@@ -79,7 +79,8 @@ def main() -> None:
         data.setdefault("train", {})["max_steps"] = args.steps
         data["train"].pop("epochs", None)
         data["extends"] = [str((args.recipe.parent / e).resolve()) if e.endswith((".yaml", ".yml")) else e
-                           for e in ([data["extends"]] if isinstance(data.get("extends"), str) else data.get("extends", []))]
+                           for e in ([data["extends"]] if isinstance(data.get("extends"), str) else data.get("extends",
+                               []))]
         recipe_path = args.recipe.parent / f".gpu-bench-{args.recipe.name}"
         try:
             for backend in args.backend:

@@ -394,7 +394,8 @@ def leaks(train: list[FileScan], val: FileScan) -> Issue:
     seen: dict = {}
     for scanned in train:
         for key, line in scanned.keys.items():
-            seen.setdefault(key, f"{scanned.path.name}:{line}" if scanned.located else f"{scanned.path.name} row {line}")
+            seen.setdefault(key,
+                f"{scanned.path.name}:{line}" if scanned.located else f"{scanned.path.name} row {line}")
     for key, line in val.keys.items():
         if key in seen:
             found.add(line, seen[key])

@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from .backends.keys import ABSENT, get_native
 from .findings import Finding, FtrError
 from .load import Document
 from .paths import real_parent
-from .backends.keys import ABSENT, get_native
 from .resolve import Resolved, Source
 
 _MISSING = ABSENT

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import os
 import sys
-from functools import lru_cache
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from .findings import FtrError

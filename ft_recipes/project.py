@@ -7,6 +7,7 @@ from pathlib import Path
 
 from .findings import UsageError
 
+
 def find_pyproject(start: Path | None = None) -> Path | None:
     here = (start or Path.cwd()).resolve()
     for directory in (here, *here.parents):

@@ -193,11 +193,13 @@ def _remedies(kind: str, recipe: dict) -> tuple[str, ...]:
     elif kind == "underfitting":
         steps = [f"lora r is {r}: try {min(r * 2, 64)}" if is_lora else "train more layers",
                  f"lora alpha is {alpha}: try {alpha * 2}" if is_lora else "",
-                 f"learning rate is {lr}: try {lr * 2:g}" if isinstance(lr, (int, float)) else "raise the learning rate",
+                 f"learning rate is {lr}: try {lr * 2:g}" if isinstance(lr, (int,
+                     float)) else "raise the learning rate",
                  longer,
                  "lora targets are attention only: try all-linear" if is_lora and target != "all-linear" else ""]
     elif kind == "divergence":
-        steps = [f"learning rate is {lr}: try {lr / 4:g}" if isinstance(lr, (int, float)) else "lower the learning rate",
+        steps = [f"learning rate is {lr}: try {lr / 4:g}" if isinstance(lr, (int,
+            float)) else "lower the learning rate",
                  "keep gradient clipping on (max_grad_norm 1.0)", "add warmup (warmup_ratio 0.03-0.1)",
                  "use bf16 rather than fp16 where the GPU supports it"]
     elif kind == "no-validation":

@@ -6,8 +6,8 @@ Merge rules: mappings merge recursively, lists and scalars replace, ``null`` del
 from __future__ import annotations
 
 import copy
-from functools import lru_cache
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -119,7 +119,8 @@ def _layers(doc: Document, chain: tuple[str, ...]) -> list[Document]:
         if key in chain:
             cycle = " -> ".join([*chain[chain.index(key):], key])
             raise FtrError("extends cycle", [Finding(doc.file, line, col, "FTR004", "error",
-                                                     f"extends cycle: {cycle}", "remove one of the extends", "extends")])
+                                                     f"extends cycle: {cycle}", "remove one of the extends",
+                                                         "extends")])
         kind = file_kind(target)
         if kind != "file":
             what = "not found" if kind == "no such file" else kind.removeprefix("is ")

@@ -18,10 +18,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import __version__, backends
+from .backends import backend_python
+from .backends.interface import Launch, LaunchOptions
 from .emit import atomic_write, deepspeed_file, recipe_hash, to_yaml, write_outputs
 from .findings import Finding, FtrError
-from .backends.interface import Launch, LaunchOptions
-from .backends import backend_python
 from .normalise import to_data
 from .pipeline import Loaded
 from .recipe import Recipe

@@ -11,7 +11,6 @@ adapter (``model.adapter``), or its merged model (``model.base``) when that stag
 from __future__ import annotations
 
 import os
-
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -164,7 +163,8 @@ def _check_entries(doc: Document, entries) -> list[Finding]:
                                      "e.g. name: sft (it becomes the folder output.dir/sft)"))
         elif name in seen or name == BASE:
             findings.append(_finding(doc, at + ("name",), "FTR002", f"stage name {name!r} is "
-                                     f"{'reserved' if name == BASE else 'used twice'}", "give every stage its own name"))
+                                     f"{'reserved' if name == BASE else 'used twice'}",
+                                         "give every stage its own name"))
         for key in MAPPINGS:
             if key in entry and not isinstance(entry[key], dict):
                 findings.append(_finding(doc, at + (key,), "FTR002", f"stage {name}: {key} must be a mapping",
@@ -177,8 +177,8 @@ def _check_entries(doc: Document, entries) -> list[Finding]:
         if source is not None and source != BASE and source not in seen:
             later = source in [e.get("name") for e in entries if isinstance(e, dict)]
             findings.append(_finding(doc, at + ("from",), "FTR002",
-                                     f"stage {name}: from {source!r} is {'not an earlier stage' if later else 'no stage'}",
-                                     f"name an earlier stage ({', '.join(s for s in seen if s) or 'none yet'}) or base"))
+                                     f"stage {name}: from {source!r} is {'not an earlier stage' if later else 'no stage'}",  # noqa: E501
+                                     f"name an earlier stage ({', '.join(s for s in seen if s) or 'none yet'}) or base"))  # noqa: E501
         if "backend" in entry and entry["backend"] not in NAMES:
             findings.append(_finding(doc, at + ("backend",), "FTR002", f"stage {name}: unknown backend "
                                      f"{entry['backend']!r}", f"one of: {', '.join(NAMES)}"))

@@ -202,7 +202,7 @@ def diff(a: list[Row], b: list[Row]) -> list[str]:
         elif x.trained != y.trained:
             pos = next(k for k, (p, q) in enumerate(zip(x.trained, y.trained)) if p != q)
             problems.append(f"row {i}: loss mask differs at position {pos} (token {x.tokens[pos]!r}: "
-                            f"{'trained' if x.trained[pos] else 'masked'} vs {'trained' if y.trained[pos] else 'masked'})")
+                            f"{'trained' if x.trained[pos] else 'masked'} vs {'trained' if y.trained[pos] else 'masked'})")  # noqa: E501
         elif x.labels != y.labels:
             pos = next(k for k, (p, q) in enumerate(zip(x.labels, y.labels)) if p != q)
             problems.append(f"row {i}: labels differ at position {pos} (token {x.tokens[pos]!r}: label "

@@ -103,8 +103,10 @@ def _describe(error: ValidationError) -> tuple[str, str, str]:
         return "FTR002", f"{where}: must be {error.validator_value!r}, got {error.instance!r}", ""
     if kind == "type":
         expected = error.validator_value
-        return "FTR002", f"{where}: expected {_type_name(expected)}, got {_type_name_of(error.instance)} {_short(error.instance)}", \
-            "write numbers without quotes" if isinstance(error.instance, str) and _looks_numeric(error.instance) else ""
+        numeric = isinstance(error.instance, str) and _looks_numeric(error.instance)
+        hint = "write numbers without quotes" if numeric else ""
+        return ("FTR002", f"{where}: expected {_type_name(expected)}, got {_type_name_of(error.instance)} "
+                          f"{_short(error.instance)}", hint)
     return "FTR002", f"{where}: {error.message}", error.schema.get("description", "")
 
 

@@ -45,7 +45,8 @@ HAND = {
          "ReLoRA's restart cadence became the generic jagged restart; 0.12 ignores relora_steps silently"),
         ("key", "relora_warmup_steps", "jagged_restart_warmup_steps", "0.12.0", "utils/schemas/training.py:192", ""),
         ("key", "relora_anneal_steps", "jagged_restart_anneal_steps", "0.12.0", "utils/schemas/training.py:198", ""),
-        ("key", "unsloth_lora_mlp", "lora_mlp_kernel", "0.17.0", "utils/schemas/validation.py:61", "the validator names lora_*_kernel as the replacement (Axolotl's own LoRA kernels)"),
+        ("key", "unsloth_lora_mlp", "lora_mlp_kernel", "0.17.0", "utils/schemas/validation.py:61",
+            "the validator names lora_*_kernel as the replacement (Axolotl's own LoRA kernels)"),
         ("key", "unsloth_lora_qkv", "lora_qkv_kernel", "0.17.0", "utils/schemas/validation.py:61", ""),
         ("key", "unsloth_lora_o", "lora_o_kernel", "0.17.0", "utils/schemas/validation.py:61", ""),
     ],
@@ -234,7 +235,8 @@ def axolotl_removed_fields(versions: list[tuple[str, Path]]) -> list[dict]:
         for name in sorted(set(before) - set(after)):
             rows.append({"kind": "removed", "old": name, "refused": None, "since": new_v,
                          "reason": f"not a field of axolotl {new_v} (last in {old_v}: {before[name][0]}); "
-                                   f"Axolotl ignores it", "source": f"{old_v} {before[name][0]}", "default": before[name][1]})
+                                   f"Axolotl ignores it", "source": f"{old_v} {before[name][0]}",
+                                       "default": before[name][1]})
     return rows
 
 

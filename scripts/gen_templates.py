@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "schemas" / "backends" / "templates"
 
-LOCATE = "import importlib.util, importlib.metadata as m; print(importlib.util.find_spec({mod!r}).origin); print(m.version({dist!r}))"
+LOCATE = "import importlib.util, importlib.metadata as m; print(importlib.util.find_spec({mod!r}).origin); print(m.version({dist!r}))"  # noqa: E501
 AXOLOTL = ("import importlib.metadata as m; from axolotl.utils.schemas.enums import ChatTemplate; "
            "print(m.version('axolotl')); print('\\n'.join(t.value for t in ChatTemplate))")
 

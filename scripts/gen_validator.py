@@ -198,7 +198,8 @@ def _required(gen: Generator, schema: dict, where: str) -> list[str]:
 
 def _object(gen: Generator, schema: dict, where: str) -> list[str]:
     """properties, patternProperties, additionalProperties and propertyNames, in one pass over the keys."""
-    props = {key: gen.function(sub, f"{where}/properties/{key}") for key, sub in (schema.get("properties") or {}).items()}
+    props = {key: gen.function(sub, f"{where}/properties/{key}") for key,
+        sub in (schema.get("properties") or {}).items()}
     patterns = [(gen.constant(f"re.compile({pattern!r})"), gen.function(sub, f"{where}/patternProperties/{pattern}"))
                 for pattern, sub in (schema.get("patternProperties") or {}).items()]
     extra = gen.function(schema.get("additionalProperties", True), f"{where}/additionalProperties")

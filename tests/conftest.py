@@ -1,9 +1,7 @@
-import os
+import sys
 from pathlib import Path
 
 import pytest
-
-import sys
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # for `from paths import ...`
 

@@ -6,12 +6,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from paths import ROOT
 
 from ft_recipes import backends
 from ft_recipes.backends.base import Backend, is_ftr_only
 from ft_recipes.cli import main
-
-from paths import ROOT
 
 PKG = ROOT / "ft_recipes"
 

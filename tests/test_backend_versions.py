@@ -9,12 +9,11 @@ import stat
 
 import pytest
 from click.testing import CliRunner
+from paths import ROOT
 
 from ft_recipes import backends
 from ft_recipes.cli import main
 from ft_recipes.findings import FtrError, UsageError
-
-from paths import ROOT
 
 EXAMPLE = ROOT / "recipes" / "examples" / "lora-sft-alpaca.yaml"
 

@@ -42,9 +42,11 @@ def imported(tmp_path, path):
 
 def test_axolotl_offload_both_spellings_import_as_offload(tmp_path):
     assert imported(tmp_path, write(tmp_path, "a.yaml", AXOLOTL))["train"]["gradient_checkpointing"] == "offload"
-    new = AXOLOTL.replace("gradient_checkpointing: offload", "gradient_checkpointing: true\nactivation_offloading: true")
+    new = AXOLOTL.replace("gradient_checkpointing: offload",
+        "gradient_checkpointing: true\nactivation_offloading: true")
     assert imported(tmp_path, write(tmp_path, "b.yaml", new))["train"]["gradient_checkpointing"] == "offload"
-    disk = AXOLOTL.replace("gradient_checkpointing: offload", "gradient_checkpointing: true\nactivation_offloading: disk")
+    disk = AXOLOTL.replace("gradient_checkpointing: offload",
+        "gradient_checkpointing: true\nactivation_offloading: disk")
     recipe = imported(tmp_path, write(tmp_path, "c.yaml", disk))
     assert recipe["train"]["gradient_checkpointing"] is True  # disk offloading has no recipe value: kept as is
     assert recipe["backends"]["axolotl"]["activation_offloading"] == "disk"

@@ -11,11 +11,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from paths import EXAMPLES, ROOT
 
 from ft_recipes import __version__, backends
 from ft_recipes.cli import main
-
-from paths import EXAMPLES, ROOT
 
 GOLDEN = ROOT / "tests" / "golden"
 BACKENDS = backends.NAMES

@@ -2,10 +2,9 @@
 
 import pytest
 from click.testing import CliRunner
+from paths import ROOT
 
 from ft_recipes.cli import COMMANDS, main
-
-from paths import ROOT
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))

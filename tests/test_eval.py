@@ -15,7 +15,7 @@ import yaml
 from click.testing import CliRunner
 
 from ft_recipes.cli import main
-from ft_recipes.evaluation import SPEC, compare, helper, heldout, runner, target
+from ft_recipes.evaluation import SPEC, compare, heldout, helper, runner, target
 from ft_recipes.findings import FtrError
 from ft_recipes.pipeline import load_recipe
 
@@ -128,7 +128,8 @@ def test_validation_datasets_are_read_as_they_are_with_the_system_prompt(tmp_pat
     write_jsonl(tmp_path / "val.jsonl", [{"messages": [{"role": "user", "content": "hi"},
                                                        {"role": "assistant", "content": "yo"}]},
                                          {"messages": [{"role": "user", "content": "no answer"}]}])
-    run = run_dir(tmp_path, data=f"  val: {{split: null, datasets: [{{path: {tmp_path}/val.jsonl, format: messages}}]}}\n"
+    run = run_dir(tmp_path,
+        data=f"  val: {{split: null, datasets: [{{path: {tmp_path}/val.jsonl, format: messages}}]}}\n"
                                  f"  system_prompt: Be brief.\n")
     held = heldout.held_out(load_recipe(run / "recipe.resolved.yaml").recipe)
     assert held.split is None and held.source == "data.val datasets"

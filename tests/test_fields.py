@@ -7,6 +7,7 @@ import json
 from dataclasses import fields
 
 import pytest
+from paths import ROOT
 
 from ft_recipes import fields as recipe_fields
 from ft_recipes import recipe as r
@@ -14,8 +15,6 @@ from ft_recipes.backends import NAMES
 from ft_recipes.fields import UndeclaredField, check_declared, leaves, recipe_schema, spellings
 from ft_recipes.schema_gen import schema_text
 from ft_recipes.validate import suggest
-
-from paths import ROOT
 
 
 def test_the_committed_schema_is_generated_from_the_fields():

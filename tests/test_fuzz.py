@@ -10,10 +10,9 @@ import yaml
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from paths import EXAMPLES, ROOT
 
 from ft_recipes.cli import main
-
-from paths import EXAMPLES, ROOT
 
 NATIVE = sorted((ROOT / "tests" / "data" / "native").glob("*.yaml"))
 SEEDS = [p.read_text() for p in EXAMPLES + NATIVE]
@@ -24,7 +23,8 @@ values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=
                                                          st.dictionaries(st.text(max_size=12), inner, max_size=4)),
                       max_leaves=20)
 
-COMMANDS = [["validate"], ["lint"], ["lint", "--format", "sarif"], ["compile", "-b", "axolotl"], ["compile", "-b", "llamafactory"], ["import"],
+COMMANDS = [["validate"], ["lint"], ["lint", "--format", "sarif"], ["compile", "-b", "axolotl"], ["compile", "-b",
+    "llamafactory"], ["import"],
             ["convert", "--to", "axolotl"], ["convert", "--to", "llamafactory"], ["explain"]]
 # In CI the examples are derived from the test names (derandomize) so a landing never depends on luck;
 # locally each run explores new inputs.

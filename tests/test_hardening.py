@@ -12,11 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
-
-from ft_recipes.cli import main
-from ft_recipes import backends
-
 from paths import ROOT
+
+from ft_recipes import backends
+from ft_recipes.cli import main
 
 DATA = ROOT / "recipes" / "examples" / "data" / "alpaca.jsonl"
 

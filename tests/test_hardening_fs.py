@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from paths import ROOT
 from test_hardening import DATA, ftr, one_line_error, recipe
 

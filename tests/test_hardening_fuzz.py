@@ -11,11 +11,10 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from ft_recipes.cli import main
-from ft_recipes import backends
-
 from test_hardening import recipe
+
+from ft_recipes import backends
+from ft_recipes.cli import main
 
 FAST = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
                 derandomize=bool(os.environ.get("CI")))

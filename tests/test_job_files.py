@@ -9,10 +9,10 @@ import re
 import pytest
 import yaml
 from click.testing import CliRunner
-
-from ft_recipes.cli import main
 from test_hardening import HOSTILE_DIRS, shell_words
 from test_scaleout import DATA, fake_envs  # noqa: F401 (fixture)
+
+from ft_recipes.cli import main
 
 
 def recipe(tmp_path, out: str, hardware: str = "{}"):

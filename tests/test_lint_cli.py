@@ -10,13 +10,12 @@ import pytest
 import yaml
 from click.testing import CliRunner
 from jsonschema import Draft7Validator
+from test_lint_rules import write_case
 
 from ft_recipes.cli import main
 from ft_recipes.commands.lint import FORMATS
 from ft_recipes.lint import Options, lint_paths
 from ft_recipes.lint.reporters import REPORTERS
-
-from test_lint_rules import write_case
 
 DATA = Path(__file__).parent / "data"
 GOLDEN = DATA / "lint_cases" / "golden"
@@ -333,7 +332,7 @@ def test_llamafactory_file_enum_and_unknown_key(tmp_path):
 
     path = tmp_path / "lf.yaml"
     path.write_text("model_name_or_path: Qwen/Qwen2.5-7B-Instruct\nstage: sft\nfinetuning_type: qlora\n"
-                    "do_train: true\nlora_rnak: 8\nlearning_rate: 1.0e-4\ntemplate: qwen\nflash_attn: flash_attention_2\n")
+                    "do_train: true\nlora_rnak: 8\nlearning_rate: 1.0e-4\ntemplate: qwen\nflash_attn: flash_attention_2\n")  # noqa: E501
     result = CliRunner().invoke(main, ["lint", str(path)])
     assert result.exit_code == 1
     assert "lf.yaml:3:18: FTR002" in result.output and "did you mean lora?" in result.output

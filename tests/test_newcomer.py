@@ -6,16 +6,15 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
-import tomllib
 
 import pytest
+import tomllib
 import yaml
 from click.testing import CliRunner
+from paths import ROOT
 
 from ft_recipes import __version__
 from ft_recipes.cli import main
-
-from paths import ROOT
 
 
 @pytest.fixture(autouse=True)

@@ -7,10 +7,9 @@ import os
 
 import yaml
 from click.testing import CliRunner
+from paths import ROOT
 
 from ft_recipes.cli import main
-
-from paths import ROOT
 
 LF_CORPUS = ROOT / "tests" / "data" / "realworld" / "llamafactory"
 OFT_EXAMPLE = "examples/extras/oft/llama3_oft_sft.yaml"
@@ -51,7 +50,7 @@ def test_trl_gets_peft_oft_config(tmp_path):
     assert result.exit_code == 0, result.output
     cfg = json.loads((tmp_path / "trl" / "trl.json").read_text())
     assert cfg["method"]["type"] == "oft" and cfg["method"]["oft"]["block_size"] == 32
-    assert "OFTConfig(r=oft[\"rank\"], oft_block_size=oft[\"block_size\"]" in (tmp_path / "trl" / "train.py").read_text()
+    assert "OFTConfig(r=oft[\"rank\"], oft_block_size=oft[\"block_size\"]" in (tmp_path / "trl" / "train.py").read_text()  # noqa: E501
 
 
 def test_axolotl_refuses_oft_naming_who_can(tmp_path):

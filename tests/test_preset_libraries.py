@@ -57,7 +57,8 @@ def test_presets_show_and_init(tmp_path):
     assert "qlora" in runner.invoke(main, ["presets", "show", "qlora-sft"]).output
     assert runner.invoke(main, ["presets", "show", "nope"]).exit_code == 1
     out = tmp_path / "recipe.yaml"
-    result = runner.invoke(main, ["init", "--preset", "qlora-sft", "--model", "org/m", "--data", "d.jsonl", "-o", str(out)])
+    result = runner.invoke(main, ["init", "--preset", "qlora-sft", "--model", "org/m", "--data", "d.jsonl", "-o",
+        str(out)])
     assert result.exit_code == 0
     text = out.read_text()
     assert text.startswith("# yaml-language-server: $schema=") and "extends: [qlora-sft]" in text

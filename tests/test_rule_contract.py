@@ -8,14 +8,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from test_lint_rules import CASES_DIR, write_case
 
 from ft_recipes.findings import FtrError
 from ft_recipes.lint import Options, lint_file
 from ft_recipes.lint.examples import checked_rules, problems
 from ft_recipes.lint.pack import default_pack, load_pack
 from ft_recipes.lint.registry import Context, UndeclaredMessage, all_rules
-
-from test_lint_rules import CASES_DIR, write_case
 
 SNAPSHOTS = CASES_DIR / "snapshots"
 

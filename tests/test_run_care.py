@@ -6,7 +6,6 @@ from __future__ import annotations
 import sys
 
 import pytest
-
 from test_run_faults import manifest, run, setup  # noqa: F401 (setup: fixture)
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the fake backend's launch")

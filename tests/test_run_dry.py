@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from paths import ROOT
 
 from ft_recipes.cli import main
-
-from paths import ROOT
 
 GOLDEN = ROOT / "tests" / "golden" / "dry-run"
 CASES = {

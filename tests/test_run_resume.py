@@ -8,9 +8,9 @@ import signal
 import sys
 
 import pytest
+from test_run_faults import manifest, run, setup, start, wait_for_step, writers  # noqa: F401 (setup: fixture)
 
 from ft_recipes.run import earlier_attempts, last_checkpoint
-from test_run_faults import manifest, run, setup, start, wait_for_step, writers  # noqa: F401 (setup: fixture)
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="flock and PR_SET_PDEATHSIG")
 

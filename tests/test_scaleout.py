@@ -11,11 +11,10 @@ import sys
 import pytest
 import yaml
 from click.testing import CliRunner
-
-from ft_recipes.cli import main
-from ft_recipes import backends
-
 from paths import ROOT
+
+from ft_recipes import backends
+from ft_recipes.cli import main
 
 DATA = ROOT / "recipes" / "examples" / "data" / "alpaca.jsonl"
 
@@ -85,7 +84,7 @@ def test_a_cluster_preset_shapes_the_job(tmp_path, fake_envs):
     result = dry(path)
     assert result.exit_code == 0, result.output
     script = job_file(result.stdout)
-    assert "#SBATCH --nodes=2" in script and "#SBATCH --gpus-per-node=4" in script and "#SBATCH --partition=a100" in script
+    assert "#SBATCH --nodes=2" in script and "#SBATCH --gpus-per-node=4" in script and "#SBATCH --partition=a100" in script  # noqa: E501
     assert "--container-image=nvcr.io/nvidia/pytorch:24.05-py3" in script
     assert "source /shared/venvs/ftr/bin/activate" in script
 
@@ -161,7 +160,8 @@ def test_prepare_resumes_a_requeued_job(tmp_path, fake_envs):
     from ft_recipes.launchers.node import main as node
 
     path = recipe(tmp_path, "{gpus: 0}")
-    assert CliRunner().invoke(main, ["compile", str(path), "-b", "llamafactory", "-o", str(tmp_path / "runs" / "job")]).exit_code == 0
+    assert CliRunner().invoke(main, ["compile", str(path), "-b", "llamafactory", "-o",
+        str(tmp_path / "runs" / "job")]).exit_code == 0
     run_dir = tmp_path / "runs" / "job"
     config = run_dir / "llamafactory.yaml"
     spec = {"backend": "llamafactory", "python": str(fake_envs / "llamafactory" / "bin" / "python"),

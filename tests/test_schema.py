@@ -8,12 +8,11 @@ import sys
 import pytest
 from click.testing import CliRunner
 from jsonschema import Draft202012Validator
+from paths import EXAMPLES, PRESETS, ROOT
 
 from ft_recipes.cli import main
 from ft_recipes.findings import FtrError
 from ft_recipes.pipeline import load_recipe
-
-from paths import EXAMPLES, PRESETS, ROOT
 
 BASE = """\
 ftr: 1

@@ -12,14 +12,13 @@ import yaml
 from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from paths import EXAMPLES, ROOT
 
 from ft_recipes import catalogue, load
 from ft_recipes.cli import main
 from ft_recipes.closest import close_match
 from ft_recipes.lint import engine
 from ft_recipes.paths import may_declare_entry_points
-
-from paths import EXAMPLES, ROOT
 
 NATIVE = sorted((ROOT / "tests" / "data" / "native").glob("*.yaml"))
 HEAVY = ("jsonschema", "torch", "transformers", "matplotlib", "hypothesis", "numpy", "peft", "trl", "datasets",

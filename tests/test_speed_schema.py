@@ -13,14 +13,13 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
+from paths import ROOT
 
 from ft_recipes._fastschema import is_valid
 from ft_recipes.findings import FtrError
+from ft_recipes.pipeline import resolve_file
 from ft_recipes.schema_errors import DESCRIBED, describe
 from ft_recipes.validate import _flatten
-from ft_recipes.pipeline import resolve_file
-
-from paths import ROOT
 
 SCHEMA = json.loads((ROOT / "schemas" / "recipe.schema.json").read_text(encoding="utf-8"))
 REFERENCE = Draft202012Validator(SCHEMA)
@@ -120,12 +119,15 @@ def _with(path: str, value):
     ("method.lora.r", True), ("method.lora.r", 0), ("method.lora.r", math.nan), ("method.lora.r", 1e300),
     ("method.lora.r", 10**40), ("ftr", 1.0), ("ftr", True), ("ftr", "1"), ("method.quant.bits", 4.0),
     ("method.quant.bits", True), ("method.quant.bits", 4), ("method.freeze.trainable_layers", 0),
-    ("method.freeze.trainable_layers", 0.0), ("method.freeze.trainable_layers", -2), ("method.freeze.trainable_layers", False),
+    ("method.freeze.trainable_layers", 0.0), ("method.freeze.trainable_layers", -2), ("method.freeze.trainable_layers",
+        False),
     ("lint.ignore", ["FTR101"]), ("lint.ignore", ["FTR1\n"]), ("lint.ignore", ["ftr101"]), ("lint.ignore", ["FTR１"]),
     ("model.base", ""), ("model.base", "模型/ü"), ("model.base", "\u202e\u0000"), ("model.params", 0),
     ("data.val", {}), ("data.val", {"split": 0.1}), ("data.val", {"split": 0.1, "datasets": []}),
-    ("data.train", []), ("data.train", [{"format": "alpaca"}]), ("data.train", [{"path": "a", "hub": "b", "format": "text"}]),
-    ("data.train", [{"hub": "b", "format": "text", "name": "ok.name-1"}]), ("data.train", [{"hub": "b", "format": "text", "name": "no space"}]),
+    ("data.train", []), ("data.train", [{"format": "alpaca"}]), ("data.train", [{"path": "a", "hub": "b",
+        "format": "text"}]),
+    ("data.train", [{"hub": "b", "format": "text", "name": "ok.name-1"}]), ("data.train", [{"hub": "b",
+        "format": "text", "name": "no space"}]),
     ("data.train", [{"hub": "b", "format": "text", "columns": {"prompt": "q"}}]),
     ("data.train", [{"hub": "b", "format": "text", "columns": {"nope": "q"}}]),
     ("data.train", [{"hub": "b", "format": "text", "columns": {"prompt": 3}}]),
@@ -251,7 +253,8 @@ def _of_type(schema: dict, kind: str, depth: int):
         unknown = st.dictionaries(st.sampled_from(["surprise", "lr", "ünï", "Type", "r "]),
                                   from_schema(extra, depth + 1) if isinstance(extra, dict) else values, max_size=1)
         names = schema.get("propertyNames", {}).get("enum", [])
-        named = st.dictionaries(st.sampled_from(names), from_schema(extra, depth + 1), max_size=2) if names else st.just({})
+        named = st.dictionaries(st.sampled_from(names), from_schema(extra, depth + 1),
+            max_size=2) if names else st.just({})
         return st.builds(lambda a, b, c, drop: {k: v for k, v in {**a, **b, **c}.items() if k != drop},
                          st.fixed_dictionaries(fixed, optional=optional), mostly(st.just({}), unknown), named,
                          mostly(st.none(), st.sampled_from(sorted(fixed) or [None])))

@@ -19,7 +19,8 @@ from ft_recipes.stages import load_pipeline
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "recipes" / "examples" / "sft-dpo-merge.yaml"
 ALPACA = "".join(f'{{"instruction": "say {w}", "input": "", "output": "{w}"}}\n' for w in ("tea", "sun", "rain", "sky"))
-PAIRS = "".join(f'{{"instruction": "explain {w}", "chosen": "good", "rejected": "bad"}}\n' for w in ("tea", "sun", "rain", "sky"))
+PAIRS = "".join(f'{{"instruction": "explain {w}", "chosen": "good", "rejected": "bad"}}\n' for w in ("tea", "sun",
+    "rain", "sky"))
 
 TOP = """ftr: 1
 model: {base: Qwen/Qwen2.5-0.5B-Instruct, template: chatml, pad_token: eos}

@@ -78,8 +78,8 @@ def test_an_end_of_turn_token_is_named_only_when_the_local_tokenizer_keeps_it_wh
 
 
 def test_axolotl_keeps_a_known_eos_and_hands_preference_pairs_to_trl_as_conversations(tmp_path):
-    from ft_recipes.pipeline import load_recipe
     from ft_recipes.backends import get
+    from ft_recipes.pipeline import load_recipe
 
     model = tmp_path / "model"
     model.mkdir()
@@ -96,7 +96,8 @@ def test_axolotl_keeps_a_known_eos_and_hands_preference_pairs_to_trl_as_conversa
     assert cfg["eot_tokens"] == ["\n"]
     assert cfg["skip_prepare_dataset"] is True and "type" not in cfg["datasets"][0]
     (rows,) = emitted.data_files.values()
-    assert rows == [{"prompt": [{"role": "user", "content": "Hi?"}], "chosen": [{"role": "assistant", "content": "Hello."}],
+    assert rows == [{"prompt": [{"role": "user", "content": "Hi?"}], "chosen": [{"role": "assistant",
+        "content": "Hello."}],
                      "rejected": [{"role": "assistant", "content": "No."}]}]
 
 
@@ -157,7 +158,8 @@ def test_every_renderable_template_is_portable_and_the_docs_table_is_current():
     lf = data["llamafactory"]["templates"]
     assert all(e["axolotl"] or e["jinja_exact"] for e in lf.values() if e["rendered"])
     assert lf["qwen3_nothink"]["axolotl"] == ["chatml", "nemotron_h"]
-    spec = importlib.util.spec_from_file_location("gen_template_catalogue", ROOT / "scripts" / "gen_template_catalogue.py")
+    spec = importlib.util.spec_from_file_location("gen_template_catalogue",
+        ROOT / "scripts" / "gen_template_catalogue.py")
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     assert script.docs(data) == (ROOT / "docs" / "templates.md").read_text(encoding="utf-8")
@@ -184,11 +186,11 @@ def test_converting_llamafactory_qwen3_nothink_to_axolotl_no_longer_fails(tmp_pa
 
 
 def test_tokens_identity_table_names_each_template_and_its_first_difference(monkeypatch):
+    from paths import ROOT
+
     from ft_recipes import tokens
     from ft_recipes.findings import FtrError
     from ft_recipes.pipeline import load_recipe
-
-    from paths import ROOT
 
     calls = []
 
@@ -259,7 +261,7 @@ def test_tokens_diff_names_a_kto_row_whose_label_differs():
 
 def test_a_finished_run_carries_its_training_template_where_the_backend_does_not(tmp_path):
     from ft_recipes.run import carry_template
-    from ft_recipes.templates import saved_chat_template, to_jinja, catalogue
+    from ft_recipes.templates import catalogue, saved_chat_template, to_jinja
 
     for backend in ("llamafactory", "axolotl", "trl"):
         run = tmp_path / backend
@@ -284,12 +286,11 @@ def test_tokens_on_several_recipes_starts_each_backend_once_and_names_each_recip
     """`ftr tokens A B --diff X Y`: one tokenize_each per backend for both recipes; each verdict line starts with its
     recipe; one recipe a backend refuses is its own error line and the exit code, the other is still compared."""
     from click.testing import CliRunner
+    from paths import ROOT
 
     from ft_recipes import tokens
     from ft_recipes.cli import main
     from ft_recipes.findings import FtrError
-
-    from paths import ROOT
 
     a, b = (str(ROOT / "recipes" / "examples" / name) for name in ("lora-sft-alpaca.yaml", "full-sft.yaml"))
     calls = []

@@ -6,17 +6,17 @@ import py_compile
 
 import pytest
 from click.testing import CliRunner
+from paths import ROOT
 
 from ft_recipes.cli import main
-
-from paths import ROOT
 
 EXAMPLES = ROOT / "recipes" / "examples"
 
 
 def test_script_compiles_and_reads_config(tmp_path):
     out = tmp_path / "out"
-    result = CliRunner().invoke(main, ["compile", str(EXAMPLES / "qlora-sft-sharegpt.yaml"), "-b", "trl", "-o", str(out)])
+    result = CliRunner().invoke(main, ["compile", str(EXAMPLES / "qlora-sft-sharegpt.yaml"), "-b", "trl", "-o",
+        str(out)])
     assert result.exit_code == 0, result.output
     py_compile.compile(str(out / "train.py"), doraise=True)
     cfg = json.loads((out / "trl.json").read_text())

@@ -6,11 +6,10 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
-
-from ft_recipes.cli import main
-from ft_recipes import backends
-
 from paths import ROOT
+
+from ft_recipes import backends
+from ft_recipes.cli import main
 
 ROWS = [{"instruction": f"q{i}", "input": "", "output": f"a{i}"} for i in range(20)]
 

@@ -130,7 +130,8 @@ def unused_values(recipe) -> list[tuple[str, tuple, str]]:
     """(dotted, key path, why) for every written value that no registered backend would use for this recipe: a
     section its stage or method does not use, or a field every backend with a row for it uses only under a
     condition the recipe does not meet (``preference.simpo_gamma`` in a DPO recipe)."""
-    from .base import dropped_values, unused_values as unused_by
+    from .base import dropped_values
+    from .base import unused_values as unused_by
 
     out = [(dotted, path, f"stage {recipe.stage} with method {recipe.method.type} does not use it")
            for dotted, path in dropped_values(recipe)]

@@ -289,8 +289,7 @@ def _check_foreign_structure(backend: Backend, recipe) -> None:
         if other.name == backend.name:
             continue
         kept = recipe.backends.get(other.name) or {}
-        decided = {**{row.native: row.path for row in other.keys if row.structural}, **other.decides}
-        for key, field_path in decided.items():
+        for key, field_path in other.decides.items():
             if key in kept:
                 raise _refuse(recipe, backend, ("backends", other.name, key),
                               f"{field_path} is decided by {other.title}'s own {key} (kept verbatim under "

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Protocol, runtime_checkable
 
-
 # --- the types --------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)

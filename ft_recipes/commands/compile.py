@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
-from . import backend_version_option, guard, targets
 from .. import backends
 from ..backends import NAMES
+from . import backend_version_option, guard, targets
 
 
 def compile_recipe(path: str, backend: str, out_dir: Path | None, force: bool = False):

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from . import emit_text, guard
 from ..backends import NAMES, names
+from . import emit_text, guard
 
 
 def _import(native: str, source: str | None, run_dir: str | None = None, dataset_dir: str | None = None):

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from . import guard
 from ..backends import NAMES
+from . import guard
 
 DATA_CODES = ("FTR204", "FTR207", "FTR208", "FTR209", "FTR210", "FTR211")
 

@@ -78,7 +78,8 @@ def eval_cmd(target, with_base, base_model, merged, tasks, limit, num_fewshot, b
     lm-evaluation-harness, and on the recipe's held-out rows: perplexity and, for SFT, generations scored by
     exact match, BLEU and ROUGE-L. With --base, the base model too, and FTR701 when the tuned model lost more
     than a margin on a task. Runs in the lm-eval environment (`ftr eval --install`)."""
-    from ..evaluation import runner, target as targets
+    from ..evaluation import runner
+    from ..evaluation import target as targets
     from ..findings import UsageError
     from ..lint.options import from_project
 

@@ -6,8 +6,8 @@ import json
 
 import click
 
-from . import guard
 from ..backends import NAMES
+from . import guard
 
 
 @click.command("explain")
@@ -55,7 +55,7 @@ def _explain_pipeline(recipe: str, names, fmt: str) -> None:
                                           for s in pipeline.stages]}, indent=2, default=str))
         return
     for stage in pipeline.stages:
-        what = "merge step" if stage.is_merge_step else (f"backend {stage.backend}" if stage.backend else "the --backend")
+        what = "merge step" if stage.is_merge_step else (f"backend {stage.backend}" if stage.backend else "the --backend")  # noqa: E501
         click.echo(f"== stage {stage.name} (from {stage.source}; {what}; run dir {stage.run_dir}) ==")
         if stage.loaded:
             _text(stage.loaded, names, stage.name)

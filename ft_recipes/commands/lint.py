@@ -8,7 +8,6 @@ from pathlib import Path
 import click
 
 from ..backends import names
-
 from . import guard
 
 FORMATS = ("text", "json", "sarif", "github")  # keys of ft_recipes.lint.reporters.REPORTERS (kept import-free)
@@ -56,7 +55,6 @@ def lint_cmd(paths, fmt, strict, select, extend_select, ignore, rule_packs, no_n
     from ..lint.engine import lint_file
     from ..lint.files import expand
     from ..lint.reporters import REPORTERS
-
     from ..project import find_pyproject
 
     by_project: dict = {}

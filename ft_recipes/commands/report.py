@@ -24,9 +24,8 @@ def report_cmd(run_dirs: tuple[Path, ...], output: Path | None, fmt: str, force:
     plot); several directories overlay in the plot for comparison. A pipeline's output.dir (with its
     pipeline.json) stands for the run directories of its stages, overlaid in order."""
     from ..findings import FtrError
-    from ..report import LogError, diagnose, plot, read_curves
-
     from ..pipeline_run import stage_dirs
+    from ..report import LogError, diagnose, plot, read_curves
 
     if output is not None:
         from ..writes import check_may_replace

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
-from . import backend_version_option, guard, targets
 from ..backends import NAMES
 from ..launchers import NAMES as LAUNCHERS
+from . import backend_version_option, guard, targets
 
 
 @click.command("run", context_settings={"ignore_unknown_options": False})
@@ -34,7 +34,8 @@ from ..launchers import NAMES as LAUNCHERS
 @click.option("--force", is_flag=True, help="Start over; the previous run directory is moved aside, not deleted.")
 @click.option("--no-lint", is_flag=True, help="Launch even when lint reports errors.")
 @click.option("--only", "only", metavar="STAGE", default=None, help="A pipeline: run only this stage (again).")
-@click.option("--from-stage", metavar="STAGE", default=None, help="A pipeline: run this stage and the later ones again.")
+@click.option("--from-stage", metavar="STAGE", default=None,
+    help="A pipeline: run this stage and the later ones again.")
 @backend_version_option
 @click.argument("extra", nargs=-1, type=click.UNPROCESSED)
 @guard
@@ -93,7 +94,8 @@ def _run(recipe, backend, gpus, nnodes, launcher, attach, ray_address, node_rank
         raise click.UsageError("--only and --from-stage choose stages of a pipeline; this recipe has no stages:")
     loaded = load_recipe(recipe)
     hw = loaded.recipe.hardware
-    opts = LaunchOptions(gpus=hw.gpus if gpus is None else gpus, nnodes=hw.nodes if nnodes is None else nnodes, node_rank=node_rank,
+    opts = LaunchOptions(gpus=hw.gpus if gpus is None else gpus, nnodes=hw.nodes if nnodes is None else nnodes,
+        node_rank=node_rank,
                          master_addr=master_addr, master_port=master_port, deepspeed=deepspeed, fsdp=fsdp,
                          extra=tuple(extra))
     launcher = launcher or hw.launcher or "local"

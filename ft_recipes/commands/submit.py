@@ -14,8 +14,8 @@ def submit_run(loaded, backend: str, opts, launcher: str, attach: bool, ray_addr
     from ..launch import check
     from ..launchers import get
     from ..launchers.jobs import follow, make_job, script_path, submit
-    from ..run import for_cpu, plan, quote
     from ..lint.gate import gate_recipe
+    from ..run import for_cpu, plan, quote
 
     if ray_address and launcher != "ray":
         raise click.UsageError("--ray-address goes with --launcher ray")

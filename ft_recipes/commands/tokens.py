@@ -6,9 +6,9 @@ import sys
 
 import click
 
-from . import backend_version_option, guard, targets
 from ..backends import NAMES
 from ..findings import FtrError
+from . import backend_version_option, guard, targets
 
 
 @click.command("tokens")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from . import guard
 from ..findings import UsageError
+from . import guard
 
 
 @click.command("upgrade")

@@ -10,8 +10,8 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..findings import FtrError
 from ..backends.interface import LaunchOptions
+from ..findings import FtrError
 from ..recipe import Hardware, Recipe
 
 NODE_SPEC = "node.json"  # what launchers.node needs on every node, written into the run directory

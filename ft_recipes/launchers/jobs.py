@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from ..findings import FtrError
-from ..run import (MANIFEST, Progress, RunPlan, new_manifest, quote, read_run_manifest, save_manifest)
+from ..run import MANIFEST, Progress, RunPlan, new_manifest, quote, read_run_manifest, save_manifest
 from . import get
 from .base import Job, State, write_node_spec
 

@@ -17,11 +17,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from .. import backends
-from ..findings import FtrError
 from ..backends.interface import LaunchOptions
-from ..run import (RunPlan, backend_launch, execute_manifest, last_checkpoint, read_run_manifest,
-                   save_manifest)
 from ..emit import atomic_write
+from ..findings import FtrError
+from ..run import RunPlan, backend_launch, execute_manifest, last_checkpoint, read_run_manifest, save_manifest
 from ..runlock import acquire
 from .base import NODE_SPEC, read_node_spec
 from .jobs import record_job_id

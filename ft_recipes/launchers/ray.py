@@ -1,5 +1,5 @@
 """Ray: a Ray job (submitted through the dashboard's Jobs REST API, as ``ray job submit`` does) whose entrypoint places one worker per node and runs ``launchers.node``
-in each; the backend's own torchrun/accelerate launch does the rendezvous (Ray is the scheduler only)."""
+in each; the backend's own torchrun/accelerate launch does the rendezvous (Ray is the scheduler only)."""  # noqa: E501
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 
 from ..findings import FtrError
-from ..run import quote
 from ..recipe import Hardware
+from ..run import quote
 from .base import Job, State, comment
 
 FILE = "ray-job.sh"
@@ -42,7 +42,8 @@ def _api(address: str, path: str, body: dict | None = None) -> dict:
 
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(f"{address.rstrip('/')}/api/jobs/{path}", data=data,
-                                     headers={"Content-Type": "application/json"}, method="GET" if body is None else "POST")
+                                     headers={"Content-Type": "application/json"},
+                                         method="GET" if body is None else "POST")
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.loads(response.read() or b"{}")
@@ -53,7 +54,8 @@ def _api(address: str, path: str, body: dict | None = None) -> dict:
         raise FtrError(f"cannot reach the Ray dashboard at {address} ({getattr(exc, 'reason', exc)}); start a "
                        f"cluster (`ray start --head`) or pass --ray-address http://HEAD:8265", exit_code=2) from None
     except ValueError:
-        raise FtrError(f"{address} did not answer as a Ray dashboard (no JSON); check --ray-address", exit_code=2) from None
+        raise FtrError(f"{address} did not answer as a Ray dashboard (no JSON); check --ray-address",
+            exit_code=2) from None
 
 
 def submit(job: Job, path: Path) -> str:

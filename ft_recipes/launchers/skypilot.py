@@ -77,7 +77,8 @@ def task(job: Job) -> dict:
     if (source / "pyproject.toml").is_file():
         out["workdir"] = str(source)  # this ftr's source, synced to ~/sky_workdir (setup and run start there)
     out.update({"file_mounts": mounts,
-                "setup": "\n".join(["set -euo pipefail", *hw.setup, install, f"ftr backend install {quote(job.backend)}"]),
+                "setup": "\n".join(["set -euo pipefail", *hw.setup, install,
+                    f"ftr backend install {quote(job.backend)}"]),
                 "run": "\n".join(["set -euo pipefail", *hw.setup, 'head=$(echo "$SKYPILOT_NODE_IPS" | head -n 1)',
                                   command])})
     return out

@@ -14,7 +14,8 @@ import re
 import tempfile
 from pathlib import Path
 
-BASE = "ftr: 1\nmodel: {base: Qwen/Qwen2.5-0.5B-Instruct}\ndata:\n  train:\n    - {path: data/train.jsonl, format: alpaca}\n"
+BASE = ("ftr: 1\nmodel: {base: Qwen/Qwen2.5-0.5B-Instruct}\n"
+        "data:\n  train:\n    - {path: data/train.jsonl, format: alpaca}\n")
 ROWS = [{"instruction": f"say {w}", "input": "", "output": w} for w in ("tea", "rivers", "stars")]
 DATA_FILES = ("data/train.jsonl", "data/chat.jsonl", "data.jsonl")
 NATIVE_HEAD = re.compile(r"^# ([\w.-]+\.ya?ml)\s*$")

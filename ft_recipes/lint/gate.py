@@ -40,4 +40,5 @@ def gate_recipe(loaded, no_lint: bool) -> None:
 
 
 def gate_pipeline(pipeline, no_lint: bool) -> None:
-    lint_gate(sorted(set(stage_findings(pipeline, from_project(Path(pipeline.file).parent)))), no_lint, " in the stages")
+    lint_gate(sorted(set(stage_findings(pipeline, from_project(Path(pipeline.file).parent)))), no_lint,
+        " in the stages")

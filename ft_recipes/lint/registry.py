@@ -4,8 +4,7 @@ the registry depends on the rules and never the other way round."""
 
 from __future__ import annotations
 
-from .rule import (DOCS_URL, RULES, SOURCES, STATUSES, Context, Num, Rule, UndeclaredMessage,  # noqa: F401
-                   rule)
+from .rule import DOCS_URL, RULES, SOURCES, STATUSES, Context, Num, Rule, UndeclaredMessage, rule  # noqa: F401
 
 
 def all_rules() -> dict[str, type[Rule]]:

@@ -9,8 +9,8 @@ a preset it extends, and a native config imported into a recipe.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 from ..findings import Finding, FtrError

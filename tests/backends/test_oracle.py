@@ -21,6 +21,7 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from paths import EXAMPLES, PRESETS
 
 from ft_recipes import backends
 from ft_recipes.backends.base import expectations
@@ -29,8 +30,6 @@ from ft_recipes.emit import write_outputs
 from ft_recipes.findings import FtrError
 from ft_recipes.pipeline import load_any, load_recipe
 from ft_recipes.stages import load_pipeline
-
-from paths import EXAMPLES, PRESETS
 
 N = int(os.environ.get("FTR_ORACLE_N", "200"))
 N_OTHER = int(os.environ.get("FTR_ORACLE_N_OTHER", "50"))  # generated recipes for a backend's non-default version
@@ -278,7 +277,8 @@ def _cases(name: str, root: Path, tiny) -> Run:
             for stage in (s for s in pipeline.stages if s.loaded):
                 run.add_loaded(f"{source.name}:{stage.name}", stage.loaded, pipeline.dir / "compiled" / stage.name)
             continue
-        run.add(f"{source.parent.name}/{source.name}", _wrapper(source, root / name / f"{source.parent.name}-{source.stem}", tiny))
+        run.add(f"{source.parent.name}/{source.name}", _wrapper(source,
+            root / name / f"{source.parent.name}-{source.stem}", tiny))
     for i, doc in enumerate(_generate(run.backend.capabilities, n)):
         run.add(f"generated[{i}]", _write(doc, root / name / f"g{i:03d}", tiny))
     return run
@@ -325,7 +325,8 @@ TRAINING_FIELDS = ("stage", "method.type", "method.lora.r", "method.lora.alpha",
                    "method.lora.plus_ratio", "method.lora.plus_lr_embedding",
                    "method.quant.bits", "method.quant.type", "method.quant.double_quant",
                    "method.freeze.trainable_layers", "method.freeze.trainable_modules", "preference.beta",
-                   "preference.label_smoothing", "data.val.split", "data.max_length", "data.packing", "data.train_on_prompt", "train.epochs",
+                   "preference.label_smoothing", "data.val.split", "data.max_length", "data.packing",
+                       "data.train_on_prompt", "train.epochs",
                    "train.max_steps", "train.micro_batch_size", "train.grad_accum", "train.lr", "train.scheduler",
                    "train.min_lr", "train.warmup_ratio", "train.warmup_steps", "train.weight_decay",
                    "train.optimizer", "train.precision", "train.gradient_checkpointing", "train.seed",

@@ -5,11 +5,9 @@ ftr is killed is reported as interrupted, leaves no trainer behind and resumes."
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 

@@ -69,7 +69,8 @@ def test_slurm_job_trains(backend, tiny_assets, env, tmp_path):
 def two_task_recipe(tmp_path, tiny_assets, body):
     two = tiny_recipe(tmp_path, tiny_assets, "two-nodes", body)
     two.write_text(two.read_text().replace("micro_batch_size: 2", "micro_batch_size: 1").replace(
-        "hardware: {gpus: 0}", 'hardware: {gpus: 0, sbatch: ["--nodes=1", "--ntasks-per-node=2", "--cpus-per-task=1"]}'))
+        "hardware: {gpus: 0}",
+            'hardware: {gpus: 0, sbatch: ["--nodes=1", "--ntasks-per-node=2", "--cpus-per-task=1"]}'))
     return two
 
 
@@ -134,7 +135,8 @@ def test_ctrl_c_while_attached_cancels_the_job(tiny_assets, env, tmp_path):
 
 def test_requeued_job_resumes_from_its_last_checkpoint(tiny_assets, env, tmp_path):
     recipe = tiny_recipe(tmp_path, tiny_assets, "requeued", "extends: [lora-sft]")
-    recipe.write_text(recipe.read_text().replace("max_steps: 4", "max_steps: 40").replace("save_steps: 2", "save_steps: 1"))
+    recipe.write_text(recipe.read_text().replace("max_steps: 4", "max_steps: 40").replace("save_steps: 2",
+        "save_steps: 1"))
     ftr("run", recipe, "-b", "llamafactory", "--launcher", "slurm", env=env)
     run_dir = tmp_path / "runs" / "requeued"
     job_id = json.loads((run_dir / "job.json").read_text())["job_id"]

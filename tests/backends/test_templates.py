@@ -233,7 +233,8 @@ def test_tool_turns_reach_llamafactory(tiny_assets, run_env, tmp_path):
     """Once dataset_info has `tags`, LLaMA-Factory takes every tag it does not name as None and drops each row with
     a turn no tag matches: the compiled entry names the observation and function tags, so tool rows are kept."""
     recipe = tiny_recipe(tmp_path, tiny_assets, "tools", "extends: [lora-sft]")
-    with_train_entries(recipe, f"    - {{path: {tool_rows(tmp_path, 6)}, format: sharegpt, columns: {{tools: tools}}}}\n")
+    with_train_entries(recipe,
+        f"    - {{path: {tool_rows(tmp_path, 6)}, format: sharegpt, columns: {{tools: tools}}}}\n")
     recipe.write_text(recipe.read_text().replace("  val: {split: 0.2}\n", ""))
     proc = ftr("tokens", recipe, "-b", "llamafactory", "-n", 6, env=run_env, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

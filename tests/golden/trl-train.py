@@ -14,8 +14,16 @@ from pathlib import Path
 
 import torch
 from datasets import Dataset
-from peft import (LoraConfig, OFTConfig, PeftModel, PrefixTuningConfig, PromptEncoderConfig, PromptTuningConfig,
-                  TaskType, prepare_model_for_kbit_training)
+from peft import (
+    LoraConfig,
+    OFTConfig,
+    PeftModel,
+    PrefixTuningConfig,
+    PromptEncoderConfig,
+    PromptTuningConfig,
+    TaskType,
+    prepare_model_for_kbit_training,
+)
 from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
 
@@ -148,7 +156,8 @@ def build_dataset(entries: list[dict], cfg: dict) -> Dataset:
     for entry in entries:
         for row in read_rows(entry):
             dpo = cfg["stage"] == "dpo"
-            examples.append(preference_example(row, entry, cfg["system_prompt"]) if dpo else sft_example(row, entry, cfg))
+            examples.append(preference_example(row, entry, cfg["system_prompt"]) if dpo else sft_example(row, entry,
+                cfg))
     return Dataset.from_list(examples)
 
 

@@ -66,6 +66,7 @@ BACKEND = Backend(
         templates=frozenset(known())),  # issue 17: any LF name, axolotl:NAME, tokenizer
     keys=TABLE, emitter="ft_recipes.backends.axolotl.emit", oracle="ft_recipes.backends.axolotl.oracle",
     templates="ft_recipes.backends.axolotl.templates", approximations=APPROXIMATIONS,
+    decides={"datasets": "data.train"},
     markers=("base_model", "datasets", "sequence_len", "micro_batch_size", "adapter", "lora_r"),
     importer="ft_recipes.backends.axolotl.importer", launcher="ft_recipes.backends.axolotl.launch",
     env=_env, folder=HERE, unknown_key_fate="Axolotl silently drops it", versions=tuple(ENVIRONMENTS),

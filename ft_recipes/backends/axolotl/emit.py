@@ -11,17 +11,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ...datasets import (alpaca_to_messages, iter_rows, kto_to_conversational, preference_to_bradley_terry,
-                         preference_to_conversational, preference_to_conversations, preference_to_messages, role_names)
+from ...datacheck import row_problem
+from ...datasets import (
+    alpaca_to_messages,
+    iter_rows,
+    kto_to_conversational,
+    preference_to_bradley_terry,
+    preference_to_conversational,
+    preference_to_conversations,
+    preference_to_messages,
+    role_names,
+)
 from ...emit import Emitted, Note, apply_passthrough, deepspeed_path, first_rows, unsupported
 from ...findings import Finding, FtrError
-from ...datacheck import row_problem
 from ...modelinfo import config as model_config
 from ...modelinfo import special_token
-from .keys import CPU_FLAGS, IGNORED_SYSTEM, RL
-from .templates import chat_template_keys, end_of_turn_keys
 from ...recipe import Dataset, Recipe
 from ..base import check
+from .keys import CPU_FLAGS, IGNORED_SYSTEM, RL
+from .templates import chat_template_keys, end_of_turn_keys
 
 NAME = "axolotl"
 MAIN = "axolotl.yaml"
@@ -320,7 +328,8 @@ def emit(recipe: Recipe, out_dir: Path, backend=None) -> Emitted:
                                                                for ds in d.val]
     else:
         _val_split(recipe, cfg)
-    if "datasets" not in native and any("type" not in e for e in cfg.get("datasets", [])) and recipe.stage in (*TRL_RENDERED, "kto"):
+    if "datasets" not in native and any("type" not in e for e in cfg.get("datasets",
+        [])) and recipe.stage in (*TRL_RENDERED, "kto"):
         cfg["skip_prepare_dataset"] = True  # Axolotl's length filter tokenizes strings; trl truncates instead
     cfg["dataset_prepared_path"] = str(o.dir / "prepared")
     cfg["output_dir"] = str(o.dir)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import re
+from pathlib import Path
 
 from ...modelinfo import config as model_config
 from ...native import Mapper, Unmapped, local_model_paths, take_deepspeed
@@ -59,7 +58,8 @@ def _dataset(m: Mapper, entry: dict, where: tuple, base: Path) -> dict | None:
     mappings = entry.get("message_property_mappings") or {}
     if kind not in CARRIED:
         m.notes.append(Unmapped(f"{name}.type", kind, f"Axolotl's {kind!r} dataset type (its own prompt "
-                                "format or row schema) has no recipe format; kept verbatim under backends.axolotl", path=(*where, "type"),
+                                "format or row schema) has no recipe format; kept verbatim under backends.axolotl",
+                                    path=(*where, "type"),
                                 changes_training=True))
         return None
     extra = sorted(set(entry) - CARRIED[kind]) + (["message_property_mappings"] if mappings not in MAPPINGS else [])

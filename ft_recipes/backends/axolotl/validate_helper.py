@@ -100,10 +100,10 @@ def main(argv: list[str]) -> int:
     import logging
 
     logging.disable(logging.WARNING)
+    import axolotl.utils.config as axcfg
     import yaml
     from axolotl.cli.config import prepare_plugins
     from axolotl.integrations.base import PluginManager
-    import axolotl.utils.config as axcfg
     from axolotl.utils.config import validate_config
     from axolotl.utils.dict import DictDefault
 

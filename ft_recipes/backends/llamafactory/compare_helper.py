@@ -24,7 +24,6 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from effective_helper import _fields, _plain  # noqa: E402 - the sibling helper, same environment
 
-
 OPTIONAL = {"plot_loss": "matplotlib", "deepspeed": "deepspeed"}  # key -> the package it needs
 
 
@@ -73,9 +72,8 @@ def effective(cfg: dict, model, data, training, finetuning) -> dict:
 
 
 def parse(job: dict, tmp_root: str) -> dict:
-    from omegaconf import OmegaConf
-
     from llamafactory.hparams import get_train_args
+    from omegaconf import OmegaConf
 
     path = job["path"]
     try:
@@ -98,9 +96,8 @@ def parse(job: dict, tmp_root: str) -> dict:
 def main() -> int:
     out = sys.stdout
     sys.stdout = sys.stderr  # LLaMA-Factory and transformers log to stdout
-    import transformers.training_args as training_args
-
     import llamafactory.hparams.parser as parser
+    import transformers.training_args as training_args
 
     training_args.is_torch_bf16_gpu_available = lambda *a, **k: True
     parser.is_torch_bf16_gpu_available = lambda *a, **k: True

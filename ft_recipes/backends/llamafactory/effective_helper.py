@@ -35,9 +35,8 @@ def _fields(args) -> dict:
 
 
 def parse(path: str, tmp_root: str) -> dict:
-    from omegaconf import OmegaConf
-
     from llamafactory.hparams import get_train_args
+    from omegaconf import OmegaConf
 
     try:
         cfg = OmegaConf.to_container(OmegaConf.load(path))
@@ -58,9 +57,8 @@ def main(argv: list[str]) -> int:
         return 2
     out = sys.stdout
     sys.stdout = sys.stderr  # LLaMA-Factory and transformers log to stdout
-    import transformers.training_args as training_args
-
     import llamafactory.hparams.parser as parser
+    import transformers.training_args as training_args
 
     training_args.is_torch_bf16_gpu_available = lambda *a, **k: True
     parser.is_torch_bf16_gpu_available = lambda *a, **k: True

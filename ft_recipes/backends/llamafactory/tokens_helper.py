@@ -17,7 +17,6 @@ from pathlib import Path
 sys.path.append(str(Path(__file__).resolve().parent.parent))  # last: its llamafactory/, axolotl/, trl/ are ftr's
 from tokens_rows import run_each  # noqa: E402  (ftr's backends folder, standard library only)
 
-
 ORIGINAL_TEMPLATES: dict = {}
 
 
@@ -35,11 +34,10 @@ def fresh_templates() -> None:
 
 
 def tokenize(path: str, n: int, show) -> None:
-    from omegaconf import OmegaConf
-
     from llamafactory.data import get_dataset, get_template_and_fix_tokenizer
     from llamafactory.hparams import get_train_args
     from llamafactory.model import load_tokenizer
+    from omegaconf import OmegaConf
 
     fresh_templates()
 

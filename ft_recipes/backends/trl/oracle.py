@@ -22,7 +22,8 @@ def structural(recipe):
     yield "train.precision", "args.fp16", t.precision == "fp16"
     checkpointing = bool(t.gradient_checkpointing) and recipe.method.type not in PROMPT_METHODS
     yield "train.gradient_checkpointing", "args.gradient_checkpointing", checkpointing
-    yield "train.gradient_checkpointing", "args.activation_offloading", checkpointing and t.gradient_checkpointing == "offload"
+    yield ("train.gradient_checkpointing", "args.activation_offloading",
+           checkpointing and t.gradient_checkpointing == "offload")
     yield "eval.every", "args.eval_strategy", e.strategy if d.has_validation else "no"
     if e.strategy == "steps" and e.steps and d.has_validation:
         yield "eval.steps", "args.eval_steps", e.steps

@@ -313,9 +313,9 @@ class DuplicateRows(Rule):
             "runs as one space, lower case); reports more than `max_share` of the rows.")
     why = ("Repeated rows are trained several times an epoch (memorised rather than learnt), and a random validation "
            "split then holds rows that are also in training.")
-    bad = ('# data/rows.json: [{"instruction": "say tea", "output": "tea"}, {"instruction": "Say tea", "output": "tea"}]\n'
+    bad = ('# data/rows.json: [{"instruction": "say tea", "output": "tea"}, {"instruction": "Say tea", "output": "tea"}]\n'  # noqa: E501
            "data:\n  train: [{path: data/rows.json, format: alpaca}]\n")
-    good = ('# data/rows.json: [{"instruction": "say tea", "output": "tea"}, {"instruction": "say sun", "output": "sun"}]\n'
+    good = ('# data/rows.json: [{"instruction": "say tea", "output": "tea"}, {"instruction": "say sun", "output": "sun"}]\n'  # noqa: E501
             "data:\n  train: [{path: data/rows.json, format: alpaca}]\n")
     fix = "Remove the repeated rows (the finding names the first few lines and the row each repeats)."
 
