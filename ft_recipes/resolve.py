@@ -101,8 +101,10 @@ def _target_path(ref: str, doc: Document, recipe_dir: Path) -> Path:
     return find_preset(ref, start=recipe_dir, referrer=Path(doc.file))
 
 
-def _layers(doc: Document, chain: tuple[str, ...]) -> list[Document]:
-    """Documents in merge order: the deepest preset first, ``doc`` last."""
+def _layers(doc: Document, chain: tuple[str, ...], memo: dict | None = None) -> list[Document]:
+    """Documents in merge order: the deepest preset first, ``doc`` last. ``memo`` holds each preset's own layers,
+    computed once however many presets extend it."""
+    memo = {} if memo is None else memo
     if len(chain) > MAX_EXTENDS_DEPTH:
         raise FtrError(f"extends nested deeper than {MAX_EXTENDS_DEPTH} levels")
     layers: list[Document] = []
@@ -128,11 +130,13 @@ def _layers(doc: Document, chain: tuple[str, ...]) -> list[Document]:
                 doc.file, line, col, "FTR004", "error", f"extends target {ref!r} {'is ' * (what != 'not found')}"
                 f"{what} ({target})", "name a recipe or preset YAML file; a path is relative to this file",
                 "extends")])
-        parent = _load_preset(str(target), target.stat().st_mtime_ns)
-        if parent.data is not None and not isinstance(parent.data, dict):
-            raise FtrError("preset is not a mapping", [Finding(parent.file, 1, 1, "FTR002", "error",
-                                                              "a preset must be a YAML mapping")])
-        layers += _layers(parent, chain + (key,))
+        if key not in memo:
+            parent = _load_preset(str(target), target.stat().st_mtime_ns)
+            if parent.data is not None and not isinstance(parent.data, dict):
+                raise FtrError("preset is not a mapping", [Finding(parent.file, 1, 1, "FTR002", "error",
+                                                                  "a preset must be a YAML mapping")])
+            memo[key] = _layers(parent, chain + (key,), memo)
+        layers += memo[key]
     layers.append(doc)
     return layers
 
@@ -176,8 +180,12 @@ def resolve(doc: Document) -> Resolved:
 
 
 def extends_layers(doc: Document) -> list[Document]:
-    """``doc`` and the presets it extends, in merge order (the deepest preset first, ``doc`` last)."""
-    return _layers(doc, (str(Path(doc.file).resolve()),))
+    """``doc`` and the presets it extends, in merge order (the deepest preset first, ``doc`` last). A preset reached
+    twice (a diamond) is merged once, at its last place: the later copy sets the same keys to the same values, so
+    the earlier one changes nothing, and a deep diamond stays linear instead of exponential."""
+    layers = _layers(doc, (str(Path(doc.file).resolve()),))
+    last = {id(layer): i for i, layer in enumerate(layers)}
+    return [layer for i, layer in enumerate(layers) if last[id(layer)] == i]
 
 
 def merge_layers(doc: Document, layers: list[Document]) -> Resolved:
