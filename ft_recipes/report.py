@@ -41,13 +41,14 @@ class Diagnosis:
     remedies: tuple[str, ...] = ()
 
 
-def _state_file(run_dir: Path) -> Path | None:
-    if (run_dir / "trainer_state.json").is_file():
-        return run_dir / "trainer_state.json"
+def _state_files(run_dir: Path) -> list[Path]:
+    """The Trainer states of a run, the one to read first first: the run's own, then its checkpoints, newest first
+    (a state caught mid-write falls back to the one before it)."""
+    own = [run_dir / "trainer_state.json"] if (run_dir / "trainer_state.json").is_file() else []
     checkpoints = sorted(run_dir.glob("checkpoint-*/trainer_state.json"),
                          key=lambda p: int(p.parent.name.split("-")[-1]) if p.parent.name.split("-")[-1].isdigit()
-                         else -1)
-    return checkpoints[-1] if checkpoints else None
+                         else -1, reverse=True)
+    return own + checkpoints
 
 
 def _num(value) -> float | None:
@@ -65,9 +66,10 @@ def read_curves(run_dir: Path) -> Curves:
     """The curves of a run directory. Damaged entries are skipped with a note in ``curves.notes``
     (a truncated last line is normal while a run is writing); an unreadable log is a LogError."""
     curves = Curves(run_dir)
-    state = _state_file(run_dir)
-    if state is not None:
-        entries = _state_entries(state, curves.notes)
+    states = _state_files(run_dir)
+    found = _first_readable(states, curves.notes, (run_dir / "trainer_log.jsonl").is_file()) if states else None
+    if found is not None:
+        state, entries = found
         curves.source = str(state)
     elif (run_dir / "trainer_log.jsonl").is_file():
         entries = _jsonl_entries(run_dir / "trainer_log.jsonl", curves.notes)
@@ -108,6 +110,21 @@ def _read(path: Path) -> str:
         return path.read_text(encoding="utf-8", errors="replace")
     except OSError as exc:
         raise LogError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def _first_readable(states: list[Path], notes: list[str], log_too: bool) -> tuple[Path, list] | None:
+    """(state, entries) of the first state that reads; one that does not (cut mid-write) is noted and the next one
+    read. All unreadable: the first one's LogError, unless LLaMA-Factory's own log can stand in (None)."""
+    errors = []
+    for state in states:
+        try:
+            return state, _state_entries(state, notes)
+        except LogError as exc:
+            errors.append(exc)
+            notes.append(f"{exc}; read the state before it instead (a state caught while being written)")
+    if log_too:
+        return None
+    raise errors[0]
 
 
 def _state_entries(path: Path, notes: list[str]) -> list[tuple[str, dict]]:

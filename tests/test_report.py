@@ -142,3 +142,17 @@ def test_plot_draws_the_scores_as_bars(tmp_path):
     from matplotlib.image import imread
 
     assert imread(tmp_path / "scores.png").shape[0] > imread(tmp_path / "loss.png").shape[0]  # a row of bars
+
+
+def test_a_state_caught_mid_write_falls_back_to_the_one_before(tmp_path):
+    from ft_recipes.report import read_curves
+
+    run = tmp_path / "run"
+    for step in (10, 20):
+        (run / f"checkpoint-{step}").mkdir(parents=True)
+        (run / f"checkpoint-{step}" / "trainer_state.json").write_text(
+            json.dumps({"log_history": [{"step": s, "loss": 2.0 - s / 100} for s in range(5, step + 1, 5)]}))
+    (run / "trainer_state.json").write_text('{"log_history": [{"step": 5, "loss": 1.9}, {"st')  # cut while written
+    curves = read_curves(run)
+    assert curves.source.endswith("checkpoint-20/trainer_state.json") and len(curves.train) == 4
+    assert any("read the state before it" in note for note in curves.notes)
