@@ -44,8 +44,11 @@ def guard(func):
         except FtrError as exc:
             click.echo(exc.render(), err=True)
             sys.exit(exc.exit_code)
-        except (click.exceptions.Exit, click.ClickException, KeyboardInterrupt, SystemExit):
+        except (click.exceptions.Exit, click.ClickException, SystemExit):
             raise
+        except KeyboardInterrupt:  # Ctrl-C: the shell's 128 + SIGINT, not 1 (which means invalid input here)
+            click.echo("ftr: interrupted", err=True)
+            sys.exit(130)
         except BrokenPipeError:  # `ftr rules | head`: the reader left; not an error of ours
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             sys.exit(0)
