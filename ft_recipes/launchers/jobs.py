@@ -81,8 +81,10 @@ def last_progress(run_dir: Path) -> str | None:
     if not path.is_file():
         return None
     progress, line = Progress(), None
-    for text in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        line = progress.feed(text) or line
+    with path.open(encoding="utf-8", errors="replace") as log:  # streamed: a log of any size in bounded memory
+        for text in log:
+            for part in text.splitlines():  # tqdm's \r-separated updates are lines of their own, as before
+                line = progress.feed(part) or line
     return line
 
 
@@ -136,14 +138,27 @@ def follow(run_dir: Path, interval: float = 2.0, confirm=None) -> int:
     return code
 
 
+CHUNK = 1 << 20  # the log is echoed a MiB at a time: attaching to a huge log stays in bounded memory
+
+
 def _echo(path: Path, offset: int, progress: Progress) -> int:
+    while True:
+        moved = _echo_chunk(path, offset, progress)
+        if moved == offset:
+            return offset
+        offset = moved
+
+
+def _echo_chunk(path: Path, offset: int, progress: Progress) -> int:
     try:
         with path.open("rb") as log:
             log.seek(offset)
-            chunk = log.read()
+            chunk = log.read(CHUNK)
     except FileNotFoundError:
         return offset
     end = chunk.rfind(b"\n") + 1  # whole lines only; the rest comes next time
+    if end == 0 and len(chunk) == CHUNK:  # one line longer than a chunk: echo it as it is
+        end = len(chunk)
     for raw in chunk[:end].splitlines(keepends=True):
         sys.stdout.buffer.write(raw)
         line = progress.feed(raw.decode("utf-8", "replace"))
