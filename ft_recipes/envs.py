@@ -141,18 +141,27 @@ def _run_logged(argv: list[str], logfile: Path, what: str) -> None:
 def _relocate_scripts(root: Path, old: Path, new: Path) -> None:
     """Console scripts and activate files hold the venv's absolute path: point them at its final place."""
     bindir = _venv_python(root).parent
-    old_b, new_b = str(old).encode(), str(new).encode()
+    # a path with a quote is written inside '...' with each ' as '"'"' (uv's and pip's shebangs, activate)
+    pairs = [(str(old), str(new)), (_in_quotes(str(old)), _in_quotes(str(new)))]
+    pairs = [(a.encode(), b.encode()) for a, b in dict(pairs).items()]
     for path in bindir.iterdir():
         if path.is_symlink() or not path.is_file() or path.stat().st_size > 1_000_000:
             continue
-        data = path.read_bytes()
-        if old_b in data:
+        data = original = path.read_bytes()
+        for old_b, new_b in pairs:
+            data = data.replace(old_b, new_b)
+        if data != original:
             mode = path.stat().st_mode
-            path.write_bytes(data.replace(old_b, new_b))
+            path.write_bytes(data)
             os.chmod(path, mode)
     cfg = root / "pyvenv.cfg"
     if cfg.exists():
         cfg.write_text(cfg.read_text(encoding="utf-8").replace(str(old), str(new)), encoding="utf-8")
+
+
+def _in_quotes(path: str) -> str:
+    """``path`` as it stands inside a shell '...' string."""
+    return path.replace("'", "'\"'\"'")
 
 
 def _site_packages(python: Path) -> Path:
