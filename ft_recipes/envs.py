@@ -218,6 +218,26 @@ def _install_reqs(python: Path, uv: list[str] | None, args: list[str], logfile: 
     _run_logged(_pip(python) + args, logfile, what)
 
 
+def _remove_dead_builds(target: Path, log: Callable[[str], None]) -> None:
+    """Remove the build folders of installs whose process is gone (killed with SIGKILL: no cleanup ran). A build
+    folder is named .<env>-<pid>-<random>; one whose pid still runs is another install, left alone."""
+    for folder in target.parent.glob(f".{target.name}-*-*"):
+        pid = folder.name[len(target.name) + 2:].split("-", 1)[0]
+        if folder.is_dir() and pid.isdigit() and not _alive(int(pid)):
+            log(f"removing {folder} (an install that was killed)")
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def install(spec: EnvSpec, force: bool = False, log: Callable[[str], None] = print) -> Path:
     """Build the backend's environment from its lock file (or reuse a complete one); returns its python."""
     target = env_dir(spec)
@@ -228,7 +248,8 @@ def install(spec: EnvSpec, force: bool = False, log: Callable[[str], None] = pri
         raise RuntimeError(f"{spec.name}: lock file {spec.lock} is missing")
     target.parent.mkdir(parents=True, exist_ok=True)
     interpreter = find_interpreter(spec.python)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    _remove_dead_builds(target, log)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-{os.getpid()}-", dir=target.parent))
     os.chmod(tmp, 0o755)  # mkdtemp makes it private; the env is a shared cache entry
     logfile = target.parent / f"{tmp.name.lstrip('.')}.install.log"  # outside tmp: kept when the install fails
     started = time.monotonic()

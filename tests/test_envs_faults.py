@@ -98,3 +98,19 @@ def test_a_backend_that_cannot_import_suggests_a_reinstall(tmp_path):
                           text=True, env=env, timeout=120)
     assert proc.returncode == 1
     assert "ftr backend install llamafactory --force" in proc.stderr, proc.stderr
+
+
+def test_a_killed_install_is_cleaned_up_by_the_next_one(tmp_path, offline):
+    """SIGKILL runs no cleanup: the next install removes the build folder of a process that is gone, and leaves
+    alone one whose process still runs (another install in progress)."""
+    demo = spec(tmp_path, "")
+    target = envs.env_dir(demo)
+    target.parent.mkdir(parents=True)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    killed = target.parent / f".{target.name}-{dead.pid}-abc123"
+    running = target.parent / f".{target.name}-{os.getpid()}-def456"
+    for folder in (killed, running):
+        (folder / "bin").mkdir(parents=True)
+    envs.install(demo, log=lambda _: None)
+    assert not killed.exists() and running.exists()
