@@ -127,13 +127,25 @@ def row_problem(row: dict, ds: Dataset) -> tuple[str, str] | None:
 
 # --- reading rows ------------------------------------------------------------------------------------------
 
-def lines(path: Path, progress: Callable[[int, int], None] | None = None) -> Iterator[tuple[int, bytes]]:
-    """(line number, bytes) of every non-blank line of a .jsonl file, read in binary (bounded memory)."""
+MAX_LINE = 64 << 20  # a longer line is no dataset row (a sparse or binary file): skipped, never held in memory
+
+
+def lines(path: Path, progress: Callable[[int, int], None] | None = None) -> Iterator[tuple[int, bytes | None]]:
+    """(line number, bytes) of every non-blank line of a .jsonl file, read in binary (bounded memory); None for a
+    line longer than MAX_LINE, read through without keeping it."""
     size = path.stat().st_size
     report = progress if progress and size > PROGRESS_BYTES else None
-    done = 0
+    done, number = 0, 0
     with path.open("rb") as handle:
-        for number, line in enumerate(handle, 1):
+        while True:
+            line = handle.readline(MAX_LINE)
+            if not line:
+                break
+            number += 1
+            if len(line) == MAX_LINE and not line.endswith(b"\n"):
+                done += len(line) + _skip_line(handle)
+                yield number, None
+                continue
             if report:
                 done += len(line)
                 if number % 100_000 == 0:
@@ -142,6 +154,16 @@ def lines(path: Path, progress: Callable[[int, int], None] | None = None) -> Ite
                 yield number, line
     if report:
         report(size, size)
+
+
+def _skip_line(handle) -> int:
+    """Read to the end of the current line in MAX_LINE pieces; the bytes read."""
+    skipped = 0
+    while True:
+        piece = handle.readline(MAX_LINE)
+        skipped += len(piece)
+        if not piece or piece.endswith(b"\n"):
+            return skipped
 
 
 def rows_of(path: Path, scan: FileScan, progress=None) -> Iterator[tuple[int, object]]:
@@ -154,6 +176,10 @@ def rows_of(path: Path, scan: FileScan, progress=None) -> Iterator[tuple[int, ob
         yield from enumerate(data, 1)
         return
     for number, line in lines(path, progress):
+        if line is None:
+            scan.issue("not_json").add(number, f"a line of more than {MAX_LINE >> 20} MiB (not a row; a sparse or "
+                                               f"binary file?)")
+            continue
         try:
             yield number, _loads(line)
         except JSONError as exc:

@@ -143,3 +143,25 @@ def test_ftr_data_reports_each_dataset_and_exits_as_lint(tmp_path):
     assert {f["code"] for f in report["findings"]} == {"FTR204", "FTR209"}
     text = CliRunner().invoke(main, ["data", str(_recipe(tmp_path)), "-b", "llamafactory"])
     assert "not_json: 1 (lines 12)" in text.output and "llamafactory: reads" in text.output
+
+
+def test_a_line_longer_than_any_row_is_reported_without_being_held(tmp_path, monkeypatch):
+    """A sparse or binary "dataset" (one endless line) is read through in bounded pieces, not into memory."""
+    import tracemalloc
+
+    from ft_recipes import datacheck
+
+    monkeypatch.setattr(datacheck, "MAX_LINE", 1 << 20)
+    path = tmp_path / "sparse.jsonl"
+    with path.open("wb") as handle:
+        handle.write(b'{"instruction": "a", "output": "b"}\n')
+        handle.write(b"\0" * (16 << 20) + b"\n")  # 16 MiB without a newline: no row
+        handle.write(b'{"instruction": "c", "output": "d"}\n')
+    scan = datacheck.FileScan(path)
+    tracemalloc.start()
+    rows = list(datacheck.rows_of(path, scan))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert [number for number, _ in rows] == [1, 3]
+    assert scan.issue("not_json").count == 1 and "more than 1 MiB" in scan.issue("not_json").examples[0][1]
+    assert peak < 8 << 20  # the 16 MiB line was never held whole
