@@ -152,3 +152,29 @@ def test_non_finite_number_in_a_native_file_is_an_error(tmp_path, write, monkeyp
         assert result.exit_code == 1, result.output
         errors = [f for f in json.loads(result.output) if f["severity"] == "error"]
         assert ("FTR002", line) in [(f["code"], f["line"]) for f in errors], result.output
+
+
+def test_run_reads_backend_versions_from_the_recipes_project(tmp_path, write, monkeypatch):
+    """`ftr run` from another folder uses the [tool.ftr] backend-versions of the pyproject.toml nearest the
+    recipe (the environment of Axolotl 0.21.0 here), as compile and lint do."""
+    import os
+    import sys
+
+    from ft_recipes import backends, envs
+
+    monkeypatch.setenv("FTR_ENV_DIR", str(tmp_path / "envs"))
+    monkeypatch.delenv("FTR_AXOLOTL_PYTHON", raising=False)
+    for version in ("0.19.0", "0.21.0"):  # both environments "installed", each its own folder
+        root = envs.env_dir(backends.get("axolotl", version).env_spec())
+        (root / "bin").mkdir(parents=True)
+        os.symlink(sys.executable, root / "bin" / "python")
+        (root / envs.COMPLETE).write_text("{}")
+    write("proj/pyproject.toml", '[tool.ftr]\nbackend-versions = {axolotl = "0.21.0"}\n')
+    write("proj/d.jsonl", ROWS)
+    recipe = write("proj/r.yaml", "ftr: 1\nmodel: {base: org/m, template: chatml}\n"
+                                  "data: {train: [{path: d.jsonl, format: alpaca}]}\noutput: {dir: run}\n")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["run", str(recipe), "-b", "axolotl", "--dry-run", "--no-lint"])
+    assert result.exit_code == 0, result.output
+    wanted = envs.env_dir(backends.get("axolotl", "0.21.0").env_spec()).name
+    assert f"{wanted}/bin/axolotl" in result.output

@@ -50,7 +50,7 @@ def run_cmd(recipe, backend, gpus, nnodes, launcher, attach, ray_address, node_r
     _reserve_std_fds()
     if allow_changed and not resume:
         raise click.UsageError("--allow-changed goes with --resume")
-    with targets(backend_versions, backend):
+    with targets(backend_versions, backend, recipe):  # [tool.ftr] backend-versions nearest the recipe
         _run(recipe, backend, gpus, nnodes, launcher, attach, ray_address, node_rank, master_addr, master_port,
              deepspeed, fsdp, dry_run, resume, force, no_lint, only, from_stage, extra, allow_changed)
 
