@@ -8,6 +8,7 @@ optional), found by name like the other backend modules."""
 
 from __future__ import annotations
 
+import json
 import sys
 from array import array
 from collections import Counter
@@ -23,8 +24,6 @@ try:  # about 3x faster than the json module on dataset rows; optional
     _loads = orjson.loads
     JSONError: tuple = (orjson.JSONDecodeError,)
 except ImportError:  # pragma: no cover - depends on the environment
-    import json
-
     _loads = json.loads
     JSONError = (json.JSONDecodeError,)
 
@@ -189,7 +188,13 @@ def rows_of(path: Path, scan: FileScan, progress=None) -> Iterator[tuple[int, ob
 
 
 def _json_reason(exc: Exception, line: bytes) -> str:
-    message = str(exc).split(":")[0]
+    """The reason in the json module's words, whichever parser found it (orjson is optional: findings must not
+    depend on it)."""
+    try:
+        json.loads(line)
+        message = str(exc).split(":")[0]
+    except ValueError as stdlib:  # JSONDecodeError, or UnicodeDecodeError for bytes that are not UTF-8
+        message = str(stdlib).split(":")[0]
     return f"not JSON ({message}; a truncated line?)" if not line.rstrip().endswith(b"}") else f"not JSON ({message})"
 
 

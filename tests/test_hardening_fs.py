@@ -98,9 +98,16 @@ def _as_nobody(args: list[str], cwd: Path, env: dict | None = None) -> subproces
 
 
 @pytest.fixture
-def open_tmp(tmp_path):
-    os.chmod(tmp_path, 0o777)
-    return tmp_path
+def open_tmp():
+    """A folder the unprivileged user can reach: pytest's own temp folders sit under a private (0700) one."""
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="ftr-as-user-", dir="/tmp"))
+    os.chmod(folder, 0o777)
+    yield folder
+    for path in folder.rglob("*"):  # make what the tests locked removable again
+        os.chmod(path, 0o755 if path.is_dir() else 0o644)
+    shutil.rmtree(folder)
 
 
 def test_read_only_folder_as_a_user(open_tmp):
@@ -149,3 +156,18 @@ def test_unreadable_hf_home_is_no_cache(tmp_path, monkeypatch):
 
 def test_data_fixture_exists():
     assert DATA.is_file() and json.loads(DATA.read_text().splitlines()[0])
+
+
+def test_a_folder_the_user_cannot_enter_holds_no_project_settings(tmp_path, monkeypatch):
+    """find_pyproject walks up through folders this user may not enter (pytest's and CI's private temp parents):
+    one it cannot look into has no pyproject.toml for it, rather than failing every command."""
+    from ft_recipes import project
+
+    def refuse(self):
+        if "locked" in str(self):
+            raise PermissionError(13, "Permission denied", str(self))
+        return False
+
+    (tmp_path / "locked" / "work").mkdir(parents=True)
+    monkeypatch.setattr(Path, "is_file", refuse)
+    assert project.find_pyproject(tmp_path / "locked" / "work") is None

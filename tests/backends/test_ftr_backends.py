@@ -328,13 +328,18 @@ NATIVE = ROOT / "tests" / "data" / "native"
 
 @pytest.mark.parametrize("target,python_fixture", [("llamafactory", "lf_python"), ("axolotl", "ax_python")])
 def test_converted_native_corpus_accepted_by_target(target, python_fixture, request, tmp_path, backend_env):
-    """Every native config of the other backend, converted with `ftr convert`, passes the target's validator."""
+    """Every native config of the other backend that `ftr convert` converts passes the target's validator; one it
+    refuses names the key with FTR005 (ax_qlora's `type: alpaca`: Axolotl's fixed Alpaca prompt, not
+    LLaMA-Factory's alpaca template)."""
     python = request.getfixturevalue(python_fixture)
     source = "lf_" if target == "axolotl" else "ax_"
     configs = []
     for native in sorted(NATIVE.glob(f"{source}*.yaml")):
         out = tmp_path / native.stem
-        ftr("convert", native, "--to", target, "-o", out)
+        proc = ftr("convert", native, "--to", target, "-o", out, check=False)
+        if proc.returncode == 1 and "FTR005" in proc.stderr:
+            continue
+        assert proc.returncode == 0, proc.stderr[-4000:]
         cfg_path = out / f"{target}.yaml"
         cfg = yaml.safe_load(cfg_path.read_text())
         # LLaMA-Factory's parser insists on the deepspeed package (not in the CPU env) when `deepspeed:` is set
@@ -342,6 +347,7 @@ def test_converted_native_corpus_accepted_by_target(target, python_fixture, requ
             cfg.pop("deepspeed", None)
         cfg_path.write_text(yaml.safe_dump(cfg))
         configs.append(cfg_path)
+    assert len(configs) >= 2, "most of the native corpus converts"
     for result in validate(python, target, configs, backend_env):
         assert result["ok"], result
         assert not result.get("dropped"), result
