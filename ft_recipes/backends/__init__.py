@@ -135,12 +135,13 @@ def unused_values(recipe) -> list[tuple[str, tuple, str]]:
 
     out = [(dotted, path, f"stage {recipe.stage} with method {recipe.method.type} does not use it")
            for dotted, path in dropped_values(recipe)]
+    registered = all_backends()
     by_backend = [{row.path: (path, row.needs) for row, path, fate in unused_by(b, recipe) if fate == "refuse"}
-                  for b in all_backends()]
+                  for b in registered]
     for dotted in sorted(set().union(*by_backend)):
-        with_row = [i for i, b in enumerate(all_backends()) if b.keys.row(dotted) is not None]
-        if all(dotted in by_backend[i] for i in with_row):
-            path, needs = by_backend[with_row[0]][dotted]
+        with_row = [unused for b, unused in zip(registered, by_backend) if b.keys.row(dotted) is not None]
+        if all(dotted in unused for unused in with_row):
+            path, needs = with_row[0][dotted]
             out.append((dotted, path, f"it is used only with {needs}"))
     return out
 

@@ -192,7 +192,8 @@ def dropped_values(recipe) -> list[tuple[str, tuple]]:
     section for another method (``lora-sft`` under ``method.type: prefix``) is the preset's, not a user value."""
     out = []
     for dotted, path in written_paths(recipe):
-        if is_ftr_only(dotted) or not _leaf(recipe.raw, path) or _raw(recipe.raw, path) is None:
+        value = _raw(recipe.raw, path)
+        if is_ftr_only(dotted) or value is None or isinstance(value, dict):  # absent, null or a section
             continue
         if _from_preset(recipe, path) or dotted in FOLDED:
             continue
