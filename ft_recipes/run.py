@@ -698,6 +698,7 @@ def _merge(run_dir: Path, manifest: dict, out: Path | None) -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     _carry_merged(run_dir, target)
+    note(f"ftr: merged model in {target}")
     return 0
 
 

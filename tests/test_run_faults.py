@@ -322,3 +322,24 @@ def test_merge_writes_nothing_into_the_run_folder(setup, tmp_path):
         run_dir.chmod(mode)
     assert sorted(p.relative_to(run_dir) for p in run_dir.rglob("*")) == before
     assert merged_from(tmp_path / "m")["adapter"] == str(run_dir)
+
+
+def test_merge_of_a_relative_run_path_says_where_the_model_went(setup, tmp_path):
+    """Issue 32: `ftr merge runs/r` from the project folder (the backend runs elsewhere) merges into
+    runs/r/merged and says so; a failed merge leaves nothing behind (no merge.yaml, no scratch folder)."""
+    recipe, run_dir, env = setup
+    env = {**env, "FAKE_STEPS": "2"}
+    run("run", recipe, "-b", "llamafactory", "--no-lint", env=env, check=0)
+    adapter = run_dir / "adapter_model.safetensors"
+    weights = adapter.read_text()
+    adapter.unlink()  # the fake export fails reading it
+    before = sorted(p.name for p in run_dir.iterdir())
+    failed = run("merge", "runs/r", env=env, cwd=tmp_path)
+    assert failed.returncode != 0 and "nothing was written" in failed.stderr, failed.stderr
+    assert sorted(p.name for p in run_dir.iterdir()) == before
+    assert not list(tmp_path.rglob("merge.yaml")) and not list(tmp_path.rglob("*.merging-*"))
+    adapter.write_text(weights)
+    proc = run("merge", "runs/r", env=env, cwd=tmp_path, check=0)
+    assert f"merged model in {run_dir / 'merged'}" in proc.stderr, proc.stderr
+    assert merged_from(run_dir / "merged")["adapter"] == str(run_dir)
+    assert not list(tmp_path.rglob("merge.yaml")) and not list(tmp_path.rglob("*.merging-*"))

@@ -44,6 +44,17 @@ def test_two_real_merges_write_their_own_outputs(piped_run, run_env):
     assert not (run_dir / "merge.yaml").exists() and not list(tmp.glob(".*.merging-*"))
 
 
+def test_a_real_merge_of_a_relative_run_path(piped_run, run_env):
+    """Issue 32: `ftr merge runs/NAME` from the project folder, as after scripts/demo: the merged model lands in
+    runs/NAME/merged, the output says so, and nothing else is left in the run folder."""
+    tmp, run_dir, _ = piped_run
+    before = {p.name for p in run_dir.iterdir()}
+    proc = ftr("merge", run_dir.relative_to(tmp), env=run_env, cwd=tmp, timeout=600)
+    assert f"merged model in {run_dir / 'merged'}" in proc.stderr, proc.stderr[-3000:]
+    assert (run_dir / "merged" / "config.json").is_file() and list((run_dir / "merged").glob("*.safetensors"))
+    assert {p.name for p in run_dir.iterdir()} == before | {"merged"}
+
+
 def test_killed_owner_is_reported_and_the_run_resumes(tiny_assets, run_env, tmp_path):
     recipe = tiny_recipe(tmp_path, tiny_assets, "killed", "extends: [lora-sft]")
     recipe.write_text(recipe.read_text().replace("max_steps: 4", "max_steps: 400").replace("save_steps: 2",
