@@ -31,6 +31,8 @@ class Change:
     text: str
     since: str
     source: str
+    keys: tuple[str, ...] = ()  # the top-level keys it touched (old and new names)
+    expect: tuple[tuple[str, object], ...] = ()  # (top-level key, the value the target must read there)
 
     def render(self, file: str) -> str:
         return f"{file}:{self.line}: {self.text} (since {self.since}; {self.source})"
@@ -130,8 +132,9 @@ class Context:
     changes: list[Change] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
 
-    def change(self, line: int, text: str, row: dict) -> None:
-        self.changes.append(Change(line, text, f"{self.backend} {row['since']}", _source(row)))
+    def change(self, line: int, text: str, row: dict, keys: tuple[str, ...] = (), expect: dict | None = None) -> None:
+        self.changes.append(Change(line, text, f"{self.backend} {row['since']}", _source(row), tuple(keys),
+                                   tuple((expect or {}).items())))
 
     def finding(self, line: int, severity: str, message: str, hint: str, key: str) -> None:
         self.findings.append(Finding(self.file, line, 1, "FTR006", severity, message, hint, key))
@@ -245,13 +248,13 @@ def rename_keys(data, ctx: Context) -> None:
                         f"are set", f"keep one ({_source(row)})", old)
             continue
         rename_key(data, old, new)
-        ctx.change(line, f"{old} -> {new}", row)
+        ctx.change(line, f"{old} -> {new}", row, (old, new), {new: _value(data[new])})
     for row in rows_for(ctx.backend, ctx.version, "move"):
         if row["old"] in data and hasattr(data.get(row["section"]), "items"):
             line = _line(data, row["old"])
             data[row["section"]][row["new"]] = data[row["old"]]
             drop_key(data, row["old"])
-            ctx.change(line, f"{row['old']} -> {row['section']}.{row['new']}", row)
+            ctx.change(line, f"{row['old']} -> {row['section']}.{row['new']}", row, (row["old"], row["section"]))
 
 
 def attention_flags(data, ctx: Context) -> None:
@@ -264,7 +267,8 @@ def attention_flags(data, ctx: Context) -> None:
     if chosen and "attn_implementation" not in data:
         line = _line(data, chosen["old"])
         rename_key(data, chosen["old"], "attn_implementation", chosen["value"], keep_value=False)
-        ctx.change(line, f"{chosen['old']}: true -> attn_implementation: {chosen['value']}", chosen)
+        ctx.change(line, f"{chosen['old']}: true -> attn_implementation: {chosen['value']}", chosen,
+                   (chosen["old"], "attn_implementation"), {"attn_implementation": chosen["value"]})
     elif chosen:
         ctx.finding(_line(data, chosen["old"]), "error", f"{chosen['old']!r} and attn_implementation are both "
                     f"set; {ctx.backend} {chosen['since']} refuses that", "keep attn_implementation", chosen["old"])
@@ -273,7 +277,22 @@ def attention_flags(data, ctx: Context) -> None:
             line = _line(data, row["old"])
             value = data[row["old"]]
             drop_key(data, row["old"])
-            ctx.change(line, f"{row['old']}: {_plain(value)} removed (off; attention is attn_implementation)", row)
+            ctx.change(line, f"{row['old']}: {_plain(value)} removed (off; attention is attn_implementation)", row,
+                       (row["old"],))
+
+
+def _value(node):
+    """A round-trip YAML value as plain Python (ruamel's scalar and container subclasses unwrapped)."""
+    if hasattr(node, "items"):
+        return {str(k): _value(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_value(v) for v in node]
+    if isinstance(node, bool) or node is None:
+        return node
+    for kind in (int, float, str):
+        if isinstance(node, kind):
+            return kind(node)
+    return node
 
 
 def _plain(value) -> str:
@@ -307,7 +326,8 @@ def _sharegpt_entry(entry, ctx: Context, row: dict) -> None:
     for stale in ("field_role", "field_content"):
         if stale in entry:
             drop_key(entry, stale)
-    ctx.change(line, f"datasets type: {old} -> chat_template (field_messages, message_property_mappings)", row)
+    ctx.change(line, f"datasets type: {old} -> chat_template (field_messages, message_property_mappings)", row,
+               ("datasets", "test_datasets"))
     if "conversation" in entry:
         ctx.finding(_line(entry, "conversation"), "warning", f"conversation: {entry['conversation']} (a FastChat "
                     f"template) has no chat_template spelling ftr can pick", "set chat_template", "conversation")
@@ -329,10 +349,11 @@ def fsdp2(data, ctx: Context) -> None:
         if old is not None and str(old) != "2":
             line = _line(where, "fsdp_version")
             where["fsdp_version"] = 2
-            ctx.change(line, f"fsdp_version: {old} -> 2 (FSDP1 removed)", row)
+            ctx.change(line, f"fsdp_version: {old} -> 2 (FSDP1 removed)", row, ("fsdp_version", "fsdp_config"))
     if "fsdp_version" not in data and "fsdp_version" not in config:
         data.insert(list(data).index("fsdp_config"), "fsdp_version", 2)
-        ctx.change(_line(data, "fsdp_config"), "fsdp_version: 2 added (FSDP1 removed)", row)
+        ctx.change(_line(data, "fsdp_config"), "fsdp_version: 2 added (FSDP1 removed)", row,
+                   ("fsdp_version", "fsdp_config"))
     for strategy in rows_for(ctx.backend, ctx.version, "fsdp2"):
         _sharding(config, ctx, strategy)
 
@@ -360,7 +381,7 @@ def _fsdp_list(data, ctx: Context, row: dict) -> None:
                         "guide (docs/multi-gpu.qmd)", "fsdp")
     drop_key(data, "fsdp")
     what = f"fsdp: {list(options)} -> fsdp_config" if options else "empty fsdp: removed"
-    ctx.change(line, what, row)
+    ctx.change(line, what, row, ("fsdp", "fsdp_config"))
 
 
 def _new_map():
@@ -380,7 +401,8 @@ def _sharding(config, ctx: Context, row: dict) -> None:
                         f"(NO_SHARD is plain data parallel)", "remove fsdp_config, or pick FULL_SHARD", key)
             continue
         rename_key(config, key, row["new"], row["values"][value], keep_value=False)
-        ctx.change(line, f"fsdp_config.{key}: {value} -> {row['new']}: {_plain(row['values'][value])}", row)
+        ctx.change(line, f"fsdp_config.{key}: {value} -> {row['new']}: {_plain(row['values'][value])}", row,
+                   ("fsdp_config",))
 
 
 def unprefix(data, ctx: Context) -> None:
@@ -396,7 +418,7 @@ def unprefix(data, ctx: Context) -> None:
                 ctx.finding(line, "error", f"{row['section']}.{key} and {new} are both set", "keep one", key)
                 continue
             rename_key(section, key, new)
-            ctx.change(line, f"{row['section']}.{key} -> {new}", row)
+            ctx.change(line, f"{row['section']}.{key} -> {new}", row, (row["section"],))
 
 
 def removed_keys(data, ctx: Context) -> None:
@@ -420,7 +442,8 @@ def _removed(section, ctx: Context, row: dict) -> None:
     reason = f"{row['reason']} ({_source(row)})"
     if idle or ctx.drop:
         drop_key(section, key)
-        ctx.change(line, f"{name}: {_plain(value)} removed, no successor in {ctx.backend} {row['since']}", row)
+        ctx.change(line, f"{name}: {_plain(value)} removed, no successor in {ctx.backend} {row['since']}", row,
+                   (row.get("section") or key,))
         severity = "info" if idle else "warning"
         what = "it asked for nothing the target does" if idle else "what it asked for is gone"
         ctx.finding(line, severity, f"{name!r} removed ({what})", reason, name)
@@ -437,13 +460,32 @@ def templates(data, ctx: Context) -> None:
         line = _line(data, row["key"])
         if row.get("new"):
             data[row["key"]] = row["new"]
-            ctx.change(line, f"{row['key']}: {row['old']} -> {row['new']}", row)
+            ctx.change(line, f"{row['key']}: {row['old']} -> {row['new']}", row, (row["key"],))
         else:
             ctx.finding(line, "error", f"template: {row['old']} is not in {ctx.backend} {ctx.version}",
                         f"{row['reason']}; choose another template ({_source(row)})", row["key"])
 
 
+NULL_ROW = {"since": "0.5.0", "origin": "hand",
+            "source": "axolotl/utils/dict.py DictDefault reads an absent key as None; the pydantic schema "
+                      "(#1239) drops unknown keys"}
+
+
+def unread_nulls(data, ctx: Context) -> None:
+    """A top-level ``key:`` left empty (null) that the target's schema does not have: removed and listed. Axolotl
+    reads an absent key as None (DictDefault), so null asks for nothing in any version; its validator lists the
+    key as unknown (``debug:``, ``eval_table_size:`` of the old example configs)."""
+    from .catalogue import load
+
+    keys = load(ctx.backend, ctx.version).get("keys", {})
+    for key in [k for k in data if data[k] is None and isinstance(k, str) and k not in keys]:
+        line = _line(data, key)
+        drop_key(data, key)
+        ctx.change(line, f"{key}: null removed ({ctx.backend} {ctx.version} has no such key; null is absent)",
+                   NULL_ROW, (key,))
+
+
 STEPS = {
-    "axolotl": (rename_keys, attention_flags, sharegpt_datasets, unprefix, fsdp2, removed_keys),
+    "axolotl": (rename_keys, attention_flags, sharegpt_datasets, unprefix, fsdp2, removed_keys, unread_nulls),
     "llamafactory": (rename_keys, removed_keys, templates),
 }

@@ -49,6 +49,8 @@ HAND = {
             "the validator names lora_*_kernel as the replacement (Axolotl's own LoRA kernels)"),
         ("key", "unsloth_lora_qkv", "lora_qkv_kernel", "0.17.0", "utils/schemas/validation.py:61", ""),
         ("key", "unsloth_lora_o", "lora_o_kernel", "0.17.0", "utils/schemas/validation.py:61", ""),
+        ("key", "eval_table_max_new_tokens", "eval_max_new_tokens", "0.5.0", "utils/callbacks/__init__.py:403",
+         "renamed by axolotl-ai-cloud/axolotl#1274 (5a5d474), same meaning: tokens generated per eval prediction"),
     ],
     "llamafactory": [
         ("key", "new_special_tokens", "add_special_tokens", "0.9.3", "hparams/model_args.py:74",

@@ -71,8 +71,21 @@ def test_ray_key_refused_by_llamafactory_is_a_finding():
 
 
 def test_round_trip_spellings_outside_the_edit_are_kept():
-    text = "a: null\nb: 'q'\nlist:\n  - x\nflash_attention: true\n"
-    assert up(text).new_text == "a: null\nb: 'q'\nlist:\n  - x\nattn_implementation: flash_attention_2\n"
+    text = "seed: null\nb: 'q'\nlist:\n  - x\nflash_attention: true\n"
+    assert up(text).new_text == "seed: null\nb: 'q'\nlist:\n  - x\nattn_implementation: flash_attention_2\n"
+
+
+def test_a_null_key_the_target_does_not_have_is_removed_and_listed():
+    result = up("debug:\nseed:\neval_table_size:\nlr: 1\n")
+    assert result.new_text == "seed:\neval_table_size:\nlr: 1\n"  # lr: not null, kept (ftr lint's FTR001)
+    assert [c.keys for c in result.changes] == [("debug",)] and "null removed" in result.changes[0].text
+
+
+def test_eval_table_max_new_tokens_is_renamed_with_its_value():
+    result = up("eval_table_max_new_tokens: 128\n")
+    assert result.new_text == "eval_max_new_tokens: 128\n"
+    change = result.changes[0]
+    assert change.since == "axolotl 0.5.0" and change.expect == (("eval_max_new_tokens", 128),)
 
 
 def test_duplicate_keys_are_left_alone():
