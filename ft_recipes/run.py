@@ -14,7 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import __version__, backends
@@ -38,6 +38,10 @@ class RunPlan:
     python: Path
     checkpoint: Path | None
     lock: RunLock | None = None  # this process owns run_dir while it holds it
+    writes: list[Path] = field(default_factory=list)  # what the run writes into run_dir before its command
+    refused: list[FtrError] = field(default_factory=list)  # a dry run: why the real run would stop
+    dry_run: bool = False
+    moves_aside: bool = False  # a dry run with --force: the real run moves the previous run aside first
 
 
 def last_checkpoint(run_dir: Path) -> Path | None:
@@ -197,6 +201,7 @@ def _plan(loaded: Loaded, backend: str, opts: LaunchOptions, resume: bool, force
         recipe = for_cpu(recipe)
     run_dir = recipe.output.dir
     launcher = backends.launcher(backend)
+    refused = [] if not dry_run else _dry_refusals(run_dir, resume, force)
     checkpoint = last_checkpoint(run_dir) if dry_run and resume else (
         None if dry_run else prepare_dir(run_dir, resume, force))
     if lock is not None and lock.moved():  # --force moved the old run (and its lock file) aside
@@ -212,14 +217,28 @@ def _plan(loaded: Loaded, backend: str, opts: LaunchOptions, resume: bool, force
         raise FtrError(str(exc), exit_code=2) from None
     if opts.deepspeed:
         main_cfg["deepspeed"] = deepspeed_file(opts.deepspeed, Path.cwd())
-    python = backend_python(backend) if not dry_run else _python_or_placeholder(backend)
+    python = backend_python(backend) if not dry_run else _python_or_placeholder(backend, refused)
     if not dry_run:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_outputs(emitted, recipe, run_dir, force=True)
         atomic_write(run_dir / "recipe.resolved.yaml", to_yaml(to_data(recipe)))
     config = run_dir / emitted.main
     launch = backend_launch(backend, python, config, opts, offline=recipe.model.is_local)
-    return RunPlan(run_dir, config, launch, python, checkpoint, lock)
+    writes = [run_dir / name for name in (*emitted.configs, *emitted.data_files, "recipe.resolved.yaml")]
+    aside = dry_run and force and not resume and holds_run(run_dir)
+    return RunPlan(run_dir, config, launch, python, checkpoint, lock, writes, refused, dry_run, aside)
+
+
+def _dry_refusals(run_dir: Path, resume: bool, force: bool) -> list[FtrError]:
+    """What ``prepare_dir`` would refuse for the real run, found without moving or writing anything."""
+    try:
+        if force and holds_run(run_dir) and not resume:
+            _check_is_run(run_dir)
+        elif not force:
+            prepare_dir(run_dir, resume, False)
+    except FtrError as exc:
+        return [exc]
+    return []
 
 
 def check_same_recipe(run_dir: Path, recipe: Recipe) -> None:
@@ -263,16 +282,20 @@ def backend_launch(backend: str, python: Path, config: Path, opts: LaunchOptions
     return Launch(launch.argv, env, launch.produces)
 
 
-def _python_or_placeholder(backend: str) -> Path:
+def _python_or_placeholder(backend: str, refused: list[FtrError]) -> Path:
     try:
         return backend_python(backend)
-    except FtrError:
+    except FtrError as exc:
+        refused.append(exc)
         return Path(f"<{backend}-env>/bin/python")
 
 
 def describe(p: RunPlan) -> str:
-    """The plan, every path and command shell-quoted (one item per line) so that a pasted line runs what
-    ftr would run."""
+    """The plan, every path and command shell-quoted. A dry run's: the command as one line a shell runs, then
+    ``#`` comments (what the real run writes first, what it would refuse), so that the whole text can be pasted.
+    A real run's (on stderr): one labelled item per line."""
+    if p.dry_run:
+        return "\n".join([command_line(p), *dry_run_notes(p)])
     env = " ".join(f"{k}={_quote_env(v)}" for k, v in sorted(p.launch.env.items()))
     lines = [f"run dir:  {quote(str(p.run_dir))}", f"config:   {quote(str(p.config))}"]
     if p.checkpoint:
@@ -280,6 +303,36 @@ def describe(p: RunPlan) -> str:
     lines.append(f"env:      {env or '(unchanged)'}")
     lines.append("command:  " + " ".join(quote(arg) for arg in p.launch.argv))
     return "\n".join(lines)
+
+
+def command_line(p: RunPlan) -> str:
+    """The launch as one line a shell runs as it stands: the environment assignments, then the command."""
+    env = [f"{k}={_quote_env(v)}" for k, v in sorted(p.launch.env.items())]
+    return " ".join([*env, *(quote(arg) for arg in p.launch.argv)])
+
+
+def dry_run_notes(p: RunPlan) -> list[str]:
+    """What a dry run says besides the command (as shell comments): what the real run writes first, where it
+    resumes, and what it would refuse."""
+    written = ", ".join(quote(str(path.relative_to(p.run_dir))) for path in p.writes)
+    aside = "moves the previous run aside (to NAME.old-DATE), " if p.moves_aside else ""
+    notes = [f"# a dry run writes nothing; the real run first {aside}writes {written} into "
+             f"{quote(str(p.run_dir))}, then runs the line above"]
+    if p.checkpoint:
+        notes.append(f"# it resumes from {quote(str(p.checkpoint))}")
+    return notes + dry_run_refusals(p.refused)
+
+
+def dry_run_refusals(refused: list[FtrError]) -> list[str]:
+    return [f"# the real run would stop before it (exit {exc.exit_code}): {_why(exc)}" for exc in refused]
+
+
+def _why(exc: FtrError) -> str:
+    """An error on one line, without the placeholder positions of findings about no file (``<run>:1:1``)."""
+    if not exc.findings:
+        return " ".join(str(exc).removeprefix("error: ").split())
+    return "; ".join(" ".join(f"{'' if f.file.startswith('<') else f'{f.file}:{f.line}:{f.col}: '}{f.message}"
+                              f"{f' ({f.hint})' if f.hint else ''}".split()) for f in exc.findings)
 
 
 def quote(value: str) -> str:

@@ -114,8 +114,9 @@ def test_run_dry_run_compiles_for_the_version(tmp_path, monkeypatch):
                       f"output: {{dir: {tmp_path / 'run'}}}\n")
     result = CliRunner().invoke(main, ["run", str(recipe), "-b", "axolotl", "--backend-version", "0.21.0",
                                        "--dry-run", "--no-lint"])
-    assert result.exit_code == 0, result.output
-    assert "<axolotl-env>" in result.output
+    assert result.exit_code == 1, result.output  # the real run's: the 0.21.0 environment is not installed
+    assert "<axolotl-env>" in result.output and "axolotl.cli.train" in result.output
+    assert "axolotl 0.21.0 environment is not installed" in result.stdout
 
 
 def test_lint_says_which_version_has_a_key(tmp_path):

@@ -4,6 +4,7 @@ nothing is clobbered."""
 
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -383,16 +384,18 @@ def test_dry_run_prints_shell_quoted_commands(tmp_path, fake_envs, out, backend)
     path = recipe(tmp_path, out=out)
     result = ftr("run", path, "-b", backend, "--dry-run", "--gpus", "2", "--", "--x=$(touch pwned)", "a b")
     assert result.exit_code == 0, result.output
-    assert len(result.stdout.splitlines()) == 4, "one line per item, even with a newline in a path"
-    lines = {line[:9].strip(): line[10:] for line in result.stdout.splitlines()}
+    command, *notes = result.stdout.splitlines()
+    assert len(notes) == 1 and notes[0].startswith("# "), "one command line, even with a newline in a path"
     run_dir = tmp_path / out
-    assert shell_words(lines["run dir:"], tmp_path) == [str(run_dir)]
-    argv = shell_words(lines["command:"], tmp_path)
+    words = shell_words(command, tmp_path)
+    env_words = words[:next(i for i, w in enumerate(words) if not re.fullmatch(r"[A-Z_]+=.*", w, re.S))]
+    argv = words[len(env_words):]
     assert str(run_dir / {"llamafactory": "llamafactory.yaml", "axolotl": "axolotl.yaml",
                           "trl": "trl.json"}[backend]) in argv
     assert argv[-2:] == ["--x=$(touch pwned)", "a b"]
-    env_words = shell_words(lines["env:"], tmp_path)
     assert any(w.startswith("PATH=") and w.endswith(":" + os.environ["PATH"]) for w in env_words), env_words
+    pasted = subprocess.run(["bash", "-c", result.stdout], cwd=tmp_path, capture_output=True, text=True)
+    assert pasted.returncode == 0, pasted.stderr  # the whole output pasted into a shell: the command, comments
     assert not (tmp_path / "pwned").exists()
 
 

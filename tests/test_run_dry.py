@@ -2,6 +2,7 @@
 and the run-directory safety rules, without starting anything."""
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -77,3 +78,44 @@ def test_lint_errors_stop_the_run(tmp_path, fake_envs):
     assert result.exit_code == 1 and "FTR101" in result.output and "--no-lint" in result.output
     result = CliRunner().invoke(main, ["run", str(path), "-b", "llamafactory", "--dry-run", "--no-lint"])
     assert result.exit_code == 0
+
+
+def test_dry_run_prints_one_command_a_shell_runs(tmp_path, fake_envs):
+    """Issue 32: the output pasted into a shell runs the backend's command with ftr's environment on the same line
+    (no labels), and says that the config it names is written by the real run."""
+    tool = fake_envs / "llamafactory" / "bin" / "llamafactory-cli"
+    tool.write_text(f"#!/bin/sh\necho \"$CUDA_VISIBLE_DEVICES|$PATH|$*\" > {tmp_path}/ran\n")
+    tool.chmod(0o755)
+    result = CliRunner().invoke(main, ["run", str(recipe(tmp_path)), "-b", "llamafactory", "--dry-run", "--gpus", "0"])
+    assert result.exit_code == 0, result.output
+    command, *notes = result.stdout.splitlines()
+    assert all(line.startswith("# ") for line in notes)
+    config = tmp_path / "runs" / "dry" / "llamafactory.yaml"
+    assert "llamafactory.yaml" in notes[0] and "writes nothing" in notes[0] and str(config.parent) in notes[0]
+    pasted = subprocess.run(["bash", "-c", result.stdout], capture_output=True, text=True, cwd=tmp_path)
+    assert pasted.returncode == 0, pasted.stderr
+    cuda, path, args = (tmp_path / "ran").read_text().strip().split("|")
+    assert cuda == "" and path.startswith(f"{tool.parent}:") and args == f"train {config}"
+
+
+def test_dry_run_says_what_the_real_run_would_refuse(tmp_path, fake_envs, monkeypatch):
+    """Issue 32: a dry run prints the command, then what the real run would refuse (lint errors, a used run
+    folder, a missing environment), and exits with the code the real run would have."""
+    path = recipe(tmp_path)
+    path.write_text(path.read_text() + "train: {lr: 1.0e-6}\n")
+    dry = CliRunner().invoke(main, ["run", str(path), "-b", "llamafactory", "--dry-run"])
+    real = CliRunner().invoke(main, ["run", str(path), "-b", "llamafactory"])
+    assert dry.exit_code == real.exit_code == 1
+    assert "llamafactory-cli train" in dry.stdout.splitlines()[0] and "FTR101" in dry.stderr
+    assert "# the real run would stop before it (exit 1): lint found 1 error(s)" in dry.stdout
+    path.write_text(path.read_text().replace("train: {lr: 1.0e-6}\n", ""))
+    (tmp_path / "runs" / "dry").mkdir(parents=True)
+    (tmp_path / "runs" / "dry" / "manifest.json").write_text("{}")
+    monkeypatch.delenv("FTR_AXOLOTL_PYTHON")
+    monkeypatch.setenv("FTR_ENV_DIR", str(tmp_path / "no-envs"))
+    dry = CliRunner().invoke(main, ["run", str(path), "-b", "axolotl", "--dry-run"])
+    assert dry.exit_code == 1, dry.output
+    assert "holds a previous run (pass --resume" in dry.stdout and "ftr backend install axolotl" in dry.stdout
+    forced = CliRunner().invoke(main, ["run", str(path), "-b", "llamafactory", "--dry-run", "--force"])
+    assert forced.exit_code == 0 and "moves the previous run aside" in forced.stdout
+    assert (tmp_path / "runs" / "dry" / "manifest.json").exists(), "a dry run moves nothing"

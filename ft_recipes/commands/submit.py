@@ -14,13 +14,13 @@ def submit_run(loaded, backend: str, opts, launcher: str, attach: bool, ray_addr
     from ..launch import check
     from ..launchers import get
     from ..launchers.jobs import follow, make_job, script_path, submit
-    from ..lint.gate import gate_recipe
-    from ..run import for_cpu, plan, quote
+    from ..run import dry_run_refusals, for_cpu, plan, quote
+    from .run import dry_gate
 
     if ray_address and launcher != "ray":
         raise click.UsageError("--ray-address goes with --launcher ray")
     check(replace(opts, master_addr=opts.master_addr or "head"), DEEPSPEED_PRESETS)  # the head is found per job
-    gate_recipe(loaded, no_lint)
+    lint_refusal = dry_gate(loaded, no_lint, dry_run)
     recipe = for_cpu(loaded.recipe) if opts.gpus == 0 else loaded.recipe
     if ray_address:
         recipe = replace(recipe, hardware=replace(recipe.hardware, ray_address=ray_address))
@@ -29,11 +29,17 @@ def submit_run(loaded, backend: str, opts, launcher: str, attach: bool, ray_addr
     run_plan = plan(loaded, backend, opts, resume, force, dry_run, allow_changed)
     job = make_job(run_plan, backend, opts, recipe)
     path = script_path(launcher, job)
-    if dry_run:
-        click.echo(f"run dir:  {quote(str(job.run_dir))}\nconfig:   {quote(str(job.config))}\n"
-                   f"script:   {quote(str(path))}\n")
+    if dry_run:  # comments, a blank line, the job file; the exit code the real run would have
+        refused = [*lint_refusal, *run_plan.refused]
+        written = ", ".join(quote(str(p.relative_to(job.run_dir))) if p.is_relative_to(job.run_dir)
+                            else quote(str(p)) for p in (*run_plan.writes, path))
+        click.echo(f"# a dry run writes nothing; the real run writes {written} into {quote(str(job.run_dir))}, "
+                   f"then submits {quote(str(path))} ({launcher}); the job file follows")
+        for line in dry_run_refusals(refused):
+            click.echo(line)
+        click.echo("")
         click.echo(get(launcher).script(job), nl=False)
-        return 0
+        return refused[0].exit_code if refused else 0
     import sys
 
     if run_plan.lock is not None:  # the job's rank 0 owns the folder from its start
