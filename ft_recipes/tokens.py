@@ -51,20 +51,23 @@ def tokenize_each(backend: str, n: int, recipes: list[Recipe],
     if helper is None:
         raise FtrError(f"ftr tokens is not available for the {backend} backend", exit_code=2)
     python = backends.backend_python(backend)
-    log = log_path(backend)
     results: dict[int, list[Row] | FtrError] = {}  # recipe index -> its rows or why it failed
     with tempfile.TemporaryDirectory(prefix="ftr-tokens-") as tmp, _cleanup_on_sigterm():
         configs = {}  # recipe index -> compiled config
         for job, recipe in enumerate(recipes):
             try:
+                model_here(recipe)
                 configs[job] = _emit(recipe, backend, Path(tmp) / str(job))
-            except FtrError as exc:  # this one cannot be compiled for this backend: the others still run
+            except FtrError as exc:  # not on this machine, or not compilable for this backend: the others still run
                 results[job] = exc
         if configs:
             argv = [str(python), str(helper), *map(str, configs.values()), str(n)]
             code, out, err = _run(argv, _env(backend), timeout * len(configs), tmp)
-            _save_log(log, out, err)
-            results.update(_parse(backend, out, err, code, list(configs), log, timeout * len(configs)))
+            log = _save_log(backend, out, err)
+            parsed = _parse(backend, out, err, code, list(configs), log, timeout * len(configs))
+            results.update(parsed)
+            if log.is_absolute() and not any(isinstance(r, FtrError) for r in parsed.values()):
+                log.unlink(missing_ok=True)  # the log serves the error lines only
     return [results[job] for job in range(len(recipes))]
 
 
@@ -146,16 +149,28 @@ def _cleanup_on_sigterm():
         signal.signal(signal.SIGTERM, previous)
 
 
-def log_path(backend: str) -> Path:
-    """Where the backend's full output of the last ``ftr tokens`` goes (the error line points here)."""
-    return Path(tempfile.gettempdir()) / f"ftr-tokens.{backend}.log"
+def model_here(recipe: Recipe) -> None:
+    """FtrError (exit 2) at once when the recipe's model is a hub name that is not in the Hugging Face cache:
+    the helpers run offline (``_env``), so they would only fail, after importing torch, or hang without network."""
+    from .modelinfo import model_dir
+
+    base = recipe.model.base
+    if recipe.model.is_local or model_dir(base) is not None:
+        return
+    raise FtrError(f"model {base} is not on this machine (no download): give a local path as model.base, or "
+                   f"download it once (`huggingface-cli download {base}`) into the Hugging Face cache", exit_code=2)
 
 
-def _save_log(path: Path, out: str, err: str) -> None:
+def _save_log(backend: str, out: str, err: str) -> Path:
+    """The backend's full output, in a new file of this user's own (mode 0600) in the temp folder, never a fixed
+    name another user could have made; the error lines point to it. An unwritable temp folder: no log."""
     try:
-        path.write_text(f"--- stdout\n{out}\n--- stderr\n{err}\n", encoding="utf-8")
+        fd, name = tempfile.mkstemp(prefix=f"ftr-tokens.{backend}.", suffix=".log")
+        with os.fdopen(fd, "w", encoding="utf-8") as log:
+            log.write(f"--- stdout\n{out}\n--- stderr\n{err}\n")
+        return Path(name)
     except OSError:
-        pass  # the log is a convenience; the error line still says what happened
+        return Path("(none: the temp folder is not writable)")
 
 
 def _last_error(text: str) -> str:
@@ -165,7 +180,8 @@ def _last_error(text: str) -> str:
 
 
 def _env(backend: str) -> dict:
-    env = {**os.environ, "AXOLOTL_DO_NOT_TRACK": "1", "DO_NOT_TRACK": "1", "DISABLE_VERSION_CHECK": "1"}
+    env = {**os.environ, "AXOLOTL_DO_NOT_TRACK": "1", "DO_NOT_TRACK": "1", "DISABLE_VERSION_CHECK": "1",
+           "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}  # never download
     env.setdefault("HF_HUB_ETAG_TIMEOUT", HUB_TIMEOUT_S)
     env.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", HUB_TIMEOUT_S)
     return env

@@ -529,13 +529,23 @@ def _tokens_env(tmp_path, monkeypatch, script: str):
     return tmp
 
 
+def local_model_recipe(tmp_path: Path) -> Path:
+    """recipe() with a local model folder (ftr tokens never downloads one)."""
+    (tmp_path / "model").mkdir(exist_ok=True)
+    (tmp_path / "model" / "config.json").write_text('{"model_type": "qwen2"}')
+    path = recipe(tmp_path)
+    path.write_text(path.read_text().replace("Qwen/Qwen2.5-7B-Instruct", str(tmp_path / "model")))
+    return path
+
+
 def test_tokens_times_out_kills_the_backend_and_cleans_up(tmp_path, monkeypatch):
     tmp = _tokens_env(tmp_path, monkeypatch, f"echo $$ > {tmp_path}/pid\nsleep 60 & wait\n")
-    path = recipe(tmp_path)
+    path = local_model_recipe(tmp_path)
     line = one_line_error(ftr("tokens", path, "-b", "llamafactory", "--timeout", "1"), 2,
                           "did not finish tokenizing within 1 s", "log: ")
-    assert [p.name for p in tmp.iterdir()] == ["ftr-tokens.llamafactory.log"]
-    assert Path(line.rsplit("log: ", 1)[1]).is_file()
+    (log,) = tmp.iterdir()
+    assert log.name.startswith("ftr-tokens.llamafactory.") and log.suffix == ".log"
+    assert Path(line.rsplit("log: ", 1)[1]) == log and stat.S_IMODE(log.stat().st_mode) == 0o600
     pid = int((tmp_path / "pid").read_text())
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
@@ -545,12 +555,39 @@ def test_tokens_reports_the_backend_error_as_one_line_with_the_log(tmp_path, mon
     tmp = _tokens_env(tmp_path, monkeypatch, "echo 'Traceback (most recent call last):' >&2\n"
                                              "echo '  File \"x.py\", line 1' >&2\n"
                                              "echo 'OSError: We could not connect to huggingface.co' >&2\nexit 1\n")
-    line = one_line_error(ftr("tokens", recipe(tmp_path), "-b", "llamafactory"), 1,
+    line = one_line_error(ftr("tokens", local_model_recipe(tmp_path), "-b", "llamafactory"), 1,
                           "OSError: We could not connect to huggingface.co", "log: ")
     assert "Traceback" not in line
     log = Path(line.rsplit("log: ", 1)[1])
     assert "Traceback" in log.read_text() and log.parent == tmp
     assert not [p for p in tmp.iterdir() if p.is_dir()], "no ftr-tokens-* folder left behind"
+
+
+def test_tokens_with_a_hub_model_not_on_this_machine_says_so_at_once(tmp_path, monkeypatch):
+    """Issue 32: no download and no hang: a hub model that is not in the Hugging Face cache is one line, before any
+    backend starts; the helpers run with the hub offline."""
+    _tokens_env(tmp_path, monkeypatch, f"touch {tmp_path}/started\nsleep 60\n")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    line = one_line_error(ftr("tokens", recipe(tmp_path), "-b", "llamafactory", "--timeout", "30"), 2,
+                          "model Qwen/Qwen2.5-7B-Instruct is not on this machine (no download): give a local path")
+    assert "log:" not in line and not (tmp_path / "started").exists()
+    snapshot = tmp_path / "hf" / "hub" / "models--Qwen--Qwen2.5-7B-Instruct" / "snapshots" / "abc"
+    snapshot.mkdir(parents=True)  # in the cache: the backend runs, offline
+    (tmp_path / "fake-python").write_text(f"#!/bin/sh\nenv > {tmp_path}/env\nexit 1\n")
+    ftr("tokens", recipe(tmp_path), "-b", "llamafactory")
+    env = (tmp_path / "env").read_text().splitlines()
+    assert {"HF_HUB_OFFLINE=1", "TRANSFORMERS_OFFLINE=1"} <= set(env)
+
+
+def test_tokens_diff_checks_both_environments_first(tmp_path, monkeypatch):
+    """Issue 32: `ftr tokens --diff A B` with B not installed fails before A starts."""
+    _tokens_env(tmp_path, monkeypatch, f"touch {tmp_path}/started\nsleep 60\n")
+    monkeypatch.delenv("FTR_AXOLOTL_PYTHON", raising=False)
+    monkeypatch.setenv("FTR_ENV_DIR", str(tmp_path / "no-envs"))
+    result = ftr("tokens", local_model_recipe(tmp_path), "--diff", "llamafactory", "axolotl")
+    assert result.exit_code != 0 and "ftr backend install axolotl" in result.output, result.output
+    assert not (tmp_path / "started").exists()
 
 
 def test_convert_does_not_call_a_carried_value_lost(tmp_path):

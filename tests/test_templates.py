@@ -282,7 +282,7 @@ def test_a_finished_run_carries_its_training_template_where_the_backend_does_not
     assert carry_template(tmp_path / "trl", "trl", "tokenizer")["source"] == "trl"  # the tokenizer's own
 
 
-def test_tokens_on_several_recipes_starts_each_backend_once_and_names_each_recipe(monkeypatch):
+def test_tokens_on_several_recipes_starts_each_backend_once_and_names_each_recipe(monkeypatch, tmp_path):
     """`ftr tokens A B --diff X Y`: one tokenize_each per backend for both recipes; each verdict line starts with its
     recipe; one recipe a backend refuses is its own error line and the exit code, the other is still compared."""
     from click.testing import CliRunner
@@ -302,6 +302,9 @@ def test_tokens_on_several_recipes_starts_each_backend_once_and_names_each_recip
         return [[tokens.Row((1,), (1,), ("a",))], second]
 
     monkeypatch.setattr(tokens, "tokenize_each", fake)
+    for name in ("LLAMAFACTORY", "AXOLOTL"):  # --diff first checks that both environments exist
+        (tmp_path / name).write_text("#!/bin/sh\n")
+        monkeypatch.setenv(f"FTR_{name}_PYTHON", str(tmp_path / name))
     result = CliRunner().invoke(main, ["tokens", a, b, "--diff", "llamafactory", "axolotl"])
     assert calls == [("llamafactory", 2), ("axolotl", 2)]
     assert f"{a}: llamafactory vs axolotl: identical token ids and loss masks on 1 rows" in result.output

@@ -42,6 +42,11 @@ def _tokens(paths: list[str], backend: str | None, pair: tuple[str, str] | None,
     if templates and (not pair or len(paths) > 1):
         raise click.UsageError("--templates compares one recipe: give --diff A B and a single RECIPE")
     loaded = [load_recipe(path) for path in paths]
+    if pair:  # both environments before the first backend runs (a minute) only to learn the second is missing
+        from ..backends import backend_python
+
+        for name in pair:
+            backend_python(name)
     if templates:
         _template_table(loaded[0], pair, [t.strip() for t in templates.split(",") if t.strip()], rows, timeout)
     elif pair:
