@@ -33,6 +33,11 @@ class Curves:
     notes: list[str] = field(default_factory=list)
     scores: dict | None = None  # eval.json's results (``ftr eval``): label (base, tuned) -> tasks, held_out
 
+    @property
+    def eval_only(self) -> bool:
+        """A folder with ftr eval's scores and no training log (a pipeline's eval step)."""
+        return self.source.endswith(EVAL_FILE) and not self.train
+
 
 @dataclass(frozen=True)
 class Diagnosis:
@@ -74,6 +79,9 @@ def read_curves(run_dir: Path) -> Curves:
     elif (run_dir / "trainer_log.jsonl").is_file():
         entries = _jsonl_entries(run_dir / "trainer_log.jsonl", curves.notes)
         curves.source = str(run_dir / "trainer_log.jsonl")
+    elif (run_dir / EVAL_FILE).is_file():  # a pipeline's eval step: scores, no training
+        curves.source, curves.scores = str(run_dir / EVAL_FILE), read_scores(run_dir)
+        return curves
     else:
         raise FileNotFoundError(f"{run_dir}: no trainer_state.json or trainer_log.jsonl")
     for where, entry in entries:
@@ -187,7 +195,43 @@ def _get(data: dict, dotted: str, default=None):
     return data
 
 
-def _remedies(kind: str, recipe: dict) -> tuple[str, ...]:
+def default_rules() -> dict:
+    """The ``rules`` of ftr's default rule pack (validators/default.yaml), read as data (the advice below keeps
+    inside its ranges; the linter owns the pack, and callers with a team pack pass theirs)."""
+    from .paths import data_dir
+
+    try:
+        return (yaml.safe_load((data_dir("validators") / "default.yaml").read_text(encoding="utf-8")) or {})["rules"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return {}
+
+
+def _lr_range(recipe: dict, rules: dict) -> tuple[float, float] | None:
+    """FTR101's recommended learning rates for the recipe's method and stage, when the pack has them."""
+    lr_rule = rules.get("FTR101") or {}
+    group = (lr_rule.get("method_groups") or {}).get(_get(recipe, "method.type", "lora"))
+    stage = (lr_rule.get("stage_groups") or {}).get(_get(recipe, "stage", "sft"))
+    limits = ((lr_rule.get("ranges") or {}).get(group) or {}).get(stage) or {}
+    recommended = limits.get("recommended")
+    return (float(recommended[0]), float(recommended[1])) if recommended and len(recommended) >= 2 else None
+
+
+def _lr_change(lr, recipe: dict, rules: dict, factor: float) -> str:
+    """``lr`` times ``factor``, kept inside FTR101's recommended range; empty when lr is at that end already."""
+    if not isinstance(lr, (int, float)) or isinstance(lr, bool):
+        return "raise the learning rate" if factor > 1 else "lower the learning rate"
+    low, high = _lr_range(recipe, rules) or (0.0, math.inf)
+    target = min(lr * factor, high) if factor > 1 else max(lr * factor, low)
+    if (factor > 1 and target <= lr) or (factor < 1 and target >= lr):
+        return ""
+    bound = " (the end of the recommended range, FTR101)" if target in (low, high) else ""
+    return f"learning rate is {lr:g}: try {target:g}{bound}"
+
+
+def _remedies(kind: str, recipe: dict, rules: dict | None = None) -> tuple[str, ...]:
+    """What to change, each suggestion inside the rule pack's ranges (FTR101 learning rate, FTR102 rank, FTR103
+    alpha/r): advice that a lint of the changed recipe would flag is no advice."""
+    rules = default_rules() if rules is None else rules
     is_lora = _get(recipe, "method.type", "lora") in ("lora", "qlora")
     r = _get(recipe, "method.lora.r", 16)
     dropout = _get(recipe, "method.lora.dropout", 0.05)
@@ -197,26 +241,31 @@ def _remedies(kind: str, recipe: dict) -> tuple[str, ...]:
     alpha = _get(recipe, "method.lora.alpha", 2 * r)
     target = _get(recipe, "method.lora.target", "all-linear")
     steps = _get(recipe, "train.max_steps")
+    rank = rules.get("FTR102") or {}
+    r_min, r_max = rank.get("min", 1), rank.get("max", 64)
+    alpha_max = (rules.get("FTR103") or {}).get("max_ratio", 4.0) * r
     longer = f"max_steps is {steps}: try {steps * 2}" if steps else f"epochs is {epochs}: try {int(epochs) + 2}"
     shorter = (f"max_steps is {steps}: try {max(steps // 2, 1)} or stop at the best evaluation" if steps else
                f"epochs is {epochs}: try {max(1, int(epochs) - 1)} or stop at the best evaluation")
     if kind == "overfitting":
+        smaller = max(r // 2, 4, r_min)
         steps = [f"lora dropout is {dropout}: try {min(round(dropout + 0.05, 2), 0.2)}" if is_lora else
                  "add dropout where the model allows it",
                  f"weight decay is {wd}: try {max(0.01, round(wd * 2, 3)) if wd else 0.01}",
-                 f"lora r is {r}: try {max(r // 2, 4)}" if is_lora else "train fewer layers (freeze or LoRA)",
+                 (f"lora r is {r}: try {smaller}" if smaller < r else "") if is_lora else
+                 "train fewer layers (freeze or LoRA)",
                  shorter,
                  "add more (or more varied) training data"]
     elif kind == "underfitting":
-        steps = [f"lora r is {r}: try {min(r * 2, 64)}" if is_lora else "train more layers",
-                 f"lora alpha is {alpha}: try {alpha * 2}" if is_lora else "",
-                 f"learning rate is {lr}: try {lr * 2:g}" if isinstance(lr, (int,
-                     float)) else "raise the learning rate",
+        larger = min(r * 2, r_max)
+        more_alpha = min(alpha * 2, alpha_max) if not _get(recipe, "method.lora.rslora") else alpha * 2
+        steps = [(f"lora r is {r}: try {larger}" if larger > r else "") if is_lora else "train more layers",
+                 f"lora alpha is {alpha}: try {more_alpha:g}" if is_lora and more_alpha > alpha else "",
+                 _lr_change(lr, recipe, rules, 2),
                  longer,
                  "lora targets are attention only: try all-linear" if is_lora and target != "all-linear" else ""]
     elif kind == "divergence":
-        steps = [f"learning rate is {lr}: try {lr / 4:g}" if isinstance(lr, (int,
-            float)) else "lower the learning rate",
+        steps = [_lr_change(lr, recipe, rules, 0.25),
                  "keep gradient clipping on (max_grad_norm 1.0)", "add warmup (warmup_ratio 0.03-0.1)",
                  "use bf16 rather than fp16 where the GPU supports it"]
     elif kind == "no-validation":
@@ -226,22 +275,27 @@ def _remedies(kind: str, recipe: dict) -> tuple[str, ...]:
     return tuple(s for s in steps if s)
 
 
-def diagnose(curves: Curves, recipe: dict | None = None) -> list[Diagnosis]:
+def diagnose(curves: Curves, recipe: dict | None = None, rules: dict | None = None) -> list[Diagnosis]:
+    """What the curves show, with remedies inside the rule pack's ranges (``rules``: the effective pack's
+    ``rules``; default: ftr's own pack)."""
     recipe = recipe if recipe is not None else _recipe_values(curves.run_dir)
+    rules = default_rules() if rules is None else rules
     found = []
     losses = [v for _, v in curves.train] + [v for _, v in curves.eval]
     if any(not math.isfinite(v) for v in losses):
-        found.append(Diagnosis("divergence", "the loss became NaN or infinite", _remedies("divergence", recipe)))
+        found.append(Diagnosis("divergence", "the loss became NaN or infinite", _remedies("divergence", recipe, rules)))
     elif _spike(curves.train):
         found.append(Diagnosis("divergence", f"a loss spike above {SPIKE_FACTOR:g}x the running minimum",
-                               _remedies("divergence", recipe)))
+                               _remedies("divergence", recipe, rules)))
     if not curves.eval:
-        found.append(Diagnosis("no-validation", "no validation loss was logged", _remedies("no-validation", recipe)))
+        found.append(Diagnosis("no-validation", "no validation loss was logged",
+                               _remedies("no-validation", recipe, rules)))
     elif _overfitting(curves):
         found.append(Diagnosis("overfitting", f"validation loss rose for {OVERFIT_EVALS} evaluations in a row while "
-                                              f"train loss fell", _remedies("overfitting", recipe)))
+                                              f"train loss fell", _remedies("overfitting", recipe, rules)))
     if _underfitting(curves):
-        found.append(Diagnosis("underfitting", "train loss stayed high and flat", _remedies("underfitting", recipe)))
+        found.append(Diagnosis("underfitting", "train loss stayed high and flat",
+                               _remedies("underfitting", recipe, rules)))
     return found or [Diagnosis("ok", "no over- or underfitting, divergence or missing validation detected")]
 
 

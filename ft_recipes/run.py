@@ -482,10 +482,23 @@ def _final_report(run_dir: Path) -> None:
         curves = read_curves(run_dir)
     except (OSError, ValueError):
         return
-    for d in diagnose(curves):
+    for d in diagnose(curves, rules=_project_rules(run_dir)):
         note(f"ftr: {d.kind}: {d.summary}")
         for remedy in d.remedies:
             note(f"ftr:   - {remedy}")
+
+
+def _project_rules(run_dir: Path) -> dict | None:
+    """The rule pack of the run's recipe's project ([tool.ftr.lint] rule-packs), so that the advice after the run
+    stays inside the ranges its lint uses; None (ftr's own pack) when it cannot be read."""
+    from .lint.options import from_project
+    from .lint.pack import load_pack
+
+    recipe = previous_manifest(run_dir).get("recipe")
+    try:
+        return load_pack(from_project(Path(recipe).parent if recipe else None).rule_packs).get("rules")
+    except (FtrError, OSError, ValueError):
+        return None
 
 
 def expand_env(changes: dict[str, str]) -> dict[str, str]:

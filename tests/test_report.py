@@ -156,3 +156,26 @@ def test_a_state_caught_mid_write_falls_back_to_the_one_before(tmp_path):
     curves = read_curves(run)
     assert curves.source.endswith("checkpoint-20/trainer_state.json") and len(curves.train) == 4
     assert any("read the state before it" in note for note in curves.notes)
+
+
+def test_underfitting_advice_after_the_demo_stays_inside_the_rule_packs_ranges(tmp_path):
+    """Issue 32: the 4-step demo (LoRA SFT at lr 2e-4) is flat and high; the advice must not suggest lr 4e-4,
+    above FTR101's recommended 5e-5 to 3e-4, nor a rank or alpha that FTR102/FTR103 would flag."""
+    recipe = {"ftr": 1, "stage": "sft", "method": {"type": "lora", "lora": {"r": 64, "alpha": 256}},
+              "train": {"lr": 2e-4, "max_steps": 4}}
+    run = _state(tmp_path / "r", [(1, 6.29), (2, 6.28), (3, 6.28), (4, 6.27)], [(2, 6.28), (4, 6.27)], recipe)
+    result = CliRunner().invoke(main, ["report", str(run)])
+    assert result.exit_code == 0, result.output
+    assert "underfitting" in result.output and "0.0004" not in result.output
+    assert "learning rate is 0.0002: try 0.0003 (the end of the recommended range, FTR101)" in result.output
+    assert "lora r is 64: try" not in result.output and "lora alpha is 256: try" not in result.output
+    assert "max_steps is 4: try 8" in result.output
+    at_top = _state(tmp_path / "top", [(1, 6.29), (2, 6.28), (3, 6.28), (4, 6.27)], [(4, 6.27)],
+                    {**recipe, "train": {"lr": 3e-4, "max_steps": 4}})
+    assert "learning rate is" not in CliRunner().invoke(main, ["report", str(at_top)]).output
+    from ft_recipes.report import _remedies
+
+    team = {"FTR101": {"method_groups": {"lora": "adapter"}, "stage_groups": {"sft": "sft"},
+                       "ranges": {"adapter": {"sft": {"recommended": [1e-5, 1e-4]}}}}}
+    assert "learning rate is 0.0004: try 0.0001 (the end of the recommended range, FTR101)" in \
+        _remedies("divergence", {"train": {"lr": 4e-4}}, team)
