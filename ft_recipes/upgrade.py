@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -131,6 +132,7 @@ class Context:
     drop: bool
     changes: list[Change] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
+    removed_lines: list[int] = field(default_factory=list)  # earlier duplicates taken out before loading
 
     def change(self, line: int, text: str, row: dict, keys: tuple[str, ...] = (), expect: dict | None = None) -> None:
         self.changes.append(Change(line, text, f"{self.backend} {row['since']}", _source(row), tuple(keys),
@@ -149,16 +151,77 @@ def upgrade_text(text: str, backend: str, version: str, file: str = "<string>", 
     """The upgraded text of a native config and what was done to it."""
     yaml = _yaml()
     ctx = Context(backend, version, file, drop)
-    data = _load(yaml, text, ctx)
+    base = _earlier_duplicates_removed(text, ctx) if backend == "axolotl" else text
+    data = _load(yaml, base, ctx)
     if not hasattr(data, "items"):
         if not ctx.findings:
             ctx.finding(1, "error", "not a YAML mapping; nothing upgraded", "", "")
-        return Result(file, text, text, ctx.changes, ctx.findings)
+        return Result(file, text, text, [], ctx.findings)
     for step in STEPS[backend]:
         step(data, ctx)
-    _keep_indent(yaml, text)
-    new_text = _patched(text, _dump(yaml, yaml.load(text)), _dump(yaml, data)) if ctx.changes else text
+    _keep_indent(yaml, base)
+    new_text = _patched(base, _dump(yaml, yaml.load(base)), _dump(yaml, data)) if ctx.changes else base
+    if base != text:  # line numbers of the original file
+        ctx.changes = [_renumbered(c, ctx.removed_lines) for c in ctx.changes]
+        ctx.findings = [_renumbered(f, ctx.removed_lines) for f in ctx.findings]
     return Result(file, text, new_text, ctx.changes, sorted(ctx.findings))
+
+
+def _renumbered(item, removed: list[int]):
+    from dataclasses import replace
+
+    line = item.line
+    if line in removed:
+        return item
+    for gone in sorted(removed):
+        if gone <= line:
+            line += 1
+    return replace(item, line=line)
+
+
+TOP_KEY = re.compile(r"^([A-Za-z_][\w.-]*)[ \t]*:(?:[ \t]+(.*))?$")
+DUPLICATE_ROW = {"since": "0.4.0", "origin": "hand",
+                 "source": "Axolotl loads the file with PyYAML (yaml.safe_load), which keeps a duplicate key's "
+                           "last value"}
+
+
+def _earlier_duplicates_removed(text: str, ctx: Context) -> str:
+    """``text`` without the earlier lines of a top-level key written more than once, when each of them is a
+    one-line ``key: scalar`` (the backend reads the last; a round trip would keep the first). Other duplicates are
+    left for _load to report."""
+    lines = text.splitlines(True)
+    seen: dict[str, list[int]] = {}
+    for i, line in enumerate(lines):
+        match = TOP_KEY.match(line.rstrip("\r\n"))
+        if match:
+            seen.setdefault(match.group(1), []).append(i)
+    drop = []
+    for key, where in seen.items():
+        if len(where) > 1 and all(_one_line(lines, i) for i in where[:-1]):
+            drop += where[:-1]
+    ctx.removed_lines = [i + 1 for i in sorted(drop)]
+    for i in sorted(drop):
+        key = TOP_KEY.match(lines[i].rstrip("\r\n")).group(1)
+        ctx.change(i + 1, f"{key}: earlier duplicate removed (line {seen[key][-1] + 1} is the one the backend reads)",
+                   DUPLICATE_ROW, (key,))
+    return "".join(line for i, line in enumerate(lines) if i not in set(drop))
+
+
+def _one_line(lines: list[str], i: int) -> bool:
+    value = (TOP_KEY.match(lines[i].rstrip("\r\n")).group(2) or "").strip()
+    if value[:1] in ("|", ">", "[", "{", "&", "*", "!", "'", '"') and not _closed(value):
+        return False
+    for line in lines[i + 1:]:
+        if line.strip() and not line.lstrip().startswith("#"):
+            return not line[0].isspace() and not line.startswith("-")
+    return True
+
+
+def _closed(value: str) -> bool:
+    """A flow or quoted scalar that ends on its own line."""
+    body = value.split(" #")[0].strip()
+    pairs = {"[": "]", "{": "}", "'": "'", '"': '"'}
+    return value[:1] in pairs and len(body) > 1 and body.endswith(pairs[value[0]])
 
 
 def _load(yaml, text: str, ctx: Context):
@@ -269,6 +332,11 @@ def attention_flags(data, ctx: Context) -> None:
         rename_key(data, chosen["old"], "attn_implementation", chosen["value"], keep_value=False)
         ctx.change(line, f"{chosen['old']}: true -> attn_implementation: {chosen['value']}", chosen,
                    (chosen["old"], "attn_implementation"), {"attn_implementation": chosen["value"]})
+    elif chosen and str(data["attn_implementation"]) == chosen["value"]:
+        line = _line(data, chosen["old"])
+        drop_key(data, chosen["old"])
+        ctx.change(line, f"{chosen['old']}: true removed (attn_implementation: {chosen['value']} already says it)",
+                   chosen, (chosen["old"],), {"attn_implementation": chosen["value"]})
     elif chosen:
         ctx.finding(_line(data, chosen["old"]), "error", f"{chosen['old']!r} and attn_implementation are both "
                     f"set; {ctx.backend} {chosen['since']} refuses that", "keep attn_implementation", chosen["old"])
@@ -466,6 +534,37 @@ def templates(data, ctx: Context) -> None:
                         f"{row['reason']}; choose another template ({_source(row)})", row["key"])
 
 
+# What Axolotl's FSDP1 path gets for an fsdp_config key its schema no longer has (0.19: the validator drops it and
+# setup_fsdp_envs sets no variable for it): accelerate's FullyShardedDataParallelPlugin defaults.
+FSDP1_DEFAULTS = {"limit_all_gathers": True, "sharding_strategy": "FULL_SHARD", "forward_prefetch": False,
+                  "backward_prefetch": "NO_PREFETCH"}
+FSDP1_ROW = {"since": "0.19.0", "origin": "hand",
+             "source": "0.19.0 axolotl/utils/schemas/fsdp.py (FSDPConfig has no such field), axolotl/utils/trainer.py "
+                       "setup_fsdp_envs; accelerate FullyShardedDataParallelPlugin defaults"}
+
+
+def fsdp1_unread(data, ctx: Context) -> None:
+    """FSDP1 keys a target that still runs FSDP1 no longer reads (its validator drops them): removed and listed
+    when they hold what the FSDP1 plugin does without them, else a finding (the target would drop the value)."""
+    from .catalogue import load
+
+    config = data.get("fsdp_config")
+    if rows_for(ctx.backend, ctx.version, "fsdp2_version") or not hasattr(config, "items"):
+        return
+    known = load(ctx.backend, ctx.version).get("section_keys", {}).get("fsdp_config", {})
+    for key in [k for k in config if k in FSDP1_DEFAULTS and k not in known]:
+        line, value = _line(config, key), config[key]
+        if str(value).upper() == str(FSDP1_DEFAULTS[key]).upper():
+            drop_key(config, key)
+            ctx.change(line, f"fsdp_config.{key}: {_plain(value)} removed ({ctx.backend} {ctx.version} no longer "
+                       f"reads it; its FSDP1 default is the same)", FSDP1_ROW, ("fsdp_config",))
+        else:
+            ctx.finding(line, "error", f"fsdp_config.{key}: {_plain(value)} is dropped silently by {ctx.backend} "
+                        f"{ctx.version} (FSDP1 there uses {_plain(FSDP1_DEFAULTS[key])})",
+                        "move to FSDP2 (fsdp_version: 2; ftr upgrade --to axolotl=0.21.0 does it)",
+                        f"fsdp_config.{key}")
+
+
 NULL_ROW = {"since": "0.5.0", "origin": "hand",
             "source": "axolotl/utils/dict.py DictDefault reads an absent key as None; the pydantic schema "
                       "(#1239) drops unknown keys"}
@@ -486,6 +585,7 @@ def unread_nulls(data, ctx: Context) -> None:
 
 
 STEPS = {
-    "axolotl": (rename_keys, attention_flags, sharegpt_datasets, unprefix, fsdp2, removed_keys, unread_nulls),
+    "axolotl": (rename_keys, attention_flags, sharegpt_datasets, unprefix, fsdp2, fsdp1_unread, removed_keys,
+                unread_nulls),
     "llamafactory": (rename_keys, removed_keys, templates),
 }

@@ -89,7 +89,7 @@ def test_eval_table_max_new_tokens_is_renamed_with_its_value():
 
 
 def test_duplicate_keys_are_left_alone():
-    result = up("lr: 1\nlr: 2\nflash_attention: true\n")
+    result = up("lr: 1\nlr: 2\nflash_attention: true\n", "llamafactory=0.9.5")
     assert not result.changed and result.findings[0].severity == "error"
 
 
@@ -121,3 +121,29 @@ def test_table_is_the_committed_json():
     rows = json.loads((__import__("ft_recipes.paths", fromlist=["data_dir"]).data_dir("schemas") / "backends" /
                        "renames-axolotl.json").read_text())["rows"]
     assert {r["old"] for r in rows} >= {"relora_steps", "unsloth_lora_qkv", "flash_attention", "sharding_strategy"}
+
+
+def test_an_earlier_one_line_duplicate_is_removed_the_last_is_what_the_backend_reads():
+    result = up("lora_fan_in_fan_out: false\nseed: 1\nlora_fan_in_fan_out:\nflash_attention: true\n", "axolotl=0.19.0")
+    assert result.new_text == "seed: 1\nlora_fan_in_fan_out:\nattn_implementation: flash_attention_2\n"
+    assert [c.line for c in result.changes] == [1, 4]  # lines of the original file
+
+
+def test_a_duplicate_spanning_lines_is_still_left_alone():
+    result = up("datasets:\n  - path: a\nseed: 1\ndatasets:\n  - path: b\n", "axolotl=0.19.0")
+    assert not result.changed and result.findings[0].severity == "error"
+
+
+def test_fsdp1_keys_axolotl_019_no_longer_reads_go_when_they_hold_the_fsdp1_default():
+    text = ("fsdp:\n  - full_shard\nfsdp_config:\n  fsdp_limit_all_gathers: true\n"
+            "  fsdp_sharding_strategy: FULL_SHARD\n  fsdp_backward_prefetch: BACKWARD_PRE\n")
+    result = up(text, "axolotl=0.19.0")
+    assert result.new_text == "fsdp:\n  - full_shard\nfsdp_config:\n  backward_prefetch: BACKWARD_PRE\n"
+    assert [f.key for f in result.findings if f.severity == "error"] == ["fsdp_config.backward_prefetch"]
+
+
+def test_a_legacy_flag_that_says_what_attn_implementation_says_is_removed():
+    result = up("flash_attention: true\nattn_implementation: flash_attention_2\n", "axolotl=0.19.0")
+    assert result.new_text == "attn_implementation: flash_attention_2\n" and not result.findings
+    other = up("flash_attention: true\nattn_implementation: sdpa\n", "axolotl=0.19.0")
+    assert not other.changed and other.findings[0].severity == "error"
