@@ -2,6 +2,7 @@
 findings attributed to the recipe rather than ftr's own presets."""
 
 import json
+from pathlib import Path
 
 from click.testing import CliRunner
 
@@ -178,3 +179,47 @@ def test_run_reads_backend_versions_from_the_recipes_project(tmp_path, write, mo
     assert result.exit_code == 0, result.output
     wanted = envs.env_dir(backends.get("axolotl", "0.21.0").env_spec()).name
     assert f"{wanted}/bin/axolotl" in result.output
+
+
+def _team_repo(write):
+    """A repository whose recipes extend a shared preset (through another one, for chat.yaml)."""
+    write("repo/.git/HEAD", "ref: refs/heads/main\n")
+    write("repo/pyproject.toml", '[tool.ftr]\npreset-paths = ["shared"]\n')
+    write("repo/shared/team-base.yaml", "ftr: 1\ntrain: {epochs: 2}\n")
+    write("repo/shared/team-chat.yaml", "ftr: 1\nextends: [team-base]\nmodel: {template: chatml}\n")
+    write("repo/recipes/d.jsonl", ROWS)
+    body = "model: {base: org/m, pad_token: eos}\ndata: {train: [{path: d.jsonl, format: alpaca}], val: {split: 0.1}}\n"
+    write("repo/recipes/direct.yaml", f"ftr: 1\nextends: [team-base]\n{body}")
+    write("repo/recipes/chat.yaml", f"ftr: 1\nextends: [team-chat]\n{body.replace(', pad_token: eos', '')}")
+    write("repo/recipes/other.yaml", f"ftr: 1\nextends: [lora-sft]\n{body}")
+    return write
+
+
+def test_precommit_lints_the_recipes_that_extend_a_changed_preset(tmp_path, write, monkeypatch):
+    """Issue 32: pre-commit passes only the changed preset (`ftr lint --only-recipes shared/team-base.yaml`): the
+    recipes that extend it, directly or through another preset, are linted, and a broken preset fails them."""
+    _team_repo(write)
+    monkeypatch.chdir(tmp_path / "repo")
+    write("repo/shared/team-base.yaml", "ftr: 1\ntrain: {epochs: 2, lr: 1.0e-6}\n")  # FTR101 error in every user
+    result = lint("--only-recipes", "shared/team-base.yaml")
+    assert result.exit_code == 1 and "FTR101" in result.output, result.output
+    assert "recipes/direct.yaml:" in result.output and "recipes/chat.yaml:" in result.output  # FTR302, FTR301
+    assert "2 files linted" in result.output and "other.yaml" not in result.output
+    write("repo/shared/team-base.yaml", "ftr: 1\ntrain: {epochs: 2\n")  # no longer YAML
+    broken = lint("--only-recipes", "shared/team-chat.yaml", "shared/team-base.yaml")
+    assert broken.exit_code == 1 and "team-base.yaml" in broken.output, broken.output
+    assert "0 files" not in broken.output
+    write("repo/shared/team-base.yaml", "ftr: 1\ntrain: {epochs: 2}\n")
+    assert lint("--only-recipes", "shared/team-base.yaml").exit_code == 0
+    assert lint("--only-recipes", "recipes/other.yaml").exit_code == 0
+
+
+def test_a_preset_path_that_does_not_exist_is_never_silent(tmp_path, write, monkeypatch):
+    write("d.jsonl", ROWS)
+    write("r.yaml", "ftr: 1\nmodel: {base: org/m, pad_token: eos}\n"
+                    "data: {train: [{path: d.jsonl, format: alpaca}], val: {split: 0.1}}\n")
+    monkeypatch.chdir(tmp_path)
+    result = lint("r.yaml", env={"FTR_PRESET_PATH": str(tmp_path / "nonexistent")})
+    assert "warning: FTR_PRESET_PATH names" in result.stderr and "nonexistent" in result.stderr
+    result = lint("--only-recipes", "r.yaml", env={"FTR_PRESET_PATH": "/nonexistent"})
+    assert "FTR_PRESET_PATH names /nonexistent" in result.stderr

@@ -67,6 +67,7 @@ def lint_cmd(paths, fmt, strict, select, extend_select, ignore, rule_packs, no_n
         return by_project[pyproject]
 
     options_at(Path.cwd())  # a bad option is a usage error even when no file is found
+    _warn_preset_path()
     from ..datasets import running_from
     from ..modelinfo import remembered
 
@@ -81,6 +82,17 @@ def lint_cmd(paths, fmt, strict, select, extend_select, ignore, rule_packs, no_n
     elif text:
         click.echo(text)
     sys.exit(1 if any(f.severity == "error" for f in findings) else 0)
+
+
+def _warn_preset_path() -> None:
+    """FTR_PRESET_PATH naming a folder that does not exist is never silent: a recipe that extends a preset gets an
+    FTR004 error; every lint says it once, so that a recipe without `extends` (and pre-commit) shows it too."""
+    import os
+
+    missing = [d for d in os.environ.get("FTR_PRESET_PATH", "").split(os.pathsep) if d and not os.path.isdir(d)]
+    if missing:
+        click.echo(f"warning: FTR_PRESET_PATH names {', '.join(missing)}, which is not a directory: no preset can "
+                   f"be found there; fix or unset it", err=True)
 
 
 def _options_for(pyproject, select, ignore, extend_select, strict, rule_packs, no_noqa, backend_versions):

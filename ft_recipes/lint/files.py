@@ -77,18 +77,100 @@ def _one(arg: str) -> list[Path]:
 
 
 def expand(args, only_recipes: bool = False) -> list[Path]:
-    """The files to lint, in a stable order, each once; ``only_recipes`` filters named files as directories are."""
+    """The files to lint, in a stable order, each once; ``only_recipes`` filters named files as directories are,
+    and a named preset (pre-commit passes the presets that changed) stands for the repository's recipes that
+    extend it, directly or through other presets: a broken shared preset fails the recipes that use it."""
     if not args:
         raise UsageError("no path given; e.g. `ftr lint recipe.yaml` or `ftr lint recipes/`")
-    seen, out = set(), []
+    seen, out, presets = set(), [], []
     for arg in args:
         for path in _one(str(arg)):
             key = os.path.normpath(str(path))
-            if key not in seen and (not only_recipes or wanted(path)):
+            if key in seen:
+                continue
+            if only_recipes and path.suffix in SUFFIXES and is_preset(path):
+                presets.append(path)
+            elif not only_recipes or wanted(path):
                 seen.add(key)
                 out.append(path)
+    roots = sorted({repository_root(p.parent) for p in presets})  # each preset's own repository
+    for path in (found for root in roots for found in extending(presets, root)):
+        key = os.path.normpath(str(path))
+        if key not in seen:
+            seen.add(key)
+            out.append(path)
     _refuse_unreadable(out)
     return out
+
+
+def is_preset(path: Path) -> bool:
+    """A file of a preset library: under a ``presets/`` folder, or in a folder that FTR_PRESET_PATH or the nearest
+    pyproject.toml's [tool.ftr] preset-paths names."""
+    if "presets" in path.parent.parts:
+        return True
+    from ..findings import FtrError
+    from ..presets import libraries
+
+    try:
+        roots = {lib.root.resolve() for lib in libraries(path.parent) if lib.name != "builtin"}
+    except (FtrError, OSError):  # FTR_PRESET_PATH naming no folder: `ftr lint` warns of it
+        return False
+    return path.parent.resolve() in roots
+
+
+def repository_root(start: Path) -> Path:
+    """The folder holding ``.git`` at or above ``start`` (the repository pre-commit runs in), relative to the
+    working directory when inside it (as pre-commit names files); outside any repository, the working directory."""
+    start, here = start.resolve(), Path.cwd().resolve()
+    root = next((folder for folder in (start, *start.parents) if (folder / ".git").exists()), here)
+    return Path(os.path.relpath(root, here)) if root == here or here in root.parents else root
+
+
+EXTENDS = re.compile(r"^extends\s*:", re.MULTILINE)
+
+
+def extending(presets: list[Path], root: Path) -> list[Path]:
+    """The recipes under ``root`` whose ``extends`` chain reaches one of ``presets``, and those whose chain cannot
+    be resolved because of one of them (a preset that no longer parses: linting the recipe reports it)."""
+    from ..findings import FtrError
+    from ..load import load_file
+    from ..resolve import extends_layers
+
+    targets = {p.resolve() for p in presets}
+    stems = {p.stem for p in presets}
+    found = []
+    for candidate in _walk(root):
+        try:
+            text = candidate.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        if not EXTENDS.search(text) or is_preset(candidate):
+            continue
+        try:
+            doc = load_file(candidate)
+            layers = extends_layers(doc)
+        except FtrError as exc:  # a broken chain: ours if it names a changed preset, or the recipe extends one
+            said = " ".join([str(exc), *(f"{f.file} {f.message}" for f in exc.findings)])
+            if any(str(target) in said for target in targets) or stems & _extends_names(candidate):
+                found.append(candidate)
+            continue
+        if any(Path(layer.file).resolve() in targets for layer in layers[:-1]):
+            found.append(candidate)
+    return found
+
+
+def _extends_names(path: Path) -> set[str]:
+    """The preset names in ``path``'s own ``extends`` (``lib:name`` -> name, a path -> its stem)."""
+    from ..findings import FtrError
+    from ..load import load_file
+
+    try:
+        data = load_file(path).data
+    except FtrError:
+        return set()
+    refs = data.get("extends") if isinstance(data, dict) else None
+    refs = [refs] if isinstance(refs, str) else refs if isinstance(refs, list) else []
+    return {Path(ref.rpartition(":")[2]).stem for ref in refs if isinstance(ref, str)}
 
 
 def _refuse_unreadable(paths: list[Path]) -> None:
