@@ -235,3 +235,17 @@ def test_json_files_are_parsed_once_per_lint_run_and_again_when_changed(tmp_path
     path.write_text("{not json")
     with pytest.raises(ValueError):
         modelinfo.json_file(path)
+
+
+def test_linting_a_team_projects_recipe_imports_nothing_heavy(tmp_path):
+    """Issue 32: the case benchmarks/bench.py times as `cold team lint` (a recipe extending a team preset found
+    through [tool.ftr] preset-paths, which extends a built-in one, with a local dataset) imports nothing heavy."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from bench import team_project
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    recipe = team_project(tmp_path)
+    result = probe("lint", str(recipe))
+    assert result["code"] == 0
+    assert [m for m in HEAVY if m in result["modules"]] == []
