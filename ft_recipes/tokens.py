@@ -6,10 +6,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import backends
@@ -28,6 +29,8 @@ class Row:
     labels: tuple[int, ...]
     tokens: tuple[str, ...]
     part: str = ""  # preference pairs: "chosen" or "rejected" (prompt + that response); KTO: "desirable"...
+    eos: str = ""  # the tokenizer's EOS token and its id, as the backend set the tokenizer up
+    eos_id: int | None = None
 
     @property
     def trained(self) -> tuple[bool, ...]:
@@ -92,8 +95,8 @@ def _parse(backend: str, out: str, err: str, code: int | None, jobs: list[int], 
             reason = failed[0] if failed else _last_error(err or out) if code != 0 else "no rows"
             results[job] = FtrError(f"{backend} could not tokenize the data: {reason}; log: {log}", exit_code=1)
         else:
-            results[job] = [Row(tuple(r["input_ids"]), tuple(r["labels"]), tuple(r["tokens"]), r.get("part", ""))
-                            for r in rows]
+            results[job] = [Row(tuple(r["input_ids"]), tuple(r["labels"]), tuple(r["tokens"]), r.get("part", ""),
+                                r.get("eos") or "", r.get("eos_id")) for r in rows]
     return results
 
 
@@ -255,3 +258,164 @@ def identity_table(loaded: Loaded, pair: tuple[str, str], templates: list[str], 
         problems = diff(x, y)
         table.append((name, f"{len(problems)} row(s) differ; first: {problems[0]}" if problems else "identical"))
     return table
+
+
+# --- the end of turn is trained (FTR212) -----------------------------------------------------------------------
+
+EOS_ROWS = 20  # rows of each dataset run through a backend's preprocessing for the end-of-turn check
+
+
+@dataclass
+class Ends:
+    """One backend's verdict on the end of the assistant turns of a recipe's first rows: ``turns`` trained turns
+    seen, ``missed`` of them whose end-of-turn token is not trained, the first few as (row label, detail)."""
+
+    backend: str
+    ends: tuple[str, ...]  # the end-of-turn tokens looked for (the tokenizer's EOS, the template's end of turn)
+    rows: int = 0
+    turns: int = 0
+    missed: int = 0
+    examples: list = field(default_factory=list)
+
+
+def end_tokens(recipe: Recipe, rows: list[Row]) -> tuple[str, ...]:
+    """The tokens that end an assistant turn: the EOS of the tokenizer the backend set up, and the end of turn of
+    the recipe's template (ChatML's ``<|im_end|>``, Llama 3's ``<|eot_id|>``) when ftr knows the template."""
+    from .templates import EOS_UNKNOWN, after_reply, reference
+
+    eos = next((row.eos for row in rows if row.eos), "")
+    found = [eos] if eos else []
+    template = reference(recipe.model.template)
+    if template is not None:
+        end, rest = after_reply(template, eos or None)
+        special = _SPECIAL.match(rest)  # an end of turn the template writes as text: "\n<|EOT|>\n"
+        for token in (end, special and special.group(1)):
+            if token and token != EOS_UNKNOWN and token not in found:
+                found.append(token)
+    return tuple(found)
+
+
+_SPECIAL = re.compile(r"^\s*(<[^<>\s]+>)")
+
+
+def _blank(token: str) -> bool:
+    """A token of whitespace only (byte-level BPE spells a newline \u010a and a space \u0120, SentencePiece a space
+    \u2581): what a template writes after the end-of-turn token, trained or not."""
+    return not token.replace("\u010a", "").replace("\u0120", "").replace("\u2581", "").strip()
+
+
+def untrained_ends(backend: str, rows: list[Row], ends: tuple[str, ...], max_length: int) -> Ends:
+    """Each trained span of each row (an assistant turn, or several when the prompt is trained too) must end with
+    an end-of-turn token, perhaps followed by whitespace: a span that does not is a turn whose end the model never
+    learns to write. A span cut at ``max_length`` is not judged (FTR211 reports those rows)."""
+    result = Ends(backend, ends, rows=len(rows))
+    if not ends:
+        return result
+    for k, row in enumerate(rows):
+        trained, length = row.trained, len(row.labels)
+        start = None
+        for pos in range(length + 1):
+            inside = pos < length and trained[pos]
+            if inside and start is None:
+                start = pos
+            elif not inside and start is not None:
+                _judge(result, rows, k, row, start, pos, ends, cut=pos == length and length >= max_length)
+                start = None
+    return result
+
+
+def _judge(result: Ends, rows: list[Row], k: int, row: Row, start: int, stop: int, ends: tuple[str, ...],
+           cut: bool) -> None:
+    if cut:
+        return
+    result.turns += 1
+    last = stop - 1
+    while last > start and row.labels[last] == row.input_ids[last] and _blank(row.tokens[last]):
+        last -= 1
+    if _is_end(row, last, ends):
+        return
+    result.missed += 1
+    if len(result.examples) < 3:
+        after = row.tokens[stop] if stop < len(row.tokens) else None
+        detail = (f"{after!r} after the answer is masked" if after in ends else
+                  f"the trained tokens end with {row.tokens[last]!r}, and no end-of-turn token follows")
+        result.examples.append((label(rows, k), detail))
+
+
+def _is_end(row: Row, pos: int, ends: tuple[str, ...]) -> bool:
+    """Whether the label at ``pos`` is an end-of-turn token: the input token itself, or the EOS id placed in the
+    labels at another input token (LLaMA-Factory's efficient_eos templates train the EOS of a turn at the first
+    token of the next)."""
+    if row.eos_id is not None and row.labels[pos] == row.eos_id:
+        return True
+    return row.labels[pos] == row.input_ids[pos] and row.tokens[pos] in ends
+
+
+_ENDS: dict = {}  # (backend, key of the recipe and its data) -> Ends or FtrError, this process
+
+
+def _ends_key(backend: str, recipe: Recipe) -> str:
+    """The recipe (every value: template, masking, max_length...) and the size and time of its local data files."""
+    import hashlib
+
+    stamps = []
+    for ds in recipe.data.train:
+        path = getattr(ds, "path", None)
+        if path is not None and Path(path).is_file():
+            stat = Path(path).stat()
+            stamps.append((str(path), stat.st_size, stat.st_mtime_ns))
+    version = backends.get(backend).env_spec().version
+    return hashlib.sha256(repr((backend, version, recipe, stamps)).encode()).hexdigest()[:32]
+
+
+def _ends_cache(key: str) -> Path:
+    from .envs import cache_root
+
+    return cache_root().parent / "ends" / f"{key}.json"
+
+
+def check_ends(backend: str, recipe: Recipe, rows: int = EOS_ROWS, timeout: float = TIMEOUT_S) -> Ends | FtrError:
+    """Run the first ``rows`` rows of ``recipe`` through ``backend``'s own preprocessing (``ftr tokens``) and judge
+    the end of each trained turn; the verdict is kept on disk by recipe and data, for ``cached_ends``."""
+    try:
+        tokenized = tokenize_each(backend, rows, [recipe], timeout)[0]
+    except FtrError as exc:  # no environment for it
+        return exc
+    if isinstance(tokenized, FtrError):
+        _ENDS[_ends_key(backend, recipe)] = tokenized
+        return tokenized
+    verdict = untrained_ends(backend, tokenized, end_tokens(recipe, tokenized), recipe.data.max_length)
+    remember_ends(recipe, verdict)
+    return verdict
+
+
+def remember_ends(recipe: Recipe, verdict: Ends, persist: bool = True) -> None:
+    """Keep ``verdict`` for ``cached_ends``: in this process, and (``persist``) on disk."""
+    key = _ends_key(verdict.backend, recipe)
+    _ENDS[key] = verdict
+    if not persist:
+        return
+    try:
+        path = _ends_cache(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(verdict.__dict__), encoding="utf-8")
+        tmp.replace(path)
+    except OSError:
+        pass  # the cache is a convenience: lint then stays silent until the next `ftr data`
+
+
+def cached_ends(backend: str, recipe: Recipe) -> Ends | None:
+    """The verdict of the last ``check_ends`` on this recipe and data (this process, else the disk cache), or None:
+    ``ftr lint`` reports it without starting a backend."""
+    key = _ends_key(backend, recipe)
+    if key in _ENDS:
+        found = _ENDS[key]
+        return found if isinstance(found, Ends) else None
+    try:
+        data = json.loads(_ends_cache(key).read_text(encoding="utf-8"))
+        data["ends"] = tuple(data["ends"])
+        data["examples"] = [tuple(e) for e in data["examples"]]
+        return Ends(**data)
+    except (OSError, ValueError, TypeError, KeyError):
+        return None

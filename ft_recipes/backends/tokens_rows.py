@@ -5,7 +5,8 @@ environment (the helpers put this folder on sys.path), so it imports nothing but
 
 One process tokenizes every config (``ftr tokens --templates`` passes one per template): the backend's start-up is
 paid once. Per config ("job", its position) one line per row:
-FTR-TOKENS {"job": 0, "input_ids": [...], "labels": [...], "tokens": [...], "part": ""}, or one line
+FTR-TOKENS {"job": 0, "input_ids": [...], "labels": [...], "tokens": [...], "part": "", "eos": "</s>", "eos_id": 2}
+("eos", "eos_id": the tokenizer's EOS token as the backend set it up), or one line
 FTR-TOKENS {"job": 0, "error": "..."} when the backend failed on it (the traceback goes to stderr).
 """
 
@@ -26,7 +27,9 @@ def run_each(tokenize) -> None:
         def emit(tokenizer, ids, labels, part: str = "", job=job) -> None:
             ids = list(ids)
             print(PREFIX + json.dumps({"job": job, "input_ids": ids, "labels": list(labels),
-                                       "tokens": tokenizer.convert_ids_to_tokens(ids), "part": part}), flush=True)
+                                       "tokens": tokenizer.convert_ids_to_tokens(ids), "part": part,
+                                       "eos": getattr(tokenizer, "eos_token", None) or "",
+                                       "eos_id": getattr(tokenizer, "eos_token_id", None)}), flush=True)
 
         try:
             tokenize(path, int(n), emit)

@@ -10,7 +10,7 @@ import click
 from ..backends import NAMES
 from . import guard
 
-DATA_CODES = ("FTR204", "FTR207", "FTR208", "FTR209", "FTR210", "FTR211")
+DATA_CODES = ("FTR204", "FTR207", "FTR208", "FTR209", "FTR210", "FTR211", "FTR212")
 
 
 def load_any(path: str):
@@ -53,7 +53,46 @@ def dataset_report(recipe, ds, scanned, backends: tuple[str, ...]) -> dict:
     return report
 
 
-def _text(reports: list[dict], findings: list) -> str:
+def end_of_turn(recipe, backends: tuple[str, ...], rows: int) -> dict:
+    """Backend -> the end-of-turn verdict of its own preprocessing on the first ``rows`` training rows (FTR212), or
+    why there is none: no environment, no local model (never a download), or the backend failed."""
+    from ..backends import backend_python
+    from ..findings import FtrError
+    from ..modelinfo import model_dir
+    from ..tokens import check_ends
+
+    if model_dir(recipe.model.base) is None:
+        return {name: {"skipped": f"the model {recipe.model.base} is not on this machine (ftr never downloads it)"}
+                for name in backends}
+    out: dict = {}
+    for name in backends:
+        try:
+            backend_python(name)
+        except FtrError:
+            out[name] = {"skipped": f"no {name} environment (ftr backend install {name})"}
+            continue
+        verdict = check_ends(name, recipe, rows)
+        if isinstance(verdict, FtrError):
+            out[name] = {"error": str(verdict).splitlines()[-1][:300]}
+        else:
+            out[name] = {"rows": verdict.rows, "turns": verdict.turns, "untrained": verdict.missed,
+                         "end_tokens": list(verdict.ends), "examples": [list(e) for e in verdict.examples]}
+    return out
+
+
+def _ends_text(ends: dict) -> list[str]:
+    out = ["end of turn (each backend's own preprocessing):"] if ends else []
+    for name, verdict in ends.items():
+        if "turns" in verdict:
+            tokens = "/".join(verdict["end_tokens"]) or "none known"
+            state = "trained in every one" if not verdict["untrained"] else f"NOT trained in {verdict['untrained']}"
+            out.append(f"  {name}: {verdict['turns']} assistant turns in {verdict['rows']} rows, end {tokens} {state}")
+        else:
+            out.append(f"  {name}: not checked: {verdict.get('skipped') or verdict.get('error')}")
+    return out
+
+
+def _text(reports: list[dict], findings: list, ends: dict | None = None) -> str:
     out = []
     for r in reports:
         out.append(f"{r['path']} ({r['format']}): {r['rows']} rows, {r['readable_rows']} readable, "
@@ -72,6 +111,7 @@ def _text(reports: list[dict], findings: list) -> str:
         for name, reads in r["backends"].items():
             skipped = ", ".join(f"{k} {v}" for k, v in reads["skipped"].items())
             out.append(f"  {name}: reads {reads['rows']} rows" + (f" (skips: {skipped})" if skipped else ""))
+    out += _ends_text(ends or {})
     out += [finding.text() for finding in findings]
     return "\n".join(out) + "\n"
 
@@ -81,11 +121,17 @@ def _text(reports: list[dict], findings: list) -> str:
 @click.option("--backend", "-b", "backends", multiple=True, type=click.Choice(NAMES),
               help="Backends to report on (default: all).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--eos/--no-eos", "eos", default=True, show_default=True,
+              help="Run the first rows through each installed backend's own preprocessing to check that the end of "
+                   "turn is trained (FTR212; needs the model on this machine).")
+@click.option("--eos-rows", type=click.IntRange(1), default=20, show_default=True,
+              help="Rows the end-of-turn check runs through each backend.")
 @guard
-def data_cmd(path: str, backends: tuple[str, ...], fmt: str) -> None:
+def data_cmd(path: str, backends: tuple[str, ...], fmt: str, eos: bool, eos_rows: int) -> None:
     """Check every row of PATH's local datasets (a recipe or a native config) as each backend reads them: rows,
     formats, problems (file:line), duplicates, validation rows in training, identical pairs, lengths against
-    max_length. The findings are lint's FTR204 and FTR207-FTR211; exit 1 on an error, as lint."""
+    max_length, and the end of turn in each backend's labels. The findings are lint's FTR204 and FTR207-FTR212;
+    exit 1 on an error, as lint."""
     from ..datacheck import progress_line, scan
     from ..lint import Options, lint_file
     from ..lint.rules.data import local_datasets
@@ -96,12 +142,14 @@ def data_cmd(path: str, backends: tuple[str, ...], fmt: str) -> None:
         if ds.path is not None and ds.path.is_file() and ds.path.suffix in (".jsonl", ".json"):
             scan(ds, progress_line(ds.path))
     reports = [dataset_report(recipe, ds, scanned, backends or NAMES) for ds, scanned in local_datasets(recipe)]
+    ends = end_of_turn(recipe, backends or NAMES, eos_rows) if eos and recipe.data.train else {}
     findings = lint_file(Path(path), Options(select=DATA_CODES))
     if fmt == "json":
         from dataclasses import asdict
 
-        click.echo(json.dumps({"datasets": reports, "findings": [asdict(f) for f in findings]}, indent=2))
+        click.echo(json.dumps({"datasets": reports, "end_of_turn": ends, "findings": [asdict(f) for f in findings]},
+                              indent=2))
     else:
-        click.echo(_text(reports, findings), nl=False)
+        click.echo(_text(reports, findings, ends), nl=False)
     if any(f.severity == "error" for f in findings):
         raise SystemExit(1)

@@ -411,3 +411,59 @@ class RowsTruncated(Rule):
             if counted.no_answer.count:
                 ctx.report(path, "no_answer", path=ds.path.name, count=counted.no_answer.count, length=limit,
                            where=scanned.where(counted.no_answer.first[0]), how=how)
+
+
+@rule
+class EndOfTurnNotTrained(Rule):
+    code = "FTR212"
+    name = "end-of-turn-not-trained"
+    messages = ('no_end', 'masked')
+    options = ('max_turns',)
+    severity = "warning"
+    summary = "A backend's own preprocessing leaves the end-of-turn token of assistant turns out of the labels."
+    what = ("`ftr data` runs the first rows of the recipe's training data through each backend's own preprocessing "
+            "(the `ftr tokens` machinery, in the backend's environment, with the model's local tokenizer) and checks "
+            "that every trained span, an assistant turn, ends with an end-of-turn token: the tokenizer's EOS or the "
+            "template's end of turn (`<|im_end|>`, `<|eot_id|>`), perhaps followed by whitespace. A backend whose "
+            "labels leave it out of more than `max_turns` turns is reported, with the rows. `ftr lint` reports the "
+            "verdict of the last `ftr data` on the same recipe and data files (kept in `~/.cache/ft-recipes/ends`) "
+            "and starts no backend itself; a span cut at `data.max_length` is not judged (FTR211). Before any run, "
+            "lint reports an SFT recipe whose template writes nothing after the answer (no EOS, no end-of-turn "
+            "token, and no EOS added at the next turn as LLaMA-Factory's `efficient_eos` templates do): no backend "
+            "can train an end of turn there.")
+    why = ("A model whose end-of-turn token is never trained does not learn to stop: it runs on into the next turn "
+           "until `max_new_tokens` (Axolotl #3756 on Gemma).")
+    bad = "model: {template: empty}   # writes nothing after the answer: no backend trains an end of turn\n"
+    good = "model: {template: qwen}\ndata:\n  train: [{path: data/train.jsonl, format: alpaca}]\n"
+    fix = ("Use a template whose end of turn the backend trains, or the backend's setting that trains it (Axolotl: "
+           "`train_on_eos: turn`); `ftr tokens -b BACKEND` shows the trained tokens.")
+
+    def check(self, ctx: Context) -> None:
+        from ...backends import NAMES
+        from ...tokens import cached_ends
+
+        recipe = ctx.recipe
+        names = (ctx.dialect,) if ctx.is_native and ctx.dialect in NAMES else NAMES
+        verdicts = {backend: cached_ends(backend, recipe) for backend in names}
+        if not any(verdicts.values()):  # no `ftr data` run yet: what the template alone tells
+            if recipe.stage == "sft" and recipe.data.train and _no_end(recipe.model.template):
+                ctx.report(("model", "template"), "no_end", template=recipe.model.template)
+            return
+        for backend, verdict in verdicts.items():
+            if verdict is None or verdict.missed <= ctx["max_turns"]:
+                continue
+            first, detail = verdict.examples[0] if verdict.examples else ("?", "")
+            ctx.report(("model", "template"), "masked", backend=backend, count=verdict.missed, turns=verdict.turns,
+                       rows=verdict.rows, ends="/".join(verdict.ends), first=first, detail=detail,
+                       examples=", ".join(str(row) for row, _ in verdict.examples))
+
+def _no_end(name: str | None) -> bool:
+    """Whether template ``name`` (one ftr knows) writes nothing but whitespace after an answer: no EOS, no end-of-turn
+    token, and no EOS trained at the start of the next turn (LLaMA-Factory's efficient_eos)."""
+    from ...templates import after_reply, reference
+
+    template = reference(name)
+    if template is None or template.get("efficient_eos"):
+        return False
+    end, rest = after_reply(template)
+    return end is None and not rest.strip()
