@@ -1590,7 +1590,7 @@ _C193 = {}
 _C197 = re.compile('^FTR[0-9]{1,3}$')
 _C198 = {'ignore': _check195}
 _C203 = re.compile('^[A-Za-z0-9][A-Za-z0-9_.-]*$')
-_C212 = frozenset(['dpo', 'grpo', 'kto', 'merge', 'orpo', 'ppo', 'pt', 'rm', 'sft', 'simpo'])
+_C212 = frozenset(['dpo', 'eval', 'grpo', 'kto', 'merge', 'orpo', 'ppo', 'pt', 'rm', 'sft', 'simpo'])
 _C224 = {'name': _check202, 'from': _check204, 'backend': _check205, 'merge': _check206, 'extends': _check207, 'stage': _check211, 'description': _check213, 'model': _check214, 'method': _check215, 'preference': _check216, 'data': _check217, 'train': _check218, 'eval': _check219, 'output': _check220, 'hardware': _check221, 'backends': _check222, 'lint': _check223}
 _C225 = {'ftr': _check2, 'extends': _check3, 'description': _check7, 'model': _check8, 'stage': _check17, 'method': _check19, 'preference': _check70, 'data': _check76, 'train': _check110, 'eval': _check137, 'output': _check148, 'hardware': _check166, 'backends': _check189, 'lint': _check194, 'stages': _check199}
 

@@ -143,8 +143,9 @@ def _stage_def() -> dict:
                                                     "stages start from the merged model."},
         "extends": {"description": "Presets of this stage's own, merged over the top level (then the stage's keys).",
                     **EXTENDS},
-        "stage": {"enum": [*get_args(r.Stage), "merge"],
-                  "description": "Training stage, or 'merge': merge the from: stage's adapter into its base model."},
+        "stage": {"enum": [*get_args(r.Stage), "merge", "eval"],
+                  "description": "Training stage, or 'merge': merge the from: stage's adapter into its base model, "
+                                 "or 'eval': evaluate the from: stage's result against the base model (ftr eval)."},
         "description": {"type": "string"},
     }
     for name in (*SECTIONS, "backends", "lint"):

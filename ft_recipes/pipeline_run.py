@@ -4,6 +4,9 @@ skipping or resuming finished stages. See docs/pipelines.md.
 A stage's hash covers its resolved recipe, its backend, the content of its local datasets and the hash of the
 stage it starts from, so a change anywhere upstream re-runs everything after it. ``ftr run`` also records the
 hash of the input's result files (adapter or merged model) when the stage ran: a re-trained input means a re-run.
+A ``stage: eval`` step's hash covers its eval settings and its local task files; it runs ``ftr eval --base`` on
+its input's result, writes eval.json into its own folder, the scores into the evaluated run's manifest and into
+its entry of pipeline.json.
 """
 
 from __future__ import annotations
@@ -47,14 +50,42 @@ def stage_hashes(pipeline: Pipeline, default_backend: str) -> dict[str, str]:
     for stage in pipeline.stages:
         backend = backends.get(pipeline.backend_of(stage, default_backend))
         parts = {"backend": backend.name, "merge": stage.merge,
-                 "recipe": recipe_hash(stage.recipe) if stage.recipe else "merge-step",
+                 "recipe": training_hash(stage.recipe) if stage.recipe else f"{stage.kind}-step",
                  "data": sorted(data_hashes(stage).values()),  # contents, not where the checkout lies
                  "input": out.get(stage.source, "base")}
         if backend.versions[1:] and backend.version != backend.versions[0]:
             parts["backend_version"] = backend.version  # another version: run again (the default's hash stays)
+        if stage.is_eval_step:
+            parts["eval"] = eval_settings(stage)
         text = json.dumps(parts, sort_keys=True, separators=(",", ":"))
         out[stage.name] = hashlib.sha256(text.encode()).hexdigest()[:16]
     return out
+
+
+EVAL_ONLY = ("tasks", "limit", "num_fewshot")  # ftr eval's settings in eval:, which no backend reads
+
+
+def training_hash(recipe) -> str:
+    """The recipe's hash without ftr eval's settings: changing what an eval step runs trains nothing again."""
+    raw = recipe.raw
+    ev = raw.get("eval") if isinstance(raw, dict) else None
+    if not isinstance(ev, dict) or not any(key in ev for key in EVAL_ONLY):
+        return recipe_hash(recipe)
+    kept = {**raw, "eval": {k: v for k, v in ev.items() if k not in EVAL_ONLY}}
+    text = json.dumps(kept, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def eval_settings(stage: Stage) -> dict:
+    """What an eval step runs: its tasks (with the sha256 of each local task file and its data), limit, few-shot."""
+    from .evaluation.runner import task_entries, task_hash
+
+    ev = stage.evaluation
+    try:
+        hashes = [task_hash(t) for t in task_entries(ev.tasks)]
+    except FtrError:  # a task file that is missing: the step reports it when it runs
+        hashes = ["missing"]
+    return {"tasks": list(ev.tasks), "task_hashes": hashes, "limit": ev.limit, "num_fewshot": ev.num_fewshot}
 
 
 def result_hash(stage: Stage) -> str | None:
@@ -82,12 +113,15 @@ def describe_stages(pipeline: Pipeline, default_backend: str, config_dir=None) -
     for stage in pipeline.stages:
         backend = pipeline.backend_of(stage, default_backend)
         source = pipeline.source(stage)
-        entry = {"name": stage.name, "kind": "merge" if stage.is_merge_step else "train", "backend": backend,
-                 "stage": stage.recipe.stage if stage.recipe else "merge", "run_dir": str(stage.run_dir),
+        entry = {"name": stage.name, "kind": stage.kind, "backend": backend,
+                 "stage": stage.recipe.stage if stage.recipe else stage.kind, "run_dir": str(stage.run_dir),
                  "result": str(stage.result), "result_kind": stage.result_kind, "from": stage.source,
                  "inputs": [] if source is None else [{"stage": source.name, "kind": source.result_kind,
                                                        "path": str(source.result), "hash": hashes[source.name]}],
                  "hash": hashes[stage.name], "data": data_hashes(stage)}
+        if stage.is_eval_step:
+            entry["evaluates"] = stage.evaluates
+            entry["eval_settings"] = {k: v for k, v in eval_settings(stage).items() if k != "task_hashes"}
         if stage.recipe:
             entry["recipe_hash"] = recipe_hash(stage.recipe)
             folder = (config_dir / stage.name) if config_dir else stage.run_dir
@@ -124,7 +158,7 @@ def save_state(pipeline: Pipeline, stages: list[dict], state: dict[str, dict]) -
     atomic_write(pipeline.dir / PIPELINE, pipeline_document(pipeline, merged))
 
 
-RUN_FIELDS = ("status", "ran_hash", "input_result", "exit_status", "start", "end")
+RUN_FIELDS = ("status", "ran_hash", "input_result", "exit_status", "start", "end", "eval")
 
 
 # --- compile --------------------------------------------------------------------------------------------------
@@ -159,7 +193,10 @@ def compile_pipeline(path: str, default_backend: str, out_dir: Path, force: bool
 # --- run ------------------------------------------------------------------------------------------------------
 
 def finished(stage: Stage) -> bool:
-    """The stage's run ended with exit status 0 (and its merge, if any, wrote the merged model)."""
+    """The stage's run ended with exit status 0 (and its merge, if any, wrote the merged model; an eval step wrote
+    its eval.json)."""
+    if stage.is_eval_step:
+        return _eval_record(stage) is not None
     if stage.is_merge_step or stage.merge:
         if not (stage.result / "config.json").is_file():
             return False
@@ -223,8 +260,8 @@ def _run_stages(pipeline: Pipeline, default_backend: str, opts, resume: bool, dr
         if source is not None and not dry_run and not finished(source):
             raise FtrError(f"stage {stage.name} starts from {source.name}, which has not finished; run "
                            f"`ftr run` without --only/--from-stage, or --from-stage {source.name}", exit_code=1)
-        print(f"ftr: stage {stage.name} ({stage.index + 1}/{len(pipeline.stages)}): "
-              f"{'merge' if stage.is_merge_step else stage.backend_for(default_backend)}", file=sys.stderr)
+        what = stage.kind if stage.kind != "train" else stage.backend_for(default_backend)
+        print(f"ftr: stage {stage.name} ({stage.index + 1}/{len(pipeline.stages)}): {what}", file=sys.stderr)
         if dry_run:
             _dry_run(stage, pipeline, default_backend, opts)
             continue
@@ -234,6 +271,8 @@ def _run_stages(pipeline: Pipeline, default_backend: str, opts, resume: bool, dr
         save_state(pipeline, stages, state)
         code = _run_stage(stage, pipeline, default_backend, opts, resume, argv)
         entry.update(status="finished" if code == 0 else "failed", exit_status=code, end=_now())
+        if stage.is_eval_step and code == 0:
+            entry["eval"] = eval_summary(stage)
         save_state(pipeline, stages, state)
         if code != 0:
             done = [s.name for s in pipeline.stages if state.get(s.name, {}).get("status") == "finished"]
@@ -249,6 +288,8 @@ def _run_stage(stage: Stage, pipeline: Pipeline, default_backend: str, opts, res
     if stage.is_merge_step:
         _move_aside(stage.run_dir)
         return merge(pipeline.source(stage).run_dir, stage.run_dir)
+    if stage.is_eval_step:
+        return run_eval_step(stage, pipeline)
     backend = stage.backend_for(default_backend)
     resume_here = resume and last_checkpoint(stage.run_dir) is not None
     run_plan = plan(stage.loaded, backend, opts, resume_here, not resume_here, False)
@@ -259,9 +300,64 @@ def _run_stage(stage: Stage, pipeline: Pipeline, default_backend: str, opts, res
     return code
 
 
+def run_eval_step(stage: Stage, pipeline: Pipeline) -> int:
+    """``ftr eval --base`` on the input's result with the step's settings: eval.json and lm-eval's log in the
+    step's folder, the scores in the evaluated run's manifest; the table printed. Exit status 1 when it fails
+    or an error-level finding (FTR701 in a team's rule pack) says the tuned model forgot."""
+    from .evaluation import runner
+    from .evaluation import target as targets
+    from .report import eval_table
+
+    _move_aside(stage.run_dir)
+    ev = stage.evaluation
+    settings = runner.Settings(tasks=ev.tasks, limit=ev.limit, num_fewshot=ev.num_fewshot)
+    try:
+        what = targets.resolve(pipeline.source(stage).result)
+        record, findings = runner.run(what, settings, True, stage.run_dir / "logs" / "eval.log", stage.result,
+                                      echo=runner.echo_err)
+    except FtrError as exc:
+        print(f"ftr: stage {stage.name}: {exc}", file=sys.stderr)
+        for finding in exc.findings:
+            print(finding.text(), file=sys.stderr)
+        return exc.exit_code or 1
+    print(f"stage {stage.name}: {what.tuned.describe()} against {what.base.describe()}\n"
+          f"{eval_table(record['results'])}", flush=True)
+    for finding in findings:
+        print(finding.text(), file=sys.stderr)
+    print(f"ftr: stage {stage.name}: results in {stage.result} ({record['seconds']} s)", file=sys.stderr)
+    return 1 if any(f.severity == "error" for f in findings) else 0
+
+
+def _eval_record(stage: Stage) -> dict | None:
+    try:
+        record = json.loads(stage.result.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and isinstance(record.get("results"), dict) else None
+
+
+def eval_summary(stage: Stage) -> dict | None:
+    """What pipeline.json keeps of an eval step's eval.json: the file, the models, the settings, the scores (no
+    sample generations) and the finding codes."""
+    record = _eval_record(stage)
+    if record is None:
+        return None
+    results = {label: {"tasks": model.get("tasks", {}),
+                       "held_out": {k: v for k, v in (model.get("held_out") or {}).items() if k != "samples"}}
+               for label, model in record["results"].items()}
+    return {"file": str(stage.result), "seconds": record.get("seconds"), "target": record.get("target"),
+            "settings": record.get("settings"), "results": results,
+            "findings": [f.get("code") for f in record.get("findings", [])]}
+
+
 def _dry_run(stage: Stage, pipeline: Pipeline, default_backend: str, opts) -> None:
     from .run import describe, plan
 
+    if stage.is_eval_step:
+        ev = stage.evaluation
+        print(f"eval:     {pipeline.source(stage).result} against its base (tasks: {', '.join(ev.tasks) or 'none'}; "
+              f"held-out rows of {stage.evaluates}; limit {ev.limit}) -> {stage.result}")
+        return
     if stage.is_merge_step:
         print(f"merge:    {pipeline.source(stage).run_dir} -> {stage.run_dir}")
         return
@@ -270,7 +366,10 @@ def _dry_run(stage: Stage, pipeline: Pipeline, default_backend: str, opts) -> No
 
 def _move_aside(folder: Path) -> None:
     if folder.exists() and any(folder.iterdir()):
-        aside = folder.with_name(f"{folder.name}.old-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}")
+        stamp = dt.datetime.now().strftime('%Y%m%d-%H%M%S')
+        aside, n = folder.with_name(f"{folder.name}.old-{stamp}"), 1
+        while aside.exists():  # moved aside twice in a second (a quick eval step)
+            aside, n = folder.with_name(f"{folder.name}.old-{stamp}-{n}"), n + 1
         folder.rename(aside)
         print(f"ftr: moved the previous {folder.name} aside to {aside}", file=sys.stderr)
 
@@ -280,11 +379,13 @@ def _now() -> str:
 
 
 def stage_dirs(folder: Path) -> list[Path] | None:
-    """The run directories of a pipeline's output.dir (from its pipeline.json) in order; None if it is not one."""
+    """The run directories of a pipeline's output.dir (from its pipeline.json) in order, its eval steps' folders
+    among them; None if it is not one."""
     if not (folder / PIPELINE).is_file():
         return None
+    marks = {"train": "manifest.json", "eval": "eval.json"}
     return [Path(s["run_dir"]) for s in read_state(folder).values()
-            if s.get("kind") == "train" and (Path(s["run_dir"]) / "manifest.json").is_file()]
+            if s.get("kind") in marks and (Path(s["run_dir"]) / marks[s["kind"]]).is_file()]
 
 
 def run_command(path: str, default_backend: str, launch: dict, dry_run: bool, resume: bool, force: bool,

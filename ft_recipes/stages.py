@@ -5,7 +5,9 @@ top level's keys, then the stage's keys (a value written in the recipe beats a p
 top level's). Its run directory is ``output.dir/<name>``. ``from:`` (default:
 the previous stage; the first stage starts from ``base``) decides what it trains on top of: an earlier stage's
 adapter (``model.adapter``), or its merged model (``model.base``) when that stage says ``merge: true`` or is a
-``stage: merge`` step. See docs/pipelines.md.
+``stage: merge`` step. A ``stage: eval`` step trains nothing: it evaluates its ``from:`` stage's result against
+the base model (``ftr eval``) with the ``eval:`` settings, and the stages after it start from what it evaluated.
+See docs/pipelines.md.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import os
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from .findings import Finding, FtrError
 from .load import Document, load_file
@@ -26,6 +29,8 @@ SECTIONS = ("extends", "description", "model", "stage", "method", "preference", 
             "hardware", "backends", "lint")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 BASE = "base"
+EVAL_KEYS = ("name", "from", "stage", "eval", "description")  # what an eval step may hold
+EVAL_RESULT = "eval.json"  # an eval step's result, in its run directory
 
 
 @dataclass
@@ -36,12 +41,19 @@ class Stage:
     backend: str | None  # None: the command line's --backend
     merge: bool  # merge the adapter into the base after training
     run_dir: Path
-    loaded: Loaded | None  # None for a ``stage: merge`` step
+    loaded: Loaded | None  # None for a ``stage: merge`` or ``stage: eval`` step
     where: tuple[str, int, int]  # the stage entry's position
+    kind: str = "train"  # train, merge (``stage: merge``) or eval (``stage: eval``)
+    evaluation: Any = None  # an eval step's settings: the recipe's ``eval:`` section (recipe.Eval)
+    evaluates: str | None = None  # an eval step: the training stage whose recipe (held-out rows, base) it uses
 
     @property
     def is_merge_step(self) -> bool:
-        return self.loaded is None
+        return self.kind == "merge"
+
+    @property
+    def is_eval_step(self) -> bool:
+        return self.kind == "eval"
 
     @property
     def recipe(self) -> Recipe | None:
@@ -52,13 +64,17 @@ class Stage:
 
     @property
     def result(self) -> Path:
-        """Where this stage's result lies: the adapter (run dir) or the merged model."""
+        """Where this stage's result lies: the adapter (run dir), the merged model, or an eval step's eval.json."""
+        if self.is_eval_step:
+            return self.run_dir / EVAL_RESULT
         if self.is_merge_step:
             return self.run_dir
         return self.run_dir / "merged" if self.merge else self.run_dir
 
     @property
     def result_kind(self) -> str:
+        if self.is_eval_step:
+            return "eval"
         if self.is_merge_step or self.merge:
             return "merged"
         return "adapter" if self.recipe.method.saves_adapter else "model"
@@ -84,8 +100,9 @@ class Pipeline:
         return None if stage.source == BASE else self.get(stage.source)
 
     def backend_of(self, stage: Stage, default: str) -> str:
-        """The backend a stage runs on; a merge step uses its input stage's backend (its merge tool)."""
-        if stage.is_merge_step:
+        """The backend a stage runs on; a merge step uses its input stage's backend (its merge tool), an eval step
+        its input's (it runs lm-eval, in its own environment, whatever the backend)."""
+        if stage.is_merge_step or stage.is_eval_step:
             return self.backend_of(self.source(stage), default)
         return stage.backend_for(default)
 
@@ -230,17 +247,21 @@ def _stage(doc: Document, top: Resolved, index: int, entry: dict, previous: str,
     source = entry.get("from", previous)
     line, col = doc.pos(("stages", index))
     run_dir = out_dir / name
-    common = dict(name=name, index=index, source=source, backend=entry.get("backend"),
-                  merge=bool(entry.get("merge", False)), run_dir=run_dir, where=(doc.file, line, col))
     parent = next((s for s in earlier if s.name == source), None)
     if parent is None and source != BASE:  # the stage it starts from is invalid: its findings say why
         return None, []
+    while parent is not None and parent.is_eval_step:  # an eval step passes on what it evaluated
+        parent = next(s for s in earlier if s.name == parent.source)
+    common = dict(name=name, index=index, source=parent.name if parent else BASE, backend=entry.get("backend"),
+                  merge=bool(entry.get("merge", False)), run_dir=run_dir, where=(doc.file, line, col))
+    if entry.get("stage") == "eval":
+        return _eval_step(doc, index, entry, parent, earlier, common)
     if entry.get("stage") == "merge":
         problem = _merge_step_problem(parent)
         if problem:
             return None, [_finding(doc, ("stages", index, "stage"), "FTR002", f"stage {name}: {problem}",
                                    "a merge step merges an earlier LoRA stage: from: <that stage>")]
-        return Stage(**common, loaded=None), []
+        return Stage(**common, loaded=None, kind="merge"), []
     stage_doc = _stage_document(doc, index, entry)
     try:
         own = extends_layers(stage_doc)
@@ -262,6 +283,69 @@ def _merge_step_problem(parent: Stage | None) -> str | None:
     if not parent.recipe.method.saves_adapter:
         return f"{parent.name} trains {parent.recipe.method.type}, not an adapter: there is nothing to merge"
     return None
+
+
+def _eval_step(doc: Document, index: int, entry: dict, parent: Stage | None, earlier: list[Stage],
+               common: dict) -> tuple[Stage | None, list[Finding]]:
+    """A ``stage: eval`` step: the result of ``parent`` (an adapter, a merged model, a full model) against the base
+    model, with the ``eval:`` settings of the training stage it evaluates, the step's own ``eval:`` keys over
+    them; the held-out rows and the base model are that training stage's."""
+    name, at = common["name"], ("stages", common["index"])
+    findings = [_finding(doc, at + (key,), "FTR002", f"stage {name}: an eval step takes name, from, eval and "
+                         f"description, not {key}", "it evaluates the from: stage's result; write training "
+                         "settings in a training stage") for key in entry if key not in EVAL_KEYS]
+    if parent is None:
+        first = "starts from base" if "from" in entry else "is the first stage"
+        findings.append(_finding(doc, at + ("from" if "from" in entry else "stage",), "FTR002",
+                                 f"stage {name}: stage: eval has nothing to evaluate: it {first}",
+                                 "put it after a training or merge stage, or name one with from: (it evaluates "
+                                 "that stage's result against the base model)"))
+        return None, findings
+    trained = parent if parent.recipe else next(s for s in earlier if s.name == parent.source)
+    if trained.recipe.stage == "rm":
+        findings.append(_finding(doc, at + ("stage",), "FTR002", f"stage {name}: {trained.name} trains a reward "
+                                 "model (stage: rm), which lm-eval cannot score as a language model",
+                                 "evaluate a stage that trains a language model (sft, dpo, ...)"))
+    settings, problems = _eval_settings(doc, index, entry, trained, name)
+    findings += problems
+    if not findings and not settings.tasks and not holds_out(trained.recipe):
+        findings.append(_finding(doc, at + ("eval",) if "eval" in entry else at + ("stage",), "FTR002",
+                                 f"stage {name}: nothing to evaluate: no eval.tasks, and {trained.name} holds no "
+                                 "validation rows (data.val)", "give eval: {tasks: [...]} (lm-eval task names or "
+                                 f"task YAML files), or data.val to {trained.name}"))
+    if findings:
+        return None, findings
+    return Stage(**common, loaded=None, kind="eval", evaluation=settings, evaluates=trained.name), []
+
+
+def _eval_settings(doc: Document, index: int, entry: dict, trained: Stage, name: str):
+    """The evaluated stage's ``eval:`` section with the step's own ``eval:`` keys merged over it, validated (a
+    finding points at the step's line) and normalised (task files relative to the file that names them)."""
+    from .normalise import normalise
+    from .resolve import _record, deep_merge
+    from .validate import validate
+
+    own = entry.get("eval")
+    if not own:
+        return trained.recipe.eval, []
+    base = trained.loaded.resolved
+    stage_doc = _stage_document(doc, index, {"eval": own})
+    provenance = dict(base.provenance)
+    _record({"eval": own}, (), stage_doc, provenance)
+    resolved = Resolved(deep_merge(base.data, {"eval": own}), base.document, [*base.layers, stage_doc], provenance)
+    findings = validate(resolved)
+    if findings:
+        return None, [in_stage(f, name) for f in findings]
+    return normalise(resolved).eval, []
+
+
+def holds_out(recipe: Recipe) -> bool:
+    """The recipe holds validation rows ``ftr eval`` can read: a local ``data.val`` dataset, or a split of local
+    training rows."""
+    data = recipe.data
+    if data.val:
+        return any(ds.path is not None for ds in data.val)
+    return data.val_split > 0 and any(ds.path is not None for ds in data.train)
 
 
 def _relative(path, here: Path) -> str:

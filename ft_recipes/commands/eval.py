@@ -81,7 +81,6 @@ def eval_cmd(target, with_base, base_model, merged, tasks, limit, num_fewshot, b
     from ..evaluation import runner
     from ..evaluation import target as targets
     from ..findings import UsageError
-    from ..lint.options import from_project
 
     if install_env:
         _install()
@@ -97,13 +96,7 @@ def eval_cmd(target, with_base, base_model, merged, tasks, limit, num_fewshot, b
                                batch_size=batch_size, seed=seed, max_new_tokens=max_new_tokens,
                                held_out=not no_held_out)
     log = _log_path(what.run_dir, output)
-    record = runner.evaluate(what, settings, with_base, log, echo=runner.echo_err)
     path = output.resolve() if output else (what.run_dir / runner.RESULTS if what.run_dir else None)
-    options = from_project(what.run_dir or Path.cwd())
-    findings = [f for f in runner.forgetting(record, str(path or target), options.rule_packs)
-                if options.selects(f.code)]
-    record["findings"] = [{"code": f.code, "severity": f.severity, "message": f.message, "hint": f.hint}
-                          for f in findings]
-    runner.save(record, what, path)
+    record, findings = runner.run(what, settings, with_base, log, path, echo=runner.echo_err, name=str(target))
     _report(record, path, findings, fmt)
     sys.exit(1 if any(f.severity == "error" for f in findings) else 0)

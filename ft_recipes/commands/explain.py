@@ -50,12 +50,12 @@ def _explain_pipeline(recipe: str, names, fmt: str) -> None:
     pipeline = load_pipeline(recipe)
     if fmt == "json":
         click.echo(json.dumps({"stages": [{"name": s.name, "from": s.source, "backend": s.backend,
-                                           "merge_step": s.is_merge_step,
+                                           "merge_step": s.is_merge_step, "kind": s.kind,
                                            **(_data(s.loaded, names, s.name) if s.loaded else {})}
                                           for s in pipeline.stages]}, indent=2, default=str))
         return
     for stage in pipeline.stages:
-        what = "merge step" if stage.is_merge_step else (f"backend {stage.backend}" if stage.backend else "the --backend")  # noqa: E501
+        what = f"{stage.kind} step" if stage.kind != "train" else (f"backend {stage.backend}" if stage.backend else "the --backend")  # noqa: E501
         click.echo(f"== stage {stage.name} (from {stage.source}; {what}; run dir {stage.run_dir}) ==")
         if stage.loaded:
             _text(stage.loaded, names, stage.name)

@@ -22,7 +22,7 @@ def report_cmd(run_dirs: tuple[Path, ...], output: Path | None, fmt: str, force:
     """Loss curves and a diagnosis (overfitting, underfitting, divergence, no validation) for one or more
     run directories, and the scores of `ftr eval` (eval.json: base against tuned, a table and bars in the
     plot); several directories overlay in the plot for comparison. A pipeline's output.dir (with its
-    pipeline.json) stands for the run directories of its stages, overlaid in order."""
+    pipeline.json) stands for the run directories of its stages, overlaid in order, and its eval steps' scores."""
     from ..findings import FtrError
     from ..pipeline_run import stage_dirs
     from ..report import LogError, diagnose, plot, read_curves
@@ -41,7 +41,7 @@ def report_cmd(run_dirs: tuple[Path, ...], output: Path | None, fmt: str, force:
             raise FtrError(str(exc), exit_code=1) from None
         for note in _few(curves.notes):
             click.echo(f"note: {note}", err=True)
-        results.append((curves, diagnose(curves)))
+        results.append((curves, [] if curves.eval_only else diagnose(curves)))
     if output is not None:
         from ..writes import atomic_path, remember
 
@@ -76,6 +76,10 @@ def _render(results, fmt: str) -> str:
         last_train = f"{curves.train[-1][1]:.4f}" if curves.train else "-"
         last_eval = f"{curves.eval[-1][1]:.4f}" if curves.eval else "-"
         head = f"## {curves.run_dir}" if fmt == "md" else f"{curves.run_dir}"
+        if curves.eval_only:  # a pipeline's eval step
+            table = eval_table(curves.scores, md=fmt == "md")
+            lines += [head, "", table, ""] if fmt == "md" else [head, "ftr eval (base against tuned):", _indent(table)]
+            continue
         lines += [head, f"steps {curves.train[-1][0] if curves.train else 0}, final train loss {last_train}, "
                         f"final validation loss {last_eval}"]
         for d in diagnoses:

@@ -1,9 +1,11 @@
 """Runs inside the lm-eval environment (``ftr eval``): ``python helper.py JOB.json OUT.json``.
 
 Evaluates each model of the job in turn, loaded once through lm-eval's ``hf`` model (an adapter through
-``peft=``): the lm-eval tasks, then the held-out rows (perplexity on the answers; for SFT, greedy generations
-with the job's chat template, scored by exact match, BLEU and ROUGE-L). Prints one progress line per step on
-stderr and writes the results as JSON. Imports nothing from ft_recipes (this environment does not have it).
+``peft=``; a QLoRA run's models on its base quantized with bitsandbytes as trained, or unquantized with the
+reason when that cannot load): the lm-eval tasks, then the held-out rows (perplexity on the answers; for SFT,
+greedy generations with the job's chat template, scored by exact match, BLEU and ROUGE-L). Prints one progress
+line per step on stderr and writes the results as JSON. Imports nothing from ft_recipes (this environment does
+not have it).
 """
 
 from __future__ import annotations
@@ -20,6 +22,51 @@ def progress(text: str) -> None:
 
 
 def load_lm(model: dict, job: dict):
+    """lm-eval's hf model, and what became of the quantization asked for (None when none was)."""
+    quant = model.get("quantization")
+    if not quant:
+        return load_plain(model, job), None
+    lm, problem = load_quantized(model, job, quant)
+    if lm is not None:
+        return lm, {**quant, "applied": True}
+    note = f"{problem}: evaluated on the unquantized base model"
+    progress(f"{model['label']}: note: {note}")
+    return load_plain(model, job), {**quant, "applied": False, "note": note}
+
+
+def load_quantized(model: dict, job: dict, quant: dict):
+    """The base model quantized as the QLoRA run trained on it (bitsandbytes, on CPU too from bitsandbytes 0.46),
+    the adapter on top; (None, why) when that cannot load."""
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError:
+        return None, "bitsandbytes is not installed in the lm-eval environment"
+    import torch
+    from lm_eval.models.huggingface import HFLM
+    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+
+    cuda = torch.cuda.is_available()
+    compute = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float32
+    bits = int(quant.get("bits") or 4)
+    config = BitsAndBytesConfig(load_in_4bit=bits == 4, load_in_8bit=bits == 8,
+                                bnb_4bit_quant_type=quant.get("type") or "nf4",
+                                bnb_4bit_use_double_quant=bool(quant.get("double_quant", True)),
+                                bnb_4bit_compute_dtype=compute)
+    remote = bool(job.get("trust_remote_code"))
+    try:
+        hf = AutoModelForCausalLM.from_pretrained(model["pretrained"], quantization_config=config, dtype=compute,
+                                                  device_map="cuda" if cuda else "cpu", trust_remote_code=remote)
+        if model.get("peft"):
+            from peft import PeftModel
+
+            hf = PeftModel.from_pretrained(hf, model["peft"])
+        tok = AutoTokenizer.from_pretrained(model.get("tokenizer") or model["pretrained"], trust_remote_code=remote)
+        return HFLM(pretrained=hf, tokenizer=tok, batch_size=job.get("batch_size") or 1), None
+    except Exception as exc:  # noqa: BLE001 (any failure to load quantized is reported, and the model loads plain)
+        return None, f"loading the base model {bits}-bit failed ({type(exc).__name__}: {str(exc)[:300]})"
+
+
+def load_plain(model: dict, job: dict):
     import torch
     from lm_eval.api.registry import get_model
 
@@ -186,7 +233,7 @@ def run_held_out(lm, job: dict) -> dict | None:
 def evaluate(model: dict, job: dict) -> dict:
     started = time.monotonic()
     progress(f"{model['label']}: loading {model['pretrained']}" + (f" + {model['peft']}" if model.get("peft") else ""))
-    lm = load_lm(model, job)
+    lm, quantization = load_lm(model, job)
     names = ", ".join(t.get("name") or Path(t["yaml"]).stem for t in job["tasks"]) or "no tasks"
     progress(f"{model['label']}: lm-eval on {names}")
     tasks = run_tasks(lm, job)
@@ -195,7 +242,7 @@ def evaluate(model: dict, job: dict) -> dict:
     held = run_held_out(lm, job)
     return {"tasks": tasks["results"], "versions": tasks["versions"], "n_shot": tasks["n-shot"],
             "higher_is_better": tasks["higher_is_better"],
-            "held_out": held, "seconds": round(time.monotonic() - started, 1)}
+            "held_out": held, "quantization": quantization, "seconds": round(time.monotonic() - started, 1)}
 
 
 def main(argv: list[str]) -> int:

@@ -163,7 +163,22 @@ def settings_record(job: dict, held: HeldOut | None, target: Target, lm_eval_ver
             "num_fewshot": job["num_fewshot"], "batch_size": job["batch_size"], "seed": job["seed"],
             "lm_eval_version": lm_eval_version, "env_lock_sha256": lock_hash(SPEC),
             "held_out": held.source if held else None, "held_out_skipped": held.skipped if held else [],
-            "template_sha256": hashlib.sha256(target.template.encode()).hexdigest() if target.template else None}
+            "template_sha256": hashlib.sha256(target.template.encode()).hexdigest() if target.template else None,
+            "quantization": None}
+
+
+def quantization_record(target: Target, results: dict) -> tuple[dict | None, list[str]]:
+    """settings.quantization: what a QLoRA adapter's base was asked to load as and whether each model did; the
+    notes to print when a model loaded unquantized (never silently)."""
+    asked = target.tuned.quantization
+    if not asked:
+        return None, []
+    done = {label: model.get("quantization") or {} for label, model in results.items()}
+    applied = {label: bool(info.get("applied")) for label, info in done.items()}
+    old = "the lm-eval helper did not quantize it (an older environment)"
+    notes = [f"{label}: the QLoRA base was not loaded {asked['bits']}-bit: {info.get('note') or old}"
+             for label, info in done.items() if not info.get("applied")]
+    return {**asked, "applied": applied, "notes": notes}, notes
 
 
 def evaluate(target: Target, settings: Settings, with_base: bool, log: Path,
@@ -176,12 +191,31 @@ def evaluate(target: Target, settings: Settings, with_base: bool, log: Path,
     started = _dt.datetime.now(_dt.timezone.utc)
     out = run_helper(eval_python(), job, log, echo)
     models = {"base": target.base, "tuned": target.tuned} if with_base else {"tuned": target.tuned}
+    settings = settings_record(job, held, target, out["lm_eval_version"])
+    settings["quantization"], notes = quantization_record(target, out["models"])
+    for note in notes:
+        echo(f"note: {note}")
     return {"ftr_version": __version__, "start": started.isoformat(timespec="seconds"),
             "seconds": round((_dt.datetime.now(_dt.timezone.utc) - started).total_seconds(), 1),
             "target": {"run_dir": str(target.run_dir) if target.run_dir else None, "kind": target.kind,
                        **{label: asdict(model) for label, model in models.items()}},
-            "settings": settings_record(job, held, target, out["lm_eval_version"]),
-            "results": out["models"]}
+            "settings": settings, "notes": notes, "results": out["models"]}
+
+
+def run(target: Target, settings: Settings, with_base: bool, log: Path, path: Path | None,
+        echo: Callable[[str], None] = print, name: str | None = None) -> tuple[dict, list[Finding]]:
+    """Evaluate, find forgetting (FTR701, the project's rule packs), save eval.json at ``path`` (and the run's
+    manifest entry): ``ftr eval`` and a pipeline's eval step. The record and its findings."""
+    from ..lint.options import from_project
+
+    record = evaluate(target, settings, with_base, log, echo=echo)
+    options = from_project(target.run_dir or Path.cwd())
+    findings = [f for f in forgetting(record, str(path or name or target.tuned.pretrained), options.rule_packs)
+                if options.selects(f.code)]
+    record["findings"] = [{"code": f.code, "severity": f.severity, "message": f.message, "hint": f.hint}
+                          for f in findings]
+    save(record, target, path)
+    return record, findings
 
 
 def forgetting(record: dict, file: str, rule_packs: tuple[str, ...] = ()) -> list[Finding]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..findings import FtrError
@@ -16,9 +16,11 @@ class Model:
     pretrained: str  # hub id or folder lm-eval loads
     peft: str | None = None  # adapter folder, loaded on top of ``pretrained`` through lm-eval's peft=
     tokenizer: str | None = None  # tokenizer folder when not ``pretrained``'s
+    quantization: dict | None = None  # {bits, type, double_quant}: load ``pretrained`` quantized (a QLoRA run)
 
     def job(self) -> dict:
-        return {"label": self.label, "pretrained": self.pretrained, "peft": self.peft, "tokenizer": self.tokenizer}
+        return {"label": self.label, "pretrained": self.pretrained, "peft": self.peft, "tokenizer": self.tokenizer,
+                "quantization": self.quantization}
 
     def describe(self) -> str:
         return f"{self.pretrained} + adapter {self.peft}" if self.peft else self.pretrained
@@ -111,5 +113,17 @@ def resolve(path: Path, merged: bool = False, base_model: str | None = None) -> 
     base = base_model or (recipe.model.base if recipe else None)
     tuned, kind = _tuned(run_dir, base, merged_dir)
     base = base or (tuned.pretrained if kind == "adapter" else None)
-    return Target(tuned, Model("base", base) if base else None, kind, run_dir=run_dir, recipe=recipe,
-                  template=saved_chat_template(str(run_dir)))
+    base_model = Model("base", base) if base else None
+    quant = quantization(recipe) if kind == "adapter" else None
+    if quant:  # a QLoRA adapter on the base quantized as it trained, and that base to compare with
+        tuned = replace(tuned, quantization=quant)
+        base_model = replace(base_model, quantization=quant) if base_model else None
+    return Target(tuned, base_model, kind, run_dir=run_dir, recipe=recipe, template=saved_chat_template(str(run_dir)))
+
+
+def quantization(recipe: Recipe | None) -> dict | None:
+    """The bitsandbytes quantization a run's adapter trained on (QLoRA's ``method.quant``), None when none."""
+    quant = recipe.method.quant if recipe else None
+    if quant is None:
+        return None
+    return {"bits": quant.bits, "type": quant.type, "double_quant": quant.double_quant}
