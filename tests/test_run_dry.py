@@ -119,3 +119,17 @@ def test_dry_run_says_what_the_real_run_would_refuse(tmp_path, fake_envs, monkey
     forced = CliRunner().invoke(main, ["run", str(path), "-b", "llamafactory", "--dry-run", "--force"])
     assert forced.exit_code == 0 and "moves the previous run aside" in forced.stdout
     assert (tmp_path / "runs" / "dry" / "manifest.json").exists(), "a dry run moves nothing"
+
+
+def test_submit_dry_run_says_how_it_submits_and_what_it_would_refuse(tmp_path, fake_envs):
+    """Issue 32, `ftr run --launcher slurm --dry-run`: comments (what is written, the submit command, the
+    refusals), a blank line, the job file; the real run's exit code."""
+    path = recipe(tmp_path)
+    path.write_text(path.read_text() + "train: {lr: 1.0e-6}\n")
+    result = CliRunner().invoke(main, ["run", str(path), "-b", "llamafactory", "--dry-run", "--launcher", "slurm"])
+    assert result.exit_code == 1, result.output
+    head, script = result.stdout.split("\n\n", 1)
+    assert all(line.startswith("# ") for line in head.splitlines())
+    assert f"then submits it: sbatch {tmp_path}/runs/dry/job.sbatch" in head
+    assert "# the real run would stop before it (exit 1): lint found 1 error(s)" in head
+    assert script.startswith("#!/bin/bash") and not (tmp_path / "runs").exists()

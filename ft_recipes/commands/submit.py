@@ -34,7 +34,7 @@ def submit_run(loaded, backend: str, opts, launcher: str, attach: bool, ray_addr
         written = ", ".join(quote(str(p.relative_to(job.run_dir))) if p.is_relative_to(job.run_dir)
                             else quote(str(p)) for p in (*run_plan.writes, path))
         click.echo(f"# a dry run writes nothing; the real run writes {written} into {quote(str(job.run_dir))}, "
-                   f"then submits {quote(str(path))} ({launcher}); the job file follows")
+                   f"then submits it: {_submit_line(launcher, job, path)}; the job file follows")
         for line in dry_run_refusals(refused):
             click.echo(line)
         click.echo("")
@@ -59,3 +59,16 @@ def submit_run(loaded, backend: str, opts, launcher: str, attach: bool, ray_addr
     if not attach:
         return 0
     return follow(job.run_dir, confirm=lambda q: click.confirm(q, default=False, err=True))
+
+
+def _submit_line(launcher: str, job, path) -> str:
+    """How the real run submits the job file, as a command where there is one."""
+    from ..run import quote
+
+    if launcher == "slurm":
+        return f"sbatch {quote(str(path))}"
+    if launcher == "skypilot":
+        from ..launchers.skypilot import launch_command
+
+        return " ".join(quote(a) for a in launch_command(job, path))
+    return f"a {launcher} job running `bash {quote(str(path))}`"
