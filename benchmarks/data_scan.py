@@ -1,52 +1,116 @@
-"""Timing of ftr's full-file data scan (ft_recipes.datacheck.scan) against reading the same JSONL with the json
-module and, when installed, pyarrow's JSON reader (what datasets.load_dataset("json") uses). Run:
-python benchmarks/data_scan.py [ROWS]; ratios are from the same run."""
+"""The row, leakage and duplicate checks of ``ftr data`` / ``ftr lint`` (ft_recipes.datacheck: every row of a
+training JSONL and a validation JSONL, and the validation rows found in training) against
+``datasets.load_dataset("json")`` of the same files in LLaMA-Factory's environment (pyarrow's reader plus the arrow
+cache it writes; a fresh cache folder each run), at several sizes, in the same run. Each side runs in its own
+process, one after the other; the figures are the wall time of the work (not the interpreter's start-up or
+imports) and the process's peak RSS.
+
+    python benchmarks/data_scan.py [--rows 250000,500000,1000000] [--python LF_PYTHON] [--repeat 1]
+
+The rows are alpaca rows of about 600 bytes (1,000,000 rows ~ 600 MB), 1% repeated, with a validation file of
+1% of the rows of which a tenth repeat training rows. Issue #28's target: ftr at least 3x faster, peak RSS under
+500 MB at 1,000,000 rows and flat as the file grows.
+"""
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
+import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+WORDS = ("river stone light paper garden window music number silver market planet kitchen winter morning "
+         "letter forest engine bridge yellow circle").split()
 
-from ft_recipes import datacheck  # noqa: E402
-from ft_recipes.recipe import Dataset  # noqa: E402
 
-
-def write(path: Path, rows: int) -> None:
+def write(path: Path, rows: int, start: int = 0, repeat_every: int = 100) -> None:
+    """``rows`` alpaca rows of about 600 bytes; every ``repeat_every``-th row repeats an earlier one."""
     with path.open("w", encoding="utf-8") as handle:
-        for i in range(rows):
-            handle.write(json.dumps({"instruction": f"Explain item {i} in detail please", "input": f"context {i % 7}",
-                                     "output": f"Item {i} is a thing with properties " * 5}) + "\n")
+        for i in range(start, start + rows):
+            n = i - 7 if repeat_every and i % repeat_every == 0 and i >= 7 else i
+            words = " ".join(WORDS[(n * 7 + k) % len(WORDS)] for k in range(12))
+            handle.write(json.dumps({
+                "instruction": f"Explain item {n} and how it relates to the {words} in a few sentences.",
+                "input": f"Context {n % 97}: the {words}.",
+                "output": f"Item {n} is described here. " + " ".join(
+                    WORDS[(n * 3 + k) % len(WORDS)] for k in range(50)) + f" That is all about item {n}."}) + "\n")
 
 
-def timed(label: str, func) -> float:
-    start = time.perf_counter()
-    func()
-    took = time.perf_counter() - start
-    print(f"{label:<34} {took:6.2f} s")
-    return took
+FTR_CHILD = """
+import resource, sys, time
+from pathlib import Path
+sys.path.insert(0, {root!r})
+from ft_recipes import datacheck
+from ft_recipes.recipe import Dataset
+start = time.perf_counter()
+train = datacheck._scan(Dataset(format="alpaca", path=Path({train!r})), None)
+val = datacheck._scan(Dataset(format="alpaca", path=Path({val!r})), None)
+leaks = datacheck.leaks([train], val)
+took = time.perf_counter() - start
+print(took, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, train.rows, train.duplicates.count, leaks.count)
+"""
+
+HF_CHILD = """
+import resource, sys, time
+import datasets
+datasets.disable_progress_bars()
+start = time.perf_counter()
+ds = datasets.load_dataset("json", data_files={{"train": {train!r}, "validation": {val!r}}}, cache_dir={cache!r})
+took = time.perf_counter() - start
+print(took, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, len(ds["train"]), 0, 0)
+"""
 
 
-def main(rows: int) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "rows.jsonl"
-        write(path, rows)
-        print(f"{rows} rows, {path.stat().st_size >> 20} MB")
-        ds = Dataset(format="alpaca", path=path)
-        ours = timed("ftr scan (every check)", lambda: datacheck._scan(ds, None))
-        plain = timed("json.loads of every line", lambda: [json.loads(line) for line in path.open("rb")])
-        try:
-            import pyarrow.json as pj
-        except ImportError:
-            print("pyarrow not installed here: run in a backend environment for its figure")
-            return
-        arrow = timed("pyarrow.json.read_json", lambda: pj.read_json(path))
-        print(f"ftr scan / json.loads: {ours / plain:.2f}x; ftr scan / pyarrow: {ours / arrow:.2f}x")
+def child(python: str, code: str, env: dict | None = None) -> tuple[float, float, list[int]]:
+    proc = subprocess.run([python, "-c", code], capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        raise SystemExit(proc.stderr[-3000:])
+    took, rss, *counts = proc.stdout.split()[-5:]
+    return float(took), int(rss) / 1024, [int(c) for c in counts]
+
+
+def lf_python(given: str | None) -> str:
+    if given:
+        return given
+    sys.path.insert(0, str(ROOT))
+    from ft_recipes.backends import backend_python
+
+    return str(backend_python("llamafactory"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", default="250000,500000,1000000")
+    parser.add_argument("--python", help="the python of an environment with `datasets` (default: LLaMA-Factory's)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each side per size (the best is kept)")
+    parser.add_argument("--dir", help="where the generated files go (default: a temporary folder)")
+    args = parser.parse_args()
+    python = lf_python(args.python)
+    env = {**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
+    print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; datasets from {python}")
+    print(f"{'rows':>9} {'MB':>5} | {'ftr s':>6} {'ftr MB':>7} | {'load_dataset s':>14} {'MB':>6} | {'ratio':>5} "
+          f"| dup  leaks")
+    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+        for rows in [int(r) for r in args.rows.split(",")]:
+            train, val = Path(tmp) / f"train-{rows}.jsonl", Path(tmp) / f"val-{rows}.jsonl"
+            write(train, rows)
+            write(val, rows // 100, start=rows - rows // 1000, repeat_every=0)  # a tenth of it repeats training
+            ours, theirs = [], []
+            for k in range(args.repeat):
+                ours.append(child(sys.executable, FTR_CHILD.format(root=str(ROOT), train=str(train), val=str(val))))
+                cache = Path(tmp) / f"hf-cache-{rows}-{k}"
+                theirs.append(child(python, HF_CHILD.format(train=str(train), val=str(val), cache=str(cache)), env))
+                subprocess.run(["rm", "-rf", str(cache)], check=False)
+            (f_s, f_mb, counts), (h_s, h_mb, _) = min(ours), min(theirs)
+            print(f"{rows:>9} {train.stat().st_size >> 20:>5} | {f_s:>6.2f} {f_mb:>7.0f} | {h_s:>14.2f} {h_mb:>6.0f} "
+                  f"| {h_s / f_s:>4.2f}x | {counts[1]} {counts[2]}", flush=True)
+            train.unlink()
+            val.unlink()
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 200_000)
+    main()
