@@ -884,7 +884,7 @@ def _check126(v):  # #/properties/train/properties/gradient_checkpointing
     return True
 
 
-def _check129(v):  # #/properties/train/properties/seed
+def _check130(v):  # #/properties/train/properties/seed/oneOf/0
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 0:
@@ -892,7 +892,19 @@ def _check129(v):  # #/properties/train/properties/seed
     return True
 
 
-def _check130(v):  # #/properties/train/properties/max_grad_norm
+def _check131(v):  # #/properties/train/properties/seed/oneOf/1
+    if not _eq(v, 'unset'):
+        return False
+    return True
+
+
+def _check129(v):  # #/properties/train/properties/seed
+    if not (sum(1 for f in (_check130, _check131,) if f(v)) == 1):
+        return False
+    return True
+
+
+def _check132(v):  # #/properties/train/properties/max_grad_norm
     if not (_is_number(v)):
         return False
     if _is_number(v) and v < 0:
@@ -900,7 +912,7 @@ def _check130(v):  # #/properties/train/properties/max_grad_norm
     return True
 
 
-def _check131(v):  # #/properties/train/properties/adam_beta1
+def _check133(v):  # #/properties/train/properties/adam_beta1
     if not (_is_number(v)):
         return False
     if _is_number(v) and v < 0:
@@ -910,7 +922,7 @@ def _check131(v):  # #/properties/train/properties/adam_beta1
     return True
 
 
-def _check132(v):  # #/properties/train/properties/adam_beta2
+def _check134(v):  # #/properties/train/properties/adam_beta2
     if not (_is_number(v)):
         return False
     if _is_number(v) and v < 0:
@@ -920,7 +932,7 @@ def _check132(v):  # #/properties/train/properties/adam_beta2
     return True
 
 
-def _check133(v):  # #/properties/train/properties/adam_epsilon
+def _check135(v):  # #/properties/train/properties/adam_epsilon
     if not (_is_number(v)):
         return False
     if _is_number(v) and v <= 0:
@@ -928,7 +940,7 @@ def _check133(v):  # #/properties/train/properties/adam_epsilon
     return True
 
 
-def _check134(v):  # #/properties/train/properties/neftune_alpha
+def _check136(v):  # #/properties/train/properties/neftune_alpha
     if not (_is_number(v)):
         return False
     if _is_number(v) and v <= 0:
@@ -936,7 +948,7 @@ def _check134(v):  # #/properties/train/properties/neftune_alpha
     return True
 
 
-def _check135(v):  # #/properties/train/properties/logging_steps
+def _check137(v):  # #/properties/train/properties/logging_steps
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -949,7 +961,7 @@ def _check110(v):  # #/properties/train
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C136.get(key)
+            check = _C138.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -958,13 +970,13 @@ def _check110(v):  # #/properties/train
     return True
 
 
-def _check138(v):  # #/properties/eval/properties/every
-    if not (isinstance(v, str) and v in _C139):
+def _check140(v):  # #/properties/eval/properties/every
+    if not (isinstance(v, str) and v in _C141):
         return False
     return True
 
 
-def _check140(v):  # #/properties/eval/properties/steps
+def _check142(v):  # #/properties/eval/properties/steps
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -972,7 +984,7 @@ def _check140(v):  # #/properties/eval/properties/steps
     return True
 
 
-def _check141(v):  # #/properties/eval/properties/per_epoch
+def _check143(v):  # #/properties/eval/properties/per_epoch
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -980,7 +992,7 @@ def _check141(v):  # #/properties/eval/properties/per_epoch
     return True
 
 
-def _check142(v):  # #/properties/eval/properties/batch_size
+def _check144(v):  # #/properties/eval/properties/batch_size
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -988,7 +1000,7 @@ def _check142(v):  # #/properties/eval/properties/batch_size
     return True
 
 
-def _check144(v):  # #/properties/eval/properties/tasks/items
+def _check146(v):  # #/properties/eval/properties/tasks/items
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -996,17 +1008,17 @@ def _check144(v):  # #/properties/eval/properties/tasks/items
     return True
 
 
-def _check143(v):  # #/properties/eval/properties/tasks
+def _check145(v):  # #/properties/eval/properties/tasks
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check144(item):
+            if not _check146(item):
                 return False
     return True
 
 
-def _check145(v):  # #/properties/eval/properties/limit
+def _check147(v):  # #/properties/eval/properties/limit
     if not (_is_number(v)):
         return False
     if _is_number(v) and v <= 0:
@@ -1014,7 +1026,7 @@ def _check145(v):  # #/properties/eval/properties/limit
     return True
 
 
-def _check146(v):  # #/properties/eval/properties/num_fewshot
+def _check148(v):  # #/properties/eval/properties/num_fewshot
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 0:
@@ -1022,12 +1034,12 @@ def _check146(v):  # #/properties/eval/properties/num_fewshot
     return True
 
 
-def _check137(v):  # #/properties/eval
+def _check139(v):  # #/properties/eval
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C147.get(key)
+            check = _C149.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -1036,7 +1048,7 @@ def _check137(v):  # #/properties/eval
     return True
 
 
-def _check149(v):  # #/properties/output/properties/dir
+def _check151(v):  # #/properties/output/properties/dir
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1044,13 +1056,13 @@ def _check149(v):  # #/properties/output/properties/dir
     return True
 
 
-def _check150(v):  # #/properties/output/properties/save
-    if not (isinstance(v, str) and v in _C151):
+def _check152(v):  # #/properties/output/properties/save
+    if not (isinstance(v, str) and v in _C153):
         return False
     return True
 
 
-def _check152(v):  # #/properties/output/properties/save_steps
+def _check154(v):  # #/properties/output/properties/save_steps
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -1058,7 +1070,7 @@ def _check152(v):  # #/properties/output/properties/save_steps
     return True
 
 
-def _check153(v):  # #/properties/output/properties/per_epoch
+def _check155(v):  # #/properties/output/properties/per_epoch
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -1066,7 +1078,7 @@ def _check153(v):  # #/properties/output/properties/per_epoch
     return True
 
 
-def _check155(v):  # #/properties/output/properties/save_total_limit/oneOf/0
+def _check157(v):  # #/properties/output/properties/save_total_limit/oneOf/0
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -1074,64 +1086,64 @@ def _check155(v):  # #/properties/output/properties/save_total_limit/oneOf/0
     return True
 
 
-def _check156(v):  # #/properties/output/properties/save_total_limit/oneOf/1
+def _check158(v):  # #/properties/output/properties/save_total_limit/oneOf/1
     if not _eq(v, 'all'):
         return False
     return True
 
 
-def _check154(v):  # #/properties/output/properties/save_total_limit
-    if not (sum(1 for f in (_check155, _check156,) if f(v)) == 1):
+def _check156(v):  # #/properties/output/properties/save_total_limit
+    if not (sum(1 for f in (_check157, _check158,) if f(v)) == 1):
         return False
     return True
 
 
-def _check158(v):  # #/properties/output/properties/report_to/oneOf/0
-    if not (isinstance(v, str) and v in _C159):
+def _check160(v):  # #/properties/output/properties/report_to/oneOf/0
+    if not (isinstance(v, str) and v in _C161):
         return False
     return True
 
 
-def _check161(v):  # #/properties/output/properties/report_to/oneOf/1/items
-    if not (isinstance(v, str) and v in _C162):
+def _check163(v):  # #/properties/output/properties/report_to/oneOf/1/items
+    if not (isinstance(v, str) and v in _C164):
         return False
     return True
 
 
-def _check160(v):  # #/properties/output/properties/report_to/oneOf/1
+def _check162(v):  # #/properties/output/properties/report_to/oneOf/1
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check161(item):
+            if not _check163(item):
                 return False
     return True
 
 
-def _check157(v):  # #/properties/output/properties/report_to
-    if not (sum(1 for f in (_check158, _check160,) if f(v)) == 1):
+def _check159(v):  # #/properties/output/properties/report_to
+    if not (sum(1 for f in (_check160, _check162,) if f(v)) == 1):
         return False
     return True
 
 
-def _check163(v):  # #/properties/output/properties/run_name
+def _check165(v):  # #/properties/output/properties/run_name
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check164(v):  # #/properties/output/properties/wandb_project
+def _check166(v):  # #/properties/output/properties/wandb_project
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check148(v):  # #/properties/output
+def _check150(v):  # #/properties/output
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C165.get(key)
+            check = _C167.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -1140,7 +1152,7 @@ def _check148(v):  # #/properties/output
     return True
 
 
-def _check167(v):  # #/properties/hardware/properties/gpus
+def _check169(v):  # #/properties/hardware/properties/gpus
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 0:
@@ -1148,7 +1160,7 @@ def _check167(v):  # #/properties/hardware/properties/gpus
     return True
 
 
-def _check168(v):  # #/properties/hardware/properties/nodes
+def _check170(v):  # #/properties/hardware/properties/nodes
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -1156,7 +1168,7 @@ def _check168(v):  # #/properties/hardware/properties/nodes
     return True
 
 
-def _check169(v):  # #/properties/hardware/properties/gpu_memory_gb
+def _check171(v):  # #/properties/hardware/properties/gpu_memory_gb
     if not (_is_number(v)):
         return False
     if _is_number(v) and v <= 0:
@@ -1164,33 +1176,25 @@ def _check169(v):  # #/properties/hardware/properties/gpu_memory_gb
     return True
 
 
-def _check170(v):  # #/properties/hardware/properties/bf16
+def _check172(v):  # #/properties/hardware/properties/bf16
     if not (isinstance(v, bool)):
         return False
     return True
 
 
-def _check171(v):  # #/properties/hardware/properties/deepspeed
+def _check173(v):  # #/properties/hardware/properties/deepspeed
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check172(v):  # #/properties/hardware/properties/launcher
-    if not (isinstance(v, str) and v in _C173):
+def _check174(v):  # #/properties/hardware/properties/launcher
+    if not (isinstance(v, str) and v in _C175):
         return False
     return True
 
 
-def _check174(v):  # #/properties/hardware/properties/partition
-    if not (isinstance(v, str)):
-        return False
-    if isinstance(v, str) and len(v) < 1:
-        return False
-    return True
-
-
-def _check175(v):  # #/properties/hardware/properties/account
+def _check176(v):  # #/properties/hardware/properties/partition
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1198,15 +1202,23 @@ def _check175(v):  # #/properties/hardware/properties/account
     return True
 
 
-def _check176(v):  # #/properties/hardware/properties/time
+def _check177(v):  # #/properties/hardware/properties/account
     if not (isinstance(v, str)):
         return False
-    if isinstance(v, str) and not _C177.search(v):
+    if isinstance(v, str) and len(v) < 1:
         return False
     return True
 
 
-def _check178(v):  # #/properties/hardware/properties/cpus_per_node
+def _check178(v):  # #/properties/hardware/properties/time
+    if not (isinstance(v, str)):
+        return False
+    if isinstance(v, str) and not _C179.search(v):
+        return False
+    return True
+
+
+def _check180(v):  # #/properties/hardware/properties/cpus_per_node
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -1214,7 +1226,7 @@ def _check178(v):  # #/properties/hardware/properties/cpus_per_node
     return True
 
 
-def _check179(v):  # #/properties/hardware/properties/container
+def _check181(v):  # #/properties/hardware/properties/container
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1222,29 +1234,13 @@ def _check179(v):  # #/properties/hardware/properties/container
     return True
 
 
-def _check181(v):  # #/properties/hardware/properties/setup/items
+def _check183(v):  # #/properties/hardware/properties/setup/items
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check180(v):  # #/properties/hardware/properties/setup
-    if not (isinstance(v, list)):
-        return False
-    if isinstance(v, list):
-        for item in v:
-            if not _check181(item):
-                return False
-    return True
-
-
-def _check183(v):  # #/properties/hardware/properties/sbatch/items
-    if not (isinstance(v, str)):
-        return False
-    return True
-
-
-def _check182(v):  # #/properties/hardware/properties/sbatch
+def _check182(v):  # #/properties/hardware/properties/setup
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list):
@@ -1254,7 +1250,23 @@ def _check182(v):  # #/properties/hardware/properties/sbatch
     return True
 
 
-def _check184(v):  # #/properties/hardware/properties/accelerator
+def _check185(v):  # #/properties/hardware/properties/sbatch/items
+    if not (isinstance(v, str)):
+        return False
+    return True
+
+
+def _check184(v):  # #/properties/hardware/properties/sbatch
+    if not (isinstance(v, list)):
+        return False
+    if isinstance(v, list):
+        for item in v:
+            if not _check185(item):
+                return False
+    return True
+
+
+def _check186(v):  # #/properties/hardware/properties/accelerator
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1262,7 +1274,7 @@ def _check184(v):  # #/properties/hardware/properties/accelerator
     return True
 
 
-def _check185(v):  # #/properties/hardware/properties/cloud
+def _check187(v):  # #/properties/hardware/properties/cloud
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1270,7 +1282,7 @@ def _check185(v):  # #/properties/hardware/properties/cloud
     return True
 
 
-def _check186(v):  # #/properties/hardware/properties/ray_address
+def _check188(v):  # #/properties/hardware/properties/ray_address
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1278,7 +1290,7 @@ def _check186(v):  # #/properties/hardware/properties/ray_address
     return True
 
 
-def _check187(v):  # #/properties/hardware/properties/port
+def _check189(v):  # #/properties/hardware/properties/port
     if not (_is_integer(v)):
         return False
     if _is_number(v) and v < 1:
@@ -1288,12 +1300,12 @@ def _check187(v):  # #/properties/hardware/properties/port
     return True
 
 
-def _check166(v):  # #/properties/hardware
+def _check168(v):  # #/properties/hardware
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C188.get(key)
+            check = _C190.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -1302,58 +1314,58 @@ def _check166(v):  # #/properties/hardware
     return True
 
 
-def _check190(v):  # #/properties/backends/additionalProperties
+def _check192(v):  # #/properties/backends/additionalProperties
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check191(v):  # #/properties/backends/propertyNames
-    if not (isinstance(v, str) and v in _C192):
+def _check193(v):  # #/properties/backends/propertyNames
+    if not (isinstance(v, str) and v in _C194):
         return False
     return True
 
 
-def _check189(v):  # #/properties/backends
+def _check191(v):  # #/properties/backends
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            if not _check191(key):
+            if not _check193(key):
                 return False
-            check = _C193.get(key)
+            check = _C195.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
-            if not matched and not _check190(value):
+            if not matched and not _check192(value):
                 return False
     return True
 
 
-def _check196(v):  # #/properties/lint/properties/ignore/items
+def _check198(v):  # #/properties/lint/properties/ignore/items
     if not (isinstance(v, str)):
         return False
-    if isinstance(v, str) and not _C197.search(v):
+    if isinstance(v, str) and not _C199.search(v):
         return False
     return True
 
 
-def _check195(v):  # #/properties/lint/properties/ignore
+def _check197(v):  # #/properties/lint/properties/ignore
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check196(item):
+            if not _check198(item):
                 return False
     return True
 
 
-def _check194(v):  # #/properties/lint
+def _check196(v):  # #/properties/lint
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C198.get(key)
+            check = _C200.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -1362,23 +1374,15 @@ def _check194(v):  # #/properties/lint
     return True
 
 
-def _check202(v):  # #/$defs/stage/properties/name
+def _check204(v):  # #/$defs/stage/properties/name
     if not (isinstance(v, str)):
         return False
-    if isinstance(v, str) and not _C203.search(v):
+    if isinstance(v, str) and not _C205.search(v):
         return False
     return True
 
 
-def _check204(v):  # #/$defs/stage/properties/from
-    if not (isinstance(v, str)):
-        return False
-    if isinstance(v, str) and len(v) < 1:
-        return False
-    return True
-
-
-def _check205(v):  # #/$defs/stage/properties/backend
+def _check206(v):  # #/$defs/stage/properties/from
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1386,13 +1390,21 @@ def _check205(v):  # #/$defs/stage/properties/backend
     return True
 
 
-def _check206(v):  # #/$defs/stage/properties/merge
+def _check207(v):  # #/$defs/stage/properties/backend
+    if not (isinstance(v, str)):
+        return False
+    if isinstance(v, str) and len(v) < 1:
+        return False
+    return True
+
+
+def _check208(v):  # #/$defs/stage/properties/merge
     if not (isinstance(v, bool)):
         return False
     return True
 
 
-def _check208(v):  # #/$defs/stage/properties/extends/oneOf/0
+def _check210(v):  # #/$defs/stage/properties/extends/oneOf/0
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1400,7 +1412,7 @@ def _check208(v):  # #/$defs/stage/properties/extends/oneOf/0
     return True
 
 
-def _check210(v):  # #/$defs/stage/properties/extends/oneOf/1/items
+def _check212(v):  # #/$defs/stage/properties/extends/oneOf/1/items
     if not (isinstance(v, str)):
         return False
     if isinstance(v, str) and len(v) < 1:
@@ -1408,102 +1420,102 @@ def _check210(v):  # #/$defs/stage/properties/extends/oneOf/1/items
     return True
 
 
-def _check209(v):  # #/$defs/stage/properties/extends/oneOf/1
+def _check211(v):  # #/$defs/stage/properties/extends/oneOf/1
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check210(item):
+            if not _check212(item):
                 return False
     return True
 
 
-def _check207(v):  # #/$defs/stage/properties/extends
-    if not (sum(1 for f in (_check208, _check209,) if f(v)) == 1):
+def _check209(v):  # #/$defs/stage/properties/extends
+    if not (sum(1 for f in (_check210, _check211,) if f(v)) == 1):
         return False
     return True
 
 
-def _check211(v):  # #/$defs/stage/properties/stage
-    if not (isinstance(v, str) and v in _C212):
+def _check213(v):  # #/$defs/stage/properties/stage
+    if not (isinstance(v, str) and v in _C214):
         return False
     return True
 
 
-def _check213(v):  # #/$defs/stage/properties/description
+def _check215(v):  # #/$defs/stage/properties/description
     if not (isinstance(v, str)):
         return False
     return True
 
 
-def _check214(v):  # #/$defs/stage/properties/model
+def _check216(v):  # #/$defs/stage/properties/model
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check215(v):  # #/$defs/stage/properties/method
+def _check217(v):  # #/$defs/stage/properties/method
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check216(v):  # #/$defs/stage/properties/preference
+def _check218(v):  # #/$defs/stage/properties/preference
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check217(v):  # #/$defs/stage/properties/data
+def _check219(v):  # #/$defs/stage/properties/data
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check218(v):  # #/$defs/stage/properties/train
+def _check220(v):  # #/$defs/stage/properties/train
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check219(v):  # #/$defs/stage/properties/eval
+def _check221(v):  # #/$defs/stage/properties/eval
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check220(v):  # #/$defs/stage/properties/output
+def _check222(v):  # #/$defs/stage/properties/output
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check221(v):  # #/$defs/stage/properties/hardware
+def _check223(v):  # #/$defs/stage/properties/hardware
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check222(v):  # #/$defs/stage/properties/backends
+def _check224(v):  # #/$defs/stage/properties/backends
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check223(v):  # #/$defs/stage/properties/lint
+def _check225(v):  # #/$defs/stage/properties/lint
     if not (isinstance(v, dict)):
         return False
     return True
 
 
-def _check201(v):  # #/$defs/stage
+def _check203(v):  # #/$defs/stage
     if not (isinstance(v, dict)):
         return False
     if isinstance(v, dict) and not ('name' in v):
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C224.get(key)
+            check = _C226.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -1513,23 +1525,23 @@ def _check201(v):  # #/$defs/stage
 
 
 def _ref2(v):  # #/$defs/stage
-    return _check201(v)
+    return _check203(v)
 
 
-def _check200(v):  # #/properties/stages/items
+def _check202(v):  # #/properties/stages/items
     if not _ref2(v):
         return False
     return True
 
 
-def _check199(v):  # #/properties/stages
+def _check201(v):  # #/properties/stages
     if not (isinstance(v, list)):
         return False
     if isinstance(v, list) and len(v) < 1:
         return False
     if isinstance(v, list):
         for item in v:
-            if not _check200(item):
+            if not _check202(item):
                 return False
     return True
 
@@ -1541,7 +1553,7 @@ def _check1(v):  # #
         return False
     if isinstance(v, dict):
         for key, value in v.items():
-            check = _C225.get(key)
+            check = _C227.get(key)
             matched = check is not None
             if matched and not check(value):
                 return False
@@ -1575,24 +1587,24 @@ _C109 = {'train': _check77, 'val': _check97, 'max_length': _check102, 'packing':
 _C117 = frozenset(['constant', 'constant_with_warmup', 'cosine', 'cosine_with_min_lr', 'cosine_with_restarts', 'inverse_sqrt', 'linear', 'polynomial', 'warmup_stable_decay'])
 _C123 = frozenset(['adafactor', 'adamw_8bit', 'adamw_bnb_8bit', 'adamw_torch', 'adamw_torch_4bit', 'adamw_torch_8bit', 'adamw_torch_fused', 'lion_8bit', 'paged_adamw_32bit', 'paged_adamw_8bit', 'paged_lion_8bit', 'sgd'])
 _C125 = frozenset(['bf16', 'fp16', 'fp32'])
-_C136 = {'lr': _check111, 'epochs': _check112, 'max_steps': _check113, 'micro_batch_size': _check114, 'grad_accum': _check115, 'scheduler': _check116, 'min_lr': _check118, 'warmup_ratio': _check119, 'warmup_steps': _check120, 'weight_decay': _check121, 'optimizer': _check122, 'precision': _check124, 'gradient_checkpointing': _check126, 'seed': _check129, 'max_grad_norm': _check130, 'adam_beta1': _check131, 'adam_beta2': _check132, 'adam_epsilon': _check133, 'neftune_alpha': _check134, 'logging_steps': _check135}
-_C139 = frozenset(['epoch', 'no', 'steps'])
-_C147 = {'every': _check138, 'steps': _check140, 'per_epoch': _check141, 'batch_size': _check142, 'tasks': _check143, 'limit': _check145, 'num_fewshot': _check146}
-_C151 = frozenset(['epoch', 'no', 'steps'])
-_C159 = frozenset(['mlflow', 'none', 'tensorboard', 'wandb'])
-_C162 = frozenset(['mlflow', 'tensorboard', 'wandb'])
-_C165 = {'dir': _check149, 'save': _check150, 'save_steps': _check152, 'per_epoch': _check153, 'save_total_limit': _check154, 'report_to': _check157, 'run_name': _check163, 'wandb_project': _check164}
-_C173 = frozenset(['local', 'ray', 'skypilot', 'slurm'])
-_C177 = re.compile('^([0-9]+-)?[0-9]+(:[0-9]{2}){0,2}$')
-_C188 = {'gpus': _check167, 'nodes': _check168, 'gpu_memory_gb': _check169, 'bf16': _check170, 'deepspeed': _check171, 'launcher': _check172, 'partition': _check174, 'account': _check175, 'time': _check176, 'cpus_per_node': _check178, 'container': _check179, 'setup': _check180, 'sbatch': _check182, 'accelerator': _check184, 'cloud': _check185, 'ray_address': _check186, 'port': _check187}
-_C192 = frozenset(['axolotl', 'llamafactory', 'trl'])
-_C193 = {}
-_C197 = re.compile('^FTR[0-9]{1,3}$')
-_C198 = {'ignore': _check195}
-_C203 = re.compile('^[A-Za-z0-9][A-Za-z0-9_.-]*$')
-_C212 = frozenset(['dpo', 'eval', 'grpo', 'kto', 'merge', 'orpo', 'ppo', 'pt', 'rm', 'sft', 'simpo'])
-_C224 = {'name': _check202, 'from': _check204, 'backend': _check205, 'merge': _check206, 'extends': _check207, 'stage': _check211, 'description': _check213, 'model': _check214, 'method': _check215, 'preference': _check216, 'data': _check217, 'train': _check218, 'eval': _check219, 'output': _check220, 'hardware': _check221, 'backends': _check222, 'lint': _check223}
-_C225 = {'ftr': _check2, 'extends': _check3, 'description': _check7, 'model': _check8, 'stage': _check17, 'method': _check19, 'preference': _check70, 'data': _check76, 'train': _check110, 'eval': _check137, 'output': _check148, 'hardware': _check166, 'backends': _check189, 'lint': _check194, 'stages': _check199}
+_C138 = {'lr': _check111, 'epochs': _check112, 'max_steps': _check113, 'micro_batch_size': _check114, 'grad_accum': _check115, 'scheduler': _check116, 'min_lr': _check118, 'warmup_ratio': _check119, 'warmup_steps': _check120, 'weight_decay': _check121, 'optimizer': _check122, 'precision': _check124, 'gradient_checkpointing': _check126, 'seed': _check129, 'max_grad_norm': _check132, 'adam_beta1': _check133, 'adam_beta2': _check134, 'adam_epsilon': _check135, 'neftune_alpha': _check136, 'logging_steps': _check137}
+_C141 = frozenset(['epoch', 'no', 'steps'])
+_C149 = {'every': _check140, 'steps': _check142, 'per_epoch': _check143, 'batch_size': _check144, 'tasks': _check145, 'limit': _check147, 'num_fewshot': _check148}
+_C153 = frozenset(['epoch', 'no', 'steps'])
+_C161 = frozenset(['mlflow', 'none', 'tensorboard', 'wandb'])
+_C164 = frozenset(['mlflow', 'tensorboard', 'wandb'])
+_C167 = {'dir': _check151, 'save': _check152, 'save_steps': _check154, 'per_epoch': _check155, 'save_total_limit': _check156, 'report_to': _check159, 'run_name': _check165, 'wandb_project': _check166}
+_C175 = frozenset(['local', 'ray', 'skypilot', 'slurm'])
+_C179 = re.compile('^([0-9]+-)?[0-9]+(:[0-9]{2}){0,2}$')
+_C190 = {'gpus': _check169, 'nodes': _check170, 'gpu_memory_gb': _check171, 'bf16': _check172, 'deepspeed': _check173, 'launcher': _check174, 'partition': _check176, 'account': _check177, 'time': _check178, 'cpus_per_node': _check180, 'container': _check181, 'setup': _check182, 'sbatch': _check184, 'accelerator': _check186, 'cloud': _check187, 'ray_address': _check188, 'port': _check189}
+_C194 = frozenset(['axolotl', 'llamafactory', 'trl'])
+_C195 = {}
+_C199 = re.compile('^FTR[0-9]{1,3}$')
+_C200 = {'ignore': _check197}
+_C205 = re.compile('^[A-Za-z0-9][A-Za-z0-9_.-]*$')
+_C214 = frozenset(['dpo', 'eval', 'grpo', 'kto', 'merge', 'orpo', 'ppo', 'pt', 'rm', 'sft', 'simpo'])
+_C226 = {'name': _check204, 'from': _check206, 'backend': _check207, 'merge': _check208, 'extends': _check209, 'stage': _check213, 'description': _check215, 'model': _check216, 'method': _check217, 'preference': _check218, 'data': _check219, 'train': _check220, 'eval': _check221, 'output': _check222, 'hardware': _check223, 'backends': _check224, 'lint': _check225}
+_C227 = {'ftr': _check2, 'extends': _check3, 'description': _check7, 'model': _check8, 'stage': _check17, 'method': _check19, 'preference': _check70, 'data': _check76, 'train': _check110, 'eval': _check139, 'output': _check150, 'hardware': _check168, 'backends': _check191, 'lint': _check196, 'stages': _check201}
 
 
 def is_valid(data):

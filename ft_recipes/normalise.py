@@ -150,8 +150,8 @@ def _eval(resolved: Resolved, has_validation: bool) -> r.Eval:
     if strategy is None:
         strategy = "steps" if "steps" in e or "per_epoch" in e else ("epoch" if has_validation else "no")
     per_epoch = e.get("per_epoch")
-    if per_epoch == 1 and strategy == "steps" and "steps" not in e:  # once per epoch is the epoch strategy
-        strategy, per_epoch = "epoch", None
+    if per_epoch == 1 and strategy == "steps" and "steps" not in e:  # once per epoch is the epoch strategy;
+        strategy = "epoch"  # per_epoch stays for the backend that has the key (Axolotl reads it its own way)
     tasks = tuple(_task(t, _base_dir(resolved, ("eval", "tasks"))) for t in e.get("tasks", ()))
     return _section(r.Eval, e, computed={"strategy": strategy, "per_epoch": per_epoch, "tasks": tasks})
 
@@ -173,8 +173,8 @@ def _output(resolved: Resolved) -> r.Output:
     if save is None:
         save = "steps" if "save_steps" in o or "per_epoch" in o else "epoch"
     per_epoch = o.get("per_epoch")
-    if per_epoch == 1 and save == "steps" and "save_steps" not in o:  # once per epoch is the epoch strategy
-        save, per_epoch = "epoch", None
+    if per_epoch == 1 and save == "steps" and "save_steps" not in o:  # once per epoch is the epoch strategy;
+        save = "epoch"  # per_epoch stays for the backend that has the key (Axolotl reads it its own way)
     return _section(r.Output, o, computed={"dir": out_dir, "save": save, "per_epoch": per_epoch,
                                            "report_to": report})
 

@@ -334,7 +334,11 @@ class Train:
         "Recompute activations in the backward pass to save memory; 'offload' also keeps the checkpointed "
         "activations in CPU memory.",
         oneOf=[{'type': 'boolean'}, {'const': 'offload'}])
-    seed: int = _f(42, "Random seed.", type='integer', minimum=0)
+    seed: int | str = _f(
+        42,
+        "Random seed. 'unset': no seed written, each backend's own default (Axolotl: 42 for the trainer and unseeded "
+        "data shuffles; LLaMA-Factory and trl: 42), what an imported Axolotl file without `seed` means.",
+        oneOf=[{'type': 'integer', 'minimum': 0}, {'const': 'unset'}])
     max_grad_norm: float = _f(1.0, "Gradient clipping norm.", type='number', minimum=0)
     adam_beta1: Optional[float] = _f(
         None,
@@ -354,6 +358,11 @@ class Train:
         "neftune_noise_alpha; typical 5).",
         type='number', exclusiveMinimum=0)
     logging_steps: int = _f(10, "Log every N steps.", type='integer', minimum=1)
+
+    @property
+    def seed_value(self) -> int:
+        """The seed the backends use: ``unset`` is their shared default, 42."""
+        return 42 if self.seed == "unset" else self.seed
 
 
 @dataclass(frozen=True)

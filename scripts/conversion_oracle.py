@@ -98,22 +98,9 @@ DERIVED = {"model_max_length": "cutoff_len", "generation_max_length": "cutoff_le
 # Known remaining differences, each with its reason: (direction, corpus, effective key) -> reason. Kept small;
 # the test fails on any difference not here, not refused and not reported as approximated.
 KNOWN: dict[tuple[str, str], str] = {
-    # Axolotl's trainer seed is transformers' 42 when absent, but its dataset shuffles then get seed None (random):
-    # ftr writes seed: 42, which fixes the shuffle order of an unseeded config (the same training otherwise).
-    ("round trip Axolotl", "seed"): "an unseeded config gets seed 42 (Axolotl's trainer default)",
-    # saves_per_epoch: 1 is carried as save: epoch: Axolotl saves every 1/num_epochs of the steps instead of at
-    # each epoch's end: the same steps up to rounding.
-    ("round trip Axolotl", "saves_per_epoch"): "saves_per_epoch: 1 written as save_strategy: epoch",
-    ("round trip Axolotl", "save_strategy"): "saves_per_epoch: 1 written as save_strategy: epoch",
-    ("round trip Axolotl", "evals_per_epoch"): "evals_per_epoch: 1 written as eval_strategy: epoch",
-    ("round trip Axolotl", "eval_strategy"): "evals_per_epoch: 1 written as eval_strategy: epoch",
     # BUG: bnb_config_kwargs' bnb_4bit_use_double_quant: true is dropped (the recipe's double_quant, written by
     # another key).
     ("round trip Axolotl", "bnb_config_kwargs"): "bnb_4bit_use_double_quant moved out of bnb_config_kwargs",
-    # The same readings as the round trip's, seen through the recipe.
-    ("Axolotl -> LF", "train.seed"): "an unseeded config gets seed 42 (Axolotl's trainer default)",
-    ("Axolotl -> LF", "output.save"): "saves_per_epoch: 1 carried as save: epoch",
-    ("Axolotl -> LF", "eval.every"): "evals_per_epoch: 1 carried as eval: epoch",
 }
 
 
@@ -257,6 +244,7 @@ def normalised(backend: str, effective: dict, evaluates: bool | None = None) -> 
     if backend == "axolotl":
         if out.get("eval_batch_size") is None:
             out["eval_batch_size"] = out.get("micro_batch_size")
+        out["save_strategy"], out["eval_strategy"] = _axolotl_strategies(out)
         for section in ("datasets", "test_datasets"):
             out[section] = [_dataset_defaults(d) for d in out.get(section) or []]
     else:
@@ -270,6 +258,25 @@ def normalised(backend: str, effective: dict, evaluates: bool | None = None) -> 
         for key in EVAL_KEYS[backend]:
             out.pop(key, None)
     return out
+
+
+def _axolotl_strategies(values: dict) -> tuple[str, str | None]:
+    """The save and eval strategies Axolotl passes to transformers (core/builders/base.py,
+    _configure_save_and_eval_strategy; normalize_config turns *_per_epoch into a steps ratio when below 1)."""
+    epochs = values.get("num_epochs") or 1
+
+    def per_epoch(key: str) -> bool:
+        return bool(values.get(key)) and 1.0 / (values[key] * epochs) < 1.0
+
+    save = values.get("save_strategy") or "epoch"  # "default to saving each epoch if not defined"
+    if values.get("save_steps") or per_epoch("saves_per_epoch"):
+        save = "steps"
+    if not _evaluates("axolotl", values):
+        return save, "no"
+    evals = values.get("eval_strategy") or "no"  # not passed: transformers' own default, no evaluation
+    if values.get("eval_steps") or per_epoch("evals_per_epoch"):
+        evals = "steps"
+    return save, evals
 
 
 def _evaluates(backend: str, values: dict) -> bool:

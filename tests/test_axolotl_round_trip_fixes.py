@@ -115,7 +115,7 @@ def test_the_files_own_end_of_turn_is_kept_and_the_difference_reported(tmp_path)
     cfg, output = _round_trip(_write(tmp_path, chat_template="chatml"))
     assert cfg["chat_template"] == "chatml"
     assert not cfg.get("special_tokens") and not cfg.get("eot_tokens")  # nothing the file did not have
-    assert "reference of template 'chatml'" in _line(output, "approximated", "chat_template")
+    assert "approximated 0," in output  # a round trip writes back the file's own end of turn: nothing differs
 
 
 def test_a_pad_token_is_kept_and_no_eos_token_is_added(tmp_path):

@@ -178,6 +178,11 @@ def invert(mapping: dict) -> dict:
     return out
 
 
+def seed_set(recipe: Any) -> bool:
+    """``train.seed: unset`` writes no seed: the backend's own default."""
+    return recipe.train.seed != "unset"
+
+
 def as_float(value: Any) -> float:
     return float(value)
 

@@ -202,8 +202,9 @@ def _convert(imported, target: str, lossy: bool, out_dir: Path | None, report):
         recipe, data = _soften_defaults(recipe, imported, data, report)
     emitted = backends.get(target).emit(recipe, (out_dir or Path.cwd()).resolve())
     report.lines = merge(report.lines, passthrough_lines(imported, target, emitted.configs[emitted.main]))
-    report.add(*note_lines(imported, {line.key for line in report.lines}, "lost"))
-    for note in emitted.notes:
+    same = imported.dialect == target  # a round trip: what the recipe kept is written back as it was
+    report.add(*note_lines(imported, {line.key for line in report.lines}, "kept" if same else "lost"))
+    for note in () if same else emitted.notes:  # the emitter's notes compare the recipe with other backends
         report.lines = _approximated(report.lines, imported, note.key, note.message)
     return recipe, emitted, {k: v for k, v in data.items() if v != {}}
 

@@ -61,6 +61,7 @@ def held_out(recipe: Recipe) -> HeldOut | None:
     if data.val_split > 0:
         rows, skipped = read(data.train, data.system_prompt)
         size = data.val_split if data.val_split < 1 else int(data.val_split)
-        return HeldOut(rows, {"size": size, "seed": recipe.train.seed},
-                       f"data.val.split {data.val_split:g} of the training rows (seed {recipe.train.seed})", skipped)
+        seed = recipe.train.seed_value
+        return HeldOut(rows, {"size": size, "seed": seed},
+                       f"data.val.split {data.val_split:g} of the training rows (seed {seed})", skipped)
     return None

@@ -105,7 +105,7 @@ def eval_python() -> Path:
 def _seed(target: Target, settings: Settings) -> int:
     if settings.seed is not None:
         return settings.seed
-    return target.recipe.train.seed if target.recipe else 1234
+    return target.recipe.train.seed_value if target.recipe else 1234
 
 
 def _held_out_job(target: Target, settings: Settings) -> tuple[dict | None, HeldOut | None]:

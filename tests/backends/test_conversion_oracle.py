@@ -21,8 +21,8 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 pytestmark = [pytest.mark.backends, pytest.mark.xdist_group("conversion-oracle")]
 
 
-def _script():
-    spec = importlib.util.spec_from_file_location("conversion_oracle", ROOT / "scripts" / "conversion_oracle.py")
+def _script(name: str = "conversion_oracle"):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # its dataclasses look their module up by name
     spec.loader.exec_module(module)
@@ -74,3 +74,37 @@ def test_the_known_differences_still_occur(oracle):
     used |= {(c.direction, f"{key} {c.path}") for c in cases for key, _ in c.excused}
     stale = sorted(set(script.KNOWN) - used)
     assert not stale, f"KNOWN entries that no longer occur: {stale}"
+
+
+# --- the data: the first rows of source and result through each backend's own preprocessing -------------------
+
+@pytest.fixture(scope="module")
+def token_pairs(oracle, tiny_assets, lf_python, ax_python, backend_env, tmp_path_factory):
+    _, cases = oracle
+    tokens = _script("conversion_tokens")
+    pairs = tokens.run(cases, {"llamafactory": lf_python, "axolotl": ax_python}, backend_env, tiny_assets.model,
+                       tmp_path_factory.mktemp("conversion-tokens"))
+    return tokens, pairs
+
+
+def test_converted_data_tokenizes_to_the_same_ids_and_labels(token_pairs, capsys):
+    tokens, pairs = token_pairs
+    with capsys.disabled():
+        print("\n" + tokens.table(pairs) + "\n" + tokens.reasons(pairs))
+    problems = tokens.unexplained(pairs)
+    assert not problems, f"{len(problems)} unexplained token differences:\n" + "\n".join(problems[:40])
+
+
+def test_the_data_check_compares_rows_in_both_directions_of_each_backend_with_local_data(token_pairs):
+    """The corpora's local stand-in rows (LLaMA-Factory's data/ demo files) are compared, not only counted."""
+    _, pairs = token_pairs
+    for direction in ("round trip LF", "LF -> Axolotl"):
+        assert sum(p.status == "identical" for p in pairs if p.direction == direction) >= 10, direction
+
+
+def test_a_source_the_backend_cannot_tokenize_is_never_its_conversions_fault(token_pairs):
+    """What keeps a pair from being compared is the machine (hub data offline, media not copied), not ftr."""
+    tokens, pairs = token_pairs
+    for pair in pairs:
+        if pair.status == "source not tokenized":
+            assert any(why in pair.detail for why in tokens.NOT_HERE), f"{pair.path}: {pair.detail}"

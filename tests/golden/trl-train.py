@@ -167,7 +167,7 @@ def split(cfg: dict):
         return train, build_dataset(cfg["val"], cfg)
     if cfg["val_split"]:
         size = cfg["val_split"] if cfg["val_split"] < 1 else int(cfg["val_split"])
-        parts = train.train_test_split(test_size=size, seed=cfg["args"]["seed"])
+        parts = train.train_test_split(test_size=size, seed=cfg["args"].get("seed", 42))
         return parts["train"], parts["test"]
     return train, None
 

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from ..keys import NO_MAX_STEPS, Key, KeyTable, as_float, as_int, whole
+from ..keys import Key, KeyTable, as_float, as_int, seed_set, whole
 from .templates import chat_template_keys
 
 RL = {"dpo": "dpo", "orpo": "orpo", "kto": "kto", "simpo": "simpo", "grpo": "grpo"}
@@ -85,8 +85,11 @@ TABLE = KeyTable([
     # rewrites and refuses the rest
     Key("data.system_prompt", "a system turn in each rewritten row", structural=True),
     Key("data.num_workers", "dataset_num_proc", back=as_int, effective="dataset_num_proc"),
-    Key("train.epochs", "num_epochs", out=as_float, default=1.0, when=lambda r: r.train.max_steps is None,
-        needs=NO_MAX_STEPS, unused="note",
+    # under max_steps, Axolotl still divides by num_epochs to turn saves/evals_per_epoch into steps
+    Key("train.epochs", "num_epochs", out=as_float, default=1.0,
+        when=lambda r: r.train.max_steps is None or bool(r.output.per_epoch or r.eval.per_epoch),
+        needs="no train.max_steps, or a per_epoch cadence (a step count decides how long training runs)",
+        unused="note",
         effective="num_epochs"),
     Key("train.max_steps", "max_steps", back=as_int, effective="max_steps"),
     Key("train.micro_batch_size", "micro_batch_size", default=1, back=as_int, effective="micro_batch_size"),
@@ -102,7 +105,8 @@ TABLE = KeyTable([
     Key("train.optimizer", "optimizer", default="adamw_torch_fused", effective="optimizer"),
     Key("train.precision", "bf16 / fp16", structural=True),
     Key("train.gradient_checkpointing", "gradient_checkpointing / activation_offloading", structural=True),
-    Key("train.seed", "seed", default=42, back=as_int, effective="seed"),
+    # absent: the trainer's 42 but unseeded data shuffles (a validator sets 42 only on a written null)
+    Key("train.seed", "seed", default="unset", back=as_int, effective="seed", when=seed_set, value_only=True),
     Key("train.max_grad_norm", "max_grad_norm", out=as_float, default=1.0, effective="max_grad_norm"),
     Key("train.adam_beta1", "adam_beta1", out=as_float, effective="adam_beta1"),
     Key("train.adam_beta2", "adam_beta2", out=as_float, effective="adam_beta2"),

@@ -31,10 +31,13 @@ def _closest_template(recipe) -> bool:
 
 
 APPROXIMATIONS = (
+    Approximation("train.seed", "train.seed is unset (an Axolotl config without seed, whose data shuffles are "
+                                "unseeded): LLaMA-Factory seeds its trainer and data shuffles with 42",
+                  lambda r: r.train.seed == "unset"),
     Approximation("model.template", "LLaMA-Factory has no template that renders like this Axolotl template; ftr "
                                     "uses the closest by text (docs/templates.md)", _closest_template),
     Approximation("data.max_length", "LLaMA-Factory packs sequences of data.max_length - 1 tokens",
-                  lambda r: r.data.packing),
+                  lambda r: r.data.packing and r.stage != "pt"),  # pt packs by default, without the - 1
     # LLaMA-Factory 0.9.5 data/processor/pretrain.py; trl 1.9 packs with its "bfd" strategy, Axolotl with multipack
     Approximation("data.packing", "LLaMA-Factory packs pretraining text by concatenating all the texts and cutting "
                                   "the stream into blocks (a text may span two blocks; the last partial block is "

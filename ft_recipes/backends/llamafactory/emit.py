@@ -182,7 +182,8 @@ def _structure(recipe: Recipe, cfg: dict, out_dir: Path, notes: list[str]) -> di
     if d.val:
         cfg["eval_dataset"] = ",".join(ds.name for ds in d.val)
     cfg["dataset_dir"] = str(out_dir)
-    cfg["packing"] = d.packing
+    if not (d.packing and recipe.stage == "pt"):  # pt packs by default, with the whole cutoff_len; a written
+        cfg["packing"] = d.packing               # `packing: true` makes its sequences cutoff_len - 1 tokens long
     if d.packing and recipe.stage == "sft":
         cfg["neat_packing"] = True
     cfg["output_dir"] = str(o.dir)

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from ..keys import NO_MAX_STEPS, Key, KeyTable, as_float, as_int, comma_list, invert, split_list, whole
+from ..keys import NO_MAX_STEPS, Key, KeyTable, as_float, as_int, comma_list, invert, seed_set, split_list, whole
 from .templates import TEMPLATES, resolve
 
 STAGES = {"pt": ("pt", None), "sft": ("sft", None), "rm": ("rm", None), "ppo": ("ppo", None),
@@ -126,7 +126,7 @@ TABLE = KeyTable([
     Key("train.optimizer", "optim", default="adamw_torch_fused", effective="training.optim"),
     Key("train.precision", "bf16 / fp16", structural=True),
     Key("train.gradient_checkpointing", "disable_gradient_checkpointing / use_unsloth_gc", structural=True),
-    Key("train.seed", "seed", default=42, back=as_int, effective="training.seed"),
+    Key("train.seed", "seed", default=42, back=as_int, effective="training.seed", when=seed_set, value_only=True),
     Key("train.max_grad_norm", "max_grad_norm", out=as_float, default=1.0, effective="training.max_grad_norm"),
     Key("train.adam_beta1", "adam_beta1", out=as_float, effective="training.adam_beta1"),
     Key("train.adam_beta2", "adam_beta2", out=as_float, effective="training.adam_beta2"),

@@ -31,6 +31,9 @@ def _env(version: str):
 
 
 APPROXIMATIONS = (
+    Approximation("train.seed", "train.seed is unset (an Axolotl config without seed, whose data shuffles are "
+                                "unseeded): trl seeds its trainer and data shuffles with 42",
+                  lambda r: r.train.seed == "unset"),
     Approximation("data.train", "without a template ftr generates (the tokenizer's own, or an Axolotl template), "
                                 "multi-turn rows train on the last assistant turn only (prompt/completion form)",
                   lambda r: r.stage == "sft" and not _marked(r.model.template), fields=()),

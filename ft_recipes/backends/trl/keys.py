@@ -4,7 +4,7 @@ config objects (``args``: the trl config's to_dict(), ``peft``: the peft config,
 
 from __future__ import annotations
 
-from ..keys import NO_MAX_STEPS, Key, KeyTable, as_float, whole
+from ..keys import NO_MAX_STEPS, Key, KeyTable, as_float, seed_set, whole
 
 LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 INIT = {"default": True, "pissa": "pissa", "olora": "olora", "gaussian": "gaussian"}
@@ -77,7 +77,7 @@ TABLE = KeyTable([
     Key("train.optimizer", "args.optim", effective="args.optim"),
     Key("train.precision", "args.bf16 / args.fp16", structural=True),
     Key("train.gradient_checkpointing", "args.gradient_checkpointing", structural=True),
-    Key("train.seed", "args.seed", effective="args.seed"),
+    Key("train.seed", "args.seed", effective="args.seed", when=seed_set, value_only=True),
     Key("train.max_grad_norm", "args.max_grad_norm", out=as_float, effective="args.max_grad_norm"),
     Key("train.adam_beta1", "args.adam_beta1", out=as_float, effective="args.adam_beta1"),
     Key("train.adam_beta2", "args.adam_beta2", out=as_float, effective="args.adam_beta2"),
@@ -87,6 +87,11 @@ TABLE = KeyTable([
     Key("eval.every", "args.eval_strategy", structural=True),
     Key("eval.steps", "args.eval_steps", structural=True),
     Key("eval.batch_size", "args.per_device_eval_batch_size", structural=True),
+    # once per epoch is the epoch strategy (normalise folds it); more often has no trl setting
+    Key("eval.per_epoch", "args.eval_strategy", structural=True, accepts=lambda v: v == 1,
+        refusal="trl evaluates every N steps or once per epoch, not N times per epoch"),
+    Key("output.per_epoch", "args.save_strategy", structural=True, accepts=lambda v: v == 1,
+        refusal="trl saves every N steps or once per epoch, not N times per epoch"),
     Key("output.dir", "args.output_dir", out=str, effective="args.output_dir"),
     Key("output.save", "args.save_strategy", effective="args.save_strategy"),
     Key("output.save_steps", "args.save_steps", when=lambda r: r.output.save == "steps", needs="output.save: steps",

@@ -1,0 +1,240 @@
+"""The conversion oracle's data check: the first rows of a source config and of its conversion, tokenized by each
+backend's own preprocessing (the `ftr tokens` helpers), must give the same input ids and labels.
+
+    python scripts/conversion_tokens.py          (after the oracle's conversions; see main)
+
+The corpora name hub models that are not on this machine, so every config (source and result alike) is tokenized
+with one local tokenizer: the tiny test model (tests/fixtures/tiny.py), written over the model keys of a copy. The
+copy's data paths are those the backend opens from the source's run directory. The rows are
+the corpora's own stand-in rows (LLaMA-Factory's data/ demo files), whole (the copies' maximum length is raised
+above every row: cutting over-long rows differs between the backends and is documented apart); a dataset on the
+hub cannot be read offline, so such a config is counted as "hub data" and not compared.
+
+A pair is identical, a difference (the test fails unless it is in TOKEN_APPROXIMATIONS with a reason), or not
+checkable for a stated reason (hub data, or the source backend cannot tokenize the source itself).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+ROWS = 3  # the stand-in demo files hold 3 rows each
+
+# Model keys a copy rewrites to the local tokenizer, and keys that would load more than the tokenizer needs.
+MODEL_KEYS = {"llamafactory": ("model_name_or_path", "tokenizer_name_or_path"),
+              "axolotl": ("base_model", "base_model_config", "tokenizer_config")}
+DROPPED = {"llamafactory": ("adapter_name_or_path", "deepspeed", "tokenized_path", "quantization_bit"),
+           "axolotl": ("deepspeed", "fsdp", "fsdp_config", "lora_model_dir", "plugins", "dataset_prepared_path")}
+# Every row whole: each backend cuts an over-long row its own way (documented in docs/accuracy.md and
+# docs/commands/tokens.md; `ftr data` counts the rows cut), which is not what this check compares.
+LENGTH_KEY = {"llamafactory": "cutoff_len", "axolotl": "sequence_len"}
+LONG = 65536
+HUB = ("LocalEntryNotFound", "offline", "OfflineMode", "couldn't reach", "Couldn't reach", "not found on the hub",
+       "FileNotFoundError: Unable to find", "DatasetNotFoundError", "Couldn't find a dataset script",
+       "is not a local folder")
+
+# Why a source config cannot be tokenized on this machine (not a verdict on ftr): the corpora's images are not
+# copied (SOURCE.md), a dataset or a processor is on the hub.
+NOT_HERE = ("images", "videos", "audios", "No such file", "not found", "does not exist", "offline", "Offline")
+
+# (direction, what differs) -> why. Each entry is a real difference between the backends' preprocessing of the
+# same rows, said by `ftr compile`/`convert` or documented in docs/accuracy.md; kept small.
+TOKEN_APPROXIMATIONS: dict[tuple[str, str], str] = {}
+
+
+@dataclass
+class Pair:
+    direction: str
+    corpus: str
+    path: str
+    run: Path
+    source: tuple[str, Path]  # (backend, config)
+    result: tuple[str, Path]
+    status: str = ""  # identical | different | hub data | source not tokenized | result not tokenized
+    detail: str = ""
+
+
+def pairs(cases) -> list[Pair]:
+    """One pair per converted case of the conversion oracle."""
+    return [Pair(c.direction, c.corpus, c.path, c.run, (c.source, c.run / c.relative), (c.target, c.result))
+            for c in cases if c.converted]
+
+
+def local_copy(backend: str, config: Path, run: Path, model: Path, dest: Path) -> Path:
+    """``config`` with the model keys naming the local tokenizer (and nothing that loads weights or launchers),
+    and its data paths as the backend resolves them from ``run`` (so one process serves every run directory)."""
+    data = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
+    _absolute_data(backend, data, run)
+    for key in MODEL_KEYS[backend]:
+        if key in data or key == MODEL_KEYS[backend][0]:
+            data[key] = str(model)
+    for key in DROPPED[backend]:
+        data.pop(key, None)
+    if backend == "llamafactory":
+        data["plot_loss"] = False  # it needs matplotlib, which plots after training only
+    data[LENGTH_KEY[backend]] = LONG
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return dest
+
+
+def _absolute_data(backend: str, data: dict, run: Path) -> None:
+    if backend == "llamafactory":
+        for key, default in (("dataset_dir", "data"), ("media_dir", None)):
+            value = data.get(key, default)
+            if isinstance(value, str) and not Path(value).is_absolute() and (run / value).exists():
+                data[key] = str(run / value)
+        return
+    for section in ("datasets", "test_datasets", "pretraining_dataset"):
+        for entry in data.get(section) or []:
+            for key in ("path", "data_files"):
+                value = entry.get(key) if isinstance(entry, dict) else None
+                if isinstance(value, str) and not Path(value).is_absolute() and (run / value).exists():
+                    entry[key] = str(run / value)
+
+
+def tokenize(pythons: dict[str, Path], env: dict | None, model: Path, work: Path,
+             all_pairs: list[Pair]) -> dict[tuple[str, str], list[dict] | str]:
+    """(backend, config path) -> its rows, or why it failed; one helper process per backend."""
+    from ft_recipes import backends
+
+    jobs: dict[str, dict[str, Path]] = {}  # backend -> {config: its local copy}
+    for n, pair in enumerate(all_pairs):
+        for side, (backend, config) in (("source", pair.source), ("result", pair.result)):
+            if str(config) not in jobs.setdefault(backend, {}):  # a source shared by two directions: once
+                copy = local_copy(backend, config, pair.run, model, work / str(n) / side / config.name)
+                jobs[backend][str(config)] = copy
+    out: dict[tuple[str, str], list[dict] | str] = {}
+    for backend, unique in jobs.items():
+        helper = backends.get(backend).tokens_helper
+        argv = [str(pythons[backend]), str(helper), *map(str, unique.values()), str(ROWS)]
+        proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=work, timeout=3600)
+        rows: dict[int, list[dict]] = {}
+        for line in proc.stdout.splitlines():
+            if line.startswith("FTR-TOKENS "):
+                row = json.loads(line[len("FTR-TOKENS "):])
+                rows.setdefault(row["job"], []).append(row)
+        for job, key in enumerate(unique):
+            got = rows.get(job, [])
+            failed = [r["error"] for r in got if "error" in r]
+            out[(backend, key)] = failed[0] if failed else got or (proc.stderr[-500:] or "no rows")
+    return out
+
+
+def _hub(error: str) -> bool:
+    return any(marker in error for marker in HUB)
+
+
+def _view(rows: list[dict]) -> list[tuple]:
+    return [(r.get("part", ""), tuple(r["input_ids"]), tuple(r["labels"])) for r in rows]
+
+
+def judge(pair: Pair, tokens: dict) -> None:
+    source = tokens[(pair.source[0], str(pair.source[1]))]
+    result = tokens[(pair.result[0], str(pair.result[1]))]
+    if isinstance(source, str):
+        pair.status = "hub data" if _hub(source) else "source not tokenized"
+        pair.detail = source[:200]
+    elif isinstance(result, str):
+        pair.status, pair.detail = "result not tokenized", result[:200]
+    elif _view(source) == _view(result):
+        pair.status = "identical"
+    else:
+        pair.status, pair.detail = "different", first_difference(source, result)
+
+
+def first_difference(a: list[dict], b: list[dict]) -> str:
+    if len(a) != len(b):
+        return f"{len(a)} rows -> {len(b)} rows"
+    for i, (x, y) in enumerate(zip(a, b)):
+        for key in ("input_ids", "labels"):
+            if x[key] != y[key]:
+                k = next((j for j, (p, q) in enumerate(zip(x[key], y[key])) if p != q), min(len(x[key]), len(y[key])))
+                return (f"row {i} {x.get('part', '')} {key} from position {k}: "
+                        f"{x['tokens'][k:k + 6]} -> {y['tokens'][k:k + 6]}")
+    return "parts differ"
+
+
+def excused(pair: Pair) -> str | None:
+    return TOKEN_APPROXIMATIONS.get((pair.direction, pair.detail.split(":")[0]))
+
+
+def run(cases, pythons: dict[str, Path], env: dict | None, model: Path, work: Path) -> list[Pair]:
+    all_pairs = pairs(cases)
+    tokens = tokenize(pythons, env, model, work, all_pairs)
+    for pair in all_pairs:
+        judge(pair, tokens)
+    return all_pairs
+
+
+def unexplained(all_pairs: list[Pair]) -> list[str]:
+    return [f"{p.direction} {p.corpus} {p.path}: {p.status}: {p.detail}"[:400] for p in all_pairs
+            if p.status in ("different", "result not tokenized") and not excused(p)]
+
+
+def table(all_pairs: list[Pair]) -> str:
+    statuses = ("identical", "different", "result not tokenized", "hub data", "source not tokenized")
+    lines = ["| direction | corpus | converted | " + " | ".join(statuses) + " |",
+             "|---|---|---|" + "---|" * len(statuses)]
+    groups = Counter((p.direction, p.corpus) for p in all_pairs)
+    for (direction, corpus), n in sorted(groups.items()):
+        counts = Counter(p.status for p in all_pairs if (p.direction, p.corpus) == (direction, corpus))
+        lines.append(f"| {direction} | {corpus} | {n} | " + " | ".join(str(counts[s]) for s in statuses) + " |")
+    return "\n".join(lines)
+
+
+def reasons(all_pairs: list[Pair]) -> str:
+    """The most common reasons a pair was not compared, per status."""
+    out = []
+    for status in ("source not tokenized", "hub data"):
+        common = Counter(p.detail[:120] for p in all_pairs if p.status == status).most_common(4)
+        out += [f"  {status} {n:3d}  {why}" for why, n in common]
+    return "\n".join(out)
+
+
+def build_model(python: Path, dest: Path, env: dict | None) -> Path:
+    """The tiny test model (its tokenizer is what the copies load), built with a backend environment's python."""
+    proc = subprocess.run([str(python), str(ROOT / "tests" / "fixtures" / "tiny.py"), str(dest / "model"),
+                           str(dest / "data")], capture_output=True, text=True, env=env, timeout=600)
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr[-2000:])
+    return Path(json.loads(proc.stdout.strip().splitlines()[-1])["model"])
+
+
+def main() -> int:
+    import tempfile
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import conversion_oracle as oracle
+
+    from ft_recipes.backends import env_spec
+    from ft_recipes.envs import find_python
+
+    pythons = {name: find_python(env_spec(name)) for name in oracle.BACKENDS}
+    with tempfile.TemporaryDirectory(prefix="ftr-conversion-tokens-") as tmp:
+        env = oracle.offline_env(Path(tmp))
+        cases = [c for c in oracle.cases(Path(tmp) / "out")]
+        for case in cases:
+            oracle.convert(case)
+        model = build_model(pythons["llamafactory"], Path(tmp) / "tiny", env)
+        all_pairs = run(cases, pythons, env, model, Path(tmp) / "tokens")
+    print(table(all_pairs))
+    print(reasons(all_pairs))
+    problems = unexplained(all_pairs)
+    print(f"{len(problems)} unexplained token differences")
+    for line in problems[:60]:
+        print("  " + line)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    sys.exit(main())
