@@ -21,6 +21,7 @@ class Note:
 
     key: str
     message: str
+    cross: bool = False  # a difference between backends (convert and tokens --diff say it), not from the recipe
 
     def text(self, backend: str) -> str:
         return f"note [{backend}] {self.key}: {self.message}"

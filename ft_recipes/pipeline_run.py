@@ -183,7 +183,7 @@ def compile_pipeline(path: str, default_backend: str, out_dir: Path, force: bool
         except FtrError as exc:
             raise FtrError(f"stage {stage.name}: {exc}", [in_stage(f, stage.name) for f in exc.findings],
                            exc.exit_code) from None
-        notes += [(stage.name, backend, note) for note in emitted.notes]
+        notes += [(stage.name, backend, note) for note in emitted.notes if not note.cross]
         written += write_outputs(emitted, stage.recipe, out_dir / stage.name, force)
     text = pipeline_document(pipeline, describe_stages(pipeline, default_backend, out_dir))
     written += write_set(out_dir, {PIPELINE: text}, force, protected=[pipeline.file])

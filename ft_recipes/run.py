@@ -208,7 +208,7 @@ def _plan(loaded: Loaded, backend: str, opts: LaunchOptions, resume: bool, force
         old, lock = lock, _own(run_dir)
         old.release()
     emitted = backends.get(backend).emit(recipe, run_dir)
-    for note in emitted.notes:  # the fidelity report of `ftr compile`: what this backend carries approximately
+    for note in (n for n in emitted.notes if not n.cross):  # `ftr compile`'s notes: what this backend carries
         print(f"ftr: {note.text(backend)}", file=sys.stderr)
     main_cfg = emitted.configs[emitted.main]
     try:

@@ -165,3 +165,18 @@ def test_absent_warmup_is_reported_for_llamafactory(tmp_path):
     assert "at most 100 steps" in _line(result.output, "lost", "warmup_ratio")
     cfg = yaml.safe_load((tmp_path / "out-llamafactory" / "llamafactory.yaml").read_text())
     assert cfg["warmup_steps"] == 0.03
+
+
+# --- a note belongs to the backend compiled for (issue 32) -----------------------------------------------------
+
+def test_compile_says_nothing_of_how_another_backend_holds_out_rows_and_convert_does(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(yaml.safe_dump({"ftr": 1, "model": {"base": "org/model", "template": "chatml"},
+                                      "data": {"train": [{"hub": "org/chat", "format": "messages"}],
+                                               "val": {"split": 0.1}}}))
+    for backend in ("llamafactory", "axolotl"):
+        result = CliRunner().invoke(main, ["compile", str(recipe), "-b", backend, "-o", str(tmp_path / backend)])
+        assert result.exit_code == 0, result.output
+        assert "shuffl" not in result.output, result.output
+    result = _convert(_write(tmp_path, val_set_size=0.1), "llamafactory")
+    assert "LLaMA-Factory shuffles (seeded) before holding out" in _line(result.output, "approximated", "val_set_size")

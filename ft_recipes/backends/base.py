@@ -36,6 +36,9 @@ class Approximation:
     message: str
     applies: Callable[[Any], bool]
     fields: tuple[str, ...] | None = None  # recipe fields whose effective value may differ (None: path)
+    # a difference between the backends (each reads the recipe in its own right, as the other does not), said by
+    # `convert` and `tokens --diff`; compile for this backend alone does not print it
+    cross: bool = False
 
     @property
     def excused(self) -> tuple[str, ...]:
@@ -141,7 +144,7 @@ class Backend:
         """The fidelity notes for this recipe (every approximation that applies)."""
         from ..emit import Note
 
-        notes = [Note(a.path, a.message) for a in self.approximations if a.applies(recipe)]
+        notes = [Note(a.path, a.message, a.cross) for a in self.approximations if a.applies(recipe)]
         return notes + [Note(row.path, f"not written for {self.title}: it is used only with {row.needs}")
                         for row, _path, fate in unused_values(self, recipe) if fate == "note"]
 

@@ -65,7 +65,8 @@ def keys_page() -> str:
 def approximations_page() -> str:
     lines = ["# Known approximations", "",
              "Where a backend carries a recipe value only approximately, `ftr compile` prints the note below "
-             "whenever it applies, and the effective-value oracle (`tests/backends/test_oracle.py`) accepts a "
+             "whenever it applies (a difference *between* backends, marked \"between backends\", is printed by "
+             "`ftr convert` and `ftr tokens --diff` instead), and the effective-value oracle (`tests/backends/test_oracle.py`) accepts a "
              "difference in the listed fields only then. Every other difference between a recipe and what the "
              "backend's own parser holds fails the oracle. Generated from each backend's `APPROXIMATIONS` by "
              "`python -m ft_recipes.backends.docs`; do not edit.", "",
@@ -73,7 +74,8 @@ def approximations_page() -> str:
     for backend in all_backends():
         for item in backend.approximations:
             excused = ", ".join(f"`{f}`" for f in item.excused) or "none (the rows or rendering differ)"
-            lines.append(f"| {backend.title} | `{item.path}` | {_cell(item.message)} | {excused} |")
+            message = f"{_cell(item.message)}{' (between backends)' if item.cross else ''}"
+            lines.append(f"| {backend.title} | `{item.path}` | {message} | {excused} |")
     return "\n".join(lines) + "\n"
 
 

@@ -53,7 +53,8 @@ def _compile(recipe: str, backend: str, out_dir: Path | None, force: bool) -> No
         return
     _, emitted, written, text = compile_recipe(recipe, backend, out_dir, force)
     for note in emitted.notes:
-        click.echo(note.text(backend), err=True)
+        if not note.cross:  # a note belongs to the backend compiled for
+            click.echo(note.text(backend), err=True)
     if out_dir is None:
         click.echo(text, nl=False)
         extra = [name for name in (*emitted.configs, *emitted.data_files) if name != emitted.main]

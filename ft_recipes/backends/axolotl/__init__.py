@@ -26,7 +26,7 @@ def _env(version: str):
 
 APPROXIMATIONS = (
     Approximation("data.val.split", "Axolotl holds out validation rows without shuffling; LLaMA-Factory shuffles "
-                                    "(seeded) first", lambda r: r.data.val_split > 0, fields=()),
+                                    "(seeded) first", lambda r: r.data.val_split > 0, fields=(), cross=True),
     Approximation("method.quant.compute_dtype", "Axolotl derives the 4-bit compute dtype from the training "
                                                 "precision, not from method.quant.compute_dtype",
                   compute_dtype_differs),

@@ -42,7 +42,7 @@ APPROXIMATIONS = (
     Approximation("data.packing", "LLaMA-Factory packs pretraining text by concatenating all the texts and cutting "
                                   "the stream into blocks (a text may span two blocks; the last partial block is "
                                   "dropped); Axolotl and trl pack whole rows",
-                  lambda r: r.data.packing and r.stage == "pt", fields=()),
+                  lambda r: r.data.packing and r.stage == "pt", fields=(), cross=True),
     Approximation("train.gradient_checkpointing", "LLaMA-Factory offloads the checkpointed activations with "
                                                   "unsloth's checkpointing (use_unsloth_gc), Axolotl and trl with "
                                                   "activation offloading: the same gradients, other memory and "
@@ -54,7 +54,7 @@ APPROXIMATIONS = (
                                      "when there is none", lambda r: r.model.pad_token not in (None, "eos")),
     Approximation("data.val.split", "LLaMA-Factory shuffles (seeded) before holding out validation rows; Axolotl "
                                     "takes them without shuffling: the rows differ", lambda r: r.data.val_split > 0,
-                  fields=()),
+                  fields=(), cross=True),
 )
 
 
