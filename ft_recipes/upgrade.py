@@ -565,6 +565,56 @@ def fsdp1_unread(data, ctx: Context) -> None:
                         f"fsdp_config.{key}")
 
 
+# Axolotl's DPO chat_template reader (prompt_strategies/dpo/chat_template.py, 0.8-0.21) reads these dataset keys
+# with these defaults, but the DPODataset schema of 0.19 and 0.21 has no field for them: the validator drops them.
+DPO_READER_DEFAULTS = {"message_property_mappings": {"role": "role", "content": "content"},
+                       "roles": {"user": ["user"], "assistant": ["assistant"], "system": ["system"], "tool": ["tool"]}}
+DPO_ROW = {"since": "0.19.0", "origin": "hand",
+           "source": "0.19.0 axolotl/utils/schemas/datasets.py DPODataset (no such field), "
+                     "axolotl/prompt_strategies/dpo/chat_template.py:19 (the reader's default)"}
+
+
+def dpo_dataset_defaults(data, ctx: Context) -> None:
+    """DPO chat_template dataset keys the target's schema drops: removed when they say what the reader does
+    without them (``roles`` naming each role as itself), else a finding."""
+    from .catalogue import load
+
+    if not data.get("rl") or str(data.get("rl")).lower() in ("kto", "grpo", "gdpo", "ebft"):
+        return
+    known = load(ctx.backend, ctx.version).get("dataset_keys", {}).get("DPODataset")
+    if not known:
+        return
+    for entry in data.get("datasets") or []:
+        if not hasattr(entry, "items") or not str(entry.get("type") or "").startswith("chat_template"):
+            continue
+        for key in [k for k in DPO_READER_DEFAULTS if k in entry and k not in known]:
+            line, value = _line(entry, key), _value(entry[key])
+            default = DPO_READER_DEFAULTS[key]
+            if value == default or (key == "roles" and isinstance(value, dict) and all(
+                    default.get(role) == names for role, names in value.items())):
+                drop_key(entry, key)
+                ctx.change(line, f"datasets {key} removed ({ctx.backend} {ctx.version}'s DPO dataset schema drops "
+                           "it; it says what the reader does without it)", DPO_ROW, ("datasets",))
+            else:
+                ctx.finding(line, "error", f"datasets {key} is dropped silently by {ctx.backend} {ctx.version}'s DPO "
+                            "dataset schema, though its chat_template reader would use it", "rename the dataset's "
+                            "fields to the reader's defaults (role, content)", f"datasets.{key}")
+
+
+TOKENS_ROW = {"since": "0.1.0", "origin": "hand",
+              "source": "axolotl-ai-cloud/axolotl bdbca8fa6 (utils/models.py: special tokens are cfg.special_tokens, "
+                        "cfg.tokens is a list of tokens to add)"}
+
+
+def special_tokens(data, ctx: Context) -> None:
+    """``tokens:`` as a mapping of special tokens (before Axolotl 0.1) -> ``special_tokens:``; a list is left."""
+    if hasattr(data.get("tokens"), "items") and "special_tokens" not in data:
+        line = _line(data, "tokens")
+        rename_key(data, "tokens", "special_tokens")
+        ctx.change(line, "tokens: {...} -> special_tokens (a mapping of special tokens)", TOKENS_ROW,
+                   ("tokens", "special_tokens"), {"special_tokens": _value(data["special_tokens"])})
+
+
 NULL_ROW = {"since": "0.5.0", "origin": "hand",
             "source": "axolotl/utils/dict.py DictDefault reads an absent key as None; the pydantic schema "
                       "(#1239) drops unknown keys"}
@@ -586,6 +636,6 @@ def unread_nulls(data, ctx: Context) -> None:
 
 STEPS = {
     "axolotl": (rename_keys, attention_flags, sharegpt_datasets, unprefix, fsdp2, fsdp1_unread, removed_keys,
-                unread_nulls),
+                dpo_dataset_defaults, special_tokens, unread_nulls),
     "llamafactory": (rename_keys, removed_keys, templates),
 }

@@ -147,3 +147,17 @@ def test_a_legacy_flag_that_says_what_attn_implementation_says_is_removed():
     assert result.new_text == "attn_implementation: flash_attention_2\n" and not result.findings
     other = up("flash_attention: true\nattn_implementation: sdpa\n", "axolotl=0.19.0")
     assert not other.changed and other.findings[0].severity == "error"
+
+
+def test_dpo_dataset_keys_the_schema_drops_go_when_they_say_what_the_reader_does():
+    text = ("rl: dpo\ndatasets:\n  - path: x\n    type: chat_template.default\n    message_property_mappings:\n"
+            "      role: role\n      content: content\n    roles:\n      user:\n        - user\n")
+    assert up(text, "axolotl=0.19.0").new_text == "rl: dpo\ndatasets:\n  - path: x\n    type: chat_template.default\n"
+    other = up(text.replace("role: role", "role: from"), "axolotl=0.19.0")
+    assert [f.key for f in other.findings] == ["datasets.message_property_mappings"]
+
+
+def test_tokens_as_a_mapping_of_special_tokens_becomes_special_tokens():
+    result = up("tokens:\n  pad_token: <pad>\n", "axolotl=0.19.0")
+    assert result.new_text == "special_tokens:\n  pad_token: <pad>\n"
+    assert not up("tokens:\n  - <x>\n", "axolotl=0.19.0").changed
