@@ -66,10 +66,10 @@ def approximations_page() -> str:
     lines = ["# Known approximations", "",
              "Where a backend carries a recipe value only approximately, `ftr compile` prints the note below "
              "whenever it applies (a difference *between* backends, marked \"between backends\", is printed by "
-             "`ftr convert` and `ftr tokens --diff` instead), and the effective-value oracle (`tests/backends/test_oracle.py`) accepts a "
-             "difference in the listed fields only then. Every other difference between a recipe and what the "
-             "backend's own parser holds fails the oracle. Generated from each backend's `APPROXIMATIONS` by "
-             "`python -m ft_recipes.backends.docs`; do not edit.", "",
+             "`ftr convert` and `ftr tokens --diff` instead), and the effective-value oracle "
+             "(`tests/backends/test_oracle.py`) accepts a difference in the listed fields only then. Every other "
+             "difference between a recipe and what the backend's own parser holds fails the oracle. Generated from "
+             "each backend's `APPROXIMATIONS` by `python -m ft_recipes.backends.docs`; do not edit.", "",
              "| backend | recipe field | note | fields whose effective value may differ |", "|---|---|---|---|"]
     for backend in all_backends():
         for item in backend.approximations:
