@@ -298,8 +298,8 @@ def _eval_step(doc: Document, index: int, entry: dict, parent: Stage | None, ear
         first = "starts from base" if "from" in entry else "is the first stage"
         findings.append(_finding(doc, at + ("from" if "from" in entry else "stage",), "FTR002",
                                  f"stage {name}: stage: eval has nothing to evaluate: it {first}",
-                                 "put it after a training or merge stage, or name one with from: (it evaluates "
-                                 "that stage's result against the base model)"))
+                                 "put it after a training or merge stage, or name one with from:; it evaluates "
+                                 "that stage's result against the base model"))
         return None, findings
     trained = parent if parent.recipe else next(s for s in earlier if s.name == parent.source)
     if trained.recipe.stage == "rm":
