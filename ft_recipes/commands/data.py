@@ -10,7 +10,7 @@ import click
 from ..backends import NAMES
 from . import guard
 
-DATA_CODES = ("FTR204", "FTR207", "FTR208", "FTR209", "FTR210", "FTR211", "FTR212")
+DATA_CODES = ("FTR204", "FTR207", "FTR208", "FTR209", "FTR210", "FTR211", "FTR212", "FTR213")
 
 
 def load_any(path: str):
@@ -130,7 +130,7 @@ def _text(reports: list[dict], findings: list, ends: dict | None = None) -> str:
 def data_cmd(path: str, backends: tuple[str, ...], fmt: str, eos: bool, eos_rows: int) -> None:
     """Check every row of PATH's local datasets (a recipe or a native config) as each backend reads them: rows,
     formats, problems (file:line), duplicates, validation rows in training, identical pairs, lengths against
-    max_length, and the end of turn in each backend's labels. The findings are lint's FTR204 and FTR207-FTR212;
+    max_length, and the end of turn in each backend's labels. The findings are lint's FTR204 and FTR207-FTR213;
     exit 1 on an error, as lint."""
     from ..datacheck import progress_line, scan
     from ..lint import Options, lint_file

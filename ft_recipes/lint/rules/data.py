@@ -302,6 +302,46 @@ class ValidationLeak(Rule):
 
 
 @rule
+class ValidationNearLeak(Rule):
+    code = "FTR213"
+    name = "validation-rows-near-training"
+    messages = ('near',)
+    options = ('similarity', 'max_rows')
+    severity = "warning"
+    summary = "Validation rows that nearly repeat training rows (MinHash-style near-duplicates)."
+    what = ("Compares the word 3-grams (lower case) of every row of each local validation dataset with those of every "
+            "training row: a validation row sharing `similarity` (Jaccard) or more of them with a training row is a "
+            "near-duplicate; more than `max_rows` such rows are reported, with their file:line, the training row "
+            "most alike and how alike. Exact repeats are FTR208's and not counted again. The validation rows are "
+            "indexed by their 8 smallest 3-gram hashes (a bottom-k MinHash sketch) and the training files streamed "
+            "once, so memory follows the validation data, not the training data; a candidate is confirmed with the "
+            "exact Jaccard similarity.")
+    why = ("A validation row that differs from a training row by a word or two measures memorisation, not "
+           "generalisation: the validation loss looks better than the model is.")
+    bad = ('# data/val.jsonl: {"instruction": "say tea", "output": "Tea is a drink made from the leaves of a shrub, '
+           'served hot or cold."}\n'
+           '# data/train.jsonl: {"instruction": "say tea", "output": "Tea is a drink made from the leaves of a shrub, '
+           'served hot or iced."}\n'
+           "data:\n  train: [{path: data/train.jsonl, format: alpaca}]\n"
+           "  val: {datasets: [{path: data/val.jsonl, format: alpaca}]}\n")
+    good = ('# data/val.jsonl: {"instruction": "say moon", "output": "The moon orbits the earth once a month."}\n'
+            "data:\n  train: [{path: data/train.jsonl, format: alpaca}]\n"
+            "  val: {datasets: [{path: data/val.jsonl, format: alpaca}]}\n")
+    fix = "Remove the near-duplicate rows from the validation file (or from training)."
+
+    def check(self, ctx: Context) -> None:
+        from ...datacheck import near_leaks
+
+        train = list(local_datasets(ctx.recipe, ctx.recipe.data.train))
+        for ds, scanned in local_datasets(ctx.recipe, ctx.recipe.data.val) if train else ():
+            issue = near_leaks(train, (ds, scanned), ctx["similarity"])
+            if issue.count > ctx["max_rows"]:
+                line, origin = issue.first
+                ctx.report(ds.key_path + ("path",), "near", path=ds.path.name, count=issue.count, rows=scanned.rows,
+                           where=scanned.where(line), origin=origin, lines=issue.lines())
+
+
+@rule
 class DuplicateRows(Rule):
     code = "FTR209"
     name = "duplicate-rows"
