@@ -34,10 +34,13 @@ def status_cmd(run_dir: Path, attach: bool, interval: float) -> None:
     if now.state == "INTERRUPTED":
         lines.append(f"owner:    ftr pid {owner.get('pid', '?')} on {manifest.get('host')} is gone (killed, or its "
                      f"terminal closed); checkpoints stay: `ftr run RECIPE --resume` continues")
-    elif not now.done and owner:
+    elif not now.done and owner and manifest.get("end") is None:
         lines.append(f"owner:    ftr pid {owner.get('pid')} on {owner.get('host')} since {owner.get('start')}")
-    if manifest.get("exit_status") is not None:
+    if manifest.get("exit_status") is not None and now.done:
         lines.append(f"exit:     {manifest['exit_status']}")
+    elif manifest.get("exit_status") is not None:  # a requeued job between attempts: the engine still holds it
+        lines.append(f"exit:     {manifest['exit_status']} (an attempt that ended at {manifest.get('end')}; the job "
+                     f"goes on)")
     lines += [f"log:      {quote(str(path))}" for path in logs(run_dir)]
     click.echo("\n".join(lines))
     if attach and not now.done:

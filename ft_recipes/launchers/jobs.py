@@ -108,17 +108,30 @@ def owner_gone(run_dir: Path, manifest: dict) -> bool:
     return manifest.get("host") in (None, platform.node()) and held(run_dir) is False
 
 
+POLL_TRIES = 5  # a poll the engine does not answer (a busy slurmctld times out) is tried again this often
+
+
 def follow(run_dir: Path, interval: float = 2.0, confirm=None) -> int:
-    """Echo the run's log and progress line until the job ends; its exit status (Ctrl-C offers to cancel)."""
+    """Echo the run's log and progress line until the job ends; its exit status (Ctrl-C offers to cancel).
+    The engine says when the job has ended, not the manifest: an attempt's end (a requeued SLURM job's) is not
+    the job's while the engine still holds it."""
     path, offset, progress = run_dir / "logs" / "train.log", 0, Progress()
     manifest, now = state(run_dir)
     try:
+        failed = 0
         while True:
             offset = _echo(path, offset, progress)
             if now.done:
                 break
             time.sleep(interval)
-            manifest, now = state(run_dir)
+            try:
+                manifest, now = state(run_dir)
+                failed = 0
+            except FtrError as exc:
+                failed += 1
+                if failed >= POLL_TRIES:
+                    raise
+                print(f"ftr: {exc}; asking again", file=sys.stderr)
         _echo(path, offset, progress)
     except KeyboardInterrupt:
         engine = get(manifest["launcher"])

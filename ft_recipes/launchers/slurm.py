@@ -11,8 +11,14 @@ from .base import Job, State, call, comment, tool
 
 FILE = "job.sbatch"
 INSTALL = "run on a SLURM login node (sbatch comes with SLURM's client tools)"
+# SLURM's job states as squeue (%T) and scontrol (JobState=) print them (job_state_string in SLURM's
+# slurm_protocol_defs.c). Only these end a job. A job SLURM still holds is in another, however briefly, even when
+# an attempt of it has ended (the manifest has an end): a requeued job is COMPLETING while its attempt's
+# processes go, then PENDING (Reason=BeginTime, about 2 minutes) or held (REQUEUE_HOLD; SPECIAL_EXIT: requeued
+# and held until `scontrol release`), REQUEUED or REQUEUE_FED on the way; squeue lists every such job.
 FINISHED = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL",
-            "DEADLINE", "PREEMPTED", "SPECIAL_EXIT"}
+            "DEADLINE", "PREEMPTED", "REVOKED"}
+FORGOTTEN = "Invalid job id specified"  # what squeue -j and scontrol say of a job past MinJobAge
 
 
 def directives(job: Job) -> dict[str, str | None]:
@@ -76,9 +82,12 @@ def submit(job: Job, path) -> str:
 
 
 def status(manifest: dict) -> State:
+    """The job's state as SLURM has it. An attempt's end (the manifest's ``end``, written by rank 0 when a
+    requeue or a preemption stops it) is not the job's: only a state in FINISHED is, and the manifest decides
+    only once SLURM has forgotten the job."""
     job_id = str(manifest["job_id"])
-    queued = call([tool("squeue", INSTALL), "-h", "-j", job_id, "-o", "%T %r"], "squeue").strip()
-    if queued:  # e.g. "PENDING Resources", "RUNNING None"
+    queued = _squeue(job_id)
+    if queued:  # SLURM still holds the job: e.g. "PENDING BeginTime", "COMPLETING None", "REQUEUE_HOLD JobHeldAdmin"
         state, _, reason = queued.splitlines()[0].partition(" ")
         return State(state if reason in ("", "None") else f"{state} ({reason})", done=False)
     try:
@@ -86,12 +95,26 @@ def status(manifest: dict) -> State:
     except FtrError:  # scontrol forgets a finished job after MinJobAge: then the manifest decides
         shown = ""
     found = re.search(r"JobState=(\S+)", shown)
-    if found and found.group(1) not in FINISHED:
-        return State(found.group(1), done=False)
     if found:
-        return State(found.group(1), done=True, ok=found.group(1) == "COMPLETED")
+        return job_state(found.group(1))
     code = manifest.get("exit_status")
     return State("COMPLETED" if code == 0 else "FINISHED", done=True, ok=code == 0)
+
+
+def job_state(word: str) -> State:
+    """One of SLURM's state words: final only when in FINISHED (a word of a newer SLURM is not)."""
+    return State(word, done=word in FINISHED, ok=word == "COMPLETED" if word in FINISHED else None)
+
+
+def _squeue(job_id: str) -> str:
+    """squeue's line for the job; empty once the job has ended, and once SLURM has forgotten it (MinJobAge),
+    when squeue -j exits 1 saying so."""
+    try:
+        return call([tool("squeue", INSTALL), "-h", "-j", job_id, "-o", "%T %r"], "squeue").strip()
+    except FtrError as exc:
+        if FORGOTTEN in str(exc):
+            return ""
+        raise
 
 
 def cancel(manifest: dict) -> None:

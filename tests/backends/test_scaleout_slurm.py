@@ -133,7 +133,15 @@ def test_ctrl_c_while_attached_cancels_the_job(tiny_assets, env, tmp_path):
     assert "JobState=CANCELLED" in shown.stdout, shown.stdout + shown.stderr
 
 
+def squeue_state(job_id, env):
+    return subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], env=env, capture_output=True,
+                          text=True).stdout.strip()
+
+
 def test_requeued_job_resumes_from_its_last_checkpoint(tiny_assets, env, tmp_path):
+    """--attach, started before the requeue, follows the job through its first attempt's end (rank 0 writes an
+    end and exit status into the manifest), SLURM's requeue (COMPLETING, then PENDING) and the second attempt,
+    to the job's own end."""
     recipe = tiny_recipe(tmp_path, tiny_assets, "requeued", "extends: [lora-sft]")
     recipe.write_text(recipe.read_text().replace("max_steps: 4", "max_steps: 40").replace("save_steps: 2",
         "save_steps: 1"))
@@ -145,16 +153,43 @@ def test_requeued_job_resumes_from_its_last_checkpoint(tiny_assets, env, tmp_pat
         assert job_running(job_id, env), (run_dir / "logs" / f"slurm-{job_id}.out").read_text(errors="replace")
         time.sleep(0.5)
     assert list(run_dir.glob("checkpoint-*/trainer_state.json")), "no complete checkpoint within 300 s"
-    subprocess.run(["scontrol", "requeue", job_id], env=env, check=True)  # what a preemption does
-    # SLURM holds a requeued job for about 2 minutes (Reason=BeginTime); let it start at once
-    subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], env=env, check=True)
-    proc = ftr("status", run_dir, "--attach", "--interval", "2", env=env)
+    with (tmp_path / "attach.out").open("w") as out, (tmp_path / "attach.err").open("w") as err:
+        attach = subprocess.Popen([*FTR, "status", str(run_dir), "--attach", "--interval", "1"], env=env,
+                                  stdout=out, stderr=err)
+    try:
+        time.sleep(2)  # attached to the running first attempt
+        subprocess.run(["scontrol", "requeue", job_id], env=env, check=True)  # what a preemption does
+        requeued = time.time()
+        # SLURM holds a requeued job for about 2 minutes (Reason=BeginTime), a hold it sets when the first
+        # attempt has left COMPLETING (a StartTime given earlier is overwritten then). Start it at once, but in
+        # a later second than the requeue: slurmd refuses a start whose credential is not newer than the
+        # requeue's revocation ("Job N already killed, do not launch batch job") and SLURM ends the job,
+        # CANCELLED or FAILED.
+        deadline = time.time() + 120
+        while time.time() < deadline and squeue_state(job_id, env) != "PENDING":
+            time.sleep(0.2)
+        assert squeue_state(job_id, env) == "PENDING", "the requeued job did not leave COMPLETING in 120 s"
+        assert attach.poll() is None, "--attach took the first attempt's end for the job's: " + \
+            (tmp_path / "attach.err").read_text(errors="replace")[-2000:]
+        status = ftr("status", run_dir, env=env)
+        assert "state:    PENDING" in status.stdout, status.stdout  # the first attempt's exit, if any, is not the job's
+        assert "exit:" not in status.stdout or "the job goes on" in status.stdout, status.stdout
+        time.sleep(max(0.0, int(requeued) + 2 - time.time()))
+        subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], env=env, check=True)
+        attach.wait(timeout=600)
+    finally:
+        if attach.poll() is None:
+            attach.kill()
+            attach.wait()
+    attached = (tmp_path / "attach.err").read_text(errors="replace")
+    assert attach.returncode == 0 and f"ftr: job {job_id} completed" in attached, attached[-3000:]
     manifest = job_manifest(run_dir)
     assert manifest["exit_status"] == 0 and manifest["restarts"] >= 1, manifest
+    assert [a["exit_status"] for a in manifest["attempts"]][-1] == 0 and len(manifest["attempts"]) >= 2, manifest
     assert manifest["resumed_from"].startswith(str(run_dir / "checkpoint-"))
     out = (run_dir / "logs" / f"slurm-{job_id}.out").read_text(errors="replace")
     assert f"ftr: resuming from {manifest['resumed_from']}" in out
     resumed_at = int(manifest["resumed_from"].rsplit("-", 1)[1])
     steps = [int(s) for s in re.findall(r"(\d+)/40 \[", out.split("ftr: resuming from")[1]) if s != "0"]
     assert steps and steps[0] == resumed_at + 1, steps[:5]  # the second start goes on after the checkpoint
-    assert (run_dir / "adapter_model.safetensors").is_file() and "completed" in proc.stderr
+    assert (run_dir / "adapter_model.safetensors").is_file()
