@@ -51,7 +51,13 @@ train = datacheck._scan(Dataset(format="alpaca", path=Path({train!r})), None)
 val = datacheck._scan(Dataset(format="alpaca", path=Path({val!r})), None)
 leaks = datacheck.leaks([train], val)
 took = time.perf_counter() - start
-print(took, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, train.rows, train.duplicates.count, leaks.count)
+near = -1.0
+if {near!r}:
+    start = time.perf_counter()
+    datacheck.near_leaks([(Dataset(format="alpaca", path=Path({train!r})), train)],
+                         (Dataset(format="alpaca", path=Path({val!r})), val), 0.7)
+    near = time.perf_counter() - start
+print(near, took, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, train.rows, train.duplicates.count, leaks.count)
 """
 
 HF_CHILD = """
@@ -61,16 +67,17 @@ datasets.disable_progress_bars()
 start = time.perf_counter()
 ds = datasets.load_dataset("json", data_files={{"train": {train!r}, "validation": {val!r}}}, cache_dir={cache!r})
 took = time.perf_counter() - start
-print(took, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, len(ds["train"]), 0, 0)
+print(-1, took, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, len(ds["train"]), 0, 0)
 """
 
 
-def child(python: str, code: str, env: dict | None = None) -> tuple[float, float, list[int]]:
+def child(python: str, code: str, env: dict | None = None) -> tuple[float, float, list[int], float]:
+    """(seconds of the exact checks, peak RSS in MB, counts, seconds of the near-duplicate pass or -1)."""
     proc = subprocess.run([python, "-c", code], capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         raise SystemExit(proc.stderr[-3000:])
-    took, rss, *counts = proc.stdout.split()[-5:]
-    return float(took), int(rss) / 1024, [int(c) for c in counts]
+    near, took, rss, *counts = proc.stdout.split()[-6:]
+    return float(took), int(rss) / 1024, [int(c) for c in counts], float(near)
 
 
 def lf_python(given: str | None) -> str:
@@ -88,12 +95,14 @@ def main() -> None:
     parser.add_argument("--python", help="the python of an environment with `datasets` (default: LLaMA-Factory's)")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each side per size (the best is kept)")
     parser.add_argument("--dir", help="where the generated files go (default: a temporary folder)")
+    parser.add_argument("--near", action="store_true", help="also time FTR213's near-duplicate pass (after the "
+                        "exact checks, in the same process: the peak RSS then includes it)")
     args = parser.parse_args()
     python = lf_python(args.python)
     env = {**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; datasets from {python}")
     print(f"{'rows':>9} {'MB':>5} | {'ftr s':>6} {'ftr MB':>7} | {'load_dataset s':>14} {'MB':>6} | {'ratio':>5} "
-          f"| dup  leaks")
+          f"| dup  leaks" + (" | near-duplicate pass s" if args.near else ""))
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         for rows in [int(r) for r in args.rows.split(",")]:
             train, val = Path(tmp) / f"train-{rows}.jsonl", Path(tmp) / f"val-{rows}.jsonl"
@@ -101,13 +110,15 @@ def main() -> None:
             write(val, rows // 100, start=rows - rows // 1000, repeat_every=0)  # a tenth of it repeats training
             ours, theirs = [], []
             for k in range(args.repeat):
-                ours.append(child(sys.executable, FTR_CHILD.format(root=str(ROOT), train=str(train), val=str(val))))
+                ours.append(child(sys.executable, FTR_CHILD.format(root=str(ROOT), train=str(train), val=str(val),
+                                                                  near=args.near)))
                 cache = Path(tmp) / f"hf-cache-{rows}-{k}"
                 theirs.append(child(python, HF_CHILD.format(train=str(train), val=str(val), cache=str(cache)), env))
                 subprocess.run(["rm", "-rf", str(cache)], check=False)
-            (f_s, f_mb, counts), (h_s, h_mb, _) = min(ours), min(theirs)
+            (f_s, f_mb, counts, near), (h_s, h_mb, _, _) = min(ours), min(theirs)
             print(f"{rows:>9} {train.stat().st_size >> 20:>5} | {f_s:>6.2f} {f_mb:>7.0f} | {h_s:>14.2f} {h_mb:>6.0f} "
-                  f"| {h_s / f_s:>4.2f}x | {counts[1]} {counts[2]}", flush=True)
+                  f"| {h_s / f_s:>4.2f}x | {counts[1]} {counts[2]}" + (f" | {near:.2f}" if args.near else ""),
+                  flush=True)
             train.unlink()
             val.unlink()
 

@@ -622,43 +622,58 @@ def _row_texts(ds: Dataset) -> Iterator[tuple[int, str]]:
             yield number, f"{prompt} {answer} {rejected}"
 
 
+COMMON = 64  # a 3-gram in more validation rows than this (a template's) indexes none: it would match them all
+
+
 def near_leaks(train: list[tuple[Dataset, FileScan]], val: tuple[Dataset, FileScan], similarity: float) -> Issue:
     """Validation rows whose word 3-grams are ``similarity`` (Jaccard) or more those of a training row, exact
-    repeats (``leaks``) left out. The validation rows are indexed by their ANCHORS smallest shingle hashes; each
-    training row is read once (streamed) and compared exactly (Jaccard of the shingle sets) with the validation rows
-    that share at least a third of its anchors: two rows of Jaccard J share about J of their smallest hashes, so a
-    near-duplicate is missed with a probability of about 1e-3 at 0.7. Memory: the validation rows' shingles."""
+    repeats (``leaks``) left out; each named with the first such training row. The validation rows are indexed by
+    their ANCHORS smallest shingle hashes (a bottom-k MinHash sketch, over the 3-grams in at most COMMON validation
+    rows); each training row is read once (streamed) and compared exactly (Jaccard of the shingle sets) with the
+    validation rows that share at least a third of its anchors: two rows of Jaccard J share about J of their
+    smallest hashes, so a near-duplicate is missed with a probability of about 1e-3 at 0.7. A validation row leaves
+    the index once matched. Memory: the validation rows' shingles; time: one pass over the training rows."""
     val_ds, _ = val
     rows: dict = {}  # validation line -> its shingles
-    index: dict = {}  # anchor -> validation lines
     for line, text in _row_texts(val_ds):
         key = row_key(text)
-        if any(key in scanned.keys for _, scanned in train):
-            continue  # an exact repeat: FTR208's
-        sh = shingles(text)
-        if sh:
-            rows[line] = sh
-            for anchor in sorted(sh)[:ANCHORS]:
-                index.setdefault(anchor, []).append(line)
-    best: dict = {}  # validation line -> (similarity, training place), the first most similar
-    need, anchors = max(1, ANCHORS // 3), index.keys()
-    for ds, scanned in train if index else ():
-        for number, text in _row_texts(ds):
+        if not any(key in scanned.keys for _, scanned in train):  # an exact repeat is FTR208's
             sh = shingles(text)
-            bottom = sorted(sh)[:ANCHORS]
+            if sh:
+                rows[line] = sh
+    spread = Counter(h for sh in rows.values() for h in sh)
+    common = {h for h, n in spread.items() if n > COMMON}
+    del spread
+    index: dict = {}  # anchor -> validation lines
+    anchored: dict = {}  # validation line -> its anchors
+    for line, sh in rows.items():
+        anchored[line] = sorted(sh - common if common else sh)[:ANCHORS]
+        for anchor in anchored[line]:
+            index.setdefault(anchor, set()).add(line)
+    found, need, anchors = Issue(), max(1, ANCHORS // 3), index.keys()
+    matched: dict = {}  # validation line -> (training place, similarity)
+    for ds, scanned in train:
+        for number, text in _row_texts(ds) if index else ():
+            sh = shingles(text)
+            bottom = sorted(sh - common if common else sh)[:ANCHORS]
             if anchors.isdisjoint(bottom):
-                continue  # most rows: no validation row shares one of its smallest shingles
+                continue  # most rows: no validation row shares one of its smallest 3-grams
             hits = Counter(line for anchor in bottom for line in index.get(anchor, ()))
             for line, shared in hits.items():
-                if shared < min(need, len(rows[line]), len(sh)):
-                    continue
                 theirs = rows[line]
+                if shared < min(need, len(anchored[line]), len(bottom)):
+                    continue
                 score = len(sh & theirs) / len(sh | theirs)
-                if score >= similarity and score > best.get(line, (0.0, ""))[0]:
-                    best[line] = (score, scanned.where(number))
-    found = Issue()
-    for line in sorted(best):
-        score, where = best[line]
+                if score >= similarity:
+                    matched[line] = (scanned.where(number), score)
+                    for anchor in anchored[line]:  # matched: out of the index
+                        index[anchor].discard(line)
+                        if not index[anchor]:
+                            del index[anchor]
+            if not index:
+                break
+    for line in sorted(matched):
+        where, score = matched[line]
         found.add(line, f"{where}, {score:.0%} alike")
     return found
 
