@@ -311,11 +311,11 @@ class ValidationNearLeak(Rule):
     summary = "Validation rows that nearly repeat training rows (MinHash-style near-duplicates)."
     what = ("Compares the word 3-grams (lower case) of every row of each local validation dataset with those of every "
             "training row: a validation row sharing `similarity` (Jaccard) or more of them with a training row is a "
-            "near-duplicate; more than `max_rows` such rows are reported, with their file:line, the training row "
-            "most alike and how alike. Exact repeats are FTR208's and not counted again. The validation rows are "
-            "indexed by their 8 smallest 3-gram hashes (a bottom-k MinHash sketch) and the training files streamed "
-            "once, so memory follows the validation data, not the training data; a candidate is confirmed with the "
-            "exact Jaccard similarity.")
+            "near-duplicate; more than `max_rows` such rows are reported, with their file:line, the first training "
+            "row that alike and how alike. Exact repeats are FTR208's and not counted again. The validation rows are "
+            "indexed by their 8 smallest 3-gram hashes (a bottom-k MinHash sketch; 3-grams in more than 64 "
+            "validation rows, a template's, index none) and the training files streamed once, so memory follows the "
+            "validation data, not the training data; a candidate is confirmed with the exact Jaccard similarity.")
     why = ("A validation row that differs from a training row by a word or two measures memorisation, not "
            "generalisation: the validation loss looks better than the model is.")
     bad = ('# data/val.jsonl: {"instruction": "say tea", "output": "Tea is a drink made from the leaves of a shrub, '
