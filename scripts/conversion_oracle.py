@@ -73,6 +73,8 @@ DEFAULTS = {
                 "sample_packing": False, "gradient_checkpointing": False, "chat_template": "tokenizer_default"},
     "llamafactory": {},
 }
+# The 4-bit quantization settings Axolotl starts from before applying bnb_config_kwargs (loaders/model.py).
+BNB_4BIT = {"bnb_4bit_use_double_quant": True, "bnb_4bit_quant_type": "nf4"}
 # Axolotl's prompt strategies read these dataset keys' absence so (prompt_strategies/chat_template.py,
 # prompt_strategies/completion.py).
 DATASET_DEFAULTS = {"chat_template": {"field_messages": "messages", "roles_to_train": ["assistant"],
@@ -97,11 +99,7 @@ DERIVED = {"model_max_length": "cutoff_len", "generation_max_length": "cutoff_le
 
 # Known remaining differences, each with its reason: (direction, corpus, effective key) -> reason. Kept small;
 # the test fails on any difference not here, not refused and not reported as approximated.
-KNOWN: dict[tuple[str, str], str] = {
-    # BUG: bnb_config_kwargs' bnb_4bit_use_double_quant: true is dropped (the recipe's double_quant, written by
-    # another key).
-    ("round trip Axolotl", "bnb_config_kwargs"): "bnb_4bit_use_double_quant moved out of bnb_config_kwargs",
-}
+KNOWN: dict[tuple[str, str], str] = {}
 
 
 # --- the corpora -----------------------------------------------------------------------------------------------
@@ -245,6 +243,8 @@ def normalised(backend: str, effective: dict, evaluates: bool | None = None) -> 
         if out.get("eval_batch_size") is None:
             out["eval_batch_size"] = out.get("micro_batch_size")
         out["save_strategy"], out["eval_strategy"] = _axolotl_strategies(out)
+        if out.get("load_in_4bit"):  # the 4-bit config bnb_config_kwargs updates (loaders/model.py)
+            out["bnb_config_kwargs"] = {**BNB_4BIT, **(out.get("bnb_config_kwargs") or {})}
         for section in ("datasets", "test_datasets"):
             out[section] = [_dataset_defaults(d) for d in out.get(section) or []]
     else:

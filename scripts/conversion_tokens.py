@@ -10,8 +10,9 @@ the corpora's own stand-in rows (LLaMA-Factory's data/ demo files), whole (the c
 above every row: cutting over-long rows differs between the backends and is documented apart); a dataset on the
 hub cannot be read offline, so such a config is counted as "hub data" and not compared.
 
-A pair is identical, a difference (the test fails unless it is in TOKEN_APPROXIMATIONS with a reason), or not
-checkable for a stated reason (hub data, or the source backend cannot tokenize the source itself).
+A pair is identical, a difference (the test fails unless `convert` reported a field that shapes the rows as
+approximated: ROW_FIELDS), or not checkable for a stated reason (hub data, the source needs what the stand-in
+model lacks, or the helper has no view of the stage).
 """
 
 from __future__ import annotations
@@ -42,12 +43,13 @@ HUB = ("LocalEntryNotFound", "offline", "OfflineMode", "couldn't reach", "Couldn
        "is not a local folder")
 
 # Why a source config cannot be tokenized on this machine (not a verdict on ftr): the corpora's images are not
-# copied (SOURCE.md), a dataset or a processor is on the hub.
-NOT_HERE = ("images", "videos", "audios", "No such file", "not found", "does not exist", "offline", "Offline")
-
-# (direction, what differs) -> why. Each entry is a real difference between the backends' preprocessing of the
-# same rows, said by `ftr compile`/`convert` or documented in docs/accuracy.md; kept small.
-TOKEN_APPROXIMATIONS: dict[tuple[str, str], str] = {}
+# copied (SOURCE.md) and a multimodal template needs the model's processor, which the stand-in model lacks.
+NOT_HERE = ("Processor was not found", "images", "videos", "audios")
+# Results the tokens helper has no view of: (stage, why).
+NO_VIEW = {"rm": "Axolotl's tokens helper shows no reward-model pairs (`ftr tokens` does not cover rm on Axolotl)"}
+# Recipe fields whose approximation `convert` reports changes the rows themselves: a difference in the tokens is
+# excused when the conversion reported one of them as approximated (docs/backends/approximations.md).
+ROW_FIELDS = ("model.template", "data.train", "data.max_length", "data.packing", "data.val.split")
 
 
 @dataclass
@@ -58,14 +60,29 @@ class Pair:
     run: Path
     source: tuple[str, Path]  # (backend, config)
     result: tuple[str, Path]
-    status: str = ""  # identical | different | hub data | source not tokenized | result not tokenized
+    approximated: tuple[str, ...] = ()  # the recipe fields `convert` reported as approximated
+    stage: str = ""
+    status: str = ""  # identical | different | hub data | source not tokenized | result not tokenized | no view
     detail: str = ""
 
 
 def pairs(cases) -> list[Pair]:
     """One pair per converted case of the conversion oracle."""
-    return [Pair(c.direction, c.corpus, c.path, c.run, (c.source, c.run / c.relative), (c.target, c.result))
+    return [Pair(c.direction, c.corpus, c.path, c.run, (c.source, c.run / c.relative), (c.target, c.result),
+                 _approximated(c.report), _stage(c.out / "recipe.yaml"))
             for c in cases if c.converted]
+
+
+def _approximated(report: dict) -> tuple[str, ...]:
+    return tuple(line.get("recipe_key") or line.get("key") for line in report.get("lines", [])
+                 if line.get("status") == "approximated")
+
+
+def _stage(recipe: Path) -> str:
+    try:
+        return (yaml.safe_load(recipe.read_text(encoding="utf-8")) or {}).get("stage", "sft")
+    except OSError:
+        return ""
 
 
 def local_copy(backend: str, config: Path, run: Path, model: Path, dest: Path) -> Path:
@@ -80,6 +97,8 @@ def local_copy(backend: str, config: Path, run: Path, model: Path, dest: Path) -
         data.pop(key, None)
     if backend == "llamafactory":
         data["plot_loss"] = False  # it needs matplotlib, which plots after training only
+    elif data.get("adapter"):  # the stand-in tokenizer lacks the template's tokens: Axolotl adds them, and then
+        data["lora_modules_to_save"] = ["embed_tokens", "lm_head"]  # refuses an adapter that does not train them
     data[LENGTH_KEY[backend]] = LONG
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
@@ -101,13 +120,30 @@ def _absolute_data(backend: str, data: dict, run: Path) -> None:
                     entry[key] = str(run / value)
 
 
+def local_data(backend: str, config: Path, run: Path) -> bool:
+    """Whether every dataset the config trains on is a file on this machine (else the hub: not read offline)."""
+    data = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
+    if backend == "llamafactory":
+        folder = run / str(data.get("dataset_dir") or "data")
+        try:
+            info = json.loads((folder / "dataset_info.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return False
+        names = [n.strip() for n in str(data.get("dataset") or "").split(",") if n.strip()]
+        return bool(names) and all("file_name" in info.get(n, {}) and (folder / info[n]["file_name"]).exists()
+                                   for n in names)
+    entries = [e for key in ("datasets", "pretraining_dataset") for e in (data.get(key) or [])]
+    return bool(entries) and all(isinstance(e, dict) and isinstance(e.get("path"), str)
+                                 and (run / e["path"]).exists() for e in entries)
+
+
 def tokenize(pythons: dict[str, Path], env: dict | None, model: Path, work: Path,
              all_pairs: list[Pair]) -> dict[tuple[str, str], list[dict] | str]:
     """(backend, config path) -> its rows, or why it failed; one helper process per backend."""
     from ft_recipes import backends
 
     jobs: dict[str, dict[str, Path]] = {}  # backend -> {config: its local copy}
-    for n, pair in enumerate(all_pairs):
+    for n, pair in enumerate(p for p in all_pairs if local_data(*p.source, p.run)):
         for side, (backend, config) in (("source", pair.source), ("result", pair.result)):
             if str(config) not in jobs.setdefault(backend, {}):  # a source shared by two directions: once
                 copy = local_copy(backend, config, pair.run, model, work / str(n) / side / config.name)
@@ -138,11 +174,16 @@ def _view(rows: list[dict]) -> list[tuple]:
 
 
 def judge(pair: Pair, tokens: dict) -> None:
+    if (pair.source[0], str(pair.source[1])) not in tokens:
+        pair.status, pair.detail = "hub data", "a dataset is not a file on this machine"
+        return
     source = tokens[(pair.source[0], str(pair.source[1]))]
     result = tokens[(pair.result[0], str(pair.result[1]))]
     if isinstance(source, str):
         pair.status = "hub data" if _hub(source) else "source not tokenized"
         pair.detail = source[:200]
+    elif isinstance(result, str) and pair.stage in NO_VIEW and pair.result[0] == "axolotl":
+        pair.status, pair.detail = "no view", NO_VIEW[pair.stage]
     elif isinstance(result, str):
         pair.status, pair.detail = "result not tokenized", result[:200]
     elif _view(source) == _view(result):
@@ -164,7 +205,8 @@ def first_difference(a: list[dict], b: list[dict]) -> str:
 
 
 def excused(pair: Pair) -> str | None:
-    return TOKEN_APPROXIMATIONS.get((pair.direction, pair.detail.split(":")[0]))
+    """The approximated field `convert` reported that accounts for a difference in the rows, else None."""
+    return next((key for key in pair.approximated if key.startswith(ROW_FIELDS)), None)
 
 
 def run(cases, pythons: dict[str, Path], env: dict | None, model: Path, work: Path) -> list[Pair]:
@@ -181,12 +223,14 @@ def unexplained(all_pairs: list[Pair]) -> list[str]:
 
 
 def table(all_pairs: list[Pair]) -> str:
-    statuses = ("identical", "different", "result not tokenized", "hub data", "source not tokenized")
+    statuses = ("identical", "approximated (reported)", "different", "result not tokenized", "no view", "hub data",
+                "source not tokenized")
     lines = ["| direction | corpus | converted | " + " | ".join(statuses) + " |",
              "|---|---|---|" + "---|" * len(statuses)]
     groups = Counter((p.direction, p.corpus) for p in all_pairs)
     for (direction, corpus), n in sorted(groups.items()):
-        counts = Counter(p.status for p in all_pairs if (p.direction, p.corpus) == (direction, corpus))
+        counts = Counter("approximated (reported)" if p.status == "different" and excused(p) else p.status
+                         for p in all_pairs if (p.direction, p.corpus) == (direction, corpus))
         lines.append(f"| {direction} | {corpus} | {n} | " + " | ".join(str(counts[s]) for s in statuses) + " |")
     return "\n".join(lines)
 
@@ -194,7 +238,7 @@ def table(all_pairs: list[Pair]) -> str:
 def reasons(all_pairs: list[Pair]) -> str:
     """The most common reasons a pair was not compared, per status."""
     out = []
-    for status in ("source not tokenized", "hub data"):
+    for status in ("source not tokenized", "hub data", "no view"):
         common = Counter(p.detail[:120] for p in all_pairs if p.status == status).most_common(4)
         out += [f"  {status} {n:3d}  {why}" for why, n in common]
     return "\n".join(out)

@@ -523,3 +523,39 @@ def test_lf_min_lr_rate_is_the_recipes_min_lr(tmp_path, monkeypatch):
                learning_rate=2.0e-4)
     assert _errors(path) == [] and "FTR002" not in _codes(path, "info")
     assert load_any(path).recipe.train.min_lr == pytest.approx(2.0e-5)
+
+
+# --- findings survive a round trip (issue 31) ------------------------------------------------------------
+
+# Rules about how a file spells its settings, which a round trip rewrites: a deprecated key written under its new
+# name (FTR006), epochs beside max_steps where the backend runs max_steps (FTR007) written as max_steps alone.
+SPELLING = {"FTR006", "FTR007"}
+
+
+def _lint_keys(path: str) -> set[tuple[str, str, str]]:
+    result = CliRunner().invoke(main, ["lint", path, "--format", "json"])
+    assert result.exit_code in (0, 1), result.output
+    return {(f["code"], f["key"], f["recipe_key"]) for f in json.loads(result.stdout)
+            if f["code"] not in SPELLING}
+
+
+@pytest.mark.parametrize("corpus", ["examples", "users"])
+def test_lint_findings_do_not_change_after_a_round_trip(tmp_path, corpus):
+    """ftr lint on a native file lints what the faithful import reads, so the file converted back to its own
+    backend has the same findings (each file from its run directory, as the backend runs it)."""
+    report = _script("realworld_report")
+    changed, checked = [], 0
+    for backend in ("llamafactory", "axolotl"):
+        files = [p for p, e in report.verdicts(corpus)[backend]["files"].items() if e["verdict"] == "ok"]
+        for i, path in enumerate(files):
+            run, relative = report.locate(backend, path, corpus)
+            out = tmp_path / backend / str(i)
+            with report.working_dir(run):
+                if CliRunner().invoke(main, ["convert", relative, "--to", backend, "-o", str(out)]).exit_code:
+                    continue  # refused with a finding (the conversion oracle's figures)
+                before, after = _lint_keys(relative), _lint_keys(str(out / f"{backend}.yaml"))
+            checked += 1
+            if before != after:
+                changed.append(f"{path}: only before {sorted(before - after)}, only after {sorted(after - before)}")
+    assert checked >= (150 if corpus == "examples" else 10)
+    assert not changed, "\n".join(changed[:20])

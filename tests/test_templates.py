@@ -132,7 +132,8 @@ def test_axolotl_import_names_a_template_ftr_emits_back_unchanged():
 
     assert import_name("qwen_25") == "qwen" and import_name("chatml") == "chatml"
     assert import_name("mistral_v1") == "axolotl:mistral_v1"  # no LLaMA-Factory template renders like it
-    assert import_name("tokenizer_default") is None
+    assert import_name(None) is None and chat_template_keys(None) == {}  # absent stays absent
+    assert chat_template_keys(import_name("tokenizer_default")) == {"chat_template": "tokenizer_default"}
     for native in load("templates-axolotl-0.19.0.json")["templates"]:
         if native not in ("tokenizer_default", "jinja"):
             assert chat_template_keys(import_name(native)) == {"chat_template": native}, native

@@ -47,7 +47,7 @@ def _renamed(finding: Finding, document, at: dict, names: "Names") -> Finding:
     if path:
         native = dotted(_into_list(path, recipe_key, document.data))
     else:
-        native = names.of(recipe_key.split("[")[0]) or recipe_key
+        native = names.of(recipe_key.split("[")[0]) or names.first(recipe_key) or recipe_key
     return replace(finding, key=native, recipe_key=recipe_key, message=names.text(finding.message),
                    hint=names.text(finding.hint))
 
@@ -82,6 +82,13 @@ class Names:
             return row.native
         lead = LEADING_KEY.match(row.native)
         return lead.group(1) if lead else None
+
+    def first(self, path: str) -> str | None:
+        """The first of a row's alternative keys ("gradient_checkpointing / activation_offloading"): the key to
+        write when the file has none of them, so a finding names the same key whether or not the file wrote it."""
+        row = self.table.by_path.get(path)
+        head = row.native.split(" / ")[0] if row and " / " in row.native else ""
+        return head if PLAIN_KEY.fullmatch(head) else None
 
     def nearest(self, path: str) -> str | None:
         """The key of ``path`` or of the nearest section above it (``data.train[0].path`` -> datasets)."""

@@ -99,7 +99,7 @@ def test_the_data_check_compares_rows_in_both_directions_of_each_backend_with_lo
     """The corpora's local stand-in rows (LLaMA-Factory's data/ demo files) are compared, not only counted."""
     _, pairs = token_pairs
     for direction in ("round trip LF", "LF -> Axolotl"):
-        assert sum(p.status == "identical" for p in pairs if p.direction == direction) >= 10, direction
+        assert sum(p.status == "identical" for p in pairs if p.direction == direction) >= 8, direction
 
 
 def test_a_source_the_backend_cannot_tokenize_is_never_its_conversions_fault(token_pairs):

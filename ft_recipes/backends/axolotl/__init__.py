@@ -24,7 +24,21 @@ def _env(version: str):
                    cli="axolotl")
 
 
+def _trains_empty_thought(recipe) -> bool:
+    """The recipe's reference template (a reasoning template, e.g. LLaMA-Factory's qwen3) trains the empty thought
+    block it puts before a reply that has none; Axolotl's chat_template strategy trains the reply and its end of
+    turn only, so there the block is masked (measured by the conversion oracle's data check)."""
+    from ... import templates
+
+    reference = templates.reference(recipe.model.template)
+    return bool(reference and templates.thought(reference))
+
+
 APPROXIMATIONS = (
+    Approximation("model.template", "the template puts an empty thought block (e.g. <think></think>) before each "
+                                    "reply without one, and its reference (LLaMA-Factory) trains that block; "
+                                    "Axolotl does not train it (it trains the reply and its end of turn)",
+                  _trains_empty_thought, fields=()),
     Approximation("data.val.split", "Axolotl holds out validation rows without shuffling; LLaMA-Factory shuffles "
                                     "(seeded) first", lambda r: r.data.val_split > 0, fields=(), cross=True),
     Approximation("method.quant.compute_dtype", "Axolotl derives the 4-bit compute dtype from the training "

@@ -391,7 +391,7 @@ def _stage(m: Mapper) -> str:
 def to_recipe(m: Mapper, base: Path) -> None:
     m.put(("ftr",), 1)
     template = import_name(m.src.get("chat_template"))  # issue 17: a name ftr emits back as this template
-    m.cosmetic("chat_template")  # absent and tokenizer_default: None, which ftr writes as tokenizer_default
+    m.cosmetic("chat_template")  # absent: None, written as absent; tokenizer_default: "tokenizer", written so
     if template:
         m.put(("model", "template"), template, "chat_template")
     tokens = m.src.get("special_tokens")

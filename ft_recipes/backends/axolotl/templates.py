@@ -32,7 +32,9 @@ def chat_template_keys(name: str | None) -> dict:
     renders ftr's sample conversations as the reference does (the generated map; ftr's own choice first), else
     ftr's Jinja generated from the reference's slots (exact by construction, checked by the map), else an
     Axolotl template of that name. KeyError if none."""
-    if name in (None, "tokenizer"):
+    if name is None:  # Axolotl's default, tokenizer_default, is the same: a file without the key keeps it so
+        return {}
+    if name == "tokenizer":
         return {"chat_template": "tokenizer_default"}
     if name.startswith(PREFIX):  # an Axolotl template by its own name, from an imported Axolotl file
         if name[len(PREFIX):] not in slot_templates.catalogue("axolotl", VERSION):
@@ -84,9 +86,12 @@ def _one_token(base: str, text: str, eos: str) -> bool:
 
 def import_name(native: str | None) -> str | None:
     """The recipe template for an Axolotl file's ``chat_template``: a name ftr emits back as that same template
-    (ftr's, or LLaMA-Factory's when it renders identically), else ``axolotl:NAME``; None for tokenizer_default."""
-    if native in (None, "tokenizer_default"):
+    (ftr's, or LLaMA-Factory's when it renders identically), else ``axolotl:NAME``; "tokenizer" for a written
+    tokenizer_default, None for none (the same reading; each comes back as the file had it)."""
+    if native is None:
         return None
+    if native == "tokenizer_default":
+        return "tokenizer"
     full = slot_templates.cross_map("llamafactory", REFERENCE_VERSION, "axolotl", VERSION)
     same = full.get("axolotl", {}).get("templates", {}).get(native, {}).get("llamafactory", [])
     back = [ftr for ftr, ax in TEMPLATES.items() if ax == native]
