@@ -2,7 +2,6 @@
 findings attributed to the recipe rather than ftr's own presets."""
 
 import json
-from pathlib import Path
 
 from click.testing import CliRunner
 
