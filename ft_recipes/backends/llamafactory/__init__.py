@@ -42,7 +42,7 @@ APPROXIMATIONS = (
     Approximation("data.packing", "LLaMA-Factory packs pretraining text by concatenating all the texts and cutting "
                                   "the stream into blocks (a text may span two blocks; the last partial block is "
                                   "dropped); Axolotl and trl pack whole rows",
-                  lambda r: r.data.packing and r.stage == "pt", fields=(), cross=True),
+                  lambda r: r.data.packing and r.stage == "pt", fields=()),
     Approximation("train.gradient_checkpointing", "LLaMA-Factory offloads the checkpointed activations with "
                                                   "unsloth's checkpointing (use_unsloth_gc), Axolotl and trl with "
                                                   "activation offloading: the same gradients, other memory and "
