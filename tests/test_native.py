@@ -246,6 +246,6 @@ def test_lf_openai_entry_reads_as_llamafactory_reads_it(entry, expected):
     """LLaMA-Factory 0.9.5's DatasetAttr defaults (data/parser.py) hold for `formatting: openai` too: an entry
     that names no tags reads the `conversations` column with from/value/human/gpt, and one that names no
     `messages` column reads `conversations`."""
-    from ft_recipes.backends.llamafactory.importer import _columns
+    from ft_recipes.backends.llamafactory.rows import columns_of
 
-    assert _columns(entry) == expected
+    assert columns_of(entry) == expected

@@ -106,6 +106,8 @@ def _run(recipe, backend, gpus, nnodes, launcher, attach, ray_address, node_rank
     if attach or ray_address:
         raise click.UsageError("--attach and --ray-address go with --launcher slurm|skypilot|ray")
     check(opts, DEEPSPEED_PRESETS)
+    from ..lint.gate import dry_gate
+
     lint_refusal = dry_gate(loaded, no_lint, dry_run)
     opts = _fit(opts, dry_run, asked=gpus is not None)
     run_plan = plan(loaded, backend, opts, resume, force, dry_run, allow_changed)
@@ -114,20 +116,6 @@ def _run(recipe, backend, gpus, nnodes, launcher, attach, ray_address, node_rank
     if dry_run:  # the exit code the real run would have
         sys.exit(run_plan.refused[0].exit_code if run_plan.refused else 0)
     sys.exit(execute(run_plan, loaded, backend, sys.argv))
-
-
-def dry_gate(loaded, no_lint: bool, dry_run: bool) -> list:
-    """The lint gate; a dry run goes on past its errors (printed) and returns the refusal to report."""
-    from ..findings import FtrError
-    from ..lint.gate import gate_recipe
-
-    try:
-        gate_recipe(loaded, no_lint)
-    except FtrError as exc:
-        if not dry_run:
-            raise
-        return [exc]
-    return []
 
 
 def _fit(opts, dry_run: bool, asked: bool):

@@ -14,8 +14,8 @@ def submit_run(loaded, backend: str, opts, launcher: str, attach: bool, ray_addr
     from ..launch import check
     from ..launchers import get
     from ..launchers.jobs import follow, make_job, script_path, submit
+    from ..lint.gate import dry_gate
     from ..run import dry_run_refusals, for_cpu, plan, quote
-    from .run import dry_gate
 
     if ray_address and launcher != "ray":
         raise click.UsageError("--ray-address goes with --launcher ray")

@@ -42,3 +42,14 @@ def gate_recipe(loaded, no_lint: bool) -> None:
 def gate_pipeline(pipeline, no_lint: bool) -> None:
     lint_gate(sorted(set(stage_findings(pipeline, from_project(Path(pipeline.file).parent)))), no_lint,
         " in the stages")
+
+
+def dry_gate(loaded, no_lint: bool, dry_run: bool) -> list:
+    """The lint gate; a dry run goes on past its errors (printed) and returns the refusal to report."""
+    try:
+        gate_recipe(loaded, no_lint)
+    except FtrError as exc:
+        if not dry_run:
+            raise
+        return [exc]
+    return []

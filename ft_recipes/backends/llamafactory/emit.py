@@ -12,6 +12,7 @@ from ...emit import Emitted, Note, apply_passthrough, deepspeed_path, first_rows
 from ...recipe import Dataset, Recipe
 from ..base import check
 from .keys import FINETUNING, STAGES, USUAL_TAGS
+from .rows import columns_of
 from .rows import file_tags_of as file_tags
 
 NAME = "llamafactory"
@@ -112,11 +113,10 @@ def kept_entries(recipe: Recipe) -> dict:
 def _kept_entry(entry: dict, ds: Dataset, kept: dict | None) -> tuple[dict, str | None]:
     """The entry with the kept keys of ``ds`` over it, when they still say what the recipe dataset says (the
     importer's reading of them gives its format and columns); else the entry as the recipe says it, and why."""
-    from .importer import _columns
 
     if not isinstance(kept, dict):
         return entry, None
-    fmt, columns = _columns(kept)
+    fmt, columns = columns_of(kept)
     if (fmt, columns) != (ds.format, dict(ds.columns)):
         return entry, (f"backends.{NAME}.{KEPT}.{ds.name} no longer matches the dataset's format and columns "
                        f"({fmt} {columns}, the recipe {ds.format} {dict(ds.columns)}): written from the recipe")

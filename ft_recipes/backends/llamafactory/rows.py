@@ -102,3 +102,49 @@ def file_tags_of(ds: Dataset) -> dict:
         return file_tags(ds, scan(ds).spellings)
     except OSError:
         return {}
+
+
+def columns_of(entry: dict) -> tuple[str, dict]:
+    """(recipe format, standard -> file column) for one dataset_info.json entry (LF's DatasetAttr.join)."""
+    cols = {k: v for k, v in (entry.get("columns") or {}).items() if v is not None}  # null: LF has no such column
+    tags = {k: v for k, v in (entry.get("tags") or {}).items() if v is not None}
+    formatting = entry.get("formatting", "alpaca")
+    chat = formatting in ("sharegpt", "openai")
+    if "tags" not in entry:  # LLaMA-Factory's DatasetAttr defaults, for every formatting (openai too): from/value/...
+        tags = dict(USUAL_TAGS["sharegpt"])
+    role_tag, content_tag = tags.get("role_tag", "from"), tags.get("content_tag", "value")
+    messages = cols.get("messages", "conversations")
+    if entry.get("ranking") and chat:
+        fmt = "preference"  # the prompt is the conversation; chosen/rejected are message objects
+        mapping = {"prompt": messages, "chosen": cols.get("chosen", "chosen"),
+                   "rejected": cols.get("rejected", "rejected")}
+    elif entry.get("ranking"):
+        fmt = "preference"
+        mapping = {"instruction": cols.get("prompt", "instruction"), "input": cols.get("query", "input"),
+                   "chosen": cols.get("chosen", "chosen"), "rejected": cols.get("rejected", "rejected")}
+    elif chat:
+        fmt = "messages" if (role_tag, content_tag) == ("role", "content") else "sharegpt"
+        default = "messages" if fmt == "messages" else "conversations"
+        mapping = {} if messages == default else {"messages": messages}
+        if fmt == "sharegpt":
+            mapping.update(role=role_tag, content=content_tag)
+        for std in ("user", "assistant"):  # the file's own role names (OASST's "prompter", ...)
+            usual = USUAL_TAGS[fmt][f"{std}_tag"]
+            if tags.get(f"{std}_tag", usual) != usual:
+                mapping[std] = tags[f"{std}_tag"]
+    elif set(cols) == {"prompt"}:
+        fmt, mapping = "text", {"text": cols["prompt"]}
+    else:
+        fmt = "alpaca"
+        mapping = {"instruction": cols.get("prompt", "instruction"), "input": cols.get("query", "input"),
+                   "output": cols.get("response", "output")}
+    for key in OPTIONAL_COLUMNS:
+        if key in cols:
+            mapping[key] = cols[key]
+    if fmt == "sharegpt":
+        mapping = {k: v for k, v in mapping.items() if (k, v) not in (("role", "from"), ("content", "value"))}
+    # a column LLaMA-Factory reads only when named (system, history, tools, kto_tag) stays, under its own name too
+    return fmt, {k: v for k, v in mapping.items() if k != v or k in OPTIONAL_COLUMNS}
+
+
+OPTIONAL_COLUMNS = ("system", "history", "tools", "kto_tag")
