@@ -74,7 +74,8 @@ class Case:
     after: str = ""
     before_record: dict = field(default_factory=dict)
     after_record: dict = field(default_factory=dict)
-    differences: list[str] = field(default_factory=list)
+    differences: list[str] = field(default_factory=list)  # what the upgrade changed (target on both, documented)
+    version_differences: list[str] = field(default_factory=list)  # the previous version's reading vs the target's
     readings: list[str] = field(default_factory=list)
 
     @property
@@ -88,7 +89,7 @@ class Case:
 
     @property
     def kept(self) -> bool:
-        return not self.differences
+        return not self.differences and not self.version_differences
 
     @property
     def accepted(self) -> bool:
@@ -110,7 +111,7 @@ class Case:
             if record.get("dropped"):
                 return f"{self.after}: the target drops {', '.join(record['dropped'])} silently"
             return f"{self.after}: {rv._first_lines(record.get('error') or '')[:300]}"
-        return "effective value changed: " + "; ".join(self.differences)[:300]
+        return "effective value changed: " + "; ".join(self.differences + self.version_differences)[:300]
 
 
 def corpora(backend: str, version: str, current: bool = True) -> list[tuple[str, Path, dict[str, str]]]:
@@ -197,12 +198,25 @@ def compare(case: Case, name: str, before: dict | None, after: dict | None, vers
     case.readings.append(name)
     touched = {k for c in case.changes for k in c.keys}
     keys = set(before) | set(after)
-    if versions_differ:
-        keys = {k for k in set(before) & set(after) if before[k] is not None and after[k] is not None}
+    if versions_differ:  # a section both versions write out: the fields both have and set
+        before, after = _common(before, after), _common(after, before)
+        keys = set(before)
+    where = case.version_differences if versions_differ else case.differences
     for key in sorted(keys):
         if key in touched or oracle.same(before.get(key), after.get(key)):
             continue
-        case.differences.append(f"{key} ({name}): {_short(before.get(key))} -> {_short(after.get(key))}")
+        where.append(f"{key} ({name}): {_short(before.get(key))} -> {_short(after.get(key))}")
+
+
+def _common(mine: dict, theirs: dict) -> dict:
+    """``mine`` on the keys both mappings have and set, nested mappings alike."""
+    out = {}
+    for key, value in mine.items():
+        other = theirs.get(key)
+        if value is None or other is None:
+            continue
+        out[key] = _common(value, other) if isinstance(value, dict) and isinstance(other, dict) else value
+    return out
 
 
 def documented(case: Case, after: dict | None) -> None:
@@ -318,6 +332,7 @@ def main(argv: list[str]) -> int:
         dump[target] = {"figures": figures(cases), "files": {
             c.path: {"source": c.source, "before": c.before, "after": c.after, "kept": c.kept,
                      "readings": c.readings, "differences": c.differences, "reason": c.reason(),
+                     "version_differences": c.version_differences,
                      "dropped": c.after_record.get("dropped") or [], "changes": [ch.text for ch in c.changes]}
                 for c in cases}}
     if args.json:

@@ -16,9 +16,9 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 # The figures measured (docs/commands/upgrade.md): {target: {source: accepted after, values kept}}. A change
 # that accepts fewer fails; one that accepts more updates the table and the docs.
 MEASURED = {
-    "axolotl=0.19.0": {},
+    "axolotl=0.19.0": {"users": 7, "0.8.0": 85, "0.12.0": 120},
     "axolotl=0.21.0": {},
-    "llamafactory=0.9.5": {},
+    "llamafactory=0.9.5": {"0.9.1": 29, "0.9.3": 31},
 }
 
 
@@ -41,8 +41,9 @@ def test_upgraded_configs_are_accepted_with_their_effective_values(target, fixtu
     for case in cases:
         print(f"  {case.path}: {case.before} -> {case.after}{'' if case.kept else ' (values changed)'} "
               f"{case.reason()}")
-    # An upgrade never breaks a file the target accepted, nor changes what it reads from it.
-    broken = [c.path for c in cases if c.before == "ok" and not c.accepted]
+    # An upgrade never breaks a file the target accepted, nor changes what the target reads from it (a value the
+    # previous version reads otherwise, version_differences, is the version's doing and counts in the figures).
+    broken = [c.path for c in cases if c.before == "ok" and (c.after != "ok" or c.differences)]
     assert not broken, broken
     # Every file the target does not accept after the upgrade is refused with a reason.
     assert all(c.reason() for c in cases if not c.accepted)
