@@ -7,6 +7,7 @@ file), or the file is refused with the reason. Figures: docs/commands/upgrade.md
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,7 @@ MEASURED = {
 def _oracle():
     spec = importlib.util.spec_from_file_location("upgrade_oracle", ROOT / "scripts" / "upgrade_oracle.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
     spec.loader.exec_module(module)
     return module
 
