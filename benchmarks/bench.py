@@ -132,7 +132,7 @@ def where(kind: str, work: Path) -> Path:
 
 def backend_python(name: str) -> Path | None:
     from ft_recipes import backends
-    from ft_recipes.envs import find_python
+    from ft_recipes.backends.envs import find_python
 
     try:
         return find_python(backends.env_spec(name))
@@ -171,7 +171,7 @@ def bench_cold_start(one: Path, repeat: int, work: Path) -> dict:
     print(f"cold `ftr lint recipes/recipe.yaml` (team preset, local data): {team_lint.text()}")
     print(f"  cold team lint / bare python: {team_lint.median / bare.median:.1f}x wall, "
           f"{team_lint.median_cpu / bare.median_cpu:.1f}x cpu (target <= {TARGETS['cold']:.0f}x)")
-    code = ("import sys, io, contextlib; from ft_recipes.cli import main\n"
+    code = ("import sys, io, contextlib; from ft_recipes.cli.main import main\n"
             "with contextlib.redirect_stdout(io.StringIO()):\n"
             " try:\n  main(['lint', sys.argv[1]], standalone_mode=False)\n except BaseException: pass\n"
             f"print('HEAVY=' + ','.join(m for m in {HEAVY!r} if m in sys.modules))")
@@ -271,8 +271,8 @@ def bench_instructions(files: dict[str, list[Path]], one: Path, work: Path) -> N
 
 def bench_compile(repeat: int) -> None:
     from ft_recipes import backends
-    from ft_recipes.findings import FtrError
-    from ft_recipes.pipeline import load_recipe
+    from ft_recipes.core.findings import FtrError
+    from ft_recipes.recipe.loaded import load_recipe
 
     for backend in ("llamafactory", "axolotl", "trl"):
         times = []

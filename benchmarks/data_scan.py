@@ -1,4 +1,4 @@
-"""The row, leakage and duplicate checks of ``ftr data`` / ``ftr lint`` (ft_recipes.datacheck: every row of a
+"""The row, leakage and duplicate checks of ``ftr data`` / ``ftr lint`` (ft_recipes.backends.datacheck: every row of a
 training JSONL and a validation JSONL, and the validation rows found in training) against
 ``datasets.load_dataset("json")`` of the same files in LLaMA-Factory's environment (pyarrow's reader plus the arrow
 cache it writes; a fresh cache folder each run), at several sizes, in the same run. Each side runs in its own
@@ -44,8 +44,8 @@ FTR_CHILD = """
 import resource, sys, time
 from pathlib import Path
 sys.path.insert(0, {root!r})
-from ft_recipes import datacheck
-from ft_recipes.recipe import Dataset
+from ft_recipes.backends import datacheck
+from ft_recipes.recipe.model import Dataset
 start = time.perf_counter()
 train = datacheck._scan(Dataset(format="alpaca", path=Path({train!r})), None)
 val = datacheck._scan(Dataset(format="alpaca", path=Path({val!r})), None)

@@ -70,8 +70,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--native", nargs="*", default=[], help="BACKEND=CONFIG of the backend's own example")
     args = parser.parse_args()
-    from ft_recipes.pipeline import load_recipe
-    from ft_recipes.vram import estimate
+    from ft_recipes.insight.vram import estimate
+    from ft_recipes.recipe.loaded import load_recipe
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

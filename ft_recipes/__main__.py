@@ -1,5 +1,5 @@
 """``python -m ft_recipes`` = ``ftr``."""
 
-from .cli import main
+from ft_recipes.cli.main import main
 
 main()

@@ -92,7 +92,7 @@ def smoke(env: dict, work: Path) -> None:
     out = run(["ftr", "--version"], work, env).stdout
     if version() not in out:
         raise CheckFailed(f"ftr --version printed {out!r}, expected {version()}")
-    where = run(["python", "-c", "import jinja2, ft_recipes.paths as p; print(p.data_dir('recipes'))"], work, env)
+    where = run(["python", "-c", "import jinja2, ft_recipes.core.paths as p; print(p.data_dir('recipes'))"], work, env)
     examples = Path(where.stdout.strip()) / "examples"
     if ROOT in examples.parents:
         raise CheckFailed(f"the install reads this checkout ({examples}), not its own copy")

@@ -154,7 +154,7 @@ def cases(root: Path) -> list[Case]:
 def convert(case: Case) -> None:
     from click.testing import CliRunner
 
-    from ft_recipes.cli import main
+    from ft_recipes.cli.main import main
 
     args = ["convert", case.relative, "--to", case.target, "-o", str(case.out), "--format", "json"]
     with working_dir(case.run):
@@ -352,7 +352,7 @@ def cross(case: Case) -> None:
     value, and the target's parser what the target writes for it (the recipe is the common language)."""
     from ft_recipes import backends
     from ft_recipes.backends.base import expectations
-    from ft_recipes.pipeline import load_recipe
+    from ft_recipes.recipe.loaded import load_recipe
 
     recipe = load_recipe(case.out / "recipe.yaml").recipe
     src, dst = backends.get(case.source), backends.get(case.target)
@@ -497,7 +497,7 @@ def offline_env(home: Path) -> dict[str, str]:
 
 def main(argv: list[str]) -> int:
     from ft_recipes.backends import env_spec
-    from ft_recipes.envs import find_python
+    from ft_recipes.backends.envs import find_python
 
     pythons = {name: find_python(env_spec(name)) for name in BACKENDS}
     with tempfile.TemporaryDirectory(prefix="ftr-conversion-oracle-") as tmp:

@@ -260,7 +260,7 @@ def main() -> int:
     import conversion_oracle as oracle
 
     from ft_recipes.backends import env_spec
-    from ft_recipes.envs import find_python
+    from ft_recipes.backends.envs import find_python
 
     pythons = {name: find_python(env_spec(name)) for name in oracle.BACKENDS}
     with tempfile.TemporaryDirectory(prefix="ftr-conversion-tokens-") as tmp:

@@ -30,7 +30,7 @@ AXOLOTL = ("import importlib.metadata as m; from axolotl.utils.schemas.enums imp
 def _python(backend: str) -> str:
     sys.path.insert(0, str(ROOT))
     from ft_recipes import backends
-    from ft_recipes.envs import find_python
+    from ft_recipes.backends.envs import find_python
 
     python = find_python(backends.env_spec(backend))
     if python is None:

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
-"""Generate ft_recipes/_fastschema.py, a plain-Python validator for schemas/recipe.schema.json.
+"""Generate ft_recipes/recipe/_fastschema.py, a plain-Python validator for schemas/recipe.schema.json.
 
-    python scripts/gen_validator.py          # write ft_recipes/_fastschema.py
+    python scripts/gen_validator.py          # write ft_recipes/recipe/_fastschema.py
     python scripts/gen_validator.py --check  # exit 1 if the committed file is stale
 
 The generated ``is_valid(data)`` answers only "valid or not", with jsonschema's Draft 2020-12 semantics
@@ -19,7 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = ROOT / "schemas" / "recipe.schema.json"
-TARGET = ROOT / "ft_recipes" / "_fastschema.py"
+TARGET = ROOT / "ft_recipes" / "recipe" / "_fastschema.py"
 
 # Keywords that never change whether an instance is valid (Draft202012Validator without a format checker).
 ANNOTATIONS = {"$schema", "$id", "$comment", "$defs", "definitions", "title", "description", "default",
@@ -297,7 +297,7 @@ KEYWORDS = {
 
 
 def generate(schema: dict) -> str:
-    """The source of ft_recipes/_fastschema.py for ``schema``; Unsupported if it cannot be exact."""
+    """The source of ft_recipes/recipe/_fastschema.py for ``schema``; Unsupported if it cannot be exact."""
     return Generator(schema).source()
 
 

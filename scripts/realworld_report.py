@@ -138,7 +138,7 @@ def convert_one(backend: str, path: str, out_dir: Path, corpus: str = "examples"
     """(converted, reason) for `ftr convert PATH --to OTHER -o out_dir`, run from the file's run directory."""
     from click.testing import CliRunner
 
-    from ft_recipes.cli import main
+    from ft_recipes.cli.main import main
 
     run, relative = locate(backend, path, corpus)
     with working_dir(run):

@@ -80,7 +80,7 @@ def _specs(files: list[str], dirs: dict[str, str]) -> list[str]:
 
 def backend_python(backend: str) -> str | None:
     from ft_recipes import backends
-    from ft_recipes.envs import find_python
+    from ft_recipes.backends.envs import find_python
 
     python = find_python(backends.env_spec(backend))
     return str(python) if python else None

@@ -130,14 +130,14 @@ def corpora(backend: str, version: str, current: bool = True) -> list[tuple[str,
 
 
 def oracle_version(text: str) -> tuple:
-    from ft_recipes.upgrade import version_key
+    from ft_recipes.backends.upgrade import version_key
 
     return version_key(text)
 
 
 def python_for(backend: str, version: str) -> str:
     from ft_recipes.backends import get
-    from ft_recipes.envs import find_python
+    from ft_recipes.backends.envs import find_python
 
     python = find_python(get(backend, version).env_spec())
     if python is None:
@@ -244,7 +244,7 @@ def _short(value) -> str:
 # --- one target -------------------------------------------------------------------------------------------------
 
 def run_target(target: str, drop: bool = False, root: Path | None = None, current: bool = True) -> list[Case]:
-    from ft_recipes.upgrade import parse_target, upgrade_file
+    from ft_recipes.backends.upgrade import parse_target, upgrade_file
 
     backend, version = parse_target(target)
     python = python_for(backend, version)

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 
-from ..findings import UsageError
+from ft_recipes.core.findings import UsageError
 
 NAMES = ("llamafactory", "axolotl", "trl")  # the registered backend folders, in the order help lists them
 
@@ -54,7 +54,7 @@ def chosen_versions(asked: dict[str, str], start=None) -> dict[str, str]:
     """The version each backend targets: ``asked`` (the command line), else ``[tool.ftr] backend-versions``
     in the nearest pyproject.toml, else the version of the environment ``FTR_<NAME>_PYTHON`` points at (when
     ftr can target it); backends with none of these are left out (their default version)."""
-    from ..project import project_settings
+    from ft_recipes.core.project import project_settings
 
     pinned = project_settings(start).get("backend-versions") or {}
     if not isinstance(pinned, dict) or not all(isinstance(v, str) and k in NAMES for k, v in pinned.items()):
@@ -73,7 +73,7 @@ def _env_var_version(name: str) -> str | None:
     import os
     from pathlib import Path
 
-    from ..envs import installed_version
+    from ft_recipes.backends.envs import installed_version
 
     backend = importlib.import_module(f"ft_recipes.backends.{name}").BACKEND
     if len(backend.versions) < 2:
@@ -130,8 +130,8 @@ def unused_values(recipe) -> list[tuple[str, tuple, str]]:
     """(dotted, key path, why) for every written value that no registered backend would use for this recipe: a
     section its stage or method does not use, or a field every backend with a row for it uses only under a
     condition the recipe does not meet (``preference.simpo_gamma`` in a DPO recipe)."""
-    from .base import dropped_values
-    from .base import unused_values as unused_by
+    from ft_recipes.backends.base import dropped_values
+    from ft_recipes.backends.base import unused_values as unused_by
 
     out = [(dotted, path, f"stage {recipe.stage} with method {recipe.method.type} does not use it")
            for dotted, path in dropped_values(recipe)]
@@ -148,8 +148,8 @@ def unused_values(recipe) -> list[tuple[str, tuple, str]]:
 
 def backend_python(name: str) -> Path:
     """The interpreter of the backend's environment, or FTR503 with the command that installs it."""
-    from ..envs import find_python
-    from ..findings import Finding, FtrError
+    from ft_recipes.backends.envs import find_python
+    from ft_recipes.core.findings import Finding, FtrError
 
     backend = get(name)
     spec = backend.env_spec()
@@ -168,8 +168,8 @@ def _check_env_version(python: Path, spec, backend) -> None:
     one the config was compiled for (a version ftr does not target, e.g. a patch release, is the user's call)."""
     import os
 
-    from ..envs import installed_version
-    from ..findings import Finding, FtrError
+    from ft_recipes.backends.envs import installed_version
+    from ft_recipes.core.findings import Finding, FtrError
 
     if len(backend.versions) < 2 or not os.environ.get(spec.env_var):
         return

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from ..recipe import FOLDED
-from .keys import FTR_ONLY, KeyTable, recipe_value
+from ft_recipes.backends.keys import FTR_ONLY, KeyTable, recipe_value
+from ft_recipes.recipe.model import FOLDED
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ class Backend:
         if version is None or version == self.version:
             return self
         if version not in self.versions:
-            from ..findings import UsageError
+            from ft_recipes.core.findings import UsageError
 
             raise UsageError(f"ftr cannot target {self.title} {version}; it targets "
                              f"{', '.join(self.versions or (self.version,))}")
@@ -142,7 +142,7 @@ class Backend:
 
     def notes(self, recipe) -> list:
         """The fidelity notes for this recipe (every approximation that applies)."""
-        from ..emit import Note
+        from ft_recipes.backends.emitted import Note
 
         notes = [Note(a.path, a.message, a.cross) for a in self.approximations if a.applies(recipe)]
         return notes + [Note(row.path, f"not written for {self.title}: it is used only with {row.needs}")
@@ -227,7 +227,7 @@ def is_ftr_only(path: str) -> bool:
 # --- the checks every emitter runs first -------------------------------------------------------------------
 
 def _others(backend: Backend, can: Callable[[Backend], bool]) -> str:
-    from . import all_backends
+    from ft_recipes.backends import all_backends
 
     able = [b for b in all_backends() if b.name != backend.name and can(b)]
     if not able:
@@ -236,7 +236,7 @@ def _others(backend: Backend, can: Callable[[Backend], bool]) -> str:
 
 
 def _refuse(recipe, backend: Backend, path: tuple, message: str, can: Callable[[Backend], bool]):
-    from ..emit import unsupported
+    from ft_recipes.backends.emitted import unsupported
 
     return unsupported(recipe, path, message, _others(backend, can))
 
@@ -287,7 +287,7 @@ def _check_foreign_structure(backend: Backend, recipe) -> None:
     """FTR005 when another backend's own structural key is kept under ``backends.<other>`` (an imported Axolotl
     file's ``datasets``): for that backend it replaces the recipe field, which then holds only ftr's nearest
     reading, so compiling it for this backend would train something the source never said."""
-    from . import all_backends
+    from ft_recipes.backends import all_backends
 
     for other in all_backends():
         if other.name == backend.name:
@@ -304,7 +304,7 @@ def _check_foreign_structure(backend: Backend, recipe) -> None:
 def _check_used(backend: Backend, recipe) -> None:
     """FTR005 for a written value no backend would see: a section this stage or method does not use, or a row
     whose ``needs`` does not hold for this recipe (``preference.simpo_gamma`` in a DPO recipe)."""
-    from ..emit import unsupported
+    from ft_recipes.backends.emitted import unsupported
 
     for dotted, path in dropped_values(recipe):
         raise unsupported(recipe, path, f"{dotted} has no effect in this recipe (stage {recipe.stage}, method "

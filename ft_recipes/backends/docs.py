@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from . import all_backends
+from ft_recipes.backends import all_backends
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "backends"
 
@@ -17,8 +17,8 @@ def field_help(path: str) -> str:
     import dataclasses
     import typing
 
-    from .. import recipe as r
-    from .keys import TYPED
+    from ft_recipes.backends.keys import TYPED
+    from ft_recipes.recipe import model as r
 
     cls = r.Recipe
     parts = TYPED.get(path, path).split(".")

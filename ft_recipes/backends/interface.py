@@ -1,8 +1,8 @@
 """The backend contract: the types a backend's parts exchange with the core, and one ``Protocol`` per part.
 
 A backend declares each part it has on its ``Backend`` object (``backends/base.py``) by module path; the
-conformance test (tests/test_backend_interface.py) imports every declared part of every registered backend and
-checks it against the protocol here, so a part that is missing a function fails a test rather than a run.
+conformance test (tests/unit/backends/test_backend_interface.py) imports every declared part of every registered
+backend and checks it against the protocol here, so a part that is missing a function fails a test rather than a run.
 """
 
 from __future__ import annotations

@@ -144,7 +144,7 @@ class KeyTable:
         default when the key is absent. A row under a section (``method.lora``) is read when the imported stage
         and method use that section (``recipe.sections_used``); a native key written for a section they do not
         use is noted (the backend ignores it), never dropped unreported."""
-        from ..recipe import sections_used
+        from ft_recipes.recipe.model import sections_used
 
         written = {section for native, _p, _d, _b, section in self._plain if section and mapper.has(native)}
         stage = mapper.out.get("stage", "sft")

@@ -37,9 +37,9 @@ def lint_config(cfg: dict) -> list:
 
 
 def _lint_file(path: str, cfg: dict) -> list:
-    from ..findings import FtrError
-    from ..lint import lint_recipe
-    from ..pipeline import load_any
+    from ft_recipes.core.findings import FtrError
+    from ft_recipes.lint import lint_recipe
+    from ft_recipes.recipe.loaded import load_any
 
     try:
         loaded = load_any(path, "axolotl")

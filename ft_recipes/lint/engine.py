@@ -5,10 +5,10 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from ..findings import Finding, FtrError
-from .options import Options
-from .pack import load_pack, rule_section
-from .registry import Context, all_rules
+from ft_recipes.core.findings import Finding, FtrError
+from ft_recipes.lint.options import Options
+from ft_recipes.lint.pack import load_pack, rule_section
+from ft_recipes.lint.registry import Context, all_rules
 
 
 @lru_cache(maxsize=16)
@@ -35,7 +35,7 @@ def run_rules(recipe, options: Options, dialect: str = "recipe", native: dict | 
 def finish(findings: list[Finding], options: Options, recipe_ignore: tuple[str, ...] = (),
            lines: dict | None = None) -> list[Finding]:
     """Drop unselected and suppressed findings, apply --strict, sort."""
-    from .noqa import suppressed
+    from ft_recipes.lint.noqa import suppressed
 
     out = []
     for finding in findings:
@@ -58,14 +58,14 @@ def lint_recipe(loaded, options: Options | None = None) -> list[Finding]:
 
     Without ``options`` the settings of the pyproject.toml nearest the recipe ([tool.ftr.lint]) apply.
     """
-    from .options import from_project
+    from ft_recipes.lint.options import from_project
 
     options = options or from_project(Path(loaded.resolved.document.file).parent)
     recipe = loaded.recipe
     native = loaded.resolved.document.data if loaded.dialect != "recipe" else None
     findings = run_rules(recipe, options, loaded.dialect, native, _extends_at(loaded.resolved.document))
     if native is not None:
-        from .native_keys import speak_native
+        from ft_recipes.lint.native_keys import speak_native
 
         findings = speak_native(findings, loaded.resolved.document, loaded.dialect, loaded.resolved.provenance)
     return finish(findings, options, recipe.lint_ignore, _layer_lines(loaded))
@@ -84,8 +84,8 @@ def lint_file(path: str | Path, options: Options, dialect: str | None = None) ->
     Invalid input gives its load/schema findings only; a native file also gets its backend key-catalogue
     findings (unknown keys, types, deprecations), then the same rules as a recipe, at the native keys.
     """
-    from ..load import load_file
-    from ..native import detect_dialect
+    from ft_recipes.backends.native import detect_dialect
+    from ft_recipes.recipe.load import load_file
 
     try:
         doc = load_file(path, keep_last=True)
@@ -103,9 +103,9 @@ def lint_file(path: str | Path, options: Options, dialect: str | None = None) ->
 
 def _lint_document(path, doc, options: Options, dialect: str | None) -> list[Finding]:
     """lint_file's findings on a loaded document (its repeated keys aside)."""
-    from ..catalogue import check_native
-    from ..native import detect_dialect
-    from ..pipeline import load_document
+    from ft_recipes.backends.catalogue import check_native
+    from ft_recipes.backends.native import detect_dialect
+    from ft_recipes.recipe.loaded import load_document
 
     dialect = dialect or detect_dialect(doc.data)
     if dialect == "recipe" and isinstance(doc.data, dict) and "stages" in doc.data:
@@ -127,8 +127,8 @@ def _lint_document(path, doc, options: Options, dialect: str | None) -> list[Fin
 
 def _non_finite(doc, dialect: str) -> list[Finding]:
     """FTR002 errors for NaN and infinities anywhere in a native file: the backend would train on them."""
-    from ..load import dotted
-    from ..validate import non_finite
+    from ft_recipes.recipe.load import dotted
+    from ft_recipes.recipe.validate import non_finite
 
     out = []
     for path, value in non_finite(doc.data):
@@ -167,7 +167,7 @@ def _native_schema(findings: list[Finding], doc, dialect: str) -> list[Finding]:
     file trains; a missing base model stays an error (both backends refuse)."""
     from dataclasses import replace
 
-    from .. import backends
+    from ft_recipes import backends
 
     trains = getattr(backends.importer(dialect), "needs_training_data", lambda src: True)(doc.data)
     out = []
@@ -195,8 +195,8 @@ def lint_paths(paths, options: Options | None = None) -> list[Finding]:
 
     Raises FtrError (exit 2) when a path matches nothing or a file cannot be read.
     """
-    from .files import expand
-    from .options import from_project
+    from ft_recipes.lint.files import expand
+    from ft_recipes.lint.options import from_project
 
     findings: list[Finding] = []
     for file in expand(paths):
@@ -208,7 +208,7 @@ def lint_paths(paths, options: Options | None = None) -> list[Finding]:
 
 def stage_findings(pipeline, options) -> list[Finding]:
     """Every stage's findings, each naming its stage."""
-    from ..stages import in_stage
+    from ft_recipes.recipe.stages import in_stage
 
     out = []
     for stage in pipeline.stages:
@@ -219,8 +219,8 @@ def stage_findings(pipeline, options) -> list[Finding]:
 
 def lint_pipeline(path, options=None) -> list[Finding]:
     """``ftr lint`` of a pipeline: its load and schema findings, or every stage's findings, the stage named."""
-    from ..stages import load_pipeline
-    from .options import from_project
+    from ft_recipes.lint.options import from_project
+    from ft_recipes.recipe.stages import load_pipeline
 
     options = options or from_project(Path(path).parent)
     try:

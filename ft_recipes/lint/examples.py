@@ -24,7 +24,7 @@ FILE_COMMENT = re.compile(r"^# ([\w./-]+\.\w+): (.*)$")
 
 def codes_reported(rule, text: str) -> set[str]:
     """The codes ``ftr lint`` reports on the example ``text`` of ``rule``, linted in a fresh folder."""
-    from . import Options, lint_file
+    from ft_recipes.lint import Options, lint_file
 
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
@@ -66,6 +66,6 @@ def problems(rule) -> list[str]:
 
 
 def checked_rules() -> list:
-    from .registry import all_rules
+    from ft_recipes.lint.registry import all_rules
 
     return [cls for cls in all_rules().values() if cls.checked_here() and (cls.bad or cls.good)]

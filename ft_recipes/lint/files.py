@@ -8,7 +8,7 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-from ..findings import UsageError
+from ft_recipes.core.findings import UsageError
 
 SUFFIXES = (".yaml", ".yml")
 SKIP_DIRS = {".git", ".hg", ".svn", ".venv", "venv", "node_modules", "__pycache__", ".tox", ".mypy_cache",
@@ -18,7 +18,7 @@ SKIP_DIRS = {".git", ".hg", ".svn", ".venv", "venv", "node_modules", "__pycache_
 @lru_cache(maxsize=1)
 def _marks() -> re.Pattern:
     """``ftr:`` (a recipe) or the first marker of each importable backend (its model key) at a line start."""
-    from .. import backends
+    from ft_recipes import backends
 
     keys = ["ftr", *(backends.get(name).markers[0] for name in backends.names("import"))]
     return re.compile(r"^(" + "|".join(map(re.escape, keys)) + r")\s*:", re.MULTILINE)
@@ -108,8 +108,8 @@ def is_preset(path: Path) -> bool:
     pyproject.toml's [tool.ftr] preset-paths names."""
     if "presets" in path.parent.parts:
         return True
-    from ..findings import FtrError
-    from ..presets import libraries
+    from ft_recipes.core.findings import FtrError
+    from ft_recipes.recipe.presets import libraries
 
     try:
         roots = {lib.root.resolve() for lib in libraries(path.parent) if lib.name != "builtin"}
@@ -132,9 +132,9 @@ EXTENDS = re.compile(r"^extends\s*:", re.MULTILINE)
 def extending(presets: list[Path], root: Path) -> list[Path]:
     """The recipes under ``root`` whose ``extends`` chain reaches one of ``presets``, and those whose chain cannot
     be resolved because of one of them (a preset that no longer parses: linting the recipe reports it)."""
-    from ..findings import FtrError
-    from ..load import load_file
-    from ..resolve import extends_layers
+    from ft_recipes.core.findings import FtrError
+    from ft_recipes.recipe.load import load_file
+    from ft_recipes.recipe.resolve import extends_layers
 
     targets = {p.resolve() for p in presets}
     stems = {p.stem for p in presets}
@@ -161,8 +161,8 @@ def extending(presets: list[Path], root: Path) -> list[Path]:
 
 def _extends_names(path: Path) -> set[str]:
     """The preset names in ``path``'s own ``extends`` (``lib:name`` -> name, a path -> its stem)."""
-    from ..findings import FtrError
-    from ..load import load_file
+    from ft_recipes.core.findings import FtrError
+    from ft_recipes.recipe.load import load_file
 
     try:
         data = load_file(path).data
@@ -176,7 +176,7 @@ def _extends_names(path: Path) -> set[str]:
 def _refuse_unreadable(paths: list[Path]) -> None:
     """A UsageError naming every file that is not a readable regular file (a broken link, a symlink loop,
     a FIFO), not just the first one met."""
-    from ..load import file_kind
+    from ft_recipes.recipe.load import file_kind
 
     problems = [f"{path}: {kind}" for path in paths for kind in [file_kind(path)] if kind != "file"]
     if problems:

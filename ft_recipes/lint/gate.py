@@ -11,9 +11,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..findings import Finding, FtrError
-from .engine import lint_recipe, run_rules, stage_findings
-from .options import Options, from_project
+from ft_recipes.core.findings import Finding, FtrError
+from ft_recipes.lint.engine import lint_recipe, run_rules, stage_findings
+from ft_recipes.lint.options import Options, from_project
 
 DATA_RULES = ("FTR004", "FTR204")  # missing files; unreadable rows or rows that do not fit the declared format
 

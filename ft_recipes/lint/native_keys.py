@@ -7,8 +7,8 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
-from ..findings import Finding
-from ..load import dotted
+from ft_recipes.core.findings import Finding
+from ft_recipes.recipe.load import dotted
 
 RECIPE_PATH = re.compile(r"\b(?:model|method|preference|data|train|eval|output|hardware)(?:\.[a-z_]+)+\b")
 PLAIN_KEY = re.compile(r"[A-Za-z_]\w*(?:\.\w+)*")
@@ -70,7 +70,7 @@ class Names:
     """Recipe path -> the backend's key, from its key table."""
 
     def __init__(self, dialect: str):
-        from .. import backends
+        from ft_recipes import backends
 
         self.table = backends.get(dialect).keys
 

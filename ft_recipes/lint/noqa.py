@@ -6,7 +6,7 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-from ..findings import Finding
+from ft_recipes.core.findings import Finding
 
 NOQA = re.compile(r"#\s*ftr:\s*noqa(?P<rest>[^#]*)", re.IGNORECASE)
 CODE = re.compile(r"FTR[0-9]{0,3}", re.IGNORECASE)

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..findings import UsageError
+from ft_recipes.core.findings import UsageError
 
 CODE_PREFIX = re.compile(r"^FTR[0-9]{0,3}$")
 
@@ -52,7 +52,7 @@ def codes(values, where: str) -> tuple[str, ...]:
 
 def from_project(start: Path | None = None) -> Options:
     """Options from the nearest pyproject.toml's [tool.ftr.lint] table."""
-    from ..project import find_pyproject, project_settings
+    from ft_recipes.core.project import find_pyproject, project_settings
 
     table = project_settings(start).get("lint", {})
     where = f"{find_pyproject(start)} [tool.ftr.lint]"
@@ -77,7 +77,7 @@ def from_project(start: Path | None = None) -> Options:
 
 def versions(values, where: str) -> tuple[tuple[str, str], ...]:
     """``axolotl=0.21.0`` pairs -> ((backend, version), ...); the catalogue file must exist."""
-    from ..paths import data_dir
+    from ft_recipes.core.paths import data_dir
 
     out = []
     for value in values or ():

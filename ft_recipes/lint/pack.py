@@ -5,10 +5,10 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from ..findings import SEVERITIES, FtrError
-from ..load import load_file
-from ..paths import data_dir
-from ..resolve import deep_merge
+from ft_recipes.core.findings import SEVERITIES, FtrError
+from ft_recipes.core.paths import data_dir
+from ft_recipes.recipe.load import load_file
+from ft_recipes.recipe.resolve import deep_merge
 
 
 @lru_cache(maxsize=1)
@@ -40,7 +40,7 @@ def load_pack(paths: tuple[str, ...] = ()) -> dict:
 
 
 def _check_codes(overlay: dict, path: Path) -> None:
-    from .registry import all_rules
+    from ft_recipes.lint.registry import all_rules
 
     known = all_rules()
     unknown = sorted(code for code in overlay.get("rules", {}) if code not in known)
@@ -57,7 +57,7 @@ MESSAGE_KEYS = ("text", "hint", "severity", "native")
 def _check_declared(overlay: dict, path: Path) -> None:
     """A team pack names only the message kinds and options its rules declare (a misspelt kind or option would
     otherwise change nothing, silently)."""
-    from .registry import all_rules
+    from ft_recipes.lint.registry import all_rules
 
     for code, section in (overlay.get("rules") or {}).items():
         rule = all_rules()[code]

@@ -6,8 +6,8 @@ import json
 import os
 from pathlib import Path
 
-from .. import __version__
-from ..findings import Finding
+from ft_recipes import __version__
+from ft_recipes.core.findings import Finding
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 SARIF_LEVELS = {"error": "error", "warning": "warning", "info": "note"}
@@ -68,7 +68,7 @@ class JsonReporter(Reporter):
     name = "json"
 
     def render(self, findings, files):
-        from .registry import all_rules
+        from ft_recipes.lint.registry import all_rules
 
         rules = all_rules()
         rows = [{"file": relative(f.file), "line": f.line, "col": f.col, "code": f.code,
@@ -106,7 +106,7 @@ class SarifReporter(Reporter):
     name = "sarif"
 
     def render(self, findings, files):
-        from .registry import all_rules
+        from ft_recipes.lint.registry import all_rules
 
         rules = all_rules()
         index = {code: i for i, code in enumerate(rules)}
@@ -133,7 +133,7 @@ class SarifReporter(Reporter):
 
 def sarif_rule(cls) -> dict:
     """SARIF reportingDescriptor for one rule, from the registry."""
-    from .docs import markdown
+    from ft_recipes.lint.docs import markdown
 
     return {"id": cls.code, "name": cls.name, "shortDescription": {"text": cls.summary},
             "fullDescription": {"text": cls.what or cls.summary}, "helpUri": cls.url(),

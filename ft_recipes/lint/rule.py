@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ..findings import Finding, FtrError
-from ..load import dotted
-from ..presets import is_builtin
-from ..recipe import Recipe
+from ft_recipes.core.findings import Finding, FtrError
+from ft_recipes.recipe.load import dotted
+from ft_recipes.recipe.model import Recipe
+from ft_recipes.recipe.presets import is_builtin
 
 DOCS_URL = "https://github.com/ft-recipes/ft-recipes/blob/main/docs/rules/{code}.md"
 STATUSES = ("stable", "planned", "run")  # run: reported by `ftr compile` / `ftr run`

@@ -1,6 +1,6 @@
 """Fixtures for tests against the real backends (marked ``backends``; run by .ci/run with everything else).
 
-The backend environments are built from their lock files on first use (ft_recipes.envs.install) and cached in
+The backend environments are built from their lock files on first use (ft_recipes.backends.envs.install) and cached in
 $FTR_ENV_DIR (default ~/.cache/ft-recipes/envs); FTR_<NAME>_PYTHON points at an existing one instead.
 """
 
@@ -29,7 +29,7 @@ def pytest_collection_modifyitems(config, items):
 
 def _backend_python(name: str) -> Path:
     from ft_recipes.backends import env_spec
-    from ft_recipes.envs import find_python, install
+    from ft_recipes.backends.envs import find_python, install
 
     spec = env_spec(name)
     python = find_python(spec)
@@ -79,7 +79,7 @@ def ax21_python() -> Path:
     """The Axolotl 0.21.0 environment's python (Python 3.12), always ftr's own cached one (FTR_AXOLOTL_PYTHON
     may hold another version); installs it from lock-0.21.0.txt when missing (see docs/backends/axolotl.md)."""
     from ft_recipes.backends import get
-    from ft_recipes.envs import install
+    from ft_recipes.backends.envs import install
 
     return install(get("axolotl", "0.21.0").env_spec(), log=lambda msg: print(msg, file=sys.stderr))
 
@@ -96,9 +96,9 @@ def trl_python() -> Path:
 
 @pytest.fixture(scope="session")
 def eval_python() -> Path:
-    """The lm-eval environment's python; built from ft_recipes/evaluation/lock.txt when missing (about 20 s)."""
-    from ft_recipes.envs import find_python, install
-    from ft_recipes.evaluation import SPEC
+    """The lm-eval environment's python; built from ft_recipes/run/evaluation/lock.txt when missing (about 20 s)."""
+    from ft_recipes.backends.envs import find_python, install
+    from ft_recipes.run.evaluation import SPEC
 
     return find_python(SPEC) or install(SPEC, log=lambda msg: print(msg, file=sys.stderr))
 

@@ -26,7 +26,7 @@ ROOT = HERE.parent.parent
 def tools_python() -> Path:
     """The python of the Ray 2.60.0 + SkyPilot 0.14.1 environment (installed when missing, about 1-2 min)."""
     sys.path.insert(0, str(ROOT))
-    from ft_recipes.envs import EnvSpec, find_python, install
+    from ft_recipes.backends.envs import EnvSpec, find_python, install
 
     spec = EnvSpec(name="scaleout-tools", version="ray-2.60.0+skypilot-0.14.1", python="3.11",
                    lock=INFRA / "tools-lock.txt", import_name="ray, sky", cli="ray")

@@ -148,7 +148,7 @@ def test_a_qlora_adapter_is_evaluated_on_its_4bit_base_on_cpu(pipeline, tiny, en
                "quantization": quant}]
     job = tmp_path / "job.json"
     job.write_text(json.dumps({**HELPER_JOB, "models": models, "held_out": held}))
-    helper = ROOT / "ft_recipes" / "evaluation" / "helper.py"
+    helper = ROOT / "ft_recipes" / "run" / "evaluation" / "helper.py"
     proc = subprocess.run([str(eval_python), str(helper), str(job), str(tmp_path / "out.json")], capture_output=True,
                           text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -122,7 +122,7 @@ lint: {{ignore: [FTR1, FTR206]}}
 
 
 def read_log(run_dir: Path) -> tuple[list[float], list[float]]:
-    from ft_recipes.report import read_curves
+    from ft_recipes.insight.report import read_curves
 
     curves = read_curves(run_dir)
     return [v for _, v in curves.train], [v for _, v in curves.eval]
@@ -293,7 +293,7 @@ def test_reuse_resume_force_and_merge(tiny_assets, run_env, tmp_path):
     merged = tmp_path / "merged"
     ftr("merge", run_dir, "-o", merged, env=run_env)
     assert (merged / "config.json").is_file() and list(merged.glob("*.safetensors"))
-    from ft_recipes.templates import saved_chat_template
+    from ft_recipes.recipe.templates import saved_chat_template
 
     assert saved_chat_template(str(merged)) == saved_chat_template(str(run_dir)) is not None
 

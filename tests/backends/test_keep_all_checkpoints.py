@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from ft_recipes import backends
-from ft_recipes.emit import write_outputs
-from ft_recipes.pipeline import load_recipe
+from ft_recipes.backends.emitted import write_outputs
+from ft_recipes.recipe.loaded import load_recipe
 
 pytestmark = pytest.mark.xdist_group("keep-all-checkpoints")
 

@@ -25,11 +25,11 @@ from paths import EXAMPLES, PRESETS
 
 from ft_recipes import backends
 from ft_recipes.backends.base import expectations
+from ft_recipes.backends.emitted import write_outputs
 from ft_recipes.backends.keys import get_native, recipe_value
-from ft_recipes.emit import write_outputs
-from ft_recipes.findings import FtrError
-from ft_recipes.pipeline import load_any, load_recipe
-from ft_recipes.stages import load_pipeline
+from ft_recipes.core.findings import FtrError
+from ft_recipes.recipe.loaded import load_any, load_recipe
+from ft_recipes.recipe.stages import load_pipeline
 
 N = int(os.environ.get("FTR_ORACLE_N", "200"))
 N_OTHER = int(os.environ.get("FTR_ORACLE_N_OTHER", "50"))  # generated recipes for a backend's non-default version

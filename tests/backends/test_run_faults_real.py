@@ -1,4 +1,4 @@
-"""The fault cases of tests/test_run_faults.py on the real LLaMA-Factory backend (tiny model, CPU): a run
+"""The fault cases of tests/unit/run/test_run_faults.py on the real LLaMA-Factory backend (tiny model, CPU): a run
 piped into `head` trains to its end, two merges of it run side by side into their own folders, and a run whose
 ftr is killed is reported as interrupted, leaves no trainer behind and resumes."""
 

@@ -134,7 +134,7 @@ def test_every_template_gives_identical_rows_or_its_documented_label_gap(family_
     labels on LLaMA-Factory and Axolotl, except where docs/templates.md names the label gap (the ids are identical
     there too)."""
     from ft_recipes.backends.axolotl.templates import reference
-    from ft_recipes.templates import label_gap
+    from ft_recipes.recipe.templates import label_gap
 
     verdicts = family_verdicts(family_model, tiny_assets, tmp_path, run_env, ("llamafactory", "axolotl"), TEMPLATES)
     for name in TEMPLATES:

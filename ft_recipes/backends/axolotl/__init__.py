@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ...recipe import ADAPTER_METHODS
-from ..base import Approximation, Backend, Capabilities, NativeCheck, compute_dtype_differs
-from .keys import CHANGES_TRAINING, IGNORED_SYSTEM, TABLE
-from .templates import known
+from ft_recipes.backends.axolotl.keys import CHANGES_TRAINING, IGNORED_SYSTEM, TABLE
+from ft_recipes.backends.axolotl.templates import known
+from ft_recipes.backends.base import Approximation, Backend, Capabilities, NativeCheck, compute_dtype_differs
+from ft_recipes.recipe.model import ADAPTER_METHODS
 
 HERE = Path(__file__).parent
 
@@ -17,7 +17,7 @@ ENVIRONMENTS = {"0.19.0": ("3.11", "lock.txt"), "0.21.0": ("3.12", "lock-0.21.0.
 
 
 def _env(version: str):
-    from ..interface import EnvSpec
+    from ft_recipes.backends.interface import EnvSpec
 
     python, lock = ENVIRONMENTS[version]
     return EnvSpec(name="axolotl", version=version, python=python, lock=HERE / lock, import_name="axolotl",
@@ -28,7 +28,7 @@ def _trains_empty_thought(recipe) -> bool:
     """The recipe's reference template (a reasoning template, e.g. LLaMA-Factory's qwen3) trains the empty thought
     block it puts before a reply that has none; Axolotl's chat_template strategy trains the reply and its end of
     turn only, so there the block is masked (measured by the conversion oracle's data check)."""
-    from ... import templates
+    from ft_recipes.recipe import templates
 
     reference = templates.reference(recipe.model.template)
     return bool(reference and templates.thought(reference))

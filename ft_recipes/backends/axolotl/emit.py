@@ -11,8 +11,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ...datacheck import row_problem
-from ...datasets import (
+from ft_recipes.backends.axolotl.keys import CPU_FLAGS, IGNORED_SYSTEM, RL
+from ft_recipes.backends.axolotl.templates import chat_template_keys, end_of_turn_keys
+from ft_recipes.backends.base import check
+from ft_recipes.backends.datacheck import row_problem
+from ft_recipes.backends.emitted import Emitted, Note, apply_passthrough, deepspeed_path, first_rows, unsupported
+from ft_recipes.core.findings import Finding, FtrError
+from ft_recipes.recipe.datasets import (
     alpaca_to_messages,
     iter_rows,
     kto_to_conversational,
@@ -22,14 +27,9 @@ from ...datasets import (
     preference_to_messages,
     role_names,
 )
-from ...emit import Emitted, Note, apply_passthrough, deepspeed_path, first_rows, unsupported
-from ...findings import Finding, FtrError
-from ...modelinfo import config as model_config
-from ...modelinfo import special_token
-from ...recipe import Dataset, Recipe
-from ..base import check
-from .keys import CPU_FLAGS, IGNORED_SYSTEM, RL
-from .templates import chat_template_keys, end_of_turn_keys
+from ft_recipes.recipe.model import Dataset, Recipe
+from ft_recipes.recipe.modelinfo import config as model_config
+from ft_recipes.recipe.modelinfo import special_token
 
 NAME = "axolotl"
 MAIN = "axolotl.yaml"
@@ -309,7 +309,7 @@ def _val_split(recipe: Recipe, cfg: dict) -> None:
 
 def emit(recipe: Recipe, out_dir: Path, backend=None) -> Emitted:
     """``backend``: the ``Backend`` at the targeted version (default: the package's, 0.19.0)."""
-    from . import BACKEND
+    from ft_recipes.backends.axolotl import BACKEND
 
     backend = backend or BACKEND
     _check(recipe, backend)

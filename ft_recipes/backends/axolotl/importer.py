@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ...modelinfo import config as model_config
-from ...native import Mapper, Unmapped, local_model_paths, take_deepspeed
-from ...paths import real_path
-from ..keys import as_int, invert
-from .keys import CPU_FLAGS, DATASET_CHANGES_TRAINING, RL, TABLE
-from .templates import end_of_turn_keys, import_name
+from ft_recipes.backends.axolotl.keys import CPU_FLAGS, DATASET_CHANGES_TRAINING, RL, TABLE
+from ft_recipes.backends.axolotl.templates import end_of_turn_keys, import_name
+from ft_recipes.backends.keys import as_int, invert
+from ft_recipes.backends.native import Mapper, Unmapped, local_model_paths, take_deepspeed
+from ft_recipes.core.paths import real_path
+from ft_recipes.recipe.modelinfo import config as model_config
 
 RL_BACK = invert(RL)
 # Keys with no effect on training, or read by the structural code below (which marks the others it carries).
@@ -27,7 +27,7 @@ PREFERENCE_TYPES = ("bradley_terry",)  # reward-model pair types (`reward_model:
 def _local(path: str, base: Path) -> Path | None:
     """Where Axolotl finds ``path`` on disk: relative to the directory it runs in (or, when no run directory is
     given and the working directory has nothing there, next to the config); None when it is a hub id."""
-    from ...datasets import note_path, resolve_local, run_dir, run_dir_given
+    from ft_recipes.recipe.datasets import note_path, resolve_local, run_dir, run_dir_given
 
     local = resolve_local(path)
     found = local.exists()
@@ -92,7 +92,7 @@ def _uncarried_dataset_keys(m: Mapper, entry: dict, where: tuple) -> bool:
     """Whether a chat dataset holds no key that would change the trained tokens or rows, set to something else
     than what ftr compiles (roles are compared by meaning: sharegpt's ``gpt`` is ``assistant``); each such key
     gets a note."""
-    from ...datasets import ROLES
+    from ft_recipes.recipe.datasets import ROLES
 
     carried = True
     for key, same in DATASET_CHANGES_TRAINING.items():
@@ -114,7 +114,7 @@ def _guess(m: Mapper, converted: dict | None, entry: dict, base: Path) -> dict:
     """A dataset the recipe cannot carry, for linting only: its kind follows the training type (preference
     pairs for DPO-like and reward-model runs, raw text for completion, else messages), and its rows are not
     read. The entry itself stays verbatim under backends.axolotl."""
-    from ...datasets import note_path
+    from ft_recipes.recipe.datasets import note_path
 
     if converted:
         return converted
@@ -271,7 +271,7 @@ def _lora_target(m: Mapper) -> None:
 
 def _allowed(field: str) -> list:
     """The values the recipe schema allows for ``train.<field>``."""
-    from ...validate import recipe_schema
+    from ft_recipes.recipe.validate import recipe_schema
 
     return recipe_schema()["properties"]["train"]["properties"][field]["enum"]
 
@@ -451,7 +451,7 @@ def _end_of_turn(m: Mapper) -> None:
 
 def _nulls(m: Mapper) -> None:
     """A key written as null whose Axolotl default is null means the same as an absent key."""
-    from ...catalogue import load
+    from ft_recipes.backends.catalogue import load
 
     keys = load("axolotl").get("keys", {})
     m.cosmetic(*(key for key, value in m.src.items() if value is None and key in keys

@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-from ..keys import Key, KeyTable, as_float, as_int, seed_set, whole
-from .templates import chat_template_keys
+from ft_recipes.backends.axolotl.templates import chat_template_keys
+from ft_recipes.backends.keys import Key, KeyTable, as_float, as_int, seed_set, whole
 
 RL = {"dpo": "dpo", "orpo": "orpo", "kto": "kto", "simpo": "simpo", "grpo": "grpo"}
 CPU_FLAGS = {"lora_mlp_kernel": False, "lora_qkv_kernel": False, "lora_o_kernel": False,

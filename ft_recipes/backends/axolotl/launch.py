@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..interface import Launch, LaunchOptions
+from ft_recipes.backends.interface import Launch, LaunchOptions
 
 
 def launch(python: Path, config: Path, opts: LaunchOptions) -> Launch:

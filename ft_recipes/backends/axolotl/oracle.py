@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .keys import RL
+from ft_recipes.backends.axolotl.keys import RL
 
 
 def structural(recipe):

@@ -11,12 +11,13 @@ newline, for ChatML) as the end-of-turn token.
 
 from __future__ import annotations
 
-from ... import templates as slot_templates
-from ...templates import known, reference, reference_name  # noqa: F401  (known: the names a recipe may give)
+from ft_recipes.recipe import templates as slot_templates
+from ft_recipes.recipe.templates import known, reference, reference_name  # noqa: F401  (known: the names a recipe may give)
 
 REFERENCE_VERSION = slot_templates.REFERENCE[1]
 
-VERSION = "0.19.0"  # also for 0.21.0: its template catalogues are the same (tests/test_backend_versions.py)
+# also for 0.21.0: its template catalogues are the same (tests/unit/backends/test_backend_versions.py)
+VERSION = "0.19.0"
 PREFIX = "axolotl:"  # a recipe template "axolotl:NAME" is Axolotl's NAME exactly
 
 TEMPLATES = {

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ...recipe import ADAPTER_METHODS
-from ..base import Approximation, Backend, Capabilities, NativeCheck, compute_dtype_differs
-from .keys import CHANGES_TRAINING, TABLE
-from .templates import known, resolve
+from ft_recipes.backends.base import Approximation, Backend, Capabilities, NativeCheck, compute_dtype_differs
+from ft_recipes.backends.llamafactory.keys import CHANGES_TRAINING, TABLE
+from ft_recipes.backends.llamafactory.templates import known, resolve
+from ft_recipes.recipe.model import ADAPTER_METHODS
 
 HERE = Path(__file__).parent
 
 
 def _env(version: str):
-    from ..interface import EnvSpec
+    from ft_recipes.backends.interface import EnvSpec
 
     return EnvSpec(name="llamafactory", version=version, python="3.11", lock=HERE / "lock.txt",
                    import_name="llamafactory", cli="llamafactory-cli",

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ...emit import Emitted, Note, apply_passthrough, deepspeed_path, first_rows, unsupported
-from ...recipe import Dataset, Recipe
-from ..base import check
-from .keys import FINETUNING, STAGES, USUAL_TAGS
-from .rows import columns_of
-from .rows import file_tags_of as file_tags
+from ft_recipes.backends.base import check
+from ft_recipes.backends.emitted import Emitted, Note, apply_passthrough, deepspeed_path, first_rows, unsupported
+from ft_recipes.backends.llamafactory.keys import FINETUNING, STAGES, USUAL_TAGS
+from ft_recipes.backends.llamafactory.rows import columns_of
+from ft_recipes.backends.llamafactory.rows import file_tags_of as file_tags
+from ft_recipes.recipe.model import Dataset, Recipe
 
 NAME = "llamafactory"
 VERSION = "0.9.5"
@@ -125,7 +125,7 @@ def _kept_entry(entry: dict, ds: Dataset, kept: dict | None) -> tuple[dict, str 
 
 
 def _check(recipe: Recipe) -> None:
-    from . import BACKEND
+    from ft_recipes.backends.llamafactory import BACKEND
 
     check(BACKEND, recipe)
     lora = recipe.method.lora
@@ -211,7 +211,7 @@ def _structure(recipe: Recipe, cfg: dict, out_dir: Path, notes: list[str]) -> di
 
 
 def emit(recipe: Recipe, out_dir: Path, backend=None) -> Emitted:
-    from . import BACKEND
+    from ft_recipes.backends.llamafactory import BACKEND
 
     _check(recipe)
     cfg: dict = {}

@@ -6,11 +6,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ...native import Mapper, Unmapped, local_model_paths, run_path, take_deepspeed
-from ...paths import real_path
-from ..keys import as_int, invert
-from .keys import STAGES, TABLE
-from .rows import columns_of
+from ft_recipes.backends.keys import as_int, invert
+from ft_recipes.backends.llamafactory.keys import STAGES, TABLE
+from ft_recipes.backends.llamafactory.rows import columns_of
+from ft_recipes.backends.native import Mapper, Unmapped, local_model_paths, run_path, take_deepspeed
+from ft_recipes.core.paths import real_path
 
 STAGE_BACK = invert(STAGES)
 # Keys the structural code below reads (do_train: a recipe is a training run). Not here, because they change
@@ -38,8 +38,8 @@ def _dataset_info(m: Mapper, base: Path) -> tuple[Path, dict | None, str]:
     with ``dataset_dir`` (default ``data``) relative to the directory it runs in. ``ONLINE`` (names are hub
     ids) and an unreadable registry give None. Without a run directory given, a registry next to the config
     is used when the working directory has none."""
-    from ...datasets import dataset_dir_override, resolve_local, run_dir_given
-    from ...modelinfo import json_file
+    from ft_recipes.recipe.datasets import dataset_dir_override, resolve_local, run_dir_given
+    from ft_recipes.recipe.modelinfo import json_file
 
     value = dataset_dir_override() or m.src.get("dataset_dir", "data")
     if isinstance(value, dict):
@@ -114,7 +114,7 @@ def _limit_rows(m: Mapper, lists: dict[str, list[dict]]) -> None:
 
 def _unresolved(m: Mapper, key: str, name: str, directory: Path, why: str) -> dict:
     """A dataset ftr cannot resolve: kept by name; a missing file is an error only when the registry was read."""
-    from ...datasets import note_path
+    from ft_recipes.recipe.datasets import note_path
 
     path = directory / name
     if why.startswith("dataset_dir"):  # hub names: not checked offline
@@ -131,7 +131,7 @@ def _unresolved(m: Mapper, key: str, name: str, directory: Path, why: str) -> di
 
 
 def _data(m: Mapper, base: Path) -> None:
-    from ...datasets import dataset_dir_override, note_path, resolve_local
+    from ft_recipes.recipe.datasets import dataset_dir_override, note_path, resolve_local
 
     directory, info, why = _dataset_info(m, base)
     value = dataset_dir_override() or m.src.get("dataset_dir", "data")
@@ -168,8 +168,8 @@ def _keep(kept: dict, media: dict, name: str, source: dict, entry: dict) -> None
     """Keeps the dataset_info entry's own keys (emit.KEPT) when LLaMA-Factory would read the entry written from
     the recipe dataset otherwise than the source's (media columns, tags it leaves unset, a conversational
     preference set, ...)."""
-    from ...recipe import Dataset
-    from .emit import LOCATION, _dataset_entry, reading
+    from ft_recipes.backends.llamafactory.emit import LOCATION, _dataset_entry, reading
+    from ft_recipes.recipe.model import Dataset
 
     columns = source.get("columns") if isinstance(source.get("columns"), dict) else {}
     found = sorted(c for c in MEDIA if columns.get(c))

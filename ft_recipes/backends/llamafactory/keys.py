@@ -3,8 +3,19 @@
 
 from __future__ import annotations
 
-from ..keys import NO_MAX_STEPS, Key, KeyTable, as_float, as_int, comma_list, invert, seed_set, split_list, whole
-from .templates import TEMPLATES, resolve
+from ft_recipes.backends.keys import (
+    NO_MAX_STEPS,
+    Key,
+    KeyTable,
+    as_float,
+    as_int,
+    comma_list,
+    invert,
+    seed_set,
+    split_list,
+    whole,
+)
+from ft_recipes.backends.llamafactory.templates import TEMPLATES, resolve
 
 STAGES = {"pt": ("pt", None), "sft": ("sft", None), "rm": ("rm", None), "ppo": ("ppo", None),
           "dpo": ("dpo", "sigmoid"), "orpo": ("dpo", "orpo"), "simpo": ("dpo", "simpo"), "kto": ("kto", None)}

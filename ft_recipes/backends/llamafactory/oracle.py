@@ -3,7 +3,7 @@ with ``get_train_args``'s effective values; the plain keys' expectations come fr
 
 from __future__ import annotations
 
-from .emit import FINETUNING, STAGES, _ratio, _strategy, reference
+from ft_recipes.backends.llamafactory.emit import FINETUNING, STAGES, _ratio, _strategy, reference
 
 
 def structural(recipe):

@@ -2,14 +2,14 @@
 tags of dataset_info.json (defaults from data/parser.py: from/value, human/gpt), a first system turn, then user
 (or observation) and assistant (or function) turns alternating, an even number of them. Any other row is logged
 as "Invalid role tag" / "Invalid message count" and skipped; a dataset with no row left fails with "Cannot find
-valid samples". Used by ftr's data checks (``ft_recipes.datacheck``) and by the emitter's dataset_info tags."""
+valid samples". Used by ftr's data checks (``ft_recipes.backends.datacheck``) and by the emitter's dataset_info tags."""
 
 from __future__ import annotations
 
 from collections import Counter
 
-from ...recipe import Dataset
-from .keys import USUAL_TAGS
+from ft_recipes.backends.llamafactory.keys import USUAL_TAGS
+from ft_recipes.recipe.model import Dataset
 
 TITLE = "LLaMA-Factory"
 TAG_OF = {"role": "role_tag", "content": "content_tag", "user": "user_tag", "assistant": "assistant_tag"}
@@ -92,9 +92,9 @@ def rows_dropped(counts: Counter, tags: dict) -> int:
 
 
 def file_tags_of(ds: Dataset) -> dict:
-    """``file_tags`` of a local .jsonl/.json dataset's rows (read once by ``ft_recipes.datacheck``); nothing for
-    other datasets or a file that cannot be read (FTR004/FTR204 report it)."""
-    from ...datacheck import scan
+    """``file_tags`` of a local .jsonl/.json dataset's rows (read once by ``ft_recipes.backends.datacheck``);
+    nothing for other datasets or a file that cannot be read (FTR004/FTR204 report it)."""
+    from ft_recipes.backends.datacheck import scan
 
     if ds.path is None or not ds.path.is_file() or ds.path.suffix not in (".jsonl", ".json"):
         return {}

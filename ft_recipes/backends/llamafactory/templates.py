@@ -8,7 +8,7 @@ one, with a fidelity note.
 
 from __future__ import annotations
 
-from ... import templates as slot_templates
+from ft_recipes.recipe import templates as slot_templates
 
 VERSION = "0.9.5"
 OTHER = ("axolotl", "0.19.0")

@@ -4,27 +4,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ...recipe import ADAPTER_METHODS, PROMPT_METHODS
-from ..base import Approximation, Backend, Capabilities
-from .keys import TABLE
+from ft_recipes.backends.base import Approximation, Backend, Capabilities
+from ft_recipes.backends.trl.keys import TABLE
+from ft_recipes.recipe.model import ADAPTER_METHODS, PROMPT_METHODS
 
 HERE = Path(__file__).parent
 
 
 def _known() -> set[str]:
-    from ...templates import known
+    from ft_recipes.recipe.templates import known
 
     return known()
 
 
 def _marked(name) -> bool:
-    from .templates import marked
+    from ft_recipes.backends.trl.templates import marked
 
     return marked(name)
 
 
 def _env(version: str):
-    from ..interface import EnvSpec
+    from ft_recipes.backends.interface import EnvSpec
 
     return EnvSpec(name="trl", version=version, python="3.11", lock=HERE / "lock.txt", import_name="trl",
                    cli="python")

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ...emit import Emitted, deepspeed_path, header, unsupported
-from ...recipe import PROMPT_METHODS, Dataset, Recipe
-from ..base import check
-from .templates import chat_template, marked
+from ft_recipes.backends.base import check
+from ft_recipes.backends.emitted import Emitted, deepspeed_path, header, unsupported
+from ft_recipes.backends.trl.templates import chat_template, marked
+from ft_recipes.recipe.model import PROMPT_METHODS, Dataset, Recipe
 
 NAME = "trl"
 VERSION = "1.9.0"
@@ -17,7 +17,7 @@ SCRIPT = "train.py"
 
 
 def _check(recipe: Recipe) -> None:
-    from . import BACKEND
+    from ft_recipes.backends.trl import BACKEND
 
     if recipe.stage == "dpo" and recipe.method.type in PROMPT_METHODS:
         raise unsupported(recipe, ("method", "type"), "DPO with prompt-learning methods is not supported by TRL",
@@ -81,7 +81,7 @@ def _structure(recipe: Recipe, cfg: dict) -> None:
 
 
 def emit(recipe: Recipe, out_dir: Path, backend=None) -> Emitted:
-    from . import BACKEND
+    from ft_recipes.backends.trl import BACKEND
 
     _check(recipe)
     cfg: dict = {"generated_by": header(recipe, NAME, VERSION).splitlines()[0].lstrip("# "),

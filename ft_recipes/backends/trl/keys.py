@@ -4,7 +4,7 @@ config objects (``args``: the trl config's to_dict(), ``peft``: the peft config,
 
 from __future__ import annotations
 
-from ..keys import NO_MAX_STEPS, Key, KeyTable, as_float, seed_set, whole
+from ft_recipes.backends.keys import NO_MAX_STEPS, Key, KeyTable, as_float, seed_set, whole
 
 LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 INIT = {"default": True, "pissa": "pissa", "olora": "olora", "gaussian": "gaussian"}

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ...recipe import PROMPT_METHODS
-from .emit import chat_rows
-from .templates import chat_template, marked
+from ft_recipes.backends.trl.emit import chat_rows
+from ft_recipes.backends.trl.templates import chat_template, marked
+from ft_recipes.recipe.model import PROMPT_METHODS
 
 
 def structural(recipe):

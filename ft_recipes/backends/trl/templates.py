@@ -11,7 +11,7 @@ assistant turn trained, a fidelity note says so).
 
 from __future__ import annotations
 
-from ... import templates as slot_templates
+from ft_recipes.recipe import templates as slot_templates
 
 
 def chat_template(name: str | None, generation: bool = True) -> str | None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ...recipe import Dataset
-from ..rule import Context, Rule, rule
+from ft_recipes.lint.rule import Context, Rule, rule
+from ft_recipes.recipe.model import Dataset
 
 
 @rule
@@ -81,7 +81,7 @@ class ValidationSplitSize(Rule):
 
 def format_known(ds: Dataset) -> bool:
     """False for a native file's dataset that could not be resolved here (its format is a placeholder)."""
-    from ...datasets import path_note
+    from ft_recipes.recipe.datasets import path_note
 
     return ds.path is None or not (path_note(ds.path, "unchecked") or path_note(ds.path, "undefined")
                                   or path_note(ds.path, "no_registry"))
@@ -90,8 +90,8 @@ def format_known(ds: Dataset) -> bool:
 def local_datasets(recipe, datasets: tuple | None = None):
     """(dataset, its FileScan) for every local .jsonl/.json dataset ftr reads (default: training and validation);
     a file that cannot be opened is left to FTR004."""
-    from ...datacheck import scan
-    from ...datasets import path_note
+    from ft_recipes.backends.datacheck import scan
+    from ft_recipes.recipe.datasets import path_note
 
     for ds in recipe.data.train + recipe.data.val if datasets is None else datasets:
         if ds.path is None or not ds.path.is_file() or ds.path.suffix not in (".jsonl", ".json") \
@@ -185,7 +185,7 @@ class BackendDropsRows(Rule):
            "...}`), write one spelling per role, and keep the turns alternating, ending on an assistant turn.")
 
     def check(self, ctx: Context) -> None:
-        from ...datacheck import _readers
+        from ft_recipes.backends.datacheck import _readers
 
         readers = _readers()
         for ds, scanned in local_datasets(ctx.recipe):
@@ -256,7 +256,7 @@ class MaxLength(Rule):
     fix = "Use 1024-4096 tokens, within the model's context."
 
     def check(self, ctx: Context) -> None:
-        from ...modelinfo import read_json
+        from ft_recipes.recipe.modelinfo import read_json
 
         recipe = ctx.recipe
         length = recipe.data.max_length
@@ -290,7 +290,7 @@ class ValidationLeak(Rule):
     fix = "Remove the repeated rows from the validation file (or from training)."
 
     def check(self, ctx: Context) -> None:
-        from ...datacheck import leaks
+        from ft_recipes.backends.datacheck import leaks
 
         train = [scanned for _, scanned in local_datasets(ctx.recipe, ctx.recipe.data.train)]
         for ds, scanned in local_datasets(ctx.recipe, ctx.recipe.data.val) if train else ():
@@ -330,7 +330,7 @@ class ValidationNearLeak(Rule):
     fix = "Remove the near-duplicate rows from the validation file (or from training)."
 
     def check(self, ctx: Context) -> None:
-        from ...datacheck import near_leaks
+        from ft_recipes.backends.datacheck import near_leaks
 
         train = list(local_datasets(ctx.recipe, ctx.recipe.data.train))
         for ds, scanned in local_datasets(ctx.recipe, ctx.recipe.data.val) if train else ():
@@ -430,7 +430,7 @@ class RowsTruncated(Rule):
         (directory / "data" / "long.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
 
     def check(self, ctx: Context) -> None:
-        from ...datacheck import lengths, tokenizer_for
+        from ft_recipes.backends.datacheck import lengths, tokenizer_for
 
         recipe = ctx.recipe
         if recipe.data.packing and recipe.stage == "pt":
@@ -479,8 +479,8 @@ class EndOfTurnNotTrained(Rule):
            "`train_on_eos: turn`); `ftr tokens -b BACKEND` shows the trained tokens.")
 
     def check(self, ctx: Context) -> None:
-        from ...backends import NAMES
-        from ...tokens import cached_ends
+        from ft_recipes.backends import NAMES
+        from ft_recipes.insight.tokens import cached_ends
 
         recipe = ctx.recipe
         names = (ctx.dialect,) if ctx.is_native and ctx.dialect in NAMES else NAMES
@@ -500,7 +500,7 @@ class EndOfTurnNotTrained(Rule):
 def _no_end(name: str | None) -> bool:
     """Whether template ``name`` (one ftr knows) writes nothing but whitespace after an answer: no EOS, no end-of-turn
     token, and no EOS trained at the start of the next turn (LLaMA-Factory's efficient_eos)."""
-    from ...templates import after_reply, reference
+    from ft_recipes.recipe.templates import after_reply, reference
 
     template = reference(name)
     if template is None or template.get("efficient_eos"):

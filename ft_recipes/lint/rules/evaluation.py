@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ...findings import Finding
-from ..rule import Context, Rule, rule
+from ft_recipes.core.findings import Finding
+from ft_recipes.lint.rule import Context, Rule, rule
 
 
 @dataclass(frozen=True)

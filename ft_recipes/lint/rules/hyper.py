@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..rule import Context, Rule, rule
+from ft_recipes.lint.rule import Context, Rule, rule
 
 
 def method_group(ctx: Context, method: str) -> str | None:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import difflib
 
-from ..rule import Context, Rule, rule
+from ft_recipes.lint.rule import Context, Rule, rule
 
 
 def known_templates() -> set[str]:
     """ftr template names some backend can express."""
-    from ...backends import all_backends
+    from ft_recipes.backends import all_backends
 
     return {name for b in all_backends() for name in (b.capabilities.templates or ())}
 
@@ -32,7 +32,7 @@ class PadToken(Rule):
     fix = "Set `model.pad_token: eos`, or the tokenizer's pad token string."
 
     def check(self, ctx: Context) -> None:
-        from ...modelinfo import read_json, special_token
+        from ft_recipes.recipe.modelinfo import read_json, special_token
 
         model = ctx.recipe.model
         if model.pad_token is not None:
@@ -90,7 +90,7 @@ class ChatTemplate(Rule):
         of its datasets has such a type)."""
         if not ctx.is_native:
             return True
-        from ...catalogue import templates
+        from ft_recipes.backends.catalogue import templates
 
         if (ctx.native or {}).get(templates(ctx.dialect, ctx.version).get("key", "")):
             return False  # a template the file names (Axolotl's tokenizer_default) is no missing one
@@ -112,7 +112,7 @@ class ChatTemplate(Rule):
     @staticmethod
     def _known_native(ctx: Context) -> None:
         """A native file's template is judged by the backend's own list (scripts/gen_templates.py)."""
-        from ...catalogue import template_known, templates
+        from ft_recipes.backends.catalogue import template_known, templates
 
         data = templates(ctx.dialect, ctx.version)
         name = (ctx.native or {}).get(data.get("key", ""))
@@ -125,7 +125,7 @@ class ChatTemplate(Rule):
 
     @staticmethod
     def _missing(ctx: Context, fmt: str) -> None:
-        from ...modelinfo import read_json
+        from ft_recipes.recipe.modelinfo import read_json
 
         base = ctx.recipe.model.base
         tokenizer = read_json(base, "tokenizer_config.json")

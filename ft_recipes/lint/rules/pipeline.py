@@ -1,10 +1,10 @@
 """FTR6xx: across the stages of a pipeline (``stages:``). Each rule compares a stage with the stage it starts
-from (``recipe.parent``, set by ft_recipes.stages); a recipe without stages has no parent and is not checked."""
+from (``recipe.parent``, set by ft_recipes.recipe.stages); a recipe without stages has no parent and is not checked."""
 
 from __future__ import annotations
 
-from ..rule import Context, Rule, rule
-from .hyper import method_group
+from ft_recipes.lint.rule import Context, Rule, rule
+from ft_recipes.lint.rules.hyper import method_group
 
 SFT_STAGES = ("pt", "sft")
 

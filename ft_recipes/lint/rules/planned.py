@@ -3,7 +3,7 @@ are planned: documented here so `ftr rules` lists them."""
 
 from __future__ import annotations
 
-from ..rule import Rule, rule
+from ft_recipes.lint.rule import Rule, rule
 
 
 @rule

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..rule import Context, Rule, rule
+from ft_recipes.lint.rule import Context, Rule, rule
 
 
 def is_qlora(ctx: Context) -> bool:
@@ -72,7 +72,7 @@ class GradientCheckpointing(Rule):
     fix = "Set `train.gradient_checkpointing: true` (about 20-30% slower, far less memory)."
 
     def check(self, ctx: Context) -> None:
-        from ...vram import dims_for
+        from ft_recipes.insight.vram import dims_for
 
         recipe = ctx.recipe
         if recipe.method.type != "full" or recipe.train.gradient_checkpointing:
@@ -100,7 +100,7 @@ class VramEstimate(Rule):
            "optimizer, or shard with DeepSpeed ZeRO-3 over more GPUs.")
 
     def check(self, ctx: Context) -> None:
-        from ...vram import estimate
+        from ft_recipes.insight.vram import estimate
 
         recipe = ctx.recipe
         if recipe.hardware.gpu_memory_gb is None:

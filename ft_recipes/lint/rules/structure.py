@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..rule import Context, Rule, rule
+from ft_recipes.lint.rule import Context, Rule, rule
 
 
 @rule
@@ -92,7 +92,7 @@ class MissingFile(Rule):
     deepspeed_presets = ("zero2", "zero3", "zero3_offload")
 
     def check(self, ctx: Context) -> None:
-        from ...datasets import path_note
+        from ft_recipes.recipe.datasets import path_note
 
         recipe = ctx.recipe
         for ds in recipe.data.train + recipe.data.val:
@@ -120,7 +120,7 @@ class MissingFile(Rule):
             if ctx.is_native:
                 self._native_deepspeed(ctx, value)
                 return
-            from ...emit import deepspeed_path  # the path the emitters will write
+            from ft_recipes.backends.emitted import deepspeed_path  # the path the emitters will write
 
             target = Path(deepspeed_path(recipe))
             if not target.exists():
@@ -129,7 +129,7 @@ class MissingFile(Rule):
     @staticmethod
     def _native_deepspeed(ctx: Context, value) -> None:
         """Both backends open the DeepSpeed JSON relative to the directory they run in."""
-        from ...datasets import resolve_local, run_dir_given
+        from ft_recipes.recipe.datasets import resolve_local, run_dir_given
 
         if not isinstance(value, str) or value.lstrip().startswith("{"):
             return  # an inline DeepSpeed config
@@ -146,7 +146,7 @@ class MissingFile(Rule):
 
 
 def _run_dir() -> str:
-    from ...datasets import run_dir
+    from ft_recipes.recipe.datasets import run_dir
 
     return str(run_dir())
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from ..rule import Context, Rule, rule
+from ft_recipes.lint.rule import Context, Rule, rule
 
 
 def _training_text(name: str, messages: list[dict], bos: str | None, eos: str | None) -> str | None:
     """The training text under template ``name``, from the first backend whose templates part renders it."""
-    from ...backends import all_backends
+    from ft_recipes.backends import all_backends
 
     for backend in all_backends():
         module = backend.part("templates")
@@ -49,7 +49,7 @@ class InferenceTemplate(Rule):
     @staticmethod
     def example_setup(directory) -> None:
         """The examples' local model: a tokenizer whose saved chat template is Qwen's (ChatML)."""
-        from ... import templates
+        from ft_recipes.recipe import templates
 
         model = directory / "models" / "Qwen2.5-7B-Instruct"
         model.mkdir(parents=True)
@@ -57,7 +57,7 @@ class InferenceTemplate(Rule):
         (model / "tokenizer_config.json").write_text('{"eos_token": "<|im_end|>"}', encoding="utf-8")
 
     def check(self, ctx: Context) -> None:
-        from ... import templates
+        from ft_recipes.recipe import templates
 
         recipe = ctx.recipe
         if recipe.model.template in (None, "tokenizer"):
@@ -86,8 +86,8 @@ class InferenceTemplate(Rule):
     @staticmethod
     def _by_family(ctx: Context) -> None:
         """No tokenizer on this machine: an instruct model of a known family against its family's template."""
-        from ...modelinfo import family_template
-        from .model import known_templates
+        from ft_recipes.lint.rules.model import known_templates
+        from ft_recipes.recipe.modelinfo import family_template
 
         model = ctx.recipe.model
         if model.template not in known_templates():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..rule import Context, Rule, rule
+from ft_recipes.lint.rule import Context, Rule, rule
 
 
 @rule
@@ -22,7 +22,7 @@ class UnusedValue(Rule):
     fix = "Remove the value, or set the stage or method that uses it."
 
     def check(self, ctx: Context) -> None:
-        from ...backends import unused_values
+        from ft_recipes.backends import unused_values
 
         for dotted, path, why in unused_values(ctx.recipe):
             ctx.report(path, "unused_native" if ctx.is_native else "unused", key=dotted, why=why)

@@ -1,0 +1,5 @@
+"""The command line: `ftr` and its commands."""
+
+from ft_recipes.cli.main import main
+
+__all__ = ["main"]

@@ -1,0 +1,1 @@
+"""Foundation: errors and findings, paths, safe writes, the project file."""

@@ -1,0 +1,1 @@
+"""Analysis of recipes and runs: explain, tokens, report, VRAM."""

@@ -1,0 +1,1 @@
+"""Execution: runs, run folders and manifests, merges, pipelines, launchers, evaluation."""

@@ -1,0 +1,167 @@
+"""Issue 28: every row of a local dataset checked (streamed), as each backend reads it; leakage, duplicates,
+identical pairs and truncation with known answers on generated files; `ftr data`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from ft_recipes.backends.datacheck import lengths, scan
+from ft_recipes.cli.main import main
+from ft_recipes.lint import Options, lint_file
+from ft_recipes.recipe.model import Dataset
+
+RECIPE = {"ftr": 1, "model": {"base": "Qwen/Qwen2.5-0.5B-Instruct", "template": "qwen", "pad_token": "eos"},
+          "stage": "sft", "method": {"type": "lora"}, "data": {"train": [{"path": "data.jsonl", "format": "alpaca"}],
+                                                                  "val": {"split": 0.1}, "max_length": 1024},
+          "train": {"epochs": 1, "lr": 1.0e-4, "micro_batch_size": 4, "grad_accum": 4}, "eval": {"every": "epoch"}}
+
+
+@pytest.fixture(autouse=True)
+def _here(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+
+
+def _write(path: Path, rows, tail: str = "") -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows) + tail, encoding="utf-8")
+    return path
+
+
+def _recipe(tmp_path: Path, **data) -> Path:
+    recipe = json.loads(json.dumps(RECIPE))
+    recipe["data"].update(data)
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe), encoding="utf-8")
+    return path
+
+
+def _alpaca(n: int) -> list[dict]:
+    return [{"instruction": f"say {i}", "input": "", "output": f"answer {i}"} for i in range(n)]
+
+
+def test_problems_at_the_end_of_a_large_file_are_found_with_their_lines(tmp_path):
+    _write(tmp_path / "data.jsonl", _alpaca(5000) + [{"conversations": [{"from": "human", "value": "hi"}]},
+                                                     {"instruction": "x", "output": 5}], '{"instruction": "cut')
+    findings = [f for f in lint_file(_recipe(tmp_path), Options()) if f.code == "FTR204"]
+    texts = " | ".join(f.message for f in findings)
+    assert len(findings) == 3 and all(f.severity == "error" for f in findings)
+    assert "data.jsonl:5001: no 'instruction' column (the row looks like format sharegpt)" in texts
+    assert "data.jsonl:5002: 'output' is a number, not a string" in texts
+    assert "data.jsonl:5003: not JSON" in texts and "truncated line" in texts
+
+
+@pytest.mark.parametrize("value", [5, ["a"], {"a": 1}, None])
+def test_alpaca_fields_of_the_wrong_type_are_errors_and_not_compiled(tmp_path, value):
+    _write(tmp_path / "data.jsonl", _alpaca(3) + [{"instruction": "q", "output": value}])
+    result = CliRunner().invoke(main, ["compile", str(_recipe(tmp_path)), "-b", "axolotl", "-o", str(tmp_path / "out")])
+    assert result.exit_code == 1 and "FTR204" in result.output and "not a string" in result.output
+    assert not (tmp_path / "out" / "data").exists()
+
+
+def test_null_input_is_read_as_empty(tmp_path):
+    _write(tmp_path / "data.jsonl", [{"instruction": "q", "input": None, "output": "a"}])
+    assert [f.code for f in lint_file(_recipe(tmp_path), Options()) if f.code.startswith("FTR2")] == []
+
+
+def _sharegpt(user: str, assistant: str, n: int = 3) -> list[dict]:
+    return [{"conversations": [{"from": user, "value": f"q{i}"}, {"from": assistant, "value": f"a{i}"}]}
+            for i in range(n)]
+
+
+def test_compile_for_llamafactory_writes_the_role_tags_the_file_uses(tmp_path):
+    _write(tmp_path / "data.jsonl", _sharegpt("user", "assistant"))
+    recipe = _recipe(tmp_path, train=[{"path": "data.jsonl", "format": "sharegpt"}])
+    assert [f.code for f in lint_file(recipe, Options()) if f.code == "FTR207"] == []
+    result = CliRunner().invoke(main, ["compile", str(recipe), "-b", "llamafactory", "-o", str(tmp_path / "lf")])
+    assert result.exit_code == 0, result.output
+    (entry,) = json.loads((tmp_path / "lf" / "dataset_info.json").read_text()).values()
+    assert entry["tags"]["user_tag"] == "user" and entry["tags"]["assistant_tag"] == "assistant"
+
+
+def test_default_tags_keep_human_gpt(tmp_path):
+    _write(tmp_path / "data.jsonl", _sharegpt("human", "gpt"))
+    recipe = _recipe(tmp_path, train=[{"path": "data.jsonl", "format": "sharegpt"}])
+    CliRunner().invoke(main, ["compile", str(recipe), "-b", "llamafactory", "-o", str(tmp_path / "lf")])
+    (entry,) = json.loads((tmp_path / "lf" / "dataset_info.json").read_text()).values()
+    assert entry["tags"]["user_tag"] == "human" and entry["tags"]["assistant_tag"] == "gpt"
+
+
+def test_a_native_llamafactory_config_with_default_tags_skips_user_assistant_rows(tmp_path):
+    _write(tmp_path / "chat.jsonl", _sharegpt("user", "assistant"))
+    (tmp_path / "dataset_info.json").write_text(json.dumps(
+        {"chat": {"file_name": "chat.jsonl", "formatting": "sharegpt", "columns": {"messages": "conversations"}}}))
+    config = tmp_path / "llamafactory.yaml"
+    config.write_text("model_name_or_path: Qwen/Qwen2.5-0.5B-Instruct\nstage: sft\ndo_train: true\n"
+                      "finetuning_type: lora\ndataset: chat\ndataset_dir: .\ntemplate: qwen\noutput_dir: out\n"
+                      "cutoff_len: 1024\nval_size: 0.1\neval_strategy: epoch\n", encoding="utf-8")
+    findings = [f for f in lint_file(config, Options()) if f.code == "FTR207"]
+    assert [f.severity for f in findings] == ["error"]
+    assert "skips 3 of 3 rows" in findings[0].message and '"user_tag": "user"' in findings[0].hint
+
+
+def _ds(path: Path, fmt: str = "alpaca") -> Dataset:
+    return Dataset(format=fmt, path=path)
+
+
+def test_duplicates_leakage_and_identical_pairs_have_known_counts(tmp_path):
+    rows = _alpaca(100)
+    train = _write(tmp_path / "train.jsonl", rows + [{**rows[i], "output": rows[i]["output"].upper() + "  "}
+                                                     for i in range(7)])
+    assert scan(_ds(train)).duplicates.count == 7
+    val = _write(tmp_path / "val.jsonl", rows[:5] + [{"instruction": "new", "output": "row"}])
+    from ft_recipes.backends.datacheck import leaks
+    assert leaks([scan(_ds(train))], scan(_ds(val))).count == 5
+    pairs = _write(tmp_path / "pairs.jsonl", [{"instruction": f"q{i}", "chosen": "same" if i < 4 else "long answer",
+                                               "rejected": "Same" if i < 4 else "no"} for i in range(10)])
+    scanned = scan(_ds(pairs, "preference"))
+    assert (scanned.identical.count, scanned.pairs, scanned.chosen_longer) == (4, 10, 6)
+
+
+def test_truncation_counts_rows_over_max_length_and_prompts_that_fill_it(tmp_path):
+    rows = [{"instruction": "w" * 400, "output": "ok"},          # ~101 estimated tokens, prompt 100
+            {"instruction": "q", "output": "w" * 500},           # over, answer kept
+            {"instruction": "q", "output": "short"}]
+    path = _write(tmp_path / "data.jsonl", rows)
+    counted = lengths(_ds(path), scan(_ds(path)), 100)
+    assert not counted.exact
+    assert counted.over.count == 2 and [line for line, _ in counted.no_answer.examples] == [1]
+
+
+def test_ftr_data_reports_each_dataset_and_exits_as_lint(tmp_path):
+    _write(tmp_path / "data.jsonl", _alpaca(10) + [_alpaca(1)[0]], '{"broken')
+    result = CliRunner().invoke(main, ["data", str(_recipe(tmp_path)), "--format", "json"])
+    assert result.exit_code == 1
+    report = json.loads(result.output)
+    (ds,) = report["datasets"]
+    assert (ds["rows"], ds["readable_rows"], ds["duplicates"]) == (12, 11, 1)
+    assert ds["problems"]["not_json"]["lines"] == [12]
+    assert {f["code"] for f in report["findings"]} == {"FTR204", "FTR209"}
+    text = CliRunner().invoke(main, ["data", str(_recipe(tmp_path)), "-b", "llamafactory"])
+    assert "not_json: 1 (lines 12)" in text.output and "llamafactory: reads" in text.output
+
+
+def test_a_line_longer_than_any_row_is_reported_without_being_held(tmp_path, monkeypatch):
+    """A sparse or binary "dataset" (one endless line) is read through in bounded pieces, not into memory."""
+    import tracemalloc
+
+    from ft_recipes.backends import datacheck
+
+    monkeypatch.setattr(datacheck, "MAX_LINE", 1 << 20)
+    path = tmp_path / "sparse.jsonl"
+    with path.open("wb") as handle:
+        handle.write(b'{"instruction": "a", "output": "b"}\n')
+        handle.write(b"\0" * (16 << 20) + b"\n")  # 16 MiB without a newline: no row
+        handle.write(b'{"instruction": "c", "output": "d"}\n')
+    scan = datacheck.FileScan(path)
+    tracemalloc.start()
+    rows = list(datacheck.rows_of(path, scan))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert [number for number, _ in rows] == [1, 3]
+    assert scan.issue("not_json").count == 1 and "more than 1 MiB" in scan.issue("not_json").examples[0][1]
+    assert peak < 8 << 20  # the 16 MiB line was never held whole

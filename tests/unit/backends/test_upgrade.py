@@ -1,0 +1,163 @@
+"""ftr upgrade: each kind of rename-table row, formatting kept, nothing written without being asked, --check."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from ft_recipes.backends.upgrade import table, upgrade_text
+from ft_recipes.cli.main import main
+
+pytest.importorskip("ruamel.yaml")
+
+
+def up(text: str, target: str = "axolotl=0.21.0", drop: bool = False):
+    backend, version = target.split("=")
+    return upgrade_text(text, backend, version, "cfg.yml", drop)
+
+
+def test_attention_flag_becomes_attn_implementation_keeping_comments_and_order():
+    text = "base_model: m  # the model\nflash_attention: true  # fast\nxformers_attention:\nlr: 1\n"
+    result = up(text)
+    assert result.new_text == "base_model: m  # the model\nattn_implementation: flash_attention_2 # fast\nlr: 1\n"
+    assert any("since axolotl 0.17.0" in c.render("f") for c in result.changes)
+
+
+def test_relora_and_unsloth_renames():
+    result = up("relora_steps: 100\nunsloth_lora_mlp: true\n")
+    assert result.new_text == "jagged_restart_steps: 100\nlora_mlp_kernel: true\n"
+
+
+def test_fsdp1_to_fsdp2_only_for_a_target_without_fsdp1():
+    text = ("fsdp:\n  - full_shard\n  - auto_wrap\nfsdp_config:\n  fsdp_sharding_strategy: SHARD_GRAD_OP\n"
+            "  fsdp_transformer_layer_cls_to_wrap: LlamaDecoderLayer\n  fsdp_sync_module_states: true\n")
+    new = up(text).new_text
+    assert "fsdp:\n" not in new and "fsdp_version: 2" in new
+    assert "reshard_after_forward: false" in new and "transformer_layer_cls_to_wrap: LlamaDecoderLayer" in new
+    assert "sync_module_states" not in new
+    assert "fsdp_version" not in up(text, "axolotl=0.19.0").new_text
+
+
+def test_sharegpt_dataset_becomes_chat_template():
+    new = up("datasets:\n  - path: d.json\n    type: sharegpt\n").new_text
+    assert "type: chat_template" in new and "field_messages: conversations" in new
+    assert "role: from" in new and "content: value" in new
+
+
+def test_removed_key_that_asks_for_something_is_kept_unless_drop():
+    result = up("flash_attn_rms_norm: true\nlr: 1\n")
+    assert not result.changed and result.findings[0].severity == "error"
+    assert "deprecated.py" in result.findings[0].hint
+    dropped = up("flash_attn_rms_norm: true\nlr: 1\n", drop=True)
+    assert dropped.new_text == "lr: 1\n" and dropped.findings[0].severity == "warning"
+
+
+def test_removed_key_that_asks_for_nothing_is_dropped_with_a_finding():
+    result = up("s2_attention: false\nlr: 1\n")
+    assert result.new_text == "lr: 1\n" and result.findings[0].key == "s2_attention"
+
+
+def test_llamafactory_renames_and_removed_template():
+    result = up("new_special_tokens: <a>\nuse_cache: true\ntemplate: baichuan\n", "llamafactory=0.9.5")
+    assert result.new_text.startswith("add_special_tokens: <a>\nuse_kv_cache: true\n")
+    assert any(f.key == "template" and f.severity == "error" for f in result.findings)
+
+
+def test_ray_key_refused_by_llamafactory_is_a_finding():
+    result = up("ray_run_name: x\nstage: sft\n", "llamafactory=0.9.5")
+    assert not result.changed and "ray_run_name" in result.findings[0].message
+
+
+def test_round_trip_spellings_outside_the_edit_are_kept():
+    text = "seed: null\nb: 'q'\nlist:\n  - x\nflash_attention: true\n"
+    assert up(text).new_text == "seed: null\nb: 'q'\nlist:\n  - x\nattn_implementation: flash_attention_2\n"
+
+
+def test_a_null_key_the_target_does_not_have_is_removed_and_listed():
+    result = up("debug:\nseed:\neval_table_size:\nlr: 1\n")
+    assert result.new_text == "seed:\neval_table_size:\nlr: 1\n"  # lr: not null, kept (ftr lint's FTR001)
+    assert [c.keys for c in result.changes] == [("debug",)] and "null removed" in result.changes[0].text
+
+
+def test_eval_table_max_new_tokens_is_renamed_with_its_value():
+    result = up("eval_table_max_new_tokens: 128\n")
+    assert result.new_text == "eval_max_new_tokens: 128\n"
+    change = result.changes[0]
+    assert change.since == "axolotl 0.5.0" and change.expect == (("eval_max_new_tokens", 128),)
+
+
+def test_duplicate_keys_are_left_alone():
+    result = up("lr: 1\nlr: 2\nflash_attention: true\n", "llamafactory=0.9.5")
+    assert not result.changed and result.findings[0].severity == "error"
+
+
+def test_every_row_names_its_version_and_source():
+    for backend in ("axolotl", "llamafactory"):
+        for row in table(backend):
+            assert row["since"] and row["source"].split()[0] == row["source"].split()[0].strip()
+            assert row["origin"] in ("generated", "hand") and ":" in row["source"]
+
+
+def test_cli_check_and_writes(tmp_path):
+    src = tmp_path / "a.yml"
+    src.write_text("flash_attention: true\n")
+    runner = CliRunner()
+    assert runner.invoke(main, ["upgrade", str(src), "--to", "axolotl=0.21.0", "--check"]).exit_code == 1
+    dry = runner.invoke(main, ["upgrade", str(src), "--to", "axolotl=0.21.0"])
+    assert dry.exit_code == 0 and src.read_text() == "flash_attention: true\n"
+    out = tmp_path / "out"
+    assert runner.invoke(main, ["upgrade", str(src), "--to", "axolotl=0.21.0", "-o", str(out)]).exit_code == 0
+    assert (out / "a.yml").read_text() == "attn_implementation: flash_attention_2\n"
+    again = runner.invoke(main, ["upgrade", str(src), "--to", "axolotl=0.21.0", "-o", str(out)])
+    assert again.exit_code == 2
+    assert runner.invoke(main, ["upgrade", str(src), "--to", "axolotl=0.21.0", "--in-place"]).exit_code == 0
+    assert runner.invoke(main, ["upgrade", str(src), "--to", "axolotl=0.21.0", "--check"]).exit_code == 0
+    assert runner.invoke(main, ["upgrade", str(src), "--to", "axolotl=9.9"]).exit_code == 2
+
+
+def test_table_is_the_committed_json():
+    rows = json.loads((__import__("ft_recipes.core.paths", fromlist=["data_dir"]).data_dir("schemas") / "backends" /
+                       "renames-axolotl.json").read_text())["rows"]
+    assert {r["old"] for r in rows} >= {"relora_steps", "unsloth_lora_qkv", "flash_attention", "sharding_strategy"}
+
+
+def test_an_earlier_one_line_duplicate_is_removed_the_last_is_what_the_backend_reads():
+    result = up("lora_fan_in_fan_out: false\nseed: 1\nlora_fan_in_fan_out:\nflash_attention: true\n", "axolotl=0.19.0")
+    assert result.new_text == "seed: 1\nlora_fan_in_fan_out:\nattn_implementation: flash_attention_2\n"
+    assert [c.line for c in result.changes] == [1, 4]  # lines of the original file
+
+
+def test_a_duplicate_spanning_lines_is_still_left_alone():
+    result = up("datasets:\n  - path: a\nseed: 1\ndatasets:\n  - path: b\n", "axolotl=0.19.0")
+    assert not result.changed and result.findings[0].severity == "error"
+
+
+def test_fsdp1_keys_axolotl_019_no_longer_reads_go_when_they_hold_the_fsdp1_default():
+    text = ("fsdp:\n  - full_shard\nfsdp_config:\n  fsdp_limit_all_gathers: true\n"
+            "  fsdp_sharding_strategy: FULL_SHARD\n  fsdp_backward_prefetch: BACKWARD_PRE\n")
+    result = up(text, "axolotl=0.19.0")
+    assert result.new_text == "fsdp:\n  - full_shard\nfsdp_config:\n  backward_prefetch: BACKWARD_PRE\n"
+    assert [f.key for f in result.findings if f.severity == "error"] == ["fsdp_config.backward_prefetch"]
+
+
+def test_a_legacy_flag_that_says_what_attn_implementation_says_is_removed():
+    result = up("flash_attention: true\nattn_implementation: flash_attention_2\n", "axolotl=0.19.0")
+    assert result.new_text == "attn_implementation: flash_attention_2\n" and not result.findings
+    other = up("flash_attention: true\nattn_implementation: sdpa\n", "axolotl=0.19.0")
+    assert not other.changed and other.findings[0].severity == "error"
+
+
+def test_dpo_dataset_keys_the_schema_drops_go_when_they_say_what_the_reader_does():
+    text = ("rl: dpo\ndatasets:\n  - path: x\n    type: chat_template.default\n    message_property_mappings:\n"
+            "      role: role\n      content: content\n    roles:\n      user:\n        - user\n")
+    assert up(text, "axolotl=0.19.0").new_text == "rl: dpo\ndatasets:\n  - path: x\n    type: chat_template.default\n"
+    other = up(text.replace("role: role", "role: from"), "axolotl=0.19.0")
+    assert [f.key for f in other.findings] == ["datasets.message_property_mappings"]
+
+
+def test_tokens_as_a_mapping_of_special_tokens_becomes_special_tokens():
+    result = up("tokens:\n  pad_token: <pad>\n", "axolotl=0.19.0")
+    assert result.new_text == "special_tokens:\n  pad_token: <pad>\n"
+    assert not up("tokens:\n  - <x>\n", "axolotl=0.19.0").changed
