@@ -3,7 +3,12 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # for `from paths import ...`
+TESTS = Path(__file__).resolve().parent
+sys.path.insert(0, str(TESTS))  # for `from paths import ...`
+# Test modules share helpers by module name (`from test_hardening import recipe`) across the folders that mirror the
+# package: every folder holding test modules is importable, whichever of them pytest collects first.
+for _folder in sorted({p.parent for p in TESTS.rglob("test_*.py")} - {TESTS}):
+    sys.path.append(str(_folder))
 
 
 @pytest.fixture

@@ -284,7 +284,7 @@ def _run_stages(pipeline: Pipeline, default_backend: str, opts, resume: bool, dr
 
 def _run_stage(stage: Stage, pipeline: Pipeline, default_backend: str, opts, resume: bool, argv) -> int:
     from ft_recipes.run.merge import merge
-    from ft_recipes.run.plan import last_checkpoint, plan
+    from ft_recipes.run.plan import RunRequest, last_checkpoint, plan
     from ft_recipes.run.process import execute
 
     if stage.is_merge_step:
@@ -294,7 +294,7 @@ def _run_stage(stage: Stage, pipeline: Pipeline, default_backend: str, opts, res
         return run_eval_step(stage, pipeline)
     backend = stage.backend_for(default_backend)
     resume_here = resume and last_checkpoint(stage.run_dir) is not None
-    run_plan = plan(stage.loaded, backend, opts, resume_here, not resume_here, False)
+    run_plan = plan(stage.loaded, RunRequest(backend, opts, resume=resume_here, force=not resume_here))
     code = execute(run_plan, stage.loaded, backend, argv)
     if code == 0 and stage.merge:
         _move_aside(stage.result)
@@ -353,7 +353,7 @@ def eval_summary(stage: Stage) -> dict | None:
 
 
 def _dry_run(stage: Stage, pipeline: Pipeline, default_backend: str, opts) -> None:
-    from ft_recipes.run.plan import describe, plan
+    from ft_recipes.run.plan import RunRequest, describe, plan
 
     if stage.is_eval_step:
         ev = stage.evaluation
@@ -363,7 +363,7 @@ def _dry_run(stage: Stage, pipeline: Pipeline, default_backend: str, opts) -> No
     if stage.is_merge_step:
         print(f"merge:    {pipeline.source(stage).run_dir} -> {stage.run_dir}")
         return
-    print(describe(plan(stage.loaded, stage.backend_for(default_backend), opts, False, False, True)))
+    print(describe(plan(stage.loaded, RunRequest(stage.backend_for(default_backend), opts, dry_run=True))))
 
 
 def _move_aside(folder: Path) -> None:

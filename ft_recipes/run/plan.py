@@ -25,6 +25,23 @@ from ft_recipes.run.manifest import MANIFEST, previous_manifest
 from ft_recipes.run.runlock import LOCK, RunLock
 
 
+@dataclass(frozen=True)
+class RunRequest:
+    """What a command asked of one run, built once (by `ftr run`, a submitted run or a pipeline's stage) and
+    passed down whole instead of a chain of parameters."""
+
+    backend: str
+    opts: LaunchOptions
+    resume: bool = False
+    force: bool = False
+    dry_run: bool = False
+    allow_changed: bool = False  # resume although the recipe changed since the run started
+    no_lint: bool = False
+    launcher: str = "local"
+    attach: bool = False  # a submitted run: follow it to its end
+    ray_address: str | None = None
+
+
 @dataclass
 class RunPlan:
     run_dir: Path
@@ -171,26 +188,26 @@ def _check_run_dir(run_dir: Path, recipe: Recipe) -> None:
                 "give the run a folder of its own, e.g. output.dir: runs/NAME")])
 
 
-def plan(loaded: Loaded, backend: str, opts: LaunchOptions, resume: bool, force: bool,
-         dry_run: bool, allow_changed: bool = False) -> RunPlan:
-    """Compile into the run directory, which this process then owns (``RunPlan.lock``) unless ``dry_run``.
+def plan(loaded: Loaded, request: RunRequest) -> RunPlan:
+    """Compile into the run directory, which this process then owns (``RunPlan.lock``) unless a dry run.
     ``resume`` of a run whose recipe changed since it started is refused unless ``allow_changed``."""
     run_dir = loaded.recipe.output.dir
     _check_run_dir(run_dir, loaded.recipe)
-    if dry_run:
-        return _plan(loaded, backend, opts, resume, force, True, None)
+    if request.dry_run:
+        return _plan(loaded, request, None)
     lock = _own(run_dir)
     try:
-        if resume and not allow_changed:
+        if request.resume and not request.allow_changed:
             check_same_recipe(run_dir, loaded.recipe)
-        return _plan(loaded, backend, opts, resume, force, False, lock)
+        return _plan(loaded, request, lock)
     except BaseException:  # a refused or failed plan gives the folder back at once (a pipeline goes on living)
         lock.release()
         raise
 
 
-def _plan(loaded: Loaded, backend: str, opts: LaunchOptions, resume: bool, force: bool, dry_run: bool,
-          lock: RunLock | None) -> RunPlan:
+def _plan(loaded: Loaded, request: RunRequest, lock: RunLock | None) -> RunPlan:
+    backend, opts, resume, force, dry_run = request.backend, request.opts, request.resume, request.force, \
+        request.dry_run
     recipe = loaded.recipe
     if opts.gpus == 0:
         recipe = for_cpu(recipe)

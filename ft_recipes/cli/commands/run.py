@@ -69,10 +69,12 @@ def _reserve_std_fds() -> None:
 
 def _run(recipe, backend, gpus, nnodes, launcher, attach, ray_address, node_rank, master_addr, master_port,
          deepspeed, fsdp, dry_run, resume, force, no_lint, only, from_stage, extra, allow_changed=False):
+    from dataclasses import replace
+
     from ft_recipes.backends.emitted import DEEPSPEED_PRESETS
     from ft_recipes.recipe.loaded import load_recipe
     from ft_recipes.run.launchers.options import LaunchOptions, check
-    from ft_recipes.run.plan import describe, plan
+    from ft_recipes.run.plan import RunRequest, describe, plan
     from ft_recipes.run.process import execute
 
     if resume and force:
@@ -98,20 +100,21 @@ def _run(recipe, backend, gpus, nnodes, launcher, attach, ray_address, node_rank
         node_rank=node_rank,
                          master_addr=master_addr, master_port=master_port, deepspeed=deepspeed, fsdp=fsdp,
                          extra=tuple(extra))
-    launcher = launcher or hw.launcher or "local"
-    if launcher != "local":
+    request = RunRequest(backend, opts, resume=resume, force=force, dry_run=dry_run, allow_changed=allow_changed,
+                         no_lint=no_lint, launcher=launcher or hw.launcher or "local", attach=attach,
+                         ray_address=ray_address)
+    if request.launcher != "local":
         from ft_recipes.cli.commands.submit import submit_run
 
-        sys.exit(submit_run(loaded, backend, opts, launcher, attach, ray_address, resume, force, dry_run, no_lint,
-                            allow_changed))
+        sys.exit(submit_run(loaded, request))
     if attach or ray_address:
         raise click.UsageError("--attach and --ray-address go with --launcher slurm|skypilot|ray")
     check(opts, DEEPSPEED_PRESETS)
     from ft_recipes.lint.gate import dry_gate
 
     lint_refusal = dry_gate(loaded, no_lint, dry_run)
-    opts = _fit(opts, dry_run, asked=gpus is not None)
-    run_plan = plan(loaded, backend, opts, resume, force, dry_run, allow_changed)
+    request = replace(request, opts=_fit(opts, dry_run, asked=gpus is not None))
+    run_plan = plan(loaded, request)
     run_plan.refused[:0] = lint_refusal
     click.echo(describe(run_plan), err=dry_run is False)
     if dry_run:  # the exit code the real run would have

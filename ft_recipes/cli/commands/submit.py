@@ -8,8 +8,9 @@ from dataclasses import replace
 import click
 
 
-def submit_run(loaded, backend: str, opts, launcher: str, attach: bool, ray_address: str | None, resume: bool,
-               force: bool, dry_run: bool, no_lint: bool, allow_changed: bool = False) -> int:
+def submit_run(loaded, request) -> int:
+    """Compile ``loaded`` for ``request`` (a RunRequest whose launcher is slurm, skypilot or ray), write the job
+    file and submit it; with ``request.attach``, follow the job to its end."""
     from ft_recipes.backends.emitted import DEEPSPEED_PRESETS
     from ft_recipes.lint.gate import dry_gate
     from ft_recipes.run.launchers import get
@@ -17,16 +18,18 @@ def submit_run(loaded, backend: str, opts, launcher: str, attach: bool, ray_addr
     from ft_recipes.run.launchers.options import check
     from ft_recipes.run.plan import dry_run_refusals, for_cpu, plan, quote
 
+    backend, opts, launcher, dry_run = request.backend, request.opts, request.launcher, request.dry_run
+    ray_address = request.ray_address
     if ray_address and launcher != "ray":
         raise click.UsageError("--ray-address goes with --launcher ray")
     check(replace(opts, master_addr=opts.master_addr or "head"), DEEPSPEED_PRESETS)  # the head is found per job
-    lint_refusal = dry_gate(loaded, no_lint, dry_run)
+    lint_refusal = dry_gate(loaded, request.no_lint, dry_run)
     recipe = for_cpu(loaded.recipe) if opts.gpus == 0 else loaded.recipe
     if ray_address:
         recipe = replace(recipe, hardware=replace(recipe.hardware, ray_address=ray_address))
     if not dry_run:
         get(launcher).ready(recipe.hardware)
-    run_plan = plan(loaded, backend, opts, resume, force, dry_run, allow_changed)
+    run_plan = plan(loaded, request)
     job = make_job(run_plan, backend, opts, recipe)
     path = script_path(launcher, job)
     if dry_run:  # comments, a blank line, the job file; the exit code the real run would have
@@ -56,7 +59,7 @@ def submit_run(loaded, backend: str, opts, launcher: str, attach: bool, ray_addr
                f"{job.opts.gpus} GPU(s) per node)\nftr: script {quote(str(path))}\n"
                f"ftr: logs   {quote(str(job.run_dir / 'logs'))} (train.log from rank 0, as a local run)\n"
                f"ftr: follow ftr status --attach {run_dir}", err=True)
-    if not attach:
+    if not request.attach:
         return 0
     return follow(job.run_dir, confirm=lambda q: click.confirm(q, default=False, err=True))
 
