@@ -65,9 +65,10 @@ class Report:
         return json.dumps(out, indent=2, ensure_ascii=False, default=repr) + "\n"
 
 
-def read_lines(imported, names=None) -> list[Line]:
+def read_lines(imported, names=None, same: bool = False) -> list[Line]:
     """One line per native key read into the recipe: carried, or approximated when the importer noted a
-    difference. ``names`` (recipe path -> the target's key) fills ``target_key``."""
+    difference (for ``same``, a round trip, only a difference this backend itself makes). ``names`` (recipe path
+    -> the target's key) fills ``target_key``."""
     document = imported.resolved.document
     at = {position: path for path, position in document.key_positions.items()}
     read: dict[str, list[str]] = {}
@@ -76,7 +77,7 @@ def read_lines(imported, names=None) -> list[Line]:
         if native is None or path[:1] in (("ftr",), ("backends",)):
             continue
         read.setdefault(dotted(native), []).append(dotted(path))
-    notes = {note.key: note for note in imported.notes}
+    notes = {note.key: note for note in imported.notes if not (same and note.cross)}
     return [_read_line(key, paths, document, notes.get(key), names) for key, paths in sorted(read.items())]
 
 
@@ -121,6 +122,10 @@ def note_lines(imported, carried: set[str], lossy_status: str) -> list[Line]:
     out = []
     for note in imported.notes:
         if note.key in carried or note.key in imported.passthrough:
+            continue
+        if note.cross:  # what another backend does differently with the key's (absent) value
+            if lossy_status != "kept":
+                out.append(Line("approximated", note.key, note.value, note.reason))
             continue
         out.append(Line(lossy_status if note.changes_training else "lost", note.key, note.value, note.reason))
     return out

@@ -34,6 +34,7 @@ class Unmapped:
     reason: str
     path: tuple = ()  # where it is in the native file, for a finding
     changes_training: bool = False  # convert refuses to drop it (see Backend.changes_training)
+    cross: bool = False  # a difference only another backend makes: a round trip to this backend carries it exactly
 
 
 @dataclass

@@ -388,12 +388,36 @@ def _stage(m: Mapper) -> str:
     return "rm" if m.src.get("reward_model") else "sft"
 
 
+def _end_of_turn_note(m: Mapper, template: str | None) -> None:
+    """Axolotl trains each reply and its EOS (train_on_eos: turn) and, of what follows, only the eot_tokens the
+    file names; the template's reference, as LLaMA-Factory and trl train it, ends the reply with its whole
+    assistant slot (ChatML's newline after <|im_end|>). Found by the conversion oracle's data check."""
+    from ft_recipes.recipe import templates
+
+    chat = any(isinstance(d, dict) and str(d.get("type") or "").startswith("chat_template")
+               for d in m.src.get("datasets") or [])
+    if not chat or m.src.get("eot_tokens") or m.src.get("train_on_eos") not in (None, "turn"):
+        return
+    if template in (None, "tokenizer"):  # the tokenizer's own template: what follows its EOS is not known here
+        rest = "what the template writes after the EOS (ChatML: a newline)"
+    else:
+        reference = templates.reference(template)
+        after = templates.after_reply(reference)[1] if reference else ""
+        if not after.strip(" ") or after == templates.EOS_UNKNOWN:
+            return
+        rest = repr(after)
+    m.notes.append(Unmapped("chat_template", m.src.get("chat_template"),
+                            f"Axolotl trains each reply and its EOS; LLaMA-Factory and trl also train {rest} after "
+                            f"it (the file names no eot_tokens)", cross=True))
+
+
 def to_recipe(m: Mapper, base: Path) -> None:
     m.put(("ftr",), 1)
     template = import_name(m.src.get("chat_template"))  # issue 17: a name ftr emits back as this template
     m.cosmetic("chat_template")  # absent: None, written as absent; tokenizer_default: "tokenizer", written so
     if template:
         m.put(("model", "template"), template, "chat_template")
+    _end_of_turn_note(m, template)
     tokens = m.src.get("special_tokens")
     pad = tokens.get("pad_token") if isinstance(tokens, dict) else None
     if pad:

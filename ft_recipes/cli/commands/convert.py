@@ -178,7 +178,7 @@ def _convert_report(native: str, imported, target: str):
     from ft_recipes.lint.native_keys import Names
 
     report = Report(native, imported.dialect, target)
-    report.add(*read_lines(imported, Names(target).nearest))
+    report.add(*read_lines(imported, Names(target).nearest, same=imported.dialect == target))
     return report
 
 

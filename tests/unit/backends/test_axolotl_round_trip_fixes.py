@@ -180,3 +180,17 @@ def test_compile_says_nothing_of_how_another_backend_holds_out_rows_and_convert_
         assert "shuffl" not in result.output, result.output
     result = _convert(_write(tmp_path, val_set_size=0.1), "llamafactory")
     assert "LLaMA-Factory shuffles (seeded) before holding out" in _line(result.output, "approximated", "val_set_size")
+
+
+def test_the_end_of_turn_axolotl_trains_is_an_approximation_for_llamafactory_only(tmp_path):
+    """Axolotl trains a reply and its EOS; LLaMA-Factory trains the template's whole assistant slot (ChatML: the
+    newline after <|im_end|>): found by the conversion oracle's data check, reported by convert to LLaMA-Factory
+    and not in a round trip."""
+    native = _write(tmp_path, chat_template="chatml")
+    result = _convert(native, "llamafactory")
+    assert result.exit_code == 0, result.output
+    assert "'\\n' after it" in _line(result.output, "approximated", "chat_template")
+    assert "approximated 0," in _round_trip(native)[1]
+    (tmp_path / "eot").mkdir()
+    with_eot = _write(tmp_path / "eot", chat_template="chatml", eot_tokens=["\n"])
+    assert "trains each reply and its EOS" not in _convert(with_eot, "llamafactory").output
