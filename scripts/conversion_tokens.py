@@ -76,7 +76,7 @@ def pairs(cases) -> list[Pair]:
     """One pair per converted case of the conversion oracle; of the Axolotl sources, SAMPLE evenly spaced per
     direction are compared on stand-in rows (the Axolotl corpus has no local data)."""
     out = [Pair(c.direction, c.corpus, c.path, c.run, (c.source, c.run / c.relative), (c.target, c.result),
-                 _approximated(c.report), _stage(c.out / "recipe.yaml"))
+                 approximated=_approximated(c.report), stage=_stage(c.out / "recipe.yaml"))
            for c in cases if c.converted]
     for direction, n in SAMPLE.items():
         group = [p for p in out if p.direction == direction]

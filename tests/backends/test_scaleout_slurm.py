@@ -191,5 +191,7 @@ def test_requeued_job_resumes_from_its_last_checkpoint(tiny_assets, env, tmp_pat
     assert f"ftr: resuming from {manifest['resumed_from']}" in out
     resumed_at = int(manifest["resumed_from"].rsplit("-", 1)[1])
     steps = [int(s) for s in re.findall(r"(\d+)/40 \[", out.split("ftr: resuming from")[1]) if s != "0"]
-    assert steps and steps[0] == resumed_at + 1, steps[:5]  # the second start goes on after the checkpoint
+    # the second start goes on after the checkpoint; on a slow machine the first attempt may have saved the last
+    # step's checkpoint before the requeue, and the second then has nothing left to train
+    assert (steps and steps[0] == resumed_at + 1) or (not steps and resumed_at == 40), (resumed_at, steps[:5])
     assert (run_dir / "adapter_model.safetensors").is_file()
