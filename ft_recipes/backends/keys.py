@@ -180,7 +180,9 @@ def invert(mapping: dict) -> dict:
 
 def seed_set(recipe: Any) -> bool:
     """``train.seed: unset`` writes no seed: the backend's own default."""
-    return recipe.train.seed != "unset"
+    from ft_recipes.recipe.model import UNSET_SEED
+
+    return recipe.train.seed != UNSET_SEED
 
 
 def as_float(value: Any) -> float:

@@ -293,6 +293,9 @@ class Data:
         return self.val_split > 0 or bool(self.val)
 
 
+UNSET_SEED = "unset"  # train.seed: no seed written, each backend's own default
+
+
 @dataclass(frozen=True)
 class Train:
     SCHEMA: ClassVar[dict] = {"description": "The training loop."}
@@ -363,7 +366,7 @@ class Train:
     @property
     def seed_value(self) -> int:
         """The seed the backends use: ``unset`` is their shared default, 42."""
-        return 42 if self.seed == "unset" else self.seed
+        return 42 if self.seed == UNSET_SEED else self.seed
 
 
 @dataclass(frozen=True)

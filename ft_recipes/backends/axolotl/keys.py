@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ft_recipes.backends.axolotl.templates import chat_template_keys
 from ft_recipes.backends.keys import Key, KeyTable, as_float, as_int, seed_set, whole
+from ft_recipes.recipe.model import UNSET_SEED
 
 RL = {"dpo": "dpo", "orpo": "orpo", "kto": "kto", "simpo": "simpo", "grpo": "grpo"}
 CPU_FLAGS = {"lora_mlp_kernel": False, "lora_qkv_kernel": False, "lora_o_kernel": False,
@@ -106,7 +107,7 @@ TABLE = KeyTable([
     Key("train.precision", "bf16 / fp16", structural=True),
     Key("train.gradient_checkpointing", "gradient_checkpointing / activation_offloading", structural=True),
     # absent: the trainer's 42 but unseeded data shuffles (a validator sets 42 only on a written null)
-    Key("train.seed", "seed", default="unset", back=as_int, effective="seed", when=seed_set, value_only=True),
+    Key("train.seed", "seed", default=UNSET_SEED, back=as_int, effective="seed", when=seed_set, value_only=True),
     Key("train.max_grad_norm", "max_grad_norm", out=as_float, default=1.0, effective="max_grad_norm"),
     Key("train.adam_beta1", "adam_beta1", out=as_float, effective="adam_beta1"),
     Key("train.adam_beta2", "adam_beta2", out=as_float, effective="adam_beta2"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ft_recipes.backends.base import Approximation, Backend, Capabilities, NativeCheck, compute_dtype_differs
+from ft_recipes.backends.keys import seed_set
 from ft_recipes.backends.llamafactory.keys import CHANGES_TRAINING, TABLE
 from ft_recipes.backends.llamafactory.templates import known, resolve
 from ft_recipes.recipe.model import ADAPTER_METHODS
@@ -33,7 +34,7 @@ def _closest_template(recipe) -> bool:
 APPROXIMATIONS = (
     Approximation("train.seed", "train.seed is unset (an Axolotl config without seed, whose data shuffles are "
                                 "unseeded): LLaMA-Factory seeds its trainer and data shuffles with 42",
-                  lambda r: r.train.seed == "unset"),
+                  lambda r: not seed_set(r)),
     Approximation("model.template", "LLaMA-Factory has no template that renders like this Axolotl template; ftr "
                                     "uses the closest by text (docs/templates.md)", _closest_template),
     Approximation("data.max_length", "LLaMA-Factory packs sequences of data.max_length - 1 tokens",

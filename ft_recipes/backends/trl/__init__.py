@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ft_recipes.backends.base import Approximation, Backend, Capabilities
+from ft_recipes.backends.keys import seed_set
 from ft_recipes.backends.trl.keys import TABLE
 from ft_recipes.recipe.model import ADAPTER_METHODS, PROMPT_METHODS
 
@@ -33,7 +34,7 @@ def _env(version: str):
 APPROXIMATIONS = (
     Approximation("train.seed", "train.seed is unset (an Axolotl config without seed, whose data shuffles are "
                                 "unseeded): trl seeds its trainer and data shuffles with 42",
-                  lambda r: r.train.seed == "unset"),
+                  lambda r: not seed_set(r)),
     Approximation("data.train", "without a template ftr generates (the tokenizer's own, or an Axolotl template), "
                                 "multi-turn rows train on the last assistant turn only (prompt/completion form)",
                   lambda r: r.stage == "sft" and not _marked(r.model.template), fields=()),
