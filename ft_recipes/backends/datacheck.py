@@ -9,6 +9,9 @@ optional), found by name like the other backend modules."""
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
+import re
 import sys
 from array import array
 from collections import Counter
@@ -60,19 +63,36 @@ class FileScan:
     formats: Counter = field(default_factory=Counter)  # the format rows with a columns problem fit instead
     drops: dict = field(default_factory=dict)  # backend -> {reason: Issue}: rows that backend skips
     spellings: Counter = field(default_factory=Counter)  # (user names, assistant names) -> rows
-    keys: dict = field(default_factory=dict)  # hash of the normalised row -> its first line
+    # the key (hash of the normalised row) of every row once; None in a part of a file (deduplicated when merged)
+    keys: set | None = field(default_factory=set)
     duplicates: Issue = field(default_factory=Issue)
     identical: Issue = field(default_factory=Issue)  # preference rows with chosen == rejected
     chosen_longer: int = 0
     pairs: int = 0
-    prompt_chars: array = field(default_factory=lambda: array("q"))
-    answer_chars: array = field(default_factory=lambda: array("q"))
-    answer_lines: array = field(default_factory=lambda: array("q"))
+    # one entry per counted row, in file order: its key, line, and characters of prompt and answer. 4-byte
+    # entries (a line number or a row's length is at most the file's size) but for files of 4 GiB or more.
+    row_keys: array = field(default_factory=lambda: array("q"))
+    prompt_chars: array = field(default_factory=lambda: array("I"))
+    answer_chars: array = field(default_factory=lambda: array("I"))
+    answer_lines: array = field(default_factory=lambda: array("I"))
     unreadable: str | None = None
     located: bool = True  # problems are at file lines (.jsonl); False: row numbers of a .json list
 
+    def __post_init__(self) -> None:
+        try:
+            wide = self.path.stat().st_size >= 1 << 32
+        except OSError:
+            wide = False
+        if wide:
+            self.prompt_chars, self.answer_chars, self.answer_lines = array("q"), array("q"), array("q")
+
     def issue(self, kind: str) -> Issue:
         return self.issues.setdefault(kind, Issue())
+
+    def first_line(self, key: int) -> int:
+        """The line of the first row with ``key`` (a search through the rows: for the few lines a report names;
+        a dictionary of every key's line would double the scan's memory)."""
+        return self.answer_lines[self.row_keys.index(key)]
 
     @property
     def bad_rows(self) -> int:
@@ -144,17 +164,21 @@ MAX_LINE = 64 << 20  # a longer line is no dataset row (a sparse or binary file)
 BLOCK = 1 << 20  # bytes read at a time (larger blocks are no faster and leave a larger heap)
 
 
-def line_blocks(path: Path, progress: Callable[[int, int], None] | None = None) -> Iterator[tuple[int, list]]:
-    """The lines of a .jsonl file in blocks of about BLOCK bytes: (number of the line before the block, its lines
-    as bytes without the newline, blank ones included); None for a line longer than MAX_LINE, read through without
-    keeping it. Bounded memory; reading a block at a time costs far less than a call per line."""
+def line_blocks(path: Path, progress: Callable[[int, int], None] | None = None, start: int = 0,
+                end: int | None = None) -> Iterator[tuple[int, list]]:
+    """The lines of a .jsonl file (or of its bytes ``start`` to ``end``, both at the start of a line) in blocks of
+    about BLOCK bytes: (number of the line before the block, counted from ``start``, its lines as bytes without the
+    newline, blank ones included); None for a line longer than MAX_LINE, read through without keeping it. Bounded
+    memory; reading a block at a time costs far less than a call per line."""
     size = path.stat().st_size
     report = progress if progress and size > PROGRESS_BYTES else None
     number, done, tail, tail_size, skipping = 0, 0, [], 0, False
-    piece = min(BLOCK, MAX_LINE)
+    piece, left = min(BLOCK, MAX_LINE), (size if end is None else end) - start
     with path.open("rb") as handle:
+        handle.seek(start)
         while True:
-            block = handle.read(piece)
+            block = handle.read(min(piece, left))
+            left -= len(block)
             if not block:
                 break
             done += len(block)
@@ -421,18 +445,24 @@ def _count(prompt: str, answer: str, rejected: str | None, number: int, ds: Data
     scan.rows += 1
     if not answer.strip() and ds.format != "text":
         scan.issue("empty_answer").add(number)
-    key = row_key(f"{prompt} {answer} {rejected}" if key_text is None else key_text)
-    first = scan.keys.setdefault(key, number)
-    if first != number:
-        scan.duplicates.add(number, str(first))
     if rejected is not None:
         scan.pairs += 1
         if norm(answer) == norm(rejected):
             scan.identical.add(number)
         scan.chosen_longer += len(answer) > len(rejected)
+    key = row_key(f"{prompt} {answer} {rejected}" if key_text is None else key_text)
+    scan.row_keys.append(key)
     scan.prompt_chars.append(len(prompt))
     scan.answer_chars.append(len(answer))
     scan.answer_lines.append(number)
+    if scan.keys is None:
+        return
+    if key not in scan.keys:
+        scan.keys.add(key)
+    elif len(scan.duplicates.examples) < EXAMPLES:
+        scan.duplicates.add(number, str(scan.first_line(key)))
+    else:
+        scan.duplicates.count += 1
 
 
 # --- a whole block of well-formed rows at once ---------------------------------------------------------------
@@ -440,38 +470,38 @@ def _count(prompt: str, answer: str, rejected: str | None, number: int, ds: Data
 # (loops in C) instead of Python code per row: the same figures as _count row by row, which every other block gets.
 
 _STR, _NONE = {str}, {str, type(None)}
-_SPACES = ("\t", "\n", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f")  # ASCII whitespace but the space
+# the whitespace of str.split() but the space
+_SPACES = ("\t", "\n", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f", "\x85", "\xa0", "\u1680", "\u2028",
+           "\u2029", "\u202f", "\u205f", "\u3000", *map(chr, range(0x2000, 0x200b)))
+_DOUBLE = re.compile("  ")  # 3x faster than `"  " in text` when spaces are frequent (CPython 3.11)
 
 
 def _block_reader(ds: Dataset):
-    """``read(block, number, scan) -> bool`` for an alpaca dataset: counts the block and returns True when each of its
-    lines is a well-formed row (else False, having changed nothing); None for other formats."""
+    """``read(block) -> (key texts, answers, prompt lengths)`` of a block of lines of an alpaca dataset when each
+    line is a well-formed row, else None; None for other formats. The key texts have the words of _count's."""
     if ds.format != "alpaca" or _loads is json.loads:
         return None
     instruction, extra, output, system = (ds.column(c) for c in ("instruction", "input", "output", "system"))
     history = ds.column("history")
 
-    def read(block: list, number: int, scan: FileScan) -> bool:
+    def read(block: list) -> tuple[list, list, list] | None:
         try:
             rows = list(map(_loads, block))  # a blank line or a JSON error: the block goes row by row
         except (TypeError, UnicodeDecodeError) + JSONError:
-            return False
+            return None
         if set(map(type, rows)) != {dict} or any(map(dict.__contains__, rows, repeat(history))):
-            return False
+            return None
         firsts, answers = list(map(dict.get, rows, repeat(instruction))), list(map(dict.get, rows, repeat(output)))
         mores = list(map(dict.get, rows, repeat(extra), repeat("")))
         systems = list(map(dict.get, rows, repeat(system), repeat("")))
         if set(map(type, firsts)) != _STR or set(map(type, answers)) != _STR or not set(map(type, mores)) <= _NONE \
                 or not set(map(type, systems)) <= _NONE:
-            return False
+            return None
         if None in mores or None in systems:
             mores, systems = [m or "" for m in mores], [s or "" for s in systems]
         # the key text: the words of f"{prompt} {answer} {None}" as _count's (empty fields left out)
         keys = list(map(" ".join, map(filter, repeat(None), zip(systems, firsts, mores, answers, repeat("None")))))
-        lines = range(number + 1, number + 1 + len(rows))
-        _count_block(scan, keys, answers, lines)
-        scan.prompt_chars.extend(map(_sum3, map(len, systems), map(len, firsts), map(len, mores)))
-        return True
+        return keys, answers, list(map(_sum3, map(len, systems), map(len, firsts), map(len, mores)))
 
     return read
 
@@ -482,15 +512,16 @@ def _sum3(a: int, b: int, c: int) -> int:
 
 def _bulk_keys(texts: list) -> list:
     """``row_key`` of each text: one lower() and a few searches over the whole block when every text is already
-    normal (printable, single spaces, none at either end), else row by row. The texts are joined with " \\0 ", so
-    that a text beginning or ending with a space makes a double space: one search finds all three."""
-    big = " \0 ".join(texts).lower()
-    clean = big.isascii() and not any(map(big.__contains__, _SPACES)) and "  " not in big and big[:1] != " " \
-        and big[-1:] != " " and big.count("\0") == len(texts) - 1
-    return list(map(hash, big.split(" \0 "))) if clean else list(map(row_key, texts))
+    normal (no whitespace but single spaces, none at either end), else row by row. The texts are joined with "\\0":
+    a text holding one splits into more parts than there are texts."""
+    big = "\0".join(texts).lower()
+    parts = big.split("\0")
+    clean = len(parts) == len(texts) and not any(map(big.__contains__, _SPACES)) and not _DOUBLE.search(big) \
+        and not any(map(str.startswith, parts, repeat(" "))) and not any(map(str.endswith, parts, repeat(" ")))
+    return list(map(hash, parts)) if clean else list(map(row_key, texts))
 
 
-def _count_block(scan: FileScan, texts: list, answers: list, lines: range) -> None:
+def _count_block(scan: FileScan, texts: list, answers: list, prompt_chars: list, lines: range) -> None:
     """_count's figures for a block of rows without a rejected answer: rows, empty answers, duplicates, lengths."""
     scan.rows += len(answers)
     if sum(map(bool, map(str.strip, answers))) < len(answers):
@@ -498,27 +529,33 @@ def _count_block(scan: FileScan, texts: list, answers: list, lines: range) -> No
             if not answer.strip():
                 scan.issue("empty_answer").add(line)
     keys = _bulk_keys(texts)
+    scan.row_keys.extend(keys)
+    scan.prompt_chars.extend(prompt_chars)
+    scan.answer_chars.extend(map(len, answers))
+    scan.answer_lines.extend(lines)
+    if scan.keys is not None:
+        _add_keys(scan, keys, lines)
+
+
+def _add_keys(scan: FileScan, keys, lines) -> None:
+    """The duplicates among rows with ``keys`` at ``lines`` (already in the scan's rows), and their keys into the
+    scan's: what _count does row by row."""
     seen = scan.keys
-    first = dict(zip(reversed(keys), reversed(lines)))  # each key at its first line in the block
-    order = list(dict.fromkeys(keys))
-    new = dict(zip(order, map(first.__getitem__, order)))  # in file order, as _count inserts them
-    known = new.keys() & seen.keys()
+    new = dict.fromkeys(keys)
+    known = seen.intersection(new)
     repeated = len(keys) - len(new) + len(known)  # rows whose key came earlier, in this block or before it
     if repeated:
         if len(scan.duplicates.examples) < EXAMPLES:  # the first few, in file order, as _count names them
-            firsts = {**new, **{k: seen[k] for k in known}}
+            met: set = set()
             for key, line in zip(keys, lines):
-                if firsts[key] != line:
-                    scan.duplicates.add(line, str(firsts[key]))
+                if key in known or key in met:
+                    scan.duplicates.add(line, str(scan.first_line(key)))
                     repeated -= 1
                     if len(scan.duplicates.examples) >= EXAMPLES:
                         break
+                met.add(key)
         scan.duplicates.count += repeated  # the others: counted, not named
-        for key in known:
-            del new[key]
     seen.update(new)
-    scan.answer_chars.extend(map(len, answers))
-    scan.answer_lines.extend(lines)
 
 
 _SCANS: dict = {}
@@ -535,40 +572,140 @@ def scan(ds: Dataset, progress: Callable[[int, int], None] | None = None) -> Fil
     return _SCANS[key]
 
 
-def _scan(ds: Dataset, progress) -> FileScan:
+PARALLEL_FROM = 64 << 20  # a larger .jsonl file is read in parts by several processes
+PART = 32 << 20  # bytes of a part (several per process: the parent merges one while the others are read)
+WORKERS = 8  # processes at most
+
+
+def _scan(ds: Dataset, progress, part: int = PART, parallel_from: int = PARALLEL_FROM) -> FileScan:
     result = FileScan(ds.path)
-    readers = _readers() if ds.format in ("sharegpt", "messages") else {}
-    fast = fast_reader(ds)
     try:
         if ds.path.suffix == ".json":
+            readers = _readers() if ds.format in ("sharegpt", "messages") else {}
+            fast = fast_reader(ds)
             for number, row in rows_of(ds.path, result, progress):
                 _one(row, number, ds, result, readers, fast)
-            return result
-        whole = _block_reader(ds)
-        for number, block in line_blocks(ds.path, progress):  # the loop of rows_of, inlined: it is most of the time
-            if whole is not None and whole(block, number, result):
-                continue  # every line of the block a well-formed row, counted in bulk
-            for line in block:
-                number += 1
-                if line is None:
-                    _long_line(result, number)
-                    continue
-                try:
-                    row = _loads(line)
-                except JSONError as exc:
-                    _not_json(result, number, line, exc)
-                    continue
-                except UnicodeDecodeError:
-                    result.issue("not_json").add(number, "not UTF-8 text")
-                    continue
-                read = fast(row)
-                if read is None:
-                    _check_row(row, number, ds, result, readers)
-                else:
-                    _count(read[0], read[1], read[2], number, ds, result, read[3])
+        elif ds.path.stat().st_size <= parallel_from or not _in_parts(ds, result, progress, part):
+            _scan_lines(ds, result, progress)
     except (ValueError, UnicodeDecodeError) + JSONError as exc:  # a .json file that is not a list of rows
         result.unreadable = str(exc).split("\n")[0]
     return result
+
+
+def _scan_lines(ds: Dataset, result: FileScan, progress, start: int = 0, end: int | None = None) -> int:
+    """Count the rows of a .jsonl file (its bytes ``start`` to ``end``, lines numbered from there); the number of
+    lines read."""
+    readers = _readers() if ds.format in ("sharegpt", "messages") else {}
+    fast = fast_reader(ds)
+    whole = _block_reader(ds)
+    read = 0
+    for number, block in line_blocks(ds.path, progress, start, end):  # the loop of rows_of, inlined: most of the time
+        read = number + len(block)
+        counted = whole(block) if whole is not None else None
+        if counted is not None:  # every line of the block a well-formed row, counted in bulk
+            _count_block(result, *counted, range(number + 1, read + 1))
+            continue
+        for line in block:
+            number += 1
+            if line is None:
+                _long_line(result, number)
+                continue
+            try:
+                row = _loads(line)
+            except JSONError as exc:
+                _not_json(result, number, line, exc)
+                continue
+            except UnicodeDecodeError:
+                result.issue("not_json").add(number, "not UTF-8 text")
+                continue
+            _one(row, number, ds, result, readers, fast)
+    return read
+
+
+# --- a large file in parts, one process each ----------------------------------------------------------------
+
+def _in_parts(ds: Dataset, result: FileScan, progress, part: int) -> bool:
+    """Count the rows of a .jsonl file read in parts of about ``part`` bytes by several processes (False, having
+    counted nothing, where that is not possible). The figures are those of one reading: each part's lines are
+    numbered from its start, then shifted as the parts are merged in file order; duplicates are found when merging.
+    The processes are forked, so hash() (the key) is the parent's."""
+    workers = min(_cpus(), WORKERS)
+    if workers < 2 or "fork" not in multiprocessing.get_all_start_methods() \
+            or multiprocessing.current_process().daemon:  # a daemon (a pool's worker) has no children
+        return False
+    size = ds.path.stat().st_size
+    bounds = _line_starts(ds.path, size, part)
+    jobs = [(ds, start, end) for start, end in zip(bounds, bounds[1:])]
+    report = progress if progress and size > PROGRESS_BYTES else None
+    offset = 0
+    with multiprocessing.get_context("fork").Pool(min(workers, len(jobs))) as pool:
+        for (_, start, end), (scanned, lines) in zip(jobs, pool.imap(_part, jobs)):
+            _merge(result, scanned, offset)
+            offset += lines
+            if report:
+                report(end, size)
+    return True
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return os.cpu_count() or 1
+
+
+def _line_starts(path: Path, size: int, part: int) -> list[int]:
+    """0, the start of the first line after each ``part`` bytes, and ``size``."""
+    bounds = [0]
+    with path.open("rb") as handle:
+        for guess in range(part, size, part):
+            if guess <= bounds[-1]:
+                continue  # within a line longer than a part
+            handle.seek(guess - 1)
+            at = guess - 1
+            while True:
+                piece = handle.read(BLOCK)
+                found = piece.find(b"\n")
+                if found >= 0 or not piece:
+                    break
+                at += len(piece)
+            start = at + found + 1 if piece and found >= 0 else size
+            if bounds[-1] < start < size:
+                bounds.append(start)
+    return bounds + [size]
+
+
+def _part(job: tuple) -> tuple[FileScan, int]:
+    ds, start, end = job
+    scanned = FileScan(ds.path, keys=None)
+    return scanned, _scan_lines(ds, scanned, None, start, end)
+
+
+def _merge(result: FileScan, part: FileScan, offset: int) -> None:
+    """Add the figures of a part whose lines start after line ``offset``."""
+    result.rows += part.rows
+    for kind, issue in part.issues.items():
+        _add_issue(result.issue(kind), issue, offset)
+    for name, reasons in part.drops.items():
+        for reason, issue in reasons.items():
+            _add_issue(result.drops.setdefault(name, {}).setdefault(reason, Issue()), issue, offset)
+    _add_issue(result.identical, part.identical, offset)
+    result.formats.update(part.formats)
+    result.spellings.update(part.spellings)
+    result.chosen_longer += part.chosen_longer
+    result.pairs += part.pairs
+    lines = array(part.answer_lines.typecode, map(offset.__add__, part.answer_lines))
+    result.row_keys.extend(part.row_keys)
+    result.prompt_chars.extend(part.prompt_chars)
+    result.answer_chars.extend(part.answer_chars)
+    result.answer_lines.extend(lines)
+    _add_keys(result, part.row_keys, lines)
+
+
+def _add_issue(total: Issue, part: Issue, offset: int) -> None:
+    total.count += part.count
+    room = EXAMPLES - len(total.examples)
+    total.examples += [(line + offset, detail) for line, detail in part.examples[:max(0, room)]]
 
 
 def _one(row, number: int, ds: Dataset, result: FileScan, readers: dict, fast) -> None:
@@ -583,11 +720,14 @@ def leaks(train: list[FileScan], val: FileScan) -> Issue:
     """Validation rows (prompt and answer, whitespace and case normalised) that are also training rows (each named
     with the first training file and line that has it)."""
     found = Issue()
-    for key, line in val.keys.items():
+    lines = dict(zip(reversed(val.row_keys), reversed(val.answer_lines)))  # each key at its first line
+    for key in dict.fromkeys(val.row_keys):
         for scanned in train:
-            first = scanned.keys.get(key)
-            if first is not None:
-                found.add(line, scanned.where(first))
+            if key in scanned.keys:
+                if len(found.examples) < EXAMPLES:
+                    found.add(lines[key], scanned.where(scanned.first_line(key)))
+                else:
+                    found.count += 1
                 break
     return found
 

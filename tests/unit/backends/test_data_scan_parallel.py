@@ -1,0 +1,88 @@
+"""A large .jsonl file read in parts by several processes gives exactly the figures of one reading: rows, every
+issue with its first lines, duplicates (also across parts) with the lines they repeat, lengths, keys, leakage."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from ft_recipes.backends import datacheck
+from ft_recipes.recipe.model import Dataset
+
+WORDS = ["tea", "Tea", "sun", "moon ", "río", "x\ty", ""]
+
+
+def alpaca(rng: random.Random, i: int) -> str:
+    row = {"instruction": f"{rng.choice(WORDS)} {i % 50}", "output": rng.choice(WORDS)}  # i % 50: repeats
+    if rng.random() < 0.05:
+        row = {"prompt": "another format", "completion": "x"}
+    elif rng.random() < 0.03:
+        row["input"] = 3
+    return json.dumps(row)
+
+
+def sharegpt(rng: random.Random, i: int) -> str:
+    roles = rng.choice([("human", "gpt"), ("user", "assistant"), ("gpt", "human"), ("human", "human")])
+    turns = [{"from": role, "value": f"{rng.choice(WORDS)} {i % 40}"} for role in roles]
+    return json.dumps({"conversations": turns} if rng.random() > 0.05 else {"text": "plain"})
+
+
+def write(path, fmt: str, seed: int, n: int = 2000) -> None:
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        out.append(alpaca(rng, i) if fmt == "alpaca" else sharegpt(rng, i))
+        luck = rng.random()
+        if luck < 0.01:
+            out.append("")
+        elif luck < 0.02:
+            out.append('{"instruction": "cut off')
+        elif luck < 0.025:
+            out.append("[1, 2]")
+    path.write_text("\n".join(out) + ("\n" if seed % 2 else ""), encoding="utf-8")
+
+
+def figures(scan: datacheck.FileScan) -> dict:
+    return vars(scan)
+
+
+@pytest.mark.parametrize("fmt,seed", [("alpaca", 0), ("alpaca", 1), ("sharegpt", 2), ("sharegpt", 3)])
+def test_parts_and_one_reading_agree(fmt, seed, tmp_path, monkeypatch):
+    path = tmp_path / "train.jsonl"
+    write(path, fmt, seed)
+    monkeypatch.setattr(datacheck, "BLOCK", 1024)  # blocks of a few rows: both bulk and row by row paths
+    monkeypatch.setattr(datacheck, "_cpus", lambda: 2)
+    ds = Dataset(format=fmt, path=path)
+    one = datacheck._scan(ds, None)
+    parts = datacheck._scan(ds, None, part=4096, parallel_from=0)  # about 30 parts
+    assert figures(parts) == figures(one)
+    assert one.duplicates.count > 100 and one.bad_rows > 10
+    assert fmt != "sharegpt" or one.drops
+    val = Dataset(format=fmt, path=tmp_path / "val.jsonl")
+    write(val.path, fmt, seed + 10, 300)
+    assert datacheck.leaks([parts], datacheck._scan(val, None)) == datacheck.leaks([one], datacheck._scan(val, None))
+
+
+def test_parts_report_progress_to_the_end(tmp_path, monkeypatch):
+    path = tmp_path / "train.jsonl"
+    write(path, "alpaca", 1)
+    monkeypatch.setattr(datacheck, "PROGRESS_BYTES", 0)
+    monkeypatch.setattr(datacheck, "_cpus", lambda: 2)
+    calls = []
+    datacheck._scan(Dataset(format="alpaca", path=path), lambda done, size: calls.append((done, size)),
+                    part=8192, parallel_from=0)
+    size = path.stat().st_size
+    assert len(calls) > 5 and calls[-1] == (size, size)
+    assert [done for done, _ in calls] == sorted(done for done, _ in calls)
+
+
+def test_line_starts_split_at_line_starts(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    path.write_bytes(b"a" * 100 + b"\n" + b"b\n" * 50 + b"c" * 300)  # a line longer than a part; no final newline
+    bounds = datacheck._line_starts(path, path.stat().st_size, 64)
+    data = path.read_bytes()
+    assert bounds[0] == 0 and bounds[-1] == len(data) and bounds == sorted(set(bounds))
+    assert all(data[b - 1:b] == b"\n" for b in bounds[1:-1])
+    assert bounds == [0, 101, 129, 193, 501]  # guesses 64 and 256 fall inside the long lines
