@@ -3,9 +3,14 @@ training JSONL and a validation JSONL, and the validation rows found in training
 ``datasets.load_dataset("json")`` of the same files in LLaMA-Factory's environment (pyarrow's reader plus the arrow
 cache it writes; a fresh cache folder each run), at several sizes, in the same run. Each side runs in its own
 process, one after the other; the figures are the wall time of the work (not the interpreter's start-up or
-imports) and the process's peak RSS.
+imports) and the process's peak RSS. ftr reads a file over 64 MB in parts with one process per CPU (forked): the
+largest of their peak RSS is "worker MB" (they share the parent's pages until written). ``--floor`` adds what
+reading the training file alone costs, no checks: orjson line by line in one process (ftr's parser),
+pyarrow.json.read_json and polars.read_ndjson where an environment has them (``--floor-python``): the least any
+reader needs on this machine.
 
-    python benchmarks/data_scan.py [--rows 250000,500000,1000000] [--python LF_PYTHON] [--repeat 1]
+    python benchmarks/data_scan.py [--rows 250000,500000,1000000] [--python LF_PYTHON] [--repeat 1] [--near]
+                                   [--floor [--floor-python PYTHON]]
 
 The rows are alpaca rows of about 600 bytes (1,000,000 rows ~ 600 MB), 1% repeated, with a validation file of
 1% of the rows of which a tenth repeat training rows. Issue #28's target: ftr at least 3x faster, peak RSS under
@@ -57,7 +62,9 @@ if {near!r}:
     datacheck.near_leaks([(Dataset(format="alpaca", path=Path({train!r})), train)],
                          (Dataset(format="alpaca", path=Path({val!r})), val), 0.7)
     near = time.perf_counter() - start
-print(near, took, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, train.rows, train.duplicates.count, leaks.count)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, near, took, peak, train.rows, train.duplicates.count,
+      leaks.count)
 """
 
 HF_CHILD = """
@@ -67,17 +74,55 @@ datasets.disable_progress_bars()
 start = time.perf_counter()
 ds = datasets.load_dataset("json", data_files={{"train": {train!r}, "validation": {val!r}}}, cache_dir={cache!r})
 took = time.perf_counter() - start
-print(-1, took, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, len(ds["train"]), 0, 0)
+print(0, -1, took, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, len(ds["train"]), 0, 0)
+"""
+
+# The floor: reading the training file alone, no checks (what any reader costs on this machine)
+FLOOR_CHILD = """
+import resource, sys, time
+start = time.perf_counter()
+if {reader!r} == "pyarrow":
+    import pyarrow.json
+    rows = pyarrow.json.read_json({train!r}).num_rows
+elif {reader!r} == "polars":
+    import polars
+    rows = polars.read_ndjson({train!r}).height
+else:  # orjson, line by line in blocks, one process: what ftr's checks cost beyond parsing
+    sys.path.insert(0, {root!r})
+    import orjson
+    from pathlib import Path
+    from ft_recipes.backends.datacheck import line_blocks
+    rows = sum(len(list(map(orjson.loads, block))) for _, block in line_blocks(Path({train!r})))
+took = time.perf_counter() - start
+print(0, -1, took, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, rows, 0, 0)
 """
 
 
-def child(python: str, code: str, env: dict | None = None) -> tuple[float, float, list[int], float]:
-    """(seconds of the exact checks, peak RSS in MB, counts, seconds of the near-duplicate pass or -1)."""
+def child(python: str, code: str, env: dict | None = None) -> tuple[float, float, list[int], float, float]:
+    """(seconds of the exact checks, peak RSS in MB, counts, seconds of the near-duplicate pass or -1, peak RSS of
+    the largest of its own child processes in MB)."""
     proc = subprocess.run([python, "-c", code], capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         raise SystemExit(proc.stderr[-3000:])
-    near, took, rss, *counts = proc.stdout.split()[-6:]
-    return float(took), int(rss) / 1024, [int(c) for c in counts], float(near)
+    children, near, took, rss, *counts = proc.stdout.split()[-7:]
+    return float(took), int(rss) / 1024, [int(c) for c in counts], float(near), int(children) / 1024
+
+
+def importable(python: str, module: str) -> bool:
+    return subprocess.run([python, "-c", f"import {module}"], capture_output=True).returncode == 0
+
+
+def floors(train: Path, pythons: list[str]) -> list[str]:
+    """Seconds and peak MB of each reader alone, where importable: orjson (ftr's environment, one process),
+    pyarrow.json.read_json and polars.read_ndjson (the first of ``pythons`` that has them)."""
+    found = []
+    for reader, module, where in (("orjson", "orjson", [sys.executable]), ("pyarrow", "pyarrow.json", pythons),
+                                  ("polars", "polars", pythons)):
+        python = next((p for p in where if importable(p, module)), None)
+        if python:
+            took, mb, *_ = child(python, FLOOR_CHILD.format(reader=reader, train=str(train), root=str(ROOT)))
+            found.append(f"{reader} {took:.2f} s {mb:.0f} MB")
+    return found
 
 
 def lf_python(given: str | None) -> str:
@@ -97,12 +142,17 @@ def main() -> None:
     parser.add_argument("--dir", help="where the generated files go (default: a temporary folder)")
     parser.add_argument("--near", action="store_true", help="also time FTR213's near-duplicate pass (after the "
                         "exact checks, in the same process: the peak RSS then includes it)")
+    parser.add_argument("--floor", action="store_true", help="also time reading the training file alone (no checks): "
+                        "orjson line by line, pyarrow.json.read_json, polars.read_ndjson where importable")
+    parser.add_argument("--floor-python", action="append", default=[], help="another python to look for pyarrow "
+                        "and polars in (after LF_PYTHON's)")
     args = parser.parse_args()
     python = lf_python(args.python)
     env = {**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; datasets from {python}")
-    print(f"{'rows':>9} {'MB':>5} | {'ftr s':>6} {'ftr MB':>7} | {'load_dataset s':>14} {'MB':>6} | {'ratio':>5} "
-          f"| dup  leaks" + (" | near-duplicate pass s" if args.near else ""))
+    print("ftr s: the exact checks of both files (rows, duplicates, leakage); ratio: load_dataset s / ftr s")
+    print(f"{'rows':>9} {'MB':>5} | {'ftr s':>6} {'ftr MB':>7} {'worker MB':>9} | {'load_dataset s':>14} {'MB':>6} "
+          f"| {'ratio':>5} | dup  leaks" + (" | near-duplicate pass s" if args.near else ""))
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         for rows in [int(r) for r in args.rows.split(",")]:
             train, val = Path(tmp) / f"train-{rows}.jsonl", Path(tmp) / f"val-{rows}.jsonl"
@@ -115,10 +165,13 @@ def main() -> None:
                 cache = Path(tmp) / f"hf-cache-{rows}-{k}"
                 theirs.append(child(python, HF_CHILD.format(train=str(train), val=str(val), cache=str(cache)), env))
                 subprocess.run(["rm", "-rf", str(cache)], check=False)
-            (f_s, f_mb, counts, near), (h_s, h_mb, _, _) = min(ours), min(theirs)
-            print(f"{rows:>9} {train.stat().st_size >> 20:>5} | {f_s:>6.2f} {f_mb:>7.0f} | {h_s:>14.2f} {h_mb:>6.0f} "
-                  f"| {h_s / f_s:>4.2f}x | {counts[1]} {counts[2]}" + (f" | {near:.2f}" if args.near else ""),
-                  flush=True)
+            (f_s, f_mb, counts, near, w_mb), (h_s, h_mb, *_) = min(ours), min(theirs)
+            print(f"{rows:>9} {train.stat().st_size >> 20:>5} | {f_s:>6.2f} {f_mb:>7.0f} {w_mb:>9.0f} | {h_s:>14.2f} "
+                  f"{h_mb:>6.0f} | {h_s / f_s:>4.2f}x | {counts[1]} {counts[2]}"
+                  + (f" | {near:.2f}" if args.near else ""), flush=True)
+            if args.floor:
+                print(f"{'':>9} floor, reading alone: " + "; ".join(floors(train, [python, *args.floor_python])),
+                      flush=True)
             train.unlink()
             val.unlink()
 

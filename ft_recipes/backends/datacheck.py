@@ -227,17 +227,22 @@ def rows_of(path: Path, scan: FileScan, progress=None) -> Iterator[tuple[int, ob
         yield from enumerate(data, 1)
         return
     for number, block in line_blocks(path, progress):
-        for line in block:
-            number += 1
-            if line is None:
-                _long_line(scan, number)
-                continue
-            try:
-                yield number, _loads(line)
-            except JSONError as exc:
-                _not_json(scan, number, line, exc)
-            except UnicodeDecodeError:
-                scan.issue("not_json").add(number, "not UTF-8 text")
+        yield from _block_rows(block, number, scan)
+
+
+def _block_rows(block: list, number: int, scan: FileScan) -> Iterator[tuple[int, object]]:
+    """(line, parsed row) of the lines of a block after line ``number`` (rows_of's)."""
+    for line in block:
+        number += 1
+        if line is None:
+            _long_line(scan, number)
+            continue
+        try:
+            yield number, _loads(line)
+        except JSONError as exc:
+            _not_json(scan, number, line, exc)
+        except UnicodeDecodeError:
+            scan.issue("not_json").add(number, "not UTF-8 text")
 
 
 def _long_line(scan: FileScan, number: int) -> None:
@@ -511,14 +516,13 @@ def _sum3(a: int, b: int, c: int) -> int:
 
 
 def _bulk_keys(texts: list) -> list:
-    """``row_key`` of each text: one lower() and a few searches over the whole block when every text is already
-    normal (no whitespace but single spaces, none at either end), else row by row. The texts are joined with "\\0":
-    a text holding one splits into more parts than there are texts."""
-    big = "\0".join(texts).lower()
-    parts = big.split("\0")
-    clean = len(parts) == len(texts) and not any(map(big.__contains__, _SPACES)) and not _DOUBLE.search(big) \
-        and not any(map(str.startswith, parts, repeat(" "))) and not any(map(str.endswith, parts, repeat(" ")))
-    return list(map(hash, parts)) if clean else list(map(row_key, texts))
+    """``row_key`` of each text: a few searches over the whole block when every text is already normal (no whitespace
+    but single spaces, none at either end), else row by row. Joined with spaces, a text with a space at either end
+    makes a double space. Lower-casing neither makes nor unmakes whitespace: the texts are checked as they are."""
+    big = " ".join(texts)
+    if big[:1] == " " or big[-1:] == " " or any(map(big.__contains__, _SPACES)) or _DOUBLE.search(big):
+        return list(map(row_key, texts))
+    return list(map(hash, map(str.lower, texts)))
 
 
 def _count_block(scan: FileScan, texts: list, answers: list, prompt_chars: list, lines: range) -> None:
@@ -541,19 +545,23 @@ def _add_keys(scan: FileScan, keys, lines) -> None:
     """The duplicates among rows with ``keys`` at ``lines`` (already in the scan's rows), and their keys into the
     scan's: what _count does row by row."""
     seen = scan.keys
+    if len(scan.duplicates.examples) >= EXAMPLES:  # only counted now: by how much the set grows
+        before = len(seen)
+        seen.update(keys)
+        scan.duplicates.count += len(keys) - (len(seen) - before)
+        return
     new = dict.fromkeys(keys)
     known = seen.intersection(new)
     repeated = len(keys) - len(new) + len(known)  # rows whose key came earlier, in this block or before it
-    if repeated:
-        if len(scan.duplicates.examples) < EXAMPLES:  # the first few, in file order, as _count names them
-            met: set = set()
-            for key, line in zip(keys, lines):
-                if key in known or key in met:
-                    scan.duplicates.add(line, str(scan.first_line(key)))
-                    repeated -= 1
-                    if len(scan.duplicates.examples) >= EXAMPLES:
-                        break
-                met.add(key)
+    if repeated:  # the first few, in file order, as _count names them
+        met: set = set()
+        for key, line in zip(keys, lines):
+            if key in known or key in met:
+                scan.duplicates.add(line, str(scan.first_line(key)))
+                repeated -= 1
+                if len(scan.duplicates.examples) >= EXAMPLES:
+                    break
+            met.add(key)
         scan.duplicates.count += repeated  # the others: counted, not named
     seen.update(new)
 
@@ -629,9 +637,8 @@ def _in_parts(ds: Dataset, result: FileScan, progress, part: int) -> bool:
     counted nothing, where that is not possible). The figures are those of one reading: each part's lines are
     numbered from its start, then shifted as the parts are merged in file order; duplicates are found when merging.
     The processes are forked, so hash() (the key) is the parent's."""
-    workers = min(_cpus(), WORKERS)
-    if workers < 2 or "fork" not in multiprocessing.get_all_start_methods() \
-            or multiprocessing.current_process().daemon:  # a daemon (a pool's worker) has no children
+    workers = _workers()
+    if workers < 2:
         return False
     size = ds.path.stat().st_size
     bounds = _line_starts(ds.path, size, part)
@@ -645,6 +652,14 @@ def _in_parts(ds: Dataset, result: FileScan, progress, part: int) -> bool:
             if report:
                 report(end, size)
     return True
+
+
+def _workers() -> int:
+    """Processes to read a file with; 1 where they cannot be forked (hash() must be the parent's: it makes the keys)
+    or in a daemon process (a pool's worker, which cannot have children)."""
+    if "fork" not in multiprocessing.get_all_start_methods() or multiprocessing.current_process().daemon:
+        return 1
+    return min(_cpus(), WORKERS)
 
 
 def _cpus() -> int:
@@ -746,10 +761,26 @@ def shingles(text: str) -> set:
     return set(map(hash, zip(words, words[1:], words[2:])))
 
 
-def _row_texts(ds: Dataset) -> Iterator[tuple[int, str]]:
-    """(line, prompt and answer) of every well-formed row of ``ds`` (the rows the other checks count)."""
+def _row_texts(ds: Dataset, start: int = 0, end: int | None = None) -> Iterator[tuple[int, str]]:
+    """(line, prompt and answer) of every well-formed row of ``ds`` (the rows the other checks count; of a .jsonl
+    file's bytes ``start`` to ``end``, lines numbered from there), a block of well-formed alpaca rows at a time as
+    the scan reads them."""
+    ignored = FileScan(ds.path)
+    if ds.path.suffix == ".json":
+        yield from _texts_of(rows_of(ds.path, ignored), ds)
+        return
+    whole = _block_reader(ds)
+    for number, block in line_blocks(ds.path, None, start, end):
+        counted = whole(block) if whole is not None else None
+        if counted is not None:
+            yield from zip(range(number + 1, number + 1 + len(block)), counted[0])
+        else:
+            yield from _texts_of(_block_rows(block, number, ignored), ds)
+
+
+def _texts_of(rows: Iterator[tuple[int, object]], ds: Dataset) -> Iterator[tuple[int, str]]:
     fast = fast_reader(ds)
-    for number, row in rows_of(ds.path, FileScan(ds.path)):
+    for number, row in rows:
         read = fast(row)
         if read is not None:
             yield number, read[3]
@@ -772,50 +803,112 @@ def near_leaks(train: list[tuple[Dataset, FileScan]], val: tuple[Dataset, FileSc
     rows); each training row is read once (streamed) and compared exactly (Jaccard of the shingle sets) with the
     validation rows that share at least a third of its anchors: two rows of Jaccard J share about J of their
     smallest hashes, so a near-duplicate is missed with a probability of about 1e-3 at 0.7. A validation row leaves
-    the index once matched. Memory: the validation rows' shingles; time: one pass over the training rows."""
-    val_ds, _ = val
-    rows: dict = {}  # validation line -> its shingles
-    for line, text in _row_texts(val_ds):
+    the index once matched. Memory: the validation rows' shingles; time: one pass over the training rows (a large
+    file in parts, one process each, as ``scan`` reads it)."""
+    near = _near_index(val[0], [scanned for _, scanned in train], similarity)
+    matched: dict = {}  # validation line -> (training place, similarity)
+    for ds, scanned in train:
+        for number, line, score in _near_matches(ds, near) if near.index else ():
+            if line not in matched:  # the first training row like it
+                matched[line] = (scanned.where(number), score)
+                near.drop(line)
+    found = Issue()
+    for line in sorted(matched):
+        where, score = matched[line]
+        found.add(line, f"{where}, {score:.0%} alike")
+    return found
+
+
+@dataclass
+class _Near:
+    rows: dict  # validation line -> its shingles
+    common: set  # 3-grams of more than COMMON validation rows
+    anchored: dict  # validation line -> its anchors
+    index: dict  # anchor -> validation lines
+    similarity: float
+
+    def drop(self, line: int) -> None:
+        """A matched validation row out of the index (again: a no-op)."""
+        for anchor in self.anchored[line]:
+            lines = self.index.get(anchor, ())
+            if line in lines:
+                lines.discard(line)
+                if not lines:
+                    del self.index[anchor]
+
+    def matches(self, ds: Dataset, start: int = 0, end: int | None = None) -> Iterator[tuple[int, int, float]]:
+        """(training line, validation line, similarity) where the rows are alike, the first for each validation
+        line, in file order (of the rows from byte ``start`` to ``end``, lines numbered from there)."""
+        common, index, need, anchors = self.common, self.index, max(1, ANCHORS // 3), self.index.keys()
+        for number, text in _row_texts(ds, start, end):
+            sh = shingles(text)
+            if anchors.isdisjoint(sh):
+                continue  # no 3-gram of the row is an anchor (a quicker test than the one below, which it implies)
+            bottom = sorted(sh - common if common else sh)[:ANCHORS]
+            if anchors.isdisjoint(bottom):
+                continue  # most rows: no validation row shares one of its smallest 3-grams
+            hits = Counter(line for anchor in bottom for line in index.get(anchor, ()))
+            for line, shared in hits.items():
+                theirs = self.rows[line]
+                if shared < min(need, len(self.anchored[line]), len(bottom)):
+                    continue
+                score = len(sh & theirs) / len(sh | theirs)
+                if score >= self.similarity:
+                    yield number, line, score
+                    self.drop(line)
+            if not index:
+                return
+
+
+def _near_index(val: Dataset, train: list[FileScan], similarity: float) -> _Near:
+    rows: dict = {}
+    for line, text in _row_texts(val):
         key = row_key(text)
-        if not any(key in scanned.keys for _, scanned in train):  # an exact repeat is FTR208's
+        if not any(key in scanned.keys for scanned in train):  # an exact repeat is FTR208's
             sh = shingles(text)
             if sh:
                 rows[line] = sh
     spread = Counter(h for sh in rows.values() for h in sh)
     common = {h for h, n in spread.items() if n > COMMON}
     del spread
-    index: dict = {}  # anchor -> validation lines
-    anchored: dict = {}  # validation line -> its anchors
+    near = _Near(rows, common, {}, {}, similarity)
     for line, sh in rows.items():
-        anchored[line] = sorted(sh - common if common else sh)[:ANCHORS]
-        for anchor in anchored[line]:
-            index.setdefault(anchor, set()).add(line)
-    found, need, anchors = Issue(), max(1, ANCHORS // 3), index.keys()
-    matched: dict = {}  # validation line -> (training place, similarity)
-    for ds, scanned in train:
-        for number, text in _row_texts(ds) if index else ():
-            sh = shingles(text)
-            bottom = sorted(sh - common if common else sh)[:ANCHORS]
-            if anchors.isdisjoint(bottom):
-                continue  # most rows: no validation row shares one of its smallest 3-grams
-            hits = Counter(line for anchor in bottom for line in index.get(anchor, ()))
-            for line, shared in hits.items():
-                theirs = rows[line]
-                if shared < min(need, len(anchored[line]), len(bottom)):
-                    continue
-                score = len(sh & theirs) / len(sh | theirs)
-                if score >= similarity:
-                    matched[line] = (scanned.where(number), score)
-                    for anchor in anchored[line]:  # matched: out of the index
-                        index[anchor].discard(line)
-                        if not index[anchor]:
-                            del index[anchor]
-            if not index:
-                break
-    for line in sorted(matched):
-        where, score = matched[line]
-        found.add(line, f"{where}, {score:.0%} alike")
-    return found
+        near.anchored[line] = sorted(sh - common if common else sh)[:ANCHORS]
+        for anchor in near.anchored[line]:
+            near.index.setdefault(anchor, set()).add(line)
+    return near
+
+
+_NEAR: _Near | None = None  # the index the forked processes of _near_matches read
+
+
+def _near_matches(ds: Dataset, near: _Near) -> Iterator[tuple[int, int, float]]:
+    """``near.matches`` of the training rows of ``ds``; a large .jsonl file read in parts by several processes,
+    merged in file order."""
+    global _NEAR
+    size = ds.path.stat().st_size
+    workers = _workers()
+    if ds.path.suffix == ".json" or size <= PARALLEL_FROM or workers < 2:
+        yield from near.matches(ds)
+        return
+    bounds = _line_starts(ds.path, size, PART)
+    jobs = [(ds, start, end) for start, end in zip(bounds, bounds[1:])]
+    _NEAR, offset = near, 0
+    try:
+        with multiprocessing.get_context("fork").Pool(min(workers, len(jobs))) as pool:
+            for found, lines in pool.imap(_near_part, jobs):
+                yield from ((number + offset, line, score) for number, line, score in found)
+                offset += lines
+    finally:
+        _NEAR = None
+
+
+def _near_part(job: tuple) -> tuple[list, int]:
+    ds, start, end = job
+    with ds.path.open("rb") as handle:
+        handle.seek(start)
+        lines = handle.read(end - start).count(b"\n")  # the part ends at a line's start, or the file's end
+    return list(_NEAR.matches(ds, start, end)), lines
 
 
 def progress_line(path: Path) -> Callable[[int, int], None]:

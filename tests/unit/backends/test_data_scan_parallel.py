@@ -86,3 +86,26 @@ def test_line_starts_split_at_line_starts(tmp_path):
     assert bounds[0] == 0 and bounds[-1] == len(data) and bounds == sorted(set(bounds))
     assert all(data[b - 1:b] == b"\n" for b in bounds[1:-1])
     assert bounds == [0, 101, 129, 193, 501]  # guesses 64 and 256 fall inside the long lines
+
+
+def test_near_leaks_in_parts_are_those_of_one_reading(tmp_path, monkeypatch):
+    rng = random.Random(5)
+    vocabulary = [f"w{k}" for k in range(300)]
+    train = [{"instruction": " ".join(rng.choices(vocabulary, k=12)), "output": " ".join(rng.choices(vocabulary, k=12))}
+             for _ in range(3000)]
+    val = [dict(train[k * 97], output=train[k * 97]["output"] + " changed") for k in range(30)]
+    val += [dict(train[k * 89], output=train[k * 89]["output"] + " and more") for k in range(30)]  # a second match
+    train += [dict(row, output=row["output"] + " again") for row in val]  # alike again further on: the first is named
+    paths = []
+    for name, rows in (("train", train), ("val", val)):
+        paths.append(tmp_path / f"{name}.jsonl")
+        paths[-1].write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    td, vd = Dataset(format="alpaca", path=paths[0]), Dataset(format="alpaca", path=paths[1])
+    ts, vs = datacheck._scan(td, None), datacheck._scan(vd, None)
+    monkeypatch.setattr(datacheck, "EXAMPLES", 1000)  # every match named: all compared
+    one = datacheck.near_leaks([(td, ts)], (vd, vs), 0.7)
+    monkeypatch.setattr(datacheck, "PARALLEL_FROM", 0)
+    monkeypatch.setattr(datacheck, "PART", 8192)
+    monkeypatch.setattr(datacheck, "_cpus", lambda: 2)
+    assert datacheck.near_leaks([(td, ts)], (vd, vs), 0.7) == one
+    assert one.count > 40
