@@ -113,6 +113,8 @@ class Rows(Protocol):
 
     def file_tags(self, ds: Any, counts: Any) -> dict: ...
 
+    def skipped(self, ds: Any, scanned: Any, drops: dict, native: bool) -> dict: ...
+
 
 PARTS = {"emitter": Emitter, "importer": Importer, "launcher": Launcher, "oracle": Oracle, "templates": Templates,
          "rows": Rows}

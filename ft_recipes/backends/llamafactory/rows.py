@@ -91,6 +91,20 @@ def rows_dropped(counts: Counter, tags: dict) -> int:
                if users - {tags["user_tag"]} or assistants - {tags["assistant_tag"]})
 
 
+def skipped(ds: Dataset, scanned, drops: dict, native: bool) -> dict:
+    """Reason -> rows LLaMA-Factory skips of ``ds`` (``drops``: the scan's issues for it). A native config runs
+    with the tags it declares (the scan's ``tags`` drops); a recipe with the tags ftr writes for the file
+    (``file_tags``): only rows with another spelling of a role are skipped for their tags. A row skipped both for
+    its spelling and its turn order is counted under each."""
+    out = {reason: issue.count for reason, issue in drops.items()}
+    if not native:
+        out.pop("tags", None)
+        mixed = rows_dropped(scanned.spellings, {**declared_tags(ds), **file_tags(ds, scanned.spellings)})
+        if mixed:
+            out["tags"] = mixed
+    return out
+
+
 def file_tags_of(ds: Dataset) -> dict:
     """``file_tags`` of a local .jsonl/.json dataset's rows (read once by ``ft_recipes.backends.datacheck``);
     nothing for other datasets or a file that cannot be read (FTR004/FTR204 report it)."""

@@ -23,8 +23,9 @@ def load_any(path: str):
     return load_document(doc, detect_dialect(doc.data))
 
 
-def dataset_report(recipe, ds, scanned, backends: tuple[str, ...]) -> dict:
-    """One dataset's figures: rows, problems, duplicates, lengths, and the rows each backend reads."""
+def dataset_report(recipe, ds, scanned, backends: tuple[str, ...], dialect: str = "recipe") -> dict:
+    """One dataset's figures: rows, problems, duplicates, lengths, and the rows each backend reads (``dialect``: the
+    file's; a backend reads its own native file as written, a recipe as ftr compiles it)."""
     from ft_recipes.backends.datacheck import _readers, lengths, tokenizer_for
 
     bad = scanned.bad_rows
@@ -39,10 +40,10 @@ def dataset_report(recipe, ds, scanned, backends: tuple[str, ...]) -> dict:
     readers = _readers()
     reads = {}
     for name in backends:
-        dropped = sum(issue.count for issue in scanned.drops.get(name, {}).values()) if name in readers else 0
-        reads[name] = {"rows": scanned.rows - dropped if not scanned.issues.get("not_json") else 0,
-                       "skipped": {k: v.count for k, v in scanned.drops.get(name, {}).items()} if name in readers
-                       else {}}
+        skipped = readers[name].skipped(ds, scanned, scanned.drops.get(name, {}), dialect == name) \
+            if name in readers else {}
+        reads[name] = {"rows": max(0, scanned.rows - sum(skipped.values())) if not scanned.issues.get("not_json")
+                       else 0, "skipped": skipped}
     report["backends"] = reads
     if scanned.rows:
         counted = lengths(ds, scanned, recipe.data.max_length, tokenizer_for(recipe.model.base))
@@ -141,7 +142,8 @@ def data_cmd(path: str, backends: tuple[str, ...], fmt: str, eos: bool, eos_rows
     for ds in recipe.data.train + recipe.data.val:  # read large files with a progress line first
         if ds.path is not None and ds.path.is_file() and ds.path.suffix in (".jsonl", ".json"):
             scan(ds, progress_line(ds.path))
-    reports = [dataset_report(recipe, ds, scanned, backends or NAMES) for ds, scanned in local_datasets(recipe)]
+    reports = [dataset_report(recipe, ds, scanned, backends or NAMES, loaded.dialect)
+               for ds, scanned in local_datasets(recipe)]
     ends = end_of_turn(recipe, backends or NAMES, eos_rows) if eos and recipe.data.train else {}
     findings = lint_file(Path(path), Options(select=DATA_CODES))
     if fmt == "json":

@@ -162,18 +162,23 @@ class DatasetRows(Rule):
 class BackendDropsRows(Rule):
     code = "FTR207"
     name = "rows-a-backend-drops"
-    messages = ('tags', 'mixed', 'order')
+    messages = ('tags', 'mixed', 'order', 'no_reply')
     severity = "warning"
-    summary = "Conversation rows a backend would skip: role tags it does not read, or turns out of order."
+    summary = ("Conversation rows a backend would skip: role tags it does not read, or turns out of order; rows with "
+               "no assistant turn, which stop a trl run.")
     what = ("For sharegpt/messages datasets, reads every conversation as each backend with its own reader does "
             "(LLaMA-Factory: the role tags of dataset_info.json, defaults human/gpt for sharegpt; a first system turn, "
             "then user and assistant turns alternating, an even number of them). Reports, per backend, the rows it "
             "would skip: on a native file, rows whose role names are not the tags it declares (`tags`); in a recipe, "
             "rows with a second spelling of a role (`mixed`: ftr writes the spelling most rows use); and rows whose "
-            "turns are out of order or end on a user turn (`order`).")
+            "turns are out of order or end on a user turn (`order`). For the trl backend, when it trains the "
+            "assistant turns of whole conversations (a template with generation markers): rows with no assistant "
+            "turn at all (`no_reply`; gpt, assistant or the dataset's own assistant name).")
     why = ("LLaMA-Factory logs \"Invalid role tag\" and skips such a row; when none is left it fails with \"Cannot "
            "find valid samples\". Axolotl accepts both human/gpt and user/assistant, so the same file trains on one "
-           "backend and not on the other.")
+           "backend and not on the other. trl's SFTTrainer with `assistant_only_loss` stops the whole run on a row "
+           "with no assistant turn (\"at least one example has no assistant tokens\"), where LLaMA-Factory skips it "
+           "and Axolotl trains nothing on it.")
     bad = ('# data/chat.jsonl: {"conversations": [{"from": "human", "value": "hi"}, {"from": "human", "value": "hi?"}, '
            '{"from": "gpt", "value": "hello"}]}\n'
            "data:\n  train:\n    - {path: data/chat.jsonl, format: sharegpt}\n")
@@ -188,11 +193,16 @@ class BackendDropsRows(Rule):
         from ft_recipes.backends.datacheck import _readers
 
         readers = _readers()
+        replies = not (ctx.is_native and ctx.dialect != "trl") and trl_trains_replies(ctx.recipe)
         for ds, scanned in local_datasets(ctx.recipe):
             for backend, reader in readers.items():
                 if ctx.is_native and ctx.dialect != backend:
                     continue
                 self._report(ctx, ds, scanned, reader, scanned.drops.get(backend, {}))
+            missing = rows_without_reply(ds, scanned) if replies else None
+            if missing and missing.count:
+                ctx.report(ds.key_path + ("path",), "no_reply", backend="trl", path=ds.path.name,
+                           count=missing.count, where=scanned.where(missing.first[0]), lines=missing.lines())
 
     def _report(self, ctx: Context, ds: Dataset, scanned, reader, drops: dict) -> None:
         path, native = ds.key_path + ("path",), ctx.is_native
@@ -213,6 +223,39 @@ class BackendDropsRows(Rule):
             count = sum(drops[k].count for k in ("order", "count") if k in drops)
             ctx.report(path, "order", backend=reader.TITLE, path=ds.path.name, count=count,
                        where=scanned.where(issue.first[0]))
+
+
+def trl_trains_replies(recipe) -> bool:
+    """Whether the trl backend trains the assistant turns of whole conversations (``assistant_only_loss``: SFT on
+    chat rows, a template with generation markers, the prompt not trained)."""
+    from ft_recipes.backends.trl.emit import chat_rows
+    from ft_recipes.backends.trl.templates import marked
+
+    try:
+        return chat_rows(recipe) and not recipe.data.train_on_prompt and marked(recipe.model.template)
+    except KeyError:  # a template trl has no rendering for (FTR1xx reports it)
+        return False
+
+
+TRL_REPLIES = ("gpt", "assistant")  # the role names the trl backend's train.py reads as an assistant turn
+
+
+def rows_without_reply(ds: Dataset, scanned):
+    """The conversation rows of ``ds`` with no turn the trl backend reads as an assistant turn (its train.py's role
+    names: gpt, assistant, the dataset's own assistant name); such a row has an empty answer, so the file is read
+    again only when the scan found empty answers."""
+    from ft_recipes.backends.datacheck import FileScan, Issue, _turn_keys, row_problem, rows_of
+
+    found = Issue()
+    if ds.format not in ("sharegpt", "messages") or "empty_answer" not in scanned.issues:
+        return found
+    column, role, _ = _turn_keys(ds)
+    names = {*TRL_REPLIES, ds.column("assistant")}
+    for number, row in rows_of(ds.path, FileScan(ds.path)):
+        if isinstance(row, dict) and not row_problem(row, ds) and not any(
+                isinstance(turn, dict) and turn.get(role) in names for turn in row[column]):
+            found.add(number)
+    return found
 
 
 @rule

@@ -165,3 +165,37 @@ def test_a_line_longer_than_any_row_is_reported_without_being_held(tmp_path, mon
     assert [number for number, _ in rows] == [1, 3]
     assert scan.issue("not_json").count == 1 and "more than 1 MiB" in scan.issue("not_json").examples[0][1]
     assert peak < 8 << 20  # the 16 MiB line was never held whole
+
+
+def test_ftr_data_counts_the_rows_llamafactory_reads_with_the_tags_ftr_writes(tmp_path):
+    # a recipe: ftr writes LLaMA-Factory the spelling most rows use, so only the other row is skipped
+    _write(tmp_path / "data.jsonl", _sharegpt("user", "assistant", 4) + _sharegpt("human", "gpt", 1))
+    recipe = _recipe(tmp_path, train=[{"path": "data.jsonl", "format": "sharegpt"}])
+    report = json.loads(CliRunner().invoke(main, ["data", str(recipe), "--format", "json", "--no-eos"]).output)
+    assert report["datasets"][0]["backends"]["llamafactory"] == {"rows": 4, "skipped": {"tags": 1}}
+    # a native config reads its declared (default) tags: the user/assistant rows are skipped
+    (tmp_path / "dataset_info.json").write_text(json.dumps({"chat": {"file_name": "data.jsonl",
+                                                                     "formatting": "sharegpt"}}))
+    config = tmp_path / "llamafactory.yaml"
+    config.write_text("model_name_or_path: Qwen/Qwen2.5-0.5B-Instruct\nstage: sft\ndo_train: true\n"
+                      "finetuning_type: lora\ndataset: chat\ndataset_dir: .\ntemplate: qwen\noutput_dir: out\n",
+                      encoding="utf-8")
+    report = json.loads(CliRunner().invoke(main, ["data", str(config), "--format", "json", "--no-eos"]).output)
+    assert report["datasets"][0]["backends"]["llamafactory"] == {"rows": 1, "skipped": {"tags": 4}}
+
+
+def test_rows_without_an_assistant_turn_stop_a_trl_run(tmp_path):
+    rows = _sharegpt("human", "gpt", 3) + [{"conversations": [{"from": "human", "value": "q"}]},
+                                            {"conversations": [{"from": "human", "value": "q"}, {"from": "gpt",
+                                                                                                 "value": ""}]},
+                                            {"conversations": [{"from": "human", "value": "q"}, {"from": "bot",
+                                                                                                 "value": "a"}]}]
+    _write(tmp_path / "data.jsonl", rows)
+    recipe = _recipe(tmp_path, train=[{"path": "data.jsonl", "format": "sharegpt"}])
+    (finding,) = [f for f in lint_file(recipe, Options()) if f.code == "FTR207" and "trl" in f.message]
+    assert finding.severity == "error" and "2 row(s)" in finding.message and "lines 4, 6" in finding.hint
+    # the row's own assistant name counts; trained prompts (completion of the whole text) fail no run
+    mapped = _recipe(tmp_path, train=[{"path": "data.jsonl", "format": "sharegpt", "columns": {"assistant": "bot"}}])
+    assert "lines 4)" in next(f.hint for f in lint_file(mapped, Options()) if f.code == "FTR207" and "trl" in f.message)
+    trained = _recipe(tmp_path, train=[{"path": "data.jsonl", "format": "sharegpt"}], train_on_prompt=True)
+    assert [f for f in lint_file(trained, Options()) if f.code == "FTR207" and "trl" in f.message] == []
