@@ -63,8 +63,9 @@ class FileScan:
     formats: Counter = field(default_factory=Counter)  # the format rows with a columns problem fit instead
     drops: dict = field(default_factory=dict)  # backend -> {reason: Issue}: rows that backend skips
     spellings: Counter = field(default_factory=Counter)  # (user names, assistant names) -> rows
-    # the key (hash of the normalised row) of every row once; None in a part of a file (deduplicated when merged)
-    keys: set | None = field(default_factory=set)
+    # the key (hash of the normalised row) of every row once: a set, or a SortedKeys (when numpy is installed) for a
+    # large file; filled when every row is counted (``find_duplicates``)
+    keys: set | SortedKeys = field(default_factory=set)
     duplicates: Issue = field(default_factory=Issue)
     identical: Issue = field(default_factory=Issue)  # preference rows with chosen == rejected
     chosen_longer: int = 0
@@ -460,14 +461,6 @@ def _count(prompt: str, answer: str, rejected: str | None, number: int, ds: Data
     scan.prompt_chars.append(len(prompt))
     scan.answer_chars.append(len(answer))
     scan.answer_lines.append(number)
-    if scan.keys is None:
-        return
-    if key not in scan.keys:
-        scan.keys.add(key)
-    elif len(scan.duplicates.examples) < EXAMPLES:
-        scan.duplicates.add(number, str(scan.first_line(key)))
-    else:
-        scan.duplicates.count += 1
 
 
 # --- a whole block of well-formed rows at once ---------------------------------------------------------------
@@ -526,7 +519,7 @@ def _bulk_keys(texts: list) -> list:
 
 
 def _count_block(scan: FileScan, texts: list, answers: list, prompt_chars: list, lines: range) -> None:
-    """_count's figures for a block of rows without a rejected answer: rows, empty answers, duplicates, lengths."""
+    """_count's figures for a block of rows without a rejected answer: rows, empty answers, keys, lengths."""
     scan.rows += len(answers)
     if sum(map(bool, map(str.strip, answers))) < len(answers):
         for line, answer in zip(lines, answers):
@@ -537,13 +530,64 @@ def _count_block(scan: FileScan, texts: list, answers: list, prompt_chars: list,
     scan.prompt_chars.extend(prompt_chars)
     scan.answer_chars.extend(map(len, answers))
     scan.answer_lines.extend(lines)
-    if scan.keys is not None:
-        _add_keys(scan, keys, lines)
+
+
+# --- duplicates, once every row is counted ---------------------------------------------------------------------
+
+NUMPY_FROM = 200_000  # rows from which numpy (when installed) finds the duplicates: 8 bytes a key, not about 70
+
+
+def find_duplicates(scan: FileScan) -> None:
+    """The scan's keys, and its duplicates (rows whose key an earlier row has, each named with that row's line),
+    from the key of each row: with numpy (optional) for a large file, else a set; the same figures."""
+    np = _numpy() if scan.rows >= NUMPY_FROM else None
+    if np is None:
+        step = 1 << 16
+        for at in range(0, len(scan.row_keys), step):
+            _add_keys(scan, scan.row_keys[at:at + step], scan.answer_lines[at:at + step])
+        return
+    keys = np.frombuffer(scan.row_keys, dtype=np.int64)
+    distinct, first = np.unique(keys, return_index=True)  # the index of each key's first row
+    scan.keys = SortedKeys(distinct)
+    repeated = np.ones(len(keys), dtype=bool)
+    repeated[first] = False
+    del first
+    scan.duplicates.count = len(keys) - len(distinct)
+    for row in np.flatnonzero(repeated)[:EXAMPLES].tolist():
+        scan.duplicates.examples.append((scan.answer_lines[row], str(scan.first_line(scan.row_keys[row]))))
+
+
+def _numpy():
+    try:
+        import numpy
+    except ImportError:  # pragma: no cover - depends on the environment
+        return None
+    return numpy
+
+
+class SortedKeys:
+    """Distinct keys in a sorted numpy array: the set's ``in``, ``len``, iteration and ``==``."""
+
+    def __init__(self, keys) -> None:
+        self.keys = keys
+
+    def __contains__(self, key: int) -> bool:
+        at = int(self.keys.searchsorted(key))
+        return at < len(self.keys) and int(self.keys[at]) == key
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.keys.tolist())
+
+    def __eq__(self, other) -> bool:
+        return set(self) == set(other)
 
 
 def _add_keys(scan: FileScan, keys, lines) -> None:
-    """The duplicates among rows with ``keys`` at ``lines`` (already in the scan's rows), and their keys into the
-    scan's: what _count does row by row."""
+    """The duplicates among rows with ``keys`` at ``lines``, the rows after those already in ``scan.keys``; their
+    keys into the set."""
     seen = scan.keys
     if len(scan.duplicates.examples) >= EXAMPLES:  # only counted now: by how much the set grows
         before = len(seen)
@@ -552,8 +596,8 @@ def _add_keys(scan: FileScan, keys, lines) -> None:
         return
     new = dict.fromkeys(keys)
     known = seen.intersection(new)
-    repeated = len(keys) - len(new) + len(known)  # rows whose key came earlier, in this block or before it
-    if repeated:  # the first few, in file order, as _count names them
+    repeated = len(keys) - len(new) + len(known)  # rows whose key came earlier, in these rows or before them
+    if repeated:  # the first few, in file order
         met: set = set()
         for key, line in zip(keys, lines):
             if key in known or key in met:
@@ -597,6 +641,7 @@ def _scan(ds: Dataset, progress, part: int = PART, parallel_from: int = PARALLEL
             _scan_lines(ds, result, progress)
     except (ValueError, UnicodeDecodeError) + JSONError as exc:  # a .json file that is not a list of rows
         result.unreadable = str(exc).split("\n")[0]
+    find_duplicates(result)
     return result
 
 
@@ -635,8 +680,8 @@ def _scan_lines(ds: Dataset, result: FileScan, progress, start: int = 0, end: in
 def _in_parts(ds: Dataset, result: FileScan, progress, part: int) -> bool:
     """Count the rows of a .jsonl file read in parts of about ``part`` bytes by several processes (False, having
     counted nothing, where that is not possible). The figures are those of one reading: each part's lines are
-    numbered from its start, then shifted as the parts are merged in file order; duplicates are found when merging.
-    The processes are forked, so hash() (the key) is the parent's."""
+    numbered from its start, then shifted as the parts are merged in file order. The processes are forked, so hash()
+    (the key) is the parent's."""
     workers = _workers()
     if workers < 2:
         return False
@@ -692,7 +737,7 @@ def _line_starts(path: Path, size: int, part: int) -> list[int]:
 
 def _part(job: tuple) -> tuple[FileScan, int]:
     ds, start, end = job
-    scanned = FileScan(ds.path, keys=None)
+    scanned = FileScan(ds.path)
     return scanned, _scan_lines(ds, scanned, None, start, end)
 
 
@@ -714,7 +759,6 @@ def _merge(result: FileScan, part: FileScan, offset: int) -> None:
     result.prompt_chars.extend(part.prompt_chars)
     result.answer_chars.extend(part.answer_chars)
     result.answer_lines.extend(lines)
-    _add_keys(result, part.row_keys, lines)
 
 
 def _add_issue(total: Issue, part: Issue, offset: int) -> None:

@@ -57,3 +57,23 @@ def test_row_key_is_the_hash_of_the_normalised_text():
         text = "".join(rng.choice(WORDS + [" ", "  ", "\x1f", "\xa0"]) for _ in range(rng.randint(0, 8)))
         assert datacheck.row_key(text) == hash(datacheck.norm(text))
         assert datacheck._bulk_keys([text, "a b"]) == [hash(datacheck.norm(text)), hash("a b")]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_numpy_finds_the_duplicates_the_set_finds(seed, tmp_path, monkeypatch):
+    pytest.importorskip("numpy")
+    path = tmp_path / "rows.jsonl"
+    path.write_text("\n".join(rows(seed, 3000)), encoding="utf-8")
+    ds = Dataset(format="alpaca", path=path)
+    monkeypatch.setattr(datacheck, "NUMPY_FROM", 0)
+    with_numpy = datacheck._scan(ds, None)
+    monkeypatch.setattr(datacheck, "_numpy", lambda: None)
+    with_set = datacheck._scan(ds, None)
+    assert isinstance(with_numpy.keys, datacheck.SortedKeys) and isinstance(with_set.keys, set)
+    assert figures(with_numpy) == figures(with_set)
+    assert set(with_numpy.keys) == with_set.keys and len(with_numpy.keys) == len(with_set.keys)
+    assert all(key in with_numpy.keys for key in with_set.keys) and 12345 not in with_numpy.keys
+    val = Dataset(format="alpaca", path=tmp_path / "val.jsonl")
+    val.path.write_text("\n".join(rows(seed + 1, 300)), encoding="utf-8")
+    assert datacheck.leaks([with_numpy], datacheck._scan(val, None)) == datacheck.leaks([with_set],
+                                                                                         datacheck._scan(val, None))
