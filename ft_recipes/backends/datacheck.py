@@ -13,6 +13,7 @@ import multiprocessing
 import os
 import re
 import sys
+import threading
 from array import array
 from collections import Counter
 from dataclasses import dataclass, field
@@ -700,9 +701,11 @@ def _in_parts(ds: Dataset, result: FileScan, progress, part: int) -> bool:
 
 
 def _workers() -> int:
-    """Processes to read a file with; 1 where they cannot be forked (hash() must be the parent's: it makes the keys)
-    or in a daemon process (a pool's worker, which cannot have children)."""
-    if "fork" not in multiprocessing.get_all_start_methods() or multiprocessing.current_process().daemon:
+    """Processes to read a file with; 1 where they cannot be forked (hash() must be the parent's: it makes the keys),
+    where other threads run (a fork copies the locks they hold) or in a daemon process (a pool's worker, which
+    cannot have children)."""
+    if "fork" not in multiprocessing.get_all_start_methods() or threading.active_count() > 1 \
+            or multiprocessing.current_process().daemon:
         return 1
     return min(_cpus(), WORKERS)
 
@@ -724,7 +727,7 @@ def _line_starts(path: Path, size: int, part: int) -> list[int]:
             handle.seek(guess - 1)
             at = guess - 1
             while True:
-                piece = handle.read(BLOCK)
+                piece = handle.read(1 << 16)
                 found = piece.find(b"\n")
                 if found >= 0 or not piece:
                     break

@@ -57,6 +57,7 @@ def test_parts_and_one_reading_agree(fmt, seed, tmp_path, monkeypatch):
     monkeypatch.setattr(datacheck, "BLOCK", 1024)  # blocks of a few rows: both bulk and row by row paths
     monkeypatch.setattr(datacheck, "_cpus", lambda: 2)
     ds = Dataset(format=fmt, path=path)
+    assert datacheck._workers() == 2  # the parts are read by processes (nothing here stops a fork)
     one = datacheck._scan(ds, None)
     parts = datacheck._scan(ds, None, part=4096, parallel_from=0)  # about 30 parts
     assert figures(parts) == figures(one)
