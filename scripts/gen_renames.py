@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RENAME_MESSAGE = re.compile(r"`?(\w+)`? is deprecated,? use `?(\w+)`?")
 USE_INSTEAD = re.compile(r"^Use `([\w.]+)(?:: (\w+))?` instead")
 
+UNREAD_WHERE = "src: no reader in any commit (2023 to 2026-07) nor in 0.19.0 and 0.21.0"
 # Successors the sources show only by the new field's appearance: (kind, old, new, since, file:line, note).
 HAND = {
     "axolotl": [
@@ -51,6 +52,20 @@ HAND = {
         ("key", "unsloth_lora_o", "lora_o_kernel", "0.17.0", "utils/schemas/validation.py:61", ""),
         ("key", "eval_table_max_new_tokens", "eval_max_new_tokens", "0.5.0", "utils/callbacks/__init__.py:403",
          "renamed by axolotl-ai-cloud/axolotl#1274 (5a5d474), same meaning: tokens generated per eval prediction"),
+        # Keys no version reads (kind "unread"; "new": the key that asks for it): `git log --all -G
+        # 'cfg\.KEY\b|cfg\["KEY"\]|cfg\.get\("KEY"'` over src/ of the whole history (2023 to 2026-07) finds no
+        # commit, nor does a grep of the 0.19.0 and 0.21.0 packages (push_to_hub, hub_private_repo and
+        # max_seq_length appear there only as TrainingArguments keywords Axolotl sets itself). The validator drops
+        # them silently in every version, so removing one changes nothing that trains. data_seed is not here:
+        # 0.21's streaming datasets read it.
+        *[("unread", key, new, "0.1.0", UNREAD_WHERE, note) for key, new, note in (
+            ("adam_eps", "adam_epsilon", "the optimizer's epsilon is adam_epsilon"),
+            ("epochs", "num_epochs", "the number of epochs is num_epochs"),
+            ("max_seq_length", "sequence_len", "the sequence length is sequence_len"),
+            ("push_to_hub", "hub_model_id", "Axolotl pushes when hub_model_id is set"),
+            ("push_adapter_to_hub", "hub_model_id", "Axolotl pushes the adapter when hub_model_id is set"),
+            ("hub_private_repo", None, "Axolotl makes the repository private itself"),
+            ("test_value", None, "a placeholder of some example configs"))],
     ],
     "llamafactory": [
         ("key", "new_special_tokens", "add_special_tokens", "0.9.3", "hparams/model_args.py:74",

@@ -520,6 +520,22 @@ def _removed(section, ctx: Context, row: dict) -> None:
                     f"successor: kept for you to decide (--drop removes it)", reason, name)
 
 
+def unread_keys(data, ctx: Context) -> None:
+    """Top-level keys no version of the backend reads (the table's "unread" rows): removed and listed, with a
+    warning naming the key that asks for it. Every version's validator drops them silently, so nothing that
+    trained changes; the warning is for the user who believed the value took effect."""
+    for row in rows_for(ctx.backend, ctx.version, "unread"):
+        key = row["old"]
+        if key not in data or _still_read(ctx.backend, ctx.version, None, key):
+            continue
+        line, value = _line(data, key), data[key]
+        drop_key(data, key)
+        ctx.change(line, f"{key}: {_plain(value)} removed (no {ctx.backend} version reads it)", row, (key,))
+        ask = f"; {row['new']} is the key that does ({row['note']})" if row.get("new") else f" ({row['note']})"
+        ctx.finding(line, "warning", f"{key!r} removed: no {ctx.backend} version reads it, so it never took effect",
+                    f"{_source(row)}{ask}", key)
+
+
 def templates(data, ctx: Context) -> None:
     """A template the target no longer registers (LLaMA-Factory): its successor, else a finding."""
     for row in rows_for(ctx.backend, ctx.version, "template"):
@@ -563,6 +579,33 @@ def fsdp1_unread(data, ctx: Context) -> None:
                         f"{ctx.version} (FSDP1 there uses {_plain(FSDP1_DEFAULTS[key])})",
                         "move to FSDP2 (fsdp_version: 2; ftr upgrade --to axolotl=0.21.0 does it)",
                         f"fsdp_config.{key}")
+
+
+QLORA_SHARDED_ROW = {"since": "0.21.0", "origin": "hand",
+                     "source": "0.21.0 axolotl/utils/schemas/validation.py:1572 "
+                               "(check_fsdp2_cpu_ram_efficient_loading_w_4bit)"}
+
+
+def qlora_sharded_loading(data, ctx: Context) -> None:
+    """Axolotl 0.21 turns an unset ``qlora_sharded_model_loading`` on for FSDP + QLoRA (4-bit) with
+    ``cpu_ram_efficient_loading``, and refuses it off there (rank-0-only quantization deadlocks FSDP2's state dict
+    scatter); earlier versions read unset as off. The value changes with the version and cannot be kept, so it is
+    written out and reported."""
+    if not rows_for(ctx.backend, ctx.version, "fsdp2_version") or "qlora_sharded_model_loading" in data:
+        return
+    config = data.get("fsdp_config")
+    if not (hasattr(config, "items") and str(data.get("adapter")) == "qlora" and data.get("load_in_4bit")
+            and config.get("cpu_ram_efficient_loading")):
+        return
+    line = _line(data, "adapter")
+    data.insert(list(data).index("adapter") + 1, "qlora_sharded_model_loading", True)
+    ctx.change(line, "qlora_sharded_model_loading: true added (FSDP2 + QLoRA with cpu_ram_efficient_loading)",
+               QLORA_SHARDED_ROW, ("qlora_sharded_model_loading",), {"qlora_sharded_model_loading": True})
+    ctx.finding(line, "warning", f"QLoRA weights now load sharded: {ctx.backend} {ctx.version} turns "
+                "qlora_sharded_model_loading on for FSDP + 4-bit + cpu_ram_efficient_loading (unset was off before)",
+                f"{ctx.backend} {ctx.version} refuses it off with cpu_ram_efficient_loading under FSDP2; to keep "
+                f"unsharded loading, set cpu_ram_efficient_loading: false ({_source(QLORA_SHARDED_ROW)})",
+                "qlora_sharded_model_loading")
 
 
 # Axolotl's DPO chat_template reader (prompt_strategies/dpo/chat_template.py, 0.8-0.21) reads these dataset keys
@@ -635,7 +678,7 @@ def unread_nulls(data, ctx: Context) -> None:
 
 
 STEPS = {
-    "axolotl": (rename_keys, attention_flags, sharegpt_datasets, unprefix, fsdp2, fsdp1_unread, removed_keys,
-                dpo_dataset_defaults, special_tokens, unread_nulls),
+    "axolotl": (rename_keys, attention_flags, sharegpt_datasets, unprefix, fsdp2, fsdp1_unread, qlora_sharded_loading,
+                removed_keys, dpo_dataset_defaults, special_tokens, unread_nulls, unread_keys),
     "llamafactory": (rename_keys, removed_keys, templates),
 }

@@ -161,3 +161,36 @@ def test_tokens_as_a_mapping_of_special_tokens_becomes_special_tokens():
     result = up("tokens:\n  pad_token: <pad>\n", "axolotl=0.19.0")
     assert result.new_text == "special_tokens:\n  pad_token: <pad>\n"
     assert not up("tokens:\n  - <x>\n", "axolotl=0.19.0").changed
+
+
+UNREAD = [r for r in table("axolotl") if r["kind"] == "unread"]
+
+
+@pytest.mark.parametrize("row", UNREAD, ids=[r["old"] for r in UNREAD])
+@pytest.mark.parametrize("target", ["axolotl=0.19.0", "axolotl=0.21.0"])
+def test_a_key_no_version_reads_is_removed_with_a_warning_naming_the_key_that_asks_for_it(row, target):
+    from ft_recipes.backends.catalogue import load
+
+    assert row["old"] not in load("axolotl", target.split("=")[1]).get("keys", {})  # the row's evidence, in part
+    result = up(f"base_model: m  # the model\n{row['old']}: 3  # mine\nnum_epochs: 1\n", target)
+    assert result.new_text == "base_model: m  # the model\nnum_epochs: 1\n"
+    assert [c.line for c in result.changes] == [2] and "no axolotl version reads it" in result.changes[0].text
+    [finding] = result.findings
+    assert finding.severity == "warning" and finding.line == 2 and finding.key == row["old"]
+    assert (row["new"] or row["note"]) in finding.hint
+
+
+def test_a_key_no_version_reads_stays_where_it_is_a_section_key():
+    assert not up("fsdp_config:\n  epochs: 3\n", "axolotl=0.19.0").changed
+
+
+def test_qlora_under_fsdp2_with_cpu_ram_efficient_loading_gets_sharded_loading_written_and_reported():
+    text = ("adapter: qlora\nload_in_4bit: true\nfsdp_version: 2\nfsdp_config:\n  cpu_ram_efficient_loading: true\n"
+            "  reshard_after_forward: true\n")
+    result = up(text, "axolotl=0.21.0")
+    assert result.new_text.startswith("adapter: qlora\nqlora_sharded_model_loading: true\nload_in_4bit: true\n")
+    assert [f.key for f in result.findings] == ["qlora_sharded_model_loading"]
+    assert result.findings[0].severity == "warning"
+    assert not up(text, "axolotl=0.19.0").changed  # 0.19 reads unset as off, as the source did
+    assert not up(text.replace("cpu_ram_efficient_loading: true", "cpu_ram_efficient_loading: false")).changed
+    assert not up("qlora_sharded_model_loading: false\n" + text).changed  # written: the target judges it
