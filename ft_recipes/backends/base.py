@@ -89,6 +89,9 @@ class Backend:
     # Top-level keys whose declared type is narrower than what the backend reads as meant (LLaMA-Factory's parser
     # checks no types and splits "a,b" lists itself): key -> the other values it accepts.
     also_accepts: dict[str, Callable[[Any], bool]] = field(default_factory=dict)
+    # recipe -> the role names the backend reads as an assistant turn, when a conversation row with none of them
+    # stops its whole run (else an empty tuple); None: a backend that never stops on such a row.
+    replies_required: Callable[[Any], tuple[str, ...]] | None = None
 
     def at(self, version: str | None) -> "Backend":
         """This backend targeting ``version`` (None: the default); UsageError for a version ftr cannot target."""

@@ -31,6 +31,19 @@ def _env(version: str):
                    cli="python")
 
 
+def _replies_required(recipe) -> tuple[str, ...]:
+    """train.py's assistant role names when SFT on chat rows trains only the replies (``assistant_only_loss``: a
+    template with generation markers, the prompt not trained): trl's SFTTrainer then stops the whole run on a row
+    with no assistant turn ("at least one example has no assistant tokens")."""
+    from ft_recipes.backends.trl.emit import chat_rows
+
+    try:
+        needed = chat_rows(recipe) and not recipe.data.train_on_prompt and _marked(recipe.model.template)
+    except KeyError:  # a template trl has no rendering for (FTR1xx reports it)
+        return ()
+    return ("gpt", "assistant") if needed else ()
+
+
 APPROXIMATIONS = (
     Approximation("train.seed", "train.seed is unset (an Axolotl config without seed, whose data shuffles are "
                                 "unseeded): trl seeds its trainer and data shuffles with 42",
@@ -50,4 +63,4 @@ BACKEND = Backend(
                               templates=frozenset(_known())),  # the names trl gets a template for
     keys=TABLE, emitter="ft_recipes.backends.trl.emit", oracle="ft_recipes.backends.trl.oracle",
     templates="ft_recipes.backends.trl.templates", approximations=APPROXIMATIONS,
-    launcher="ft_recipes.backends.trl.launch", env=_env, folder=HERE)
+    launcher="ft_recipes.backends.trl.launch", env=_env, folder=HERE, replies_required=_replies_required)

@@ -193,16 +193,26 @@ class BackendDropsRows(Rule):
         from ft_recipes.backends.datacheck import _readers
 
         readers = _readers()
-        replies = not (ctx.is_native and ctx.dialect != "trl") and trl_trains_replies(ctx.recipe)
         for ds, scanned in local_datasets(ctx.recipe):
             for backend, reader in readers.items():
                 if ctx.is_native and ctx.dialect != backend:
                     continue
                 self._report(ctx, ds, scanned, reader, scanned.drops.get(backend, {}))
-            missing = rows_without_reply(ds, scanned) if replies else None
-            if missing and missing.count:
-                ctx.report(ds.key_path + ("path",), "no_reply", backend="trl", path=ds.path.name,
-                           count=missing.count, where=scanned.where(missing.first[0]), lines=missing.lines())
+        self._replies(ctx)
+
+    def _replies(self, ctx: Context) -> None:
+        """Rows with no assistant turn, for each backend whose run such a row stops."""
+        from ft_recipes import backends
+
+        for backend in backends.all_backends():
+            if backend.replies_required is None or (ctx.is_native and ctx.dialect != backend.name):
+                continue
+            names = backend.replies_required(ctx.recipe)
+            for ds, scanned in local_datasets(ctx.recipe) if names else ():
+                missing = rows_without_reply(ds, scanned, names)
+                if missing.count:
+                    ctx.report(ds.key_path + ("path",), "no_reply", backend=backend.title, path=ds.path.name,
+                               count=missing.count, where=scanned.where(missing.first[0]), lines=missing.lines())
 
     def _report(self, ctx: Context, ds: Dataset, scanned, reader, drops: dict) -> None:
         path, native = ds.key_path + ("path",), ctx.is_native
@@ -225,32 +235,17 @@ class BackendDropsRows(Rule):
                        where=scanned.where(issue.first[0]))
 
 
-def trl_trains_replies(recipe) -> bool:
-    """Whether the trl backend trains the assistant turns of whole conversations (``assistant_only_loss``: SFT on
-    chat rows, a template with generation markers, the prompt not trained)."""
-    from ft_recipes.backends.trl.emit import chat_rows
-    from ft_recipes.backends.trl.templates import marked
-
-    try:
-        return chat_rows(recipe) and not recipe.data.train_on_prompt and marked(recipe.model.template)
-    except KeyError:  # a template trl has no rendering for (FTR1xx reports it)
-        return False
-
-
-TRL_REPLIES = ("gpt", "assistant")  # the role names the trl backend's train.py reads as an assistant turn
-
-
-def rows_without_reply(ds: Dataset, scanned):
-    """The conversation rows of ``ds`` with no turn the trl backend reads as an assistant turn (its train.py's role
-    names: gpt, assistant, the dataset's own assistant name); such a row has an empty answer, so the file is read
-    again only when the scan found empty answers."""
+def rows_without_reply(ds: Dataset, scanned, names: tuple[str, ...]):
+    """The conversation rows of ``ds`` with no turn a backend reads as an assistant turn (``names``, and the
+    dataset's own assistant name); such a row has an empty answer, so the file is read again only when the scan
+    found empty answers."""
     from ft_recipes.backends.datacheck import FileScan, Issue, _turn_keys, row_problem, rows_of
 
     found = Issue()
     if ds.format not in ("sharegpt", "messages") or "empty_answer" not in scanned.issues:
         return found
     column, role, _ = _turn_keys(ds)
-    names = {*TRL_REPLIES, ds.column("assistant")}
+    names = {*names, ds.column("assistant")}
     for number, row in rows_of(ds.path, FileScan(ds.path)):
         if isinstance(row, dict) and not row_problem(row, ds) and not any(
                 isinstance(turn, dict) and turn.get(role) in names for turn in row[column]):
