@@ -116,6 +116,10 @@ def _check_mapping(doc: Document, data: dict, path: tuple, known: dict[str, dict
                                     f"{dotted(kpath)!r} is a deprecated spelling in {backend} {version}",
                                     f"{backend} reads it as {key[len(prefix):]!r}; write that", dotted(kpath)))
             spec = known[key[len(prefix):]]
+        if spec is None and _table_row(backend, version, path, key):
+            findings.append(_renamed_finding(doc, (line, col), kpath, _table_row(backend, version, path, key),
+                                             backend, version))
+            continue
         if spec is None:
             close = close_match(key, tuple(known), 0.7)
             hint = f"did you mean {close}?" if close else f"not a {where} key of {backend} {version}"
@@ -126,19 +130,59 @@ def _check_mapping(doc: Document, data: dict, path: tuple, known: dict[str, dict
             continue
         removed = spec.get("removed")
         if removed and value is not None and (removed == "any" or value):
+            hint = (spec.get("description") or "remove it").split(".")[0][:120]
+            if _table_row(backend, version, path, key):
+                hint += f"; `{_upgrade(doc, backend, version)}` says what it asked for (--drop removes it)"
             findings.append(Finding(doc.file, line, col, "FTR006", "error",
                                     f"{key!r} is no longer supported by {backend} {version}: it refuses the file",
-                                    (spec.get("description") or "remove it").split(".")[0][:120], dotted(kpath)))
+                                    hint, dotted(kpath)))
         elif spec.get("deprecated"):
+            hint = (spec.get("description") or "").split(".")[0][:120]
+            if _table_row(backend, version, path, key):
+                hint = (f"{hint}; " if hint else "") + f"`{_upgrade(doc, backend, version)}` rewrites it"
             findings.append(Finding(doc.file, line, col, "FTR006", "warning",
-                                    f"{key!r} is deprecated in {backend} {version}",
-                                    (spec.get("description") or "").split(".")[0][:120], dotted(kpath)))
+                                    f"{key!r} is deprecated in {backend} {version}", hint, dotted(kpath)))
         if not (type_ok(value, spec.get("type")) or _also_accepted(backend, key, value)):  # spec: maybe the prefixed
             vline, vcol = doc.pos(kpath)
             findings.append(Finding(doc.file, vline, vcol, "FTR002", "error",
                                     f"{dotted(kpath)}: {value!r} is not {_describe_type(spec.get('type'))}",
                                     _hint_for(value, spec.get("type")), dotted(kpath)))
     return findings
+
+
+TABLE_KINDS = ("key", "attn_flag", "removed", "unread")  # rows of the rename table about one key
+
+
+def _table_row(backend: str, version: str, path: tuple, key: str) -> dict | None:
+    """The rename table's row (``ftr upgrade``'s) for a key ``backend`` renamed or removed at or before
+    ``version``, or reads in no version; None for a key it does not name."""
+    from ft_recipes.backends.upgrade import BACKENDS, rows_for
+
+    if backend not in BACKENDS or len(path) > 1:
+        return None
+    section = path[0] if path else None
+    return next((row for kind in TABLE_KINDS for row in rows_for(backend, version, kind)
+                 if row["old"] == key and row.get("section") == section), None)
+
+
+def _upgrade(doc: Document, backend: str, version: str) -> str:
+    return f"ftr upgrade {doc.file} --to {backend}={version}"
+
+
+def _renamed_finding(doc: Document, where: tuple[int, int], kpath: tuple, row: dict, backend: str,
+                     version: str) -> Finding:
+    """FTR006 for a key the rename table names: what became of it, and that ``ftr upgrade`` rewrites it."""
+    key, upgrade = dotted(kpath), f"`{_upgrade(doc, backend, version)}`"
+    if row["kind"] == "unread":
+        message = f"{key!r} is read by no {backend} version: {_unknown_fate(backend)}"
+        hint = (f"{row['new']} is the key that does; " if row.get("new") else "") + f"{upgrade} removes it"
+    elif row.get("new") and row["kind"] != "removed":
+        message = f"{key!r} was renamed {row['new']!r} in {backend} {row['since']}: {_unknown_fate(backend)}"
+        hint = f"write {row['new']}; {upgrade} rewrites it"
+    else:
+        message = f"{key!r} was removed in {backend} {row['since']}: {_unknown_fate(backend)}"
+        hint = f"{row.get('reason') or 'no successor'}; {upgrade} moves or removes it, or says what it asked for"
+    return Finding(doc.file, where[0], where[1], "FTR006", "error", message, hint, key)
 
 
 def _version_key(version: str) -> tuple:

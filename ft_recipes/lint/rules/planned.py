@@ -22,13 +22,20 @@ class DeprecatedKey(Rule):
     name = "deprecated-native-key"
     severity = "warning"
     reported_by = "catalogue"
-    summary = "A native key deprecated or renamed in the targeted backend version (native configs)."
+    summary = ("A native key deprecated, renamed or removed in the targeted backend version, or read by no version "
+               "(native configs).")
     what = ("Reported for LLaMA-Factory and Axolotl files whose keys the backend's key catalogue "
-            "(schemas/backends/<backend>-<version>.json, generated from its sources) marks as deprecated or renamed.")
-    why = "A deprecated key still works today and silently stops working in a later backend version."
-    bad = "# llamafactory.yaml\nwarmup_ratio: 0.03\n"
-    good = "# llamafactory.yaml\nwarmup_steps: 0.03\n"
-    fix = "Use the replacement key the finding names."
+            "(schemas/backends/<backend>-<version>.json, generated from its sources) marks as deprecated or removed, "
+            "and for keys `ftr upgrade`'s rename table (schemas/backends/renames-<backend>.json) names: renamed "
+            "(with the version and the new key), removed with no successor (with the version), or read by no "
+            "version of the backend (with the key that asks for it). A key the targeted version no longer has is an "
+            "error: LLaMA-Factory refuses the file, Axolotl drops the key silently. Each finding names the "
+            "`ftr upgrade` command that rewrites the file.")
+    why = ("A deprecated key still works today and silently stops working in a later backend version; a renamed one "
+           "already has: the backend refuses it, or trains without it.")
+    bad = "# llamafactory.yaml\nnew_special_tokens: <think>\n"
+    good = "# llamafactory.yaml\nadd_special_tokens: <think>\n"
+    fix = "Use the replacement key the finding names, or run `ftr upgrade FILE --to BACKEND=VERSION`."
 
 
 @rule

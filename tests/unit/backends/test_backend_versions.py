@@ -123,13 +123,17 @@ def test_lint_says_which_version_has_a_key(tmp_path):
     path = tmp_path / "axolotl.yaml"
     path.write_text("base_model: org/m\nfsdp: [full_shard]\neval_on_start: false\nlearning_rate: 1.0e-4\n"
                     "datasets: [{path: d.jsonl, type: chat_template}]\n")
-    old = CliRunner().invoke(main, ["lint", str(path), "--select", "FTR001", "--format", "json"])
-    new = CliRunner().invoke(main, ["lint", str(path), "--select", "FTR001", "--format", "json",
+    old = CliRunner().invoke(main, ["lint", str(path), "--select", "FTR001,FTR006", "--format", "json"])
+    new = CliRunner().invoke(main, ["lint", str(path), "--select", "FTR001,FTR006", "--format", "json",
                                     "--backend-version", "axolotl=0.21.0"])
-    hints = lambda out: {f["line"]: f["hint"] for f in json.loads(out)}  # noqa: E731
+    hints = lambda out: {f["line"]: f["hint"] for f in json.loads(out) if f["code"] == "FTR001"}  # noqa: E731
     assert hints(old.output) == {3: "'eval_on_start' was added in axolotl 0.21.0 (linted against 0.19.0; "
                                     "--backend-version axolotl=0.21.0 if you run that)"}
-    assert hints(new.output) == {2: "'fsdp' was removed in axolotl 0.21.0 (0.19.0 has it)"}
+    # a key the rename table names: FTR006 with the version that removed it and the upgrade that moves it
+    [finding] = json.loads(new.output)
+    assert (finding["line"], finding["code"]) == (2, "FTR006")
+    assert "'fsdp' was removed in axolotl 0.21.0" in finding["message"]
+    assert f"ftr upgrade {path} --to axolotl=0.21.0" in finding["hint"]
 
 
 def test_lint_follows_the_environment_version(tmp_path, monkeypatch):

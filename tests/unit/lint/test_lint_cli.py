@@ -349,7 +349,10 @@ def test_newest_axolotl_catalogue(tmp_path):
     path = tmp_path / "axolotl.yaml"
     path.write_text("base_model: org/m\nfsdp: [full_shard]\nlearning_rate: 1.0e-4\n"
                     "datasets: [{path: d.jsonl, type: chat_template}]\n")
-    new = CliRunner().invoke(main, ["lint", str(path), "--select", "FTR001", "--backend-version", "axolotl=0.21.0"])
-    old = CliRunner().invoke(main, ["lint", str(path), "--select", "FTR001", "--backend-version", "axolotl=0.19.0"])
-    assert "axolotl.yaml:2:1: FTR001" in new.output and "0.21.0" in new.output
-    assert "FTR001" not in old.output
+    new = CliRunner().invoke(main, ["lint", str(path), "--select", "FTR001,FTR006", "--backend-version",
+                                    "axolotl=0.21.0"])
+    old = CliRunner().invoke(main, ["lint", str(path), "--select", "FTR001,FTR006", "--backend-version",
+                                    "axolotl=0.19.0"])
+    assert "axolotl.yaml:2:1: FTR006 [error] 'fsdp' was removed in axolotl 0.21.0" in new.output
+    assert "ftr upgrade" in new.output
+    assert "FTR001" not in old.output and "FTR006 [error]" not in old.output  # 0.19: fsdp is deprecated
