@@ -47,15 +47,18 @@ def write(path: Path, rows: int, start: int = 0, repeat_every: int = 100) -> Non
 
 FTR_CHILD = """
 import resource, sys, time
+def cpu():
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 from pathlib import Path
 sys.path.insert(0, {root!r})
 from ft_recipes.backends import datacheck
 from ft_recipes.recipe.model import Dataset
-start = time.perf_counter()
+start, used = time.perf_counter(), cpu()
 train = datacheck._scan(Dataset(format="alpaca", path=Path({train!r})), None)
 val = datacheck._scan(Dataset(format="alpaca", path=Path({val!r})), None)
 leaks = datacheck.leaks([train], val)
-took = time.perf_counter() - start
+took, used = time.perf_counter() - start, cpu() - used
 near = -1.0
 if {near!r}:
     start = time.perf_counter()
@@ -63,24 +66,30 @@ if {near!r}:
                          (Dataset(format="alpaca", path=Path({val!r})), val), 0.7)
     near = time.perf_counter() - start
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, near, took, peak, train.rows, train.duplicates.count,
-      leaks.count)
+print(used, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, near, took, peak, train.rows,
+      train.duplicates.count, leaks.count)
 """
 
 HF_CHILD = """
 import resource, sys, time
+def cpu():
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 import datasets
 datasets.disable_progress_bars()
-start = time.perf_counter()
+start, used = time.perf_counter(), cpu()
 ds = datasets.load_dataset("json", data_files={{"train": {train!r}, "validation": {val!r}}}, cache_dir={cache!r})
-took = time.perf_counter() - start
-print(0, -1, took, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, len(ds["train"]), 0, 0)
+took, used = time.perf_counter() - start, cpu() - used
+print(used, 0, -1, took, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, len(ds["train"]), 0, 0)
 """
 
 # The floor: reading the training file alone, no checks (what any reader costs on this machine)
 FLOOR_CHILD = """
 import resource, sys, time
-start = time.perf_counter()
+def cpu():
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+start, used = time.perf_counter(), cpu()
 if {reader!r} == "pyarrow":
     import pyarrow.json
     rows = pyarrow.json.read_json({train!r}).num_rows
@@ -93,19 +102,19 @@ else:  # orjson, line by line in blocks, one process: what ftr's checks cost bey
     from pathlib import Path
     from ft_recipes.backends.datacheck import line_blocks
     rows = sum(len(list(map(orjson.loads, block))) for _, block in line_blocks(Path({train!r})))
-took = time.perf_counter() - start
-print(0, -1, took, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, rows, 0, 0)
+took, used = time.perf_counter() - start, cpu() - used
+print(used, 0, -1, took, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, rows, 0, 0)
 """
 
 
-def child(python: str, code: str, env: dict | None = None) -> tuple[float, float, list[int], float, float]:
+def child(python: str, code: str, env: dict | None = None) -> tuple[float, float, list[int], float, float, float]:
     """(seconds of the exact checks, peak RSS in MB, counts, seconds of the near-duplicate pass or -1, peak RSS of
-    the largest of its own child processes in MB)."""
+    the largest of its own child processes in MB, CPU seconds of the exact checks, its own and its children's)."""
     proc = subprocess.run([python, "-c", code], capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         raise SystemExit(proc.stderr[-3000:])
-    children, near, took, rss, *counts = proc.stdout.split()[-7:]
-    return float(took), int(rss) / 1024, [int(c) for c in counts], float(near), int(children) / 1024
+    used, children, near, took, rss, *counts = proc.stdout.split()[-8:]
+    return float(took), int(rss) / 1024, [int(c) for c in counts], float(near), int(children) / 1024, float(used)
 
 
 def importable(python: str, module: str) -> bool:
@@ -120,8 +129,9 @@ def floors(train: Path, pythons: list[str]) -> list[str]:
                                   ("polars", "polars", pythons)):
         python = next((p for p in where if importable(p, module)), None)
         if python:
-            took, mb, *_ = child(python, FLOOR_CHILD.format(reader=reader, train=str(train), root=str(ROOT)))
-            found.append(f"{reader} {took:.2f} s {mb:.0f} MB")
+            took, mb, _, _, _, used = child(python, FLOOR_CHILD.format(reader=reader, train=str(train),
+                                                                       root=str(ROOT)))
+            found.append(f"{reader} {took:.2f} s (cpu {used:.2f}) {mb:.0f} MB")
     return found
 
 
@@ -150,9 +160,10 @@ def main() -> None:
     python = lf_python(args.python)
     env = {**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; datasets from {python}")
-    print("ftr s: the exact checks of both files (rows, duplicates, leakage); ratio: load_dataset s / ftr s")
-    print(f"{'rows':>9} {'MB':>5} | {'ftr s':>6} {'ftr MB':>7} {'worker MB':>9} | {'load_dataset s':>14} {'MB':>6} "
-          f"| {'ratio':>5} | dup  leaks" + (" | near-duplicate pass s" if args.near else ""))
+    print("ftr s: the exact checks of both files (rows, duplicates, leakage); cpu: CPU seconds of all its processes "
+          "and threads (less affected by other load than the wall time); ratio: load_dataset s / ftr s")
+    print(f"{'rows':>9} {'MB':>5} | {'ftr s':>6} {'cpu':>5} {'ftr MB':>7} {'worker MB':>9} | {'load_dataset s':>14} "
+          f"{'cpu':>5} {'MB':>6} | {'ratio':>5} | dup  leaks" + (" | near-duplicate pass s" if args.near else ""))
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         for rows in [int(r) for r in args.rows.split(",")]:
             train, val = Path(tmp) / f"train-{rows}.jsonl", Path(tmp) / f"val-{rows}.jsonl"
@@ -165,9 +176,9 @@ def main() -> None:
                 cache = Path(tmp) / f"hf-cache-{rows}-{k}"
                 theirs.append(child(python, HF_CHILD.format(train=str(train), val=str(val), cache=str(cache)), env))
                 subprocess.run(["rm", "-rf", str(cache)], check=False)
-            (f_s, f_mb, counts, near, w_mb), (h_s, h_mb, *_) = min(ours), min(theirs)
-            print(f"{rows:>9} {train.stat().st_size >> 20:>5} | {f_s:>6.2f} {f_mb:>7.0f} {w_mb:>9.0f} | {h_s:>14.2f} "
-                  f"{h_mb:>6.0f} | {h_s / f_s:>4.2f}x | {counts[1]} {counts[2]}"
+            (f_s, f_mb, counts, near, w_mb, f_cpu), (h_s, h_mb, _, _, _, h_cpu) = min(ours), min(theirs)
+            print(f"{rows:>9} {train.stat().st_size >> 20:>5} | {f_s:>6.2f} {f_cpu:>5.2f} {f_mb:>7.0f} {w_mb:>9.0f} | "
+                  f"{h_s:>14.2f} {h_cpu:>5.2f} {h_mb:>6.0f} | {h_s / f_s:>4.2f}x | {counts[1]} {counts[2]}"
                   + (f" | {near:.2f}" if args.near else ""), flush=True)
             if args.floor:
                 print(f"{'':>9} floor, reading alone: " + "; ".join(floors(train, [python, *args.floor_python])),
