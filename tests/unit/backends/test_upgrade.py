@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from ft_recipes.backends.upgrade import table, upgrade_text
@@ -194,3 +195,73 @@ def test_qlora_under_fsdp2_with_cpu_ram_efficient_loading_gets_sharded_loading_w
     assert not up(text, "axolotl=0.19.0").changed  # 0.19 reads unset as off, as the source did
     assert not up(text.replace("cpu_ram_efficient_loading: true", "cpu_ram_efficient_loading: false")).changed
     assert not up("qlora_sharded_model_loading: false\n" + text).changed  # written: the target judges it
+
+
+# --- one case per row of the rename tables: the row does what it says, at the newest target --------------------
+
+NEWEST = {"axolotl": "0.21.0", "llamafactory": "0.9.5"}
+ROWS = [(backend, row) for backend in NEWEST for row in table(backend)]
+
+
+def _row_id(item) -> str:
+    backend, row = item
+    return f"{backend}-{row['kind']}-{row.get('section') or ''}{row['old']}"
+
+
+def _asked_for(row: dict):
+    """A value the removed key asks for something with (not its default, truthy; FSDP1's list for ``fsdp``)."""
+    if row["old"] == "fsdp":
+        return "[full_shard, auto_wrap]"
+    return "x" if row.get("default") != "x" else "y"
+
+
+@pytest.mark.parametrize("item", ROWS, ids=[_row_id(i) for i in ROWS])
+def test_each_row_of_the_rename_table(item):
+    from ft_recipes.backends.upgrade import _still_read
+
+    backend, row = item
+    target = f"{backend}={NEWEST[backend]}"
+    kind, old, new, section = row["kind"], row["old"], row.get("new"), row.get("section")
+    if kind == "key":
+        result = up(f"{old}: 7  # mine\nother: 1\n", target)
+        assert yaml.safe_load(result.new_text) == {new: 7, "other": 1} and "# mine" in result.new_text
+        assert result.changes[0].since == f"{backend} {row['since']}"
+    elif kind == "attn_flag":
+        assert up(f"{old}: true\n", target).new_text == f"attn_implementation: {row['value']}\n"
+    elif kind == "template":
+        result = up(f"template: {old}\n", target)
+        if new:
+            assert result.new_text == f"template: {new}\n"
+        else:
+            assert [(f.severity, f.key) for f in result.findings] == [("error", "template")] and not result.changed
+    elif kind == "unread":
+        assert up(f"{old}: 1\nother: 1\n", target).new_text == "other: 1\n"
+    elif kind == "removed":
+        text = f"{section}:\n  {old}: {_asked_for(row)}\n  other: 1\n" if section else f"{old}: {_asked_for(row)}\n"
+        name = f"{section}.{old}" if section else old
+        result = up(text, target)
+        kept = yaml.safe_load(result.new_text) or {}
+        kept = kept.get(section) or {} if section else kept
+        if _still_read(backend, NEWEST[backend], section, old):
+            assert not result.changed  # the target reads a field of that name again
+        elif row.get("refused") is None:  # the target ignores it: removed and listed
+            assert old not in kept and [f.severity for f in result.findings if f.key == name] in (["info"], [])
+            assert any(old in c.text for c in result.changes)
+        else:  # it asks for something the target refuses: kept for the user, an error; --drop removes it
+            assert old in kept and [f.severity for f in result.findings if f.key == name] == ["error"]
+            dropped = yaml.safe_load(up(text, target, drop=True).new_text) or {}
+            assert old not in (dropped.get(section) or {} if section else dropped)
+    elif kind == "dataset_type":
+        result = up(f"datasets:\n  - path: d.jsonl\n    type: {old}\n", target)
+        assert f"type: {new}" in result.new_text
+    elif kind == "prefix":
+        result = up(f"{section}:\n  {old}offload_params: true\n", target)
+        assert yaml.safe_load(result.new_text)[section] == {"offload_params": True}
+    elif kind == "fsdp2":
+        for value, reshard in row["values"].items():
+            result = up(f"fsdp_config:\n  {old}: {value}\n", target)
+            assert f"{new}: {str(reshard).lower()}" in result.new_text, (value, result.new_text)
+    elif kind == "fsdp2_version":
+        assert "fsdp_version: 2" in up("fsdp_config:\n  fsdp_version: 1\n  offload_params: true\n", target).new_text
+    else:
+        pytest.fail(f"a row of kind {kind!r} has no case here: add one")
