@@ -41,6 +41,8 @@ def write(path, fmt: str, seed: int, n: int = 2000) -> None:
             out.append('{"instruction": "cut off')
         elif luck < 0.025:
             out.append("[1, 2]")
+        elif luck < 0.027:
+            out.append(json.dumps({"instruction": "long " * 1000, "output": "x"}))  # over MAX_LINE, as the test sets it
     path.write_text("\n".join(out) + ("\n" if seed % 2 else ""), encoding="utf-8")
 
 
@@ -55,6 +57,7 @@ def test_parts_and_one_reading_agree(fmt, seed, tmp_path, monkeypatch):
     if seed % 2:
         monkeypatch.setattr(datacheck, "NUMPY_FROM", 0)  # duplicates found with numpy where it is installed
     monkeypatch.setattr(datacheck, "BLOCK", 1024)  # blocks of a few rows: both bulk and row by row paths
+    monkeypatch.setattr(datacheck, "MAX_LINE", 3000)  # long lines, some across parts' first guesses
     monkeypatch.setattr(datacheck, "_cpus", lambda: 2)
     ds = Dataset(format=fmt, path=path)
     assert datacheck._workers() == 2  # the parts are read by processes (nothing here stops a fork)
@@ -112,3 +115,12 @@ def test_near_leaks_in_parts_are_those_of_one_reading(tmp_path, monkeypatch):
     monkeypatch.setattr(datacheck, "_cpus", lambda: 2)
     assert datacheck.near_leaks([(td, ts)], (vd, vs), 0.7) == one
     assert one.count > 40
+
+
+def test_an_empty_file_in_parts(tmp_path, monkeypatch):
+    monkeypatch.setattr(datacheck, "_cpus", lambda: 2)
+    for text in ("", "\n\n"):
+        path = tmp_path / "empty.jsonl"
+        path.write_text(text, encoding="utf-8")
+        ds = Dataset(format="alpaca", path=path)
+        assert figures(datacheck._scan(ds, None, part=1, parallel_from=0)) == figures(datacheck._scan(ds, None))
