@@ -548,12 +548,17 @@ def find_duplicates(scan: FileScan) -> None:
             _add_keys(scan, scan.row_keys[at:at + step], scan.answer_lines[at:at + step])
         return
     keys = np.frombuffer(scan.row_keys, dtype=np.int64)
-    distinct, first = np.unique(keys, return_index=True)  # the index of each key's first row
-    scan.keys = SortedKeys(distinct)
+    order = np.argsort(keys, kind="stable")  # equal keys in file order (np.unique's copies take more memory)
+    ordered = keys[order]
+    starts = np.empty(len(keys), dtype=bool)  # where a run of equal keys starts: at its first row
+    starts[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=starts[1:])
+    scan.keys = SortedKeys(ordered[starts])
+    del ordered
     repeated = np.ones(len(keys), dtype=bool)
-    repeated[first] = False
-    del first
-    scan.duplicates.count = len(keys) - len(distinct)
+    repeated[order[starts]] = False
+    del order, starts
+    scan.duplicates.count = len(keys) - len(scan.keys)
     for row in np.flatnonzero(repeated)[:EXAMPLES].tolist():
         scan.duplicates.examples.append((scan.answer_lines[row], str(scan.first_line(scan.row_keys[row]))))
 
