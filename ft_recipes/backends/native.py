@@ -19,10 +19,11 @@ _MISSING = ABSENT
 def detect_dialect(data: Any) -> str:
     """'recipe', or the backend whose dialect markers the mapping uses most."""
     from ft_recipes import backends
+    from ft_recipes.recipe.formats import is_recipe
 
     if not isinstance(data, dict):
         return "recipe"
-    if "ftr" in data or isinstance(data.get("model"), dict) or "extends" in data:
+    if is_recipe(data):
         return "recipe"
     return backends.detect(data) or "recipe"
 

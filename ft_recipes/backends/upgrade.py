@@ -10,7 +10,6 @@ the user to decide unless ``drop=True``.
 
 from __future__ import annotations
 
-import io
 import json
 import re
 from dataclasses import dataclass, field
@@ -19,48 +18,20 @@ from pathlib import Path
 
 from ft_recipes.core.findings import Finding, UsageError
 from ft_recipes.core.paths import data_dir
+from ft_recipes.core.roundtrip import (
+    Change,
+    Result,
+    drop_key,
+    dump,
+    keep_indent,
+    line_of,
+    patched,
+    rename_key,
+    round_trip_yaml,
+)
 
 BACKENDS = ("llamafactory", "axolotl")
 SHAREGPT_MAPPING = {"role": "from", "content": "value"}
-
-
-@dataclass(frozen=True)
-class Change:
-    """One rewrite: ``line`` in the original file, what became what, and why."""
-
-    line: int
-    text: str
-    since: str
-    source: str
-    keys: tuple[str, ...] = ()  # the top-level keys it touched (old and new names)
-    expect: tuple[tuple[str, object], ...] = ()  # (top-level key, the value the target must read there)
-
-    def render(self, file: str) -> str:
-        return f"{file}:{self.line}: {self.text} (since {self.since}; {self.source})"
-
-
-@dataclass
-class Result:
-    file: str
-    text: str
-    new_text: str
-    changes: list[Change] = field(default_factory=list)
-    findings: list[Finding] = field(default_factory=list)
-
-    @property
-    def changed(self) -> bool:
-        return self.text != self.new_text
-
-
-def _yaml():
-    try:
-        from ruamel.yaml import YAML
-    except ImportError as exc:
-        raise UsageError("ftr upgrade needs ruamel.yaml (pip install 'ruamel.yaml>=0.18')") from exc
-    yaml = YAML()  # round-trip: comments, order, quotes and flow style kept
-    yaml.preserve_quotes = True
-    yaml.width = 4096
-    return yaml
 
 
 def parse_target(value: str) -> tuple[str, str]:
@@ -93,34 +64,6 @@ def rows_for(backend: str, version: str, kind: str) -> list[dict]:
 # ---------------------------------------------------------------- mapping edits that keep comments and order
 
 
-def _line(mapping, key) -> int:
-    try:
-        return mapping.lc.key(key)[0] + 1
-    except (AttributeError, KeyError, TypeError):
-        return 0
-
-
-def rename_key(mapping, old: str, new: str, value=None, keep_value: bool = True) -> None:
-    """``old`` becomes ``new`` at the same position, with its comments (and its value unless given)."""
-    keys = list(mapping)
-    pos = keys.index(old)
-    item = mapping.pop(old)
-    comment = mapping.ca.items.pop(old, None) if hasattr(mapping, "ca") else None
-    mapping.insert(pos, new, item if keep_value else value)
-    if comment is not None:
-        mapping.ca.items[new] = comment
-
-
-def drop_key(mapping, key: str) -> None:
-    """Remove ``key``; a comment that ended its line stays, on the key before it when there is one."""
-    keys = list(mapping)
-    comment = mapping.ca.items.pop(key, None) if hasattr(mapping, "ca") else None
-    mapping.pop(key)
-    pos = keys.index(key)
-    if comment is not None and pos > 0 and comment[2] is not None and keys[pos - 1] not in mapping.ca.items:
-        mapping.ca.items[keys[pos - 1]] = comment
-
-
 # ---------------------------------------------------------------- the upgrade
 
 
@@ -149,7 +92,7 @@ def _source(row: dict) -> str:
 
 def upgrade_text(text: str, backend: str, version: str, file: str = "<string>", drop: bool = False) -> Result:
     """The upgraded text of a native config and what was done to it."""
-    yaml = _yaml()
+    yaml = round_trip_yaml()
     ctx = Context(backend, version, file, drop)
     base = _earlier_duplicates_removed(text, ctx) if backend == "axolotl" else text
     data = _load(yaml, base, ctx)
@@ -159,8 +102,8 @@ def upgrade_text(text: str, backend: str, version: str, file: str = "<string>", 
         return Result(file, text, text, [], ctx.findings)
     for step in STEPS[backend]:
         step(data, ctx)
-    _keep_indent(yaml, base)
-    new_text = _patched(base, _dump(yaml, yaml.load(base)), _dump(yaml, data)) if ctx.changes else base
+    keep_indent(yaml, base)
+    new_text = patched(base, dump(yaml, yaml.load(base)), dump(yaml, data)) if ctx.changes else base
     if base != text:  # line numbers of the original file
         ctx.changes = [_renumbered(c, ctx.removed_lines) for c in ctx.changes]
         ctx.findings = [_renumbered(f, ctx.removed_lines) for f in ctx.findings]
@@ -197,7 +140,7 @@ def _earlier_duplicates_removed(text: str, ctx: Context) -> str:
             seen.setdefault(match.group(1), []).append(i)
     drop = []
     for key, where in seen.items():
-        if len(where) > 1 and all(_one_line(lines, i) for i in where[:-1]):
+        if len(where) > 1 and all(_oneline_of(lines, i) for i in where[:-1]):
             drop += where[:-1]
     ctx.removed_lines = [i + 1 for i in sorted(drop)]
     for i in sorted(drop):
@@ -207,7 +150,7 @@ def _earlier_duplicates_removed(text: str, ctx: Context) -> str:
     return "".join(line for i, line in enumerate(lines) if i not in set(drop))
 
 
-def _one_line(lines: list[str], i: int) -> bool:
+def _oneline_of(lines: list[str], i: int) -> bool:
     value = (TOP_KEY.match(lines[i].rstrip("\r\n")).group(2) or "").strip()
     if value[:1] in ("|", ">", "[", "{", "&", "*", "!", "'", '"') and not _closed(value):
         return False
@@ -242,49 +185,6 @@ def _load(yaml, text: str, ctx: Context):
     return None
 
 
-def _dump(yaml, data) -> str:
-    out = io.StringIO()
-    yaml.dump(data, out)
-    return out.getvalue()
-
-
-def _patched(original: str, before: str, after: str) -> str:
-    """``original`` with the edits that turn ``before`` (its plain round trip) into ``after``, so that what a
-    round trip alone would change (``null`` spellings, spacing, anchors) stays as written; the whole ``after``
-    where an edit touches a line the round trip wrote differently."""
-    import difflib
-
-    orig, base, new = original.splitlines(True), before.splitlines(True), after.splitlines(True)
-    where = {}  # base line -> original line, for lines the round trip kept as they were
-    for block in difflib.SequenceMatcher(None, base, orig, autojunk=False).get_matching_blocks():
-        for k in range(block.size):
-            where[block.a + k] = block.b + k
-    out, cursor = [], 0
-    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, base, new, autojunk=False).get_opcodes():
-        if tag == "equal":
-            continue
-        span = [where.get(i) for i in range(i1, i2)]
-        start = where.get(i1 - 1, -1) + 1 if i1 else 0
-        if None in span or (span and span != list(range(span[0], span[0] + len(span)))) or \
-                (span and span[0] != start) or start < cursor:
-            return after
-        out += orig[cursor:start] + new[j1:j2]
-        cursor = start + len(span)
-    return "".join(out + orig[cursor:])
-
-
-def _keep_indent(yaml, text: str) -> None:
-    """Write block sequences and mappings indented as the file does (``  - item`` or ``- item``)."""
-    from ruamel.yaml.util import load_yaml_guess_indent
-
-    try:
-        _, _, dash = load_yaml_guess_indent(text)
-    except Exception:  # noqa: BLE001 - ruamel's guess is best effort; its own load already succeeded
-        return
-    dash = dash or 0
-    yaml.indent(mapping=2, sequence=dash + 2, offset=dash)
-
-
 def upgrade_file(path: Path, backend: str, version: str, drop: bool = False) -> Result:
     return upgrade_text(path.read_text(encoding="utf-8"), backend, version, str(path), drop)
 
@@ -305,7 +205,7 @@ def rename_keys(data, ctx: Context) -> None:
         old, new = row["old"], row["new"]
         if old not in data:
             continue
-        line = _line(data, old)
+        line = line_of(data, old)
         if new in data:
             ctx.finding(line, "error", f"{old!r} was renamed {new!r} in {ctx.backend} {row['since']}, and both "
                         f"are set", f"keep one ({_source(row)})", old)
@@ -314,7 +214,7 @@ def rename_keys(data, ctx: Context) -> None:
         ctx.change(line, f"{old} -> {new}", row, (old, new), {new: _value(data[new])})
     for row in rows_for(ctx.backend, ctx.version, "move"):
         if row["old"] in data and hasattr(data.get(row["section"]), "items"):
-            line = _line(data, row["old"])
+            line = line_of(data, row["old"])
             data[row["section"]][row["new"]] = data[row["old"]]
             drop_key(data, row["old"])
             ctx.change(line, f"{row['old']} -> {row['section']}.{row['new']}", row, (row["old"], row["section"]))
@@ -328,21 +228,21 @@ def attention_flags(data, ctx: Context) -> None:
         return
     chosen = next((r for r in present if data[r["old"]]), None)
     if chosen and "attn_implementation" not in data:
-        line = _line(data, chosen["old"])
+        line = line_of(data, chosen["old"])
         rename_key(data, chosen["old"], "attn_implementation", chosen["value"], keep_value=False)
         ctx.change(line, f"{chosen['old']}: true -> attn_implementation: {chosen['value']}", chosen,
                    (chosen["old"], "attn_implementation"), {"attn_implementation": chosen["value"]})
     elif chosen and str(data["attn_implementation"]) == chosen["value"]:
-        line = _line(data, chosen["old"])
+        line = line_of(data, chosen["old"])
         drop_key(data, chosen["old"])
         ctx.change(line, f"{chosen['old']}: true removed (attn_implementation: {chosen['value']} already says it)",
                    chosen, (chosen["old"],), {"attn_implementation": chosen["value"]})
     elif chosen:
-        ctx.finding(_line(data, chosen["old"]), "error", f"{chosen['old']!r} and attn_implementation are both "
+        ctx.finding(line_of(data, chosen["old"]), "error", f"{chosen['old']!r} and attn_implementation are both "
                     f"set; {ctx.backend} {chosen['since']} refuses that", "keep attn_implementation", chosen["old"])
     for row in present:
         if row["old"] in data and not data[row["old"]]:
-            line = _line(data, row["old"])
+            line = line_of(data, row["old"])
             value = data[row["old"]]
             drop_key(data, row["old"])
             ctx.change(line, f"{row['old']}: {_plain(value)} removed (off; attention is attn_implementation)", row,
@@ -381,7 +281,7 @@ def sharegpt_datasets(data, ctx: Context) -> None:
 
 
 def _sharegpt_entry(entry, ctx: Context, row: dict) -> None:
-    line = _line(entry, "type")
+    line = line_of(entry, "type")
     if entry["type"] not in ("sharegpt", "sharegpt:chat"):
         ctx.finding(line, "error", f"type: {entry['type']} (a ShareGPT variant) has no chat_template equivalent "
                     f"ftr can write", f"rewrite it as type: chat_template by hand ({_source(row)})", "type")
@@ -397,7 +297,7 @@ def _sharegpt_entry(entry, ctx: Context, row: dict) -> None:
     ctx.change(line, f"datasets type: {old} -> chat_template (field_messages, message_property_mappings)", row,
                ("datasets", "test_datasets"))
     if "conversation" in entry:
-        ctx.finding(_line(entry, "conversation"), "warning", f"conversation: {entry['conversation']} (a FastChat "
+        ctx.finding(line_of(entry, "conversation"), "warning", f"conversation: {entry['conversation']} (a FastChat "
                     f"template) has no chat_template spelling ftr can pick", "set chat_template", "conversation")
 
 
@@ -415,12 +315,12 @@ def fsdp2(data, ctx: Context) -> None:
     for where in (config, data):
         old = where.get("fsdp_version")
         if old is not None and str(old) != "2":
-            line = _line(where, "fsdp_version")
+            line = line_of(where, "fsdp_version")
             where["fsdp_version"] = 2
             ctx.change(line, f"fsdp_version: {old} -> 2 (FSDP1 removed)", row, ("fsdp_version", "fsdp_config"))
     if "fsdp_version" not in data and "fsdp_version" not in config:
         data.insert(list(data).index("fsdp_config"), "fsdp_version", 2)
-        ctx.change(_line(data, "fsdp_config"), "fsdp_version: 2 added (FSDP1 removed)", row,
+        ctx.change(line_of(data, "fsdp_config"), "fsdp_version: 2 added (FSDP1 removed)", row,
                    ("fsdp_version", "fsdp_config"))
     for strategy in rows_for(ctx.backend, ctx.version, "fsdp2"):
         _sharding(config, ctx, strategy)
@@ -429,7 +329,7 @@ def fsdp2(data, ctx: Context) -> None:
 def _fsdp_list(data, ctx: Context, row: dict) -> None:
     if "fsdp" not in data:
         return
-    line = _line(data, "fsdp")
+    line = line_of(data, "fsdp")
     options = data["fsdp"] if isinstance(data["fsdp"], list) else [data["fsdp"]] if data["fsdp"] else []
     if options and not hasattr(data.get("fsdp_config"), "items"):
         data.insert(list(data).index("fsdp") + 1, "fsdp_config", _new_map())
@@ -462,7 +362,7 @@ def _sharding(config, ctx: Context, row: dict) -> None:
     for key in ("sharding_strategy", "fsdp_sharding_strategy"):
         if key not in config:
             continue
-        line = _line(config, key)
+        line = line_of(config, key)
         value = str(config[key]).upper()
         if value not in row["values"]:
             ctx.finding(line, "error", f"fsdp_config.{key}: {config[key]} has no FSDP2 equivalent "
@@ -481,7 +381,7 @@ def unprefix(data, ctx: Context) -> None:
             continue
         for key in [k for k in section if str(k).startswith(row["old"]) and k != "fsdp_version"]:
             new = key[len(row["old"]):]
-            line = _line(section, key)
+            line = line_of(section, key)
             if new in section:
                 ctx.finding(line, "error", f"{row['section']}.{key} and {new} are both set", "keep one", key)
                 continue
@@ -503,7 +403,7 @@ def removed_keys(data, ctx: Context) -> None:
 def _removed(section, ctx: Context, row: dict) -> None:
     key = row["old"]
     value = section[key]
-    line = _line(section, key)
+    line = line_of(section, key)
     name = f"{row['section']}.{key}" if row.get("section") else key
     idle = row.get("refused") is None or value is None or value == row.get("default") or \
         (row.get("refused") == "truthy" and not value)
@@ -528,7 +428,7 @@ def unread_keys(data, ctx: Context) -> None:
         key = row["old"]
         if key not in data or _still_read(ctx.backend, ctx.version, None, key):
             continue
-        line, value = _line(data, key), data[key]
+        line, value = line_of(data, key), data[key]
         drop_key(data, key)
         ctx.change(line, f"{key}: {_plain(value)} removed (no {ctx.backend} version reads it)", row, (key,))
         ask = f"; {row['new']} is the key that does ({row['note']})" if row.get("new") else f" ({row['note']})"
@@ -541,7 +441,7 @@ def templates(data, ctx: Context) -> None:
     for row in rows_for(ctx.backend, ctx.version, "template"):
         if data.get(row["key"]) != row["old"]:
             continue
-        line = _line(data, row["key"])
+        line = line_of(data, row["key"])
         if row.get("new"):
             data[row["key"]] = row["new"]
             ctx.change(line, f"{row['key']}: {row['old']} -> {row['new']}", row, (row["key"],))
@@ -569,7 +469,7 @@ def fsdp1_unread(data, ctx: Context) -> None:
         return
     known = load(ctx.backend, ctx.version).get("section_keys", {}).get("fsdp_config", {})
     for key in [k for k in config if k in FSDP1_DEFAULTS and k not in known]:
-        line, value = _line(config, key), config[key]
+        line, value = line_of(config, key), config[key]
         if str(value).upper() == str(FSDP1_DEFAULTS[key]).upper():
             drop_key(config, key)
             ctx.change(line, f"fsdp_config.{key}: {_plain(value)} removed ({ctx.backend} {ctx.version} no longer "
@@ -597,7 +497,7 @@ def qlora_sharded_loading(data, ctx: Context) -> None:
     if not (hasattr(config, "items") and str(data.get("adapter")) == "qlora" and data.get("load_in_4bit")
             and config.get("cpu_ram_efficient_loading")):
         return
-    line = _line(data, "adapter")
+    line = line_of(data, "adapter")
     data.insert(list(data).index("adapter") + 1, "qlora_sharded_model_loading", True)
     ctx.change(line, "qlora_sharded_model_loading: true added (FSDP2 + QLoRA with cpu_ram_efficient_loading)",
                QLORA_SHARDED_ROW, ("qlora_sharded_model_loading",), {"qlora_sharded_model_loading": True})
@@ -631,7 +531,7 @@ def dpo_dataset_defaults(data, ctx: Context) -> None:
         if not hasattr(entry, "items") or not str(entry.get("type") or "").startswith("chat_template"):
             continue
         for key in [k for k in DPO_READER_DEFAULTS if k in entry and k not in known]:
-            line, value = _line(entry, key), _value(entry[key])
+            line, value = line_of(entry, key), _value(entry[key])
             default = DPO_READER_DEFAULTS[key]
             if value == default or (key == "roles" and isinstance(value, dict) and all(
                     default.get(role) == names for role, names in value.items())):
@@ -652,7 +552,7 @@ TOKENS_ROW = {"since": "0.1.0", "origin": "hand",
 def special_tokens(data, ctx: Context) -> None:
     """``tokens:`` as a mapping of special tokens (before Axolotl 0.1) -> ``special_tokens:``; a list is left."""
     if hasattr(data.get("tokens"), "items") and "special_tokens" not in data:
-        line = _line(data, "tokens")
+        line = line_of(data, "tokens")
         rename_key(data, "tokens", "special_tokens")
         ctx.change(line, "tokens: {...} -> special_tokens (a mapping of special tokens)", TOKENS_ROW,
                    ("tokens", "special_tokens"), {"special_tokens": _value(data["special_tokens"])})
@@ -671,7 +571,7 @@ def unread_nulls(data, ctx: Context) -> None:
 
     keys = load(ctx.backend, ctx.version).get("keys", {})
     for key in [k for k in data if data[k] is None and isinstance(k, str) and k not in keys]:
-        line = _line(data, key)
+        line = line_of(data, key)
         drop_key(data, key)
         ctx.change(line, f"{key}: null removed ({ctx.backend} {ctx.version} has no such key; null is absent)",
                    NULL_ROW, (key,))

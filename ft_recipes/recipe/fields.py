@@ -14,6 +14,7 @@ from functools import lru_cache
 from typing import Iterator, get_args, get_type_hints
 
 from ft_recipes.recipe import model as r
+from ft_recipes.recipe.formats import FORMAT
 
 # The recipe's sections: YAML name -> dataclass (the order the schema lists them in).
 SECTIONS = {"model": r.Model, "method": r.Method, "preference": r.Preference, "data": r.Data, "train": r.Train,
@@ -160,7 +161,8 @@ def recipe_schema(backend_names: tuple[str, ...]) -> dict:
     """The recipe JSON Schema, generated from the field declarations (``backends`` takes ``backend_names``)."""
     sections = {name: _object(cls) for name, cls in SECTIONS.items()}
     props = {
-        "ftr": {"const": 1, "description": "Recipe format version. Always 1."},
+        "ftr": {"const": FORMAT, "description": f"Recipe format version ({FORMAT}; docs/recipe-format.md: "
+                                                 "`ftr upgrade RECIPE` moves a recipe to it)."},
         "extends": {"description": "Presets or files this recipe builds on, merged left to right (the recipe last). "
                                    "Built-in preset names, relative paths, or library:name.", **EXTENDS},
         "description": {"type": "string", "description": "Free text describing the recipe."},
