@@ -904,7 +904,8 @@ class _Near:
                 theirs = self.rows[line]
                 if shared < min(need, len(self.anchored[line]), len(bottom)):
                     continue
-                score = len(sh & theirs) / len(sh | theirs)
+                shared = len(sh & theirs)
+                score = shared / (len(sh) + len(theirs) - shared)  # Jaccard: the union's size without making it
                 if score >= self.similarity:
                     yield number, line, score
                     self.drop(line)
