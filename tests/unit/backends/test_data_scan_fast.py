@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 
 import pytest
 
@@ -77,3 +78,11 @@ def test_numpy_finds_the_duplicates_the_set_finds(seed, tmp_path, monkeypatch):
     val.path.write_text("\n".join(rows(seed + 1, 300)), encoding="utf-8")
     assert datacheck.leaks([with_numpy], datacheck._scan(val, None)) == datacheck.leaks([with_set],
                                                                                          datacheck._scan(val, None))
+
+
+def test_the_bulk_keys_know_every_whitespace_character():
+    """The bulk path takes a block as normal when it holds no whitespace but single spaces: _SPACES must be every
+    character str.split() splits at (but the space), and lower-casing must make none."""
+    every = [chr(c) for c in range(sys.maxunicode + 1)]
+    assert {c for c in every if c.isspace()} == set(datacheck._SPACES) | {" "}
+    assert not [c for c in every if not c.isspace() and any(map(str.isspace, c.lower()))]
