@@ -406,7 +406,7 @@ def _removed(section, ctx: Context, row: dict) -> None:
     line = line_of(section, key)
     name = f"{row['section']}.{key}" if row.get("section") else key
     idle = row.get("refused") is None or value is None or value == row.get("default") or \
-        (row.get("refused") == "truthy" and not value)
+        (row.get("refused") == "truthy" and not value) or _fsdp1_default(row, key, value)
     reason = f"{row['reason']} ({_source(row)})"
     if idle or ctx.drop:
         drop_key(section, key)
@@ -434,6 +434,13 @@ def unread_keys(data, ctx: Context) -> None:
         ask = f"; {row['new']} is the key that does ({row['note']})" if row.get("new") else f" ({row['note']})"
         ctx.finding(line, "warning", f"{key!r} removed: no {ctx.backend} version reads it, so it never took effect",
                     f"{_source(row)}{ask}", key)
+
+
+def _fsdp1_default(row: dict, key: str, value) -> bool:
+    """An FSDP1 ``fsdp_config`` key holding the FSDP1 plugin's default, which FSDP2 does without it
+    (``forward_prefetch: false``: FSDP2 prefetches nothing forward unless asked)."""
+    return row.get("section") == "fsdp_config" and key in FSDP1_DEFAULTS and \
+        str(value).upper() == str(FSDP1_DEFAULTS[key]).upper()
 
 
 def templates(data, ctx: Context) -> None:

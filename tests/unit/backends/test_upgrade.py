@@ -265,3 +265,12 @@ def test_each_row_of_the_rename_table(item):
         assert "fsdp_version: 2" in up("fsdp_config:\n  fsdp_version: 1\n  offload_params: true\n", target).new_text
     else:
         pytest.fail(f"a row of kind {kind!r} has no case here: add one")
+
+
+def test_an_fsdp1_key_at_its_fsdp1_default_goes_when_moving_to_fsdp2():
+    text = "fsdp_version: 1\nfsdp_config:\n  forward_prefetch: false\n  offload_params: true\n"
+    result = up(text, "axolotl=0.21.0")
+    assert yaml.safe_load(result.new_text)["fsdp_config"] == {"offload_params": True}
+    assert [f.severity for f in result.findings] == ["info"]
+    asked = up(text.replace("forward_prefetch: false", "forward_prefetch: true"), "axolotl=0.21.0")
+    assert [f.severity for f in asked.findings] == ["error"]  # what it asked for is gone under FSDP2
