@@ -989,6 +989,9 @@ class Lengths:
     no_answer: Issue = field(default_factory=Issue)  # rows whose prompt alone fills max_length
     longest: int = 0
     tokens: array = field(default_factory=lambda: array("q"))
+    answer_cut: Issue = field(default_factory=Issue)  # rows whose answer max_length cuts (part of it kept)
+    kept: int = 0  # tokens left after the cut (or the drop) at max_length
+    trainable: int = 0  # of those, the tokens the loss is computed on
 
     def share(self, issue: Issue) -> float:
         return issue.count / self.rows if self.rows else 0.0
@@ -1016,9 +1019,13 @@ def tokenizer_for(base: str):
         return None
 
 
-def lengths(ds: Dataset, scanned: FileScan, max_length: int, tokenizer=None) -> Lengths:
-    """Rows over ``max_length`` tokens and rows whose prompt fills it (counted with ``tokenizer``, else estimated
-    from the scan's character counts)."""
+def lengths(ds: Dataset, scanned: FileScan, max_length: int, tokenizer=None, train_on_prompt: bool = False,
+            drop_over: bool = False) -> Lengths:
+    """Rows over ``max_length`` tokens, rows whose prompt fills it and rows whose answer it cuts, and the tokens
+    kept and trained after the cut (counted with ``tokenizer``, else estimated from the scan's character counts).
+    The cut keeps the start of the row, as Axolotl and trl cut (LLaMA-Factory shares the budget between prompt and
+    answer); ``drop_over``: rows over max_length are dropped instead (data.overlength: drop); ``train_on_prompt``:
+    the loss is on the prompt too (a text row's whole content is its answer)."""
     result = Lengths(exact=tokenizer is not None)
     pairs = _token_pairs(ds, tokenizer) if tokenizer is not None else (
         (line, -(-p // CHARS_PER_TOKEN), -(-a // CHARS_PER_TOKEN))
@@ -1032,6 +1039,13 @@ def lengths(ds: Dataset, scanned: FileScan, max_length: int, tokenizer=None) -> 
             result.over.add(line, str(total))
         if prompt >= max_length:
             result.no_answer.add(line, str(prompt))
+        elif total > max_length:
+            result.answer_cut.add(line, f"{max_length - prompt} of {answer}")
+        if drop_over and total > max_length:
+            continue
+        kept = min(total, max_length)
+        result.kept += kept
+        result.trainable += kept if train_on_prompt else max(0, kept - prompt)
     return result
 
 

@@ -9,6 +9,7 @@ import click
 
 from ft_recipes.backends import NAMES
 from ft_recipes.cli.commands import guard
+from ft_recipes.core.findings import UsageError
 
 DATA_CODES = ("FTR204", "FTR207", "FTR208", "FTR209", "FTR210", "FTR211", "FTR212", "FTR213")
 
@@ -46,12 +47,75 @@ def dataset_report(recipe, ds, scanned, backends: tuple[str, ...], dialect: str 
                        else 0, "skipped": skipped}
     report["backends"] = reads
     if scanned.rows:
-        counted = lengths(ds, scanned, recipe.data.max_length, tokenizer_for(recipe.model.base))
-        report["tokens"] = {"exact": counted.exact, "max_length": recipe.data.max_length,
+        d = recipe.data
+        counted = lengths(ds, scanned, d.max_length, tokenizer_for(recipe.model.base),
+                          d.train_on_prompt or recipe.stage == "pt", d.overlength == "drop")
+        report["tokens"] = {"exact": counted.exact, "max_length": d.max_length,
                             "median": counted.percentile(0.5), "p95": counted.percentile(0.95),
                             "longest": counted.longest, "over_max_length": counted.over.count,
-                            "prompt_fills_max_length": counted.no_answer.count}
+                            "prompt_fills_max_length": counted.no_answer.count,
+                            "answer_cut": counted.answer_cut.count, "kept": counted.kept,
+                            "trainable": counted.trainable, "histogram": histogram(counted.tokens, d.max_length)}
     return report
+
+
+BINS = 10
+
+
+def histogram(tokens, max_length: int) -> dict:
+    """Row counts of token lengths in BINS equal bins up to max_length, and the rows over it."""
+    width = max(1, -(-max_length // BINS))
+    counts = [0] * BINS
+    over = 0
+    for n in tokens:
+        if n > max_length:
+            over += 1
+        else:
+            counts[min(BINS - 1, max(0, n - 1) // width)] += 1
+    return {"width": width, "counts": counts, "over_max_length": over}
+
+
+def training_figures(recipe, reports: list[dict]) -> dict:
+    """Rows, tokens and optimizer steps per epoch of the training datasets, for the recipe's batch settings
+    (held-out rows of val.split taken away; packed: the kept tokens fill sequences of max_length)."""
+    train = {str(ds.path) for ds in recipe.data.train if ds.path is not None}
+    mine = [r for r in reports if r["path"] in train and "tokens" in r]
+    rows = sum(r["readable_rows"] for r in mine)
+    split = recipe.data.val_split
+    kept_share = 1 - split if 0 < split < 1 else ((rows - split) / rows if rows and split >= 1 else 1)
+    rows = max(0, round(rows * kept_share))
+    kept = round(sum(r["tokens"]["kept"] for r in mine) * kept_share)
+    batch = recipe.effective_batch
+    units = -(-kept // recipe.data.max_length) if recipe.data.packing else rows
+    return {"rows": rows, "tokens": kept, "trainable_tokens": round(sum(r["tokens"]["trainable"] for r in mine)
+                                                                    * kept_share),
+            "effective_batch": batch, "packed": recipe.data.packing, "steps_per_epoch": -(-units // batch)}
+
+
+def draw_histogram(reports: list[dict], out: Path) -> None:
+    """A PNG of each dataset's token lengths against max_length (matplotlib: the ``report`` extra)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise UsageError("--histogram needs matplotlib: pip install 'ft-recipes[report]'") from None
+    shown = [r for r in reports if "tokens" in r]
+    fig, axes = plt.subplots(len(shown) or 1, 1, figsize=(7, 2.4 * max(1, len(shown))), squeeze=False)
+    for ax, r in zip(axes[:, 0], shown):
+        h = r["tokens"]["histogram"]
+        edges = [h["width"] * i for i in range(len(h["counts"]))]
+        ax.bar(edges, h["counts"], width=h["width"], align="edge", color="tab:blue", label="rows")
+        ax.bar([h["width"] * len(h["counts"])], [h["over_max_length"]], width=h["width"], align="edge",
+               color="tab:red", label="over max_length")
+        ax.axvline(r["tokens"]["max_length"], color="black", linestyle="--")
+        ax.set_title(Path(r["path"]).name, fontsize=9)
+        ax.set_xlabel("tokens" + ("" if r["tokens"]["exact"] else " (estimate)"))
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
 
 
 def end_of_turn(recipe, backends: tuple[str, ...], rows: int) -> dict:
@@ -93,7 +157,7 @@ def _ends_text(ends: dict) -> list[str]:
     return out
 
 
-def _text(reports: list[dict], findings: list, ends: dict | None = None) -> str:
+def _text(reports: list[dict], findings: list, ends: dict | None = None, training: dict | None = None) -> str:
     out = []
     for r in reports:
         out.append(f"{r['path']} ({r['format']}): {r['rows']} rows, {r['readable_rows']} readable, "
@@ -108,10 +172,15 @@ def _text(reports: list[dict], findings: list, ends: dict | None = None) -> str:
             how = "tokenizer" if tokens["exact"] else "estimate, 4 chars/token"
             out.append(f"  tokens ({how}): median {tokens['median']}, p95 {tokens['p95']}, longest "
                        f"{tokens['longest']}; {tokens['over_max_length']} over max_length {tokens['max_length']}, "
-                       f"{tokens['prompt_fills_max_length']} with no room for the answer")
+                       f"{tokens['prompt_fills_max_length']} with no room for the answer, {tokens['answer_cut']} "
+                       f"with the answer cut; {tokens['trainable']} trainable tokens")
         for name, reads in r["backends"].items():
             skipped = ", ".join(f"{k} {v}" for k, v in reads["skipped"].items())
             out.append(f"  {name}: reads {reads['rows']} rows" + (f" (skips: {skipped})" if skipped else ""))
+    if training and training["rows"]:
+        out.append(f"training: {training['rows']} rows, {training['tokens']} tokens after the cut, "
+                   f"{training['trainable_tokens']} trainable; {training['steps_per_epoch']} steps per epoch at an "
+                   f"effective batch of {training['effective_batch']}" + (" (packed)" if training["packed"] else ""))
     out += _ends_text(ends or {})
     out += [finding.text() for finding in findings]
     return "\n".join(out) + "\n"
@@ -127,8 +196,12 @@ def _text(reports: list[dict], findings: list, ends: dict | None = None) -> str:
                    "turn is trained (FTR212; needs the model on this machine).")
 @click.option("--eos-rows", type=click.IntRange(1), default=20, show_default=True,
               help="Rows the end-of-turn check runs through each backend.")
+@click.option("--histogram", type=click.Path(dir_okay=False), default=None,
+              help="Also draw each dataset's token lengths against max_length into this PNG (needs the report "
+                   "extra: matplotlib).")
 @guard
-def data_cmd(path: str, backends: tuple[str, ...], fmt: str, eos: bool, eos_rows: int) -> None:
+def data_cmd(path: str, backends: tuple[str, ...], fmt: str, eos: bool, eos_rows: int,
+             histogram: str | None) -> None:
     """Check every row of PATH's local datasets (a recipe or a native config) as each backend reads them: rows,
     formats, problems (file:line), duplicates, validation rows in training, identical pairs, lengths against
     max_length, and the end of turn in each backend's labels. The findings are lint's FTR204 and FTR207-FTR213;
@@ -144,14 +217,17 @@ def data_cmd(path: str, backends: tuple[str, ...], fmt: str, eos: bool, eos_rows
             scan(ds, progress_line(ds.path))
     reports = [dataset_report(recipe, ds, scanned, backends or NAMES, loaded.dialect)
                for ds, scanned in local_datasets(recipe)]
+    training = training_figures(recipe, reports)
+    if histogram:
+        draw_histogram(reports, Path(histogram))
     ends = end_of_turn(recipe, backends or NAMES, eos_rows) if eos and recipe.data.train else {}
     findings = lint_file(Path(path), Options(select=DATA_CODES))
     if fmt == "json":
         from dataclasses import asdict
 
-        click.echo(json.dumps({"datasets": reports, "end_of_turn": ends, "findings": [asdict(f) for f in findings]},
-                              indent=2))
+        click.echo(json.dumps({"datasets": reports, "training": training, "end_of_turn": ends,
+                               "findings": [asdict(f) for f in findings]}, indent=2))
     else:
-        click.echo(_text(reports, findings, ends), nl=False)
+        click.echo(_text(reports, findings, ends, training), nl=False)
     if any(f.severity == "error" for f in findings):
         raise SystemExit(1)

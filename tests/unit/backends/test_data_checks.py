@@ -199,3 +199,44 @@ def test_rows_without_an_assistant_turn_stop_a_trl_run(tmp_path):
     assert "lines 4)" in next(f.hint for f in lint_file(mapped, Options()) if f.code == "FTR207" and "trl" in f.message)
     trained = _recipe(tmp_path, train=[{"path": "data.jsonl", "format": "sharegpt"}], train_on_prompt=True)
     assert [f for f in lint_file(trained, Options()) if f.code == "FTR207" and "trl" in f.message] == []
+
+
+def test_tokens_kept_and_trained_after_the_cut_have_known_counts(tmp_path):
+    rows = [{"instruction": "w" * 400, "output": "ok"},  # prompt 101 tokens (estimate), answer 1: no room
+            {"instruction": "q", "output": "w" * 500},   # prompt 1, answer 125: cut to 99
+            {"instruction": "q", "output": "short"}]     # prompt 1, answer 2
+    path = _write(tmp_path / "data.jsonl", rows)
+    counted = lengths(_ds(path), scan(_ds(path)), 100)
+    assert [line for line, _ in counted.answer_cut.examples] == [2] and counted.answer_cut.first[1] == "99 of 125"
+    assert (counted.kept, counted.trainable) == (100 + 100 + 3, 0 + 99 + 2)
+    assert (lambda c: (c.kept, c.trainable))(lengths(_ds(path), scan(_ds(path)), 100, drop_over=True)) == (3, 2)
+    assert lengths(_ds(path), scan(_ds(path)), 100, train_on_prompt=True).trainable == 203
+
+
+def test_ftr_data_gives_steps_per_epoch_for_the_batch_settings(tmp_path):
+    _write(tmp_path / "data.jsonl", _alpaca(100))
+    report = json.loads(CliRunner().invoke(main, ["data", str(_recipe(tmp_path)), "--format", "json",
+                                                  "--no-eos"]).output)
+    training = report["training"]
+    # 100 rows, 10% held out (val.split 0.1): 90 rows at 4 x 4 x 1 GPU = 16 a step
+    assert (training["rows"], training["effective_batch"], training["steps_per_epoch"]) == (90, 16, 6)
+    tokens = report["datasets"][0]["tokens"]
+    assert sum(tokens["histogram"]["counts"]) == 100 and tokens["histogram"]["over_max_length"] == 0
+    packed = json.loads(CliRunner().invoke(main, ["data", str(_recipe(tmp_path, packing=True, max_length=64)),
+                                                  "--format", "json", "--no-eos"]).output)["training"]
+    assert packed["packed"] and packed["steps_per_epoch"] == -(-(-(-packed["tokens"] // 64)) // 16)
+    held = json.loads(CliRunner().invoke(main, ["data", str(_recipe(tmp_path, val={"split": 20})), "--format",
+                                                "json", "--no-eos"]).output)["training"]
+    assert held["rows"] == 80  # a row count held out
+
+
+def test_histogram_png_needs_the_report_extra(tmp_path):
+    _write(tmp_path / "data.jsonl", _alpaca(10))
+    result = CliRunner().invoke(main, ["data", str(_recipe(tmp_path)), "--no-eos", "--histogram",
+                                       str(tmp_path / "h.png")])
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        assert result.exit_code == 2 and "pip install 'ft-recipes[report]'" in result.output
+    else:
+        assert result.exit_code == 0 and (tmp_path / "h.png").read_bytes()[:4] == b"\x89PNG"
