@@ -620,14 +620,83 @@ _SCANS: dict = {}
 
 
 def scan(ds: Dataset, progress: Callable[[int, int], None] | None = None) -> FileScan:
-    """Every row of the local .jsonl/.json dataset ``ds`` (OSError when it cannot be opened)."""
+    """Every row of the local .jsonl/.json dataset ``ds`` (OSError when it cannot be opened); remembered in this
+    process, and on disk for files of CACHE_FROM bytes or more (``ftr lint`` on every save reads a large file
+    once)."""
     stat = ds.path.stat()
     key = (str(ds.path), stat.st_size, stat.st_mtime_ns, ds.format, ds.columns)
     if key not in _SCANS:
         if len(_SCANS) > 32:
             _SCANS.clear()
-        _SCANS[key] = _scan(ds, progress)
+        _SCANS[key] = _cached_scan(ds, stat, progress)
     return _SCANS[key]
+
+
+# --- scans kept on disk ------------------------------------------------------------------------------------------
+
+CACHE_FROM = 1 << 20  # smaller files are read again: faster than a cache entry
+CACHE_ENTRIES = 32  # the newest are kept
+
+
+def _cached_scan(ds: Dataset, stat, progress) -> FileScan:
+    if stat.st_size < CACHE_FROM:
+        return _scan(ds, progress)
+    path = _cache_file(ds, stat)
+    kept = _read_cache(path)
+    if kept is not None:
+        return kept
+    result = _scan(ds, progress)
+    _write_cache(path, result)
+    return result
+
+
+def _cache_file(ds: Dataset, stat) -> Path:
+    """The cache entry of ``ds`` as it is now: its file's identity (path, inode, size, modification time), the
+    dataset's settings, and the code that reads it (this module and the backends' row readers, by their
+    modification times, with the package version)."""
+    import hashlib
+
+    from ft_recipes import __version__
+    from ft_recipes.backends.envs import cache_root
+
+    code = [Path(__file__)] + [Path(r.__file__) for r in _readers().values()]
+    identity = (str(ds.path.resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns, ds.format, ds.columns,
+                __version__, [(str(p), p.stat().st_mtime_ns) for p in code])
+    name = hashlib.sha256(repr(identity).encode()).hexdigest()[:32]
+    return cache_root().parent / "scans" / f"{name}.pickle"
+
+
+def _read_cache(path: Path) -> FileScan | None:
+    """The scan kept at ``path``, or None: none there, or not a private file of this user (a pickle is code)."""
+    import pickle
+
+    try:
+        info = path.stat()
+        if info.st_uid != os.getuid() or info.st_mode & 0o077:
+            return None
+        with path.open("rb") as handle:
+            kept = pickle.load(handle)
+    except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError, ValueError):
+        return None
+    return kept if isinstance(kept, FileScan) else None
+
+
+def _write_cache(path: Path, result: FileScan) -> None:
+    """Keep ``result`` (a private file, written whole then renamed), and only the newest CACHE_ENTRIES."""
+    import pickle
+    import tempfile
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        handle, temp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")  # mode 0600
+        with os.fdopen(handle, "wb") as out:
+            pickle.dump(result, out, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(temp, path)
+        entries = sorted(path.parent.glob("*.pickle"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
+        for old in entries[CACHE_ENTRIES:]:
+            old.unlink(missing_ok=True)
+    except OSError:  # a read-only or full cache folder: the scan stands without it
+        return
 
 
 PARALLEL_FROM = 64 << 20  # a larger .jsonl file is read in parts by several processes

@@ -240,3 +240,27 @@ def test_histogram_png_needs_the_report_extra(tmp_path):
         assert result.exit_code == 2 and "pip install 'ft-recipes[report]'" in result.output
     else:
         assert result.exit_code == 0 and (tmp_path / "h.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_large_file_is_read_once_across_processes(tmp_path, monkeypatch):
+    """The scan of a file of 1 MB or more is kept on disk (private), used while the file is unchanged."""
+    import os
+
+    from ft_recipes.backends import datacheck
+
+    monkeypatch.setenv("FTR_ENV_DIR", str(tmp_path / "cache" / "envs"))
+    path = _write(tmp_path / "big.jsonl", _alpaca(20000))
+    assert path.stat().st_size >= datacheck.CACHE_FROM
+    reads = []
+    real = datacheck._scan
+    monkeypatch.setattr(datacheck, "_scan", lambda ds, progress: reads.append(ds) or real(ds, progress))
+    first = datacheck._cached_scan(_ds(path), path.stat(), None)  # _cached_scan: what a new process does
+    again = datacheck._cached_scan(_ds(path), path.stat(), None)
+    assert len(reads) == 1 and vars(again) == vars(first) and again.rows == 20000
+    [entry] = (tmp_path / "cache" / "scans").glob("*.pickle")
+    assert entry.stat().st_mode & 0o777 == 0o600
+    with path.open("a") as handle:  # changed: read again
+        handle.write(json.dumps({"instruction": "more", "output": "rows"}) + "\n")
+    assert datacheck._cached_scan(_ds(path), path.stat(), None).rows == 20001 and len(reads) == 2
+    os.chmod(entry, 0o644)  # an entry others could have written is not trusted
+    assert datacheck._read_cache(entry) is None
