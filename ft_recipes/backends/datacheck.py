@@ -56,6 +56,11 @@ class Issue:
         return ", ".join(str(line) for line, _ in self.examples) + (", ..." if self.count > len(self.examples) else "")
 
 
+# Python's string hashes (the row keys) differ between processes unless PYTHONHASHSEED is set: a scan records the
+# process it hashed in, so that keys from a scan kept on disk are compared only with keys of the same hashing.
+KEY_SPACE = hash("ft-recipes row keys")
+
+
 @dataclass
 class FileScan:
     path: Path
@@ -79,6 +84,7 @@ class FileScan:
     answer_lines: array = field(default_factory=lambda: array("I"))
     unreadable: str | None = None
     located: bool = True  # problems are at file lines (.jsonl); False: row numbers of a .json list
+    key_space: int = KEY_SPACE  # the hashing of row_keys and keys (the process's: see KEY_SPACE)
 
     def __post_init__(self) -> None:
         try:
@@ -619,16 +625,19 @@ def _add_keys(scan: FileScan, keys, lines) -> None:
 _SCANS: dict = {}
 
 
-def scan(ds: Dataset, progress: Callable[[int, int], None] | None = None) -> FileScan:
+def scan(ds: Dataset, progress: Callable[[int, int], None] | None = None, keyed: bool = False) -> FileScan:
     """Every row of the local .jsonl/.json dataset ``ds`` (OSError when it cannot be opened); remembered in this
     process, and on disk for files of CACHE_FROM bytes or more (``ftr lint`` on every save reads a large file
-    once)."""
+    once). ``keyed``: its row keys must be comparable with this process's (``leaks``, ``near_leaks``): a scan
+    another process kept hashed its rows with that process's string hashes, so the file is read again."""
     stat = ds.path.stat()
     key = (str(ds.path), stat.st_size, stat.st_mtime_ns, ds.format, ds.columns)
     if key not in _SCANS:
         if len(_SCANS) > 32:
             _SCANS.clear()
         _SCANS[key] = _cached_scan(ds, stat, progress)
+    if keyed and _SCANS[key].key_space != KEY_SPACE:
+        _SCANS[key] = _scan(ds, progress)
     return _SCANS[key]
 
 

@@ -87,9 +87,9 @@ def format_known(ds: Dataset) -> bool:
                                   or path_note(ds.path, "no_registry"))
 
 
-def local_datasets(recipe, datasets: tuple | None = None):
+def local_datasets(recipe, datasets: tuple | None = None, keyed: bool = False):
     """(dataset, its FileScan) for every local .jsonl/.json dataset ftr reads (default: training and validation);
-    a file that cannot be opened is left to FTR004."""
+    a file that cannot be opened is left to FTR004. ``keyed``: row keys comparable across files (datacheck.scan)."""
     from ft_recipes.backends.datacheck import scan
     from ft_recipes.recipe.datasets import path_note
 
@@ -98,7 +98,7 @@ def local_datasets(recipe, datasets: tuple | None = None):
                 or path_note(ds.path, "rows"):
             continue
         try:
-            yield ds, scan(ds)
+            yield ds, scan(ds, keyed=keyed)
         except OSError:
             continue
 
@@ -330,8 +330,8 @@ class ValidationLeak(Rule):
     def check(self, ctx: Context) -> None:
         from ft_recipes.backends.datacheck import leaks
 
-        train = [scanned for _, scanned in local_datasets(ctx.recipe, ctx.recipe.data.train)]
-        for ds, scanned in local_datasets(ctx.recipe, ctx.recipe.data.val) if train else ():
+        train = [scanned for _, scanned in local_datasets(ctx.recipe, ctx.recipe.data.train, keyed=True)]
+        for ds, scanned in local_datasets(ctx.recipe, ctx.recipe.data.val, keyed=True) if train else ():
             issue = leaks(train, scanned)
             if issue.count > ctx["max_rows"]:
                 line, origin = issue.first
@@ -370,8 +370,8 @@ class ValidationNearLeak(Rule):
     def check(self, ctx: Context) -> None:
         from ft_recipes.backends.datacheck import near_leaks
 
-        train = list(local_datasets(ctx.recipe, ctx.recipe.data.train))
-        for ds, scanned in local_datasets(ctx.recipe, ctx.recipe.data.val) if train else ():
+        train = list(local_datasets(ctx.recipe, ctx.recipe.data.train, keyed=True))
+        for ds, scanned in local_datasets(ctx.recipe, ctx.recipe.data.val, keyed=True) if train else ():
             issue = near_leaks(train, (ds, scanned), ctx["similarity"])
             if issue.count > ctx["max_rows"]:
                 line, origin = issue.first

@@ -264,3 +264,27 @@ def test_a_large_file_is_read_once_across_processes(tmp_path, monkeypatch):
     assert datacheck._cached_scan(_ds(path), path.stat(), None).rows == 20001 and len(reads) == 2
     os.chmod(entry, 0o644)  # an entry others could have written is not trusted
     assert datacheck._read_cache(entry) is None
+
+
+def test_leakage_through_a_scan_another_process_kept(tmp_path):
+    """Row keys are the process's string hashes: a training scan kept on disk by one `ftr lint` is not compared
+    with another process's validation keys; the leak is found in both runs."""
+    import os
+    import subprocess
+    import sys
+
+    rows = _alpaca(20000)
+    _write(tmp_path / "train.jsonl", rows)
+    _write(tmp_path / "val.jsonl", rows[:30] + [{"instruction": "new", "output": "row"}])
+    recipe = json.loads(json.dumps(RECIPE))
+    recipe["data"] = {"train": [{"path": "train.jsonl", "format": "alpaca"}], "max_length": 1024,
+                      "val": {"datasets": [{"path": "val.jsonl", "format": "alpaca"}]}}
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONHASHSEED"}
+    env["FTR_ENV_DIR"] = str(tmp_path / "cache" / "envs")
+    outs = [subprocess.run([sys.executable, "-m", "ft_recipes", "lint", "r.yaml", "--select", "FTR208"],
+                           capture_output=True, text=True, env=env, cwd=tmp_path) for _ in range(2)]
+    outs = [p.stdout + p.stderr for p in outs]
+    assert list((tmp_path / "cache" / "scans").glob("*.pickle")), outs  # the second run had the first's scan
+    assert all("30 of 31 validation rows" in out for out in outs), outs
+    assert outs[0] == outs[1]
