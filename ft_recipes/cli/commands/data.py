@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import click
@@ -75,21 +76,37 @@ def histogram(tokens, max_length: int) -> dict:
     return {"width": width, "counts": counts, "over_max_length": over}
 
 
+def held_out(rows: int, split: float) -> int:
+    """Rows val.split holds out of ``rows``, as all three backends split (datasets' train_test_split): a fraction
+    holds out ceil(split x rows), in float arithmetic as it computes it (0.2 of 26 is 6); 1 or more, that many rows."""
+    if split >= 1:
+        return min(rows, int(split))
+    return min(rows, math.ceil(split * rows)) if split > 0 else 0
+
+
 def training_figures(recipe, reports: list[dict]) -> dict:
     """Rows, tokens and optimizer steps per epoch of the training datasets, for the recipe's batch settings
-    (held-out rows of val.split taken away; packed: the kept tokens fill sequences of max_length)."""
+    (held-out rows of val.split taken away; packed: the kept tokens fill sequences of max_length). The trainers
+    take a last partial batch: steps are ceil(rows / effective batch). ``backend_steps``: the steps of the rows each
+    backend reads (it splits what it reads)."""
     train = {str(ds.path) for ds in recipe.data.train if ds.path is not None}
     mine = [r for r in reports if r["path"] in train and "tokens" in r]
-    rows = sum(r["readable_rows"] for r in mine)
+    readable = sum(r["readable_rows"] for r in mine)
     split = recipe.data.val_split
-    kept_share = 1 - split if 0 < split < 1 else ((rows - split) / rows if rows and split >= 1 else 1)
-    rows = max(0, round(rows * kept_share))
+    rows = readable - held_out(readable, split)
+    kept_share = rows / readable if readable else 1
     kept = round(sum(r["tokens"]["kept"] for r in mine) * kept_share)
     batch = recipe.effective_batch
-    units = -(-kept // recipe.data.max_length) if recipe.data.packing else rows
+    packed = -(-kept // recipe.data.max_length) if recipe.data.packing else None
+
+    def steps(read: int) -> int:
+        return -(-(packed if packed is not None else read - held_out(read, split)) // batch)
+
+    names = mine[0]["backends"] if mine else {}
     return {"rows": rows, "tokens": kept, "trainable_tokens": round(sum(r["tokens"]["trainable"] for r in mine)
                                                                     * kept_share),
-            "effective_batch": batch, "packed": recipe.data.packing, "steps_per_epoch": -(-units // batch)}
+            "effective_batch": batch, "packed": recipe.data.packing, "steps_per_epoch": steps(readable),
+            "backend_steps": {name: steps(sum(r["backends"][name]["rows"] for r in mine)) for name in names}}
 
 
 def draw_histogram(reports: list[dict], out: Path) -> None:
@@ -157,6 +174,12 @@ def _ends_text(ends: dict) -> list[str]:
     return out
 
 
+def _backend_steps_text(training: dict) -> str:
+    """The steps of the backends whose read rows give other steps than the readable ones (empty when none)."""
+    other = {name: n for name, n in training["backend_steps"].items() if n != training["steps_per_epoch"]}
+    return "; " + ", ".join(f"{name} {n}" for name, n in other.items()) + " (rows it reads)" if other else ""
+
+
 def _text(reports: list[dict], findings: list, ends: dict | None = None, training: dict | None = None) -> str:
     out = []
     for r in reports:
@@ -180,10 +203,35 @@ def _text(reports: list[dict], findings: list, ends: dict | None = None, trainin
     if training and training["rows"]:
         out.append(f"training: {training['rows']} rows, {training['tokens']} tokens after the cut, "
                    f"{training['trainable_tokens']} trainable; {training['steps_per_epoch']} steps per epoch at an "
-                   f"effective batch of {training['effective_batch']}" + (" (packed)" if training["packed"] else ""))
+                   f"effective batch of {training['effective_batch']}" + (" (packed)" if training["packed"] else "")
+                   + _backend_steps_text(training))
     out += _ends_text(ends or {})
     out += [finding.text() for finding in findings]
     return "\n".join(out) + "\n"
+
+
+def _recipes(path: str) -> list[tuple[str | None, object, str]]:
+    """(stage name or None, recipe, dialect) of a recipe, a pipeline's training stages, or a native config."""
+    from ft_recipes.recipe.stages import has_stages, load_pipeline
+
+    if has_stages(path):
+        return [(s.name, s.recipe, "recipe") for s in load_pipeline(path).stages
+                if not (s.is_merge_step or s.is_eval_step) and s.recipe is not None]
+    loaded = load_any(path)
+    return [(None, loaded.recipe, loaded.dialect)]
+
+
+def _checked(recipe, dialect: str, backends: tuple[str, ...], eos: bool, eos_rows: int) -> dict:
+    """One recipe's datasets, training figures and end-of-turn verdicts."""
+    from ft_recipes.backends.datacheck import progress_line, scan
+    from ft_recipes.lint.rules.data import local_datasets
+
+    for ds in recipe.data.train + recipe.data.val:  # read large files with a progress line first
+        if ds.path is not None and ds.path.is_file() and ds.path.suffix in (".jsonl", ".json"):
+            scan(ds, progress_line(ds.path))
+    reports = [dataset_report(recipe, ds, scanned, backends, dialect) for ds, scanned in local_datasets(recipe)]
+    ends = end_of_turn(recipe, backends, eos_rows) if eos and recipe.data.train else {}
+    return {"datasets": reports, "training": training_figures(recipe, reports), "end_of_turn": ends}
 
 
 @click.command("data")
@@ -202,32 +250,26 @@ def _text(reports: list[dict], findings: list, ends: dict | None = None, trainin
 @guard
 def data_cmd(path: str, backends: tuple[str, ...], fmt: str, eos: bool, eos_rows: int,
              histogram: str | None) -> None:
-    """Check every row of PATH's local datasets (a recipe or a native config) as each backend reads them: rows,
+    """Check every row of PATH's local datasets (a recipe, each training stage of a pipeline, or a native config) as
+    each backend reads them: rows,
     formats, problems (file:line), duplicates, validation rows in training, identical pairs, lengths against
     max_length, and the end of turn in each backend's labels. The findings are lint's FTR204 and FTR207-FTR213;
     exit 1 on an error, as lint."""
-    from ft_recipes.backends.datacheck import progress_line, scan
     from ft_recipes.lint import Options, lint_file
-    from ft_recipes.lint.rules.data import local_datasets
 
-    loaded = load_any(path)
-    recipe = loaded.recipe
-    for ds in recipe.data.train + recipe.data.val:  # read large files with a progress line first
-        if ds.path is not None and ds.path.is_file() and ds.path.suffix in (".jsonl", ".json"):
-            scan(ds, progress_line(ds.path))
-    reports = [dataset_report(recipe, ds, scanned, backends or NAMES, loaded.dialect)
-               for ds, scanned in local_datasets(recipe)]
-    training = training_figures(recipe, reports)
+    parts = [_checked(recipe, dialect, backends or NAMES, eos, eos_rows) | ({"stage": name} if name else {})
+             for name, recipe, dialect in _recipes(path)]
     if histogram:
-        draw_histogram(reports, Path(histogram))
-    ends = end_of_turn(recipe, backends or NAMES, eos_rows) if eos and recipe.data.train else {}
+        draw_histogram([r for part in parts for r in part["datasets"]], Path(histogram))
     findings = lint_file(Path(path), Options(select=DATA_CODES))
     if fmt == "json":
         from dataclasses import asdict
 
-        click.echo(json.dumps({"datasets": reports, "training": training, "end_of_turn": ends,
-                               "findings": [asdict(f) for f in findings]}, indent=2))
+        whole = {"stages": parts} if "stage" in parts[0] else parts[0]
+        click.echo(json.dumps({**whole, "findings": [asdict(f) for f in findings]}, indent=2))
     else:
-        click.echo(_text(reports, findings, ends, training), nl=False)
+        text = [(f"stage {part['stage']}:\n" if "stage" in part else "")
+                + _text(part["datasets"], [], part["end_of_turn"], part["training"]) for part in parts]
+        click.echo("".join(text) + "".join(f.text() + "\n" for f in findings), nl=False)
     if any(f.severity == "error" for f in findings):
         raise SystemExit(1)

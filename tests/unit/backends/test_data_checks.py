@@ -230,6 +230,32 @@ def test_ftr_data_gives_steps_per_epoch_for_the_batch_settings(tmp_path):
     assert held["rows"] == 80  # a row count held out
 
 
+def _training(tmp_path: Path, rows: list[dict], **data) -> dict:
+    _write(tmp_path / "data.jsonl", rows)
+    recipe = yaml.safe_load(_recipe(tmp_path, **data).read_text())
+    recipe["train"].update(micro_batch_size=2, grad_accum=2)
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe), encoding="utf-8")
+    return json.loads(CliRunner().invoke(main, ["data", "recipe.yaml", "--format", "json", "--no-eos"]).output)[
+        "training"]
+
+
+def test_steps_per_epoch_hold_out_val_split_as_the_backends_trainers_do(tmp_path):
+    """datasets' train_test_split (all three backends) holds out ceil(0.2 x 26) = 6 rows: 20 train in 5 steps of
+    4, as LLaMA-Factory, Axolotl and trl each ran (tests/backends/test_data_steps.py); rounding gave 21 and 6."""
+    training = _training(tmp_path, _alpaca(26), val={"split": 0.2})
+    assert (training["rows"], training["steps_per_epoch"]) == (20, 5)
+    assert training["backend_steps"] == {"llamafactory": 5, "axolotl": 5, "trl": 5}
+    # in its float arithmetic 0.07 x 100 is just over 7: 8 rows held out
+    assert _training(tmp_path, _alpaca(100), val={"split": 0.07})["rows"] == 92
+
+
+def test_each_backend_splits_and_counts_steps_of_the_rows_it_reads(tmp_path):
+    # LLaMA-Factory skips the human/gpt row: of its 6 rows 2 are held out, 4 make 1 step; the 7 readable rows, 2
+    training = _training(tmp_path, _sharegpt("user", "assistant", 6) + _sharegpt("human", "gpt", 1),
+                         train=[{"path": "data.jsonl", "format": "sharegpt"}], val={"split": 0.2})
+    assert (training["rows"], training["steps_per_epoch"], training["backend_steps"]["llamafactory"]) == (5, 2, 1)
+
+
 def test_histogram_png_needs_the_report_extra(tmp_path):
     _write(tmp_path / "data.jsonl", _alpaca(10))
     result = CliRunner().invoke(main, ["data", str(_recipe(tmp_path)), "--no-eos", "--histogram",
@@ -288,3 +314,15 @@ def test_leakage_through_a_scan_another_process_kept(tmp_path):
     assert list((tmp_path / "cache" / "scans").glob("*.pickle")), outs  # the second run had the first's scan
     assert all("30 of 31 validation rows" in out for out in outs), outs
     assert outs[0] == outs[1]
+
+
+def test_ftr_data_checks_each_training_stage_of_a_pipeline():
+    from ft_recipes.core.paths import data_dir
+
+    example = data_dir("recipes") / "examples" / "sft-dpo-merge.yaml"
+    result = CliRunner().invoke(main, ["data", str(example), "--no-eos", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    stages = json.loads(result.output)["stages"]
+    assert [s["stage"] for s in stages] == ["sft", "dpo"]  # the merge step reads no data
+    assert [Path(s["datasets"][0]["path"]).name for s in stages] == ["alpaca.jsonl", "preference.jsonl"]
+    assert stages[1]["datasets"][0]["pairs"] == 20
