@@ -236,7 +236,8 @@ def test_a_recipe_is_read_by_each_backend_as_ftr_says(mixed, lf_kept, ax_python,
     (ax_kept,) = backend_rows(ax_python, "axolotl", [mixed["configs"]["axolotl"]], env, mixed["data"].parent)
     assert sorted(ax_kept) == list(range(1, mixed["rows"] + 1)) and reads["axolotl"] == mixed["rows"]
     # trl stops on a row with no assistant turn: exactly the rows ftr's FTR207 names (each row alone)
-    (flagged,) = [f for f in report["findings"] if f["code"] == "FTR207" and f["message"].startswith("trl ")]
+    (flagged,) = [f for f in report["findings"] if f["code"] == "FTR207" and "stops the run" in f["message"]]
+    assert flagged["message"].startswith("the trl backend stops the run"), flagged  # the backend's title
     assert flagged["severity"] == "error" and "(lines 7, 9)" in flagged["hint"], flagged
     alone = backend_rows(trl_python, "trl", mixed["trl_rows"], env, mixed["data"].parent)
     fails = [number for number, rows in enumerate(alone, 1) if isinstance(rows, str)]
