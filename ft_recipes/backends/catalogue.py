@@ -116,9 +116,10 @@ def _check_mapping(doc: Document, data: dict, path: tuple, known: dict[str, dict
                                     f"{dotted(kpath)!r} is a deprecated spelling in {backend} {version}",
                                     f"{backend} reads it as {key[len(prefix):]!r}; write that", dotted(kpath)))
             spec = known[key[len(prefix):]]
-        if spec is None and _table_row(backend, version, path, key):
-            findings.append(_renamed_finding(doc, (line, col), kpath, _table_row(backend, version, path, key),
-                                             backend, version))
+        row = _table_row(backend, version, path, key) if spec is None or spec.get("removed") or \
+            spec.get("deprecated") else None
+        if spec is None and row:
+            findings.append(_renamed_finding(doc, (line, col), kpath, row, backend, version))
             continue
         if spec is None:
             close = close_match(key, tuple(known), 0.7)
@@ -131,14 +132,14 @@ def _check_mapping(doc: Document, data: dict, path: tuple, known: dict[str, dict
         removed = spec.get("removed")
         if removed and value is not None and (removed == "any" or value):
             hint = (spec.get("description") or "remove it").split(".")[0][:120]
-            if _table_row(backend, version, path, key):
+            if row:
                 hint += f"; `{_upgrade(doc, backend, version)}` says what it asked for (--drop removes it)"
             findings.append(Finding(doc.file, line, col, "FTR006", "error",
                                     f"{key!r} is no longer supported by {backend} {version}: it refuses the file",
                                     hint, dotted(kpath)))
         elif spec.get("deprecated"):
             hint = (spec.get("description") or "").split(".")[0][:120]
-            if _table_row(backend, version, path, key):
+            if row:
                 hint = (f"{hint}; " if hint else "") + f"`{_upgrade(doc, backend, version)}` rewrites it"
             findings.append(Finding(doc.file, line, col, "FTR006", "warning",
                                     f"{key!r} is deprecated in {backend} {version}", hint, dotted(kpath)))
