@@ -25,6 +25,7 @@ from ft_recipes.core.roundtrip import (
     dump,
     keep_indent,
     line_of,
+    load_or_problem,
     patched,
     rename_key,
     round_trip_yaml,
@@ -170,19 +171,13 @@ def _closed(value: str) -> bool:
 def _load(yaml, text: str, ctx: Context):
     """The round-trip document, or None with a finding (a duplicate key: the backends read the last one, a
     round trip would keep the first, so the file is left alone)."""
-    from ruamel.yaml.constructor import DuplicateKeyError
-    from ruamel.yaml.error import MarkedYAMLError
-
-    try:
-        return yaml.load(text)
-    except DuplicateKeyError as exc:
-        line = exc.problem_mark.line + 1 if exc.problem_mark else 1
-        ctx.finding(line, "error", f"{exc.problem}: the backend reads the last one; nothing upgraded",
-                    "remove the earlier one, then run ftr upgrade again", "")
-    except MarkedYAMLError as exc:
-        line = exc.problem_mark.line + 1 if exc.problem_mark else 1
-        ctx.finding(line, "error", f"not valid YAML: {exc.problem}; nothing upgraded", "", "")
-    return None
+    data, problem = load_or_problem(yaml, text)
+    if problem:
+        line, message, duplicate = problem
+        ctx.finding(line, "error", f"{message}: the backend reads the last one; nothing upgraded" if duplicate else
+                    f"not valid YAML: {message}; nothing upgraded",
+                    "remove the earlier one, then run ftr upgrade again" if duplicate else "", "")
+    return data
 
 
 def upgrade_file(path: Path, backend: str, version: str, drop: bool = False) -> Result:

@@ -48,6 +48,19 @@ def round_trip_yaml():
     return yaml
 
 
+def load_or_problem(yaml, text: str):
+    """(the round-trip document, None), or (None, (line, problem, whether a duplicate key)) for text it cannot
+    load: a duplicate key (PyYAML readers keep the last one, a round trip the first) or invalid YAML."""
+    from ruamel.yaml.constructor import DuplicateKeyError
+    from ruamel.yaml.error import MarkedYAMLError
+
+    try:
+        return yaml.load(text), None
+    except MarkedYAMLError as exc:  # DuplicateKeyError is one
+        line = exc.problem_mark.line + 1 if exc.problem_mark else 1
+        return None, (line, exc.problem, isinstance(exc, DuplicateKeyError))
+
+
 def line_of(mapping, key) -> int:
     try:
         return mapping.lc.key(key)[0] + 1

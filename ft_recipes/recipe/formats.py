@@ -59,13 +59,18 @@ def migrate_text(text: str, file: str = "<string>", migrations: tuple[Migration,
     """The recipe ``text`` at format ``FORMAT`` (a ``core.roundtrip.Result``): each migration after its ``ftr:``
     applied in order, ``ftr:`` set to the last one's version."""
     from ft_recipes.core.findings import Finding
-    from ft_recipes.core.roundtrip import Result, dump, keep_indent, line_of, patched, round_trip_yaml
+    from ft_recipes.core.roundtrip import Result, dump, keep_indent, line_of, load_or_problem, patched, round_trip_yaml
 
     chain = MIGRATIONS if migrations is None else migrations
     latest = max([FORMAT, *(m.to for m in chain)])
     yaml = round_trip_yaml()
-    data = yaml.load(text)
+    data, problem = load_or_problem(yaml, text)
     result = Result(file, text, text)
+    if problem:
+        line, message, duplicate = problem
+        result.findings.append(Finding(file, line, 1, "FTR000", "error", f"{message}; nothing upgraded",
+                                       "remove the earlier one" if duplicate else "", ""))
+        return result
     version = version_of(data)
     if not isinstance(version, int) or version < 1:
         result.findings.append(Finding(file, line_of(data, "ftr") or 1, 1, "FTR002", "error",

@@ -64,3 +64,8 @@ def test_a_native_config_needs_a_target(tmp_path):
     path.write_text("base_model: m\nflash_attention: true\n")
     result = CliRunner().invoke(main, ["upgrade", str(path)])
     assert result.exit_code == 2 and "give --to BACKEND=VERSION" in result.output
+
+
+def test_a_recipe_with_a_duplicate_key_is_a_finding_not_a_crash():
+    [finding] = migrate_text("ftr: 1\nmodel: {base: m}\nmodel: {base: n}\n", "r.yaml", FORMAT_2).findings
+    assert (finding.code, finding.line, finding.severity) == ("FTR000", 3, "error")
